@@ -1,0 +1,1 @@
+//! The Linux network-namespace lab.

@@ -1,0 +1,36 @@
+//! portlab reproduces TCP ephemeral-port exhaustion on purpose and checks it against arithmetic.
+//!
+//! A run drives short-lived TCP connections at a steady rate against a target (an embedded
+//! server by default), records every connect latency and every error by its OS name, and
+//! reports when the first "no local port left" error came.
+//!
+//! # Layout
+//!
+//! Data flows one way: `plan` -> `lab` -> `target` -> `runner` -> `collect` (<- `observe`)
+//! -> `report`; `model` is a pure function of the plan and host settings, and only the
+//! report sees both the prediction and the measurement.
+//!
+//! - [`cli`]: clap definitions, raw flags only.
+//! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
+//!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings.
+//! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
+//!   sysctls (Linux only; elsewhere a clear error).
+//! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan.
+//! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
+//!   (socket2), pooling, shutdown.
+//! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
+//! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
+//! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles.
+//! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
+//! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
+
+pub mod cli;
+pub mod collect;
+pub mod lab;
+pub mod model;
+pub mod observe;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod sys;
+pub mod target;

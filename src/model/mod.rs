@@ -1,0 +1,1 @@
+//! The exhaustion model: pure arithmetic from a plan and host settings to a prediction.

@@ -1,0 +1,1 @@
+//! Kernel observation: TIME_WAIT counts and TCP counters.
