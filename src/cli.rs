@@ -1,1 +1,231 @@
-//! placeholder
+//! Command-line definitions (clap derive): raw flags only. Each `run` flag is one scenario
+//! key; `RunArgs::to_scenario` turns the flags into a scenario laid over the file's.
+
+use crate::plan::{
+    BindMode, Bytes, ClientSection, CloseMode, Expect, LoadSection, PayloadKind, PayloadSection,
+    Rate, Scenario, ServerClose, Span, TargetSection,
+};
+use crate::report::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Reproduce TCP ephemeral-port exhaustion on purpose, and check it against the arithmetic.
+///
+/// A client that opens a new connection per request and closes first leaves each local port
+/// in TIME_WAIT; at rate R with P ports it runs out after P / R seconds. portlab drives such
+/// a load at a steady rate, records every error by its OS name and when the first
+/// "no local port left" error came.
+#[derive(Debug, Parser)]
+#[command(name = "portlab", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Drive short-lived TCP connections at a set rate and report what happened.
+    ///
+    /// Every scenario key has a flag; flags override the file, and no file is needed:
+    /// `portlab run --rate 200 --duration 5s --close active`.
+    /// Exit codes: 0 ran, 1 a check failed, 2 bad input or setup failure (nothing sent),
+    /// 130 interrupted (everything measured so far is written).
+    Run(Box<RunArgs>),
+}
+
+/// `portlab run [SCENARIO.toml] [FLAGS]`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML). Flags override its keys.
+    pub scenario: Option<PathBuf>,
+
+    /// Run name, used for the results directory [key: name].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Starts per second (open loop: start i at t0 + i/R), or "max" for a closed loop
+    /// [key: load.rate; default 100].
+    #[arg(long, help_heading = "Load", value_name = "R|max")]
+    pub rate: Option<Rate>,
+    /// Closed-loop workers with --rate max [key: load.concurrency; default 32, or the pool size].
+    #[arg(long, help_heading = "Load", value_name = "N")]
+    pub concurrency: Option<u32>,
+    /// How long to issue starts, e.g. 5s, 2m [key: load.duration; default 10s unless --count].
+    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    pub duration: Option<Span>,
+    /// Total starts [key: load.count].
+    #[arg(long, help_heading = "Load", value_name = "N")]
+    pub count: Option<u64>,
+    /// A start due while N are in flight is dropped and counted, not queued
+    /// [key: load.max_in_flight; default 1024].
+    #[arg(long, help_heading = "Load", value_name = "N")]
+    pub max_in_flight: Option<u32>,
+    /// connect() bound; past it the attempt fails as TIMEOUT [key: load.connect_timeout; default 5s].
+    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    pub connect_timeout: Option<Span>,
+    /// Exchange bound after connect [key: load.exchange_timeout; default 5s].
+    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    pub exchange_timeout: Option<Span>,
+    /// After the last start or Ctrl-C, how long in-flight connections may finish
+    /// [key: load.drain_timeout; default 3s].
+    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    pub drain_timeout: Option<Span>,
+    /// Timeline and progress interval [key: load.interval; default 1s].
+    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    pub interval: Option<Span>,
+
+    /// Who closes: active (client first: client TIME_WAIT), passive (server first: server
+    /// TIME_WAIT), reset (SO_LINGER 0: RST, no TIME_WAIT), linger=N [key: client.close; default active].
+    #[arg(long, help_heading = "Client", value_name = "MODE")]
+    pub close: Option<CloseMode>,
+    /// N persistent connections carry all requests; 0 = one connection per request
+    /// [key: client.pool; default 0].
+    #[arg(long, help_heading = "Client", value_name = "N")]
+    pub pool: Option<u32>,
+    /// SO_REUSEADDR on client sockets [key: client.reuse_addr].
+    #[arg(long, help_heading = "Client", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub reuse_addr: Option<bool>,
+    /// TCP_NODELAY on client sockets [key: client.nodelay].
+    #[arg(long, help_heading = "Client", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub nodelay: Option<bool>,
+    /// Local address(es), round robin; repeat or comma-separate [key: client.source].
+    #[arg(
+        long,
+        help_heading = "Client",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
+    pub source: Vec<String>,
+    /// Port choice: auto (connect() picks, shared across destinations), any-port (bind(0)
+    /// first: exclusive across destinations), no-port (IP_BIND_ADDRESS_NO_PORT, Linux),
+    /// range=LO-HI (portlab binds LO..HI in order, like MaxUserPort) [key: client.bind; default auto].
+    #[arg(long, help_heading = "Client", value_name = "MODE")]
+    pub bind: Option<BindMode>,
+
+    /// none (connect, close), tcp (--send/--expect), http (GET --path) [key: payload.kind; default none].
+    #[arg(long, help_heading = "Payload", value_name = "KIND")]
+    pub payload: Option<PayloadKind>,
+    /// tcp: bytes to send, as text or hex:0a0b.. [key: payload.send; default "hello\n"].
+    #[arg(long, help_heading = "Payload", value_name = "BYTES")]
+    pub send: Option<Bytes>,
+    /// tcp: bytes to read back before closing, or eof [key: payload.expect; default the reply's length].
+    #[arg(long, help_heading = "Payload", value_name = "N|eof")]
+    pub expect: Option<Expect>,
+    /// tcp: the embedded server's reply [key: payload.response; default "ok\n"].
+    #[arg(long, help_heading = "Payload", value_name = "BYTES")]
+    pub response: Option<Bytes>,
+    /// http: request path [key: payload.path; default /].
+    #[arg(long, help_heading = "Payload", value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// HOST:PORT of an external server instead of the embedded one [key: target.address].
+    #[arg(long, help_heading = "Target", value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    /// Embedded server address [key: target.listen; default 127.0.0.1:0].
+    #[arg(long, help_heading = "Target", value_name = "IP:PORT")]
+    pub listen: Option<String>,
+    /// Embedded server listen() backlog (capped by somaxconn) [key: target.backlog; default 4096].
+    #[arg(long, help_heading = "Target", value_name = "N")]
+    pub backlog: Option<u32>,
+    /// Embedded server pause before each accept(), to fill its backlog [key: target.accept_delay].
+    #[arg(long, help_heading = "Target", value_name = "DURATION")]
+    pub accept_delay: Option<Span>,
+    /// Embedded server close: first, after-client, reset [key: target.server_close; default
+    /// follows --close].
+    #[arg(long, help_heading = "Target", value_name = "HOW")]
+    pub server_close: Option<ServerClose>,
+
+    /// Results directory [default results/<name>-<UTC time>/].
+    #[arg(long, help_heading = "Output", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Summary format on stdout.
+    #[arg(long, help_heading = "Output", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Show progress even when stderr is not a terminal (one line per interval).
+    #[arg(long, help_heading = "Output", conflicts_with = "quiet")]
+    pub progress: bool,
+    /// No progress display.
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The flags as a scenario (unset flags are absent keys).
+    pub fn to_scenario(&self) -> Scenario {
+        Scenario {
+            name: self.name.clone(),
+            description: None,
+            load: LoadSection {
+                rate: self.rate,
+                concurrency: self.concurrency,
+                duration: self.duration,
+                count: self.count,
+                max_in_flight: self.max_in_flight,
+                connect_timeout: self.connect_timeout,
+                exchange_timeout: self.exchange_timeout,
+                drain_timeout: self.drain_timeout,
+                interval: self.interval,
+            },
+            client: ClientSection {
+                close: self.close,
+                pool: self.pool,
+                reuse_addr: self.reuse_addr,
+                nodelay: self.nodelay,
+                source: (!self.source.is_empty()).then(|| self.source.clone()),
+                bind: self.bind,
+            },
+            payload: PayloadSection {
+                kind: self.payload,
+                send: self.send.clone(),
+                expect: self.expect,
+                response: self.response.clone(),
+                path: self.path.clone(),
+            },
+            target: TargetSection {
+                address: self.target.clone(),
+                listen: self.listen.clone(),
+                backlog: self.backlog,
+                accept_delay: self.accept_delay,
+                server_close: self.server_close,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_become_scenario_keys() {
+        let cli = Cli::parse_from([
+            "portlab",
+            "run",
+            "--rate",
+            "200",
+            "--close",
+            "reset",
+            "--source",
+            "127.0.0.2,127.0.0.3",
+            "--reuse-addr",
+        ]);
+        let Command::Run(args) = cli.command;
+        let s = args.to_scenario();
+        assert_eq!(s.load.rate, Some(Rate::PerSecond(200.0)));
+        assert_eq!(s.client.close, Some(CloseMode::Reset));
+        assert_eq!(s.client.reuse_addr, Some(true));
+        assert_eq!(s.client.source.as_deref().map(<[String]>::len), Some(2));
+        assert_eq!(
+            s.load.duration, None,
+            "unset flags leave the file's value alone"
+        );
+    }
+}

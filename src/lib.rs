@@ -11,6 +11,8 @@
 //! report sees both the prediction and the measurement.
 //!
 //! - [`cli`]: clap definitions, raw flags only.
+//! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
+//!   summary; every set-up failure happens here before the first connection.
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
 //!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings.
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
@@ -26,6 +28,7 @@
 
 pub mod cli;
 pub mod collect;
+pub mod engine;
 pub mod lab;
 pub mod model;
 pub mod observe;

@@ -1,1 +1,51 @@
-fn main() {}
+//! portlab's entry point: parse, plan, run, and turn the outcome into an exit code
+//! (0 ran, 1 a check failed, 2 bad input or setup failure, 130 interrupted).
+
+use clap::Parser;
+use portlab::cli::{Cli, Command, RunArgs};
+use portlab::engine::{self, Progress, RunOptions};
+use portlab::plan::{self, Plan, Scenario};
+use std::process::ExitCode;
+
+/// Exit code for bad input or a set-up failure (nothing was sent).
+const EXIT_SETUP: u8 = 2;
+/// Exit code for a run stopped by Ctrl-C (128 + SIGINT), results written.
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // The whole chain once, most general first.
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_SETUP)
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    let file = match &args.scenario {
+        Some(path) => plan::load_scenario(path)?,
+        None => Scenario::default(),
+    };
+    let plan = Plan::resolve(&file.overlay(args.to_scenario()))?;
+    let opts = RunOptions {
+        out: args.out.clone(),
+        format: args.format,
+        progress: match (args.quiet, args.progress) {
+            (true, _) => Progress::Never,
+            (false, true) => Progress::Always,
+            (false, false) => Progress::Auto,
+        },
+    };
+    let result = engine::run(plan, &opts)?;
+    Ok(if result.summary.interrupted {
+        EXIT_INTERRUPTED
+    } else {
+        0
+    })
+}

@@ -1,1 +1,479 @@
-//! placeholder
+//! The collector: one thread that owns every histogram and counter.
+//!
+//! Workers hand it one small `Copy` [`Outcome`] per connection (or pooled request) through a
+//! bounded, preallocated channel, so the hot path neither allocates nor takes a lock. Every
+//! interval it closes a [`TimelineRow`], hands it to the sink (timeline.csv, progress), and
+//! at the end it returns the [`Measured`] totals.
+
+mod errors;
+pub mod timeline;
+
+pub use errors::{ErrCode, Failure, Phase};
+pub use timeline::TimelineRow;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// What one connection (or one pooled request) did. Times are microseconds since the run's t0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// When it was due (open loop); equal to `started_us` in a closed loop.
+    pub scheduled_us: u64,
+    /// When the worker actually began it.
+    pub started_us: u64,
+    /// connect() duration from the actual start; None if no connection was opened for it
+    /// (failed before connecting, or a pooled request on an open connection).
+    pub connect_us: Option<u32>,
+    /// Exchange duration from connected (or from the start of a pooled request) to the
+    /// reply read; None when the exchange failed or there was none.
+    pub exchange_us: Option<u32>,
+    /// When it ended (closed, or failed).
+    pub ended_us: u64,
+    /// The error, if it failed.
+    pub failure: Option<Failure>,
+    /// HTTP status of the reply (0: not HTTP or no reply).
+    pub status: u16,
+    /// This request opened a new connection (always, without pooling).
+    pub opened: bool,
+    /// This request replaced a broken pooled connection.
+    pub reconnect: bool,
+}
+
+/// Counters shared by the pacer, the workers and the collector (atomics, no locks).
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Starts the workers began (attempts).
+    pub started: AtomicU64,
+    /// Starts that were due while `max_in_flight` were in flight, and so never made.
+    pub dropped: AtomicU64,
+    /// Handed to a worker and not finished yet (queued or running).
+    pub in_flight: AtomicI64,
+}
+
+/// A latency distribution as reported, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Number of values recorded.
+    pub count: u64,
+    /// Mean, µs.
+    pub mean: f64,
+    /// Median, µs.
+    pub p50: u64,
+    /// 90th percentile, µs.
+    pub p90: u64,
+    /// 99th percentile, µs.
+    pub p99: u64,
+    /// 99.9th percentile, µs.
+    pub p999: u64,
+    /// Largest, µs.
+    pub max: u64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            count: h.len(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// One OS error's totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorStat {
+    /// How many times.
+    pub count: u64,
+    /// The phase it first came in.
+    pub phase: String,
+    /// First time, seconds since the start.
+    pub first_s: f64,
+    /// Last time, seconds since the start.
+    pub last_s: f64,
+    /// Counts per phase (one entry unless the same error came in several phases).
+    pub by_phase: BTreeMap<String, u64>,
+}
+
+/// The first "no local port left" error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Exhaustion {
+    /// Seconds since the start; null when the ports never ran out.
+    pub first_s: Option<f64>,
+    /// The OS error name (EADDRNOTAVAIL, EADDRINUSE, WSAENOBUFS, ...); null when none.
+    pub kind: Option<String>,
+    /// The phase it came in (bind or connect); null when none.
+    pub phase: Option<String>,
+}
+
+/// Everything the collector measured, for the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// Starts begun.
+    pub attempts: u64,
+    /// Connections established.
+    pub connected: u64,
+    /// Attempts that ended without error.
+    pub completed: u64,
+    /// Attempts that ended with an error.
+    pub failed: u64,
+    /// Due starts never made (max in flight reached).
+    pub dropped: u64,
+    /// Pooled connections replaced after breaking.
+    pub reconnects: u64,
+    /// Errors by OS name.
+    pub errors: BTreeMap<String, ErrorStat>,
+    /// The first exhaustion error.
+    pub exhaustion: Exhaustion,
+    /// HTTP statuses by code.
+    pub http_status: BTreeMap<String, u64>,
+    /// connect(), from the scheduled start (coordinated-omission corrected).
+    pub connect_latency: Latency,
+    /// connect(), from the actual start.
+    pub connect_latency_actual: Latency,
+    /// The exchange after connect.
+    pub exchange_latency: Latency,
+    /// Whole request, from the scheduled start to the reply.
+    pub request_latency: Latency,
+    /// How late each start was against its schedule.
+    pub schedule_lag: Latency,
+    /// Every interval, in order.
+    pub timeline: Vec<TimelineRow>,
+}
+
+/// Where closed intervals go as the run goes (timeline.csv, progress display).
+pub trait Sink: Send {
+    /// Called once per closed interval, in order, and once more for the last partial one.
+    fn interval(&mut self, row: &TimelineRow);
+}
+
+/// Highest latency a histogram keeps exactly: one hour in µs (larger values are clamped).
+const MAX_US: u64 = 3_600_000_000;
+
+fn histogram() -> Histogram<u64> {
+    // Bounds and precision are constants, so this cannot fail at run time.
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("constant histogram bounds are valid")
+}
+
+struct ErrorEntry {
+    code: ErrCode,
+    phase: Phase,
+    count: u64,
+    first_us: u64,
+    last_us: u64,
+}
+
+/// The collector's state; `collect` drives it on its own thread.
+pub struct Collector {
+    t0: Instant,
+    interval: Duration,
+    connect: Histogram<u64>,
+    connect_actual: Histogram<u64>,
+    exchange: Histogram<u64>,
+    request: Histogram<u64>,
+    lag: Histogram<u64>,
+    /// Reset every interval, for the timeline's p50/p99.
+    interval_connect: Histogram<u64>,
+    /// A handful of kinds in practice; a linear scan beats hashing here and allocates only
+    /// when a new kind appears.
+    errors: Vec<ErrorEntry>,
+    exhaustion: Option<(u64, ErrCode, Phase)>,
+    statuses: BTreeMap<u16, u64>,
+    connected: u64,
+    completed: u64,
+    failed: u64,
+    reconnects: u64,
+    current: TimelineRow,
+    last_started: u64,
+    last_dropped: u64,
+    timeline: Vec<TimelineRow>,
+}
+
+impl Collector {
+    /// A collector for a run that started at `t0`, closing intervals of `interval`.
+    pub fn new(t0: Instant, interval: Duration) -> Collector {
+        Collector {
+            t0,
+            interval,
+            connect: histogram(),
+            connect_actual: histogram(),
+            exchange: histogram(),
+            request: histogram(),
+            lag: histogram(),
+            interval_connect: histogram(),
+            errors: Vec::new(),
+            exhaustion: None,
+            statuses: BTreeMap::new(),
+            connected: 0,
+            completed: 0,
+            failed: 0,
+            reconnects: 0,
+            current: TimelineRow::default(),
+            last_started: 0,
+            last_dropped: 0,
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Counts one outcome.
+    pub fn record(&mut self, o: &Outcome) {
+        let lag = o.started_us.saturating_sub(o.scheduled_us);
+        self.lag.saturating_record(lag);
+        if let Some(c) = o.connect_us {
+            let c = u64::from(c);
+            self.connect.saturating_record(lag + c);
+            self.connect_actual.saturating_record(c);
+            self.interval_connect.saturating_record(lag + c);
+        }
+        if o.opened && o.connect_us.is_some() {
+            self.connected += 1;
+            self.current.connected += 1;
+        }
+        if o.reconnect {
+            self.reconnects += 1;
+        }
+        if let Some(x) = o.exchange_us {
+            self.exchange.saturating_record(u64::from(x));
+        }
+        if o.status != 0 {
+            *self.statuses.entry(o.status).or_insert(0) += 1;
+        }
+        match o.failure {
+            None => {
+                self.completed += 1;
+                self.current.completed += 1;
+                self.request
+                    .saturating_record(o.ended_us.saturating_sub(o.scheduled_us));
+            }
+            Some(f) => {
+                self.failed += 1;
+                self.current.errors += 1;
+                self.count_error(f, o.ended_us);
+            }
+        }
+    }
+
+    fn count_error(&mut self, f: Failure, at_us: u64) {
+        match self
+            .errors
+            .iter_mut()
+            .find(|e| e.code == f.code && e.phase == f.phase)
+        {
+            Some(e) => {
+                e.count += 1;
+                e.first_us = e.first_us.min(at_us);
+                e.last_us = e.last_us.max(at_us);
+            }
+            None => self.errors.push(ErrorEntry {
+                code: f.code,
+                phase: f.phase,
+                count: 1,
+                first_us: at_us,
+                last_us: at_us,
+            }),
+        }
+        self.current.count_kind(f.code);
+        if f.code.is_exhaustion(f.phase) && self.exhaustion.is_none_or(|(t, _, _)| at_us < t) {
+            self.exhaustion = Some((at_us, f.code, f.phase));
+        }
+    }
+
+    /// Closes the interval ending at `end` (seconds since t0) and returns its row.
+    pub fn close_interval(&mut self, end_s: f64, shared: &Shared) -> &TimelineRow {
+        let started = shared.started.load(Ordering::Relaxed);
+        let dropped = shared.dropped.load(Ordering::Relaxed);
+        let mut row = std::mem::take(&mut self.current);
+        row.t_s = end_s;
+        row.attempts = started - self.last_started;
+        row.dropped = dropped - self.last_dropped;
+        row.in_flight = shared.in_flight.load(Ordering::Relaxed).max(0) as u64;
+        if !self.interval_connect.is_empty() {
+            row.connect_p50_us = Some(self.interval_connect.value_at_quantile(0.5));
+            row.connect_p99_us = Some(self.interval_connect.value_at_quantile(0.99));
+        }
+        self.interval_connect.reset();
+        self.last_started = started;
+        self.last_dropped = dropped;
+        self.timeline.push(row);
+        self.timeline.last().expect("just pushed")
+    }
+
+    /// Totals so far (used at the end, and by tests).
+    pub fn measured(&self, shared: &Shared) -> Measured {
+        let us = |v: u64| v as f64 / 1e6;
+        let mut errors: BTreeMap<String, ErrorStat> = BTreeMap::new();
+        let mut entries: Vec<&ErrorEntry> = self.errors.iter().collect();
+        entries.sort_by_key(|e| e.first_us);
+        for e in entries {
+            let stat = errors
+                .entry(e.code.name().into_owned())
+                .or_insert_with(|| ErrorStat {
+                    count: 0,
+                    phase: e.phase.as_str().to_string(),
+                    first_s: us(e.first_us),
+                    last_s: us(e.last_us),
+                    by_phase: BTreeMap::new(),
+                });
+            stat.count += e.count;
+            stat.last_s = stat.last_s.max(us(e.last_us));
+            *stat
+                .by_phase
+                .entry(e.phase.as_str().to_string())
+                .or_insert(0) += e.count;
+        }
+        let exhaustion = match self.exhaustion {
+            Some((t, code, phase)) => Exhaustion {
+                first_s: Some(us(t)),
+                kind: Some(code.name().into_owned()),
+                phase: Some(phase.as_str().to_string()),
+            },
+            None => Exhaustion::default(),
+        };
+        Measured {
+            attempts: shared.started.load(Ordering::Relaxed),
+            connected: self.connected,
+            completed: self.completed,
+            failed: self.failed,
+            dropped: shared.dropped.load(Ordering::Relaxed),
+            reconnects: self.reconnects,
+            errors,
+            exhaustion,
+            http_status: self
+                .statuses
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            connect_latency: Latency::of(&self.connect),
+            connect_latency_actual: Latency::of(&self.connect_actual),
+            exchange_latency: Latency::of(&self.exchange),
+            request_latency: Latency::of(&self.request),
+            schedule_lag: Latency::of(&self.lag),
+            timeline: self.timeline.clone(),
+        }
+    }
+
+    /// Runs the collector until every sender is gone: records outcomes, closes an interval
+    /// every `interval` (aligned to t0, so rows never drift), and a last partial one at the end.
+    pub fn collect(
+        mut self,
+        rx: Receiver<Outcome>,
+        shared: &Shared,
+        sink: &mut dyn Sink,
+    ) -> Measured {
+        let mut next = 1u32;
+        loop {
+            let deadline = self.t0 + self.interval * next;
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(o) => {
+                    self.record(&o);
+                    // Drain what is already queued without looking at the clock each time.
+                    while let Ok(o) = rx.try_recv() {
+                        self.record(&o);
+                    }
+                    if Instant::now() >= deadline {
+                        let end = (self.interval * next).as_secs_f64();
+                        sink.interval(self.close_interval(end, shared));
+                        next += 1;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let end = (self.interval * next).as_secs_f64();
+                    sink.interval(self.close_interval(end, shared));
+                    next += 1;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let end = self.t0.elapsed().as_secs_f64();
+                    sink.interval(self.close_interval(end, shared));
+                    return self.measured(shared);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(at_us: u64, failure: Option<Failure>) -> Outcome {
+        Outcome {
+            scheduled_us: at_us,
+            started_us: at_us + 10,
+            connect_us: failure.is_none().then_some(100),
+            exchange_us: None,
+            ended_us: at_us + 200,
+            failure,
+            status: 0,
+            opened: true,
+            reconnect: false,
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn first_exhaustion_is_the_earliest_port_error_not_the_first_error() {
+        let mut c = Collector::new(Instant::now(), Duration::from_secs(1));
+        let refused = Failure {
+            code: ErrCode(libc::ECONNREFUSED),
+            phase: Phase::Connect,
+        };
+        let no_port = Failure {
+            code: ErrCode(libc::EADDRNOTAVAIL),
+            phase: Phase::Connect,
+        };
+        c.record(&outcome(1_000, Some(refused)));
+        c.record(&outcome(2_500_000, Some(no_port)));
+        c.record(&outcome(2_000_000, Some(no_port))); // arrives late, happened earlier
+        c.record(&outcome(3_000_000, None));
+        let m = c.measured(&Shared::default());
+        assert_eq!(m.exhaustion.kind.as_deref(), Some("EADDRNOTAVAIL"));
+        assert_eq!(m.exhaustion.first_s, Some(2.0002));
+        let e = &m.errors["EADDRNOTAVAIL"];
+        assert_eq!((e.count, e.phase.as_str()), (2, "connect"));
+        assert_eq!((e.first_s, e.last_s), (2.0002, 2.5002));
+        assert_eq!(m.errors["ECONNREFUSED"].count, 1);
+        assert_eq!((m.failed, m.completed, m.connected), (3, 1, 1));
+    }
+
+    #[test]
+    fn latency_from_schedule_includes_the_lag() {
+        let mut c = Collector::new(Instant::now(), Duration::from_secs(1));
+        let mut o = outcome(0, None);
+        o.started_us = 5_000; // began 5 ms late
+        o.connect_us = Some(1_000);
+        c.record(&o);
+        let m = c.measured(&Shared::default());
+        assert_eq!(m.connect_latency_actual.max, 1_000);
+        // 6 ms within the histogram's 3 significant digits
+        assert!(
+            (5_995..=6_005).contains(&m.connect_latency.max),
+            "{:?}",
+            m.connect_latency
+        );
+        assert!((4_995..=5_005).contains(&m.schedule_lag.max));
+    }
+
+    #[test]
+    fn intervals_count_starts_from_the_shared_counters() {
+        let shared = Shared::default();
+        let mut c = Collector::new(Instant::now(), Duration::from_secs(1));
+        shared.started.store(7, Ordering::Relaxed);
+        c.record(&outcome(0, None));
+        assert_eq!(c.close_interval(1.0, &shared).attempts, 7);
+        shared.started.store(10, Ordering::Relaxed);
+        shared.dropped.store(2, Ordering::Relaxed);
+        let row = c.close_interval(2.0, &shared).clone();
+        assert_eq!((row.attempts, row.dropped, row.completed), (3, 2, 0));
+        assert_eq!(c.measured(&shared).timeline.len(), 2);
+    }
+}

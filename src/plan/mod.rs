@@ -1,1 +1,654 @@
-//! placeholder
+//! Scenario + flags -> one validated [`Plan`] with every default filled in.
+//!
+//! Everything a user can get wrong is refused here, before any traffic, with a [`PlanError`]
+//! that names the key (and its flag) and what is accepted.
+
+mod scenario;
+pub mod values;
+
+pub use scenario::{ClientSection, LoadSection, PayloadSection, Scenario, TargetSection};
+pub use values::{
+    BindMode, Bytes, CloseMode, Expect, PayloadKind, PortRange, Rate, ServerClose, Span,
+};
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+/// What a user got wrong in a scenario file or the flags.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The file could not be read.
+    #[error("cannot read scenario file {path}: {source}")]
+    Read {
+        /// The file named on the command line.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a bad value.
+    #[error("scenario file {path}: {message}")]
+    Parse {
+        /// The file named on the command line.
+        path: String,
+        /// toml's message, which names the key and the line.
+        message: String,
+    },
+    /// A value is out of range or contradicts another.
+    #[error("{key} (flag {flag}): {message}")]
+    Invalid {
+        /// The scenario key, e.g. `load.rate`.
+        key: &'static str,
+        /// The flag with the same meaning, e.g. `--rate`.
+        flag: &'static str,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, flag: &'static str, message: impl Into<String>) -> PlanError {
+    PlanError::Invalid {
+        key,
+        flag,
+        message: message.into(),
+    }
+}
+
+/// Reads and parses a scenario file; unknown keys are an error naming the key.
+pub fn load_scenario(path: &Path) -> Result<Scenario, PlanError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut scenario: Scenario = toml::from_str(&text).map_err(|e| PlanError::Parse {
+        path: shown,
+        message: e.to_string(),
+    })?;
+    if scenario.name.is_none() {
+        scenario.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    }
+    Ok(scenario)
+}
+
+/// The load: how fast, how long, how many at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    /// Open loop (starts per second) or closed loop (max).
+    pub rate: Rate,
+    /// Closed-loop workers; for pooled runs, at most the pool size.
+    pub concurrency: u32,
+    /// Stop issuing starts after this long (None: only `count` bounds the run).
+    pub duration: Option<Duration>,
+    /// Stop after this many starts.
+    pub count: Option<u64>,
+    /// Open loop: a start due while this many are in flight is dropped.
+    pub max_in_flight: u32,
+    /// Bound on connect(); past it the attempt fails as TIMEOUT.
+    pub connect_timeout: Duration,
+    /// Bound on the exchange after connect.
+    pub exchange_timeout: Duration,
+    /// Bound on the drain after the last start or Ctrl-C.
+    pub drain_timeout: Duration,
+    /// Timeline and progress granularity.
+    pub interval: Duration,
+}
+
+/// The client's socket behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    /// Who closes, and how.
+    pub close: CloseMode,
+    /// Persistent connections (0 = one connection per request).
+    pub pool: u32,
+    /// SO_REUSEADDR.
+    pub reuse_addr: bool,
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// Local addresses, used round robin (empty: the kernel chooses).
+    pub sources: Vec<IpAddr>,
+    /// How the local port is chosen.
+    pub bind: BindMode,
+}
+
+/// What is exchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    /// none, tcp or http.
+    pub kind: PayloadKind,
+    /// tcp: bytes sent by the client.
+    pub send: Bytes,
+    /// tcp: what the client reads back before closing.
+    pub expect: Expect,
+    /// tcp: the embedded server's reply.
+    pub response: Bytes,
+    /// http: the request path.
+    pub path: String,
+}
+
+/// Where connections go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// An external server, HOST:PORT as written (resolved when the run starts).
+    External(String),
+    /// portlab's own server.
+    Embedded(EmbeddedServer),
+}
+
+/// The embedded server's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddedServer {
+    /// Listen address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// listen() backlog (the kernel caps it at somaxconn).
+    pub backlog: u32,
+    /// Pause before each accept(), to fill the backlog on purpose.
+    pub accept_delay: Duration,
+    /// How the server ends each connection.
+    pub close: ServerClose,
+}
+
+/// A validated run: what the runner, the server and the reports work from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Run name (results directory prefix).
+    pub name: String,
+    /// What the scenario reproduces.
+    pub description: Option<String>,
+    /// Pace and bounds.
+    pub load: Load,
+    /// Socket behaviour.
+    pub client: Client,
+    /// Exchange.
+    pub payload: Payload,
+    /// Destination.
+    pub target: Target,
+}
+
+/// Default pace when neither file nor flags give one.
+pub const DEFAULT_RATE: f64 = 100.0;
+/// Default length when neither duration nor count is given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// Default closed-loop workers.
+pub const DEFAULT_CONCURRENCY: u32 = 32;
+/// Default bound on connections in flight (open loop).
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1024;
+
+impl Plan {
+    /// Validates a (file + flags) scenario and fills in every default.
+    pub fn resolve(s: &Scenario) -> Result<Plan, PlanError> {
+        let l = &s.load;
+        let rate = l.rate.unwrap_or(Rate::PerSecond(DEFAULT_RATE));
+        let count = match l.count {
+            Some(0) => return Err(invalid("load.count", "--count", "must be at least 1")),
+            c => c,
+        };
+        let duration = match (l.duration.map(|d| d.0), count) {
+            (Some(d), _) if d.is_zero() => {
+                return Err(invalid(
+                    "load.duration",
+                    "--duration",
+                    "must be longer than 0s",
+                ))
+            }
+            (None, None) => Some(DEFAULT_DURATION),
+            (d, _) => d,
+        };
+        let positive = |v: Option<u32>, default: u32, key, flag| match v {
+            Some(0) => Err(invalid(key, flag, "must be at least 1")),
+            v => Ok(v.unwrap_or(default)),
+        };
+        let span = |v: Option<Span>, default: Duration, key, flag| match v {
+            Some(Span(d)) if d.is_zero() => Err(invalid(key, flag, "must be longer than 0s")),
+            v => Ok(v.map_or(default, |s| s.0)),
+        };
+        let c = &s.client;
+        let pool = c.pool.unwrap_or(0);
+        let mut concurrency = positive(
+            l.concurrency,
+            DEFAULT_CONCURRENCY,
+            "load.concurrency",
+            "--concurrency",
+        )?;
+        if pool > 0 && l.concurrency.is_none() {
+            concurrency = pool;
+        }
+        let interval = span(
+            l.interval,
+            Duration::from_secs(1),
+            "load.interval",
+            "--interval",
+        )?;
+        if interval < Duration::from_millis(10) {
+            return Err(invalid(
+                "load.interval",
+                "--interval",
+                "must be at least 10ms",
+            ));
+        }
+        let load = Load {
+            rate,
+            concurrency,
+            duration,
+            count,
+            max_in_flight: positive(
+                l.max_in_flight,
+                DEFAULT_MAX_IN_FLIGHT,
+                "load.max_in_flight",
+                "--max-in-flight",
+            )?,
+            connect_timeout: span(
+                l.connect_timeout,
+                Duration::from_secs(5),
+                "load.connect_timeout",
+                "--connect-timeout",
+            )?,
+            exchange_timeout: span(
+                l.exchange_timeout,
+                Duration::from_secs(5),
+                "load.exchange_timeout",
+                "--exchange-timeout",
+            )?,
+            drain_timeout: span(
+                l.drain_timeout,
+                Duration::from_secs(3),
+                "load.drain_timeout",
+                "--drain-timeout",
+            )?,
+            interval,
+        };
+
+        let close = c.close.unwrap_or(CloseMode::Active);
+        let sources = c
+            .source
+            .iter()
+            .flatten()
+            .map(|text| {
+                text.trim().parse::<IpAddr>().map_err(|_| {
+                    invalid(
+                        "client.source",
+                        "--source",
+                        format!("'{text}' is not an IP address; write e.g. 127.0.0.2"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bind = c.bind.unwrap_or(BindMode::Auto);
+        if bind == BindMode::NoPort && !cfg!(target_os = "linux") {
+            return Err(invalid(
+                "client.bind",
+                "--bind",
+                "no-port uses IP_BIND_ADDRESS_NO_PORT, which only Linux has; use auto or any-port",
+            ));
+        }
+        let client = Client {
+            close,
+            pool,
+            reuse_addr: c.reuse_addr.unwrap_or(false),
+            nodelay: c.nodelay.unwrap_or(false),
+            sources,
+            bind,
+        };
+
+        let p = &s.payload;
+        let kind = p.kind.unwrap_or(PayloadKind::None);
+        let external = s.target.address.clone();
+        if kind != PayloadKind::Tcp {
+            for (set, key, flag) in [
+                (p.send.is_some(), "payload.send", "--send"),
+                (p.expect.is_some(), "payload.expect", "--expect"),
+                (p.response.is_some(), "payload.response", "--response"),
+            ] {
+                if set {
+                    return Err(invalid(
+                        key,
+                        flag,
+                        format!("only applies to payload tcp (payload is {kind})"),
+                    ));
+                }
+            }
+        }
+        if kind != PayloadKind::Http && p.path.is_some() {
+            return Err(invalid(
+                "payload.path",
+                "--path",
+                format!("only applies to payload http (payload is {kind})"),
+            ));
+        }
+        let response = p
+            .response
+            .clone()
+            .unwrap_or_else(|| Bytes(b"ok\n".to_vec()));
+        let expect = match (p.expect, &external, close) {
+            (Some(e), _, _) => e,
+            (None, _, CloseMode::Passive) => Expect::Eof,
+            (None, None, _) => Expect::Bytes(response.0.len()),
+            (None, Some(_), _) if kind != PayloadKind::Tcp => Expect::Eof,
+            (None, Some(_), _) => {
+                return Err(invalid(
+                    "payload.expect",
+                    "--expect",
+                    "against an external target portlab cannot know the reply's length; write a byte count or eof",
+                ))
+            }
+        };
+        let path = p.path.clone().unwrap_or_else(|| "/".to_string());
+        if !path.starts_with('/')
+            || path
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(invalid(
+                "payload.path",
+                "--path",
+                format!("'{path}' is not a request path; write e.g. /health"),
+            ));
+        }
+        let payload = Payload {
+            kind,
+            send: p.send.clone().unwrap_or_else(|| Bytes(b"hello\n".to_vec())),
+            expect,
+            response,
+            path,
+        };
+
+        let t = &s.target;
+        let target = match &external {
+            Some(addr) => {
+                for (set, key, flag) in [
+                    (t.listen.is_some(), "target.listen", "--listen"),
+                    (t.backlog.is_some(), "target.backlog", "--backlog"),
+                    (
+                        t.accept_delay.is_some(),
+                        "target.accept_delay",
+                        "--accept-delay",
+                    ),
+                    (
+                        t.server_close.is_some(),
+                        "target.server_close",
+                        "--server-close",
+                    ),
+                    (p.response.is_some(), "payload.response", "--response"),
+                ] {
+                    if set {
+                        return Err(invalid(key, flag, format!(
+                            "configures the embedded server, but target.address ({addr}) points at an external one; drop one of them"
+                        )));
+                    }
+                }
+                Target::External(addr.clone())
+            }
+            None => {
+                let listen = t.listen.as_deref().unwrap_or("127.0.0.1:0");
+                let listen = listen.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "target.listen",
+                        "--listen",
+                        format!("'{listen}' is not IP:PORT; write e.g. 127.0.0.1:0"),
+                    )
+                })?;
+                let server_close = t.server_close.unwrap_or(match close {
+                    CloseMode::Passive => ServerClose::First,
+                    _ => ServerClose::AfterClient,
+                });
+                Target::Embedded(EmbeddedServer {
+                    listen,
+                    backlog: positive(t.backlog, 4096, "target.backlog", "--backlog")?,
+                    accept_delay: t.accept_delay.map_or(Duration::ZERO, |s| s.0),
+                    close: server_close,
+                })
+            }
+        };
+
+        let plan = Plan {
+            name: s.name.clone().unwrap_or_else(|| "run".to_string()),
+            description: s.description.clone(),
+            load,
+            client,
+            payload,
+            target,
+        };
+        plan.check_consistency()?;
+        Ok(plan)
+    }
+
+    /// Combinations that cannot hold, refused with the reason and the way out.
+    fn check_consistency(&self) -> Result<(), PlanError> {
+        let (c, p) = (&self.client, &self.payload);
+        if !self
+            .name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            || self.name.is_empty()
+        {
+            return Err(invalid(
+                "name",
+                "--name",
+                format!("'{}' must be letters, digits, '-', '_' or '.' (it names the results directory)", self.name),
+            ));
+        }
+        if c.pool > 0 {
+            if p.kind == PayloadKind::None {
+                return Err(invalid("client.pool", "--pool", "a pooled connection carries requests: set payload.kind (--payload) to tcp or http, or use pool = 0"));
+            }
+            if c.close == CloseMode::Passive {
+                return Err(invalid("client.close", "--close", "passive (the server closes after each reply) cannot hold with pooling: use active, reset or linger with pool > 0, or pool = 0"));
+            }
+            if p.expect == Expect::Eof && p.kind == PayloadKind::Tcp {
+                return Err(invalid(
+                    "payload.expect",
+                    "--expect",
+                    "eof ends the connection, so it cannot hold with pooling: write a byte count",
+                ));
+            }
+            if let Target::Embedded(s) = &self.target {
+                if s.close != ServerClose::AfterClient {
+                    return Err(invalid(
+                        "target.server_close",
+                        "--server-close",
+                        "a pooled connection needs a server that keeps it open: use after-client",
+                    ));
+                }
+            }
+        }
+        if p.kind == PayloadKind::Tcp && p.expect == Expect::Eof && c.close != CloseMode::Passive {
+            return Err(invalid("payload.expect", "--expect", format!(
+                "eof waits for the server to close first, which contradicts close = {}; use --close passive or a byte count", c.close
+            )));
+        }
+        if let Target::Embedded(s) = &self.target {
+            if c.close == CloseMode::Passive && s.close == ServerClose::AfterClient {
+                return Err(invalid("target.server_close", "--server-close", "after-client with close = passive would leave both sides waiting for the other: use first or reset"));
+            }
+            if p.kind == PayloadKind::Tcp && p.send.0.is_empty() {
+                return Err(invalid(
+                    "payload.send",
+                    "--send",
+                    "the embedded server replies after reading the request: send at least one byte",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the run is open loop (a start schedule), false for rate = max.
+    pub fn open_loop(&self) -> bool {
+        matches!(self.load.rate, Rate::PerSecond(_))
+    }
+
+    /// How many file descriptors the run may hold at once (client and embedded server).
+    pub fn descriptors_needed(&self) -> u64 {
+        let client = match (self.client.pool, self.load.rate) {
+            (0, Rate::PerSecond(_)) => u64::from(self.load.max_in_flight),
+            (0, Rate::Max) => u64::from(self.load.concurrency),
+            (n, _) => u64::from(n),
+        };
+        let server = if matches!(self.target, Target::Embedded(_)) {
+            client
+        } else {
+            0
+        };
+        client + server + 64
+    }
+
+    /// The plan written back as a scenario with every key set: `plan.toml` re-runs it exactly.
+    pub fn to_scenario(&self) -> Scenario {
+        let l = &self.load;
+        let c = &self.client;
+        let p = &self.payload;
+        let (address, listen, backlog, accept_delay, server_close) = match &self.target {
+            Target::External(a) => (Some(a.clone()), None, None, None, None),
+            Target::Embedded(s) => (
+                None,
+                Some(s.listen.to_string()),
+                Some(s.backlog),
+                Some(Span(s.accept_delay)),
+                Some(s.close),
+            ),
+        };
+        let tcp = p.kind == PayloadKind::Tcp;
+        Scenario {
+            name: Some(self.name.clone()),
+            description: self.description.clone(),
+            load: LoadSection {
+                rate: Some(l.rate),
+                concurrency: Some(l.concurrency),
+                duration: l.duration.map(Span),
+                count: l.count,
+                max_in_flight: Some(l.max_in_flight),
+                connect_timeout: Some(Span(l.connect_timeout)),
+                exchange_timeout: Some(Span(l.exchange_timeout)),
+                drain_timeout: Some(Span(l.drain_timeout)),
+                interval: Some(Span(l.interval)),
+            },
+            client: ClientSection {
+                close: Some(c.close),
+                pool: Some(c.pool),
+                reuse_addr: Some(c.reuse_addr),
+                nodelay: Some(c.nodelay),
+                source: Some(c.sources.iter().map(|a| a.to_string()).collect()),
+                bind: Some(c.bind),
+            },
+            payload: PayloadSection {
+                kind: Some(p.kind),
+                send: tcp.then(|| p.send.clone()),
+                expect: tcp.then_some(p.expect),
+                response: (tcp && address.is_none()).then(|| p.response.clone()),
+                path: (p.kind == PayloadKind::Http).then(|| p.path.clone()),
+            },
+            target: TargetSection {
+                address,
+                listen,
+                backlog,
+                accept_delay,
+                server_close,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Plan, PlanError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| PlanError::Parse {
+            path: "test.toml".into(),
+            message: e.to_string(),
+        })?;
+        Plan::resolve(&s)
+    }
+
+    fn message(text: &str) -> String {
+        parse(text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn empty_scenario_gets_every_default() {
+        let plan = parse("").unwrap();
+        assert_eq!(plan.load.rate, Rate::PerSecond(DEFAULT_RATE));
+        assert_eq!(plan.load.duration, Some(DEFAULT_DURATION));
+        assert_eq!(plan.client.close, CloseMode::Active);
+        match plan.target {
+            Target::Embedded(s) => assert_eq!(s.close, ServerClose::AfterClient),
+            Target::External(_) => panic!("embedded by default"),
+        }
+    }
+
+    #[test]
+    fn resolved_plan_round_trips_through_toml() {
+        let plan = parse(
+            "name = \"rt\"\n[load]\nrate = 250\ncount = 900\n[client]\nclose = \"reset\"\nbind = \"range=40000-40100\"\n[payload]\nkind = \"tcp\"\nsend = \"hex:00ff\"\n",
+        )
+        .unwrap();
+        let text = toml::to_string(&plan.to_scenario()).unwrap();
+        let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
+        assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: Scenario = toml::from_str("[load]\nrate = 10\nduration = \"3s\"").unwrap();
+        let mut flags = Scenario::default();
+        flags.load.rate = Some(Rate::PerSecond(99.0));
+        let s = file.overlay(flags);
+        assert_eq!(s.load.rate, Some(Rate::PerSecond(99.0)));
+        assert_eq!(s.load.duration, Some(Span(Duration::from_secs(3))));
+    }
+
+    // Each broken input: the key (or flag) it must name, and what the message must say.
+    #[test]
+    fn bad_input_names_the_problem() {
+        let cases: &[(&str, &[&str])] = &[
+            // unknown key, with a typo
+            ("[load]\nrat = 5", &["unknown field", "rat"]),
+            // unknown table
+            ("[loadd]\nrate = 5", &["unknown field", "loadd"]),
+            // zero rate
+            ("[load]\nrate = 0", &["rate", "positive"]),
+            // not a rate
+            ("[load]\nrate = \"fast\"", &["rate", "max"]),
+            // close mode misspelt
+            ("[client]\nclose = \"half\"", &["active, passive, reset"]),
+            // empty (inverted) port range
+            (
+                "[client]\nbind = \"range=5000-1000\"",
+                &["port range", "LO-HI"],
+            ),
+            // pooling with nothing to carry
+            ("[client]\npool = 4", &["client.pool", "--payload"]),
+            // pooling with a server that closes after each reply
+            (
+                "[client]\npool = 4\nclose = \"passive\"\n[payload]\nkind = \"http\"",
+                &["client.close", "pooling"],
+            ),
+            // waiting for EOF while closing first
+            (
+                "[payload]\nkind = \"tcp\"\nexpect = \"eof\"",
+                &["payload.expect", "--close passive"],
+            ),
+            // zero count
+            ("[load]\ncount = 0", &["load.count", "at least 1"]),
+            // server settings against an external target
+            (
+                "[target]\naddress = \"127.0.0.1:80\"\nbacklog = 5",
+                &["target.backlog", "external"],
+            ),
+            // a source that is not an address
+            (
+                "[client]\nsource = [\"localhost\"]",
+                &["client.source", "IP address"],
+            ),
+            // a send without the tcp payload
+            ("[payload]\nsend = \"x\"", &["payload.send", "tcp"]),
+            // a name that cannot name a directory
+            ("name = \"a/b\"", &["name", "results directory"]),
+        ];
+        for (text, needles) in cases {
+            let msg = message(text);
+            for needle in *needles {
+                assert!(msg.contains(needle), "{text:?}: {msg:?} lacks {needle:?}");
+            }
+        }
+    }
+}

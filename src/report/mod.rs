@@ -1,1 +1,46 @@
-//! placeholder
+//! Reports: the summary (what summary.json holds) and its renderings, one file per format
+//! behind one trait. `portlab report` re-renders a saved summary the same way.
+
+mod csv_format;
+mod json;
+mod markdown;
+mod summary;
+mod text;
+
+pub use summary::{ServerSummary, Summary};
+
+use std::io::{self, Write};
+
+/// An output format for `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A human summary.
+    Text,
+    /// summary.json as is.
+    Json,
+    /// metric,value,unit rows.
+    Csv,
+    /// Tables for a pull-request comment.
+    Markdown,
+}
+
+/// Renders a summary in one format.
+pub trait Reporter {
+    /// Writes the rendering of `s` to `out`.
+    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()>;
+}
+
+/// The reporter for a format.
+pub fn reporter(format: Format) -> Box<dyn Reporter> {
+    match format {
+        Format::Text => Box::new(text::Text),
+        Format::Json => Box::new(json::Json),
+        Format::Csv => Box::new(csv_format::Csv),
+        Format::Markdown => Box::new(markdown::Markdown),
+    }
+}
+
+/// Seconds with millisecond precision and a unit.
+pub(crate) fn secs(v: f64) -> String {
+    format!("{v:.3} s")
+}

@@ -1,1 +1,236 @@
-//! placeholder
+//! The embedded server: answers every payload kind and ends each connection exactly as the
+//! plan says, so who holds TIME_WAIT is decided by the plan, not by a race.
+//!
+//! - `after-client`: reads until the client's FIN, then closes (client holds TIME_WAIT).
+//! - `first`: closes right after its reply (or right after accept with no payload); the
+//!   client reads EOF before closing (server holds TIME_WAIT). It only closes after reading
+//!   the whole request, since closing with unread data would send RST instead of FIN.
+//! - `reset`: closes with SO_LINGER {1, 0} after its reply: RST.
+
+use crate::plan::{EmbeddedServer, PayloadKind, Plan, ServerClose};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What the server counted.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// accept() errors (EMFILE, ...).
+    pub accept_errors: AtomicU64,
+    /// Connections that ended in an I/O error on the server's side (e.g. the client's RST).
+    pub conn_errors: AtomicU64,
+}
+
+/// How the server answers, derived from the plan.
+#[derive(Debug, Clone)]
+struct Behaviour {
+    payload: PayloadKind,
+    /// tcp: bytes of one request (the client's `send`).
+    request_len: usize,
+    /// tcp: the reply; http: the whole response, built once.
+    reply: Vec<u8>,
+    close: ServerClose,
+    accept_delay: Duration,
+}
+
+/// A running embedded server.
+pub struct Server {
+    /// The address it listens on (the real port when the plan said port 0).
+    pub addr: SocketAddr,
+    /// Its counters.
+    pub stats: Arc<ServerStats>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds and starts serving. Fails (before any traffic) when the address is taken or
+    /// not local.
+    pub async fn start(plan: &Plan, cfg: &EmbeddedServer) -> io::Result<Server> {
+        let listener = listen(cfg.listen, cfg.backlog)?;
+        let addr = listener.local_addr()?;
+        let http_close = cfg.close != ServerClose::AfterClient;
+        let body = b"ok\n";
+        let behaviour = Behaviour {
+            payload: plan.payload.kind,
+            request_len: plan.payload.send.0.len(),
+            reply: match plan.payload.kind {
+                PayloadKind::Http => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{}",
+                    body.len(),
+                    if http_close { "close" } else { "keep-alive" },
+                    String::from_utf8_lossy(body)
+                )
+                .into_bytes(),
+                _ => plan.payload.response.0.clone(),
+            },
+            close: cfg.close,
+            accept_delay: cfg.accept_delay,
+        };
+        let stats = Arc::new(ServerStats::default());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::new(behaviour),
+            stats.clone(),
+            stopped,
+        ));
+        Ok(Server {
+            addr,
+            stats,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting; connections still open are left to finish or be dropped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A server restarted on a fixed port must not wait out its own TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SockAddr::from(addr))?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    behaviour: Arc<Behaviour>,
+    stats: Arc<ServerStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if !behaviour.accept_delay.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(behaviour.accept_delay) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    let (b, s) = (behaviour.clone(), stats.clone());
+                    tokio::spawn(async move {
+                        if serve(stream, &b).await.is_err() {
+                            s.conn_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+                Err(_) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            },
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Serves one connection: request/reply exchanges (one, or until the client's FIN when the
+/// server closes after the client), then the close the plan asks for.
+async fn serve(mut stream: TcpStream, b: &Behaviour) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    let mut pending = 0usize; // bytes of the next request already read
+    let mut client_done = false;
+    loop {
+        match b.payload {
+            PayloadKind::None => break,
+            PayloadKind::Tcp => {
+                // Read one whole request (the client's `send`), then reply.
+                while pending < b.request_len {
+                    let want = (b.request_len - pending).min(buf.len());
+                    match stream.read(&mut buf[..want]).await? {
+                        0 => {
+                            client_done = true;
+                            break;
+                        }
+                        n => pending += n,
+                    }
+                }
+                if client_done {
+                    break;
+                }
+                pending = 0;
+                stream.write_all(&b.reply).await?;
+            }
+            PayloadKind::Http => {
+                // Read up to the end of the request head (GET has no body).
+                loop {
+                    if let Some(end) = find_head_end(&buf[..pending]) {
+                        buf.copy_within(end..pending, 0);
+                        pending -= end;
+                        break;
+                    }
+                    if pending == buf.len() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "request head too large",
+                        ));
+                    }
+                    match stream.read(&mut buf[pending..]).await? {
+                        0 => {
+                            client_done = true;
+                            break;
+                        }
+                        n => pending += n,
+                    }
+                }
+                if client_done {
+                    break;
+                }
+                stream.write_all(&b.reply).await?;
+            }
+        }
+        if b.close != ServerClose::AfterClient {
+            break;
+        }
+    }
+    match b.close {
+        ServerClose::First => {}
+        ServerClose::AfterClient => {
+            if !client_done {
+                while stream.read(&mut buf).await? != 0 {}
+            }
+        }
+        ServerClose::Reset => {
+            let socket = socket2::SockRef::from(&stream);
+            socket.set_linger(Some(Duration::ZERO))?;
+        }
+    }
+    drop(stream);
+    Ok(())
+}
+
+fn find_head_end(data: &[u8]) -> Option<usize> {
+    data.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_head_end;
+
+    #[test]
+    fn head_end() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nGET"), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
+    }
+}

@@ -1,0 +1,350 @@
+//! One run, end to end: results directory, target, collector thread, runner, summary.
+//!
+//! Everything that can fail because of the user's input or the machine's set-up fails here
+//! before the first connection, as an error (exit 2). Once traffic starts, nothing measured
+//! is lost: the timeline is flushed every interval and summary.json is written at the end,
+//! after Ctrl-C too.
+
+use crate::collect::timeline::TimelineWriter;
+use crate::collect::{Collector, Shared, Sink, TimelineRow};
+use crate::plan::{Plan, Target};
+use crate::report::{self, Format, ServerSummary, Summary};
+use crate::runner;
+use crate::target::Server;
+use anyhow::{anyhow, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How a run should present itself.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Results directory (None: results/<name>-<UTC time>/).
+    pub out: Option<PathBuf>,
+    /// Summary format on stdout.
+    pub format: Format,
+    /// Progress display.
+    pub progress: Progress,
+}
+
+/// Whether to show progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A live bar when stderr is a terminal, nothing otherwise.
+    Auto,
+    /// A bar on a terminal, one line per interval elsewhere.
+    Always,
+    /// Nothing.
+    Never,
+}
+
+/// What `run` produced.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The summary as written to summary.json.
+    pub summary: Summary,
+    /// Where the results are.
+    pub dir: PathBuf,
+}
+
+/// Runs a plan: sets everything up (errors here mean nothing was sent), drives the load,
+/// writes results/<run>/ and prints the summary.
+pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
+    let dir = results_dir(&plan.name, opts.out.as_deref())?;
+    let scenario = plan.to_scenario();
+    let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;
+    std::fs::write(dir.join("plan.toml"), plan_toml)
+        .with_context(|| format!("writing {}", dir.join("plan.toml").display()))?;
+
+    if let Some(limit) = crate::sys::raise_nofile_limit() {
+        let need = plan.descriptors_needed();
+        if need > limit {
+            eprintln!(
+                "warning: this run may hold {need} file descriptors but RLIMIT_NOFILE is {limit}; \
+                 EMFILE errors would be the limit, not the ports (raise it with ulimit -n, or lower \
+                 --max-in-flight / --concurrency)"
+            );
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("portlab-worker")
+        .build()
+        .context("starting the async runtime")?;
+    let summary = runtime.block_on(drive(&plan, scenario, &dir, opts))?;
+    // Connections abandoned at the drain timeout must not hold the process open.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(RunResult { summary, dir })
+}
+
+/// Creates the results directory (a fresh one for each run).
+fn results_dir(name: &str, out: Option<&Path>) -> Result<PathBuf> {
+    let dir = match out {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
+                .to_string()
+                .chars()
+                .filter(|c| !matches!(c, '-' | ':'))
+                .collect();
+            let base = PathBuf::from("results").join(format!("{name}-{stamp}"));
+            let mut dir = base.clone();
+            let mut n = 2;
+            while dir.exists() {
+                dir = PathBuf::from(format!("{}-{n}", base.display()));
+                n += 1;
+            }
+            dir
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot create the results directory {} (choose another with --out DIR)",
+            dir.display()
+        )
+    })?;
+    Ok(dir)
+}
+
+async fn drive(
+    plan: &Plan,
+    scenario: crate::plan::Scenario,
+    dir: &Path,
+    opts: &RunOptions,
+) -> Result<Summary> {
+    // Target first: a bad address fails before anything else happens.
+    let (server, target, host) = match &plan.target {
+        Target::Embedded(cfg) => {
+            let server = Server::start(plan, cfg).await.map_err(|e| {
+                anyhow!(
+                    "the embedded server cannot listen on {}: {e}; change target.listen (--listen)",
+                    cfg.listen
+                )
+            })?;
+            let addr = server.addr;
+            (Some(server), addr, addr.to_string())
+        }
+        Target::External(address) => {
+            let addr = resolve_and_probe(address, plan).await?;
+            (None, addr, address.clone())
+        }
+    };
+    let writer = TimelineWriter::create(&dir.join("timeline.csv"))
+        .with_context(|| format!("creating {}", dir.join("timeline.csv").display()))?;
+
+    let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = std::sync::mpsc::sync_channel(64 * 1024);
+    let t0 = Instant::now();
+    let collector = Collector::new(t0, plan.load.interval);
+    let progress = progress_bar(plan, opts.progress);
+    let collector_shared = shared.clone();
+    let collector_thread = std::thread::Builder::new()
+        .name("portlab-collector".into())
+        .spawn(move || {
+            let mut sink = RunSink {
+                writer: Some(writer),
+                progress,
+            };
+            let m = collector.collect(rx, &collector_shared, &mut sink);
+            if let Some(p) = &sink.progress {
+                p.bar.finish_and_clear();
+            }
+            m
+        })
+        .context("starting the collector thread")?;
+
+    let end = runner::run(
+        plan,
+        target,
+        &host,
+        t0,
+        shared.clone(),
+        tx,
+        shutdown_signal(),
+    )
+    .await;
+    let duration_s = t0.elapsed().as_secs_f64();
+    let server_summary = match server {
+        Some(s) => {
+            let st = s.stats.clone();
+            let address = s.addr.to_string();
+            s.stop().await;
+            Some(ServerSummary {
+                address,
+                accepted: st.accepted.load(Ordering::Relaxed),
+                accept_errors: st.accept_errors.load(Ordering::Relaxed),
+                connection_errors: st.conn_errors.load(Ordering::Relaxed),
+            })
+        }
+        None => None,
+    };
+    let measured = collector_thread
+        .join()
+        .map_err(|_| anyhow!("the collector thread panicked"))?;
+    let summary = Summary::new(
+        scenario,
+        started_at,
+        target.to_string(),
+        &measured,
+        duration_s,
+        end.load_elapsed.as_secs_f64(),
+        end.interrupted,
+        end.aborted,
+        server_summary,
+    );
+    let json = serde_json::to_string_pretty(&summary).context("serialising summary.json")?;
+    std::fs::write(dir.join("summary.json"), json + "\n")
+        .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let rendered = report::reporter(opts.format).render(&summary, &mut out);
+    if opts.format == Format::Text {
+        use std::io::Write;
+        let _ = writeln!(out, "\nresults: {}/", dir.display());
+    }
+    ignore_broken_pipe(rendered)?;
+    Ok(summary)
+}
+
+/// A reader that went away (`portlab run | head`) is not an error.
+fn ignore_broken_pipe(r: std::io::Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the summary to stdout"),
+    }
+}
+
+/// Resolves an external HOST:PORT and makes one probe connection, so an unreachable
+/// target is a setup error (exit 2) and not a run full of ECONNREFUSED.
+async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
+    let mut addrs = tokio::net::lookup_host(address).await.map_err(|e| {
+        anyhow!("target.address (--target) '{address}' cannot be resolved: {e}; write HOST:PORT, e.g. 127.0.0.1:8080")
+    })?;
+    let want_v6 = plan.client.sources.first().map(|ip| ip.is_ipv6());
+    let addr = addrs
+        .find(|a| want_v6.is_none_or(|v6| a.is_ipv6() == v6))
+        .ok_or_else(|| anyhow!("target.address (--target) '{address}' has no address of the source addresses' family"))?;
+    let probe = async {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        let stream = socket.connect(addr).await?;
+        // RST on close: the probe must not leave a TIME_WAIT behind to skew the run.
+        socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+        Ok::<_, std::io::Error>(stream)
+    };
+    match tokio::time::timeout(plan.load.connect_timeout, probe).await {
+        Ok(Ok(_stream)) => Ok(addr),
+        Ok(Err(e)) => Err(anyhow!(
+            "target {address} ({addr}) is not reachable: {} ({e}); start the server or fix target.address (--target)",
+            crate::collect::ErrCode::of(&e)
+        )),
+        Err(_) => Err(anyhow!(
+            "target {address} ({addr}) did not accept a connection within {:?}; start the server, fix target.address (--target) or raise --connect-timeout",
+            plan.load.connect_timeout
+        )),
+    }
+}
+
+/// Resolves on Ctrl-C (and SIGTERM on Unix).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+struct ProgressDisplay {
+    bar: ProgressBar,
+    /// Print one line per interval instead of drawing (stderr is not a terminal).
+    plain: bool,
+    total_s: Option<f64>,
+    attempts: u64,
+    errors: u64,
+}
+
+fn progress_bar(plan: &Plan, mode: Progress) -> Option<ProgressDisplay> {
+    let terminal = std::io::stderr().is_terminal();
+    let plain = match (mode, terminal) {
+        (Progress::Never, _) | (Progress::Auto, false) => return None,
+        (_, true) => false,
+        (Progress::Always, false) => true,
+    };
+    let total_s = plan.load.duration.map(|d| d.as_secs_f64());
+    let bar = if plain {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(total_s.map_or(0, |t| (t * 10.0) as u64));
+        let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    };
+    Some(ProgressDisplay {
+        bar,
+        plain,
+        total_s,
+        attempts: 0,
+        errors: 0,
+    })
+}
+
+struct RunSink {
+    writer: Option<TimelineWriter>,
+    progress: Option<ProgressDisplay>,
+}
+
+impl Sink for RunSink {
+    fn interval(&mut self, row: &TimelineRow) {
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.append(row) {
+                eprintln!("warning: timeline.csv can no longer be written ({e}); the run goes on");
+                self.writer = None;
+            }
+        }
+        let Some(p) = self.progress.as_mut() else {
+            return;
+        };
+        p.attempts += row.attempts;
+        p.errors += row.errors;
+        let of = p.total_s.map(|t| format!("/{t:.0}s")).unwrap_or_default();
+        let kinds = if row.errors_by_kind.is_empty() {
+            "-"
+        } else {
+            row.errors_by_kind.as_str()
+        };
+        let msg = format!(
+            "t={:.0}s{of} attempts {} (+{}/interval) connected +{} errors {} [{kinds}] in flight {}",
+            row.t_s, p.attempts, row.attempts, row.connected, p.errors, row.in_flight
+        );
+        if p.plain {
+            eprintln!("{msg}");
+        } else {
+            p.bar.set_position((row.t_s * 10.0) as u64);
+            p.bar.set_message(msg);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The scenario file: TOML, every key optional, unknown keys refused. Flags are turned into a
+//! `Scenario` too (see `cli`), and `overlay` puts them on top of the file's, so a key and its
+//! flag can never mean two different things.
+
+use super::values::{BindMode, Bytes, CloseMode, Expect, PayloadKind, Rate, ServerClose, Span};
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Names the run and its results directory (default: the file name, or "run").
+    pub name: Option<String>,
+    /// What the scenario reproduces, shown in reports.
+    pub description: Option<String>,
+    /// How fast and how long.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub load: LoadSection,
+    /// How each connection is opened and closed.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub client: ClientSection,
+    /// What is exchanged on each connection.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub payload: PayloadSection,
+    /// Where connections go: the embedded server (default) or an external address.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub target: TargetSection,
+}
+
+/// `[load]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSection {
+    /// `--rate`: starts per second (open loop) or "max" (closed loop).
+    pub rate: Option<Rate>,
+    /// `--concurrency`: workers of the closed loop (rate = "max").
+    pub concurrency: Option<u32>,
+    /// `--duration`: how long starts are issued.
+    pub duration: Option<Span>,
+    /// `--count`: total starts.
+    pub count: Option<u64>,
+    /// `--max-in-flight`: a start due while this many are in flight is dropped and counted.
+    pub max_in_flight: Option<u32>,
+    /// `--connect-timeout`: a connect() still pending after this fails as TIMEOUT.
+    pub connect_timeout: Option<Span>,
+    /// `--exchange-timeout`: the exchange after connect must finish within this.
+    pub exchange_timeout: Option<Span>,
+    /// `--drain-timeout`: after the last start (or Ctrl-C), how long in-flight ones may finish.
+    pub drain_timeout: Option<Span>,
+    /// `--interval`: timeline and progress granularity.
+    pub interval: Option<Span>,
+}
+
+/// `[client]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    /// `--close`: active, passive, reset, linger=N.
+    pub close: Option<CloseMode>,
+    /// `--pool`: persistent connections carrying all requests (0 = one per request).
+    pub pool: Option<u32>,
+    /// `--reuse-addr`: SO_REUSEADDR on client sockets.
+    pub reuse_addr: Option<bool>,
+    /// `--nodelay`: TCP_NODELAY on client sockets.
+    pub nodelay: Option<bool>,
+    /// `--source`: local addresses used round robin.
+    pub source: Option<Vec<String>>,
+    /// `--bind`: auto, any-port, no-port, range=LO-HI.
+    pub bind: Option<BindMode>,
+}
+
+/// `[payload]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadSection {
+    /// `--payload`: none, tcp, http.
+    pub kind: Option<PayloadKind>,
+    /// `--send`: bytes the client sends (tcp).
+    pub send: Option<Bytes>,
+    /// `--expect`: bytes the client reads back, or eof (tcp).
+    pub expect: Option<Expect>,
+    /// `--response`: bytes the embedded server replies with (tcp).
+    pub response: Option<Bytes>,
+    /// `--path`: request path (http).
+    pub path: Option<String>,
+}
+
+/// `[target]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// `--target`: HOST:PORT of an external server; absent = the embedded server.
+    pub address: Option<String>,
+    /// `--listen`: the embedded server's address.
+    pub listen: Option<String>,
+    /// `--backlog`: the embedded server's listen() backlog.
+    pub backlog: Option<u32>,
+    /// `--accept-delay`: the embedded server waits this long before each accept().
+    pub accept_delay: Option<Span>,
+    /// `--server-close`: first, after-client, reset (default follows client.close).
+    pub server_close: Option<ServerClose>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// `a.or(b)` field by field: the overlay's value wins where it has one.
+macro_rules! overlay_fields {
+    ($base:expr, $top:expr, $($f:ident),+) => {
+        $( if $top.$f.is_some() { $base.$f = $top.$f; } )+
+    };
+}
+
+impl Scenario {
+    /// Puts `top` (usually the flags) over `self` (usually the file).
+    pub fn overlay(mut self, top: Scenario) -> Scenario {
+        overlay_fields!(self, top, name, description);
+        let (l, t) = (&mut self.load, top.load);
+        overlay_fields!(
+            l,
+            t,
+            rate,
+            concurrency,
+            duration,
+            count,
+            max_in_flight,
+            connect_timeout,
+            exchange_timeout,
+            drain_timeout,
+            interval
+        );
+        let (c, t) = (&mut self.client, top.client);
+        overlay_fields!(c, t, close, pool, reuse_addr, nodelay, source, bind);
+        let (p, t) = (&mut self.payload, top.payload);
+        overlay_fields!(p, t, kind, send, expect, response, path);
+        let (g, t) = (&mut self.target, top.target);
+        overlay_fields!(g, t, address, listen, backlog, accept_delay, server_close);
+        self
+    }
+}

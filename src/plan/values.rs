@@ -1,0 +1,522 @@
+//! Value types shared by scenario files and flags, each with one parser used by both, so a
+//! value means the same thing wherever it is written.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Why a value did not parse: the accepted forms, for the message that names the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError(pub String);
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ValueError> {
+    Err(ValueError(msg.into()))
+}
+
+/// Implements Display, Serialize (as the string form) and Deserialize (from a string, and from
+/// a number where `$num` says how) for a type with `FromStr<Err = ValueError>`.
+macro_rules! string_value {
+    ($ty:ty, $expecting:literal) => {
+        string_value!($ty, $expecting, |v: f64| -> Result<$ty, ValueError> {
+            err(format!("expected {}, got the number {v}", $expecting))
+        });
+    };
+    ($ty:ty, $expecting:literal, $num:expr) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                        v.parse().map_err(|e: ValueError| E::custom(e.0))
+                    }
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<$ty, E> {
+                        self.visit_f64(v as f64)
+                    }
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<$ty, E> {
+                        self.visit_f64(v as f64)
+                    }
+                    fn visit_f64<E: de::Error>(self, v: f64) -> Result<$ty, E> {
+                        ($num)(v).map_err(|e: ValueError| E::custom(e.0))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+/// A duration written as "5s", "250ms", "1m30s" (humantime), or a bare number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let s = s.trim();
+        if let Ok(secs) = s.parse::<f64>() {
+            return Span::from_secs(secs);
+        }
+        humantime::parse_duration(s).map(Span).map_err(|e| {
+            ValueError(format!(
+                "'{s}' is not a duration ({e}); write e.g. 5s, 250ms, 2m"
+            ))
+        })
+    }
+}
+
+impl Span {
+    fn from_secs(secs: f64) -> Result<Self, ValueError> {
+        if !secs.is_finite() || secs < 0.0 {
+            return err(format!(
+                "'{secs}' is not a duration; write e.g. 5s, 250ms, 2m"
+            ));
+        }
+        Ok(Span(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+string_value!(
+    Span,
+    "a duration such as \"5s\", \"250ms\" or a number of seconds",
+    Span::from_secs
+);
+
+/// The load's pace: starts per second (open loop) or as fast as possible (closed loop).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Start i is due at t0 + i / R.
+    PerSecond(f64),
+    /// Closed loop: `concurrency` workers start the next one as soon as the last ends.
+    Max,
+}
+
+impl FromStr for Rate {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("max") {
+            return Ok(Rate::Max);
+        }
+        let num = t.strip_suffix("/s").unwrap_or(t).trim();
+        match num.parse::<f64>() {
+            Ok(v) => Rate::from_num(v),
+            Err(_) => err(format!(
+                "'{s}' is not a rate; write starts per second (e.g. 200 or 200/s) or max"
+            )),
+        }
+    }
+}
+
+impl Rate {
+    fn from_num(v: f64) -> Result<Self, ValueError> {
+        if v.is_finite() && v > 0.0 {
+            Ok(Rate::PerSecond(v))
+        } else {
+            err(format!(
+                "rate {v} is not allowed; write a positive number of starts per second, or max"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::PerSecond(r) => write!(f, "{r}"),
+            Rate::Max => f.write_str("max"),
+        }
+    }
+}
+
+string_value!(
+    Rate,
+    "a rate: starts per second (e.g. 200) or \"max\"",
+    Rate::from_num
+);
+
+/// Who closes the connection, and how. Decides deterministically who holds TIME_WAIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// The client closes first; the server closes after reading the client's FIN.
+    /// TIME_WAIT lands on the client.
+    Active,
+    /// The server closes first after its reply; the client reads EOF, then closes.
+    /// TIME_WAIT lands on the server.
+    Passive,
+    /// The client closes with SO_LINGER {1, 0}: RST, no TIME_WAIT anywhere.
+    Reset,
+    /// The client closes first with SO_LINGER {1, N}: close() waits up to N s for unsent data;
+    /// TIME_WAIT still follows on the client.
+    Linger(u32),
+}
+
+impl FromStr for CloseMode {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let t = s.trim();
+        match t {
+            "active" => Ok(CloseMode::Active),
+            "passive" => Ok(CloseMode::Passive),
+            "reset" | "rst" => Ok(CloseMode::Reset),
+            _ => match t.strip_prefix("linger=").map(|n| n.trim().parse::<u32>()) {
+                Some(Ok(n)) => Ok(CloseMode::Linger(n)),
+                _ => err(format!(
+                    "'{s}' is not a close mode; accepted: active, passive, reset, linger=SECONDS"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for CloseMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseMode::Active => f.write_str("active"),
+            CloseMode::Passive => f.write_str("passive"),
+            CloseMode::Reset => f.write_str("reset"),
+            CloseMode::Linger(n) => write!(f, "linger={n}"),
+        }
+    }
+}
+
+string_value!(
+    CloseMode,
+    "a close mode: active, passive, reset or linger=SECONDS"
+);
+
+/// How the embedded server ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerClose {
+    /// Close right after the reply (or right after accept with no payload): server TIME_WAIT.
+    First,
+    /// Close only after reading the client's FIN (EOF).
+    AfterClient,
+    /// Close with SO_LINGER {1, 0} after the reply: RST.
+    Reset,
+}
+
+impl FromStr for ServerClose {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        match s.trim() {
+            "first" => Ok(ServerClose::First),
+            "after-client" => Ok(ServerClose::AfterClient),
+            "reset" => Ok(ServerClose::Reset),
+            _ => err(format!(
+                "'{s}' is not a server close behaviour; accepted: first, after-client, reset"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ServerClose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerClose::First => "first",
+            ServerClose::AfterClient => "after-client",
+            ServerClose::Reset => "reset",
+        })
+    }
+}
+
+string_value!(ServerClose, "first, after-client or reset");
+
+/// How the client's local port is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindMode {
+    /// connect() picks the port: a port is shared across destinations (per 4-tuple).
+    Auto,
+    /// bind(0) before connect(): the port is exclusive across all destinations.
+    AnyPort,
+    /// IP_BIND_ADDRESS_NO_PORT + bind(ip, 0): the port is chosen at connect() (Linux only).
+    NoPort,
+    /// portlab binds ports lo..=hi itself, in order, wrapping (a MaxUserPort-style range).
+    Range(u16, u16),
+}
+
+impl FromStr for BindMode {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let t = s.trim();
+        match t {
+            "auto" => Ok(BindMode::Auto),
+            "any-port" => Ok(BindMode::AnyPort),
+            "no-port" => Ok(BindMode::NoPort),
+            _ => match t.strip_prefix("range=") {
+                Some(r) => {
+                    let PortRange(lo, hi) = r.parse()?;
+                    Ok(BindMode::Range(lo, hi))
+                }
+                None => err(format!(
+                    "'{s}' is not a bind mode; accepted: auto, any-port, no-port, range=LO-HI"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for BindMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindMode::Auto => f.write_str("auto"),
+            BindMode::AnyPort => f.write_str("any-port"),
+            BindMode::NoPort => f.write_str("no-port"),
+            BindMode::Range(lo, hi) => write!(f, "range={lo}-{hi}"),
+        }
+    }
+}
+
+string_value!(BindMode, "auto, any-port, no-port or range=LO-HI");
+
+/// An inclusive port range "LO-HI" with 1 <= LO <= HI <= 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange(pub u16, pub u16);
+
+impl PortRange {
+    /// Number of ports in the range.
+    pub fn len(&self) -> u32 {
+        u32::from(self.1) - u32::from(self.0) + 1
+    }
+
+    /// Never true: a range holds at least one port (kept for clippy's len-without-is-empty).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let bad = || {
+            ValueError(format!(
+                "'{s}' is not a port range; write LO-HI with 1 <= LO <= HI <= 65535, e.g. 40000-40199"
+            ))
+        };
+        let (lo, hi) = s.trim().split_once('-').ok_or_else(bad)?;
+        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+        if lo == 0 || lo > hi {
+            return Err(bad());
+        }
+        Ok(PortRange(lo, hi))
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+string_value!(PortRange, "a port range LO-HI");
+
+/// What the client exchanges on each connection (or each pooled request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// Connect and close; nothing is sent.
+    None,
+    /// Send `send` bytes, read `expect` (a byte count or EOF).
+    Tcp,
+    /// One HTTP/1.1 GET of `path`; the response is parsed and its status counted.
+    Http,
+}
+
+impl FromStr for PayloadKind {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        match s.trim() {
+            "none" => Ok(PayloadKind::None),
+            "tcp" => Ok(PayloadKind::Tcp),
+            "http" => Ok(PayloadKind::Http),
+            _ => err(format!("'{s}' is not a payload; accepted: none, tcp, http")),
+        }
+    }
+}
+
+impl fmt::Display for PayloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PayloadKind::None => "none",
+            PayloadKind::Tcp => "tcp",
+            PayloadKind::Http => "http",
+        })
+    }
+}
+
+string_value!(PayloadKind, "none, tcp or http");
+
+/// How much of the reply the client reads before closing (raw TCP payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Exactly this many bytes.
+    Bytes(usize),
+    /// Until the server closes.
+    Eof,
+}
+
+impl FromStr for Expect {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let t = s.trim();
+        if t == "eof" {
+            return Ok(Expect::Eof);
+        }
+        t.parse::<usize>().map(Expect::Bytes).map_err(|_| {
+            ValueError(format!(
+                "'{s}' is not an expectation; write a byte count (e.g. 3) or eof"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Bytes(n) => write!(f, "{n}"),
+            Expect::Eof => f.write_str("eof"),
+        }
+    }
+}
+
+string_value!(Expect, "a byte count or \"eof\"", |v: f64| {
+    if v >= 0.0 && v.fract() == 0.0 {
+        Ok(Expect::Bytes(v as usize))
+    } else {
+        err(format!("expect = {v}: write a whole byte count or \"eof\""))
+    }
+});
+
+/// Bytes written as text, or as `hex:` followed by hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl FromStr for Bytes {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let Some(hex) = s.strip_prefix("hex:") else {
+            return Ok(Bytes(s.as_bytes().to_vec()));
+        };
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return err(format!("'{s}': hex needs an even number of digits"));
+        }
+        digits
+            .chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                    .ok_or_else(|| ValueError(format!("'{s}': not hex digits")))
+            })
+            .collect::<Result<Vec<u8>, _>>()
+            .map(Bytes)
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) if !text.starts_with("hex:") && !text.contains('\0') => f.write_str(text),
+            _ => {
+                f.write_str("hex:")?;
+                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
+
+string_value!(Bytes, "text, or hex:0a0b...");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        let cases: &[(&str, Option<Rate>)] = &[
+            ("200", Some(Rate::PerSecond(200.0))),
+            ("200/s", Some(Rate::PerSecond(200.0))), // unit suffix allowed
+            ("0.5", Some(Rate::PerSecond(0.5))),     // slower than one per second
+            ("max", Some(Rate::Max)),
+            ("MAX", Some(Rate::Max)),
+            ("0", None),    // a rate of zero would never start anything
+            ("-3", None),   // negative
+            ("fast", None), // not a number
+            ("inf", None),  // not finite
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<Rate>().ok(), *want, "rate {text:?}");
+        }
+    }
+
+    #[test]
+    fn close_modes_round_trip() {
+        for text in ["active", "passive", "reset", "linger=5"] {
+            let mode: CloseMode = text.parse().unwrap();
+            assert_eq!(mode.to_string(), text);
+        }
+        let e = "half".parse::<CloseMode>().unwrap_err();
+        assert!(
+            e.0.contains("active, passive, reset, linger=SECONDS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bind_modes_and_ranges() {
+        assert_eq!("range=1025-5000".parse(), Ok(BindMode::Range(1025, 5000)));
+        assert!(
+            "range=5000-1025".parse::<BindMode>().is_err(),
+            "inverted range"
+        );
+        assert!("range=0-10".parse::<BindMode>().is_err(), "port 0");
+        assert!("range=1-70000".parse::<BindMode>().is_err(), "above 65535");
+        assert_eq!(PortRange(1025, 5000).len(), 3976);
+    }
+
+    #[test]
+    fn bytes_text_and_hex() {
+        assert_eq!("hello".parse::<Bytes>().unwrap().0, b"hello");
+        assert_eq!("hex:0d0a ff".parse::<Bytes>().unwrap().0, vec![13, 10, 255]);
+        assert!("hex:abc".parse::<Bytes>().is_err());
+        assert!("hex:zz".parse::<Bytes>().is_err());
+        assert_eq!(Bytes(vec![0, 1]).to_string(), "hex:0001");
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!("5s".parse::<Span>().unwrap().0, Duration::from_secs(5));
+        assert_eq!(
+            "1.5".parse::<Span>().unwrap().0,
+            Duration::from_millis(1500)
+        );
+        assert_eq!("1m30s".parse::<Span>().unwrap().0, Duration::from_secs(90));
+        assert!("soon".parse::<Span>().is_err());
+        assert!("-1".parse::<Span>().is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! CSV: one metric per row (metric,value,unit), easy to diff or load into a sheet.
+
+use super::{Reporter, Summary};
+use std::io::{self, Write};
+
+/// `--format csv`.
+pub struct Csv;
+
+/// The rows, in order: (metric, value, unit).
+fn rows(s: &Summary) -> Vec<(String, String, &'static str)> {
+    let mut rows = vec![
+        ("scenario".into(), s.scenario.clone(), ""),
+        ("duration".into(), format!("{:.3}", s.duration_s), "s"),
+        ("attempts".into(), s.attempts.to_string(), "connections"),
+        ("connected".into(), s.connected.to_string(), "connections"),
+        ("completed".into(), s.completed.to_string(), "connections"),
+        ("failed".into(), s.failed.to_string(), "connections"),
+        ("dropped".into(), s.dropped.to_string(), "starts"),
+        (
+            "achieved_rate".into(),
+            format!("{:.3}", s.achieved_rate),
+            "1/s",
+        ),
+        (
+            "exhaustion_first".into(),
+            s.exhaustion
+                .first_s
+                .map(|v| format!("{v:.6}"))
+                .unwrap_or_default(),
+            "s",
+        ),
+        (
+            "exhaustion_kind".into(),
+            s.exhaustion.kind.clone().unwrap_or_default(),
+            "",
+        ),
+    ];
+    for (name, e) in &s.errors {
+        rows.push((format!("errors.{name}"), e.count.to_string(), "errors"));
+        rows.push((
+            format!("errors.{name}.first"),
+            format!("{:.6}", e.first_s),
+            "s",
+        ));
+    }
+    for (label, l) in [
+        ("connect_latency", &s.connect_latency_us),
+        ("connect_latency_actual", &s.connect_latency_actual_us),
+        ("exchange_latency", &s.exchange_latency_us),
+        ("request_latency", &s.request_latency_us),
+        ("schedule_lag", &s.schedule_lag_us),
+    ] {
+        rows.push((format!("{label}.p50"), l.p50.to_string(), "us"));
+        rows.push((format!("{label}.p99"), l.p99.to_string(), "us"));
+        rows.push((format!("{label}.max"), l.max.to_string(), "us"));
+    }
+    rows
+}
+
+impl Reporter for Csv {
+    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(["metric", "value", "unit"])?;
+        for (metric, value, unit) in rows(s) {
+            w.write_record([metric.as_str(), value.as_str(), unit])?;
+        }
+        w.flush()
+    }
+}

@@ -1,0 +1,153 @@
+//! summary.json: the whole run in one document, with stable key names.
+
+use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
+use crate::plan::Scenario;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the embedded server counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSummary {
+    /// Its address.
+    pub address: String,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// accept() failures.
+    pub accept_errors: u64,
+    /// Connections that ended in an error on the server's side.
+    pub connection_errors: u64,
+}
+
+/// One run. Times are seconds (`_s`), latencies microseconds (`_us`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// What it reproduces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// portlab's version.
+    pub portlab_version: String,
+    /// When the first start was due, UTC (RFC 3339).
+    pub started_at: String,
+    /// From the first start to the end of the drain, seconds.
+    pub duration_s: f64,
+    /// While starts were issued, seconds (the denominator of `achieved_rate`).
+    pub load_duration_s: f64,
+    /// Stopped by Ctrl-C.
+    pub interrupted: bool,
+    /// Where connections went (resolved address).
+    pub target: String,
+    /// Starts begun.
+    pub attempts: u64,
+    /// Connections established.
+    pub connected: u64,
+    /// Attempts that ended without error.
+    pub completed: u64,
+    /// Attempts that ended with an error.
+    pub failed: u64,
+    /// Due starts never made because max in flight was reached.
+    pub dropped: u64,
+    /// In flight when the drain timeout ran out, abandoned.
+    pub aborted: u64,
+    /// Pooled connections replaced after breaking.
+    pub reconnects: u64,
+    /// Attempts per second over `load_duration_s`.
+    pub achieved_rate: f64,
+    /// Errors by OS name.
+    pub errors: BTreeMap<String, ErrorStat>,
+    /// The first "no local port left" error.
+    pub exhaustion: Exhaustion,
+    /// HTTP statuses by code (http payload).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_status: BTreeMap<String, u64>,
+    /// connect() latency from the scheduled start (coordinated-omission corrected), µs.
+    pub connect_latency_us: Latency,
+    /// connect() latency from the actual start, µs.
+    pub connect_latency_actual_us: Latency,
+    /// Exchange latency after connect, µs.
+    pub exchange_latency_us: Latency,
+    /// Whole request from the scheduled start to the reply, µs.
+    pub request_latency_us: Latency,
+    /// Lateness of each start against its schedule, µs.
+    pub schedule_lag_us: Latency,
+    /// The embedded server's counters (absent with an external target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSummary>,
+    /// The resolved plan (every key set).
+    pub plan: Scenario,
+}
+
+impl Summary {
+    /// The summary of a finished (or interrupted) run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: Scenario,
+        started_at: String,
+        target: String,
+        m: &Measured,
+        duration_s: f64,
+        load_duration_s: f64,
+        interrupted: bool,
+        aborted: u64,
+        server: Option<ServerSummary>,
+    ) -> Summary {
+        Summary {
+            scenario: plan.name.clone().unwrap_or_default(),
+            description: plan.description.clone(),
+            portlab_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at,
+            duration_s,
+            load_duration_s,
+            interrupted,
+            target,
+            attempts: m.attempts,
+            connected: m.connected,
+            completed: m.completed,
+            failed: m.failed,
+            dropped: m.dropped,
+            aborted,
+            reconnects: m.reconnects,
+            achieved_rate: if load_duration_s > 0.0 {
+                m.attempts as f64 / load_duration_s
+            } else {
+                0.0
+            },
+            errors: m.errors.clone(),
+            exhaustion: m.exhaustion.clone(),
+            http_status: m.http_status.clone(),
+            connect_latency_us: m.connect_latency,
+            connect_latency_actual_us: m.connect_latency_actual,
+            exchange_latency_us: m.exchange_latency,
+            request_latency_us: m.request_latency,
+            schedule_lag_us: m.schedule_lag,
+            server,
+            plan,
+        }
+    }
+
+    /// The latency rows every format shows, with their labels.
+    pub fn latency_rows(&self) -> [(&'static str, &Latency); 5] {
+        [
+            ("connect (from schedule)", &self.connect_latency_us),
+            ("connect (from start)", &self.connect_latency_actual_us),
+            ("exchange", &self.exchange_latency_us),
+            ("request (from schedule)", &self.request_latency_us),
+            ("schedule lag", &self.schedule_lag_us),
+        ]
+    }
+
+    /// "rate 200/s, close active, bind auto, payload none, pool 0" from the plan.
+    pub fn plan_line(&self) -> String {
+        let p = &self.plan;
+        let or = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        format!(
+            "rate {}, close {}, bind {}, payload {}, pool {}",
+            or(p.load.rate.map(|r| r.to_string())),
+            or(p.client.close.map(|c| c.to_string())),
+            or(p.client.bind.map(|b| b.to_string())),
+            or(p.payload.kind.map(|k| k.to_string())),
+            p.client.pool.unwrap_or(0)
+        )
+    }
+}

@@ -1,0 +1,88 @@
+//! The human summary printed at the end of a run.
+
+use super::{secs, Reporter, Summary};
+use std::io::{self, Write};
+
+/// `--format text` (the default).
+pub struct Text;
+
+impl Reporter for Text {
+    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "portlab run {:?}: {} attempts in {} ({:.1}/s){}",
+            s.scenario,
+            s.attempts,
+            secs(s.load_duration_s),
+            s.achieved_rate,
+            if s.interrupted { ", INTERRUPTED" } else { "" }
+        )?;
+        writeln!(out, "  target {}; {}", s.target, s.plan_line())?;
+        writeln!(
+            out,
+            "  connected {}   completed {}   failed {}   dropped {}   aborted {}",
+            s.connected, s.completed, s.failed, s.dropped, s.aborted
+        )?;
+        if s.reconnects > 0 {
+            writeln!(out, "  pooled connections replaced {}", s.reconnects)?;
+        }
+        match (&s.exhaustion.first_s, &s.exhaustion.kind) {
+            (Some(t), Some(kind)) => writeln!(
+                out,
+                "  PORT EXHAUSTION: first {kind} at {} ({})",
+                secs(*t),
+                s.exhaustion.phase.as_deref().unwrap_or("-")
+            )?,
+            _ => writeln!(out, "  no port exhaustion")?,
+        }
+        if !s.errors.is_empty() {
+            writeln!(
+                out,
+                "\nerrors\n  {:<16} {:<9} {:>9} {:>12} {:>12}",
+                "kind", "phase", "count", "first", "last"
+            )?;
+            for (name, e) in &s.errors {
+                writeln!(
+                    out,
+                    "  {:<16} {:<9} {:>9} {:>12} {:>12}",
+                    name,
+                    e.phase,
+                    e.count,
+                    secs(e.first_s),
+                    secs(e.last_s)
+                )?;
+            }
+        }
+        if !s.http_status.is_empty() {
+            let statuses: Vec<String> = s
+                .http_status
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            writeln!(out, "\nhttp status  {}", statuses.join(", "))?;
+        }
+        writeln!(
+            out,
+            "\nlatency (us)              {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "mean", "p50", "p90", "p99", "p99.9", "max"
+        )?;
+        for (label, l) in s.latency_rows() {
+            if l.count == 0 {
+                continue;
+            }
+            writeln!(
+                out,
+                "  {label:<23} {:>9.0} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                l.mean, l.p50, l.p90, l.p99, l.p999, l.max
+            )?;
+        }
+        if let Some(srv) = &s.server {
+            writeln!(
+                out,
+                "\nembedded server {}: accepted {}, accept errors {}, connection errors {}",
+                srv.address, srv.accepted, srv.accept_errors, srv.connection_errors
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,370 @@
+//! Workers: long-lived tasks that each carry one connection (or one pooled connection) at a
+//! time. One loop serves every mode: where starts come from (the pacer's channel or a closed
+//! loop) is a [`Feed`], and pooling only decides whether the connection outlives a request.
+//!
+//! Per start a worker allocates nothing: its read buffer is its own, the request bytes are
+//! shared, timeouts live inside the future, and the outcome is a `Copy` value sent on a
+//! preallocated channel.
+
+use super::socket::SocketFactory;
+use crate::collect::{ErrCode, Failure, Outcome, Phase, Shared};
+use crate::plan::{CloseMode, Expect, PayloadKind};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// One start handed from the pacer to a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    /// Due time, µs since t0.
+    pub due_us: u64,
+}
+
+/// What every worker shares (read-only but for the atomics).
+#[derive(Debug)]
+pub struct Ctx {
+    /// The run's origin; every time is measured from it.
+    pub t0: Instant,
+    /// Opens client sockets as the plan says.
+    pub factory: SocketFactory,
+    /// Who closes, and how.
+    pub close: CloseMode,
+    /// What is exchanged.
+    pub payload: PayloadKind,
+    /// Bytes written per request: the tcp payload or the HTTP request, built once.
+    pub request: Vec<u8>,
+    /// How much of a tcp reply to read.
+    pub expect: Expect,
+    /// Persistent connections (0: one connection per start).
+    pub pool: u32,
+    /// Bound on connect().
+    pub connect_timeout: Duration,
+    /// Bound on the exchange (and the wait for the server's FIN in passive mode).
+    pub exchange_timeout: Duration,
+    /// Counters shared with the pacer and the collector.
+    pub shared: std::sync::Arc<Shared>,
+    /// Set on Ctrl-C or at the end of a closed loop: take no new start.
+    pub stop: AtomicBool,
+}
+
+impl Ctx {
+    fn now_us(&self) -> u64 {
+        self.t0.elapsed().as_micros() as u64
+    }
+
+    /// Read buffer size for this payload: enough for HTTP headers, or a tcp reply chunk.
+    fn buffer_len(&self) -> usize {
+        match self.payload {
+            PayloadKind::None => 512,
+            PayloadKind::Tcp => 16 * 1024,
+            PayloadKind::Http => 16 * 1024,
+        }
+    }
+}
+
+/// Where a worker's starts come from.
+pub enum Feed<'a> {
+    /// Open loop: the pacer hands out due starts.
+    Paced(async_channel::Receiver<Start>),
+    /// Closed loop: the next start begins as soon as the last ends.
+    Closed {
+        /// Tickets taken so far (shared by all closed-loop workers).
+        tickets: &'a AtomicU64,
+        /// Stop after this many.
+        count: Option<u64>,
+        /// Stop at this time.
+        deadline: Option<Instant>,
+    },
+}
+
+impl Feed<'_> {
+    async fn next(&self, ctx: &Ctx) -> Option<Start> {
+        match self {
+            Feed::Paced(rx) => loop {
+                let start = rx.recv().await.ok()?;
+                if !ctx.stop.load(Ordering::Relaxed) {
+                    return Some(start);
+                }
+                // Interrupted: a queued start is not begun.
+                ctx.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            },
+            Feed::Closed {
+                tickets,
+                count,
+                deadline,
+            } => {
+                if ctx.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    return None;
+                }
+                let n = tickets.fetch_add(1, Ordering::Relaxed);
+                if count.is_some_and(|c| n >= c) {
+                    return None;
+                }
+                ctx.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                Some(Start {
+                    due_us: ctx.now_us(),
+                })
+            }
+        }
+    }
+}
+
+/// Runs starts from `feed` until it ends, sending one outcome per start.
+pub async fn work(ctx: &Ctx, feed: Feed<'_>, tx: SyncSender<Outcome>) {
+    let mut buf = vec![0u8; ctx.buffer_len()];
+    // A pooled worker keeps its connection between starts.
+    let mut conn: Option<TcpStream> = None;
+    let mut broken = false;
+    while let Some(start) = feed.next(ctx).await {
+        let started_us = ctx.now_us();
+        ctx.shared.started.fetch_add(1, Ordering::Relaxed);
+        let mut o = Outcome {
+            scheduled_us: start.due_us,
+            started_us,
+            connect_us: None,
+            exchange_us: None,
+            ended_us: started_us,
+            failure: None,
+            status: 0,
+            opened: false,
+            reconnect: false,
+        };
+        let result = if ctx.pool == 0 {
+            one_connection(ctx, &mut o, &mut buf).await
+        } else {
+            pooled_request(ctx, &mut o, &mut conn, &mut broken, &mut buf).await
+        };
+        o.failure = result.err();
+        o.ended_us = ctx.now_us();
+        // The collector drains far faster than connections end; if it ever lags, waiting
+        // here is the right back-pressure (nothing is lost).
+        let _ = tx.send(o);
+        ctx.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+    // A pooled connection is closed the way the plan says (RST via linger 0, or FIN).
+    drop(conn);
+}
+
+/// Opens, connects, exchanges and closes one connection.
+async fn one_connection(ctx: &Ctx, o: &mut Outcome, buf: &mut [u8]) -> Result<(), Failure> {
+    let mut stream = connect(ctx, o).await?;
+    let exchanged = Instant::now();
+    exchange_and_close(ctx, &mut stream, o, buf).await?;
+    o.exchange_us = Some(micros(exchanged.elapsed()));
+    // Dropping closes: FIN (active, passive after EOF), RST (reset), or a lingering close.
+    drop(stream);
+    Ok(())
+}
+
+/// One request on the worker's pooled connection, opening (or replacing) it when needed.
+async fn pooled_request(
+    ctx: &Ctx,
+    o: &mut Outcome,
+    conn: &mut Option<TcpStream>,
+    broken: &mut bool,
+    buf: &mut [u8],
+) -> Result<(), Failure> {
+    let mut stream = match conn.take() {
+        Some(s) => s,
+        None => {
+            let s = connect(ctx, o).await?;
+            o.reconnect = *broken;
+            *broken = false;
+            s
+        }
+    };
+    let began = Instant::now();
+    match tokio::time::timeout(ctx.exchange_timeout, exchange(ctx, &mut stream, o, buf)).await {
+        Ok(Ok(_)) => {
+            o.exchange_us = Some(micros(began.elapsed()));
+            *conn = Some(stream);
+            Ok(())
+        }
+        Ok(Err(f)) => {
+            *broken = true;
+            Err(f)
+        }
+        Err(_) => {
+            *broken = true;
+            Err(Failure {
+                code: ErrCode::TIMEOUT,
+                phase: Phase::Exchange,
+            })
+        }
+    }
+}
+
+async fn connect(ctx: &Ctx, o: &mut Outcome) -> Result<TcpStream, Failure> {
+    let socket = ctx.factory.open()?;
+    let began = Instant::now();
+    let socket = TcpSocket::from_std_stream(socket);
+    let stream =
+        match tokio::time::timeout(ctx.connect_timeout, socket.connect(ctx.factory.target())).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(Failure::new(Phase::Connect, &e)),
+            Err(_) => {
+                return Err(Failure {
+                    code: ErrCode::TIMEOUT,
+                    phase: Phase::Connect,
+                })
+            }
+        };
+    o.connect_us = Some(micros(began.elapsed()));
+    o.opened = true;
+    Ok(stream)
+}
+
+/// The exchange, then (passive close) the wait for the server's FIN, within the timeout.
+async fn exchange_and_close(
+    ctx: &Ctx,
+    stream: &mut TcpStream,
+    o: &mut Outcome,
+    buf: &mut [u8],
+) -> Result<(), Failure> {
+    let work = async {
+        let saw_eof = exchange(ctx, stream, o, buf).await? == ReplyEnd::Eof;
+        if ctx.close == CloseMode::Passive && !saw_eof {
+            read_to_eof(stream, buf).await?;
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(ctx.exchange_timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure {
+            code: ErrCode::TIMEOUT,
+            phase: Phase::Exchange,
+        }),
+    }
+}
+
+/// How a reply ended: at a known length, or at the server's FIN.
+#[derive(Debug, PartialEq, Eq)]
+enum ReplyEnd {
+    Length,
+    Eof,
+}
+
+fn xerr(e: io::Error) -> Failure {
+    Failure::new(Phase::Exchange, &e)
+}
+
+const EARLY_EOF: Failure = Failure {
+    code: ErrCode::EARLY_EOF,
+    phase: Phase::Exchange,
+};
+const BAD_RESPONSE: Failure = Failure {
+    code: ErrCode::BAD_RESPONSE,
+    phase: Phase::Exchange,
+};
+
+async fn exchange(
+    ctx: &Ctx,
+    stream: &mut TcpStream,
+    o: &mut Outcome,
+    buf: &mut [u8],
+) -> Result<ReplyEnd, Failure> {
+    match ctx.payload {
+        PayloadKind::None => Ok(ReplyEnd::Length),
+        PayloadKind::Tcp => {
+            stream.write_all(&ctx.request).await.map_err(xerr)?;
+            match ctx.expect {
+                Expect::Eof => read_to_eof(stream, buf).await.map(|_| ReplyEnd::Eof),
+                Expect::Bytes(mut left) => {
+                    while left > 0 {
+                        let want = left.min(buf.len());
+                        match stream.read(&mut buf[..want]).await.map_err(xerr)? {
+                            0 => return Err(EARLY_EOF),
+                            n => left -= n,
+                        }
+                    }
+                    Ok(ReplyEnd::Length)
+                }
+            }
+        }
+        PayloadKind::Http => {
+            stream.write_all(&ctx.request).await.map_err(xerr)?;
+            read_http_response(stream, o, buf).await
+        }
+    }
+}
+
+/// Reads until the peer's FIN; returns the bytes read.
+async fn read_to_eof(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, Failure> {
+    let mut total = 0;
+    loop {
+        match stream.read(buf).await.map_err(xerr)? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 response (headers with httparse, then a Content-Length body, or a body
+/// ended by the server's FIN), recording its status.
+async fn read_http_response(
+    stream: &mut TcpStream,
+    o: &mut Outcome,
+    buf: &mut [u8],
+) -> Result<ReplyEnd, Failure> {
+    let mut filled = 0;
+    let (head_len, body_len) = loop {
+        if filled == buf.len() {
+            return Err(BAD_RESPONSE); // headers larger than the buffer
+        }
+        match stream.read(&mut buf[filled..]).await.map_err(xerr)? {
+            0 => return Err(EARLY_EOF),
+            n => filled += n,
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf[..filled]) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                o.status = resp.code.unwrap_or(0);
+                let mut body_len = None;
+                for h in resp.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        body_len = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse::<usize>().ok());
+                        if body_len.is_none() {
+                            return Err(BAD_RESPONSE);
+                        }
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        // Chunked bodies are not read: portlab's targets answer with a length.
+                        return Err(BAD_RESPONSE);
+                    }
+                }
+                // 1xx, 204 and 304 have no body.
+                if matches!(o.status, 100..=199 | 204 | 304) {
+                    body_len = Some(0);
+                }
+                break (head_len, body_len);
+            }
+            Ok(httparse::Status::Partial) => continue,
+            Err(_) => return Err(BAD_RESPONSE),
+        }
+    };
+    match body_len {
+        Some(len) => {
+            let mut left = len.saturating_sub(filled - head_len);
+            while left > 0 {
+                let want = left.min(buf.len());
+                match stream.read(&mut buf[..want]).await.map_err(xerr)? {
+                    0 => return Err(EARLY_EOF),
+                    n => left -= n,
+                }
+            }
+            Ok(ReplyEnd::Length)
+        }
+        None => read_to_eof(stream, buf).await.map(|_| ReplyEnd::Eof),
+    }
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}

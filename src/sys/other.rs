@@ -1,0 +1,7 @@
+//! Descriptor limits where there is no RLIMIT_NOFILE (Windows: sockets are handles with no
+//! per-process soft limit to raise).
+
+/// Nothing to raise; None means "no limit known".
+pub fn raise_nofile_limit() -> Option<u64> {
+    None
+}

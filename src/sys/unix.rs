@@ -1,0 +1,33 @@
+//! RLIMIT_NOFILE on Unix.
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force
+/// (None when it cannot be read).
+pub fn raise_nofile_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    // macOS refuses a soft limit above OPEN_MAX even when the hard limit is "unlimited".
+    let target = if cfg!(target_os = "macos") {
+        lim.rlim_max.min(10_240)
+    } else {
+        lim.rlim_max
+    };
+    if lim.rlim_cur < target {
+        let raised = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit from a struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = target;
+        }
+    }
+    // rlim_t is u64 on Linux and macOS, but not on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    Some(lim.rlim_cur as u64)
+}
