@@ -1,0 +1,131 @@
+//! Shared by the integration tests: run the binary, read its results, and make private
+//! network namespaces.
+#![allow(dead_code)] // each test binary uses a different part
+
+use assert_cmd::cargo::cargo_bin;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The portlab binary under test.
+pub fn portlab() -> PathBuf {
+    cargo_bin("portlab")
+}
+
+/// Runs `portlab run ARGS --out DIR -q --format json` on the host (loopback only).
+pub fn run_json(dir: &Path, args: &[&str]) -> (Output, Value) {
+    let out = Command::new(portlab())
+        .arg("run")
+        .args(args)
+        .args(["-q", "--format", "json", "--out"])
+        .arg(dir)
+        .output()
+        .expect("running portlab");
+    let summary = parse_summary(&out);
+    (out, summary)
+}
+
+/// The JSON summary on stdout, or a panic showing stderr.
+pub fn parse_summary(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON summary ({e}); exit {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A u64 field of the summary.
+pub fn n(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {v:#}"))
+}
+
+/// True when this process may create network namespaces (root, or unprivileged user
+/// namespaces). Under CI=true a missing namespace is a failure, not a skip.
+pub fn namespaces_available(test: &str) -> bool {
+    let ok = Command::new("unshare")
+        .args(["-n", "true"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+        || Command::new("unshare")
+            .args(["-r", "-n", "true"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    if !ok {
+        let reason = "cannot create a network namespace (needs root or unprivileged user namespaces, and util-linux unshare)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: {reason}; CI must run this test");
+        }
+        eprintln!("SKIPPED {test}: {reason}");
+    }
+    ok
+}
+
+/// Sysctls for a private namespace: (name under /proc/sys, value).
+pub type Sysctls<'a> = &'a [(&'a str, &'a str)];
+
+/// Runs `portlab run ARGS` inside a new network namespace (lo up, `sysctls` written there,
+/// never on the host), then saves the namespace's /proc/net/tcp as DIR/proc_net_tcp.
+/// Until the lab gives portlab its own namespaces, this uses unshare(1) and a shell.
+pub fn run_in_netns(dir: &Path, sysctls: Sysctls, args: &[&str]) -> (Output, Value) {
+    let mut script = String::from("set -e; ip link set lo up; ");
+    for (name, value) in sysctls {
+        script.push_str(&format!("echo '{value}' > /proc/sys/{name}; "));
+    }
+    script.push_str("set +e; \"$0\" \"$@\"; rc=$?; cat /proc/net/tcp /proc/net/tcp6 > \"$PORTLAB_DIR/proc_net_tcp\" 2>/dev/null; exit $rc");
+    let unshare_args: &[&str] = if is_root() { &["-n"] } else { &["-r", "-n"] };
+    let out = Command::new("unshare")
+        .args(unshare_args)
+        .args(["sh", "-c", &script])
+        .arg(portlab())
+        .arg("run")
+        .args(args)
+        .args(["-q", "--format", "json", "--out"])
+        .arg(dir)
+        .env("PORTLAB_DIR", dir)
+        .output()
+        .expect("running unshare");
+    let summary = parse_summary(&out);
+    (out, summary)
+}
+
+fn is_root() -> bool {
+    // SAFETY-free check: root's home or uid via /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// TIME_WAIT sockets in a saved /proc/net/tcp: (client side: remote port == `port`,
+/// server side: local port == `port`).
+pub fn time_wait_sides(dir: &Path, port: u16) -> (u64, u64) {
+    let text = std::fs::read_to_string(dir.join("proc_net_tcp")).expect("proc_net_tcp saved");
+    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    let (mut client, mut server) = (0, 0);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 || f[3] != "06" {
+            continue;
+        }
+        if port_of(f[2]) == Some(port) {
+            client += 1;
+        }
+        if port_of(f[1]) == Some(port) {
+            server += 1;
+        }
+    }
+    (client, server)
+}
+
+/// Asserts `measured` is within `pct` percent of `expected`.
+pub fn assert_close(what: &str, measured: f64, expected: f64, pct: f64) {
+    let err = (measured - expected).abs() / expected * 100.0;
+    assert!(
+        err <= pct,
+        "{what}: measured {measured}, expected {expected} within {pct}% (off by {err:.2}%)"
+    );
+}
