@@ -8,12 +8,22 @@
 //! - [`profile`]: OS profiles and their defaults, and [`ModelInput`], the one struct the
 //!   model reads.
 //! - [`predict()`]: [`ModelInput`] -> [`Prediction`].
+//! - [`inverse()`] / [`advise`]: what would make an unsustainable rate sustainable, and the
+//!   registry / netsh / sysctl commands that apply it.
+//! - [`args`]: the `portlab predict` flags ([`PredictArgs`]) and [`run_predict`].
 //!
 //! Nothing here reads the host or a measurement: the caller passes the settings in.
 
+pub mod args;
+pub mod inverse;
 pub mod predict;
 pub mod profile;
 
+#[cfg(test)]
+mod tests;
+
+pub use args::{input_from_args, run_predict, PredictArgs};
+pub use inverse::{advise, inverse, render_advice, Advice, Inverse};
 pub use predict::{predict, Prediction};
 pub use profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
 
