@@ -379,7 +379,7 @@ pub fn render_text(
         "margin",
         match p.margin {
             Some(m) => format!(
-                "{} ({} ports needed / {} available; above 1 runs out)",
+                "{} (demand {} ports / {} available; above 1 runs out)",
                 num(m),
                 num(m * p.ports_effective as f64),
                 p.ports_effective
@@ -400,6 +400,8 @@ pub fn render_text(
         if let Some(h) = inv.max_hold_s {
             let what = if p.reuse_applies {
                 "a tcp_tw_reuse delay"
+            } else if input.profile == Profile::Linux {
+                "a port hold (TIME_WAIT is fixed at 60 s; tcp_tw_reuse sets the hold)"
             } else {
                 "a TIME_WAIT"
             };

@@ -105,7 +105,7 @@ pub fn advise(input: &ModelInput, prediction: &Prediction, inv: &Inverse) -> Vec
     if input.pool > 0 {
         out.push(Advice::new(
             format!(
-                "Keep the pool at or below {} connections, the port slots there are",
+                "Or keep the pool at or below {} connections, the usable port slots",
                 prediction.ports_effective
             ),
             None,
