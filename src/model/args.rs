@@ -1,0 +1,420 @@
+//! `portlab predict`: every model input as a flag, and the command that prints the
+//! prediction and the inverse advice.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::inverse::{advise, inverse, render_advice, Advice, Inverse};
+use super::num;
+use super::predict::{predict, Prediction};
+use super::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
+use super::ModelError;
+
+/// Who closes first, as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CloseMode {
+    /// The client closes first and keeps TIME_WAIT (also a non-zero SO_LINGER).
+    Active,
+    /// The server closes first and keeps TIME_WAIT on its side.
+    Passive,
+    /// The client resets (SO_LINGER 0): no TIME_WAIT on either side.
+    Reset,
+}
+
+impl From<CloseMode> for TimeWaitSide {
+    fn from(c: CloseMode) -> Self {
+        match c {
+            CloseMode::Active => TimeWaitSide::Client,
+            CloseMode::Passive => TimeWaitSide::Server,
+            CloseMode::Reset => TimeWaitSide::Nobody,
+        }
+    }
+}
+
+/// Output format of `portlab predict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable, numbers with units.
+    Text,
+    /// One JSON object: {"input", "prediction", "inverse", "advice"}.
+    Json,
+}
+
+/// Flags of `portlab predict`: the model's inputs. Profile defaults fill what is not given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PredictArgs {
+    /// OS whose defaults are used: linux, windows-2003, windows-2008 (and later), macos,
+    /// freebsd, or custom (no defaults: give --ports/--port-range and --time-wait).
+    #[arg(long, value_name = "NAME", default_value = "linux")]
+    pub profile: Profile,
+
+    /// New connections (or requests) per second, e.g. 30 or 1800/min. Without it only the
+    /// capacity figures are given.
+    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Number of ephemeral ports, instead of the profile's range.
+    #[arg(long, value_name = "N", conflicts_with = "port_range", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub ports: Option<u32>,
+
+    /// Ephemeral port range LO-HI (inclusive), instead of the profile's, e.g. 1025-5000.
+    #[arg(long, value_name = "LO-HI")]
+    pub port_range: Option<PortRange>,
+
+    /// Ports of the range that are reserved and never picked (ip_local_reserved_ports).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub reserved: u32,
+
+    /// How long TIME_WAIT lasts, e.g. 240s, 4m or 30 (seconds). Default: the profile's
+    /// (linux 60s, windows 240s, macos 30s, freebsd 60s); TcpTimedWaitDelay on Windows.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s)]
+    pub time_wait: Option<f64>,
+
+    /// Linux tcp_tw_reuse: 0 off, 1 on, 2 loopback only (linux default 2). Where it
+    /// applies (client closing first, connect() choosing the port) a port is reusable
+    /// after --tw-reuse-delay instead of TIME_WAIT.
+    #[arg(long, value_name = "0|1|2")]
+    pub tw_reuse: Option<TwReuse>,
+
+    /// Linux tcp_tw_reuse_delay (6.14+), e.g. 1s or 250ms (a bare number is seconds);
+    /// 1 ms to 60 s, default 1s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s)]
+    pub tw_reuse_delay: Option<f64>,
+
+    /// Linux tcp_max_tw_buckets: TIME_WAIT cannot exceed it; closes past it skip
+    /// TIME_WAIT. Default: no limit.
+    #[arg(long, value_name = "N")]
+    pub max_tw_buckets: Option<u64>,
+
+    /// Who closes first: active (the client, which keeps TIME_WAIT), passive (the server
+    /// does) or reset (SO_LINGER 0, no TIME_WAIT).
+    #[arg(long, value_name = "MODE", value_enum, default_value = "active")]
+    pub close: CloseMode,
+
+    /// Persistent connections: 0 = a new connection per request; N > 0 = N connections
+    /// reused, holding N ports and no TIME_WAIT.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pool: u32,
+
+    /// How the local port is chosen: auto (connect() picks it; the range serves each
+    /// destination and source address) or any-port (bind(0) before connect(); one range
+    /// shared by all destinations).
+    #[arg(long, value_name = "MODE", value_enum, default_value = "auto")]
+    pub bind: BindModel,
+
+    /// Destinations (ip:port) the load is spread over evenly.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub destinations: u32,
+
+    /// Local source addresses the load is spread over evenly.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sources: u32,
+
+    /// The target is on loopback (tcp_tw_reuse = 2 applies there).
+    #[arg(long, conflicts_with = "remote")]
+    pub loopback: bool,
+
+    /// The target is on another host (the default).
+    #[arg(long)]
+    pub remote: bool,
+
+    /// Sockets already holding ports when the load starts; they are not available.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preexisting: u32,
+
+    /// Output format: text or json.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// Parses a rate: a positive number, optionally followed by `/s`, `/m` or `/min`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (n, per) = match t.split_once('/') {
+        None => (t, 1.0),
+        Some((n, "s" | "sec")) => (n, 1.0),
+        Some((n, "m" | "min")) => (n, 60.0),
+        Some(_) => return Err("accepted: a number per second, e.g. 30, 30/s or 1800/min".into()),
+    };
+    match n.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v / per),
+        _ => Err("accepted: a positive number per second, e.g. 30, 30/s or 1800/min".into()),
+    }
+}
+
+/// Parses a duration into seconds: `240s`, `4m`, `250ms` (humantime), or a bare number
+/// of seconds.
+pub fn parse_duration_s(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let secs = match t.parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => humantime::parse_duration(t)
+            .map_err(|e| format!("{e}; accepted: e.g. 240s, 4m, 250ms or 60 (seconds)"))?
+            .as_secs_f64(),
+    };
+    if secs.is_finite() && secs > 0.0 {
+        Ok(secs)
+    } else {
+        Err("must be a positive duration, e.g. 240s, 4m, 250ms or 60 (seconds)".into())
+    }
+}
+
+/// Builds and validates the model input from the flags: the profile's defaults, then
+/// every flag given. Errors name the flag and what it accepts.
+pub fn input_from_args(args: &PredictArgs) -> Result<ModelInput, ModelError> {
+    let profile = args.profile;
+    if !profile.has_linux_knobs() {
+        let linux_only = [
+            ("--tw-reuse", args.tw_reuse.is_some()),
+            ("--tw-reuse-delay", args.tw_reuse_delay.is_some()),
+            ("--max-tw-buckets", args.max_tw_buckets.is_some()),
+        ];
+        if let Some((flag, _)) = linux_only.into_iter().find(|(_, given)| *given) {
+            return Err(ModelError::NotForProfile {
+                flag,
+                profile: profile.name(),
+            });
+        }
+    }
+    let base = ModelInput::from_profile(profile);
+    let spec = match (args.port_range, args.ports, base.port_range) {
+        (Some(r), _, _) => PortSpec::Range(r),
+        (None, Some(n), _) => PortSpec::Count(n),
+        (None, None, Some(r)) => PortSpec::Range(r),
+        (None, None, None) => {
+            return Err(ModelError::MissingForCustom {
+                flag: "--ports or --port-range",
+                what: "the ephemeral ports, e.g. --port-range 32768-60999",
+            })
+        }
+    };
+    let input = ModelInput {
+        time_wait_s: args.time_wait.unwrap_or(base.time_wait_s),
+        tw_reuse: args.tw_reuse.unwrap_or(base.tw_reuse),
+        tw_reuse_delay_s: args.tw_reuse_delay.unwrap_or(base.tw_reuse_delay_s),
+        max_tw_buckets: args.max_tw_buckets,
+        rate: args.rate,
+        timewait_side: args.close.into(),
+        pool: args.pool,
+        bind: args.bind,
+        destinations: args.destinations,
+        sources: args.sources,
+        loopback: args.loopback,
+        preexisting: args.preexisting,
+        ..base
+    }
+    .with_ports(spec, args.reserved)?;
+    input.validate()?;
+    Ok(input)
+}
+
+/// The JSON document `predict --format json` prints.
+#[derive(Serialize)]
+struct Report<'a> {
+    input: &'a ModelInput,
+    prediction: &'a Prediction,
+    inverse: Option<&'a Inverse>,
+    advice: &'a [Advice],
+}
+
+/// Runs `portlab predict`: builds the input, predicts, and prints inputs, prediction and
+/// advice in the chosen format. Input errors are [`ModelError`]s inside the anyhow error
+/// (downcast to map them to exit code 2).
+pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let input = input_from_args(args)?;
+    let prediction = predict(&input);
+    let inv = inverse(&input, &prediction);
+    let advice = inv
+        .as_ref()
+        .map(|i| advise(&input, &prediction, i))
+        .unwrap_or_default();
+    let text = match args.format {
+        Format::Json => {
+            let report = Report {
+                input: &input,
+                prediction: &prediction,
+                inverse: inv.as_ref(),
+                advice: &advice,
+            };
+            serde_json::to_string_pretty(&report).context("serializing the prediction")? + "\n"
+        }
+        Format::Text => render_text(&input, &prediction, inv.as_ref(), &advice),
+    };
+    out.write_all(text.as_bytes())
+        .context("writing the prediction")
+}
+
+/// The text rendering: inputs, prediction, and what would fix it.
+pub fn render_text(
+    input: &ModelInput,
+    p: &Prediction,
+    inv: Option<&Inverse>,
+    advice: &[Advice],
+) -> String {
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    let range = match input.port_range {
+        Some(r) => format!("range {r}, "),
+        None => String::new(),
+    };
+    rows.push(("profile", input.profile.to_string()));
+    rows.push((
+        "ports",
+        format!(
+            "{} usable ({range}{} reserved)",
+            input.ports, input.reserved
+        ),
+    ));
+    rows.push(("TIME_WAIT", format!("{} s", num(input.time_wait_s))));
+    if input.profile.has_linux_knobs() {
+        rows.push((
+            "tcp_tw_reuse",
+            format!(
+                "{} (delay {} s; {})",
+                input.tw_reuse.value(),
+                num(input.tw_reuse_delay_s),
+                if p.reuse_applies {
+                    "applies"
+                } else {
+                    "does not apply here"
+                }
+            ),
+        ));
+        rows.push((
+            "max_tw_buckets",
+            input
+                .max_tw_buckets
+                .map_or("no limit".into(), |b| b.to_string()),
+        ));
+    }
+    rows.push((
+        "rate",
+        input.rate.map_or("not given (capacity only)".into(), |r| {
+            format!("{} conn/s", num(r))
+        }),
+    ));
+    rows.push((
+        "close",
+        match input.timewait_side {
+            TimeWaitSide::Client => "active: the client keeps TIME_WAIT",
+            TimeWaitSide::Server => "passive: the server keeps TIME_WAIT",
+            TimeWaitSide::Nobody => "reset: no TIME_WAIT",
+        }
+        .into(),
+    ));
+    rows.push((
+        "pool",
+        if input.pool == 0 {
+            "none (a new connection per request)".into()
+        } else {
+            format!("{} persistent connections", input.pool)
+        },
+    ));
+    rows.push((
+        "bind",
+        match input.bind {
+            BindModel::PerDestination => "auto: connect() picks the port, per destination",
+            BindModel::WholeRange => "any-port: bind before connect, one range for all",
+        }
+        .into(),
+    ));
+    rows.push(("destinations", input.destinations.to_string()));
+    rows.push(("sources", input.sources.to_string()));
+    rows.push((
+        "target",
+        if input.loopback { "loopback" } else { "remote" }.into(),
+    ));
+    rows.push(("preexisting", format!("{} sockets", input.preexisting)));
+
+    let mut s = String::from("Inputs\n");
+    push_rows(&mut s, &rows);
+    rows.clear();
+
+    let opt = |v: Option<f64>, unit: &str, none: &str| match v {
+        Some(x) => format!("{} {unit}", num(x)),
+        None => none.to_string(),
+    };
+    rows.push(("exhausts", if p.exhausts { "yes" } else { "no" }.into()));
+    rows.push((
+        "first error",
+        match p.first_error_s {
+            Some(t) => format!("after {} s ({})", num(t), p.exhaustion_error),
+            None => "never".into(),
+        },
+    ));
+    rows.push((
+        "sustainable rate",
+        match (p.sustainable_rate, p.sustainable_rate_per_destination) {
+            (Some(r), Some(d)) if input.destinations > 1 => {
+                format!("{} conn/s ({} conn/s per destination)", num(r), num(d))
+            }
+            (r, _) => opt(r, "conn/s", "not limited by ports"),
+        },
+    ));
+    if p.exhausts {
+        rows.push((
+            "after exhaustion",
+            opt(p.post_exhaustion_rate, "conn/s succeed", "-"),
+        ));
+    }
+    rows.push((
+        "steady TIME_WAIT",
+        match (p.steady_timewait, p.steady_timewait_max) {
+            (Some(a), Some(b)) if b > a => format!(
+                "{} ports blocked on the {} (up to {} sockets counted)",
+                num(a),
+                p.timewait_side.name(),
+                num(b)
+            ),
+            (Some(a), _) if p.timewait_side == TimeWaitSide::Nobody => {
+                format!("{} (none on either side)", num(a))
+            }
+            (Some(a), _) => format!("{} sockets on the {}", num(a), p.timewait_side.name()),
+            (None, _) => format!("unknown without a rate (on the {})", p.timewait_side.name()),
+        },
+    ));
+    rows.push(("hold per port", format!("{} s", num(p.hold_s))));
+    rows.push((
+        "margin",
+        match p.margin {
+            Some(m) => format!(
+                "{} (demand {} ports / {} available; above 1 runs out)",
+                num(m),
+                num(m * p.ports_effective as f64),
+                p.ports_effective
+            ),
+            None => format!("unknown ({} port slots)", p.ports_effective),
+        },
+    ));
+    s += "\nPrediction\n";
+    push_rows(&mut s, &rows);
+    s += &format!("  {}\n", p.explanation);
+
+    if let Some(inv) = inv {
+        match input.rate {
+            Some(r) if input.pool == 0 => s += &format!("\nTo sustain {} conn/s\n", num(r)),
+            _ => s += "\nTo make it fit\n",
+        }
+        s += &format!("  needs {} ports in the range", inv.ports_needed);
+        if let Some(h) = inv.max_hold_s {
+            let what = if p.reuse_applies {
+                "a tcp_tw_reuse delay"
+            } else if input.profile == Profile::Linux {
+                "a port hold (TIME_WAIT is fixed at 60 s; tcp_tw_reuse sets the hold)"
+            } else {
+                "a TIME_WAIT"
+            };
+            s += &format!(", or {what} of at most {} s", num(h));
+        }
+        s += "\n";
+        s += &render_advice(advice);
+    }
+    s
+}
+
+fn push_rows(s: &mut String, rows: &[(&str, String)]) {
+    for (k, v) in rows {
+        s.push_str(&format!("  {k:<18} {v}\n"));
+    }
+}

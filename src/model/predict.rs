@@ -1,0 +1,266 @@
+//! [`predict`]: whether and when the ports run out, and what the steady state looks like.
+
+use serde::Serialize;
+
+use super::num;
+use super::profile::{BindModel, ModelInput, TimeWaitSide, TwReuse};
+
+/// What the model predicts for one [`ModelInput`]. Times are seconds, rates per second.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Whether the client runs out of ports (iff R x hold > P_eff). False when the rate is
+    /// unknown: then only the capacity figures are given.
+    pub exhausts: bool,
+    /// When the first port-exhaustion error comes: P_eff / R (None if it never does, or
+    /// the rate is unknown).
+    pub first_error_s: Option<f64>,
+    /// The highest rate the ports sustain: P_eff / hold. None when ports do not limit the
+    /// rate (the server closes first, connections are reset, or a pool is used).
+    pub sustainable_rate: Option<f64>,
+    /// `sustainable_rate` divided by the destinations the load is spread over.
+    pub sustainable_rate_per_destination: Option<f64>,
+    /// Ports kept busy in steady state by closed connections on `timewait_side`:
+    /// min(R x hold, P_eff) on the client, R x T on the server (capped by max_tw_buckets).
+    /// None when the rate is unknown.
+    pub steady_timewait: Option<f64>,
+    /// Upper bound of the TIME_WAIT socket count a kernel counter would show. Equal to
+    /// `steady_timewait` except where tcp_tw_reuse applies: a reusable socket still sits
+    /// in TIME_WAIT until its port is taken again or T ends, so up to min(R x T, P_eff).
+    pub steady_timewait_max: Option<f64>,
+    /// Where TIME_WAIT sits in steady state: client, server, or none (reset, pool).
+    pub timewait_side: TimeWaitSide,
+    /// Connections per second that still succeed once exhausted: P_eff / hold.
+    pub post_exhaustion_rate: Option<f64>,
+    /// Demand over supply of client ports: R x hold / P_eff, or pool / P_eff; > 1 means it
+    /// runs out. None when unknown (no rate) or no port is free at all.
+    pub margin: Option<f64>,
+    /// P_eff: the port slots available to this workload (ports x destinations x sources
+    /// for connect(), ports alone for bind before connect, minus preexisting sockets).
+    pub ports_effective: u64,
+    /// How long a closed connection keeps its client port unusable: T, or the
+    /// tcp_tw_reuse delay where reuse applies; 0 when the client keeps no TIME_WAIT.
+    pub hold_s: f64,
+    /// Whether tcp_tw_reuse shortens the client's hold for this workload.
+    pub reuse_applies: bool,
+    /// The error the client sees when the ports run out, e.g. EADDRNOTAVAIL.
+    pub exhaustion_error: &'static str,
+    /// One or two plain sentences saying why, with the numbers and units.
+    pub explanation: String,
+}
+
+/// Whether tcp_tw_reuse shortens the client's hold.
+///
+/// tcp_tw_reuse is consulted only by connect()'s own port search (`__inet_hash_connect`)
+/// and only for the socket that is in TIME_WAIT, i.e. the client after an active close.
+/// bind(0) before connect() (`BindModel::WholeRange`) goes through the bind-conflict check,
+/// where a TIME_WAIT socket blocks its port (unless both sockets set SO_REUSEADDR, which
+/// the model does not cover), so reuse does not apply there. 1 applies to every
+/// destination, 2 to loopback only. TCP timestamps are assumed on (the Linux default).
+fn reuse_applies(input: &ModelInput) -> bool {
+    input.timewait_side == TimeWaitSide::Client
+        && input.bind == BindModel::PerDestination
+        && match input.tw_reuse {
+            TwReuse::Off => false,
+            TwReuse::On => true,
+            TwReuse::Loopback => input.loopback,
+        }
+}
+
+/// Port slots before preexisting sockets: connect() shares a local port across
+/// destinations and source addresses (exhaustion is per 4-tuple prefix), bind(0) does not
+/// (it binds the wildcard address, so one range serves every destination and source).
+fn capacity(input: &ModelInput) -> u64 {
+    let ports = u64::from(input.ports);
+    match input.bind {
+        BindModel::PerDestination => {
+            ports * u64::from(input.destinations.max(1)) * u64::from(input.sources.max(1))
+        }
+        BindModel::WholeRange => ports,
+    }
+}
+
+/// "3976 usable ports", "28232 ports x 2 destinations = 56464 port slots, minus 10
+/// already held = 56454", and so on.
+fn supply_phrase(input: &ModelInput, p_eff: u64) -> String {
+    let cap = capacity(input);
+    let mut s = match input.bind {
+        BindModel::PerDestination if cap != u64::from(input.ports) => {
+            let mut f = format!("{} ports", input.ports);
+            if input.destinations > 1 {
+                f += &format!(" x {} destinations", input.destinations);
+            }
+            if input.sources > 1 {
+                f += &format!(" x {} source addresses", input.sources);
+            }
+            format!("{f} = {cap} port slots")
+        }
+        BindModel::WholeRange if input.destinations > 1 || input.sources > 1 => format!(
+            "{} usable ports, shared by every destination because the port is bound before connect()",
+            input.ports
+        ),
+        _ => format!("{} usable ports", input.ports),
+    };
+    if input.preexisting > 0 {
+        s += &format!(", minus {} already held = {p_eff}", input.preexisting);
+    }
+    s
+}
+
+/// Predicts exhaustion for `input` (which should have passed [`ModelInput::validate`];
+/// other values give no panic, just odd figures).
+pub fn predict(input: &ModelInput) -> Prediction {
+    let p_eff = capacity(input).saturating_sub(u64::from(input.preexisting));
+    let p = p_eff as f64;
+    let t = input.time_wait_s;
+    let reuse = reuse_applies(input);
+    let error = input.profile.exhaustion_error(input.bind);
+    let supply = supply_phrase(input, p_eff);
+    let per_dest = |r: f64| r / f64::from(input.destinations.max(1));
+    let mut out = Prediction {
+        exhausts: false,
+        first_error_s: None,
+        sustainable_rate: None,
+        sustainable_rate_per_destination: None,
+        steady_timewait: Some(0.0),
+        steady_timewait_max: Some(0.0),
+        timewait_side: input.timewait_side,
+        post_exhaustion_rate: None,
+        margin: Some(0.0),
+        ports_effective: p_eff,
+        hold_s: 0.0,
+        reuse_applies: reuse,
+        exhaustion_error: error,
+        explanation: String::new(),
+    };
+
+    if p_eff == 0 {
+        out.exhausts = true;
+        out.first_error_s = Some(0.0);
+        out.margin = None;
+        out.sustainable_rate = Some(0.0);
+        out.post_exhaustion_rate = Some(0.0);
+        out.explanation =
+            format!("No port is free ({supply}), so the very first connection fails with {error}.");
+        return out;
+    }
+
+    if input.pool > 0 {
+        let n = input.pool;
+        out.timewait_side = TimeWaitSide::Nobody;
+        out.margin = Some(f64::from(n) / p);
+        out.exhausts = u64::from(n) > p_eff;
+        out.explanation = if out.exhausts {
+            out.first_error_s = input.rate.map(|r| p / r);
+            let when = match input.rate {
+                Some(r) => format!(
+                    " (at the latest after {p_eff} / {} conn/s = {} s, as the pool fills)",
+                    num(r),
+                    num(p / r)
+                ),
+                None => String::new(),
+            };
+            format!(
+                "A pool of {n} persistent connections needs {n} ports but there are only {supply}: connection {} fails with {error}{when}.",
+                p_eff + 1
+            )
+        } else {
+            format!(
+                "A pool of {n} persistent connections holds {n} of the {supply} and never closes them, so nothing enters TIME_WAIT and the ports never run out."
+            )
+        };
+        return out;
+    }
+
+    match input.timewait_side {
+        TimeWaitSide::Nobody => {
+            out.explanation = "Connections end with a reset (SO_LINGER 0): neither side keeps TIME_WAIT and each port is free again as soon as its connection ends, so the ports never run out.".into();
+        }
+        TimeWaitSide::Server => {
+            // The server's TIME_WAIT is on its own port; tcp_tw_reuse is a connect() matter
+            // and does not shorten it. max_tw_buckets caps it only when the server is this
+            // host (loopback); a remote server's limit is not known here.
+            let cap = input
+                .max_tw_buckets
+                .filter(|_| input.loopback)
+                .map_or(f64::INFINITY, |b| b as f64);
+            let steady = input.rate.map(|r| (r * t).min(cap));
+            out.steady_timewait = steady;
+            out.steady_timewait_max = steady;
+            let held = match steady {
+                Some(s) => format!(" (about {} sockets at steady state)", num(s)),
+                None => String::new(),
+            };
+            out.explanation = format!(
+                "The server closes first, so TIME_WAIT sits on the server{held} and costs the client no port: each client port is free again as soon as its connection ends, so the ports never run out."
+            );
+        }
+        TimeWaitSide::Client => client(input, p, reuse, &supply, &mut out),
+    }
+    out.sustainable_rate_per_destination = out.sustainable_rate.map(per_dest);
+    out
+}
+
+/// The one case that can exhaust: one connection per request, client closes first.
+fn client(input: &ModelInput, p: f64, reuse: bool, supply: &str, out: &mut Prediction) {
+    let t = input.time_wait_s;
+    let hold = if reuse { input.tw_reuse_delay_s } else { t };
+    let hold_phrase = if reuse {
+        format!(
+            "{} s (tcp_tw_reuse = {} lets connect() take a TIME_WAIT port {} s after close)",
+            num(hold),
+            input.tw_reuse.value(),
+            num(hold)
+        )
+    } else {
+        format!("{} s of TIME_WAIT", num(hold))
+    };
+    out.hold_s = hold;
+    let sustainable = p / hold;
+    out.sustainable_rate = Some(sustainable);
+
+    let Some(r) = input.rate else {
+        out.steady_timewait = None;
+        out.steady_timewait_max = None;
+        out.margin = None;
+        out.explanation = format!(
+            "No rate given, so only capacity figures: {supply}, each held {hold_phrase} after close, sustain at most {} conn/s.",
+            num(sustainable)
+        );
+        return;
+    };
+
+    let demand = r * hold;
+    // Closes past tcp_max_tw_buckets skip TIME_WAIT, so a cap below P_eff always leaves a
+    // port free; a cap at or above P_eff changes nothing.
+    let bucket_cap = input.max_tw_buckets.map(|b| b as f64).filter(|&b| b < p);
+    let limit = bucket_cap.unwrap_or(p);
+    out.steady_timewait = Some(demand.min(limit));
+    out.steady_timewait_max = Some(if reuse {
+        (r * t).min(limit)
+    } else {
+        demand.min(limit)
+    });
+    // Demand over supply; with a cap below P_eff the demand itself is capped (margin < 1).
+    out.margin = Some(bucket_cap.map_or(demand, |b| demand.min(b)) / p);
+
+    out.explanation = if let Some(b) = bucket_cap.filter(|&b| demand > b) {
+        format!(
+            "{} conn/s each holding a port for {hold_phrase} would need {} ports, but tcp_max_tw_buckets = {} is below the {supply}: closes past the cap skip TIME_WAIT, so the ports never run out and TIME_WAIT stays at {}.",
+            num(r), num(demand), num(b), num(b)
+        )
+    } else if demand > p {
+        let first = p / r;
+        out.exhausts = true;
+        out.first_error_s = Some(first);
+        out.post_exhaustion_rate = Some(sustainable);
+        format!(
+            "{} conn/s each holding a port for {hold_phrase} need {} ports, but there are only {supply}, so the first {} comes after {} / {} conn/s = {} s. After that only {} / {} s = {} conn/s succeed.",
+            num(r), num(demand), out.exhaustion_error, num(p), num(r), num(first), num(p), num(hold), num(sustainable)
+        )
+    } else {
+        format!(
+            "{} conn/s each holding a port for {hold_phrase} keep {} ports busy, within the {supply} (margin {}), so the ports never run out; up to {} conn/s would be sustainable.",
+            num(r), num(demand), num(demand / p), num(sustainable)
+        )
+    };
+}
