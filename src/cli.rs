@@ -33,6 +33,12 @@ pub enum Command {
     /// Exit codes: 0 ran, 1 a check failed, 2 bad input or setup failure (nothing sent),
     /// 130 interrupted (everything measured so far is written).
     Run(Box<RunArgs>),
+    /// Predict exhaustion from the arithmetic alone: time to the first error (P / R), the
+    /// sustainable rate (P / T), steady TIME_WAIT, and the settings that would make a rate
+    /// sustainable, written as the commands that apply them.
+    ///
+    /// Example: `portlab predict --profile windows-2003 --rate 30`.
+    Predict(crate::model::PredictArgs),
 }
 
 /// `portlab run [SCENARIO.toml] [FLAGS]`
@@ -217,7 +223,9 @@ mod tests {
             "127.0.0.2,127.0.0.3",
             "--reuse-addr",
         ]);
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as run")
+        };
         let s = args.to_scenario();
         assert_eq!(s.load.rate, Some(Rate::PerSecond(200.0)));
         assert_eq!(s.client.close, Some(CloseMode::Reset));

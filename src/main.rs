@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(&args),
+        Command::Predict(args) => predict(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -25,6 +26,12 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_SETUP)
         }
     }
+}
+
+fn predict(args: &portlab::model::PredictArgs) -> anyhow::Result<u8> {
+    let stdout = std::io::stdout();
+    portlab::model::run_predict(args, &mut stdout.lock())?;
+    Ok(0)
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<u8> {

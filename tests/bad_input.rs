@@ -14,18 +14,33 @@ fn refused(args: &[&str], file: Option<&str>, needles: &[&str]) {
         std::fs::write(&path, text).unwrap();
         cmd.arg(path);
     }
-    let out = cmd.args(args).args(["-q", "--out"]).arg(dir.path().join("out")).output().unwrap();
+    let out = cmd
+        .args(args)
+        .args(["-q", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?} {file:?}: {err}");
     for needle in needles {
-        assert!(err.contains(needle), "{args:?} {file:?}: {err:?} lacks {needle:?}");
+        assert!(
+            err.contains(needle),
+            "{args:?} {file:?}: {err:?} lacks {needle:?}"
+        );
     }
-    assert!(!dir.path().join("out").join("timeline.csv").exists(), "no traffic");
+    assert!(
+        !dir.path().join("out").join("timeline.csv").exists(),
+        "no traffic"
+    );
 }
 
 #[test]
 fn unknown_key_in_a_scenario_file() {
-    refused(&[], Some("[load]\nrate = 10\nduraton = \"5s\"\n"), &["unknown field", "duraton", "bad.toml"]);
+    refused(
+        &[],
+        Some("[load]\nrate = 10\nduraton = \"5s\"\n"),
+        &["unknown field", "duraton", "bad.toml"],
+    );
 }
 
 #[test]
@@ -35,7 +50,11 @@ fn scenario_file_that_is_not_toml() {
 
 #[test]
 fn missing_scenario_file() {
-    refused(&["/nonexistent/scenario.toml"], None, &["cannot read scenario file", "/nonexistent/scenario.toml"]);
+    refused(
+        &["/nonexistent/scenario.toml"],
+        None,
+        &["cannot read scenario file", "/nonexistent/scenario.toml"],
+    );
 }
 
 #[test]
@@ -55,7 +74,11 @@ fn empty_port_range() {
 
 #[test]
 fn pooling_with_a_server_that_closes_first() {
-    refused(&["--pool", "4", "--payload", "http", "--close", "passive"], None, &["client.close", "--close", "pooling"]);
+    refused(
+        &["--pool", "4", "--payload", "http", "--close", "passive"],
+        None,
+        &["client.close", "--close", "pooling"],
+    );
 }
 
 #[test]
@@ -67,7 +90,11 @@ fn close_mode_that_does_not_exist() {
 fn listen_address_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    refused(&["--listen", &addr], None, &["cannot listen", &addr, "--listen"]);
+    refused(
+        &["--listen", &addr],
+        None,
+        &["cannot listen", &addr, "--listen"],
+    );
 }
 
 #[test]

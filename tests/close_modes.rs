@@ -27,14 +27,21 @@ fn run(range: &str, args: &[&str]) -> Option<(tempfile::TempDir, serde_json::Val
     let mut all = vec!["--listen", SERVER];
     all.extend_from_slice(args);
     let (out, summary) = run_in_netns(dir.path(), &sysctls, &all);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some((dir, summary))
 }
 
 #[test]
 fn active_close_exhausts_at_ports_over_rate() {
     // 300 ports at 150/s: the first EADDRNOTAVAIL is due at 300 / 150 = 2.0 s.
-    let Some((_d, s)) = run("40000-40299", &["--rate", "150", "--duration", "4s", "--close", "active"]) else {
+    let Some((_d, s)) = run(
+        "40000-40299",
+        &["--rate", "150", "--duration", "4s", "--close", "active"],
+    ) else {
         return;
     };
     assert_eq!(s["exhaustion"]["kind"], "EADDRNOTAVAIL", "{s:#}");
@@ -59,7 +66,10 @@ fn active_close_at_another_rate_and_range() {
 
 #[test]
 fn active_close_leaves_time_wait_on_the_client() {
-    let Some((d, s)) = run("40000-40999", &["--rate", "200", "--count", "300", "--close", "active"]) else {
+    let Some((d, s)) = run(
+        "40000-40999",
+        &["--rate", "200", "--count", "300", "--close", "active"],
+    ) else {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
@@ -69,7 +79,10 @@ fn active_close_leaves_time_wait_on_the_client() {
 
 #[test]
 fn linger_close_still_leaves_time_wait_on_the_client() {
-    let Some((d, s)) = run("40000-40999", &["--rate", "200", "--count", "200", "--close", "linger=2"]) else {
+    let Some((d, s)) = run(
+        "40000-40999",
+        &["--rate", "200", "--count", "200", "--close", "linger=2"],
+    ) else {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
@@ -83,7 +96,16 @@ fn passive_close_leaves_time_wait_on_the_server() {
     // them on the server's side.
     let Some((d, s)) = run(
         "40000-40999",
-        &["--rate", "300", "--count", "300", "--close", "passive", "--bind", "range=31000-31299"],
+        &[
+            "--rate",
+            "300",
+            "--count",
+            "300",
+            "--close",
+            "passive",
+            "--bind",
+            "range=31000-31299",
+        ],
     ) else {
         return;
     };
@@ -96,7 +118,10 @@ fn passive_close_never_exhausts_the_client() {
     // 800 connections through 300 ports: more connections than ports, and still no error,
     // because the client holds no TIME_WAIT. (The server's TIME_WAIT count stays below 800:
     // a new SYN on a 4-tuple the server holds in TIME_WAIT takes that TIME_WAIT over.)
-    let Some((d, s)) = run("40000-40299", &["--rate", "400", "--duration", "2s", "--close", "passive"]) else {
+    let Some((d, s)) = run(
+        "40000-40299",
+        &["--rate", "400", "--duration", "2s", "--close", "passive"],
+    ) else {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
@@ -109,7 +134,10 @@ fn passive_close_never_exhausts_the_client() {
 
 #[test]
 fn reset_close_leaves_no_time_wait_anywhere() {
-    let Some((d, s)) = run("40000-40299", &["--rate", "400", "--duration", "2s", "--close", "reset"]) else {
+    let Some((d, s)) = run(
+        "40000-40299",
+        &["--rate", "400", "--duration", "2s", "--close", "reset"],
+    ) else {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
@@ -122,7 +150,16 @@ fn pooled_connections_never_exhaust_a_tiny_range() {
     // 20 ports, 2000 requests over 4 persistent connections.
     let Some((d, s)) = run(
         "40000-40019",
-        &["--rate", "400", "--duration", "5s", "--pool", "4", "--payload", "tcp"],
+        &[
+            "--rate",
+            "400",
+            "--duration",
+            "5s",
+            "--pool",
+            "4",
+            "--payload",
+            "tcp",
+        ],
     ) else {
         return;
     };
@@ -137,25 +174,47 @@ fn pooled_connections_never_exhaust_a_tiny_range() {
 fn bind_any_port_fails_at_bind_with_eaddrinuse() {
     // bind(0) before connect: a port in TIME_WAIT is a bind conflict, so the error moves from
     // connect() (EADDRNOTAVAIL) to bind() (EADDRINUSE), at the same P / R.
-    let Some((_d, s)) = run("40000-40199", &["--rate", "200", "--duration", "2s", "--bind", "any-port"]) else {
+    let Some((_d, s)) = run(
+        "40000-40199",
+        &["--rate", "200", "--duration", "2s", "--bind", "any-port"],
+    ) else {
         return;
     };
     assert_eq!(s["exhaustion"]["kind"], "EADDRINUSE", "{s:#}");
     assert_eq!(s["exhaustion"]["phase"], "bind");
-    assert_close("first EADDRINUSE (s)", s["exhaustion"]["first_s"].as_f64().unwrap(), 1.0, 5.0);
+    assert_close(
+        "first EADDRINUSE (s)",
+        s["exhaustion"]["first_s"].as_f64().unwrap(),
+        1.0,
+        5.0,
+    );
 }
 
 #[test]
 fn bind_no_port_defers_the_port_to_connect() {
     let Some((_d, s)) = run(
         "40000-40199",
-        &["--rate", "200", "--duration", "2s", "--bind", "no-port", "--source", "127.0.0.1"],
+        &[
+            "--rate",
+            "200",
+            "--duration",
+            "2s",
+            "--bind",
+            "no-port",
+            "--source",
+            "127.0.0.1",
+        ],
     ) else {
         return;
     };
     assert_eq!(s["exhaustion"]["kind"], "EADDRNOTAVAIL", "{s:#}");
     assert_eq!(s["exhaustion"]["phase"], "connect");
-    assert_close("first EADDRNOTAVAIL (s)", s["exhaustion"]["first_s"].as_f64().unwrap(), 1.0, 5.0);
+    assert_close(
+        "first EADDRNOTAVAIL (s)",
+        s["exhaustion"]["first_s"].as_f64().unwrap(),
+        1.0,
+        5.0,
+    );
 }
 
 #[test]
@@ -165,12 +224,24 @@ fn bind_range_wraps_into_its_own_time_wait() {
     // Windows with MaxUserPort.
     let Some((_d, s)) = run(
         "40000-40999",
-        &["--rate", "100", "--duration", "2s", "--bind", "range=31000-31099"],
+        &[
+            "--rate",
+            "100",
+            "--duration",
+            "2s",
+            "--bind",
+            "range=31000-31099",
+        ],
     ) else {
         return;
     };
     assert_eq!(s["exhaustion"]["kind"], "EADDRINUSE", "{s:#}");
     assert_eq!(s["exhaustion"]["phase"], "bind");
-    assert_close("first EADDRINUSE (s)", s["exhaustion"]["first_s"].as_f64().unwrap(), 1.0, 5.0);
+    assert_close(
+        "first EADDRINUSE (s)",
+        s["exhaustion"]["first_s"].as_f64().unwrap(),
+        1.0,
+        5.0,
+    );
     assert_eq!(n(&s, "connected"), 100);
 }

@@ -10,12 +10,26 @@ use std::time::{Duration, Instant};
 #[test]
 fn a_run_writes_plan_timeline_and_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, s) = run_json(dir.path(), &["--rate", "100", "--duration", "2s", "--name", "files"]);
+    let (out, s) = run_json(
+        dir.path(),
+        &["--rate", "100", "--duration", "2s", "--name", "files"],
+    );
     assert!(out.status.success());
     for key in [
-        "scenario", "started_at", "duration_s", "attempts", "connected", "completed", "dropped",
-        "achieved_rate", "errors", "exhaustion", "connect_latency_us", "exchange_latency_us",
-        "schedule_lag_us", "plan",
+        "scenario",
+        "started_at",
+        "duration_s",
+        "attempts",
+        "connected",
+        "completed",
+        "dropped",
+        "achieved_rate",
+        "errors",
+        "exhaustion",
+        "connect_latency_us",
+        "exchange_latency_us",
+        "schedule_lag_us",
+        "plan",
     ] {
         assert!(s.get(key).is_some(), "summary.json lacks {key}");
     }
@@ -27,13 +41,21 @@ fn a_run_writes_plan_timeline_and_summary() {
         serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(on_disk, s, "stdout JSON and summary.json agree");
     let timeline = std::fs::read_to_string(dir.path().join("timeline.csv")).unwrap();
-    assert!(timeline.starts_with("t_s,attempts,connected,completed,dropped,errors,errors_by_kind,in_flight"));
-    assert_eq!(timeline.lines().count(), 1 + 2, "header + one row per second");
+    assert!(timeline
+        .starts_with("t_s,attempts,connected,completed,dropped,errors,errors_by_kind,in_flight"));
+    assert_eq!(
+        timeline.lines().count(),
+        1 + 2,
+        "header + one row per second"
+    );
     // plan.toml re-runs the same plan.
     let plan = std::fs::read_to_string(dir.path().join("plan.toml")).unwrap();
     assert!(plan.contains("rate = \"100\""), "{plan}");
     let again = tempfile::tempdir().unwrap();
-    let (out, s2) = run_json(again.path(), &[dir.path().join("plan.toml").to_str().unwrap()]);
+    let (out, s2) = run_json(
+        again.path(),
+        &[dir.path().join("plan.toml").to_str().unwrap()],
+    );
     assert!(out.status.success());
     assert_eq!(s2["plan"], s["plan"]);
 }
@@ -43,7 +65,19 @@ fn a_run_writes_plan_timeline_and_summary() {
 fn ctrl_c_keeps_everything_measured_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(portlab())
-        .args(["run", "--rate", "200", "--duration", "60s", "--interval", "200ms", "-q", "--format", "json", "--out"])
+        .args([
+            "run",
+            "--rate",
+            "200",
+            "--duration",
+            "60s",
+            "--interval",
+            "200ms",
+            "-q",
+            "--format",
+            "json",
+            "--out",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -53,7 +87,10 @@ fn ctrl_c_keeps_everything_measured_and_exits_130() {
     let timeline = dir.path().join("timeline.csv");
     let began = Instant::now();
     while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < 4 {
-        assert!(began.elapsed() < Duration::from_secs(20), "the run never started");
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: kill(2) on our own child's pid.
@@ -61,13 +98,25 @@ fn ctrl_c_keeps_everything_measured_and_exits_130() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(s["interrupted"], true);
     assert!(n(&s, "attempts") > 0 && n(&s, "attempts") < 200 * 60);
-    assert_eq!(n(&s, "completed"), n(&s, "attempts"), "in-flight connections were drained");
+    assert_eq!(
+        n(&s, "completed"),
+        n(&s, "attempts"),
+        "in-flight connections were drained"
+    );
     assert!(dir.path().join("summary.json").exists());
-    assert!(began.elapsed() < Duration::from_secs(30), "stopped promptly");
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "stopped promptly"
+    );
 }
 
 #[test]
@@ -84,26 +133,49 @@ fn external_target_gets_the_load() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let (out, s) = run_json(dir.path(), &["--target", &addr, "--rate", "200", "--count", "100"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, s) = run_json(
+        dir.path(),
+        &["--target", &addr, "--rate", "200", "--count", "100"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(n(&s, "completed"), 100);
     assert_eq!(s["target"], addr);
-    assert!(s.get("server").is_none(), "no embedded server with an external target");
+    assert!(
+        s.get("server").is_none(),
+        "no embedded server with an external target"
+    );
     server.join().unwrap();
 }
 
 #[test]
 fn unreachable_target_is_exit_2_before_any_traffic() {
     // Bind then drop a listener: nothing listens on that port now.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(portlab())
-        .args(["run", "--target", &format!("127.0.0.1:{port}"), "-q", "--out"])
+        .args([
+            "run",
+            "--target",
+            &format!("127.0.0.1:{port}"),
+            "-q",
+            "--out",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not reachable") && err.contains("ECONNREFUSED") && err.contains("--target"), "{err}");
+    assert!(
+        err.contains("not reachable") && err.contains("ECONNREFUSED") && err.contains("--target"),
+        "{err}"
+    );
     assert!(!dir.path().join("timeline.csv").exists(), "no run started");
 }

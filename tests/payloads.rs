@@ -7,7 +7,11 @@ use common::*;
 fn ok_run(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let (out, s) = run_json(dir.path(), args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(n(&s, "failed"), 0, "no client errors expected: {s:#}");
     assert_eq!(n(&s, "completed"), n(&s, "attempts"));
     s
@@ -15,26 +19,68 @@ fn ok_run(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn tcp_payload_reads_the_expected_reply() {
-    let s = ok_run(&["--rate", "300", "--count", "300", "--payload", "tcp", "--send", "hex:00010203", "--response", "pong!", "--expect", "5"]);
+    let s = ok_run(&[
+        "--rate",
+        "300",
+        "--count",
+        "300",
+        "--payload",
+        "tcp",
+        "--send",
+        "hex:00010203",
+        "--response",
+        "pong!",
+        "--expect",
+        "5",
+    ]);
     assert_eq!(n(&s, "attempts"), 300);
     assert!(s["exchange_latency_us"]["count"].as_u64().unwrap() == 300);
 }
 
 #[test]
 fn tcp_payload_with_passive_close_reads_to_eof() {
-    ok_run(&["--rate", "300", "--count", "300", "--payload", "tcp", "--close", "passive", "--expect", "eof"]);
+    ok_run(&[
+        "--rate",
+        "300",
+        "--count",
+        "300",
+        "--payload",
+        "tcp",
+        "--close",
+        "passive",
+        "--expect",
+        "eof",
+    ]);
 }
 
 #[test]
 fn http_one_connection_per_request_counts_statuses() {
-    let s = ok_run(&["--rate", "300", "--count", "300", "--payload", "http", "--path", "/health"]);
+    let s = ok_run(&[
+        "--rate",
+        "300",
+        "--count",
+        "300",
+        "--payload",
+        "http",
+        "--path",
+        "/health",
+    ]);
     assert_eq!(s["http_status"]["200"], 300);
     assert_eq!(n(&s, "connected"), 300);
 }
 
 #[test]
 fn http_keep_alive_pool_reuses_its_connections() {
-    let s = ok_run(&["--rate", "400", "--count", "800", "--payload", "http", "--pool", "4"]);
+    let s = ok_run(&[
+        "--rate",
+        "400",
+        "--count",
+        "800",
+        "--payload",
+        "http",
+        "--pool",
+        "4",
+    ]);
     assert_eq!(s["http_status"]["200"], 800);
     assert_eq!(n(&s, "connected"), 4);
     assert_eq!(n(&s, "reconnects"), 0);
@@ -47,7 +93,16 @@ fn reset_close_at_a_few_hundred_per_second_has_no_errors() {
 
 #[test]
 fn closed_loop_runs_as_fast_as_it_can_within_its_count() {
-    let s = ok_run(&["--rate", "max", "--concurrency", "4", "--count", "2000", "--close", "reset"]);
+    let s = ok_run(&[
+        "--rate",
+        "max",
+        "--concurrency",
+        "4",
+        "--count",
+        "2000",
+        "--close",
+        "reset",
+    ]);
     assert_eq!(n(&s, "attempts"), 2000);
 }
 
@@ -59,11 +114,26 @@ fn max_in_flight_drops_due_starts_instead_of_queueing_them() {
     let dir = tempfile::tempdir().unwrap();
     let (out, s) = run_json(
         dir.path(),
-        &["--rate", "200", "--count", "200", "--max-in-flight", "2", "--accept-delay", "50ms", "--payload", "tcp"],
+        &[
+            "--rate",
+            "200",
+            "--count",
+            "200",
+            "--max-in-flight",
+            "2",
+            "--accept-delay",
+            "50ms",
+            "--payload",
+            "tcp",
+        ],
     );
     assert!(out.status.success());
     let (attempts, dropped) = (n(&s, "attempts"), n(&s, "dropped"));
-    assert_eq!(attempts + dropped, 200, "every due start is either made or dropped");
+    assert_eq!(
+        attempts + dropped,
+        200,
+        "every due start is either made or dropped"
+    );
     assert!(dropped > 100, "dropped {dropped}");
 }
 
@@ -73,5 +143,12 @@ fn source_addresses_are_used_round_robin() {
     if !cfg!(target_os = "linux") {
         return;
     }
-    ok_run(&["--rate", "200", "--count", "100", "--source", "127.0.0.2,127.0.0.3"]);
+    ok_run(&[
+        "--rate",
+        "200",
+        "--count",
+        "100",
+        "--source",
+        "127.0.0.2,127.0.0.3",
+    ]);
 }

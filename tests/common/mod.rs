@@ -39,7 +39,9 @@ pub fn parse_summary(out: &Output) -> Value {
 
 /// A u64 field of the summary.
 pub fn n(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {v:#}"))
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {v:#}"))
 }
 
 /// True when this process may create network namespaces (root, or unprivileged user
@@ -96,7 +98,10 @@ pub fn run_in_netns(dir: &Path, sysctls: Sysctls, args: &[&str]) -> (Output, Val
 fn is_root() -> bool {
     // SAFETY-free check: root's home or uid via /proc/self/status.
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -104,7 +109,11 @@ fn is_root() -> bool {
 /// server side: local port == `port`).
 pub fn time_wait_sides(dir: &Path, port: u16) -> (u64, u64) {
     let text = std::fs::read_to_string(dir.join("proc_net_tcp")).expect("proc_net_tcp saved");
-    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    let port_of = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
     let (mut client, mut server) = (0, 0);
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
