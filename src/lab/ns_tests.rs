@@ -225,8 +225,9 @@ fn child_reuse2() {
     .validate()
     .expect("valid plan");
     let applied = enter(&plan).expect("enter");
+    // A fixed port outside the client's range (on loopback bind(0) would take one of the 10).
     let listener = applied
-        .in_server_ns(|| TcpListener::bind((applied.server_addr, 0)))
+        .in_server_ns(|| TcpListener::bind((applied.server_addr, 39999)))
         .expect("setns")
         .expect("bind in the server namespace");
     let target = listener.local_addr().expect("addr");
