@@ -1,0 +1,448 @@
+//! Linux: entering the namespace(s), bringing interfaces up, writing and reading sysctls.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::netlink::{MsgBuilder, NlSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use super::plan::{parse_reserved_ports, Sysctl, Topology};
+use super::{Applied, LabError, LabPlan, MODEL_SYSCTLS};
+
+/// Client side of the veth pair (RFC 2544 benchmarking range 198.18.0.0/15).
+pub const VETH_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Server side of the veth pair.
+pub const VETH_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// Both addresses sit in one /30.
+const VETH_PREFIX: u8 = 30;
+/// Interface names inside the lab namespaces (they exist only there).
+const VETH_CLIENT_IF: &str = "pl-client";
+const VETH_SERVER_IF: &str = "pl-server";
+
+/// The network namespaces the process owns after [`enter`]: the client's (where the process
+/// lives) and, for veth, the server's.
+#[derive(Debug)]
+pub(crate) struct Namespaces {
+    client: OwnedFd,
+    server: Option<OwnedFd>,
+}
+
+impl Namespaces {
+    pub(crate) fn server_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.server.as_ref().map(|f| f.as_fd())
+    }
+}
+
+pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    if !plan.isolate {
+        return Ok(Applied {
+            mode: "host",
+            topology: plan.topology,
+            settings: read_settings()?,
+            server_settings: None,
+            client_addr: None,
+            server_addr: loopback,
+            written: Vec::new(),
+            warnings: plan.warnings.clone(),
+            ns: None,
+        });
+    }
+
+    let mode = unshare_net()?;
+    let client = open_current_netns()?;
+
+    // veth: create the server namespace first (a second unshare), set it up, come back.
+    let server = if plan.topology == Topology::Veth {
+        unshare(libc::CLONE_NEWNET)
+            .map_err(|e| LabError::setup("unshare(CLONE_NEWNET) for the server namespace", e))?;
+        let server = open_current_netns()?;
+        let set_up = interface_up("lo")
+            .map_err(|e| LabError::setup("bringing lo up in the server namespace", e))
+            .and_then(|()| write_all(&plan.server_sysctls));
+        setns(client.as_fd())
+            .map_err(|e| LabError::setup("setns back into the client namespace", e))?;
+        set_up?;
+        Some(server)
+    } else {
+        None
+    };
+
+    interface_up("lo").map_err(|e| LabError::setup("bringing lo up (SIOCSIFFLAGS)", e))?;
+    write_all(&plan.sysctls)?;
+
+    let ns = Namespaces { client, server };
+    let (client_addr, server_addr, server_settings) = match &ns.server {
+        None => (None, loopback, None),
+        Some(server) => {
+            create_veth(server.as_fd())?;
+            add_addr_and_up(VETH_CLIENT_IF, VETH_CLIENT_ADDR)?;
+            let server_settings = in_server_ns(&ns, || -> Result<_, LabError> {
+                add_addr_and_up(VETH_SERVER_IF, VETH_SERVER_ADDR)?;
+                read_settings()
+            })??;
+            (
+                Some(IpAddr::V4(VETH_CLIENT_ADDR)),
+                IpAddr::V4(VETH_SERVER_ADDR),
+                Some(server_settings),
+            )
+        }
+    };
+
+    let mut written = plan.sysctls.clone();
+    written.extend(plan.server_sysctls.iter().cloned().map(|mut s| {
+        // Keep the two sides apart in the record of what was written.
+        s.name = server_name(s.name);
+        s
+    }));
+    Ok(Applied {
+        mode,
+        topology: plan.topology,
+        settings: read_settings()?,
+        server_settings,
+        client_addr,
+        server_addr,
+        written,
+        warnings: plan.warnings.clone(),
+        ns: Some(ns),
+    })
+}
+
+/// "server:" + name for the written-record of server-side sysctls, without allocating a
+/// 'static string per call: the set of names is fixed.
+fn server_name(name: &'static str) -> &'static str {
+    match name {
+        "net.ipv4.tcp_tw_reuse" => "server:net.ipv4.tcp_tw_reuse",
+        "net.ipv4.tcp_tw_reuse_delay" => "server:net.ipv4.tcp_tw_reuse_delay",
+        "net.ipv4.tcp_max_tw_buckets" => "server:net.ipv4.tcp_max_tw_buckets",
+        "net.ipv4.tcp_fin_timeout" => "server:net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_timestamps" => "server:net.ipv4.tcp_timestamps",
+        "net.core.somaxconn" => "server:net.core.somaxconn",
+        "net.ipv4.tcp_abort_on_overflow" => "server:net.ipv4.tcp_abort_on_overflow",
+        other => other,
+    }
+}
+
+/// Enters a new network namespace: as root (or with CAP_SYS_ADMIN) directly; otherwise in a
+/// new user namespace too, mapping the caller's uid/gid to 0 inside it.
+fn unshare_net() -> Result<&'static str, LabError> {
+    match unshare(libc::CLONE_NEWNET) {
+        Ok(()) => return Ok("root"),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        Err(e) => return Err(LabError::setup("unshare(CLONE_NEWNET)", e)),
+    }
+    let threads = thread_count();
+    if threads > 1 {
+        return Err(LabError::Threads { threads });
+    }
+    // SAFETY: getuid/getgid take no arguments and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET).map_err(|e| {
+        LabError::setup(
+            "unshare(CLONE_NEWUSER | CLONE_NEWNET) (not root, so the lab needs unprivileged \
+             user namespaces: check kernel.unprivileged_userns_clone / \
+             user.max_user_namespaces, or run as root)",
+            e,
+        )
+    })?;
+    // An unprivileged process must deny setgroups before it may write gid_map.
+    write_proc("/proc/self/setgroups", "deny")?;
+    write_proc("/proc/self/uid_map", &format!("0 {uid} 1"))?;
+    write_proc("/proc/self/gid_map", &format!("0 {gid} 1"))?;
+    Ok("user-namespace")
+}
+
+fn write_proc(path: &str, value: &str) -> Result<(), LabError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|e| LabError::setup(format!("writing {value:?} to {path}"), e))
+}
+
+/// Threads in this process (the "Threads:" line of /proc/self/status); 0 if unreadable,
+/// which lets the kernel's own check decide.
+fn thread_count() -> usize {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare() takes flags only; it changes this thread's namespaces.
+    if unsafe { libc::unshare(flags) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fd is a live namespace descriptor borrowed for the call; CLONE_NEWNET makes the
+    // kernel check it is a network namespace. Only the calling thread moves.
+    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The calling thread's network namespace as an fd (thread-self: namespaces are per thread).
+fn open_current_netns() -> Result<OwnedFd, LabError> {
+    fs::File::open("/proc/thread-self/ns/net")
+        .map(OwnedFd::from)
+        .map_err(|e| LabError::setup("opening /proc/thread-self/ns/net", e))
+}
+
+/// Runs `f` in the server namespace and returns to the client namespace afterwards, also
+/// when `f` panics.
+pub(crate) fn in_server_ns<T>(ns: &Namespaces, f: impl FnOnce() -> T) -> Result<T, LabError> {
+    let Some(server) = &ns.server else {
+        return Ok(f());
+    };
+    /// Moves the thread back on drop. If that fails the thread would silently keep running
+    /// in the wrong namespace, so the process aborts instead.
+    struct Back<'a>(BorrowedFd<'a>);
+    impl Drop for Back<'_> {
+        fn drop(&mut self) {
+            if let Err(e) = setns(self.0) {
+                eprintln!("portlab: cannot return to the client network namespace: {e}");
+                std::process::abort();
+            }
+        }
+    }
+    setns(server.as_fd()).map_err(|e| LabError::setup("setns into the server namespace", e))?;
+    let _back = Back(ns.client.as_fd());
+    Ok(f())
+}
+
+/// Sets IFF_UP on an interface of the calling thread's namespace with the classic
+/// SIOCGIFFLAGS / SIOCSIFFLAGS ioctls on a throwaway datagram socket.
+fn interface_up(name: &str) -> io::Result<()> {
+    // SAFETY: socket() takes no pointers; the result is checked and then owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is fresh and owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value (empty name, zero flags).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= req.ifr_name.len() {
+        return Err(io::Error::other(format!(
+            "interface name {name:?} too long"
+        )));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: req is a valid ifreq with a NUL-terminated name that outlives the call;
+    // SIOCGIFFLAGS fills ifru_flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just wrote ifru_flags, the union member read and written here.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn sysctl_path(name: &str) -> String {
+    format!("/proc/sys/{}", name.replace('.', "/"))
+}
+
+/// Why a sysctl may be missing, and what to drop instead.
+fn missing_hint(name: &str) -> &'static str {
+    match name {
+        "net.ipv4.tcp_tw_reuse_delay" => {
+            "added in Linux 6.14: drop tw_reuse_delay_ms, time_wait and time_scale; \
+             without it the TIME_WAIT hold is fixed at 60 s and only the port range can be scaled"
+        }
+        _ => "drop that key from [lab]",
+    }
+}
+
+/// Writes every sysctl in order, reading each back.
+fn write_all(sysctls: &[Sysctl]) -> Result<(), LabError> {
+    for s in sysctls {
+        write_sysctl(s)?;
+    }
+    Ok(())
+}
+
+/// Writes one sysctl in the calling thread's namespace and checks the kernel holds it.
+fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
+    let path = sysctl_path(s.name);
+    let missing = || LabError::SysctlMissing {
+        name: s.name,
+        hint: missing_hint(s.name),
+    };
+    // No create: a sysctl that does not exist must fail, never become a file.
+    let mut f = match fs::OpenOptions::new().write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => {
+            return Err(LabError::setup(
+                format!("opening {path} to set {} = {}", s.name, s.value),
+                e,
+            ))
+        }
+    };
+    // An empty value (reserved_ports = "") must still be a write, so always add a newline.
+    f.write_all(format!("{}\n", s.value).as_bytes())
+        .map_err(|e| {
+            LabError::setup(
+                format!(
+                    "writing {} = {:?} (the kernel refused the value)",
+                    s.name, s.value
+                ),
+                e,
+            )
+        })?;
+    drop(f);
+    let got = read_sysctl(s.name)?.ok_or_else(missing)?;
+    if !same_value(s.name, &s.value, &got) {
+        return Err(LabError::SysctlMismatch {
+            name: s.name,
+            wanted: s.value.clone(),
+            got,
+        });
+    }
+    Ok(())
+}
+
+/// Compares what was written with what the kernel prints: whitespace-insensitive, and for
+/// the reserved-port list by the set of ports.
+fn same_value(name: &str, wanted: &str, got: &str) -> bool {
+    if name == "net.ipv4.ip_local_reserved_ports" {
+        return match (
+            parse_reserved_ports("reserved_ports", wanted),
+            parse_reserved_ports("reserved_ports", got),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+    }
+    wanted.split_whitespace().eq(got.split_whitespace())
+}
+
+/// Reads one sysctl with its whitespace normalized ("32768\t60999" -> "32768 60999");
+/// Ok(None) when this kernel does not have it.
+fn read_sysctl(name: &str) -> Result<Option<String>, LabError> {
+    match fs::read_to_string(sysctl_path(name)) {
+        Ok(v) => Ok(Some(v.split_whitespace().collect::<Vec<_>>().join(" "))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LabError::setup(format!("reading {name}"), e)),
+    }
+}
+
+pub(crate) fn read_settings() -> Result<BTreeMap<String, String>, LabError> {
+    let mut out = BTreeMap::new();
+    for name in MODEL_SYSCTLS {
+        if let Some(v) = read_sysctl(name)? {
+            out.insert(name.to_string(), v);
+        }
+    }
+    Ok(out)
+}
+
+// rtnetlink constants and layouts (linux/rtnetlink.h, linux/if_link.h, linux/veth.h,
+// linux/if_addr.h). See lab/netlink.rs for why they are written by hand.
+const RTM_NEWLINK: u16 = 16;
+const RTM_NEWADDR: u16 = 20;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+
+/// `struct ifinfomsg`: u8 family, u8 pad, u16 type, i32 index, u32 flags, u32 change.
+fn ifinfomsg(index: i32) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0] = libc::AF_UNSPEC as u8;
+    b[4..8].copy_from_slice(&index.to_ne_bytes());
+    b
+}
+
+/// `struct ifaddrmsg`: u8 family, u8 prefixlen, u8 flags, u8 scope, u32 index.
+fn ifaddrmsg(prefix: u8, index: u32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0] = libc::AF_INET as u8;
+    b[1] = prefix;
+    // flags 0, scope 0 = RT_SCOPE_UNIVERSE
+    b[4..8].copy_from_slice(&index.to_ne_bytes());
+    b
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+/// Creates the veth pair in the calling thread's namespace, its peer moved at creation into
+/// the namespace behind `peer_ns` (IFLA_NET_NS_FD inside VETH_INFO_PEER).
+fn create_veth(peer_ns: BorrowedFd<'_>) -> Result<(), LabError> {
+    let err = |e| LabError::setup("creating the veth pair (rtnetlink RTM_NEWLINK)", e);
+    let mut nl = NlSocket::open(libc::NETLINK_ROUTE).map_err(err)?;
+    let seq = nl.next_seq();
+    let fd = peer_ns.as_raw_fd() as u32;
+    let msg = MsgBuilder::new(
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+    )
+    .raw(&ifinfomsg(0))
+    .attr(IFLA_IFNAME, &cstr(VETH_CLIENT_IF))
+    .begin_nest(IFLA_LINKINFO)
+    .attr(IFLA_INFO_KIND, b"veth")
+    .begin_nest(IFLA_INFO_DATA)
+    .begin_nest(VETH_INFO_PEER)
+    // The peer is described by its own ifinfomsg followed by its attributes.
+    .raw(&ifinfomsg(0))
+    .attr(IFLA_IFNAME, &cstr(VETH_SERVER_IF))
+    .attr(IFLA_NET_NS_FD, &fd.to_ne_bytes())
+    .finish();
+    nl.request_ack(&msg, seq).map_err(err)
+}
+
+/// Adds `addr`/30 to an interface of the calling thread's namespace and brings it up.
+fn add_addr_and_up(ifname: &str, addr: Ipv4Addr) -> Result<(), LabError> {
+    let what = format!("adding {addr}/{VETH_PREFIX} to {ifname} (rtnetlink RTM_NEWADDR)");
+    let name =
+        CString::new(ifname).map_err(|e| LabError::setup(what.clone(), io::Error::other(e)))?;
+    // SAFETY: name is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(LabError::setup(what, io::Error::last_os_error()));
+    }
+    let mut nl =
+        NlSocket::open(libc::NETLINK_ROUTE).map_err(|e| LabError::setup(what.clone(), e))?;
+    let seq = nl.next_seq();
+    let msg = MsgBuilder::new(
+        RTM_NEWADDR,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+    )
+    .raw(&ifaddrmsg(VETH_PREFIX, index))
+    .attr(IFA_LOCAL, &addr.octets())
+    .attr(IFA_ADDRESS, &addr.octets())
+    .finish();
+    nl.request_ack(&msg, seq)
+        .map_err(|e| LabError::setup(what, e))?;
+    interface_up(ifname).map_err(|e| LabError::setup(format!("bringing {ifname} up"), e))
+}

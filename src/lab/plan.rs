@@ -1,0 +1,1167 @@
+//! [`LabConfig::validate`]: the pure step from a `[lab]` table to the exact sysctls to write.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{LabConfig, LabError, ServerSideConfig};
+
+/// Highest value the kernel accepts for net.ipv4.tcp_tw_reuse_delay (ms).
+pub const MAX_TW_REUSE_DELAY_MS: u32 = 60_000;
+
+/// Lowest port the kernel accepts as the start of ip_local_port_range while
+/// net.ipv4.ip_unprivileged_port_start keeps its default (1024): it refuses a range that
+/// encroaches on privileged ports.
+pub const MIN_RANGE_START: u16 = 1024;
+
+/// How client and server are laid out inside the lab.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// One namespace; traffic over `lo` (127.0.0.1).
+    #[default]
+    Loopback,
+    /// Two namespaces joined by a veth pair: client 198.18.0.1, server 198.18.0.2.
+    Veth,
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Topology::Loopback => "loopback",
+            Topology::Veth => "veth",
+        })
+    }
+}
+
+/// One sysctl to write: dotted name and the value exactly as written to /proc/sys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sysctl {
+    /// e.g. "net.ipv4.ip_local_port_range".
+    pub name: &'static str,
+    /// e.g. "32768 32967".
+    pub value: String,
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PortRange {
+    /// First port.
+    pub lo: u16,
+    /// Last port (inclusive).
+    pub hi: u16,
+}
+
+impl PortRange {
+    /// Number of ports in the range.
+    pub fn count(&self) -> u32 {
+        u32::from(self.hi) - u32::from(self.lo) + 1
+    }
+}
+
+/// A validated [`LabConfig`]: everything [`super::enter`] will do, decided up front.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabPlan {
+    /// Enter a private namespace. False: nothing is written (and `sysctls` is empty).
+    pub isolate: bool,
+    /// Loopback or veth.
+    pub topology: Topology,
+    /// The ephemeral port range the lab sets, if any.
+    pub port_range: Option<PortRange>,
+    /// Reserved ports as merged inclusive ranges, if set.
+    pub reserved_ports: Option<Vec<PortRange>>,
+    /// Sysctls for the (client's) namespace, in write order.
+    pub sysctls: Vec<Sysctl>,
+    /// Sysctls for the server namespace (veth only), in write order.
+    pub server_sysctls: Vec<Sysctl>,
+    /// The TIME_WAIT being emulated, in modelled time (time_wait as given).
+    pub time_wait: Option<Duration>,
+    /// The hold the kernel applies in lab time (tcp_tw_reuse_delay), when the lab sets one.
+    pub lab_hold: Option<Duration>,
+    /// Lab seconds -> modelled seconds factor (1 without time_scale).
+    time_scale: f64,
+    /// Non-fatal notes worth printing and keeping in the report.
+    pub warnings: Vec<String>,
+}
+
+impl LabPlan {
+    /// The factor the runner multiplies the scenario's rate by (= time scale).
+    pub fn rate_multiplier(&self) -> f64 {
+        self.time_scale
+    }
+
+    /// Modelled seconds per lab second (1 without time_scale).
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale
+    }
+
+    /// Converts a time measured in the lab to modelled time.
+    pub fn to_modelled(&self, lab: Duration) -> Duration {
+        lab.mul_f64(self.time_scale)
+    }
+
+    /// The effective TIME_WAIT hold the lab emulates in modelled time: tcp_tw_reuse_delay x
+    /// time scale (exactly time_wait up to the millisecond rounding of the delay).
+    pub fn emulated_hold(&self) -> Option<Duration> {
+        self.lab_hold.map(|h| h.mul_f64(self.time_scale))
+    }
+
+    /// Ports of `port_range` the kernel may hand out automatically (minus reserved ones).
+    pub fn usable_ports(&self) -> Option<u32> {
+        let range = self.port_range?;
+        let reserved = reserved_ports_in(range, self.reserved_ports.as_deref().unwrap_or(&[]));
+        Some(range.count() - reserved)
+    }
+}
+
+/// Parses "LO-HI" (inclusive) as the kernel's ip_local_port_range would take it.
+pub fn parse_port_range(key: &'static str, s: &str) -> Result<PortRange, LabError> {
+    let bad = |expected: String| LabError::Invalid {
+        key,
+        value: format!("{s:?}"),
+        expected,
+    };
+    let usage =
+        "expected \"LO-HI\" with 1024 <= LO <= HI <= 65535, e.g. \"32768-32967\" (200 ports)";
+    let (lo, hi) = s.trim().split_once('-').ok_or_else(|| bad(usage.into()))?;
+    let lo: u16 = lo.trim().parse().map_err(|_| bad(usage.into()))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad(usage.into()))?;
+    if lo > hi {
+        return Err(bad(format!(
+            "the range is inverted (empty); write it low to high: \"{hi}-{lo}\""
+        )));
+    }
+    if lo < MIN_RANGE_START {
+        return Err(bad(format!(
+            "the kernel refuses a range starting below {MIN_RANGE_START} \
+             (net.ipv4.ip_unprivileged_port_start); start at {MIN_RANGE_START} or above"
+        )));
+    }
+    Ok(PortRange { lo, hi })
+}
+
+/// Parses the kernel's ip_local_reserved_ports syntax ("1000-1010,2000", "" = none) into
+/// sorted, merged ranges.
+pub fn parse_reserved_ports(key: &'static str, s: &str) -> Result<Vec<PortRange>, LabError> {
+    let bad = || LabError::Invalid {
+        key,
+        value: format!("{s:?}"),
+        expected: "a comma-separated list of ports and LO-HI ranges within 1-65535, \
+                   e.g. \"1000-1010,2000\", or \"\" for none"
+            .into(),
+    };
+    let mut ranges = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (lo, hi) = match item.split_once('-') {
+            Some((lo, hi)) => (lo.trim(), hi.trim()),
+            None => (item, item),
+        };
+        let lo: u16 = lo.parse().map_err(|_| bad())?;
+        let hi: u16 = hi.parse().map_err(|_| bad())?;
+        if lo == 0 || lo > hi {
+            return Err(bad());
+        }
+        ranges.push(PortRange { lo, hi });
+    }
+    ranges.sort_by_key(|r| r.lo);
+    let mut merged: Vec<PortRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if u32::from(r.lo) <= u32::from(last.hi) + 1 => last.hi = last.hi.max(r.hi),
+            _ => merged.push(r),
+        }
+    }
+    Ok(merged)
+}
+
+/// Formats merged ranges the way the kernel prints ip_local_reserved_ports.
+pub fn format_reserved_ports(ranges: &[PortRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| {
+            if r.lo == r.hi {
+                r.lo.to_string()
+            } else {
+                format!("{}-{}", r.lo, r.hi)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn bool_value(b: bool) -> String {
+    if b { "1" } else { "0" }.to_string()
+}
+
+/// The sysctls shared by the client's [`LabConfig`] and the server's [`ServerSideConfig`].
+struct Common {
+    tw_reuse: Option<u8>,
+    tw_reuse_delay_ms: Option<u32>,
+    max_tw_buckets: Option<u64>,
+    fin_timeout: Option<u32>,
+    timestamps: Option<bool>,
+    somaxconn: Option<u32>,
+    abort_on_overflow: Option<bool>,
+}
+
+/// Checks and emits the sysctls both sides share; `server` picks the key names in messages.
+fn common_sysctls(
+    c: &Common,
+    server: bool,
+    topology: Topology,
+    out: &mut Vec<Sysctl>,
+    warnings: &mut Vec<String>,
+) -> Result<(), LabError> {
+    let (k_reuse, k_delay) = if server {
+        ("server.tw_reuse", "server.tw_reuse_delay_ms")
+    } else {
+        ("tw_reuse", "tw_reuse_delay_ms")
+    };
+    if let Some(r) = c.tw_reuse {
+        if r > 2 {
+            return Err(LabError::Invalid {
+                key: k_reuse,
+                value: r.to_string(),
+                expected: "0 (off), 1 (any destination) or 2 (loopback only)".into(),
+            });
+        }
+    }
+    if let Some(d) = c.tw_reuse_delay_ms {
+        if d == 0 || d > MAX_TW_REUSE_DELAY_MS {
+            return Err(LabError::Invalid {
+                key: k_delay,
+                value: d.to_string(),
+                expected: format!(
+                    "1-{MAX_TW_REUSE_DELAY_MS} ms (the kernel's range for tcp_tw_reuse_delay); \
+                     for a longer hold use time_wait with time_scale"
+                ),
+            });
+        }
+        match c.tw_reuse {
+            Some(0) => {
+                return Err(LabError::Conflict(format!(
+                    "lab.{k_delay} = {d} has no effect with {k_reuse} = 0: set {k_reuse} = 1 \
+                     (any destination) or 2 (loopback only), or drop {k_delay}"
+                )))
+            }
+            Some(2) if topology == Topology::Veth => warnings.push(format!(
+                "{k_delay} = {d} with {k_reuse} = 2: over veth the traffic is not loopback, \
+                 so tcp_tw_reuse = 2 never reuses and the delay does not apply"
+            )),
+            _ => {}
+        }
+    }
+    if c.timestamps == Some(false) && matches!(c.tw_reuse, Some(1 | 2)) {
+        warnings.push(format!(
+            "{k_reuse} with timestamps = false: tcp_tw_reuse only reuses a port whose old \
+             connection used TCP timestamps, so no reuse will happen"
+        ));
+    }
+    if let Some(v) = c.timestamps {
+        out.push(Sysctl {
+            name: "net.ipv4.tcp_timestamps",
+            value: bool_value(v),
+        });
+    }
+    // A delay without tw_reuse: the delay only acts when reuse is on, so the lab turns it on
+    // (1: any destination), and says so.
+    let reuse = match (c.tw_reuse, c.tw_reuse_delay_ms) {
+        (None, Some(_)) => {
+            warnings.push(format!(
+                "{k_delay} set without {k_reuse}: setting tcp_tw_reuse = 1 so the delay applies"
+            ));
+            Some(1)
+        }
+        (r, _) => r,
+    };
+    if let Some(r) = reuse {
+        out.push(Sysctl {
+            name: "net.ipv4.tcp_tw_reuse",
+            value: r.to_string(),
+        });
+    }
+    if let Some(d) = c.tw_reuse_delay_ms {
+        out.push(Sysctl {
+            name: "net.ipv4.tcp_tw_reuse_delay",
+            value: d.to_string(),
+        });
+    }
+    if let Some(v) = c.max_tw_buckets {
+        out.push(Sysctl {
+            name: "net.ipv4.tcp_max_tw_buckets",
+            value: v.to_string(),
+        });
+    }
+    if let Some(v) = c.fin_timeout {
+        out.push(Sysctl {
+            name: "net.ipv4.tcp_fin_timeout",
+            value: v.to_string(),
+        });
+    }
+    if let Some(v) = c.somaxconn {
+        if v > i32::MAX as u32 {
+            return Err(LabError::Invalid {
+                key: if server {
+                    "server.somaxconn"
+                } else {
+                    "somaxconn"
+                },
+                value: v.to_string(),
+                expected: format!("0-{}", i32::MAX),
+            });
+        }
+        out.push(Sysctl {
+            name: "net.core.somaxconn",
+            value: v.to_string(),
+        });
+    }
+    if let Some(v) = c.abort_on_overflow {
+        out.push(Sysctl {
+            name: "net.ipv4.tcp_abort_on_overflow",
+            value: bool_value(v),
+        });
+    }
+    Ok(())
+}
+
+impl LabConfig {
+    /// Checks the table and computes everything the lab will do. Pure: reads nothing from the
+    /// system (whether this kernel has a sysctl is checked by [`super::enter`]).
+    ///
+    /// Decisions worth knowing:
+    /// - any setting with `isolate = false` is refused: the lab never changes the host;
+    /// - `time_wait` (+ optional `time_scale`) sets tcp_tw_reuse = 1 and
+    ///   tcp_tw_reuse_delay = time_wait / time_scale (rounded to the ms), which must be
+    ///   1..=60000 ms; it cannot be combined with `tw_reuse_delay_ms` or `tw_reuse` 0/2, nor
+    ///   with `timestamps = false` (reuse needs timestamps);
+    /// - `tw_reuse_delay_ms` with `tw_reuse = 0` is an error (it would do nothing); without
+    ///   `tw_reuse` it turns tw_reuse = 1 on, with a warning;
+    /// - `time_scale` without `time_wait` is an error (there is nothing to scale).
+    pub fn validate(&self) -> Result<LabPlan, LabError> {
+        let topology = match self.topology.as_deref().map(str::trim) {
+            None | Some("loopback") => Topology::Loopback,
+            Some("veth") => Topology::Veth,
+            Some(other) => {
+                return Err(LabError::Invalid {
+                    key: "topology",
+                    value: format!("{other:?}"),
+                    expected: "\"loopback\" (one namespace) or \"veth\" (client and server \
+                               namespaces joined by a veth pair)"
+                        .into(),
+                })
+            }
+        };
+
+        if !self.isolate {
+            let mut keys = Vec::new();
+            let set: [(&str, bool); 13] = [
+                ("port_range", self.port_range.is_some()),
+                ("reserved_ports", self.reserved_ports.is_some()),
+                ("tw_reuse", self.tw_reuse.is_some()),
+                ("tw_reuse_delay_ms", self.tw_reuse_delay_ms.is_some()),
+                ("max_tw_buckets", self.max_tw_buckets.is_some()),
+                ("fin_timeout", self.fin_timeout.is_some()),
+                ("timestamps", self.timestamps.is_some()),
+                ("somaxconn", self.somaxconn.is_some()),
+                ("abort_on_overflow", self.abort_on_overflow.is_some()),
+                ("time_wait", self.time_wait.is_some()),
+                ("time_scale", self.time_scale.is_some()),
+                ("topology", topology != Topology::Loopback),
+                ("server", self.server.is_some()),
+            ];
+            keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
+            if !keys.is_empty() {
+                return Err(LabError::HostChange {
+                    keys: keys.join(", lab."),
+                });
+            }
+            return Ok(LabPlan {
+                isolate: false,
+                topology,
+                port_range: None,
+                reserved_ports: None,
+                sysctls: Vec::new(),
+                server_sysctls: Vec::new(),
+                time_wait: None,
+                lab_hold: None,
+                time_scale: 1.0,
+                warnings: Vec::new(),
+            });
+        }
+
+        if self.server.is_some() && topology != Topology::Veth {
+            return Err(LabError::Conflict(
+                "[lab.server] only applies with topology = \"veth\" (with loopback, client and \
+                 server share one namespace and its settings): set topology = \"veth\" or \
+                 move the keys to [lab]"
+                    .into(),
+            ));
+        }
+
+        let mut warnings = Vec::new();
+        let mut sysctls = Vec::new();
+
+        let port_range = match &self.port_range {
+            Some(s) => Some(parse_port_range("port_range", s)?),
+            None => None,
+        };
+        if let Some(r) = port_range {
+            sysctls.push(Sysctl {
+                name: "net.ipv4.ip_local_port_range",
+                value: format!("{} {}", r.lo, r.hi),
+            });
+        }
+        let reserved_ports = match &self.reserved_ports {
+            Some(s) => Some(parse_reserved_ports("reserved_ports", s)?),
+            None => None,
+        };
+        if let Some(r) = &reserved_ports {
+            if let Some(range) = port_range {
+                if reserved_ports_in(range, r) >= range.count() {
+                    return Err(LabError::Conflict(format!(
+                        "lab.reserved_ports covers all {} ports of port_range {}-{}: no port \
+                         would be left to connect from; reserve fewer ports or widen the range",
+                        range.count(),
+                        range.lo,
+                        range.hi
+                    )));
+                }
+            }
+            sysctls.push(Sysctl {
+                name: "net.ipv4.ip_local_reserved_ports",
+                value: format_reserved_ports(r),
+            });
+        }
+
+        // Time scale: emulate `time_wait` with tw_reuse = 1 and a delay of time_wait / scale.
+        let mut common = Common {
+            tw_reuse: self.tw_reuse,
+            tw_reuse_delay_ms: self.tw_reuse_delay_ms,
+            max_tw_buckets: self.max_tw_buckets,
+            fin_timeout: self.fin_timeout,
+            timestamps: self.timestamps,
+            somaxconn: self.somaxconn,
+            abort_on_overflow: self.abort_on_overflow,
+        };
+        let scale = match self.time_scale {
+            None => 1.0,
+            Some(s) if s.is_finite() && s > 0.0 => s,
+            Some(s) => {
+                return Err(LabError::Invalid {
+                    key: "time_scale",
+                    value: s.to_string(),
+                    expected: "a finite factor > 0, e.g. 10 (ten times faster than modelled)"
+                        .into(),
+                })
+            }
+        };
+        let time_wait = match &self.time_wait {
+            None => {
+                if self.time_scale.is_some() {
+                    return Err(LabError::Conflict(
+                        "lab.time_scale needs lab.time_wait, the TIME_WAIT to emulate \
+                         (e.g. time_wait = \"240s\", time_scale = 10); without it there is \
+                         nothing the kernel can scale (Linux's own 60 s is fixed)"
+                            .into(),
+                    ));
+                }
+                None
+            }
+            Some(s) => {
+                let tw = humantime::parse_duration(s.trim()).map_err(|e| LabError::Invalid {
+                    key: "time_wait",
+                    value: format!("{s:?}"),
+                    expected: format!("a duration such as \"240s\" or \"4m\" ({e})"),
+                })?;
+                if tw.is_zero() {
+                    return Err(LabError::Invalid {
+                        key: "time_wait",
+                        value: format!("{s:?}"),
+                        expected: "a duration above zero, e.g. \"240s\"".into(),
+                    });
+                }
+                if common.tw_reuse_delay_ms.is_some() {
+                    return Err(LabError::Conflict(
+                        "lab.time_wait and lab.tw_reuse_delay_ms both set the reuse delay: \
+                         keep time_wait (+ time_scale) to emulate a hold, or tw_reuse_delay_ms \
+                         to set the kernel value directly"
+                            .into(),
+                    ));
+                }
+                if matches!(common.tw_reuse, Some(0 | 2)) {
+                    return Err(LabError::Conflict(format!(
+                        "lab.time_wait is emulated with tw_reuse = 1, but tw_reuse = {} is set: \
+                         drop tw_reuse (or set it to 1)",
+                        common.tw_reuse.unwrap_or_default()
+                    )));
+                }
+                if common.timestamps == Some(false) {
+                    return Err(LabError::Conflict(
+                        "lab.time_wait is emulated with tcp_tw_reuse, which only reuses ports \
+                         whose connection used TCP timestamps: drop timestamps = false"
+                            .into(),
+                    ));
+                }
+                let delay_ms = (tw.as_secs_f64() * 1000.0 / scale).round();
+                if delay_ms > f64::from(MAX_TW_REUSE_DELAY_MS) {
+                    // The smallest scale that brings the delay within the kernel's limit,
+                    // rounded up to two decimals.
+                    let need = (tw.as_secs_f64() * 1000.0 / f64::from(MAX_TW_REUSE_DELAY_MS)
+                        * 100.0)
+                        .ceil()
+                        / 100.0;
+                    return Err(LabError::Invalid {
+                        key: "time_scale",
+                        value: self
+                            .time_scale
+                            .map_or_else(|| "unset (1)".into(), |s| s.to_string()),
+                        expected: format!(
+                            "time_wait {} / time_scale = {} ms exceeds the kernel's 60000 ms \
+                             limit for tcp_tw_reuse_delay: raise time_scale to at least {need}",
+                            humantime::format_duration(tw),
+                            delay_ms
+                        ),
+                    });
+                }
+                if delay_ms < 1.0 {
+                    return Err(LabError::Invalid {
+                        key: "time_scale",
+                        value: scale.to_string(),
+                        expected: format!(
+                            "time_wait {} / time_scale is below the kernel's 1 ms minimum for \
+                             tcp_tw_reuse_delay: lower time_scale to at most {}",
+                            humantime::format_duration(tw),
+                            tw.as_secs_f64() * 1000.0
+                        ),
+                    });
+                }
+                common.tw_reuse = Some(1);
+                common.tw_reuse_delay_ms = Some(delay_ms as u32);
+                Some(tw)
+            }
+        };
+        let lab_hold = common
+            .tw_reuse_delay_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)));
+
+        common_sysctls(&common, false, topology, &mut sysctls, &mut warnings)?;
+
+        let mut server_sysctls = Vec::new();
+        if let Some(ServerSideConfig {
+            tw_reuse,
+            tw_reuse_delay_ms,
+            max_tw_buckets,
+            somaxconn,
+            abort_on_overflow,
+            fin_timeout,
+            timestamps,
+        }) = &self.server
+        {
+            let server = Common {
+                tw_reuse: *tw_reuse,
+                tw_reuse_delay_ms: *tw_reuse_delay_ms,
+                max_tw_buckets: *max_tw_buckets,
+                fin_timeout: *fin_timeout,
+                timestamps: *timestamps,
+                somaxconn: *somaxconn,
+                abort_on_overflow: *abort_on_overflow,
+            };
+            common_sysctls(&server, true, topology, &mut server_sysctls, &mut warnings)?;
+        }
+
+        Ok(LabPlan {
+            isolate: true,
+            topology,
+            port_range,
+            reserved_ports,
+            sysctls,
+            server_sysctls,
+            time_wait,
+            lab_hold,
+            time_scale: scale,
+            warnings,
+        })
+    }
+}
+
+fn reserved_ports_in(range: PortRange, reserved: &[PortRange]) -> u32 {
+    reserved
+        .iter()
+        .map(|r| {
+            let lo = r.lo.max(range.lo);
+            let hi = r.hi.min(range.hi);
+            if lo <= hi {
+                u32::from(hi) - u32::from(lo) + 1
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab() -> LabConfig {
+        LabConfig {
+            isolate: true,
+            ..LabConfig::default()
+        }
+    }
+
+    fn value<'a>(plan: &'a LabPlan, name: &str) -> Option<&'a str> {
+        plan.sysctls
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value.as_str())
+    }
+
+    /// Accepted configurations: (what it shows, config, expected sysctls in write order).
+    #[test]
+    fn accepted_table() {
+        type Case = (&'static str, LabConfig, Vec<(&'static str, &'static str)>);
+        let cases: Vec<Case> = vec![
+            // Isolation alone writes nothing: a private namespace with kernel defaults.
+            ("isolate only", lab(), vec![]),
+            // Not isolated and nothing set: a "host" plan that writes nothing.
+            ("host, nothing set", LabConfig::default(), vec![]),
+            // A 200-port range is written in the kernel's "LO HI" form.
+            (
+                "port range",
+                LabConfig {
+                    port_range: Some("32768-32967".into()),
+                    ..lab()
+                },
+                vec![("net.ipv4.ip_local_port_range", "32768 32967")],
+            ),
+            // A one-port range is legal (the kernel only refuses hi < lo).
+            (
+                "single port",
+                LabConfig {
+                    port_range: Some("40000-40000".into()),
+                    ..lab()
+                },
+                vec![("net.ipv4.ip_local_port_range", "40000 40000")],
+            ),
+            // Reserved ports are normalised the way the kernel prints them back.
+            (
+                "reserved ports merged",
+                LabConfig {
+                    reserved_ports: Some("2000, 1000-1010,1005-1011".into()),
+                    ..lab()
+                },
+                vec![("net.ipv4.ip_local_reserved_ports", "1000-1011,2000")],
+            ),
+            // The seed case: 240 s TIME_WAIT at time scale 10 -> reuse 1, delay 24000 ms.
+            (
+                "time scale 240s / 10",
+                LabConfig {
+                    time_wait: Some("240s".into()),
+                    time_scale: Some(10.0),
+                    ..lab()
+                },
+                vec![
+                    ("net.ipv4.tcp_tw_reuse", "1"),
+                    ("net.ipv4.tcp_tw_reuse_delay", "24000"),
+                ],
+            ),
+            // time_wait alone is fine while it fits the kernel's 60 s limit.
+            (
+                "time_wait 30s unscaled",
+                LabConfig {
+                    time_wait: Some("30s".into()),
+                    ..lab()
+                },
+                vec![
+                    ("net.ipv4.tcp_tw_reuse", "1"),
+                    ("net.ipv4.tcp_tw_reuse_delay", "30000"),
+                ],
+            ),
+            // Exactly 60 s unscaled is the kernel's maximum and still accepted.
+            (
+                "time_wait 60s unscaled",
+                LabConfig {
+                    time_wait: Some("1m".into()),
+                    tw_reuse: Some(1),
+                    ..lab()
+                },
+                vec![
+                    ("net.ipv4.tcp_tw_reuse", "1"),
+                    ("net.ipv4.tcp_tw_reuse_delay", "60000"),
+                ],
+            ),
+            // A fractional scale rounds the delay to the millisecond: 240 s / 7 = 34286 ms.
+            (
+                "fractional delay rounds",
+                LabConfig {
+                    time_wait: Some("240s".into()),
+                    time_scale: Some(7.0),
+                    ..lab()
+                },
+                vec![
+                    ("net.ipv4.tcp_tw_reuse", "1"),
+                    ("net.ipv4.tcp_tw_reuse_delay", "34286"),
+                ],
+            ),
+            // A delay without tw_reuse turns reuse on (1) so it applies.
+            (
+                "delay implies reuse 1",
+                LabConfig {
+                    tw_reuse_delay_ms: Some(4000),
+                    ..lab()
+                },
+                vec![
+                    ("net.ipv4.tcp_tw_reuse", "1"),
+                    ("net.ipv4.tcp_tw_reuse_delay", "4000"),
+                ],
+            ),
+            // tw_reuse = 2 (loopback) with a delay is meaningful on the loopback topology.
+            (
+                "reuse 2 with delay on loopback",
+                LabConfig {
+                    tw_reuse: Some(2),
+                    tw_reuse_delay_ms: Some(1000),
+                    ..lab()
+                },
+                vec![
+                    ("net.ipv4.tcp_tw_reuse", "2"),
+                    ("net.ipv4.tcp_tw_reuse_delay", "1000"),
+                ],
+            ),
+            // Every other setting, booleans as 0/1, in the documented write order.
+            (
+                "everything else",
+                LabConfig {
+                    max_tw_buckets: Some(5000),
+                    fin_timeout: Some(5),
+                    timestamps: Some(true),
+                    somaxconn: Some(5),
+                    abort_on_overflow: Some(true),
+                    tw_reuse: Some(0),
+                    ..lab()
+                },
+                vec![
+                    ("net.ipv4.tcp_timestamps", "1"),
+                    ("net.ipv4.tcp_tw_reuse", "0"),
+                    ("net.ipv4.tcp_max_tw_buckets", "5000"),
+                    ("net.ipv4.tcp_fin_timeout", "5"),
+                    ("net.core.somaxconn", "5"),
+                    ("net.ipv4.tcp_abort_on_overflow", "1"),
+                ],
+            ),
+        ];
+        for (what, cfg, want) in cases {
+            let plan = cfg
+                .validate()
+                .unwrap_or_else(|e| panic!("{what}: refused: {e}"));
+            let got: Vec<(&str, &str)> = plan
+                .sysctls
+                .iter()
+                .map(|s| (s.name, s.value.as_str()))
+                .collect();
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    /// Refused configurations: (what it shows, config, a fragment the message must contain).
+    #[test]
+    fn refused_table() {
+        let cases: Vec<(&str, LabConfig, &str)> = vec![
+            // Any setting without isolation would touch the host.
+            (
+                "host change",
+                LabConfig {
+                    port_range: Some("40000-40100".into()),
+                    ..LabConfig::default()
+                },
+                "the lab never changes the host: set isolate = true",
+            ),
+            // The message names every offending key.
+            (
+                "host change names keys",
+                LabConfig {
+                    tw_reuse: Some(1),
+                    somaxconn: Some(5),
+                    ..LabConfig::default()
+                },
+                "lab.tw_reuse, lab.somaxconn",
+            ),
+            // An inverted range is empty.
+            (
+                "inverted range",
+                LabConfig {
+                    port_range: Some("5000-1025".into()),
+                    ..lab()
+                },
+                "inverted",
+            ),
+            // Garbage is refused with the expected syntax.
+            (
+                "range syntax",
+                LabConfig {
+                    port_range: Some("1025:5000".into()),
+                    ..lab()
+                },
+                "expected \"LO-HI\"",
+            ),
+            // The kernel refuses ranges that start among privileged ports.
+            (
+                "range below 1024",
+                LabConfig {
+                    port_range: Some("1000-5000".into()),
+                    ..lab()
+                },
+                "start at 1024",
+            ),
+            // A port above 65535 does not parse.
+            (
+                "range above 65535",
+                LabConfig {
+                    port_range: Some("60000-70000".into()),
+                    ..lab()
+                },
+                "HI <= 65535",
+            ),
+            // Reserving the whole range leaves nothing to connect from.
+            (
+                "reserved covers range",
+                LabConfig {
+                    port_range: Some("40000-40009".into()),
+                    reserved_ports: Some("39000-41000".into()),
+                    ..lab()
+                },
+                "covers all 10 ports",
+            ),
+            // Reserved-ports syntax errors name the syntax.
+            (
+                "reserved syntax",
+                LabConfig {
+                    reserved_ports: Some("10-5".into()),
+                    ..lab()
+                },
+                "lab.reserved_ports",
+            ),
+            // tw_reuse outside 0..=2.
+            (
+                "tw_reuse 3",
+                LabConfig {
+                    tw_reuse: Some(3),
+                    ..lab()
+                },
+                "0 (off), 1 (any destination) or 2 (loopback only)",
+            ),
+            // A delay that reuse = 0 would ignore.
+            (
+                "delay with reuse 0",
+                LabConfig {
+                    tw_reuse: Some(0),
+                    tw_reuse_delay_ms: Some(1000),
+                    ..lab()
+                },
+                "no effect with tw_reuse = 0",
+            ),
+            // The kernel's delay range is 1..=60000 ms.
+            (
+                "delay too long",
+                LabConfig {
+                    tw_reuse_delay_ms: Some(60001),
+                    ..lab()
+                },
+                "1-60000 ms",
+            ),
+            // 240 s cannot be emulated unscaled: say which scale would work (240 / 60 = 4).
+            (
+                "time_wait 240s unscaled",
+                LabConfig {
+                    time_wait: Some("240s".into()),
+                    ..lab()
+                },
+                "raise time_scale to at least 4",
+            ),
+            // 240 s at scale 2 is 120 s, still too long.
+            (
+                "time_wait 240s scale 2",
+                LabConfig {
+                    time_wait: Some("240s".into()),
+                    time_scale: Some(2.0),
+                    ..lab()
+                },
+                "raise time_scale to at least 4",
+            ),
+            // A fractional minimum is rounded up: 100 s needs at least 1.67.
+            (
+                "time_wait 100s",
+                LabConfig {
+                    time_wait: Some("100s".into()),
+                    ..lab()
+                },
+                "at least 1.67",
+            ),
+            // A scale so large the delay rounds below 1 ms.
+            (
+                "delay below 1 ms",
+                LabConfig {
+                    time_wait: Some("1s".into()),
+                    time_scale: Some(5000.0),
+                    ..lab()
+                },
+                "lower time_scale to at most 1000",
+            ),
+            // time_scale alone has nothing to scale.
+            (
+                "scale without time_wait",
+                LabConfig {
+                    time_scale: Some(10.0),
+                    ..lab()
+                },
+                "needs lab.time_wait",
+            ),
+            // Zero, negative and non-finite scales.
+            (
+                "scale zero",
+                LabConfig {
+                    time_wait: Some("240s".into()),
+                    time_scale: Some(0.0),
+                    ..lab()
+                },
+                "finite factor > 0",
+            ),
+            (
+                "scale NaN",
+                LabConfig {
+                    time_wait: Some("240s".into()),
+                    time_scale: Some(f64::NAN),
+                    ..lab()
+                },
+                "finite factor > 0",
+            ),
+            // time_wait and an explicit delay fight over one sysctl.
+            (
+                "time_wait and delay",
+                LabConfig {
+                    time_wait: Some("30s".into()),
+                    tw_reuse_delay_ms: Some(1000),
+                    ..lab()
+                },
+                "both set the reuse delay",
+            ),
+            // Emulation needs tw_reuse = 1.
+            (
+                "time_wait with reuse 2",
+                LabConfig {
+                    time_wait: Some("30s".into()),
+                    tw_reuse: Some(2),
+                    ..lab()
+                },
+                "drop tw_reuse",
+            ),
+            // Emulation needs timestamps.
+            (
+                "time_wait without timestamps",
+                LabConfig {
+                    time_wait: Some("30s".into()),
+                    timestamps: Some(false),
+                    ..lab()
+                },
+                "drop timestamps = false",
+            ),
+            // Unparseable and zero durations.
+            (
+                "time_wait syntax",
+                LabConfig {
+                    time_wait: Some("four minutes".into()),
+                    ..lab()
+                },
+                "a duration such as",
+            ),
+            (
+                "time_wait zero",
+                LabConfig {
+                    time_wait: Some("0s".into()),
+                    ..lab()
+                },
+                "above zero",
+            ),
+            // Unknown topology names the accepted ones.
+            (
+                "topology",
+                LabConfig {
+                    topology: Some("bridge".into()),
+                    ..lab()
+                },
+                "\"loopback\" (one namespace) or \"veth\"",
+            ),
+            // A server table makes no sense on loopback.
+            (
+                "server table on loopback",
+                LabConfig {
+                    server: Some(ServerSideConfig::default()),
+                    ..lab()
+                },
+                "only applies with topology = \"veth\"",
+            ),
+            // Server values are checked too, and named with their table.
+            (
+                "server tw_reuse 5",
+                LabConfig {
+                    topology: Some("veth".into()),
+                    server: Some(ServerSideConfig {
+                        tw_reuse: Some(5),
+                        ..ServerSideConfig::default()
+                    }),
+                    ..lab()
+                },
+                "lab.server.tw_reuse = 5",
+            ),
+        ];
+        for (what, cfg, fragment) in cases {
+            match cfg.validate() {
+                Ok(plan) => panic!("{what}: accepted: {plan:?}"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(fragment), "{what}: {msg:?} lacks {fragment:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn time_scale_mapping_240s_by_10() {
+        let plan = LabConfig {
+            time_wait: Some("240s".into()),
+            time_scale: Some(10.0),
+            port_range: Some("1025-5000".into()),
+            ..lab()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(value(&plan, "net.ipv4.tcp_tw_reuse_delay"), Some("24000"));
+        assert_eq!(plan.rate_multiplier(), 10.0);
+        assert_eq!(plan.time_scale(), 10.0);
+        assert_eq!(plan.lab_hold, Some(Duration::from_secs(24)));
+        assert_eq!(plan.emulated_hold(), Some(Duration::from_secs(240)));
+        assert_eq!(plan.time_wait, Some(Duration::from_secs(240)));
+        assert_eq!(plan.usable_ports(), Some(3976));
+        // First error at P / R: 3976 / 300 = 13.25 lab s = 132.5 modelled s (= 3976 / 30).
+        let lab_first_error = Duration::from_secs_f64(3976.0 / 300.0);
+        let modelled = plan.to_modelled(lab_first_error).as_secs_f64();
+        assert!((modelled - 3976.0 / 30.0).abs() < 1e-6, "{modelled}");
+    }
+
+    #[test]
+    fn warnings_are_kept() {
+        // Reuse without timestamps is a legitimate experiment (no reuse happens): a warning.
+        let plan = LabConfig {
+            tw_reuse: Some(1),
+            timestamps: Some(false),
+            ..lab()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(plan.warnings.len(), 1);
+        // A delay with reuse 2 over veth does nothing: a warning, not an error.
+        let plan = LabConfig {
+            topology: Some("veth".into()),
+            tw_reuse: Some(2),
+            tw_reuse_delay_ms: Some(1000),
+            ..lab()
+        }
+        .validate()
+        .expect("valid");
+        assert!(plan.warnings[0].contains("not loopback"));
+    }
+
+    #[test]
+    fn usable_ports_subtracts_reserved_inside_range() {
+        let plan = LabConfig {
+            port_range: Some("40000-40199".into()),
+            reserved_ports: Some("39990-40009,40100,50000".into()),
+            ..lab()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(plan.usable_ports(), Some(200 - 10 - 1));
+    }
+
+    #[test]
+    fn server_side_sysctls() {
+        let plan = LabConfig {
+            topology: Some("veth".into()),
+            tw_reuse: Some(2),
+            server: Some(ServerSideConfig {
+                somaxconn: Some(5),
+                abort_on_overflow: Some(true),
+                ..ServerSideConfig::default()
+            }),
+            ..lab()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(plan.topology, Topology::Veth);
+        assert_eq!(
+            plan.server_sysctls,
+            vec![
+                Sysctl {
+                    name: "net.core.somaxconn",
+                    value: "5".into()
+                },
+                Sysctl {
+                    name: "net.ipv4.tcp_abort_on_overflow",
+                    value: "1".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_flags_override() {
+        let err = toml::from_str::<LabConfig>("isolate = true\nport_rang = \"1-2\"\n")
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("port_rang"), "{err}");
+        let cfg: LabConfig = toml::from_str(
+            "isolate = false\nport_range = \"40000-40099\"\ntw_reuse = 2\n[server]\nsomaxconn = 5\n",
+        )
+        .expect("parses");
+        let args = super::super::LabArgs {
+            lab: true,
+            lab_port_range: Some("50000-50009".into()),
+            ..Default::default()
+        };
+        let merged = cfg.merge_args(&args);
+        assert!(merged.isolate);
+        assert_eq!(merged.port_range.as_deref(), Some("50000-50009"));
+        assert_eq!(merged.tw_reuse, Some(2));
+        assert_eq!(merged.server.and_then(|s| s.somaxconn), Some(5));
+    }
+
+    #[test]
+    fn lab_args_parse_from_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            lab: super::super::LabArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "portlab",
+            "--lab",
+            "--lab-port-range",
+            "1025-5000",
+            "--lab-time-wait",
+            "240s",
+            "--lab-time-scale",
+            "10",
+            "--lab-timestamps",
+            "off",
+            "--lab-tw-reuse-delay",
+            "1000",
+        ])
+        .expect("flags parse");
+        assert!(cli.lab.lab);
+        assert_eq!(cli.lab.lab_timestamps, Some(false));
+        assert_eq!(cli.lab.lab_time_scale, Some(10.0));
+        assert_eq!(cli.lab.lab_tw_reuse_delay, Some(1000));
+    }
+}
