@@ -143,6 +143,10 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Target", value_name = "HOW")]
     pub server_close: Option<ServerClose>,
 
+    /// The Linux lab: a private network namespace with its own sysctls [keys: lab.*].
+    #[command(flatten, next_help_heading = "Lab (Linux)")]
+    pub lab: crate::lab::LabArgs,
+
     /// Results directory [default results/<name>-<UTC time>/].
     #[arg(long, help_heading = "Output", value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -196,7 +200,16 @@ impl RunArgs {
                 accept_delay: self.accept_delay,
                 server_close: self.server_close,
             },
+            lab: None,
         }
+    }
+
+    /// The scenario `file` with these flags laid over it, `[lab]` included.
+    pub fn over(&self, file: Scenario) -> Scenario {
+        let mut s = file.overlay(self.to_scenario());
+        let lab = s.lab.take().unwrap_or_default().merge_args(&self.lab);
+        s.lab = (lab != crate::lab::LabConfig::default()).then_some(lab);
+        s
     }
 }
 

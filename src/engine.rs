@@ -7,9 +7,13 @@
 
 use crate::collect::timeline::TimelineWriter;
 use crate::collect::{Collector, Shared, Sink, TimelineRow};
+use crate::lab;
+use crate::observe::watch::KernelWatch;
+use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
 use crate::report::{self, Format, ServerSummary, Summary};
 use crate::runner;
+use crate::target;
 use crate::target::Server;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -60,6 +64,32 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     std::fs::write(dir.join("plan.toml"), plan_toml)
         .with_context(|| format!("writing {}", dir.join("plan.toml").display()))?;
 
+    // The lab comes first: a namespace is entered by this thread and inherited only by the
+    // threads it starts afterwards (the runtime, the pacer, the collector).
+    let applied = match &plan.lab {
+        Some(lab) if lab.isolate => Some(lab::enter(lab).context("setting up the lab")?),
+        _ => None,
+    };
+    if let Some(a) = &applied {
+        for w in &a.warnings {
+            eprintln!("warning: lab: {w}");
+        }
+    }
+    // The embedded server's socket, in the server's namespace when there is one.
+    let listener = match &plan.target {
+        Target::Embedded(cfg) => {
+            let addr = listen_addr(&plan, cfg.listen, applied.as_ref());
+            let bound = match &applied {
+                Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
+                None => target::bind(addr, cfg.backlog),
+            };
+            Some(bound.map_err(|e| {
+                anyhow!("the embedded server cannot listen on {addr}: {e}; change target.listen (--listen)")
+            })?)
+        }
+        Target::External(_) => None,
+    };
+
     if let Some(limit) = crate::sys::raise_nofile_limit() {
         let need = plan.descriptors_needed();
         if need > limit {
@@ -76,7 +106,14 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         .thread_name("portlab-worker")
         .build()
         .context("starting the async runtime")?;
-    let summary = runtime.block_on(drive(&plan, scenario, &dir, opts))?;
+    let summary = runtime.block_on(drive(
+        &plan,
+        scenario,
+        &dir,
+        opts,
+        applied.as_ref(),
+        listener,
+    ))?;
     // Connections abandoned at the drain timeout must not hold the process open.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(RunResult { summary, dir })
@@ -111,28 +148,60 @@ fn results_dir(name: &str, out: Option<&Path>) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The embedded server's address: as planned, except in a lab, where port 0 becomes a port
+/// outside the lab's ephemeral range (a listening port inside it would cost the client one
+/// port) and a loopback address becomes the lab's server address (198.18.0.2 with veth).
+fn listen_addr(plan: &Plan, listen: SocketAddr, applied: Option<&lab::Applied>) -> SocketAddr {
+    let (Some(a), Some(lab)) = (applied, &plan.lab) else {
+        return listen;
+    };
+    let ip = if listen.ip().is_loopback() {
+        a.server_addr
+    } else {
+        listen.ip()
+    };
+    let port = match (listen.port(), lab.port_range) {
+        (0, Some(r)) if r.lo > 1025 => r.lo - 1,
+        (0, Some(r)) if r.hi < u16::MAX => r.hi + 1,
+        (port, _) => port,
+    };
+    SocketAddr::new(ip, port)
+}
+
 async fn drive(
     plan: &Plan,
     scenario: crate::plan::Scenario,
     dir: &Path,
     opts: &RunOptions,
+    applied: Option<&lab::Applied>,
+    listener: Option<std::net::TcpListener>,
 ) -> Result<Summary> {
     // Target first: a bad address fails before anything else happens.
-    let (server, target, host) = match &plan.target {
-        Target::Embedded(cfg) => {
-            let server = Server::start(plan, cfg).await.map_err(|e| {
-                anyhow!(
-                    "the embedded server cannot listen on {}: {e}; change target.listen (--listen)",
-                    cfg.listen
-                )
-            })?;
+    let (server, target, host) = match (&plan.target, listener) {
+        (Target::Embedded(cfg), Some(listener)) => {
+            let server =
+                Server::start(plan, cfg, listener).context("starting the embedded server")?;
             let addr = server.addr;
             (Some(server), addr, addr.to_string())
         }
-        Target::External(address) => {
+        (Target::External(address), _) => {
             let addr = resolve_and_probe(address, plan).await?;
             (None, addr, address.clone())
         }
+        (Target::Embedded(_), None) => {
+            return Err(anyhow!("internal: no listener for the embedded server"))
+        }
+    };
+    let watch = if cfg!(target_os = "linux") {
+        let server = match applied {
+            Some(a) if a.topology == lab::Topology::Veth => {
+                Some(a.in_server_ns(|| Sampler::new(target))?)
+            }
+            _ => None,
+        };
+        Some(KernelWatch::start(Sampler::new(target), server))
+    } else {
+        None
     };
     let writer = TimelineWriter::create(&dir.join("timeline.csv"))
         .with_context(|| format!("creating {}", dir.join("timeline.csv").display()))?;
@@ -150,12 +219,13 @@ async fn drive(
             let mut sink = RunSink {
                 writer: Some(writer),
                 progress,
+                watch,
             };
             let m = collector.collect(rx, &collector_shared, &mut sink);
             if let Some(p) = &sink.progress {
                 p.bar.finish_and_clear();
             }
-            m
+            (m, sink.watch)
         })
         .context("starting the collector thread")?;
 
@@ -184,10 +254,10 @@ async fn drive(
         }
         None => None,
     };
-    let measured = collector_thread
+    let (measured, watch) = collector_thread
         .join()
         .map_err(|_| anyhow!("the collector thread panicked"))?;
-    let summary = Summary::new(
+    let mut summary = Summary::new(
         scenario,
         started_at,
         target.to_string(),
@@ -198,6 +268,47 @@ async fn drive(
         end.aborted,
         server_summary,
     );
+    if let Some(w) = &watch {
+        summary.timewait = Some(w.timewait().clone());
+        let kernel = w.kernel_deltas();
+        let segments = kernel
+            .get("InSegs")
+            .zip(kernel.get("OutSegs"))
+            .map(|(i, o)| i + o);
+        summary.segments_per_request = segments
+            .filter(|_| summary.completed > 0)
+            .map(|s| s as f64 / summary.completed as f64);
+        summary.kernel = Some(kernel);
+        summary.observation = Some(
+            if plan.isolated() {
+                "private network namespace: every kernel figure is this run's own"
+            } else {
+                "host namespace: TIME_WAIT by side is filtered to the target; tw_sockstat and the kernel counters include the host's other traffic"
+            }
+            .to_string(),
+        );
+    }
+    if let (Some(a), Some(lab)) = (applied, &plan.lab) {
+        summary.lab = Some(serde_json::json!({
+            "mode": a.mode,
+            "topology": a.topology,
+            "settings": a.settings,
+            "server_settings": a.server_settings,
+            "written": a.written,
+            "time_scale": lab.time_scale(),
+            "emulated_time_wait_s": lab.emulated_hold().map(|d| d.as_secs_f64()),
+            "warnings": a.warnings,
+        }));
+    }
+    if plan.time_scale() != 1.0 {
+        let k = plan.time_scale();
+        summary.modelled = Some(crate::report::Modelled {
+            time_scale: k,
+            rate: summary.achieved_rate / k,
+            duration_s: summary.load_duration_s * k,
+            first_error_s: summary.exhaustion.first_s.map(|t| t * k),
+        });
+    }
     let json = serde_json::to_string_pretty(&summary).context("serialising summary.json")?;
     std::fs::write(dir.join("summary.json"), json + "\n")
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
@@ -315,9 +426,16 @@ fn progress_bar(plan: &Plan, mode: Progress) -> Option<ProgressDisplay> {
 struct RunSink {
     writer: Option<TimelineWriter>,
     progress: Option<ProgressDisplay>,
+    watch: Option<KernelWatch>,
 }
 
 impl Sink for RunSink {
+    fn observe(&mut self, row: &mut TimelineRow) {
+        if let Some(w) = self.watch.as_mut() {
+            row.kernel = w.interval();
+        }
+    }
+
     fn interval(&mut self, row: &TimelineRow) {
         if let Some(w) = self.writer.as_mut() {
             if let Err(e) = w.append(row) {

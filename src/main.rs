@@ -39,7 +39,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         Some(path) => plan::load_scenario(path)?,
         None => Scenario::default(),
     };
-    let plan = Plan::resolve(&file.overlay(args.to_scenario()))?;
+    let plan = Plan::resolve(&args.over(file))?;
     let opts = RunOptions {
         out: args.out.clone(),
         format: args.format,

@@ -153,6 +153,8 @@ pub struct Measured {
 
 /// Where closed intervals go as the run goes (timeline.csv, progress display).
 pub trait Sink: Send {
+    /// Adds observations of its own (kernel counts) to an interval's row before it is kept.
+    fn observe(&mut self, _row: &mut TimelineRow) {}
     /// Called once per closed interval, in order, and once more for the last partial one.
     fn interval(&mut self, row: &TimelineRow);
 }
@@ -288,8 +290,23 @@ impl Collector {
         }
     }
 
+    /// Closes the interval ending at `end_s`, lets the sink add its observations, keeps the
+    /// row and hands it to the sink.
+    fn close_with(&mut self, end_s: f64, shared: &Shared, sink: &mut dyn Sink) {
+        let mut row = self.take_interval(end_s, shared);
+        sink.observe(&mut row);
+        self.timeline.push(row);
+        sink.interval(self.timeline.last().expect("just pushed"));
+    }
+
     /// Closes the interval ending at `end` (seconds since t0) and returns its row.
     pub fn close_interval(&mut self, end_s: f64, shared: &Shared) -> &TimelineRow {
+        let row = self.take_interval(end_s, shared);
+        self.timeline.push(row);
+        self.timeline.last().expect("just pushed")
+    }
+
+    fn take_interval(&mut self, end_s: f64, shared: &Shared) -> TimelineRow {
         let started = shared.started.load(Ordering::Relaxed);
         let dropped = shared.dropped.load(Ordering::Relaxed);
         let mut row = std::mem::take(&mut self.current);
@@ -304,8 +321,7 @@ impl Collector {
         self.interval_connect.reset();
         self.last_started = started;
         self.last_dropped = dropped;
-        self.timeline.push(row);
-        self.timeline.last().expect("just pushed")
+        row
     }
 
     /// Totals so far (used at the end, and by tests).
@@ -382,18 +398,18 @@ impl Collector {
                     }
                     if Instant::now() >= deadline {
                         let end = (self.interval * next).as_secs_f64();
-                        sink.interval(self.close_interval(end, shared));
+                        self.close_with(end, shared, sink);
                         next += 1;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let end = (self.interval * next).as_secs_f64();
-                    sink.interval(self.close_interval(end, shared));
+                    self.close_with(end, shared, sink);
                     next += 1;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let end = self.t0.elapsed().as_secs_f64();
-                    sink.interval(self.close_interval(end, shared));
+                    self.close_with(end, shared, sink);
                     return self.measured(shared);
                 }
             }

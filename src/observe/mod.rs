@@ -25,6 +25,7 @@ mod parse;
 pub use parse::{parse_proc_net_tcp_line, parse_sockstat_tw, parse_table, ProcTcpEntry};
 
 mod tally;
+pub mod watch;
 
 #[cfg(target_os = "linux")]
 mod linux;

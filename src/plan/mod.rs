@@ -34,6 +34,9 @@ pub enum PlanError {
         /// toml's message, which names the key and the line.
         message: String,
     },
+    /// The `[lab]` table (or a `--lab-*` flag) is invalid; the message names the key.
+    #[error(transparent)]
+    Lab(#[from] crate::lab::LabError),
     /// A value is out of range or contradicts another.
     #[error("{key} (flag {flag}): {message}")]
     Invalid {
@@ -163,6 +166,10 @@ pub struct Plan {
     pub payload: Payload,
     /// Destination.
     pub target: Target,
+    /// The lab, validated (None: no `[lab]` table and no `--lab*` flag).
+    pub lab: Option<crate::lab::LabPlan>,
+    /// The `[lab]` table as given, to write plan.toml back.
+    pub lab_config: Option<crate::lab::LabConfig>,
 }
 
 /// Default pace when neither file nor flags give one.
@@ -400,7 +407,10 @@ impl Plan {
             }
         };
 
+        let lab = s.lab.as_ref().map(|c| c.validate()).transpose()?;
         let plan = Plan {
+            lab,
+            lab_config: s.lab.clone(),
             name: s.name.clone().unwrap_or_else(|| "run".to_string()),
             description: s.description.clone(),
             load,
@@ -469,6 +479,25 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// The rate the runner drives: the scenario's rate times the lab's time scale (a lab that
+    /// compresses time by k runs k times faster).
+    pub fn lab_rate(&self) -> Rate {
+        match (self.load.rate, &self.lab) {
+            (Rate::PerSecond(r), Some(lab)) => Rate::PerSecond(r * lab.rate_multiplier()),
+            (rate, _) => rate,
+        }
+    }
+
+    /// Lab seconds -> modelled seconds (1 without a time scale).
+    pub fn time_scale(&self) -> f64 {
+        self.lab.as_ref().map_or(1.0, |l| l.time_scale())
+    }
+
+    /// True when the run is in a private network namespace.
+    pub fn isolated(&self) -> bool {
+        self.lab.as_ref().is_some_and(|l| l.isolate)
     }
 
     /// True when the run is open loop (a start schedule), false for rate = max.
@@ -543,6 +572,7 @@ impl Plan {
                 accept_delay,
                 server_close,
             },
+            lab: self.lab_config.clone(),
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct Scenario {
     /// Where connections go: the embedded server (default) or an external address.
     #[serde(default, skip_serializing_if = "is_default")]
     pub target: TargetSection,
+    /// Linux lab: a private network namespace with its own port range and TIME_WAIT settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<crate::lab::LabConfig>,
 }
 
 /// `[load]`
@@ -115,7 +118,7 @@ macro_rules! overlay_fields {
 impl Scenario {
     /// Puts `top` (usually the flags) over `self` (usually the file).
     pub fn overlay(mut self, top: Scenario) -> Scenario {
-        overlay_fields!(self, top, name, description);
+        overlay_fields!(self, top, name, description, lab);
         let (l, t) = (&mut self.load, top.load);
         overlay_fields!(
             l,

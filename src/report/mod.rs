@@ -7,7 +7,7 @@ mod markdown;
 mod summary;
 mod text;
 
-pub use summary::{ServerSummary, Summary};
+pub use summary::{Modelled, ServerSummary, Summary};
 
 use std::io::{self, Write};
 

@@ -1,6 +1,7 @@
 //! summary.json: the whole run in one document, with stable key names.
 
 use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
+use crate::observe::watch::TimewaitSummary;
 use crate::plan::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -76,6 +77,37 @@ pub struct Summary {
     pub server: Option<ServerSummary>,
     /// The resolved plan (every key set).
     pub plan: Scenario,
+    /// TIME_WAIT on each side (where the kernel could be observed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timewait: Option<TimewaitSummary>,
+    /// Kernel TCP counter changes over the run, by their /proc/net/snmp and netstat names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<BTreeMap<String, u64>>,
+    /// (InSegs + OutSegs) / completed requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments_per_request: Option<f64>,
+    /// Which figures are this run's alone and which include other traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<String>,
+    /// The lab: mode, topology, effective settings read back, time scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<serde_json::Value>,
+    /// Times and rates in modelled seconds, for a time-scaled lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modelled: Option<Modelled>,
+}
+
+/// A time-scaled lab's figures in modelled time (lab seconds x time scale).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Modelled {
+    /// Modelled seconds per lab second.
+    pub time_scale: f64,
+    /// Achieved rate in modelled time (lab rate / time scale), per second.
+    pub rate: f64,
+    /// Load duration in modelled seconds.
+    pub duration_s: f64,
+    /// First exhaustion error in modelled seconds.
+    pub first_error_s: Option<f64>,
 }
 
 impl Summary {
@@ -123,6 +155,12 @@ impl Summary {
             schedule_lag_us: m.schedule_lag,
             server,
             plan,
+            timewait: None,
+            kernel: None,
+            segments_per_request: None,
+            observation: None,
+            lab: None,
+            modelled: None,
         }
     }
 

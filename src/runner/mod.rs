@@ -86,7 +86,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut interrupted = false;
 
-    let load_elapsed = match plan.load.rate {
+    let load_elapsed = match plan.lab_rate() {
         Rate::PerSecond(rate) => {
             let max_in_flight = plan.load.max_in_flight;
             let (start_tx, start_rx) = async_channel::bounded::<Start>(max_in_flight as usize);

@@ -52,10 +52,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds and starts serving. Fails (before any traffic) when the address is taken or
-    /// not local.
-    pub async fn start(plan: &Plan, cfg: &EmbeddedServer) -> io::Result<Server> {
-        let listener = listen(cfg.listen, cfg.backlog)?;
+    /// Starts serving on a listener made by [`bind`] (which may have been made in another
+    /// network namespace). Must run inside the tokio runtime.
+    pub fn start(
+        plan: &Plan,
+        cfg: &EmbeddedServer,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Server> {
+        let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let http_close = cfg.close != ServerClose::AfterClient;
         let body = b"ok\n";
@@ -98,14 +102,16 @@ impl Server {
     }
 }
 
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+/// Binds the embedded server's listening socket (non-blocking, SO_REUSEADDR, the plan's
+/// backlog). Fails when the address is taken or not local.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A server restarted on a fixed port must not wait out its own TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::from(addr))?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 async fn accept_loop(
