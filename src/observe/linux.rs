@@ -314,4 +314,21 @@ mod tests {
         let d = b.delta(&a);
         assert!(d.get(Counter::ActiveOpens).is_some());
     }
+
+    /// The per-family request and the /proc fallback work too (on the test's own namespace,
+    /// which may be busy, so only their presence and source are checked).
+    #[test]
+    fn per_family_and_proc_fallbacks_work() {
+        let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut per_family = Sampler::new(target);
+        per_family.mode = DiagMode::PerFamily;
+        let s = per_family.sample();
+        assert_eq!(s.source, Some(SocketSource::SockDiag));
+        assert!(s.tw_total.is_some() && s.tw_client.is_some());
+        let mut proc_only = Sampler::new(target);
+        proc_only.diag = None;
+        let s = proc_only.sample();
+        assert_eq!(s.source, Some(SocketSource::ProcNetTcp));
+        assert!(s.tw_total.is_some() && s.established.is_some());
+    }
 }
