@@ -282,7 +282,7 @@ fn write_all(sysctls: &[Sysctl]) -> Result<(), LabError> {
 }
 
 /// Writes one sysctl in the calling thread's namespace and checks the kernel holds it.
-fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
+pub(super) fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
     let path = sysctl_path(s.name);
     let missing = || LabError::SysctlMissing {
         name: s.name,

@@ -19,6 +19,12 @@ const LISTEN_SLOTS: usize = 64;
 /// The running counts of one sample.
 pub(crate) struct Tally {
     target: SocketAddr,
+    /// The target port in network byte order, and its address as the kernel would show it
+    /// in an AF_INET socket (4 bytes, when the target is IPv4) and in an AF_INET6 socket
+    /// (16 bytes: v4-mapped for an IPv4 target): compared as raw bytes on the hot path.
+    port_be: [u8; 2],
+    ip4: Option<[u8; 4]>,
+    ip6: [u8; 16],
     tw_total: u64,
     tw_client: u64,
     tw_server: u64,
@@ -26,13 +32,17 @@ pub(crate) struct Tally {
     established_client: u64,
     listeners: [u16; LISTEN_SLOTS],
     n_listeners: usize,
-    /// Destination counts, Space-Saving style: exact while at most DEST_SLOTS destinations
-    /// are seen; beyond that a newcomer takes the smallest entry's slot and count + 1, so
-    /// every destination seen more than total / DEST_SLOTS times is kept, its count an upper
-    /// bound, and the counts still add up to the total.
+    /// Counts of destinations other than the target (the target's is `tw_client`),
+    /// Space-Saving style: exact while at most DEST_SLOTS destinations are seen; beyond
+    /// that a newcomer takes the smallest entry's slot and count + 1, so every destination
+    /// seen more than total / DEST_SLOTS times is kept, its count an upper bound, and the
+    /// counts still add up to the total.
     dests: [(SocketAddr, u64); DEST_SLOTS],
     n_dests: usize,
     dests_exact: bool,
+    /// The raw remote (address bytes, port, address length) last counted and its slot in
+    /// `dests`: consecutive sockets toward one destination skip building an address.
+    last: Option<([u8; 19], usize)>,
 }
 
 /// v4-mapped IPv6 (::ffff:a.b.c.d, a dual-stack socket's view of IPv4) as plain IPv4.
@@ -46,10 +56,44 @@ fn canonical(a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// An address as raw bytes: 4 for IPv4, 16 for IPv6 (network order).
+fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
+    match ip {
+        IpAddr::V4(v4) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            &buf[..4]
+        }
+        IpAddr::V6(v6) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
+    }
+}
+
+fn endpoint(addr: &[u8], port_be: [u8; 2]) -> SocketAddr {
+    let ip = match <[u8; 4]>::try_from(addr) {
+        Ok(v4) => IpAddr::from(v4),
+        Err(_) => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&addr[..16]);
+            IpAddr::from(o)
+        }
+    };
+    canonical(SocketAddr::new(ip, u16::from_be_bytes(port_be)))
+}
+
 impl Tally {
     pub(crate) fn new(target: SocketAddr) -> Tally {
+        let target = canonical(target);
+        let (ip4, ip6) = match target.ip() {
+            IpAddr::V4(v4) => (Some(v4.octets()), v4.to_ipv6_mapped().octets()),
+            IpAddr::V6(v6) => (None, v6.octets()),
+        };
         Tally {
-            target: canonical(target),
+            target,
+            port_be: target.port().to_be_bytes(),
+            ip4,
+            ip6,
             tw_total: 0,
             tw_client: 0,
             tw_server: 0,
@@ -60,65 +104,109 @@ impl Tally {
             dests: [(SocketAddr::from(([0, 0, 0, 0], 0)), 0); DEST_SLOTS],
             n_dests: 0,
             dests_exact: true,
+            last: None,
         }
     }
 
-    /// Counts one socket. Listeners must come before the TIME_WAIT sockets on their ports to
-    /// keep those out of the destination table (both the kernel's dump and /proc/net/tcp list
-    /// the listening hash first).
+    fn is_target_ip(&self, addr: &[u8]) -> bool {
+        match addr.len() {
+            4 => self.ip4.is_some_and(|t| t == addr),
+            _ => self.ip6 == addr,
+        }
+    }
+
+    /// Counts one socket given as parsed addresses (the /proc/net/tcp path and tests).
     pub(crate) fn add(&mut self, state: u8, local: SocketAddr, remote: SocketAddr) {
-        let local = canonical(local);
-        let remote = canonical(remote);
+        let (mut lb, mut rb) = ([0u8; 16], [0u8; 16]);
+        let l = ip_bytes(local.ip(), &mut lb);
+        let r = ip_bytes(remote.ip(), &mut rb);
+        self.add_raw(
+            state,
+            l,
+            local.port().to_be_bytes(),
+            r,
+            remote.port().to_be_bytes(),
+        );
+    }
+
+    /// Counts one socket given as raw bytes, as sock_diag delivers it: addresses of 4 (IPv4)
+    /// or 16 (IPv6) bytes and ports in network order. The common cases (a TIME_WAIT toward
+    /// the target, on the target) are byte compares; only other destinations build an
+    /// address. Listeners must come before the TIME_WAIT sockets on their ports to keep
+    /// those out of the destination table (both the kernel's dump and /proc/net/tcp list the
+    /// listening hash first).
+    pub(crate) fn add_raw(
+        &mut self,
+        state: u8,
+        laddr: &[u8],
+        lport: [u8; 2],
+        raddr: &[u8],
+        rport: [u8; 2],
+    ) {
         match state {
             TCP_TIME_WAIT => {
                 self.tw_total += 1;
-                if remote == self.target {
+                if rport == self.port_be && self.is_target_ip(raddr) {
                     self.tw_client += 1;
-                }
-                let on_target = local.port() == self.target.port()
-                    && (local.ip() == self.target.ip() || local.ip().is_unspecified());
-                if on_target {
+                } else if lport == self.port_be
+                    && (self.is_target_ip(laddr) || laddr.iter().all(|&b| b == 0))
+                {
                     self.tw_server += 1;
-                } else if !self.listeners[..self.n_listeners].contains(&local.port()) {
-                    self.count_destination(remote);
+                } else if !self.listeners[..self.n_listeners].contains(&u16::from_be_bytes(lport)) {
+                    let mut key = [0u8; 19];
+                    key[..raddr.len()].copy_from_slice(raddr);
+                    key[16..18].copy_from_slice(&rport);
+                    key[18] = raddr.len() as u8;
+                    match self.last {
+                        Some((k, slot)) if k == key => self.dests[slot].1 += 1,
+                        _ => {
+                            let slot = self.count_destination(endpoint(raddr, rport));
+                            self.last = Some((key, slot));
+                        }
+                    }
                 }
             }
             TCP_ESTABLISHED => {
                 self.established += 1;
-                if remote == self.target {
+                if rport == self.port_be && self.is_target_ip(raddr) {
                     self.established_client += 1;
                 }
             }
             TCP_LISTEN
                 if self.n_listeners < LISTEN_SLOTS
-                    && !self.listeners[..self.n_listeners].contains(&local.port()) =>
+                    && !self.listeners[..self.n_listeners].contains(&u16::from_be_bytes(lport)) =>
             {
-                self.listeners[self.n_listeners] = local.port();
+                self.listeners[self.n_listeners] = u16::from_be_bytes(lport);
                 self.n_listeners += 1;
             }
             _ => {}
         }
     }
 
-    fn count_destination(&mut self, remote: SocketAddr) {
-        // Usually one or two destinations: a linear scan, port compared first, is cheapest.
-        let used = &mut self.dests[..self.n_dests];
-        if let Some(e) = used
-            .iter_mut()
-            .find(|e| e.0.port() == remote.port() && e.0 == remote)
+    /// Counts one socket toward `remote` and returns the slot that holds it.
+    fn count_destination(&mut self, remote: SocketAddr) -> usize {
+        // Usually a handful of destinations: a linear scan, port compared first, is cheapest.
+        if let Some(i) = self.dests[..self.n_dests]
+            .iter()
+            .position(|e| e.0.port() == remote.port() && e.0 == remote)
         {
-            e.1 += 1;
-            return;
+            self.dests[i].1 += 1;
+            return i;
         }
         if self.n_dests < DEST_SLOTS {
             self.dests[self.n_dests] = (remote, 1);
             self.n_dests += 1;
-            return;
+            return self.n_dests - 1;
         }
         self.dests_exact = false;
-        if let Some(min) = self.dests.iter_mut().min_by_key(|e| e.1) {
-            *min = (remote, min.1 + 1);
+        let mut min = 0;
+        for i in 1..DEST_SLOTS {
+            if self.dests[i].1 < self.dests[min].1 {
+                min = i;
+            }
         }
+        self.dests[min] = (remote, self.dests[min].1 + 1);
+        min
     }
 
     /// Writes the socket figures into a sample.
@@ -128,9 +216,12 @@ impl Tally {
         out.tw_server = Some(self.tw_server);
         out.established = Some(self.established);
         out.established_client = Some(self.established_client);
+        let target = (self.tw_client > 0).then_some((self.target, self.tw_client));
         let mut top: Vec<DestinationCount> = self.dests[..self.n_dests]
             .iter()
-            .map(|&(destination, time_wait)| DestinationCount {
+            .copied()
+            .chain(target)
+            .map(|(destination, time_wait)| DestinationCount {
                 destination,
                 time_wait,
             })
