@@ -8,10 +8,11 @@
 use crate::collect::timeline::TimelineWriter;
 use crate::collect::{Collector, Shared, Sink, TimelineRow};
 use crate::lab;
+use crate::model;
 use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
-use crate::report::{self, Format, ServerSummary, Summary};
+use crate::report::{self, verdict, Format, ServerSummary, Summary};
 use crate::runner;
 use crate::target;
 use crate::target::Server;
@@ -75,6 +76,11 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
             eprintln!("warning: lab: {w}");
         }
     }
+    // The settings the model works from: the lab's, read back, or this namespace's own.
+    let settings = match &applied {
+        Some(a) => a.settings.clone(),
+        None => lab::read_settings().unwrap_or_default(),
+    };
     // The embedded server's socket, in the server's namespace when there is one.
     let listener = match &plan.target {
         Target::Embedded(cfg) => {
@@ -113,6 +119,7 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         opts,
         applied.as_ref(),
         listener,
+        &settings,
     ))?;
     // Connections abandoned at the drain timeout must not hold the process open.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -175,6 +182,7 @@ async fn drive(
     opts: &RunOptions,
     applied: Option<&lab::Applied>,
     listener: Option<std::net::TcpListener>,
+    settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<Summary> {
     // Target first: a bad address fails before anything else happens.
     let (server, target, host) = match (&plan.target, listener) {
@@ -300,6 +308,14 @@ async fn drive(
             "warnings": a.warnings,
         }));
     }
+    let prediction = model::predict(&model::from_plan::input_for(plan, settings, target));
+    summary.verdict = Some(verdict::judge(
+        &prediction,
+        &summary,
+        &measured.timeline,
+        verdict::DEFAULT_TOLERANCE_PCT,
+    ));
+    summary.prediction = serde_json::to_value(&prediction).ok();
     if plan.time_scale() != 1.0 {
         let k = plan.time_scale();
         summary.modelled = Some(crate::report::Modelled {

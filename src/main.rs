@@ -7,6 +7,8 @@ use portlab::engine::{self, Progress, RunOptions};
 use portlab::plan::{self, Plan, Scenario};
 use std::process::ExitCode;
 
+/// Exit code for a run whose verdict failed (a check did not hold).
+const EXIT_VERDICT: u8 = 1;
 /// Exit code for bad input or a set-up failure (nothing was sent).
 const EXIT_SETUP: u8 = 2;
 /// Exit code for a run stopped by Ctrl-C (128 + SIGINT), results written.
@@ -50,9 +52,10 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         },
     };
     let result = engine::run(plan, &opts)?;
-    Ok(if result.summary.interrupted {
-        EXIT_INTERRUPTED
-    } else {
-        0
+    let failed = result.summary.verdict.as_ref().is_some_and(|v| !v.pass);
+    Ok(match (result.summary.interrupted, failed) {
+        (true, _) => EXIT_INTERRUPTED,
+        (false, true) => EXIT_VERDICT,
+        (false, false) => 0,
     })
 }

@@ -15,6 +15,7 @@
 //! Nothing here reads the host or a measurement: the caller passes the settings in.
 
 pub mod args;
+pub mod from_plan;
 pub mod inverse;
 pub mod predict;
 pub mod profile;

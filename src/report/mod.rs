@@ -6,6 +6,7 @@ mod json;
 mod markdown;
 mod summary;
 mod text;
+pub mod verdict;
 
 pub use summary::{Modelled, ServerSummary, Summary};
 

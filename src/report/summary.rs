@@ -92,6 +92,12 @@ pub struct Summary {
     /// The lab: mode, topology, effective settings read back, time scale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<serde_json::Value>,
+    /// What the model predicted for this plan and these settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<serde_json::Value>,
+    /// The prediction against the measurement, check by check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<super::verdict::Verdict>,
     /// Times and rates in modelled seconds, for a time-scaled lab.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modelled: Option<Modelled>,
@@ -160,6 +166,8 @@ impl Summary {
             segments_per_request: None,
             observation: None,
             lab: None,
+            prediction: None,
+            verdict: None,
             modelled: None,
         }
     }

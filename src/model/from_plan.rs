@@ -1,0 +1,162 @@
+//! The model's inputs from a run's plan and the settings in force (the lab's, read back, or
+//! the host's). Pure: no I/O, so the same plan and settings always give the same prediction.
+
+use super::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
+use crate::plan::{BindMode, CloseMode, Plan, Rate};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// The profile of the OS portlab runs on.
+pub fn host_profile() -> Profile {
+    if cfg!(target_os = "linux") {
+        Profile::Linux
+    } else if cfg!(target_os = "macos") {
+        Profile::Macos
+    } else if cfg!(target_os = "freebsd") {
+        Profile::Freebsd
+    } else if cfg!(windows) {
+        Profile::Windows2008
+    } else {
+        Profile::Custom
+    }
+}
+
+fn setting<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    settings.get(name).map(|v| v.trim())
+}
+
+/// Counts the reserved ports ("1000-1010,2000") that fall inside `range`.
+fn reserved_in(list: &str, range: PortRange) -> u32 {
+    list.split(',')
+        .filter_map(|part| {
+            let part = part.trim();
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            Some((
+                lo.trim().parse::<u16>().ok()?,
+                hi.trim().parse::<u16>().ok()?,
+            ))
+        })
+        .map(|(lo, hi)| {
+            let (lo, hi) = (lo.max(range.lo), hi.min(range.hi));
+            if lo <= hi {
+                u32::from(hi - lo) + 1
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+/// What the model needs from `plan`, run against `target`, with `settings` (sysctl name ->
+/// value, as `lab::read_settings` gives them; empty where they cannot be read).
+pub fn input_for(
+    plan: &Plan,
+    settings: &BTreeMap<String, String>,
+    target: SocketAddr,
+) -> ModelInput {
+    let mut input = ModelInput::from_profile(host_profile());
+    if let Some(r) = setting(settings, "net.ipv4.ip_local_port_range") {
+        let mut it = r.split_whitespace().filter_map(|p| p.parse::<u16>().ok());
+        if let (Some(lo), Some(hi)) = (it.next(), it.next()) {
+            if let Ok(range) = PortRange::new(lo, hi) {
+                let reserved = setting(settings, "net.ipv4.ip_local_reserved_ports")
+                    .map_or(0, |l| reserved_in(l, range));
+                if let Ok(i) = input.clone().with_ports(PortSpec::Range(range), reserved) {
+                    input = i;
+                }
+            }
+        }
+    }
+    input.tw_reuse = match setting(settings, "net.ipv4.tcp_tw_reuse") {
+        Some("0") => TwReuse::Off,
+        Some("1") => TwReuse::On,
+        Some("2") => TwReuse::Loopback,
+        _ => input.tw_reuse,
+    };
+    if let Some(ms) =
+        setting(settings, "net.ipv4.tcp_tw_reuse_delay").and_then(|v| v.parse::<f64>().ok())
+    {
+        input.tw_reuse_delay_s = ms / 1000.0;
+    }
+    input.max_tw_buckets =
+        setting(settings, "net.ipv4.tcp_max_tw_buckets").and_then(|v| v.parse().ok());
+    input.rate = match plan.lab_rate() {
+        Rate::PerSecond(r) => Some(r),
+        Rate::Max => None,
+    };
+    input.timewait_side = match plan.client.close {
+        CloseMode::Active | CloseMode::Linger(_) => TimeWaitSide::Client,
+        CloseMode::Passive => TimeWaitSide::Server,
+        CloseMode::Reset => TimeWaitSide::Nobody,
+    };
+    input.pool = plan.client.pool;
+    input.bind = match plan.client.bind {
+        BindMode::Auto | BindMode::NoPort => BindModel::PerDestination,
+        BindMode::AnyPort | BindMode::Range(..) => BindModel::WholeRange,
+    };
+    if let BindMode::Range(lo, hi) = plan.client.bind {
+        // portlab binds these ports itself: they are the whole range, nothing reserved.
+        if let Ok(range) = PortRange::new(lo, hi) {
+            if let Ok(i) = input.clone().with_ports(PortSpec::Range(range), 0) {
+                input = i;
+            }
+        }
+    }
+    input.sources = u32::try_from(plan.client.sources.len())
+        .unwrap_or(u32::MAX)
+        .max(1);
+    input.destinations = 1;
+    input.loopback = target.ip().is_loopback();
+    input
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::predict;
+    use crate::plan::Scenario;
+
+    fn plan(toml_text: &str) -> Plan {
+        Plan::resolve(&toml::from_str::<Scenario>(toml_text).unwrap()).unwrap()
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn lab_settings_and_plan_give_ports_over_rate() {
+        // 250 ports, no reuse, 125/s active close -> first error at 2 s.
+        let p = plan("[load]\nrate = 125");
+        let s = settings(&[
+            ("net.ipv4.ip_local_port_range", "40000 40249"),
+            ("net.ipv4.tcp_tw_reuse", "0"),
+        ]);
+        let pred = predict(&input_for(&p, &s, "127.0.0.1:39999".parse().unwrap()));
+        assert!(pred.exhausts);
+        assert_eq!(pred.first_error_s, Some(2.0));
+    }
+
+    #[test]
+    fn reserved_ports_inside_the_range_are_not_usable() {
+        assert_eq!(
+            reserved_in(
+                "40000-40009,50000,40100",
+                PortRange::new(40000, 40199).unwrap()
+            ),
+            11
+        );
+    }
+
+    #[test]
+    fn bind_range_is_its_own_port_count_and_ignores_tw_reuse() {
+        // quickstart: range=20000-20299 at 100/s on a host with tw_reuse 2 -> 3 s.
+        let p = plan("[load]\nrate = 100\n[client]\nbind = \"range=20000-20299\"");
+        let s = settings(&[("net.ipv4.tcp_tw_reuse", "2")]);
+        let pred = predict(&input_for(&p, &s, "127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(pred.first_error_s, Some(3.0));
+    }
+}
