@@ -35,6 +35,29 @@ impl Reporter for Text {
             )?,
             _ => writeln!(out, "  no port exhaustion")?,
         }
+        if let Some(m) = &s.modelled {
+            writeln!(
+                out,
+                "  time scale {}: {:.2}/s and {} in modelled time{}",
+                m.time_scale,
+                m.rate,
+                secs(m.duration_s),
+                m.first_error_s
+                    .map(|t| format!(", first error at {} modelled", secs(t)))
+                    .unwrap_or_default()
+            )?;
+        }
+        if let Some(tw) = &s.timewait {
+            let v = |x: Option<u64>| x.map_or("-".to_string(), |x| x.to_string());
+            writeln!(
+                out,
+                "  TIME_WAIT max: client {}, server {} (at the end: {}, {})",
+                v(tw.client_max),
+                v(tw.server_max),
+                v(tw.client_end),
+                v(tw.server_end)
+            )?;
+        }
         if !s.errors.is_empty() {
             writeln!(
                 out,
