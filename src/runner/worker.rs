@@ -274,16 +274,7 @@ async fn exchange(
             stream.write_all(&ctx.request).await.map_err(xerr)?;
             match ctx.expect {
                 Expect::Eof => read_to_eof(stream, buf).await.map(|_| ReplyEnd::Eof),
-                Expect::Bytes(mut left) => {
-                    while left > 0 {
-                        let want = left.min(buf.len());
-                        match stream.read(&mut buf[..want]).await.map_err(xerr)? {
-                            0 => return Err(EARLY_EOF),
-                            n => left -= n,
-                        }
-                    }
-                    Ok(ReplyEnd::Length)
-                }
+                Expect::Bytes(n) => skip_exact(stream, n, buf).await.map(|()| ReplyEnd::Length),
             }
         }
         PayloadKind::Http => {
@@ -291,6 +282,22 @@ async fn exchange(
             read_http_response(stream, o, buf).await
         }
     }
+}
+
+/// Reads and discards exactly `left` bytes; the peer closing first is EARLY_EOF.
+async fn skip_exact(
+    stream: &mut TcpStream,
+    mut left: usize,
+    buf: &mut [u8],
+) -> Result<(), Failure> {
+    while left > 0 {
+        let want = left.min(buf.len());
+        match stream.read(&mut buf[..want]).await.map_err(xerr)? {
+            0 => return Err(EARLY_EOF),
+            n => left -= n,
+        }
+    }
+    Ok(())
 }
 
 /// Reads until the peer's FIN; returns the bytes read.
@@ -350,17 +357,9 @@ async fn read_http_response(
         }
     };
     match body_len {
-        Some(len) => {
-            let mut left = len.saturating_sub(filled - head_len);
-            while left > 0 {
-                let want = left.min(buf.len());
-                match stream.read(&mut buf[..want]).await.map_err(xerr)? {
-                    0 => return Err(EARLY_EOF),
-                    n => left -= n,
-                }
-            }
-            Ok(ReplyEnd::Length)
-        }
+        Some(len) => skip_exact(stream, len.saturating_sub(filled - head_len), buf)
+            .await
+            .map(|()| ReplyEnd::Length),
         None => read_to_eof(stream, buf).await.map(|_| ReplyEnd::Eof),
     }
 }
