@@ -196,6 +196,8 @@ pub struct Collector {
     failed: u64,
     reconnects: u64,
     current: TimelineRow,
+    /// The current interval's errors by kind (rendered into its row when it closes).
+    kinds: timeline::KindCounts,
     last_started: u64,
     last_dropped: u64,
     timeline: Vec<TimelineRow>,
@@ -221,6 +223,7 @@ impl Collector {
             failed: 0,
             reconnects: 0,
             current: TimelineRow::default(),
+            kinds: timeline::KindCounts::default(),
             last_started: 0,
             last_dropped: 0,
             timeline: Vec::new(),
@@ -284,7 +287,7 @@ impl Collector {
                 last_us: at_us,
             }),
         }
-        self.current.count_kind(f.code);
+        self.kinds.add(f.code);
         if f.code.is_exhaustion(f.phase) && self.exhaustion.is_none_or(|(t, _, _)| at_us < t) {
             self.exhaustion = Some((at_us, f.code, f.phase));
         }
@@ -311,6 +314,7 @@ impl Collector {
         let dropped = shared.dropped.load(Ordering::Relaxed);
         let mut row = std::mem::take(&mut self.current);
         row.t_s = end_s;
+        row.errors_by_kind = self.kinds.take_text();
         row.attempts = started - self.last_started;
         row.dropped = dropped - self.last_dropped;
         row.in_flight = shared.in_flight.load(Ordering::Relaxed).max(0) as u64;

@@ -34,33 +34,30 @@ pub struct TimelineRow {
     pub kernel: Vec<(&'static str, Option<f64>)>,
 }
 
-impl TimelineRow {
-    /// Adds one error of `code` to `errors_by_kind`, keeping the text form (a handful of
-    /// kinds per interval, so rewriting the short string is cheaper than a map).
-    pub(crate) fn count_kind(&mut self, code: ErrCode) {
-        let name = code.name();
-        let mut out = String::with_capacity(self.errors_by_kind.len() + 16);
-        let mut found = false;
-        for part in self.errors_by_kind.split_whitespace() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            match part.split_once('=') {
-                Some((k, n)) if k == name => {
-                    found = true;
-                    let n: u64 = n.parse().unwrap_or(0);
-                    out.push_str(&format!("{k}={}", n + 1));
-                }
-                _ => out.push_str(part),
-            }
+/// Errors by kind within one interval, in order of first appearance. Counted as numbers
+/// on the hot path; turned into the `errors_by_kind` text once, when the interval closes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KindCounts(Vec<(ErrCode, u64)>);
+
+impl KindCounts {
+    /// Counts one error of `code` (allocates only when a new kind appears).
+    pub(crate) fn add(&mut self, code: ErrCode) {
+        match self.0.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((code, 1)),
         }
-        if !found {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&format!("{name}=1"));
-        }
-        self.errors_by_kind = out;
+    }
+
+    /// "TIMEOUT=2 EARLY_EOF=1", and empties the counts for the next interval.
+    pub(crate) fn take_text(&mut self) -> String {
+        let text = self
+            .0
+            .iter()
+            .map(|(code, n)| format!("{code}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.0.clear();
+        text
     }
 }
 
@@ -139,11 +136,16 @@ mod tests {
 
     #[test]
     fn kinds_accumulate_in_order_of_first_appearance() {
-        let mut row = TimelineRow::default();
+        let mut kinds = KindCounts::default();
         for code in [ErrCode::TIMEOUT, ErrCode::EARLY_EOF, ErrCode::TIMEOUT] {
-            row.count_kind(code);
+            kinds.add(code);
         }
-        assert_eq!(row.errors_by_kind, "TIMEOUT=2 EARLY_EOF=1");
+        assert_eq!(kinds.take_text(), "TIMEOUT=2 EARLY_EOF=1");
+        assert_eq!(
+            kinds.take_text(),
+            "",
+            "taking the text starts the next interval afresh"
+        );
     }
 
     #[test]
