@@ -1,0 +1,187 @@
+//! Criterion micro-benches (issue 6): the pacer's decision, the collector's per-outcome
+//! record, the outcome hand-off (bounded channel into the collector thread), and the TIME_WAIT
+//! sampler with many sockets present.
+//!
+//! The sampler group needs Linux and a private network namespace (root or unprivileged user
+//! namespaces): it makes SAMPLER_SOCKETS (default 100,000) client-side TIME_WAIT sockets in
+//! its own namespace and times `Sampler::sample`; elsewhere it prints why it skipped.
+//!
+//! Run: `cargo bench --bench micro` (one group: `cargo bench --bench micro -- collector`).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use portlab::collect::{Collector, ErrCode, Failure, Outcome, Phase, Shared, Sink, TimelineRow};
+use portlab::runner::pacer::{ConstantRate, Pacer};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn outcome(i: u64) -> Outcome {
+    let at = i * 33;
+    Outcome {
+        scheduled_us: at,
+        started_us: at + (i % 50),
+        connect_us: Some(20 + (i % 300) as u32),
+        exchange_us: Some(5 + (i % 40) as u32),
+        ended_us: at + 400,
+        failure: (i % 1000 == 0).then_some(Failure {
+            code: ErrCode(99),
+            phase: Phase::Connect,
+        }),
+        status: 0,
+        opened: true,
+        reconnect: false,
+    }
+}
+
+fn pacer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pacer");
+    let p = ConstantRate {
+        rate: 30_000.0,
+        duration: Some(Duration::from_secs(3600)),
+        count: None,
+    };
+    // The pacer thread asks once per start (and once per wait): one decision's cost.
+    g.bench_function("decide", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = (i + 1) % 100_000_000;
+            black_box(p.decide(black_box(Duration::from_micros(i * 33)), black_box(i)))
+        })
+    });
+    g.finish();
+}
+
+struct NoSink;
+impl Sink for NoSink {
+    fn interval(&mut self, _row: &TimelineRow) {}
+}
+
+fn collector(c: &mut Criterion) {
+    let mut g = c.benchmark_group("collector");
+    g.throughput(Throughput::Elements(1));
+    // Five histogram records, counters, and one error in a thousand.
+    g.bench_function("record", |b| {
+        let mut col = Collector::new(Instant::now(), Duration::from_secs(1));
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            col.record(black_box(&outcome(i)));
+        })
+    });
+    // The whole hand-off as workers see it: 100,000 outcomes sent from two threads through
+    // the bounded channel into `Collector::collect` on its own thread, until it returns.
+    const N: u64 = 100_000;
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(20);
+    g.bench_function("hand_off_2_senders", |b| {
+        b.iter_batched(
+            || Arc::new(Shared::default()),
+            |shared| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Outcome>(64 * 1024);
+                let s = shared.clone();
+                let col = std::thread::spawn(move || {
+                    Collector::new(Instant::now(), Duration::from_secs(1)).collect(
+                        rx,
+                        &s,
+                        &mut NoSink,
+                    )
+                });
+                let senders: Vec<_> = (0..2)
+                    .map(|k| {
+                        let tx = tx.clone();
+                        std::thread::spawn(move || {
+                            for i in 0..N / 2 {
+                                let _ = tx.send(outcome(k * N + i));
+                            }
+                        })
+                    })
+                    .collect();
+                drop(tx);
+                for s in senders {
+                    let _ = s.join();
+                }
+                black_box(col.join().map(|m| m.completed).unwrap_or(0))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+#[cfg(target_os = "linux")]
+fn sampler(c: &mut Criterion) {
+    match sampler_setup() {
+        Ok((mut sampler, made, _listeners)) => {
+            let mut g = c.benchmark_group("sampler");
+            g.sample_size(20);
+            g.bench_function(format!("sample_{made}_timewait"), |b| {
+                b.iter(|| black_box(sampler.sample()))
+            });
+            g.finish();
+        }
+        Err(e) => println!("sampler bench: SKIPPED ({e:#})"),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sampler(_c: &mut Criterion) {
+    println!("sampler bench: SKIPPED (Linux only)");
+}
+
+/// Enters a private namespace and leaves N client-side TIME_WAIT sockets in it (as
+/// examples/sample_bench.rs does), returning a sampler toward one of the listeners.
+#[cfg(target_os = "linux")]
+fn sampler_setup() -> anyhow::Result<(portlab::observe::Sampler, usize, [std::net::TcpListener; 2])>
+{
+    use anyhow::Context;
+    use portlab::lab::{self, LabConfig};
+    use std::io::Read;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    let n: usize = std::env::var("SAMPLER_SOCKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let plan = LabConfig {
+        isolate: true,
+        port_range: Some("1024-65535".into()),
+        tw_reuse: Some(0),
+        max_tw_buckets: Some(1_000_000),
+        ..LabConfig::default()
+    }
+    .validate()?;
+    lab::enter(&plan).context("a private network namespace")?;
+    let listeners = [
+        TcpListener::bind("127.0.0.1:1000")?,
+        TcpListener::bind("127.0.0.1:1001")?,
+    ];
+    let targets = [listeners[0].local_addr()?, listeners[1].local_addr()?];
+    let mut buf = [0u8; 16];
+    let per_source = 60_000usize;
+    let began = Instant::now();
+    for i in 0..n {
+        // Explicit sources (127.0.1.x) and ports: connect() would scan past every TIME_WAIT.
+        let source = SocketAddr::from((
+            [127, 0, 1, (i / per_source) as u8 + 1],
+            (2000 + i % per_source) as u16,
+        ));
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&source.into())?;
+        socket.connect(&targets[i % 2].into())?;
+        let client = TcpStream::from(socket);
+        let (mut server, _) = listeners[i % 2].accept()?;
+        drop(client); // client closes first: its side goes to TIME_WAIT
+        while server.read(&mut buf)? > 0 {}
+    }
+    let mut sampler = portlab::observe::Sampler::new(targets[0]);
+    let s = sampler.sample();
+    println!(
+        "sampler bench: {n} connections made in {:.1} s; TIME_WAIT seen: {:?}",
+        began.elapsed().as_secs_f64(),
+        s.tw_total
+    );
+    Ok((sampler, n, listeners))
+}
+
+criterion_group!(benches, pacer, collector, sampler);
+criterion_main!(benches);
