@@ -114,6 +114,17 @@ mod linux {
             "mode", "std conn/s", "portlab conn/s", "ratio", "portlab->std srv", "ratio", "goal"
         );
         for r in &table {
+            if !r.before_rate.is_nan() {
+                println!(
+                    "{:<8} before/after (CHURN_BEFORE): {:.0} -> {:.0} conn/s, x{:.3}",
+                    r.mode.name(),
+                    r.before_rate,
+                    r.portlab_rate,
+                    r.portlab_rate / r.before_rate
+                );
+            }
+        }
+        for r in &table {
             let goal = match r.mode {
                 Mode::Active => format!(
                     "ceiling {:.0}/s (model {:.0}/s)",
@@ -131,6 +142,13 @@ mod linux {
                 r.external_rate / r.std_rate,
             );
         }
+        for r in &table {
+            println!(
+                "{:<8} collector thread: {:.2}% of portlab's CPU at max rate (median of rounds)",
+                r.mode.name(),
+                r.collector_share * 100.0
+            );
+        }
         if let Some(cpu_per_conn) = reset_cpu_per_conn {
             recording_cost(cpu_per_conn)?;
         }
@@ -143,6 +161,10 @@ mod linux {
         portlab_rate: f64,
         external_rate: f64,
         portlab_cpu_per_conn: f64,
+        /// The collector thread's share of portlab's CPU time.
+        collector_share: f64,
+        /// CHURN_BEFORE's rate (NaN without it).
+        before_rate: f64,
         model_ceiling: f64,
     }
 
@@ -182,17 +204,20 @@ mod linux {
         // run sees the steady state.
         std_loop(mode, cores, Duration::from_secs(2));
 
+        let before = std::env::var("CHURN_BEFORE").ok();
+        let variants = if before.is_some() { 4 } else { 3 };
         let (mut std_rates, mut pl_rates, mut ext_rates, mut cpu) =
             (vec![], vec![], vec![], vec![]);
+        let (mut before_rates, mut collector_share) = (vec![], vec![]);
         for round in 0..rounds {
-            let mut order = [0, 1, 2];
-            order.rotate_left(round % 3);
+            let mut order: Vec<usize> = (0..variants).collect();
+            order.rotate_left(round % variants);
             for which in order {
                 match which {
                     0 => {
                         let r = std_loop(mode, cores, run);
                         println!(
-                            "  {:<7} round {round}: std loop        {r:>9.0} conn/s",
+                            "  {:<7} round {round}: std loop         {r:>9.0} conn/s",
                             mode.name()
                         );
                         std_rates.push(r);
@@ -201,12 +226,19 @@ mod linux {
                         let p = common::run_portlab(&embedded_args, limit)?;
                         report(mode, round, "portlab", &p);
                         cpu.push(p.cpu_s / p.num("/completed"));
+                        collector_share.push(p.collector_cpu_s / p.cpu_s);
                         pl_rates.push(p.completed_rate);
                     }
-                    _ => {
+                    2 => {
                         let p = common::run_portlab(&external_args, limit)?;
                         report(mode, round, "portlab->std srv", &p);
                         ext_rates.push(p.completed_rate);
+                    }
+                    _ => {
+                        let bin = before.as_deref().expect("only with CHURN_BEFORE");
+                        let p = common::run_portlab_bin(bin, &embedded_args, limit)?;
+                        report(mode, round, "portlab (before)", &p);
+                        before_rates.push(p.completed_rate);
                     }
                 }
             }
@@ -218,6 +250,8 @@ mod linux {
             portlab_rate: median(pl_rates),
             external_rate: median(ext_rates),
             portlab_cpu_per_conn: median(cpu),
+            collector_share: median(collector_share),
+            before_rate: median(before_rates),
             model_ceiling: PORT_COUNT / (delay_ms / 1000.0),
         })
     }
@@ -225,11 +259,12 @@ mod linux {
     fn report(mode: Mode, round: usize, what: &str, p: &PortlabRun) {
         let errors = p.num("/failed");
         println!(
-            "  {:<7} round {round}: {what:<16} {:>9.0} conn/s  ({} errors, {:.1} us CPU/conn)",
+            "  {:<7} round {round}: {what:<16} {:>9.0} conn/s  ({} errors, {:.1} us CPU/conn, collector thread {:.1}% of CPU)",
             mode.name(),
             p.completed_rate,
             errors,
-            p.cpu_s / p.num("/completed") * 1e6
+            p.cpu_s / p.num("/completed") * 1e6,
+            p.collector_cpu_s / p.cpu_s * 100.0
         );
     }
 

@@ -57,6 +57,8 @@ pub struct PortlabRun {
     pub completed_rate: f64,
     /// CPU time (user + system) of the portlab process, seconds.
     pub cpu_s: f64,
+    /// CPU time of its collector thread, seconds (last read a few ms before it exited).
+    pub collector_cpu_s: f64,
 }
 
 impl PortlabRun {
@@ -73,10 +75,15 @@ impl PortlabRun {
 /// returns its summary and CPU time. Bounded: portlab's own --duration / --count and drain
 /// timeout bound it; `limit` kills it if it hangs.
 pub fn run_portlab(args: &[&str], limit: Duration) -> Result<PortlabRun> {
+    run_portlab_bin(PORTLAB, args, limit)
+}
+
+/// As [`run_portlab`], with another portlab binary (an earlier build, for before/after).
+pub fn run_portlab_bin(bin: &str, args: &[&str], limit: Duration) -> Result<PortlabRun> {
     let out = tempfile::tempdir()?;
     let dir: PathBuf = out.path().join("run");
     let before = children_cpu_s();
-    let mut child = Command::new(PORTLAB)
+    let mut child = Command::new(bin)
         .arg("run")
         .args(args)
         .args(["--format", "json", "--quiet", "--out"])
@@ -86,10 +93,12 @@ pub fn run_portlab(args: &[&str], limit: Duration) -> Result<PortlabRun> {
         .spawn()
         .context("starting portlab")?;
     let deadline = std::time::Instant::now() + limit;
+    let mut collector_ticks = 0u64;
     let status = loop {
         if let Some(s) = child.try_wait()? {
             break s;
         }
+        collector_ticks = thread_ticks(child.id(), "portlab-collect").unwrap_or(collector_ticks);
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -113,6 +122,7 @@ pub fn run_portlab(args: &[&str], limit: Duration) -> Result<PortlabRun> {
         completed_rate: completed / load_s,
         summary,
         cpu_s,
+        collector_cpu_s: collector_ticks as f64 / clock_ticks_per_s(),
     })
 }
 
@@ -151,4 +161,32 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// Cores this process may use.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// utime + stime (clock ticks) of the thread of process `pid` named `name`, from /proc.
+pub fn thread_ticks(pid: u32, name: &str) -> Option<u64> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the ")" that ends the name: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        return Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?);
+    }
+    None
+}
+
+/// Clock ticks per second (for /proc CPU times).
+pub fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf takes a constant and returns a value or -1.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }
