@@ -17,7 +17,8 @@
 //!
 //! Needs Linux and root or unprivileged user namespaces; skips with a message otherwise.
 //! Knobs (environment): CHURN_SECS (5), CHURN_ROUNDS (3), CHURN_CONCURRENCY (64),
-//! CHURN_MODES (reset,passive,active).
+//! CHURN_MODES (reset,passive,active), CHURN_BEFORE (path of an earlier portlab build, run
+//! interleaved with the others for a before/after comparison).
 //!
 //! Run: `cargo bench --bench churn`
 

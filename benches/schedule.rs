@@ -8,7 +8,8 @@
 //!
 //! Needs Linux and root or unprivileged user namespaces; skips with a message otherwise.
 //! Knobs (environment): SCHEDULE_SECS (10), SCHEDULE_RATES (1000,10000,30000),
-//! SCHEDULE_CLOSE (reset).
+//! SCHEDULE_CLOSE (reset), SCHEDULE_BEFORE (path of an earlier portlab build, run right after
+//! each of this build's runs for a before/after comparison).
 //!
 //! Run: `cargo bench --bench schedule`
 
@@ -54,33 +55,41 @@ fn run() -> anyhow::Result<()> {
         "target", "achieved", "error", "dropped", "completed", "lag p50", "lag p99", "p99.9", "max"
     );
     let duration = format!("{secs}s");
+    // CHURN-style before/after: an earlier build run right after each of this build's runs.
+    let before = std::env::var("SCHEDULE_BEFORE").ok();
+    let mut builds = vec![("", common::PORTLAB)];
+    if let Some(b) = before.as_deref() {
+        builds.push((" (before)", b));
+    }
     for rate in rates {
-        let r = rate.to_string();
-        let p = common::run_portlab(
-            &[
-                "--rate",
-                &r,
-                "--duration",
-                &duration,
-                "--close",
-                &close,
-                "--max-in-flight",
-                "4096",
-            ],
-            Duration::from_secs(secs + 60),
-        )?;
-        let achieved = p.num("/achieved_rate");
-        let error = (achieved - rate as f64) / rate as f64 * 100.0;
-        let p99 = p.num("/schedule_lag_us/p99");
-        let mut goal = format!("rate {}", if error.abs() < 1.0 { "met" } else { "NOT met" });
-        if rate == 10_000 {
-            goal += &format!(
-                ", p99 < 1 ms {}",
-                if p99 < 1000.0 { "met" } else { "NOT met" }
-            );
-        }
-        println!(
-            "{rate:>8} {achieved:>10.1} {error:>7.2}% {:>8} {:>10} {:>6} us {:>5} us {:>5} us {:>5} us  {goal}",
+        for &(label, bin) in &builds {
+            let r = rate.to_string();
+            let p = common::run_portlab_bin(
+                bin,
+                &[
+                    "--rate",
+                    &r,
+                    "--duration",
+                    &duration,
+                    "--close",
+                    &close,
+                    "--max-in-flight",
+                    "4096",
+                ],
+                Duration::from_secs(secs + 60),
+            )?;
+            let achieved = p.num("/achieved_rate");
+            let error = (achieved - rate as f64) / rate as f64 * 100.0;
+            let p99 = p.num("/schedule_lag_us/p99");
+            let mut goal = format!("rate {}", if error.abs() < 1.0 { "met" } else { "NOT met" });
+            if rate == 10_000 {
+                goal += &format!(
+                    ", p99 < 1 ms {}",
+                    if p99 < 1000.0 { "met" } else { "NOT met" }
+                );
+            }
+            println!(
+            "{rate:>8} {achieved:>10.1} {error:>7.2}% {:>8} {:>10} {:>6} us {:>5} us {:>5} us {:>5} us  {goal}{label}",
             p.num("/dropped"),
             p.num("/completed"),
             p.num("/schedule_lag_us/p50"),
@@ -88,6 +97,7 @@ fn run() -> anyhow::Result<()> {
             p.num("/schedule_lag_us/p999"),
             p.num("/schedule_lag_us/max"),
         );
+        }
     }
     Ok(())
 }

@@ -109,6 +109,7 @@ pub async fn run(
             std::thread::Builder::new()
                 .name("portlab-pacer".into())
                 .spawn(move || {
+                    crate::sys::precise_sleep();
                     pace(&schedule, &pacer_ctx, max_in_flight, &start_tx);
                     let _ = done_tx.send(pacer_ctx.t0.elapsed());
                 })
