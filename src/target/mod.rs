@@ -131,6 +131,14 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
                     stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    let stream = match serve_now(stream, &behaviour) {
+                        Now::Done(Ok(())) => continue,
+                        Now::Done(Err(_)) => {
+                            stats.conn_errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Now::Later(stream) => stream,
+                    };
                     let (b, s) = (behaviour.clone(), stats.clone());
                     tokio::spawn(async move {
                         if serve(stream, &b).await.is_err() {
@@ -145,6 +153,46 @@ async fn accept_loop(
                 }
             },
             _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Whether a connection could be finished at once, or needs a task.
+enum Now {
+    Done(io::Result<()>),
+    Later(TcpStream),
+}
+
+/// The fast path of [`serve`] for connections without payload (the churn case): what
+/// `serve` would do, done in the accept loop when it needs no waiting, which saves a task
+/// (an allocation and a trip through the scheduler) per connection. A server that closes
+/// first (or resets) closes now; one that closes after the client reads what is already
+/// there (the client's FIN or RST often is) and closes at EOF. Anything that would block
+/// goes to `serve` as before.
+fn serve_now(stream: TcpStream, b: &Behaviour) -> Now {
+    use std::io::Read;
+    if b.payload != PayloadKind::None {
+        return Now::Later(stream);
+    }
+    match b.close {
+        ServerClose::First => Now::Done(Ok(())),
+        ServerClose::Reset => {
+            Now::Done(socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)))
+        }
+        ServerClose::AfterClient => {
+            let mut buf = [0u8; 512];
+            loop {
+                // A plain recv on the socket: tokio's own try_read would answer WouldBlock
+                // from its cached readiness before any event came for this new socket.
+                let r = (&*socket2::SockRef::from(&stream)).read(&mut buf);
+                match r {
+                    Ok(0) => return Now::Done(Ok(())),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Now::Later(stream),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Now::Done(Err(e)),
+                }
+            }
         }
     }
 }
