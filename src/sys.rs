@@ -7,4 +7,4 @@ mod os;
 #[path = "sys/other.rs"]
 mod os;
 
-pub use os::{precise_sleep, raise_nofile_limit};
+pub use os::{connect_in_progress, precise_sleep, raise_nofile_limit};

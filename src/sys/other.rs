@@ -8,3 +8,8 @@ pub fn raise_nofile_limit() -> Option<u64> {
 
 /// Timer slack is a Linux notion: nothing to do.
 pub fn precise_sleep() {}
+
+/// A non-blocking connect() that has begun and not finished (WSAEWOULDBLOCK on Windows).
+pub fn connect_in_progress(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+}

@@ -42,3 +42,8 @@ pub fn precise_sleep() {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
 }
+
+/// A non-blocking connect() that has begun and not finished (EINPROGRESS).
+pub fn connect_in_progress(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == std::io::ErrorKind::WouldBlock
+}
