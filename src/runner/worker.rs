@@ -234,14 +234,15 @@ fn start_connect(ctx: &Ctx, o: &mut Outcome) -> Result<Started, Failure> {
     let cerr = |e: io::Error| Failure::new(Phase::Connect, &e);
     match socket2::SockRef::from(&socket).connect(&ctx.factory.target().into()) {
         Ok(()) => {}
-        Err(e) if crate::sys::connect_in_progress(&e) => {
+        // A peer address means connected (one syscall on the usual path); without one,
+        // SO_ERROR tells a refusal from a handshake still under way.
+        Err(e) if crate::sys::connect_in_progress(&e) && socket.peer_addr().is_err() => {
             if let Some(e) = socket.take_error().map_err(cerr)? {
                 return Err(cerr(e));
             }
-            if socket.peer_addr().is_err() {
-                return Ok(Started::Pending(socket, began));
-            }
+            return Ok(Started::Pending(socket, began));
         }
+        Err(e) if crate::sys::connect_in_progress(&e) => {}
         Err(e) => return Err(cerr(e)),
     }
     o.connect_us = Some(micros(began.elapsed()));
