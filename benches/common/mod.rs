@@ -144,6 +144,15 @@ pub fn self_cpu_s() -> f64 {
     secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
+/// CPU seconds (user + system) of the calling thread so far.
+pub fn thread_cpu_s() -> f64 {
+    // SAFETY: as above, RUSAGE_THREAD (Linux).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
 /// The median of some figures (NaN when there are none).
 pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
