@@ -429,7 +429,7 @@ impl Collector {
 }
 
 /// How long the collector sleeps between drains of the outcome channel.
-pub const TICK: Duration = Duration::from_millis(2);
+pub const TICK: Duration = Duration::from_millis(10);
 
 /// Most outcomes recorded in one drain before the clock is looked at again.
 const MAX_DRAIN: usize = 16 * 1024;
