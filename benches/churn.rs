@@ -78,6 +78,12 @@ mod linux {
         if std::env::args().any(|a| a == "--list") {
             return Ok(()); // `cargo bench -- --list`
         }
+        if !std::env::args().any(|a| a == "--bench") {
+            // `cargo test --benches` runs bench targets without --bench: minutes of load
+            // do not belong in a test run.
+            println!("churn bench: not run (use `cargo bench --bench churn`)");
+            return Ok(());
+        }
         if let Some(why) = common::lab_unavailable() {
             println!("churn bench: SKIPPED (no private network namespace: {why})");
             return Ok(());
