@@ -17,6 +17,7 @@
 #
 # Usage: benches/http_compare.sh [SECS=10] [ROUNDS=3] [C=50]
 #   PORTLAB=path to use another portlab build (default target/release/portlab, built if missing).
+#   PORTLAB_BEFORE=path adds an earlier build as one more tool (before/after in the same run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -29,6 +30,7 @@ if [ -z "${HTTP_COMPARE_INNER:-}" ]; then
   bin=${PORTLAB:-target/release/portlab}
   [ -x "$bin" ] || cargo build --release
   export PORTLAB=$(realpath "$bin")
+  [ -n "${PORTLAB_BEFORE:-}" ] && export PORTLAB_BEFORE=$(realpath "$PORTLAB_BEFORE")
   if [ "$(id -u)" = 0 ]; then ns=(unshare -n); else ns=(unshare -rn); fi
   HTTP_COMPARE_INNER=1 exec "${ns[@]}" "$0" "$@"
 fi
@@ -69,10 +71,12 @@ for _ in $(seq 50); do
 done
 
 # One measurement each: prints req/s (successful responses per second) or nothing.
-run_portlab() {
+run_portlab() { portlab_with "$PORTLAB"; }
+run_before() { portlab_with "$PORTLAB_BEFORE"; }
+portlab_with() {
   local out=$dir/portlab
   rm -rf "$out"
-  timeout $((secs + 60)) "$PORTLAB" run --target "127.0.0.1:$port" --payload http --close passive \
+  timeout $((secs + 60)) "$1" run --target "127.0.0.1:$port" --payload http --close passive \
     --rate max --concurrency "$conns" --duration "${secs}s" --format json --quiet --out "$out" \
     >/dev/null 2>"$dir/portlab.err" || true
   python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); ok=s["http_status"].get("200",0); print(round(ok/s["load_duration_s"],1))' \
@@ -97,6 +101,7 @@ run_hey() {
 }
 
 tools=(portlab)
+[ -n "${PORTLAB_BEFORE:-}" ] && tools+=(before)
 for t in oha wrk ab hey; do
   if command -v "$t" >/dev/null; then tools+=("$t"); else echo "http_compare: $t is not installed: skipped"; fi
 done
@@ -122,7 +127,7 @@ for t in "${tools[@]}"; do
   if [ -z "$m" ]; then printf '%-8s %12s\n' "$t" failed; continue; fi
   ratio=$(awk -v a="$pl" -v b="$m" 'BEGIN {if (a == "" || b == 0) print "-"; else printf "%.3f", a / b}')
   printf '%-8s %12.0f %18s\n' "$t" "$m" "$ratio"
-  if [ "$t" != portlab ]; then best=$(awk -v a="$best" -v b="$m" 'BEGIN {print (b > a) ? b : a}'); fi
+  if [ "$t" != portlab ] && [ "$t" != before ]; then best=$(awk -v a="$best" -v b="$m" 'BEGIN {print (b > a) ? b : a}'); fi
 done
 if [ "$best" != 0 ] && [ -n "$pl" ]; then
   awk -v a="$pl" -v b="$best" 'BEGIN {printf "goal (portlab >= best of the others): %s (%.0f vs %.0f req/s, ratio %.3f)\n", (a >= b) ? "met" : "NOT met", a, b, a / b}'
