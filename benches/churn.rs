@@ -351,15 +351,24 @@ mod linux {
 
         fn stop(self) {
             self.stop.store(true, Ordering::Relaxed);
+            let mut woken = 0;
             for _ in &self.threads {
-                // Wake each blocked accept(); it sees the flag and returns.
-                if let Ok(s) = TcpStream::connect(SERVER) {
-                    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                // Wake each blocked accept(); it sees the flag and returns. In active mode
+                // every port may still be held for up to the reuse delay: retry, bounded.
+                for _ in 0..50 {
+                    if let Ok(s) = TcpStream::connect(SERVER) {
+                        let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                        woken += 1;
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
-            for t in self.threads {
-                let _ = t.join();
-            }
+            if woken == self.threads.len() {
+                for t in self.threads {
+                    let _ = t.join();
+                }
+            } // else: leave the blocked threads behind rather than hang the bench
         }
     }
 
