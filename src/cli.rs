@@ -142,6 +142,17 @@ pub struct RunArgs {
     /// follows --close].
     #[arg(long, help_heading = "Target", value_name = "HOW")]
     pub server_close: Option<ServerClose>,
+    /// Embedded server ports (destinations) the client round-robins over [key: target.destinations; default 1].
+    #[arg(long, help_heading = "Target", value_name = "N")]
+    pub destinations: Option<u32>,
+    /// A command serving --target (e.g. "nginx -c /tmp/x/nginx.conf"), started before the run
+    /// (inside the lab when there is one) and stopped after it [key: target.exec].
+    #[arg(long, help_heading = "Target", value_name = "COMMAND")]
+    pub target_exec: Option<String>,
+    /// How long the --target-exec command may take to accept on --target
+    /// [key: target.ready_timeout; default 10s].
+    #[arg(long, help_heading = "Target", value_name = "DURATION")]
+    pub ready_timeout: Option<Span>,
 
     /// The Linux lab: a private network namespace with its own sysctls [keys: lab.*].
     #[command(flatten, next_help_heading = "Lab (Linux)")]
@@ -199,6 +210,9 @@ impl RunArgs {
                 backlog: self.backlog,
                 accept_delay: self.accept_delay,
                 server_close: self.server_close,
+                destinations: self.destinations,
+                exec: self.target_exec.clone(),
+                ready_timeout: self.ready_timeout,
             },
             lab: None,
         }

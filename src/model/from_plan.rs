@@ -102,10 +102,15 @@ pub fn input_for(
             }
         }
     }
+    // Linux only (tcp_twsk_unique without a port search); timestamps are on by default.
+    input.explicit_bind_recycles = cfg!(target_os = "linux")
+        && plan.client.reuse_addr
+        && matches!(plan.client.bind, BindMode::Range(..))
+        && setting(settings, "net.ipv4.tcp_timestamps") != Some("0");
     input.sources = u32::try_from(plan.client.sources.len())
         .unwrap_or(u32::MAX)
         .max(1);
-    input.destinations = 1;
+    input.destinations = plan.destinations();
     input.loopback = target.ip().is_loopback();
     input
 }
@@ -148,6 +153,27 @@ mod tests {
                 PortRange::new(40000, 40199).unwrap()
             ),
             11
+        );
+    }
+
+    #[test]
+    fn reuse_addr_with_an_explicit_bind_never_exhausts_unless_timestamps_are_off() {
+        // Measured in the lab: 300 bound ports at 200/s, tcp_tw_reuse 0: no error with
+        // SO_REUSEADDR (TWRecycled), EADDRNOTAVAIL at connect after 1.5 s without timestamps.
+        let p =
+            plan("[load]\nrate = 200\n[client]\nreuse_addr = true\nbind = \"range=40000-40299\"");
+        let target = "127.0.0.1:39999".parse().unwrap();
+        let on = settings(&[("net.ipv4.tcp_tw_reuse", "0")]);
+        let pred = predict(&input_for(&p, &on, target));
+        assert!(!pred.exhausts, "{}", pred.explanation);
+        assert_eq!(pred.steady_timewait, Some(300.0));
+        let off = settings(&[
+            ("net.ipv4.tcp_tw_reuse", "0"),
+            ("net.ipv4.tcp_timestamps", "0"),
+        ]);
+        assert_eq!(
+            predict(&input_for(&p, &off, target)).first_error_s,
+            Some(1.5)
         );
     }
 

@@ -194,6 +194,17 @@ pub fn predict(input: &ModelInput) -> Prediction {
                 "The server closes first, so TIME_WAIT sits on the server{held} and costs the client no port: each client port is free again as soon as its connection ends, so the ports never run out."
             );
         }
+        TimeWaitSide::Client if input.explicit_bind_recycles => {
+            // Each connect() from an explicitly bound SO_REUSEADDR port replaces the TIME_WAIT
+            // socket of its 4-tuple: ports stay in TIME_WAIT (up to P of them) but never block.
+            let steady = input.rate.map(|r| (r * input.time_wait_s).min(p));
+            out.steady_timewait = steady;
+            out.steady_timewait_max = steady;
+            out.explanation = format!(
+                "The client binds its own ports ({supply}) with SO_REUSEADDR and TCP timestamps are on, so connect() takes over the TIME_WAIT socket of the same 4-tuple at once (TWRecycled), whatever tcp_tw_reuse says: the ports never run out, and up to {} sockets sit in TIME_WAIT.",
+                num(steady.unwrap_or(p))
+            );
+        }
         TimeWaitSide::Client => client(input, p, reuse, &supply, &mut out),
     }
     out.sustainable_rate_per_destination = out.sustainable_rate.map(per_dest);

@@ -332,6 +332,11 @@ pub struct ModelInput {
     pub loopback: bool,
     /// Sockets already holding ports when the run starts (observed); they reduce P.
     pub preexisting: u32,
+    /// Linux, SO_REUSEADDR on a socket bound to an explicit port, TCP timestamps on:
+    /// connect() takes over a TIME_WAIT socket with the same 4-tuple at once, whatever
+    /// tcp_tw_reuse says (tcp_twsk_unique is called without a port search), so the ports
+    /// never run out. Measured in the lab (scenarios/reuse-addr.toml).
+    pub explicit_bind_recycles: bool,
 }
 
 impl ModelInput {
@@ -357,6 +362,7 @@ impl ModelInput {
             sources: 1,
             loopback: false,
             preexisting: 0,
+            explicit_bind_recycles: false,
         }
     }
 

@@ -149,7 +149,21 @@ pub struct EmbeddedServer {
     pub accept_delay: Duration,
     /// How the server ends each connection.
     pub close: ServerClose,
+    /// Ports it listens on (consecutive destinations the client round-robins over).
+    pub destinations: u32,
 }
+
+/// A server command portlab starts before the run and stops after it (`[target] exec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetExec {
+    /// The command line, run by the shell (`sh -c 'exec ...'` on Unix).
+    pub command: String,
+    /// How long it may take to accept a connection on the target address.
+    pub ready_timeout: Duration,
+}
+
+/// Default bound on an `exec` target's start-up.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A validated run: what the runner, the server and the reports work from.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,6 +180,8 @@ pub struct Plan {
     pub payload: Payload,
     /// Destination.
     pub target: Target,
+    /// A command serving the external target, started and stopped by portlab.
+    pub exec: Option<TargetExec>,
     /// The lab, validated (None: no `[lab]` table and no `--lab*` flag).
     pub lab: Option<crate::lab::LabPlan>,
     /// The `[lab]` table as given, to write plan.toml back.
@@ -180,6 +196,8 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONCURRENCY: u32 = 32;
 /// Default bound on connections in flight (open loop).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1024;
+/// Most destinations the embedded server serves (one listening port each).
+pub const MAX_DESTINATIONS: u32 = 64;
 
 impl Plan {
     /// Validates a (file + flags) scenario and fills in every default.
@@ -376,6 +394,11 @@ impl Plan {
                         "--server-close",
                     ),
                     (p.response.is_some(), "payload.response", "--response"),
+                    (
+                        t.destinations.is_some(),
+                        "target.destinations",
+                        "--destinations",
+                    ),
                 ] {
                     if set {
                         return Err(invalid(key, flag, format!(
@@ -403,8 +426,52 @@ impl Plan {
                     backlog: positive(t.backlog, 4096, "target.backlog", "--backlog")?,
                     accept_delay: t.accept_delay.map_or(Duration::ZERO, |s| s.0),
                     close: server_close,
+                    destinations: match t.destinations {
+                        Some(n @ 1..=MAX_DESTINATIONS) => n,
+                        None => 1,
+                        Some(n) => {
+                            return Err(invalid(
+                                "target.destinations",
+                                "--destinations",
+                                format!("{n} is out of range: write 1 to {MAX_DESTINATIONS}"),
+                            ))
+                        }
+                    },
                 })
             }
+        };
+        let exec = match (&t.exec, &external) {
+            (Some(cmd), _) if cmd.trim().is_empty() => {
+                return Err(invalid(
+                    "target.exec",
+                    "--target-exec",
+                    "is empty: write the command that starts the server, e.g. \"nginx -c /tmp/x/nginx.conf\"",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "target.exec",
+                    "--target-exec",
+                    "needs target.address (--target): the HOST:PORT the command serves, e.g. 127.0.0.1:8080",
+                ))
+            }
+            (Some(cmd), Some(_)) => Some(TargetExec {
+                command: cmd.trim().to_string(),
+                ready_timeout: span(
+                    t.ready_timeout,
+                    DEFAULT_READY_TIMEOUT,
+                    "target.ready_timeout",
+                    "--ready-timeout",
+                )?,
+            }),
+            (None, _) if t.ready_timeout.is_some() => {
+                return Err(invalid(
+                    "target.ready_timeout",
+                    "--ready-timeout",
+                    "only applies to a server portlab starts: set target.exec (--target-exec) or drop it",
+                ))
+            }
+            (None, _) => None,
         };
 
         let lab = s.lab.as_ref().map(|c| c.validate()).transpose()?;
@@ -417,6 +484,7 @@ impl Plan {
             client,
             payload,
             target,
+            exec,
         };
         plan.check_consistency()?;
         Ok(plan)
@@ -495,6 +563,14 @@ impl Plan {
         self.lab.as_ref().map_or(1.0, |l| l.time_scale())
     }
 
+    /// Destinations the client spreads its connections over (the embedded server's ports).
+    pub fn destinations(&self) -> u32 {
+        match &self.target {
+            Target::Embedded(s) => s.destinations,
+            Target::External(_) => 1,
+        }
+    }
+
     /// True when the run is in a private network namespace.
     pub fn isolated(&self) -> bool {
         self.lab.as_ref().is_some_and(|l| l.isolate)
@@ -525,16 +601,18 @@ impl Plan {
         let l = &self.load;
         let c = &self.client;
         let p = &self.payload;
-        let (address, listen, backlog, accept_delay, server_close) = match &self.target {
-            Target::External(a) => (Some(a.clone()), None, None, None, None),
-            Target::Embedded(s) => (
-                None,
-                Some(s.listen.to_string()),
-                Some(s.backlog),
-                Some(Span(s.accept_delay)),
-                Some(s.close),
-            ),
-        };
+        let (address, listen, backlog, accept_delay, server_close, destinations) =
+            match &self.target {
+                Target::External(a) => (Some(a.clone()), None, None, None, None, None),
+                Target::Embedded(s) => (
+                    None,
+                    Some(s.listen.to_string()),
+                    Some(s.backlog),
+                    Some(Span(s.accept_delay)),
+                    Some(s.close),
+                    Some(s.destinations),
+                ),
+            };
         let tcp = p.kind == PayloadKind::Tcp;
         Scenario {
             name: Some(self.name.clone()),
@@ -571,6 +649,9 @@ impl Plan {
                 backlog,
                 accept_delay,
                 server_close,
+                destinations,
+                exec: self.exec.as_ref().map(|e| e.command.clone()),
+                ready_timeout: self.exec.as_ref().map(|e| Span(e.ready_timeout)),
             },
             lab: self.lab_config.clone(),
         }

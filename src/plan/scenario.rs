@@ -102,6 +102,15 @@ pub struct TargetSection {
     pub accept_delay: Option<Span>,
     /// `--server-close`: first, after-client, reset (default follows client.close).
     pub server_close: Option<ServerClose>,
+    /// `--destinations`: the embedded server listens on this many ports and the client spreads
+    /// its connections over them round robin (connect() shares a local port across
+    /// destinations, bind(0) does not).
+    pub destinations: Option<u32>,
+    /// `--target-exec`: a command that serves `address` (e.g. nginx), started by portlab
+    /// (inside the lab when there is one) before the run and stopped after it.
+    pub exec: Option<String>,
+    /// `--ready-timeout`: how long the `exec` command may take to accept on `address`.
+    pub ready_timeout: Option<Span>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -138,7 +147,18 @@ impl Scenario {
         let (p, t) = (&mut self.payload, top.payload);
         overlay_fields!(p, t, kind, send, expect, response, path);
         let (g, t) = (&mut self.target, top.target);
-        overlay_fields!(g, t, address, listen, backlog, accept_delay, server_close);
+        overlay_fields!(
+            g,
+            t,
+            address,
+            listen,
+            backlog,
+            accept_delay,
+            server_close,
+            destinations,
+            exec,
+            ready_timeout
+        );
         self
     }
 }

@@ -8,7 +8,7 @@ mod summary;
 mod text;
 pub mod verdict;
 
-pub use summary::{Modelled, ServerSummary, Summary};
+pub use summary::{ExecSummary, Modelled, ServerSummary, Summary};
 
 use std::io::{self, Write};
 

@@ -126,6 +126,13 @@ impl Reporter for Text {
                 )?;
             }
         }
+        if let Some(x) = &s.target_exec {
+            writeln!(
+                out,
+                "\nserver command `{}` on {}: stopped by {}, {} (output: {})",
+                x.command, x.address, x.stopped_by, x.exit_status, x.log
+            )?;
+        }
         if let Some(srv) = &s.server {
             writeln!(
                 out,

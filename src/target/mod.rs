@@ -7,6 +7,8 @@
 //!   the whole request, since closing with unread data would send RST instead of FIN.
 //! - `reset`: closes with SO_LINGER {1, 0} after its reply: RST.
 
+pub mod exec;
+
 use crate::plan::{EmbeddedServer, PayloadKind, Plan, ServerClose};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
