@@ -39,6 +39,13 @@ pub enum Command {
     ///
     /// Example: `portlab predict --profile windows-2003 --rate 30`.
     Predict(crate::model::PredictArgs),
+    /// Run every scenario of a directory (default scenarios/) and print one table: scenario,
+    /// what the model predicted, what was measured, verdict. Writes suite.md and suite.json
+    /// (results/suite-<time>/, each run's directory underneath).
+    ///
+    /// Exit codes: 0 every verdict passed, 1 one failed, 2 bad input or a run could not be set
+    /// up, 130 interrupted.
+    Suite(crate::suite::SuiteArgs),
 }
 
 /// `portlab run [SCENARIO.toml] [FLAGS]`

@@ -24,6 +24,7 @@
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles.
 //! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
+//! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
 
 pub mod cli;
@@ -35,5 +36,6 @@ pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod suite;
 pub mod sys;
 pub mod target;

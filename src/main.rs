@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(&args),
         Command::Predict(args) => predict(&args),
+        Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
     };
     match result {
         Ok(code) => ExitCode::from(code),

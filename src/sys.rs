@@ -7,4 +7,4 @@ mod os;
 #[path = "sys/other.rs"]
 mod os;
 
-pub use os::raise_nofile_limit;
+pub use os::{catch_interrupt, raise_nofile_limit};

@@ -5,3 +5,10 @@
 pub fn raise_nofile_limit() -> Option<u64> {
     None
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// No signal handler here: Ctrl-C ends the suite with its children; the flag stays false.
+pub fn catch_interrupt() -> &'static std::sync::atomic::AtomicBool {
+    &INTERRUPTED
+}

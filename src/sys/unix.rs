@@ -1,4 +1,6 @@
-//! RLIMIT_NOFILE on Unix.
+//! RLIMIT_NOFILE and SIGINT on Unix.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force
 /// (None when it cannot be read).
@@ -30,4 +32,25 @@ pub fn raise_nofile_limit() -> Option<u64> {
     // rlim_t is u64 on Linux and macOS, but not on every Unix.
     #[allow(clippy::unnecessary_cast)]
     Some(lim.rlim_cur as u64)
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_sig: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// From now on SIGINT (Ctrl-C) sets the returned flag instead of ending the process, so a
+/// parent (`portlab suite`) outlives its child runs' Ctrl-C and writes what it has. A caught
+/// signal is reset to the default in children at exec, so they handle Ctrl-C themselves.
+pub fn catch_interrupt() -> &'static AtomicBool {
+    // SAFETY: installs a handler that only stores to a static atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    &INTERRUPTED
 }
