@@ -271,7 +271,8 @@ fn run_one(exe: &Path, file: &Path, name: &str, out: &Path) -> Row {
     let output = match output {
         Ok(o) => o,
         Err(e) => {
-            row.problems.push(format!("cannot start {}: {e}", exe.display()));
+            row.problems
+                .push(format!("cannot start {}: {e}", exe.display()));
             return row;
         }
     };
@@ -297,12 +298,10 @@ fn run_one(exe: &Path, file: &Path, name: &str, out: &Path) -> Row {
                 .as_ref()
                 .and_then(|v| serde_json::to_value(v).ok());
             if let Some(v) = &s.verdict {
-                row.problems.extend(
-                    v.checks
-                        .iter()
-                        .filter(|c| !c.pass)
-                        .map(|c| format!("{} expected {} measured {}", c.name, c.expected, c.measured)),
-                );
+                row.problems
+                    .extend(v.checks.iter().filter(|c| !c.pass).map(|c| {
+                        format!("{} expected {} measured {}", c.name, c.expected, c.measured)
+                    }));
             }
         }
         None => {
@@ -339,7 +338,10 @@ pub fn predicted(s: &Summary) -> String {
         return "-".into();
     };
     let num = |k: &str| p.get(k).and_then(Value::as_f64);
-    let side = p.get("timewait_side").and_then(Value::as_str).unwrap_or("-");
+    let side = p
+        .get("timewait_side")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
     let error = p
         .get("exhaustion_error")
         .and_then(Value::as_str)
@@ -351,7 +353,7 @@ pub fn predicted(s: &Summary) -> String {
         _ => {
             let tw = num("steady_timewait").map_or("-".into(), |v| format!("{v:.0}"));
             match side {
-                "nobody" => "no exhaustion, no TIME_WAIT".to_string(),
+                "nobody" | "none" => "no exhaustion, no TIME_WAIT".to_string(),
                 side => format!("no exhaustion, TIME_WAIT {tw} on the {side} (steady)"),
             }
         }

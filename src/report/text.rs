@@ -33,6 +33,36 @@ impl Reporter for Text {
                 secs(*t),
                 s.exhaustion.phase.as_deref().unwrap_or("-")
             )?,
+            _ if s.failed > 0 => {
+                // Failures that are not "no local port left": say so, so that a full listen
+                // backlog or a dead server is not mistaken for port exhaustion.
+                let kinds: Vec<String> = s
+                    .errors
+                    .iter()
+                    .map(|(k, e)| {
+                        let phases: Vec<String> =
+                            e.by_phase.iter().map(|(p, n)| format!("{p} {n}")).collect();
+                        format!("{k} x{} ({})", e.count, phases.join(", "))
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "  no port exhaustion: the {} failures are {}, not a lack of local ports",
+                    s.failed,
+                    kinds.join(", ")
+                )?;
+                if let Some(n) = s
+                    .kernel
+                    .as_ref()
+                    .and_then(|k| k.get("ListenOverflows"))
+                    .filter(|&&n| n > 0)
+                {
+                    writeln!(
+                        out,
+                        "  the server's accept queue overflowed {n} times (ListenOverflows): its listen backlog is full"
+                    )?;
+                }
+            }
             _ => writeln!(out, "  no port exhaustion")?,
         }
         if let Some(m) = &s.modelled {
