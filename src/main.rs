@@ -42,7 +42,24 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         None => Scenario::default(),
     };
     let plan = Plan::resolve(&args.over(file))?;
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let margin = args
+                .baseline_margin
+                .unwrap_or(portlab::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
+            if !(margin.is_finite() && margin >= 0.0) {
+                anyhow::bail!(
+                    "--baseline-margin {margin} is not a percentage; write 0 or more, e.g. 10"
+                );
+            }
+            let summary =
+                portlab::report::load_summary(path).map_err(|e| e.context("--baseline"))?;
+            Some((Box::new(summary), margin))
+        }
+        None => None,
+    };
     let opts = RunOptions {
+        baseline,
         out: args.out.clone(),
         format: args.format,
         progress: match (args.quiet, args.progress) {
