@@ -39,6 +39,24 @@ pub enum Command {
     ///
     /// Example: `portlab predict --profile windows-2003 --rate 30`.
     Predict(crate::model::PredictArgs),
+    /// Re-render saved runs without running anything: one results directory in any format,
+    /// or several side by side (before/after a sysctl or registry change), each run's
+    /// figures with their change from the first.
+    ///
+    /// Example: `portlab report results/before-* results/after-* --format markdown`.
+    /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input.
+    Report(ReportArgs),
+}
+
+/// `portlab report DIR... [--format F]`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results directories (results/<run>/) or their summary.json files.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Output format; markdown fits a pull-request comment.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `portlab run [SCENARIO.toml] [FLAGS]`

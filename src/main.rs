@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(&args),
         Command::Predict(args) => predict(&args),
+        Command::Report(args) => report(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -34,6 +35,39 @@ fn predict(args: &portlab::model::PredictArgs) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     portlab::model::run_predict(args, &mut stdout.lock())?;
     Ok(0)
+}
+
+fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
+    use portlab::report;
+    let mut runs = Vec::with_capacity(args.runs.len());
+    for path in &args.runs {
+        let summary = report::load_summary(path)?;
+        let label = path
+            .file_name()
+            .filter(|n| *n != "summary.json")
+            .or_else(|| path.parent().and_then(|p| p.file_name()))
+            .map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+        runs.push((label, summary));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = match runs.as_slice() {
+        [(_, one)] => report::reporter(args.format).render(one, &mut out),
+        _ => report::compare::render(&report::compare::compare(&runs), args.format, &mut out),
+    };
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(anyhow::Error::new(e).context("writing the report"))
+        }
+        _ => {}
+    }
+    // One run: its verdict decides, as it did when it ran; a comparison only shows.
+    let failed =
+        matches!(runs.as_slice(), [(_, one)] if one.verdict.as_ref().is_some_and(|v| !v.pass));
+    Ok(if failed { EXIT_VERDICT } else { 0 })
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<u8> {

@@ -308,8 +308,12 @@ pub fn judge(
     let tol = |name: &str| expect.tolerance_for(name);
     let mut checks = Vec::new();
     let measured_first = s.exhaustion.first_s;
-    // The model says when; a run that ends before that cannot show it.
-    let expect_exhaustion = p.exhausts && p.first_error_s.is_some_and(|t| t < s.load_duration_s);
+    // The model says when; a run that ends before that cannot show it. A pacer that fell
+    // behind stretches the load past its planned length, but cannot use more ports than it
+    // made attempts: exhaustion needs more attempts than port slots.
+    let expect_exhaustion = p.exhausts
+        && p.first_error_s.is_some_and(|t| t < s.load_duration_s)
+        && s.attempts > p.ports_effective;
     if p.margin.is_some() || !p.exhausts {
         checks.push(yes_no(
             "exhaustion",
@@ -402,5 +406,109 @@ pub fn judge(
     Verdict {
         pass: checks.iter().all(|c| c.pass),
         checks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real lab run (quickstart: 300 ports at 100/s for 5 s, first error at 3.0 s).
+    fn fixture() -> Summary {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/runs/before/summary.json"
+        ))
+        .expect("fixture summary")
+    }
+
+    /// The model for the fixture: 300 ports, 60 s, 100/s.
+    fn model() -> Prediction {
+        use crate::model::{ModelInput, PortSpec, Profile};
+        let input = ModelInput {
+            time_wait_s: 60.0,
+            rate: Some(100.0),
+            ..ModelInput::from_profile(Profile::Custom)
+        }
+        .with_ports(PortSpec::Count(300), 0)
+        .unwrap();
+        crate::model::predict(&input)
+    }
+
+    fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+        checks.iter().find(|c| c.name == name).expect(name)
+    }
+
+    #[test]
+    fn bounds_report_how_far_past_the_limit() {
+        let c = bound("x", 0.05, 0.4, Bound::Max, None);
+        assert!(!c.pass);
+        assert!(
+            (c.error_pct.unwrap() - 700.0).abs() < 1e-9,
+            "0.4 is 700% past 0.05"
+        );
+        let c = bound("x", 0.5, 0.6, Bound::Min, None);
+        assert_eq!((c.pass, c.error_pct), (true, Some(0.0)));
+        let c = bound("x", 100.0, 109.0, Bound::Max, Some(10.0));
+        assert!(c.pass, "9% over, 10% allowed");
+        let c = bound("x", 100.0, 111.0, Bound::Max, Some(10.0));
+        assert!(!c.pass, "11% over, 10% allowed");
+    }
+
+    #[test]
+    fn expectations_check_the_run_not_the_model() {
+        let s = fixture();
+        // 200 of 500 failed (0.4), 300 completed (0.6), EADDRNOTAVAIL seen.
+        let e = Expectations {
+            exhaustion: Some(true),
+            max_error_rate: Some(0.5),
+            min_success_rate: Some(0.7),
+            errors: vec!["EADDRNOTAVAIL".into(), "ECONNRESET".into()],
+            ..Expectations::default()
+        };
+        let checks = expectations(&s, &e);
+        assert!(find(&checks, "expect.exhaustion").pass);
+        assert!(find(&checks, "expect.max_error_rate").pass);
+        assert!(!find(&checks, "expect.min_success_rate").pass);
+        assert!(find(&checks, "expect.errors.EADDRNOTAVAIL").pass);
+        assert!(!find(&checks, "expect.errors.ECONNRESET").pass);
+    }
+
+    #[test]
+    fn per_check_tolerance_and_advisory_model_checks() {
+        let s = fixture();
+        let p = model();
+        let mut late = s.clone();
+        late.exhaustion.first_s = Some(3.3); // 10% after the model's 3.0 s
+        let strict = Expectations::default();
+        let v = assess(&p, &late, &[], &strict, None);
+        assert!(!v.pass, "10% off with the default 5%");
+        let mut loose = Expectations::default();
+        loose.tolerance.insert("first_error_s".into(), 12.0);
+        let v = assess(&p, &late, &[], &loose, None);
+        assert!(
+            find(&v.checks, "first_error_s").pass,
+            "12% allowed for this check"
+        );
+        let advisory = Expectations {
+            model: false,
+            ..Expectations::default()
+        };
+        let v = assess(&p, &late, &[], &advisory, None);
+        assert!(
+            v.pass,
+            "a failed model check does not count when model = false"
+        );
+        assert!(find(&v.checks, "first_error_s").advisory);
+    }
+
+    #[test]
+    fn a_run_with_fewer_attempts_than_ports_is_not_expected_to_run_out() {
+        let s = fixture();
+        let p = model();
+        let mut short = s.clone();
+        short.attempts = 250; // fewer than the 300 ports, however long the run took
+        short.exhaustion.first_s = None;
+        let v = judge(&p, &short, &[], &Expectations::default());
+        assert!(find(&v.checks, "exhaustion").pass, "{:?}", v.checks);
     }
 }
