@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub format: Format,
     /// Progress display.
     pub progress: Progress,
+    /// `--baseline`: an earlier run's summary, and the margin in percent its p99 connect
+    /// latency and success rate may worsen by.
+    pub baseline: Option<(Box<Summary>, f64)>,
 }
 
 /// Whether to show progress.
@@ -344,11 +347,12 @@ async fn drive(
         }));
     }
     let prediction = model::predict(&model::from_plan::input_for(plan, settings, target));
-    summary.verdict = Some(verdict::judge(
+    summary.verdict = Some(verdict::assess(
         &prediction,
         &summary,
         &measured.timeline,
-        verdict::DEFAULT_TOLERANCE_PCT,
+        &plan.expect,
+        opts.baseline.as_ref().map(|(b, m)| (&**b, *m)),
     ));
     summary.prediction = serde_json::to_value(&prediction).ok();
     summary.target_exec = exec_summary;

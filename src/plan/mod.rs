@@ -6,7 +6,9 @@
 mod scenario;
 pub mod values;
 
-pub use scenario::{ClientSection, LoadSection, PayloadSection, Scenario, TargetSection};
+pub use scenario::{
+    ClientSection, ExpectSection, LoadSection, PayloadSection, Scenario, TargetSection,
+};
 pub use values::{
     BindMode, Bytes, CloseMode, Expect, PayloadKind, PortRange, Rate, ServerClose, Span,
 };
@@ -186,6 +188,168 @@ pub struct Plan {
     pub lab: Option<crate::lab::LabPlan>,
     /// The `[lab]` table as given, to write plan.toml back.
     pub lab_config: Option<crate::lab::LabConfig>,
+    /// `[expect]`, validated.
+    pub expect: Expectations,
+}
+
+/// The model's numeric checks, by the names the verdict gives them; `[expect.tolerance]`
+/// (and `--tolerance NAME=PCT`) accepts these names.
+pub const MODEL_CHECKS: [&str; 3] = ["first_error_s", "timewait_max", "post_exhaustion_rate"];
+
+/// Default tolerance of every model check, percent.
+pub const DEFAULT_TOLERANCE_PCT: f64 = 5.0;
+
+/// `[expect]`, validated: the user's own checks and the model checks' tolerances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectations {
+    /// The run must (true) or must not (false) run out of ports.
+    pub exhaustion: Option<bool>,
+    /// failed / attempts, at most.
+    pub max_error_rate: Option<f64>,
+    /// p99 connect latency, at most, ms.
+    pub max_connect_p99_ms: Option<f64>,
+    /// completed / attempts, at least.
+    pub min_success_rate: Option<f64>,
+    /// Error kinds that must each appear (upper case, as in summary.errors).
+    pub errors: Vec<String>,
+    /// Whether the model's checks count toward the verdict.
+    pub model: bool,
+    /// Tolerance of every model check without its own, percent.
+    pub tolerance_pct: f64,
+    /// Per-check tolerances, percent, by check name (one of [`MODEL_CHECKS`]).
+    pub tolerance: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Expectations {
+            exhaustion: None,
+            max_error_rate: None,
+            max_connect_p99_ms: None,
+            min_success_rate: None,
+            errors: Vec::new(),
+            model: true,
+            tolerance_pct: DEFAULT_TOLERANCE_PCT,
+            tolerance: Default::default(),
+        }
+    }
+}
+
+impl Expectations {
+    /// The tolerance of model check `name`, percent.
+    pub fn tolerance_for(&self, name: &str) -> f64 {
+        self.tolerance
+            .get(name)
+            .copied()
+            .unwrap_or(self.tolerance_pct)
+    }
+
+    fn resolve(e: &ExpectSection) -> Result<Expectations, PlanError> {
+        let fraction = |v: Option<f64>, key, flag| match v {
+            Some(f) if !(0.0..=1.0).contains(&f) => Err(invalid(
+                key,
+                flag,
+                format!("{f} is not a fraction; write a number from 0 to 1, e.g. 0.01 for 1%"),
+            )),
+            v => Ok(v),
+        };
+        let percent = |v: f64, key, flag| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(v)
+            } else {
+                Err(invalid(
+                    key,
+                    flag,
+                    format!("{v} is not a tolerance; write a percentage of 0 or more, e.g. 5"),
+                ))
+            }
+        };
+        let max_connect_p99_ms = match e.max_connect_p99_ms {
+            Some(ms) if !(ms.is_finite() && ms > 0.0) => {
+                return Err(invalid(
+                    "expect.max_connect_p99_ms",
+                    "--max-connect-p99-ms",
+                    format!("{ms} is not a latency; write milliseconds above 0, e.g. 50"),
+                ))
+            }
+            v => v,
+        };
+        let errors = e
+            .errors
+            .iter()
+            .flatten()
+            .map(|name| {
+                let upper = name.trim().to_ascii_uppercase();
+                if upper.is_empty()
+                    || !upper
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    Err(invalid(
+                        "expect.errors",
+                        "--expect-error",
+                        format!("'{name}' is not an error name; write one as summary.errors shows it, e.g. ECONNRESET or TIMEOUT"),
+                    ))
+                } else {
+                    Ok(upper)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tolerance = std::collections::BTreeMap::new();
+        for (name, v) in e.tolerance.iter().flatten() {
+            if !MODEL_CHECKS.contains(&name.as_str()) {
+                return Err(invalid(
+                    "expect.tolerance",
+                    "--tolerance",
+                    format!(
+                        "'{name}' is not a model check; tolerances apply to {}",
+                        MODEL_CHECKS.join(", ")
+                    ),
+                ));
+            }
+            tolerance.insert(
+                name.clone(),
+                percent(*v, "expect.tolerance", "--tolerance")?,
+            );
+        }
+        Ok(Expectations {
+            exhaustion: e.exhaustion,
+            max_error_rate: fraction(
+                e.max_error_rate,
+                "expect.max_error_rate",
+                "--max-error-rate",
+            )?,
+            max_connect_p99_ms,
+            min_success_rate: fraction(
+                e.min_success_rate,
+                "expect.min_success_rate",
+                "--min-success-rate",
+            )?,
+            errors,
+            model: e.model.unwrap_or(true),
+            tolerance_pct: percent(
+                e.tolerance_pct.unwrap_or(DEFAULT_TOLERANCE_PCT),
+                "expect.tolerance_pct",
+                "--tolerance",
+            )?,
+            tolerance,
+        })
+    }
+
+    /// Back to the `[expect]` table (only what differs from the defaults).
+    pub fn to_section(&self) -> ExpectSection {
+        ExpectSection {
+            exhaustion: self.exhaustion,
+            max_error_rate: self.max_error_rate,
+            max_connect_p99_ms: self.max_connect_p99_ms,
+            min_success_rate: self.min_success_rate,
+            errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
+            model: (!self.model).then_some(false),
+            tolerance_pct: (self.tolerance_pct != DEFAULT_TOLERANCE_PCT)
+                .then_some(self.tolerance_pct),
+            tolerance: (!self.tolerance.is_empty()).then(|| self.tolerance.clone()),
+        }
+    }
 }
 
 /// Default pace when neither file nor flags give one.
@@ -476,6 +640,7 @@ impl Plan {
 
         let lab = s.lab.as_ref().map(|c| c.validate()).transpose()?;
         let plan = Plan {
+            expect: Expectations::resolve(&s.expect)?,
             lab,
             lab_config: s.lab.clone(),
             name: s.name.clone().unwrap_or_else(|| "run".to_string()),
@@ -654,6 +819,7 @@ impl Plan {
                 ready_timeout: self.exec.as_ref().map(|e| Span(e.ready_timeout)),
             },
             lab: self.lab_config.clone(),
+            expect: self.expect.to_section(),
         }
     }
 }
@@ -758,6 +924,95 @@ mod tests {
         for (text, needles) in cases {
             let msg = message(text);
             for needle in *needles {
+                assert!(msg.contains(needle), "{text:?}: {msg:?} lacks {needle:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn expect_table_resolves_and_round_trips() {
+        let text = r#"
+            [expect]
+            exhaustion = true
+            max_error_rate = 0.5
+            max_connect_p99_ms = 20
+            min_success_rate = 0.25
+            errors = ["eaddrnotavail"]
+            model = false
+            tolerance_pct = 8
+            [expect.tolerance]
+            first_error_s = 2
+        "#;
+        let plan = parse(text).unwrap();
+        let e = &plan.expect;
+        assert_eq!(e.exhaustion, Some(true));
+        assert_eq!(
+            e.errors,
+            ["EADDRNOTAVAIL"],
+            "names are matched in upper case"
+        );
+        assert!(!e.model);
+        assert_eq!(e.tolerance_for("first_error_s"), 2.0);
+        assert_eq!(
+            e.tolerance_for("timewait_max"),
+            8.0,
+            "the default for the others"
+        );
+        let again = Plan::resolve(&plan.to_scenario()).unwrap();
+        assert_eq!(again.expect, plan.expect, "plan.toml keeps [expect]");
+        assert_eq!(parse("").unwrap().expect, Expectations::default());
+    }
+
+    #[test]
+    fn flags_override_expectations_key_by_key() {
+        let file: Scenario = toml::from_str(
+            "[expect]\nexhaustion = true\nmax_error_rate = 0.1\n[expect.tolerance]\nfirst_error_s = 2\ntimewait_max = 3",
+        )
+        .unwrap();
+        let flags: Scenario =
+            toml::from_str("[expect]\nexhaustion = false\n[expect.tolerance]\ntimewait_max = 9")
+                .unwrap();
+        let plan = Plan::resolve(&file.overlay(flags)).unwrap();
+        assert_eq!(plan.expect.exhaustion, Some(false));
+        assert_eq!(plan.expect.max_error_rate, Some(0.1));
+        assert_eq!(plan.expect.tolerance_for("first_error_s"), 2.0);
+        assert_eq!(plan.expect.tolerance_for("timewait_max"), 9.0);
+    }
+
+    #[test]
+    fn bad_expectations_name_the_key() {
+        for (text, needles) in [
+            (
+                "[expect]\nmax_error_rate = 1.5",
+                &["expect.max_error_rate", "--max-error-rate", "0 to 1"][..],
+            ),
+            (
+                "[expect]\nmin_success_rate = -0.1",
+                &["expect.min_success_rate", "fraction"],
+            ),
+            (
+                "[expect]\nmax_connect_p99_ms = 0",
+                &["expect.max_connect_p99_ms", "above 0"],
+            ),
+            (
+                "[expect]\ntolerance_pct = -1",
+                &["expect.tolerance_pct", "--tolerance"],
+            ),
+            (
+                "[expect.tolerance]\nfirst_eror_s = 1",
+                &["first_eror_s", "first_error_s, timewait_max"],
+            ),
+            (
+                "[expect]\nerrors = [\"not a name\"]",
+                &["expect.errors", "ECONNRESET"],
+            ),
+            ("[expect]\nexhaust = true", &["exhaust", "unknown field"]),
+        ] {
+            let msg = match toml::from_str::<Scenario>(text) {
+                Ok(s) => Plan::resolve(&s).expect_err(text).to_string(),
+                Err(e) => e.to_string(),
+            };
+            for needle in needles {
                 assert!(msg.contains(needle), "{text:?}: {msg:?} lacks {needle:?}");
             }
         }

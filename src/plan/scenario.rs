@@ -28,6 +28,9 @@ pub struct Scenario {
     /// Linux lab: a private network namespace with its own port range and TIME_WAIT settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<crate::lab::LabConfig>,
+    /// What the run must show for CI: each key becomes a check of the verdict.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub expect: ExpectSection,
 }
 
 /// `[load]`
@@ -113,6 +116,31 @@ pub struct TargetSection {
     pub ready_timeout: Option<Span>,
 }
 
+/// `[expect]`: the user's own expectations. Each key set becomes a verdict check named
+/// `expect.<key>`; a failed one makes the run exit 1.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSection {
+    /// `--expect-exhaustion`: the run must (true) or must not (false) run out of ports.
+    pub exhaustion: Option<bool>,
+    /// `--max-error-rate`: failed / attempts, at most (0..1).
+    pub max_error_rate: Option<f64>,
+    /// `--max-connect-p99-ms`: p99 connect latency, at most, in milliseconds.
+    pub max_connect_p99_ms: Option<f64>,
+    /// `--min-success-rate`: completed / attempts, at least (0..1).
+    pub min_success_rate: Option<f64>,
+    /// `--expect-error`: error kinds (summary.errors keys) that must each appear.
+    pub errors: Option<Vec<String>>,
+    /// `--model-checks`: whether the model's checks count toward the verdict (default true;
+    /// false still reports them).
+    pub model: Option<bool>,
+    /// `--tolerance PCT`: tolerance of every model check, percent (default 5).
+    pub tolerance_pct: Option<f64>,
+    /// `--tolerance NAME=PCT`: tolerance of one model check, by its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<std::collections::BTreeMap<String, f64>>,
+}
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
@@ -159,6 +187,22 @@ impl Scenario {
             exec,
             ready_timeout
         );
+        let (e, t) = (&mut self.expect, top.expect);
+        overlay_fields!(
+            e,
+            t,
+            exhaustion,
+            max_error_rate,
+            max_connect_p99_ms,
+            min_success_rate,
+            errors,
+            model,
+            tolerance_pct
+        );
+        // Per-check tolerances merge by name: a flag replaces the file's value for its check.
+        if let Some(top) = t.tolerance {
+            e.tolerance.get_or_insert_with(Default::default).extend(top);
+        }
         self
     }
 }

@@ -129,31 +129,44 @@ impl Reporter for Text {
                 l.mean, l.p50, l.p90, l.p99, l.p999, l.max
             )?;
         }
-        if let (Some(p), Some(v)) = (&s.prediction, &s.verdict) {
+        if let Some(p) = &s.prediction {
             if let Some(why) = p.get("explanation").and_then(|e| e.as_str()) {
                 writeln!(out, "\nmodel: {why}")?;
             }
+        }
+        if let Some(v) = &s.verdict {
+            let width = v
+                .checks
+                .iter()
+                .map(|c| c.name.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
             writeln!(
                 out,
-                "verdict: {}\n  {:<22} {:>16} {:>16} {:>8} {:>6}",
+                "verdict: {}\n  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
                 if v.pass { "PASS" } else { "FAIL" },
                 "check",
                 "expected",
                 "measured",
                 "error",
+                "allowed",
                 "pass"
             )?;
             for c in &v.checks {
-                let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
                 writeln!(
                     out,
-                    "  {:<22} {:>16} {:>16} {:>8} {:>6}",
+                    "  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
                     c.name,
-                    compact(&c.expected),
-                    compact(&c.measured),
+                    c.expected_text(),
+                    c.measured_text(),
                     pct(c.error_pct),
-                    if c.pass { "yes" } else { "NO" }
+                    pct(c.tolerance_pct),
+                    c.status()
                 )?;
+            }
+            for c in v.checks.iter().filter(|c| !c.pass && !c.advisory) {
+                writeln!(out, "  FAILED {}", c.explain())?;
             }
         }
         if let Some(x) = &s.target_exec {
@@ -174,17 +187,6 @@ impl Reporter for Text {
     }
 }
 
-/// A JSON value in a few characters: numbers to 3 decimals, ranges as lo..hi.
-fn compact(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) => n.as_f64().map_or(n.to_string(), |f| {
-            if f.fract() == 0.0 {
-                format!("{f:.0}")
-            } else {
-                format!("{f:.3}")
-            }
-        }),
-        serde_json::Value::Array(a) => a.iter().map(compact).collect::<Vec<_>>().join(".."),
-        other => other.to_string(),
-    }
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |x| format!("{x:.1}%"))
 }
