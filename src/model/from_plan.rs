@@ -103,10 +103,10 @@ pub fn input_for(
         }
     }
     // Linux only (tcp_twsk_unique without a port search); timestamps are on by default.
-    input.explicit_bind_recycles = cfg!(target_os = "linux")
+    input.explicit_bind_reuse_addr = cfg!(target_os = "linux")
         && plan.client.reuse_addr
-        && matches!(plan.client.bind, BindMode::Range(..))
-        && setting(settings, "net.ipv4.tcp_timestamps") != Some("0");
+        && matches!(plan.client.bind, BindMode::Range(..));
+    input.timestamps = setting(settings, "net.ipv4.tcp_timestamps") != Some("0");
     input.sources = u32::try_from(plan.client.sources.len())
         .unwrap_or(u32::MAX)
         .max(1);

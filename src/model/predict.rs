@@ -113,7 +113,12 @@ pub fn predict(input: &ModelInput) -> Prediction {
     let p = p_eff as f64;
     let t = input.time_wait_s;
     let reuse = reuse_applies(input);
-    let error = input.profile.exhaustion_error(input.bind);
+    let error = if input.explicit_bind_reuse_addr {
+        // bind() succeeds on a TIME_WAIT port; connect() finds the 4-tuple taken.
+        "EADDRNOTAVAIL"
+    } else {
+        input.profile.exhaustion_error(input.bind)
+    };
     let supply = supply_phrase(input, p_eff);
     let per_dest = |r: f64| r / f64::from(input.destinations.max(1));
     let mut out = Prediction {
@@ -194,7 +199,7 @@ pub fn predict(input: &ModelInput) -> Prediction {
                 "The server closes first, so TIME_WAIT sits on the server{held} and costs the client no port: each client port is free again as soon as its connection ends, so the ports never run out."
             );
         }
-        TimeWaitSide::Client if input.explicit_bind_recycles => {
+        TimeWaitSide::Client if input.explicit_bind_reuse_addr && input.timestamps => {
             // Each connect() from an explicitly bound SO_REUSEADDR port replaces the TIME_WAIT
             // socket of its 4-tuple: ports stay in TIME_WAIT (up to P of them) but never block.
             let steady = input.rate.map(|r| (r * input.time_wait_s).min(p));

@@ -332,11 +332,14 @@ pub struct ModelInput {
     pub loopback: bool,
     /// Sockets already holding ports when the run starts (observed); they reduce P.
     pub preexisting: u32,
-    /// Linux, SO_REUSEADDR on a socket bound to an explicit port, TCP timestamps on:
-    /// connect() takes over a TIME_WAIT socket with the same 4-tuple at once, whatever
-    /// tcp_tw_reuse says (tcp_twsk_unique is called without a port search), so the ports
-    /// never run out. Measured in the lab (scenarios/reuse-addr.toml).
-    pub explicit_bind_recycles: bool,
+    /// Linux, SO_REUSEADDR on sockets bound to explicit ports (`--bind range=`): bind() may
+    /// take a port held in TIME_WAIT, so the error moves to connect() (EADDRNOTAVAIL); and
+    /// with `timestamps`, connect() takes over the TIME_WAIT socket of the same 4-tuple at
+    /// once, whatever tcp_tw_reuse says (tcp_twsk_unique is called without a port search), so
+    /// the ports never run out. Measured in the lab (scenarios/reuse-addr*.toml).
+    pub explicit_bind_reuse_addr: bool,
+    /// Linux tcp_timestamps (on by default): TIME_WAIT takeover needs them.
+    pub timestamps: bool,
 }
 
 impl ModelInput {
@@ -362,7 +365,8 @@ impl ModelInput {
             sources: 1,
             loopback: false,
             preexisting: 0,
-            explicit_bind_recycles: false,
+            explicit_bind_reuse_addr: false,
+            timestamps: true,
         }
     }
 

@@ -338,12 +338,16 @@ pub fn judge(
         // TIME_WAIT cannot exceed the connections made; with tcp_tw_reuse a reusable socket
         // may linger until taken, so the count lies between the two model figures.
         let made = s.connected as f64;
+        // Only a connection that completed surely ended with the client's FIN: one that
+        // failed after connect (its handshake ACK dropped by a full accept queue, say) may
+        // end with a reset and no TIME_WAIT. So the low bound counts completed ones.
+        let closed = s.completed.min(s.connected) as f64;
         let (lo, hi) = match (p.timewait_side, s.plan.client.pool.unwrap_or(0)) {
             // Pooled connections enter TIME_WAIT only when the pool closes at the end.
             (_, pool) if pool > 0 => (Some(0.0), Some(f64::from(pool))),
             (TimeWaitSide::Nobody, _) => (Some(0.0), Some(0.0)),
             (TimeWaitSide::Client, _) => (
-                p.steady_timewait.map(|v| v.min(made)),
+                p.steady_timewait.map(|v| v.min(closed)),
                 p.steady_timewait_max
                     .or(p.steady_timewait)
                     .map(|v| v.min(made)),
