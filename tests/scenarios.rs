@@ -221,7 +221,7 @@ fn linux_tw_reuse_2_two_hosts() {
         return;
     };
     assert_eq!(s["lab"]["settings"]["net.ipv4.tcp_tw_reuse"], "2");
-    exhausted(&s, "EADDRNOTAVAIL", "connect", 200.0 / 150.0);
+    exhausted(&s, "EADDRNOTAVAIL", "connect", 300.0 / 150.0);
     assert_eq!(kernel(&s, "TWRecycled"), 0.0);
 }
 
