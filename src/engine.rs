@@ -138,8 +138,7 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         &dir,
         opts,
         applied.as_ref(),
-        listeners,
-        exec,
+        Servers { listeners, exec },
         &settings,
     ))?;
     // Connections abandoned at the drain timeout must not hold the process open.
@@ -204,14 +203,20 @@ fn listen_addr(
     SocketAddr::new(ip, port)
 }
 
+/// What serves the run, set up before the runtime: the embedded server's listeners (one per
+/// destination), or the server command portlab started.
+struct Servers {
+    listeners: Vec<std::net::TcpListener>,
+    exec: Option<ExecTarget>,
+}
+
 async fn drive(
     plan: &Plan,
     scenario: crate::plan::Scenario,
     dir: &Path,
     opts: &RunOptions,
     applied: Option<&lab::Applied>,
-    listeners: Vec<std::net::TcpListener>,
-    exec: Option<ExecTarget>,
+    Servers { listeners, exec }: Servers,
     settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<Summary> {
     // Target first: a bad address fails before anything else happens.
