@@ -861,6 +861,15 @@ mod tests {
         let text = toml::to_string(&plan.to_scenario()).unwrap();
         let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
         assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
+        for extra in [
+            "[target]\ndestinations = 3\n",
+            "[payload]\nkind = \"http\"\n[target]\naddress = \"127.0.0.1:8080\"\nexec = \"nginx -c /tmp/x.conf\"\nready_timeout = \"3s\"\n",
+        ] {
+            let plan = parse(extra).unwrap();
+            let text = toml::to_string(&plan.to_scenario()).unwrap();
+            let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
+            assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
+        }
     }
 
     #[test]
@@ -920,6 +929,31 @@ mod tests {
             ("[payload]\nsend = \"x\"", &["payload.send", "tcp"]),
             // a name that cannot name a directory
             ("name = \"a/b\"", &["name", "results directory"]),
+            // a server command without the address it serves
+            (
+                "[target]\nexec = \"nginx\"",
+                &["target.exec", "--target-exec", "target.address"],
+            ),
+            // an empty server command
+            (
+                "[target]\naddress = \"127.0.0.1:80\"\nexec = \" \"",
+                &["target.exec", "empty"],
+            ),
+            // a ready timeout with nothing to wait for
+            (
+                "[target]\nready_timeout = \"5s\"",
+                &["target.ready_timeout", "target.exec"],
+            ),
+            // destinations are the embedded server's ports
+            (
+                "[target]\naddress = \"127.0.0.1:80\"\ndestinations = 2",
+                &["target.destinations", "external"],
+            ),
+            // zero or too many destinations
+            (
+                "[target]\ndestinations = 0",
+                &["target.destinations", "1 to 64"],
+            ),
         ];
         for (text, needles) in cases {
             let msg = message(text);
