@@ -108,11 +108,14 @@ pub struct TargetSection {
     /// `--destinations`: the embedded server listens on this many ports and the client spreads
     /// its connections over them round robin (connect() shares a local port across
     /// destinations, bind(0) does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destinations: Option<u32>,
     /// `--target-exec`: a command that serves `address` (e.g. nginx), started by portlab
     /// (inside the lab when there is one) before the run and stopped after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<String>,
     /// `--ready-timeout`: how long the `exec` command may take to accept on `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_timeout: Option<Span>,
 }
 
