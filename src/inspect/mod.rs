@@ -43,7 +43,7 @@ pub struct InspectArgs {
     /// New connections (or requests) per second your client makes, e.g. 100 or 6000/min:
     /// adds the model for this host (time to exhaustion, sustainable rate, steady
     /// TIME_WAIT, margin) and a WARNING when the ports run out.
-    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    #[arg(long, value_name = "R", value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: Option<f64>,
 
     /// Who closes first: active (the client, which keeps TIME_WAIT), passive (the server
