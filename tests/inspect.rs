@@ -199,6 +199,24 @@ fn reserved_ports_reuse_delay_and_flags_shape_the_model() {
     assert_eq!(v["model"]["prediction"]["exhausts"], false, "{v:#}");
     assert!(v["model"]["warning"].is_null());
 
+    // A pool of 8 holds 8 ports and no TIME_WAIT; a pool of 901 needs more than 900.
+    let v = json(&inspect_in_netns(
+        &sysctls,
+        &["--rate", "100000", "--pool", "8", "--format", "json"],
+    ));
+    assert_eq!(v["model"]["prediction"]["exhausts"], false, "{v:#}");
+    let v = json(&inspect_in_netns(
+        &sysctls,
+        &["--rate", "100", "--pool", "901", "--format", "json"],
+    ));
+    assert!(
+        v["model"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("pool of 901"),
+        "{v:#}"
+    );
+
     // tcp_tw_reuse = 2 (loopback only): a remote target holds 60 s, --loopback 2 s.
     let loopback_only = [
         ("net/ipv4/ip_local_port_range", "40000 40999"),

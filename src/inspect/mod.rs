@@ -51,6 +51,11 @@ pub struct InspectArgs {
     #[arg(long, value_name = "MODE", value_enum, default_value = "active")]
     pub close: CloseMode,
 
+    /// Persistent connections: 0 = a new connection per request; N > 0 = N connections
+    /// reused, holding N ports and no TIME_WAIT.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pool: u32,
+
     /// Destinations (ip:port) the load is spread over evenly; connect() reuses a local port
     /// across destinations, so each gets the whole range.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -210,6 +215,7 @@ pub fn input_for(host: &HostReport, args: &InspectArgs) -> Result<ModelInput, Mo
     let input = ModelInput {
         rate: args.rate,
         timewait_side: TimeWaitSide::from(args.close),
+        pool: args.pool,
         destinations: args.destinations,
         loopback: args.loopback,
         ..host.input.clone()
@@ -375,6 +381,12 @@ pub fn render(host: &HostReport, m: &ModelReport) -> String {
         },
         if input.loopback { "loopback" } else { "remote" }
     );
+    if input.pool > 0 {
+        s += &format!(
+            "  pool of {} persistent connections: {} ports held, nothing in TIME_WAIT\n",
+            input.pool, input.pool
+        );
+    }
     match p.sustainable_rate {
         Some(r) => {
             s += &format!(
@@ -394,7 +406,11 @@ pub fn render(host: &HostReport, m: &ModelReport) -> String {
         None => s += "  sustainable: not limited by ports (the client keeps no TIME_WAIT)\n",
     }
 
-    if input.tw_reuse == TwReuse::Loopback && !input.loopback && !p.reuse_applies {
+    if input.tw_reuse == TwReuse::Loopback
+        && !input.loopback
+        && input.pool == 0
+        && input.timewait_side == TimeWaitSide::Client
+    {
         s += &format!(
             "  tcp_tw_reuse = 2 applies to loopback only: for traffic to 127.0.0.1 (--loopback) the hold is {} s\n",
             num(input.tw_reuse_delay_s)
@@ -498,6 +514,7 @@ mod tests {
         let args = InspectArgs {
             rate: Some(100.0),
             close: CloseMode::Passive,
+            pool: 0,
             destinations: 4,
             loopback: true,
             format: Format::Text,
