@@ -61,8 +61,10 @@ pub fn linux_report(
     ));
     let reuse_note = match get("net.ipv4.tcp_tw_reuse") {
         Some("0") => "off: connect() never takes a port still in TIME_WAIT",
-        Some("1") => "on: connect() may take a TIME_WAIT port after tcp_tw_reuse_delay",
-        Some("2") => "loopback traffic only (the default): connect() may take a TIME_WAIT port after tcp_tw_reuse_delay",
+        Some("1") => "on: connect() may reuse a TIME_WAIT port after the delay",
+        Some("2") => {
+            "loopback only (the default): connect() may reuse a TIME_WAIT port after the delay"
+        }
         _ => "unrecognised value",
     };
     rows.push(row("net.ipv4.tcp_tw_reuse", Some(reuse_note.to_string())));
@@ -125,7 +127,7 @@ pub fn linux_report(
         established: sample.established,
         time_wait_by_destination: sample.tw_by_destination.clone().filter(|d| !d.is_empty()),
         source: match (sample.source, sample.tw_sockstat) {
-            (Some(crate::observe::SocketSource::SockDiag), _) => Some("sock_diag (netlink)".into()),
+            (Some(crate::observe::SocketSource::SockDiag), _) => Some("netlink sock_diag".into()),
             (Some(crate::observe::SocketSource::ProcNetTcp), _) => {
                 Some("/proc/net/tcp and tcp6".into())
             }

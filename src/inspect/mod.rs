@@ -294,8 +294,11 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Format::Text => render(&host, &model),
     };
-    out.write_all(text.as_bytes())
-        .context("writing the inspection")
+    match out.write_all(text.as_bytes()) {
+        // `portlab inspect | head`: the reader left, nothing is wrong.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the inspection"),
+    }
 }
 
 fn limit(v: Option<u64>) -> String {
@@ -343,9 +346,9 @@ pub fn render(host: &HostReport, m: &ModelReport) -> String {
         s += "\n";
     }
 
-    s += "\nSockets now";
+    s += "\nSockets now, every address";
     if let Some(src) = &host.sockets.source {
-        s += &format!(" ({src}, every address)");
+        s += &format!(" ({src})");
     }
     s += &format!(
         "\n  TIME_WAIT     {}\n  ESTABLISHED   {}\n",
