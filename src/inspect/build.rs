@@ -160,7 +160,7 @@ pub fn windows_input(
     let mut input = match (dynamic, max_user_port) {
         (Some(d), _) => {
             let base = ModelInput::from_profile(Profile::Windows2008);
-            let last = (u32::from(d.start) + d.count - 1).min(65535) as u16;
+            let last = (u32::from(d.start).saturating_add(d.count.max(1) - 1)).min(65535) as u16;
             if u32::from(last) - u32::from(d.start) + 1 < d.count {
                 notes.push(format!(
                     "netsh's range starting at {} with {} ports would pass 65535; counted up to 65535",
@@ -474,6 +474,37 @@ mod tests {
             .find(|s| s.name == "TcpTimedWaitDelay")
             .unwrap();
         assert_eq!(delay.value, "default (240)");
+    }
+
+    #[test]
+    fn windows_2003_text_and_model() {
+        // The seed case: MaxUserPort 5000 (3976 ports), TcpTimedWaitDelay absent (240 s),
+        // 30 conn/s -> 7200 needed, first WSAENOBUFS at 132.53 s, 16.57 conn/s after.
+        let reg = "    MaxUserPort    REG_DWORD    0x1388\r\n";
+        let host = windows_report(
+            None,
+            Some(reg),
+            Some("  TCP    1.2.3.4:1030   5.6.7.8:1433   TIME_WAIT\r\n"),
+        );
+        let input = ModelInput {
+            rate: Some(30.0),
+            ..host.input.clone()
+        };
+        let m = super::super::model(input);
+        let t = super::super::render(&host, &m);
+        for needle in [
+            "portlab inspect: windows",
+            "MaxUserPort",
+            "TcpTimedWaitDelay",
+            "default (240)",
+            "TIME_WAIT     1",
+            "3976 usable ports (range 1025-5000",
+            "WARNING: 30 conn/s x 240 s TIME_WAIT = 7200 ports needed, more than the 3976 usable: the first WSAENOBUFS comes after 3976 / 30 conn/s = 132.53 s, then at most 16.57 conn/s succeed.",
+            "MaxUserPort",
+        ] {
+            assert!(t.contains(needle), "{needle:?} missing in\n{t}");
+        }
+        assert!(!t.contains("RLIMIT_NOFILE"), "{t}");
     }
 
     #[test]
