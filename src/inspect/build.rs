@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::parse::{
-    parse_netsh_dynamicport, parse_netstat_states, parse_reg_dword, parse_sysctl, DynamicPorts,
+    parse_netsh_dynamicport, parse_netsh_excluded, parse_netstat_states, parse_reg_dword,
+    parse_sysctl, DynamicPorts,
 };
 use super::{HostReport, Setting, Sockets};
 use crate::model::from_plan::host_input;
@@ -151,8 +152,12 @@ pub fn linux_report(
 /// without it, MaxUserPort (XP / 2003: ports 1025-MaxUserPort); TcpTimedWaitDelay in
 /// seconds. Absent values take the windows-2008 (or, with MaxUserPort, windows-2003)
 /// defaults: 49152-65535, 240 s. Returns the notes on what was assumed.
+///
+/// `excluded` are netsh's excluded port ranges: those inside the dynamic range count as
+/// reserved (never handed out).
 pub fn windows_input(
     dynamic: Option<DynamicPorts>,
+    excluded: &[(u16, u16)],
     max_user_port: Option<u32>,
     timed_wait_delay: Option<u32>,
 ) -> (ModelInput, Vec<String>) {
@@ -172,9 +177,20 @@ pub fn windows_input(
                     "MaxUserPort = {m} is set, but it is the XP / 2003 setting: Vista / 2008 and later take their ports from the dynamic port range netsh shows, which the model uses"
                 ));
             }
-            PortRange::new(d.start, last)
-                .and_then(|r| base.clone().with_ports(PortSpec::Range(r), 0))
-                .unwrap_or(base)
+            let Ok(range) = PortRange::new(d.start, last) else {
+                return (base, notes);
+            };
+            let reserved = excluded_in(excluded, range);
+            match base.clone().with_ports(PortSpec::Range(range), reserved) {
+                Ok(i) => i,
+                Err(_) => {
+                    notes.push(format!(
+                        "the excluded port ranges cover all of {range}; ignored"
+                    ));
+                    base.with_ports(PortSpec::Range(range), 0)
+                        .unwrap_or_else(|_| ModelInput::from_profile(Profile::Windows2008))
+                }
+            }
         }
         (None, Some(m)) if (1025..=65535).contains(&m) => {
             let base = ModelInput::from_profile(Profile::Windows2003);
@@ -203,10 +219,24 @@ pub fn windows_input(
     (input, notes)
 }
 
+/// Ports of `range` inside the (possibly overlapping) `excluded` ranges.
+fn excluded_in(excluded: &[(u16, u16)], range: PortRange) -> u32 {
+    (range.lo..=range.hi)
+        .filter(|p| excluded.iter().any(|&(lo, hi)| (lo..=hi).contains(p)))
+        .count() as u32
+}
+
 /// Windows: the outputs of `netsh int ipv4 show dynamicport tcp`, `reg query` of
-/// [`TCPIP_PARAMETERS`] and `netstat -an` (None: the command could not be run).
-pub fn windows_report(netsh: Option<&str>, reg: Option<&str>, netstat: Option<&str>) -> HostReport {
+/// [`TCPIP_PARAMETERS`] and `netstat -an` (None: the command could not be run), and of
+/// `netsh int ipv4 show excludedportrange protocol=tcp`.
+pub fn windows_report(
+    netsh: Option<&str>,
+    excluded: Option<&str>,
+    reg: Option<&str>,
+    netstat: Option<&str>,
+) -> HostReport {
     let dynamic = netsh.and_then(parse_netsh_dynamicport);
+    let excluded_ranges = excluded.map(parse_netsh_excluded).unwrap_or_default();
     let mut notes = Vec::new();
     let mut dword = |name: &str| match reg.map(|t| parse_reg_dword(t, name)) {
         Some(Ok(v)) => v,
@@ -218,7 +248,7 @@ pub fn windows_report(netsh: Option<&str>, reg: Option<&str>, netstat: Option<&s
     };
     let max_user_port = dword("MaxUserPort");
     let delay = dword("TcpTimedWaitDelay");
-    let (input, more) = windows_input(dynamic, max_user_port, delay);
+    let (input, more) = windows_input(dynamic, &excluded_ranges, max_user_port, delay);
     notes.extend(more);
     if reg.is_none() {
         notes.push(format!(
@@ -242,6 +272,32 @@ pub fn windows_report(netsh: Option<&str>, reg: Option<&str>, netstat: Option<&s
             }
         }),
     }];
+    rows.push(Setting {
+        name: "netsh int ipv4 show excludedportrange protocol=tcp".into(),
+        value: match excluded {
+            None => "not available".into(),
+            Some(_) if excluded_ranges.is_empty() => "none".into(),
+            Some(_) => excluded_ranges
+                .iter()
+                .map(|&(lo, hi)| {
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}-{hi}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        },
+        default: false,
+        note: Some(match dynamic {
+            Some(_) => format!(
+                "{} of them inside the dynamic range, never handed out (Hyper-V, WinNAT, ...)",
+                input.reserved
+            ),
+            None => "reserved ranges (Hyper-V, WinNAT, ...)".into(),
+        }),
+    });
     rows.push(Setting {
         name: "MaxUserPort".into(),
         value: match max_user_port {
@@ -410,7 +466,7 @@ mod tests {
     #[test]
     fn windows_2003_max_user_port_and_delay() {
         // MaxUserPort 5000, TcpTimedWaitDelay 240 -> 1025-5000 = 3976 ports, 240 s.
-        let (i, _) = windows_input(None, Some(5000), Some(240));
+        let (i, _) = windows_input(None, &[], Some(5000), Some(240));
         assert_eq!(i.profile, Profile::Windows2003);
         assert_eq!(i.port_range, Some(PortRange::new(1025, 5000).unwrap()));
         assert_eq!(i.ports, 3976);
@@ -425,7 +481,7 @@ mod tests {
             start: 49152,
             count: 16384,
         };
-        let (i, notes) = windows_input(Some(d), None, None);
+        let (i, notes) = windows_input(Some(d), &[], None, None);
         assert_eq!(i.profile, Profile::Windows2008);
         assert_eq!(i.port_range, Some(PortRange::new(49152, 65535).unwrap()));
         assert_eq!((i.ports, i.time_wait_s), (16384, 240.0));
@@ -435,7 +491,7 @@ mod tests {
             start: 10000,
             count: 1000,
         };
-        let (i, notes) = windows_input(Some(d), Some(5000), Some(30));
+        let (i, notes) = windows_input(Some(d), &[], Some(5000), Some(30));
         assert_eq!((i.ports, i.time_wait_s), (1000, 30.0));
         assert!(
             notes.iter().any(|n| n.contains("MaxUserPort = 5000")),
@@ -444,8 +500,34 @@ mod tests {
     }
 
     #[test]
+    fn windows_excluded_ranges_inside_the_dynamic_range_are_reserved() {
+        // 49152-65535 minus 50000-50059 (60) and 50050-50099 (overlapping: 40 more), 5357
+        // outside: 16384 - 100 = 16284 usable.
+        let d = DynamicPorts {
+            start: 49152,
+            count: 16384,
+        };
+        let (i, _) = windows_input(
+            Some(d),
+            &[(5357, 5357), (50000, 50059), (50050, 50099)],
+            None,
+            None,
+        );
+        assert_eq!((i.reserved, i.ports), (100, 16284));
+        let excl = "Start Port    End Port\n----------    --------\n     50000       50059     *\n";
+        let r = windows_report(
+            Some("Start Port      : 49152\nNumber of Ports : 16384\n"),
+            Some(excl),
+            None,
+            None,
+        );
+        assert_eq!(r.ports.usable, 16324);
+        assert!(r.settings.iter().any(|s| s.value == "50000-50059"));
+    }
+
+    #[test]
     fn windows_nothing_readable_is_the_2008_default() {
-        let (i, notes) = windows_input(None, None, None);
+        let (i, notes) = windows_input(None, &[], None, None);
         assert_eq!(i, ModelInput::from_profile(Profile::Windows2008));
         assert!(!notes.is_empty());
     }
@@ -454,7 +536,7 @@ mod tests {
     fn windows_report_from_command_output() {
         let netsh = "Protocol tcp Dynamic Port Range\n---------------------------------\nStart Port      : 49152\nNumber of Ports : 16384\n";
         let reg = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters\n    TcpTimedWaitDelay    REG_DWORD    0x1e\n";
-        let r = windows_report(Some(netsh), Some(reg), None);
+        let r = windows_report(Some(netsh), None, Some(reg), None);
         assert_eq!((r.ports.usable, r.time_wait.seconds), (16384, 30.0));
         let max_user = r.settings.iter().find(|s| s.name == "MaxUserPort").unwrap();
         assert_eq!(max_user.value, "default (5000)");
@@ -466,7 +548,7 @@ mod tests {
             .unwrap();
         assert_eq!((delay.value.as_str(), delay.default), ("30", false));
         // Registry unreadable: 240 s, reported as the default.
-        let r = windows_report(Some(netsh), None, None);
+        let r = windows_report(Some(netsh), None, None, None);
         assert_eq!(r.time_wait.seconds, 240.0);
         let delay = r
             .settings
@@ -482,6 +564,7 @@ mod tests {
         // 30 conn/s -> 7200 needed, first WSAENOBUFS at 132.53 s, 16.57 conn/s after.
         let reg = "    MaxUserPort    REG_DWORD    0x1388\r\n";
         let host = windows_report(
+            None,
             None,
             Some(reg),
             Some("  TCP    1.2.3.4:1030   5.6.7.8:1433   TIME_WAIT\r\n"),

@@ -49,6 +49,32 @@ pub fn parse_netsh_dynamicport(text: &str) -> Option<DynamicPorts> {
     (count > 0).then_some(DynamicPorts { start, count })
 }
 
+/// Parses `netsh int ipv4 show excludedportrange protocol=tcp`: the port ranges reserved
+/// (Hyper-V, WinNAT, `add excludedportrange`), which the dynamic range never hands out.
+///
+/// ```text
+/// Start Port    End Port
+/// ----------    --------
+///       5357        5357
+///      50000       50059     *
+/// ```
+///
+/// Every line whose first two words are ports, LO <= HI (a trailing `*` marks an
+/// administered exclusion and is ignored).
+pub fn parse_netsh_excluded(text: &str) -> Vec<(u16, u16)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut tokens = line.split_whitespace();
+            let lo = tokens.next()?.parse::<u16>().ok()?;
+            let hi = tokens.next()?.parse::<u16>().ok()?;
+            match tokens.next() {
+                None | Some("*") => (lo <= hi && lo > 0).then_some((lo, hi)),
+                Some(_) => None,
+            }
+        })
+        .collect()
+}
+
 /// A REG_DWORD value from `reg query KEY` (or `reg query KEY /v NAME`) output, whose value
 /// lines read `    MaxUserPort    REG_DWORD    0x1388`. The name is matched ignoring case,
 /// the value is hexadecimal with `0x` (as reg prints it) or decimal.
@@ -195,6 +221,16 @@ mod tests {
             parse_netsh_dynamicport("Start Port : 70000\nNumber of Ports : 5"),
             None
         );
+    }
+
+    #[test]
+    fn netsh_excluded_ranges() {
+        let text = "\r\nProtocol tcp Port Exclusion Ranges\r\n\r\nStart Port    End Port\r\n----------    --------\r\n      5357        5357\r\n     50000       50059     *\r\n\r\n* - Administered port exclusions.\r\n";
+        assert_eq!(
+            parse_netsh_excluded(text),
+            vec![(5357, 5357), (50000, 50059)]
+        );
+        assert!(parse_netsh_excluded("Start Port : 49152\nNumber of Ports : 16384").is_empty());
     }
 
     const REG: &str = "\r\nHKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters\r\n    NV Hostname    REG_SZ    build-01\r\n    MaxUserPort    REG_DWORD    0x1388\r\n    TcpTimedWaitDelay    REG_DWORD    0x1e\r\n    EnableDHCP    REG_DWORD    0x1\r\n\r\nHKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters\\Interfaces\r\n";

@@ -1,4 +1,4 @@
-//! Windows: `netsh int ipv4 show dynamicport tcp`, `reg query` of the Tcpip parameters
+//! Windows: `netsh int ipv4 show dynamicport tcp` and `show excludedportrange`, `reg query` of the Tcpip parameters
 //! (MaxUserPort, TcpTimedWaitDelay) and `netstat -an`. Read only.
 
 use std::process::Command;
@@ -17,10 +17,15 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
 
 pub(super) fn collect() -> anyhow::Result<HostReport> {
     let netsh = output("netsh", &["int", "ipv4", "show", "dynamicport", "tcp"]);
+    let excluded = output(
+        "netsh",
+        &["int", "ipv4", "show", "excludedportrange", "protocol=tcp"],
+    );
     let reg = output("reg", &["query", build::TCPIP_PARAMETERS]);
     let netstat = output("netstat", &["-an"]);
     Ok(build::windows_report(
         netsh.as_deref(),
+        excluded.as_deref(),
         reg.as_deref(),
         netstat.as_deref(),
     ))
