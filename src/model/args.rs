@@ -52,7 +52,7 @@ pub struct PredictArgs {
 
     /// New connections (or requests) per second, e.g. 30 or 1800/min. Without it only the
     /// capacity figures are given.
-    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    #[arg(long, value_name = "R", value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: Option<f64>,
 
     /// Number of ephemeral ports, instead of the profile's range.
