@@ -1,19 +1,7 @@
 //! macOS: `sysctl` (port range, MSL, somaxconn), `netstat -an -p tcp`, RLIMIT_NOFILE.
 //! Read only.
 
-use std::process::Command;
-
-use super::{build, HostReport};
-
-/// The command's stdout (sysctl prints the names it knows even when one is unknown), or
-/// None when it could not be started.
-fn output(program: &str, args: &[&str]) -> Option<String> {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-}
+use super::{build, command_output as output, HostReport};
 
 pub(super) fn collect() -> anyhow::Result<HostReport> {
     let sysctl = output(

@@ -15,8 +15,7 @@ use serde::Serialize;
 
 use crate::model::args::{parse_rate, render_text, CloseMode, Format};
 use crate::model::{
-    advise, inverse, num, predict, Advice, Inverse, ModelError, ModelInput, PortRange, Prediction,
-    TimeWaitSide, TwReuse,
+    num, Advice, Inverse, ModelError, ModelInput, PortRange, Prediction, TimeWaitSide, TwReuse,
 };
 use crate::observe::DestinationCount;
 use crate::sys::NofileLimit;
@@ -36,6 +35,17 @@ mod os;
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 #[path = "other.rs"]
 mod os;
+
+/// A command's stdout whatever its exit status (reg exits 1 for an absent value; sysctl
+/// prints the names it knows even when one is unknown), or None when it could not be started.
+#[cfg(any(windows, target_os = "macos"))]
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}
 
 /// Flags of `portlab inspect`.
 #[derive(Debug, Clone, clap::Args)]
@@ -226,12 +236,7 @@ pub fn input_for(host: &HostReport, args: &InspectArgs) -> Result<ModelInput, Mo
 
 /// Predicts for `input` the way `portlab predict` does, plus the warning.
 pub fn model(input: ModelInput) -> ModelReport {
-    let prediction = predict(&input);
-    let inv = inverse(&input, &prediction);
-    let advice = inv
-        .as_ref()
-        .map(|i| advise(&input, &prediction, i))
-        .unwrap_or_default();
+    let (prediction, inv, advice) = crate::model::analyse(&input);
     let warning = warning(&input, &prediction);
     ModelReport {
         input,

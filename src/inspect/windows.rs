@@ -1,19 +1,7 @@
 //! Windows: `netsh int ipv4 show dynamicport tcp` and `show excludedportrange`, `reg query` of the Tcpip parameters
 //! (MaxUserPort, TcpTimedWaitDelay) and `netstat -an`. Read only.
 
-use std::process::Command;
-
-use super::{build, HostReport};
-
-/// The command's stdout (whatever its exit status: reg exits 1 for an absent value), or
-/// None when it could not be started.
-fn output(program: &str, args: &[&str]) -> Option<String> {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-}
+use super::{build, command_output as output, HostReport};
 
 pub(super) fn collect() -> anyhow::Result<HostReport> {
     let netsh = output("netsh", &["int", "ipv4", "show", "dynamicport", "tcp"]);
