@@ -39,6 +39,14 @@ pub enum Command {
     ///
     /// Example: `portlab predict --profile windows-2003 --rate 30`.
     Predict(crate::model::PredictArgs),
+    /// Show this host's ephemeral-port settings and current TIME_WAIT / ESTABLISHED counts,
+    /// and with --rate the model for this host, with a WARNING when the ports run out.
+    ///
+    /// Linux: port range, reserved ports, tcp_tw_reuse and its delay, tcp_max_tw_buckets,
+    /// somaxconn, timestamps, tcp_fin_timeout, RLIMIT_NOFILE; Windows: the netsh dynamic port
+    /// range, MaxUserPort and TcpTimedWaitDelay; macOS: the portrange and msl sysctls.
+    /// Nothing is changed. Example: `portlab inspect --rate 100`.
+    Inspect(crate::inspect::InspectArgs),
     /// Re-render saved runs without running anything: one results directory in any format,
     /// or several side by side (before/after a sysctl or registry change), each run's
     /// figures with their change from the first.

@@ -277,6 +277,9 @@ async fn drive(
         })
         .context("starting the collector thread")?;
 
+    // The collector takes its last sample when every sender is gone: this one is held until
+    // the embedded server has closed its side too.
+    let hold_collector = tx.clone();
     let end = runner::run(
         plan,
         &targets,
@@ -292,7 +295,10 @@ async fn drive(
     for s in servers {
         let st = s.stats.clone();
         let address = s.addr.to_string();
-        s.stop().await;
+        let left = s.stop(plan.load.drain_timeout).await;
+        if left > 0 {
+            eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
+        }
         let sum = server_summary.get_or_insert_with(|| ServerSummary {
             address,
             ..ServerSummary::default()
@@ -305,6 +311,7 @@ async fn drive(
         sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
     }
     let exec_summary = exec.map(ExecTarget::stop);
+    drop(hold_collector);
     let (measured, watch) = collector_thread
         .join()
         .map_err(|_| anyhow!("the collector thread panicked"))?;
@@ -351,7 +358,17 @@ async fn drive(
             "warnings": a.warnings,
         }));
     }
-    let prediction = model::predict(&model::from_plan::input_for(plan, settings, target));
+    let mut input = model::from_plan::input_for(plan, settings, target);
+    // Ports already held toward this target when the run began (an earlier run's TIME_WAIT,
+    // the host's own connections) are not the run's to use. That holds for connect()'s
+    // per-destination ports; with bind before connect every socket on the range counts,
+    // which the sampler does not split out, so the model is left without them there.
+    if input.bind == model::BindModel::PerDestination {
+        input.preexisting = watch
+            .as_ref()
+            .map_or(0, |w| u32::try_from(w.preexisting()).unwrap_or(u32::MAX));
+    }
+    let prediction = model::predict(&input);
     summary.verdict = Some(verdict::assess(
         &prediction,
         &summary,

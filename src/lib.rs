@@ -23,6 +23,8 @@
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles.
+//! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
+//!   model for a rate (read only).
 //! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
@@ -30,6 +32,7 @@
 pub mod cli;
 pub mod collect;
 pub mod engine;
+pub mod inspect;
 pub mod lab;
 pub mod model;
 pub mod observe;

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(&args),
         Command::Predict(args) => predict(&args),
+        Command::Inspect(args) => {
+            portlab::inspect::run(&args, &mut std::io::stdout().lock()).map(|()| 0)
+        }
         Command::Report(args) => report(&args),
         Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
     };

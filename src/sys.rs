@@ -7,4 +7,14 @@ mod os;
 #[path = "sys/other.rs"]
 mod os;
 
-pub use os::{catch_interrupt, raise_nofile_limit};
+pub use os::{catch_interrupt, nofile_limit, raise_nofile_limit};
+
+/// RLIMIT_NOFILE as it stands: the most descriptors (sockets included) this process may
+/// hold. `None` in a field means unlimited (RLIM_INFINITY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct NofileLimit {
+    /// The soft limit, the one in force.
+    pub soft: Option<u64>,
+    /// The hard limit, up to which the soft one may be raised without privileges.
+    pub hard: Option<u64>,
+}

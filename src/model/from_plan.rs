@@ -47,13 +47,12 @@ fn reserved_in(list: &str, range: PortRange) -> u32 {
         .sum()
 }
 
-/// What the model needs from `plan`, run against `target`, with `settings` (sysctl name ->
-/// value, as `lab::read_settings` gives them; empty where they cannot be read).
-pub fn input_for(
-    plan: &Plan,
-    settings: &BTreeMap<String, String>,
-    target: SocketAddr,
-) -> ModelInput {
+/// The host's side of the model: [`host_profile`]'s defaults with the Linux `settings`
+/// (sysctl name -> value, as `lab::read_settings` gives them; a missing or unreadable one
+/// keeps the default) laid over them: port range, reserved ports, tcp_tw_reuse, its delay and
+/// tcp_max_tw_buckets. The workload fields (rate, close, ...) are the defaults of
+/// [`ModelInput::from_profile`]. Used by [`input_for`] and by `portlab inspect`.
+pub fn host_input(settings: &BTreeMap<String, String>) -> ModelInput {
     let mut input = ModelInput::from_profile(host_profile());
     if let Some(r) = setting(settings, "net.ipv4.ip_local_port_range") {
         let mut it = r.split_whitespace().filter_map(|p| p.parse::<u16>().ok());
@@ -80,6 +79,17 @@ pub fn input_for(
     }
     input.max_tw_buckets =
         setting(settings, "net.ipv4.tcp_max_tw_buckets").and_then(|v| v.parse().ok());
+    input
+}
+
+/// What the model needs from `plan`, run against `target`, with `settings` (sysctl name ->
+/// value, as `lab::read_settings` gives them; empty where they cannot be read).
+pub fn input_for(
+    plan: &Plan,
+    settings: &BTreeMap<String, String>,
+    target: SocketAddr,
+) -> ModelInput {
+    let mut input = host_input(settings);
     input.rate = match plan.lab_rate() {
         Rate::PerSecond(r) => Some(r),
         Rate::Max => None,
@@ -143,6 +153,28 @@ mod tests {
         let pred = predict(&input_for(&p, &s, "127.0.0.1:39999".parse().unwrap()));
         assert!(pred.exhausts);
         assert_eq!(pred.first_error_s, Some(2.0));
+    }
+
+    #[test]
+    fn host_input_maps_every_linux_setting() {
+        // 40000-40999 with 10 reserved inside (and 5 outside) -> 990 usable; reuse 1 after
+        // 250 ms; 5000 buckets. Absent settings keep the profile's defaults.
+        let s = settings(&[
+            ("net.ipv4.ip_local_port_range", "40000\t40999"),
+            ("net.ipv4.ip_local_reserved_ports", "39995-40009"),
+            ("net.ipv4.tcp_tw_reuse", "1"),
+            ("net.ipv4.tcp_tw_reuse_delay", "250"),
+            ("net.ipv4.tcp_max_tw_buckets", "5000"),
+        ]);
+        let i = host_input(&s);
+        assert_eq!(i.port_range, Some(PortRange::new(40000, 40999).unwrap()));
+        assert_eq!((i.reserved, i.ports), (10, 990));
+        assert_eq!(i.tw_reuse, TwReuse::On);
+        assert_eq!(i.tw_reuse_delay_s, 0.25);
+        assert_eq!(i.max_tw_buckets, Some(5000));
+        assert_eq!(i.rate, None);
+        let d = host_input(&BTreeMap::new());
+        assert_eq!(d, ModelInput::from_profile(host_profile()));
     }
 
     #[test]

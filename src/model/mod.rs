@@ -24,7 +24,7 @@ pub mod profile;
 mod tests;
 
 pub use args::{input_from_args, run_predict, PredictArgs};
-pub use inverse::{advise, inverse, render_advice, Advice, Inverse};
+pub use inverse::{advise, analyse, inverse, render_advice, Advice, Inverse};
 pub use predict::{predict, Prediction};
 pub use profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
 

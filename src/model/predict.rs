@@ -37,6 +37,9 @@ pub struct Prediction {
     /// P_eff: the port slots available to this workload (ports x destinations x sources
     /// for connect(), ports alone for bind before connect, minus preexisting sockets).
     pub ports_effective: u64,
+    /// Sockets that already held ports toward the destination when the run began (from the
+    /// input): they count in TIME_WAIT figures measured during the run.
+    pub preexisting: u64,
     /// How long a closed connection keeps its client port unusable: T, or the
     /// tcp_tw_reuse delay where reuse applies; 0 when the client keeps no TIME_WAIT.
     pub hold_s: f64,
@@ -132,6 +135,7 @@ pub fn predict(input: &ModelInput) -> Prediction {
         post_exhaustion_rate: None,
         margin: Some(0.0),
         ports_effective: p_eff,
+        preexisting: u64::from(input.preexisting),
         hold_s: 0.0,
         reuse_applies: reuse,
         exhaustion_error: error,

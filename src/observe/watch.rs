@@ -114,6 +114,12 @@ impl KernelWatch {
         row
     }
 
+    /// Client sockets that held a port toward the target before the run (TIME_WAIT or
+    /// ESTABLISHED in the first sample): ports the run cannot have.
+    pub fn preexisting(&self) -> u64 {
+        self.baseline.tw_client.unwrap_or(0) + self.baseline.established_client.unwrap_or(0)
+    }
+
     /// TIME_WAIT by side over the run so far.
     pub fn timewait(&self) -> &TimewaitSummary {
         &self.timewait

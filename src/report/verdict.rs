@@ -346,11 +346,13 @@ pub fn judge(
             // Pooled connections enter TIME_WAIT only when the pool closes at the end.
             (_, pool) if pool > 0 => (Some(0.0), Some(f64::from(pool))),
             (TimeWaitSide::Nobody, _) => (Some(0.0), Some(0.0)),
+            // Sockets already there when the run began are counted too (at most all of them,
+            // at least none: an earlier run's TIME_WAIT may expire during this one).
             (TimeWaitSide::Client, _) => (
                 p.steady_timewait.map(|v| v.min(closed)),
                 p.steady_timewait_max
                     .or(p.steady_timewait)
-                    .map(|v| v.min(made)),
+                    .map(|v| v.min(made) + p.preexisting as f64),
             ),
             (TimeWaitSide::Server, _) => (None, None),
         };

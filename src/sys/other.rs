@@ -12,3 +12,8 @@ static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 pub fn catch_interrupt() -> &'static std::sync::atomic::AtomicBool {
     &INTERRUPTED
 }
+
+/// No RLIMIT_NOFILE here: None.
+pub fn nofile_limit() -> Option<super::NofileLimit> {
+    None
+}

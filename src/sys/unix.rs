@@ -2,6 +2,28 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::NofileLimit;
+
+/// Reads the soft and hard RLIMIT_NOFILE without changing them; None when they cannot be
+/// read.
+pub fn nofile_limit() -> Option<NofileLimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    // rlim_t is u64 on Linux and macOS, but not on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v as u64);
+    Some(NofileLimit {
+        soft: finite(lim.rlim_cur),
+        hard: finite(lim.rlim_max),
+    })
+}
+
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force
 /// (None when it cannot be read).
 pub fn raise_nofile_limit() -> Option<u64> {
