@@ -17,7 +17,9 @@
 //!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings.
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
 //!   sysctls (Linux only; elsewhere a clear error).
-//! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan.
+//! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
+//!   (one listener per destination), and `target::exec`: a server command portlab starts
+//!   inside the lab, waits for, and stops.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
 //!   (socket2), pooling, shutdown.
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
