@@ -90,7 +90,8 @@ fn linger_close_still_leaves_time_wait_on_the_client() {
     // at the instant of the snapshot: close() with SO_LINGER {1, N} blocks the closing
     // thread until the server ACKs the FIN, and under load about 1 run in 30 (measured: 5 of
     // 160 on 2 busy cores) ends with one connection still in FIN_WAIT2 / LAST_ACK, or with
-    // its TIME_WAIT ended by a stray RST (OutRsts = 1). So: at least 99% on the client.
+    // its TIME_WAIT ended by an RST (OutRsts = 1; the same as in the windows-2003 scenario,
+    // source not identified). So: at least 99% on the client.
     let (client, server) = time_wait_sides(d.path(), SERVER_PORT);
     assert_eq!(server, 0, "no TIME_WAIT on the server");
     assert!(

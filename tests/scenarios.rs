@@ -112,10 +112,14 @@ fn windows_2003_bindexception() {
         3976.0,
         1.0,
     );
-    // Every port used once, then none (a port is reusable only 8 s after its close).
+    // Every port used once, then none (a port is reusable only 8 s after its close), except
+    // a port whose TIME_WAIT an RST ended early. Measured on a busy 2-core machine: in about
+    // 1 run of 4, OutRsts is 1 or 2, RetransSegs 0, and exactly that many extra connects
+    // succeed; what sends the RST is not identified (not a retransmitted FIN).
+    let resets = s["kernel"]["OutRsts"].as_u64().unwrap_or(0);
     assert!(
-        n(&s, "connected") <= 3976,
-        "connected {}",
+        n(&s, "connected") <= 3976 + resets,
+        "connected {}, OutRsts {resets}",
         n(&s, "connected")
     );
     expectations_held(&s, 2);
