@@ -63,11 +63,15 @@ fn no_failures(s: &Value) {
 fn exhausted(s: &Value, kind: &str, phase: &str, at_s: f64) {
     assert_eq!(s["exhaustion"]["kind"], kind, "{:#}", s["exhaustion"]);
     assert_eq!(s["exhaustion"]["phase"], phase, "{:#}", s["exhaustion"]);
-    assert_close(
-        "first error (s, lab)",
-        f(&s["exhaustion"]["first_s"]),
-        at_s,
-        5.0,
+    // The model names the attempt that finds no port (number P + 1, due at P / R); at
+    // thousands per second a busy machine makes it a few ms late, so the due time is checked
+    // at 5% and the failure itself at most 50 ms after it.
+    let due = f(&s["exhaustion"]["due_s"]);
+    assert_close("first error due (s, lab)", due, at_s, 5.0);
+    let lag = f(&s["exhaustion"]["first_s"]) - due;
+    assert!(
+        (0.0..0.05).contains(&lag),
+        "first error {lag:.4} s after it was due"
     );
 }
 
