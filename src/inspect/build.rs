@@ -9,7 +9,7 @@ use super::parse::{
 };
 use super::{HostReport, Setting, Sockets};
 use crate::model::from_plan::host_input;
-use crate::model::{num, ModelInput, PortRange, PortSpec, Profile, TwReuse};
+use crate::model::{num, ModelError, ModelInput, PortRange, PortSpec, Profile, TwReuse};
 use crate::observe::KernelSample;
 use crate::sys::NofileLimit;
 
@@ -195,6 +195,7 @@ pub fn windows_input(
         (None, Some(m)) if (1025..=65535).contains(&m) => {
             let base = ModelInput::from_profile(Profile::Windows2003);
             PortRange::new(1025, m as u16)
+                .map_err(ModelError::from)
                 .and_then(|r| base.clone().with_ports(PortSpec::Range(r), 0))
                 .unwrap_or(base)
         }
@@ -358,7 +359,10 @@ pub fn macos_input(settings: &BTreeMap<String, String>) -> (ModelInput, Vec<Stri
     );
     // The kernel accepts first > last and then counts downwards.
     let (lo, hi) = (first.min(last), first.max(last));
-    match PortRange::new(lo, hi).and_then(|r| input.clone().with_ports(PortSpec::Range(r), 0)) {
+    match PortRange::new(lo, hi)
+        .map_err(ModelError::from)
+        .and_then(|r| input.clone().with_ports(PortSpec::Range(r), 0))
+    {
         Ok(i) => input = i,
         Err(e) => notes.push(format!(
             "port range {first}-{last} not usable ({e}); default used"

@@ -25,26 +25,12 @@ fn setting<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a
     settings.get(name).map(|v| v.trim())
 }
 
-/// Counts the reserved ports ("1000-1010,2000") that fall inside `range`.
+/// Counts the reserved ports ("1000-1010,2000") that fall inside `range`; a list the
+/// kernel would not have printed counts as none.
 fn reserved_in(list: &str, range: PortRange) -> u32 {
-    list.split(',')
-        .filter_map(|part| {
-            let part = part.trim();
-            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-            Some((
-                lo.trim().parse::<u16>().ok()?,
-                hi.trim().parse::<u16>().ok()?,
-            ))
-        })
-        .map(|(lo, hi)| {
-            let (lo, hi) = (lo.max(range.lo), hi.min(range.hi));
-            if lo <= hi {
-                u32::from(hi - lo) + 1
-            } else {
-                0
-            }
-        })
-        .sum()
+    PortRange::parse_list(list)
+        .map(|l| l.iter().map(|r| r.overlap(range)).sum())
+        .unwrap_or(0)
 }
 
 /// The host's side of the model: [`host_profile`]'s defaults with the Linux `settings`

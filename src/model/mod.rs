@@ -40,14 +40,9 @@ pub enum ModelError {
         /// The accepted names, comma separated.
         accepted: String,
     },
-    /// A port range that does not parse or is empty.
-    #[error("'{given}' is not a port range: {reason} (write LO-HI, inclusive, 1-65535)")]
-    PortRange {
-        /// The text as given.
-        given: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// A port range that does not parse or is empty (the message says which and how).
+    #[error(transparent)]
+    PortRange(#[from] crate::plan::values::ValueError),
     /// A value that parses but is out of range or inconsistent with another input.
     #[error("invalid {flag} {given}: {reason}")]
     Value {
