@@ -2,8 +2,8 @@
 //! key; `RunArgs::to_scenario` turns the flags into a scenario laid over the file's.
 
 use crate::plan::{
-    BindMode, Bytes, ClientSection, CloseMode, Expect, LoadSection, PayloadKind, PayloadSection,
-    Rate, Scenario, ServerClose, Span, TargetSection,
+    BindMode, Bytes, ClientSection, CloseMode, Expect, ExpectSection, LoadSection, PayloadKind,
+    PayloadSection, Rate, Scenario, ServerClose, Span, TargetSection,
 };
 use crate::report::Format;
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +39,39 @@ pub enum Command {
     ///
     /// Example: `portlab predict --profile windows-2003 --rate 30`.
     Predict(crate::model::PredictArgs),
+    /// Show this host's ephemeral-port settings and current TIME_WAIT / ESTABLISHED counts,
+    /// and with --rate the model for this host, with a WARNING when the ports run out.
+    ///
+    /// Linux: port range, reserved ports, tcp_tw_reuse and its delay, tcp_max_tw_buckets,
+    /// somaxconn, timestamps, tcp_fin_timeout, RLIMIT_NOFILE; Windows: the netsh dynamic port
+    /// range, MaxUserPort and TcpTimedWaitDelay; macOS: the portrange and msl sysctls.
+    /// Nothing is changed. Example: `portlab inspect --rate 100`.
+    Inspect(crate::inspect::InspectArgs),
+    /// Re-render saved runs without running anything: one results directory in any format,
+    /// or several side by side (before/after a sysctl or registry change), each run's
+    /// figures with their change from the first.
+    ///
+    /// Example: `portlab report results/before-* results/after-* --format markdown`.
+    /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input.
+    Report(ReportArgs),
+    /// Run every scenario of a directory (default scenarios/) and print one table: scenario,
+    /// what the model predicted, what was measured, verdict. Writes suite.md and suite.json
+    /// (results/suite-<time>/, each run's directory underneath).
+    ///
+    /// Exit codes: 0 every verdict passed, 1 one failed, 2 bad input or a run could not be set
+    /// up, 130 interrupted.
+    Suite(crate::suite::SuiteArgs),
+}
+
+/// `portlab report DIR... [--format F]`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results directories (results/<run>/) or their summary.json files.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Output format; markdown fits a pull-request comment.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `portlab run [SCENARIO.toml] [FLAGS]`
@@ -142,10 +175,88 @@ pub struct RunArgs {
     /// follows --close].
     #[arg(long, help_heading = "Target", value_name = "HOW")]
     pub server_close: Option<ServerClose>,
+    /// Embedded server ports (destinations) the client round-robins over [key: target.destinations; default 1].
+    #[arg(long, help_heading = "Target", value_name = "N")]
+    pub destinations: Option<u32>,
+    /// A command serving --target (e.g. "nginx -c /tmp/x/nginx.conf"), started before the run
+    /// (inside the lab when there is one) and stopped after it [key: target.exec].
+    #[arg(long, help_heading = "Target", value_name = "COMMAND")]
+    pub target_exec: Option<String>,
+    /// How long the --target-exec command may take to accept on --target
+    /// [key: target.ready_timeout; default 10s].
+    #[arg(long, help_heading = "Target", value_name = "DURATION")]
+    pub ready_timeout: Option<Span>,
 
     /// The Linux lab: a private network namespace with its own sysctls [keys: lab.*].
     #[command(flatten, next_help_heading = "Lab (Linux)")]
     pub lab: crate::lab::LabArgs,
+
+    /// The run must (true) or must not (false) run out of ports [key: expect.exhaustion].
+    #[arg(long, help_heading = "Expect (CI: a failed check exits 1)", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub expect_exhaustion: Option<bool>,
+    /// failed / attempts must stay at or below F, e.g. 0.01 [key: expect.max_error_rate].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "F"
+    )]
+    pub max_error_rate: Option<f64>,
+    /// p99 connect latency must stay at or below MS milliseconds [key: expect.max_connect_p99_ms].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "MS"
+    )]
+    pub max_connect_p99_ms: Option<f64>,
+    /// completed / attempts must reach at least F, e.g. 0.99 [key: expect.min_success_rate].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "F"
+    )]
+    pub min_success_rate: Option<f64>,
+    /// An error kind that must appear (as summary.errors names it, e.g. ECONNRESET); repeat
+    /// or comma-separate [key: expect.errors].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_delimiter = ',',
+        value_name = "KIND"
+    )]
+    pub expect_error: Vec<String>,
+    /// Whether the model's checks count toward the verdict; false reports them only
+    /// [key: expect.model; default true].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "BOOL"
+    )]
+    pub model_checks: Option<bool>,
+    /// Tolerance of the model's checks in percent (PCT), or of one check (NAME=PCT, NAME one
+    /// of first_error_s, timewait_max, post_exhaustion_rate); repeat
+    /// [keys: expect.tolerance_pct, expect.tolerance.NAME; default 5].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "[NAME=]PCT"
+    )]
+    pub tolerance: Vec<Tolerance>,
+    /// An earlier run's summary.json: fail (exit 1) if p99 connect latency rose or the
+    /// success rate fell by more than --baseline-margin.
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "SUMMARY.json"
+    )]
+    pub baseline: Option<PathBuf>,
+    /// How much worse than the baseline a run may be, percent [default 10].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "PCT",
+        requires = "baseline"
+    )]
+    pub baseline_margin: Option<f64>,
 
     /// Results directory [default results/<name>-<UTC time>/].
     #[arg(long, help_heading = "Output", value_name = "DIR")]
@@ -199,8 +310,35 @@ impl RunArgs {
                 backlog: self.backlog,
                 accept_delay: self.accept_delay,
                 server_close: self.server_close,
+                destinations: self.destinations,
+                exec: self.target_exec.clone(),
+                ready_timeout: self.ready_timeout,
             },
             lab: None,
+            expect: self.expect_section(),
+        }
+    }
+
+    fn expect_section(&self) -> ExpectSection {
+        let mut tolerance_pct = None;
+        let mut per_check = std::collections::BTreeMap::new();
+        for t in &self.tolerance {
+            match &t.check {
+                Some(name) => {
+                    per_check.insert(name.clone(), t.pct);
+                }
+                None => tolerance_pct = Some(t.pct),
+            }
+        }
+        ExpectSection {
+            exhaustion: self.expect_exhaustion,
+            max_error_rate: self.max_error_rate,
+            max_connect_p99_ms: self.max_connect_p99_ms,
+            min_success_rate: self.min_success_rate,
+            errors: (!self.expect_error.is_empty()).then(|| self.expect_error.clone()),
+            model: self.model_checks,
+            tolerance_pct,
+            tolerance: (!per_check.is_empty()).then_some(per_check),
         }
     }
 
@@ -210,6 +348,31 @@ impl RunArgs {
         let lab = s.lab.take().unwrap_or_default().merge_args(&self.lab);
         s.lab = (lab != crate::lab::LabConfig::default()).then_some(lab);
         s
+    }
+}
+
+/// `--tolerance PCT` or `--tolerance NAME=PCT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tolerance {
+    /// The check it applies to (None: every model check).
+    pub check: Option<String>,
+    /// Percent.
+    pub pct: f64,
+}
+
+impl std::str::FromStr for Tolerance {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (check, pct) = match s.split_once('=') {
+            Some((name, pct)) => (Some(name.trim().to_string()), pct),
+            None => (None, s),
+        };
+        let pct = pct.trim().trim_end_matches('%');
+        let pct: f64 = pct
+            .parse()
+            .map_err(|_| format!("'{s}' is not PCT or NAME=PCT, e.g. 10 or first_error_s=10"))?;
+        Ok(Tolerance { check, pct })
     }
 }
 

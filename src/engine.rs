@@ -15,6 +15,7 @@ use crate::plan::{Plan, Target};
 use crate::report::{self, verdict, Format, ServerSummary, Summary};
 use crate::runner;
 use crate::target;
+use crate::target::exec::ExecTarget;
 use crate::target::Server;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,6 +35,9 @@ pub struct RunOptions {
     pub format: Format,
     /// Progress display.
     pub progress: Progress,
+    /// `--baseline`: an earlier run's summary, and the margin in percent its p99 connect
+    /// latency and success rate may worsen by.
+    pub baseline: Option<(Box<Summary>, f64)>,
 }
 
 /// Whether to show progress.
@@ -81,19 +85,35 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         Some(a) => a.settings.clone(),
         None => lab::read_settings().unwrap_or_default(),
     };
-    // The embedded server's socket, in the server's namespace when there is one.
-    let listener = match &plan.target {
-        Target::Embedded(cfg) => {
-            let addr = listen_addr(&plan, cfg.listen, applied.as_ref());
+    // The embedded server's sockets (one per destination), in the server's namespace when
+    // there is one.
+    let mut listeners = Vec::new();
+    if let Target::Embedded(cfg) = &plan.target {
+        for i in 0..cfg.destinations {
+            let addr = listen_addr(&plan, cfg.listen, applied.as_ref(), i);
             let bound = match &applied {
                 Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
                 None => target::bind(addr, cfg.backlog),
             };
-            Some(bound.map_err(|e| {
+            listeners.push(bound.map_err(|e| {
                 anyhow!("the embedded server cannot listen on {addr}: {e}; change target.listen (--listen)")
-            })?)
+            })?);
         }
-        Target::External(_) => None,
+    }
+    // A server command starts from this thread, so it inherits the lab's namespace (the
+    // server's with veth) and serves where the client can reach it.
+    let exec = match (&plan.exec, &plan.target) {
+        (Some(x), Target::External(address)) => {
+            let log = dir.join("target-exec.log");
+            let start = || ExecTarget::start(&x.command, address, &log);
+            let mut running = match &applied {
+                Some(a) => a.in_server_ns(start)??,
+                None => start()?,
+            };
+            running.wait_ready(x.ready_timeout)?;
+            Some(running)
+        }
+        _ => None,
     };
 
     if let Some(limit) = crate::sys::raise_nofile_limit() {
@@ -118,7 +138,7 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         &dir,
         opts,
         applied.as_ref(),
-        listener,
+        Servers { listeners, exec },
         &settings,
     ))?;
     // Connections abandoned at the drain timeout must not hold the process open.
@@ -155,12 +175,20 @@ fn results_dir(name: &str, out: Option<&Path>) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The embedded server's address: as planned, except in a lab, where port 0 becomes a port
-/// outside the lab's ephemeral range (a listening port inside it would cost the client one
-/// port) and a loopback address becomes the lab's server address (198.18.0.2 with veth).
-fn listen_addr(plan: &Plan, listen: SocketAddr, applied: Option<&lab::Applied>) -> SocketAddr {
+/// The address of the embedded server's listener number `i` (one per destination): as
+/// planned (a fixed port plus `i`), except in a lab, where port 0 becomes a port outside
+/// the lab's ephemeral range (a listening port inside it would cost the client one port)
+/// and a loopback address becomes the lab's server address (198.18.0.2 with veth).
+fn listen_addr(
+    plan: &Plan,
+    listen: SocketAddr,
+    applied: Option<&lab::Applied>,
+    i: u32,
+) -> SocketAddr {
+    let i = u16::try_from(i).unwrap_or(u16::MAX);
+    let fixed = |port: u16| if port == 0 { 0 } else { port.saturating_add(i) };
     let (Some(a), Some(lab)) = (applied, &plan.lab) else {
-        return listen;
+        return SocketAddr::new(listen.ip(), fixed(listen.port()));
     };
     let ip = if listen.ip().is_loopback() {
         a.server_addr
@@ -168,11 +196,18 @@ fn listen_addr(plan: &Plan, listen: SocketAddr, applied: Option<&lab::Applied>) 
         listen.ip()
     };
     let port = match (listen.port(), lab.port_range) {
-        (0, Some(r)) if r.lo > 1025 => r.lo - 1,
-        (0, Some(r)) if r.hi < u16::MAX => r.hi + 1,
-        (port, _) => port,
+        (0, Some(r)) if r.lo > 1025 + i => r.lo - 1 - i,
+        (0, Some(r)) if r.hi < u16::MAX - i => r.hi + 1 + i,
+        (port, _) => fixed(port),
     };
     SocketAddr::new(ip, port)
+}
+
+/// What serves the run, set up before the runtime: the embedded server's listeners (one per
+/// destination), or the server command portlab started.
+struct Servers {
+    listeners: Vec<std::net::TcpListener>,
+    exec: Option<ExecTarget>,
 }
 
 async fn drive(
@@ -181,25 +216,30 @@ async fn drive(
     dir: &Path,
     opts: &RunOptions,
     applied: Option<&lab::Applied>,
-    listener: Option<std::net::TcpListener>,
+    Servers { listeners, exec }: Servers,
     settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<Summary> {
     // Target first: a bad address fails before anything else happens.
-    let (server, target, host) = match (&plan.target, listener) {
-        (Target::Embedded(cfg), Some(listener)) => {
-            let server =
-                Server::start(plan, cfg, listener).context("starting the embedded server")?;
-            let addr = server.addr;
-            (Some(server), addr, addr.to_string())
+    let (servers, targets, host) = match &plan.target {
+        Target::Embedded(cfg) => {
+            let mut servers = Vec::with_capacity(listeners.len());
+            for listener in listeners {
+                servers.push(
+                    Server::start(plan, cfg, listener).context("starting the embedded server")?,
+                );
+            }
+            let targets: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+            let Some(&first) = targets.first() else {
+                return Err(anyhow!("internal: no listener for the embedded server"));
+            };
+            (servers, targets, first.to_string())
         }
-        (Target::External(address), _) => {
+        Target::External(address) => {
             let addr = resolve_and_probe(address, plan).await?;
-            (None, addr, address.clone())
-        }
-        (Target::Embedded(_), None) => {
-            return Err(anyhow!("internal: no listener for the embedded server"))
+            (Vec::new(), vec![addr], address.clone())
         }
     };
+    let target = targets[0];
     let watch = if cfg!(target_os = "linux") {
         let server = match applied {
             Some(a) if a.topology == lab::Topology::Veth => {
@@ -207,7 +247,7 @@ async fn drive(
             }
             _ => None,
         };
-        Some(KernelWatch::start(Sampler::new(target), server))
+        Some(KernelWatch::start(Sampler::new(target), server).also_toward(&targets[1..]))
     } else {
         None
     };
@@ -237,9 +277,12 @@ async fn drive(
         })
         .context("starting the collector thread")?;
 
+    // The collector takes its last sample when every sender is gone: this one is held until
+    // the embedded server has closed its side too.
+    let hold_collector = tx.clone();
     let end = runner::run(
         plan,
-        target,
+        &targets,
         &host,
         t0,
         shared.clone(),
@@ -248,20 +291,27 @@ async fn drive(
     )
     .await;
     let duration_s = t0.elapsed().as_secs_f64();
-    let server_summary = match server {
-        Some(s) => {
-            let st = s.stats.clone();
-            let address = s.addr.to_string();
-            s.stop().await;
-            Some(ServerSummary {
-                address,
-                accepted: st.accepted.load(Ordering::Relaxed),
-                accept_errors: st.accept_errors.load(Ordering::Relaxed),
-                connection_errors: st.conn_errors.load(Ordering::Relaxed),
-            })
+    let mut server_summary: Option<ServerSummary> = None;
+    for s in servers {
+        let st = s.stats.clone();
+        let address = s.addr.to_string();
+        let left = s.stop(plan.load.drain_timeout).await;
+        if left > 0 {
+            eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
         }
-        None => None,
-    };
+        let sum = server_summary.get_or_insert_with(|| ServerSummary {
+            address,
+            ..ServerSummary::default()
+        });
+        sum.accepted += st.accepted.load(Ordering::Relaxed);
+        sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
+        sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
+    }
+    if let (Some(sum), [_, .., last]) = (server_summary.as_mut(), targets.as_slice()) {
+        sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
+    }
+    let exec_summary = exec.map(ExecTarget::stop);
+    drop(hold_collector);
     let (measured, watch) = collector_thread
         .join()
         .map_err(|_| anyhow!("the collector thread panicked"))?;
@@ -308,14 +358,26 @@ async fn drive(
             "warnings": a.warnings,
         }));
     }
-    let prediction = model::predict(&model::from_plan::input_for(plan, settings, target));
-    summary.verdict = Some(verdict::judge(
+    let mut input = model::from_plan::input_for(plan, settings, target);
+    // Ports already held toward this target when the run began (an earlier run's TIME_WAIT,
+    // the host's own connections) are not the run's to use. That holds for connect()'s
+    // per-destination ports; with bind before connect every socket on the range counts,
+    // which the sampler does not split out, so the model is left without them there.
+    if input.bind == model::BindModel::PerDestination {
+        input.preexisting = watch
+            .as_ref()
+            .map_or(0, |w| u32::try_from(w.preexisting()).unwrap_or(u32::MAX));
+    }
+    let prediction = model::predict(&input);
+    summary.verdict = Some(verdict::assess(
         &prediction,
         &summary,
         &measured.timeline,
-        verdict::DEFAULT_TOLERANCE_PCT,
+        &plan.expect,
+        opts.baseline.as_ref().map(|(b, m)| (&**b, *m)),
     ));
     summary.prediction = serde_json::to_value(&prediction).ok();
+    summary.target_exec = exec_summary;
     if plan.time_scale() != 1.0 {
         let k = plan.time_scale();
         summary.modelled = Some(crate::report::Modelled {

@@ -17,23 +17,30 @@
 //!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings.
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
 //!   sysctls (Linux only; elsewhere a clear error).
-//! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan.
+//! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
+//!   (one listener per destination), and `target::exec`: a server command portlab starts
+//!   inside the lab, waits for, and stops.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
 //!   (socket2), pooling, shutdown.
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles.
+//! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
+//!   model for a rate (read only).
 //! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
+//! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
 
 pub mod cli;
 pub mod collect;
 pub mod engine;
+pub mod inspect;
 pub mod lab;
 pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod suite;
 pub mod sys;
 pub mod target;

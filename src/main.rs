@@ -19,6 +19,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(&args),
         Command::Predict(args) => predict(&args),
+        Command::Inspect(args) => {
+            portlab::inspect::run(&args, &mut std::io::stdout().lock()).map(|()| 0)
+        }
+        Command::Report(args) => report(&args),
+        Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -36,13 +41,63 @@ fn predict(args: &portlab::model::PredictArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
+    use portlab::report;
+    let mut runs = Vec::with_capacity(args.runs.len());
+    for path in &args.runs {
+        let summary = report::load_summary(path)?;
+        let label = path
+            .file_name()
+            .filter(|n| *n != "summary.json")
+            .or_else(|| path.parent().and_then(|p| p.file_name()))
+            .map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+        runs.push((label, summary));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = match runs.as_slice() {
+        [(_, one)] => report::reporter(args.format).render(one, &mut out),
+        _ => report::compare::render(&report::compare::compare(&runs), args.format, &mut out),
+    };
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(anyhow::Error::new(e).context("writing the report"))
+        }
+        _ => {}
+    }
+    // One run: its verdict decides, as it did when it ran; a comparison only shows.
+    let failed =
+        matches!(runs.as_slice(), [(_, one)] if one.verdict.as_ref().is_some_and(|v| !v.pass));
+    Ok(if failed { EXIT_VERDICT } else { 0 })
+}
+
 fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let file = match &args.scenario {
         Some(path) => plan::load_scenario(path)?,
         None => Scenario::default(),
     };
     let plan = Plan::resolve(&args.over(file))?;
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let margin = args
+                .baseline_margin
+                .unwrap_or(portlab::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
+            if !(margin.is_finite() && margin >= 0.0) {
+                anyhow::bail!(
+                    "--baseline-margin {margin} is not a percentage; write 0 or more, e.g. 10"
+                );
+            }
+            let summary =
+                portlab::report::load_summary(path).map_err(|e| e.context("--baseline"))?;
+            Some((Box::new(summary), margin))
+        }
+        None => None,
+    };
     let opts = RunOptions {
+        baseline,
         out: args.out.clone(),
         format: args.format,
         progress: match (args.quiet, args.progress) {

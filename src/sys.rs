@@ -7,4 +7,16 @@ mod os;
 #[path = "sys/other.rs"]
 mod os;
 
-pub use os::{connect_in_progress, precise_sleep, raise_nofile_limit};
+pub use os::{
+    catch_interrupt, connect_in_progress, nofile_limit, precise_sleep, raise_nofile_limit,
+};
+
+/// RLIMIT_NOFILE as it stands: the most descriptors (sockets included) this process may
+/// hold. `None` in a field means unlimited (RLIM_INFINITY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct NofileLimit {
+    /// The soft limit, the one in force.
+    pub soft: Option<u64>,
+    /// The hard limit, up to which the soft one may be raised without privileges.
+    pub hard: Option<u64>,
+}

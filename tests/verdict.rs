@@ -5,20 +5,12 @@ mod common;
 use common::*;
 use std::process::Command;
 
-fn run_range(dir: &std::path::Path) -> (std::process::Output, serde_json::Value) {
-    // portlab binds ports 21000..21049 itself (below Linux's ephemeral range): 50 ports at
-    // 100/s, 30 starts: the model says the range lasts 0.5 s, so no exhaustion in 0.3 s.
+fn run_range(dir: &std::path::Path, range: &str) -> (std::process::Output, serde_json::Value) {
+    // portlab binds 50 ports itself (below Linux's ephemeral range) at 100/s, 30 starts: the
+    // model says the range lasts 0.5 s, so no exhaustion in 0.3 s.
     let out = Command::new(portlab())
         .args([
-            "run",
-            "--rate",
-            "100",
-            "--count",
-            "30",
-            "--bind",
-            "range=21000-21049",
-            "-q",
-            "--out",
+            "run", "--rate", "100", "--count", "30", "--bind", range, "-q", "--out",
         ])
         .arg(dir)
         .output()
@@ -30,15 +22,22 @@ fn run_range(dir: &std::path::Path) -> (std::process::Output, serde_json::Value)
 
 #[test]
 fn rerunning_a_port_range_still_in_time_wait_fails_the_verdict_with_exit_1() {
-    // First run: 30 connections on ports 21000..21029, each left in TIME_WAIT (60 s).
+    // First run: 30 connections on the first 30 ports, each left in TIME_WAIT (60 s). The
+    // range is one where nothing holds a port (bind() fails on a port in TIME_WAIT), so
+    // running the tests again within a minute does not find the last run's TIME_WAIT.
+    let lo = (21000..26000)
+        .step_by(50)
+        .find(|lo| (*lo..lo + 50).all(|p| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()))
+        .expect("a free range of 50 ports in 21000..26000");
+    let range = format!("range={lo}-{}", lo + 49);
     let first = tempfile::tempdir().unwrap();
-    let (out, s) = run_range(first.path());
+    let (out, s) = run_range(first.path(), &range);
     assert_eq!(out.status.code(), Some(0), "{s:#}");
     assert_eq!(s["verdict"]["pass"], true);
-    // Second run at once: it binds 21000 first again, still in TIME_WAIT, so EADDRINUSE comes
+    // Second run at once: it binds the first port again, still in TIME_WAIT, so EADDRINUSE comes
     // at once, where the model (which does not know about the earlier run) says never.
     let second = tempfile::tempdir().unwrap();
-    let (out, s) = run_range(second.path());
+    let (out, s) = run_range(second.path(), &range);
     assert_eq!(out.status.code(), Some(1), "{s:#}");
     assert_eq!(s["verdict"]["pass"], false);
     let failed: Vec<&str> = s["verdict"]["checks"]
@@ -89,4 +88,47 @@ fn summary_carries_prediction_and_verdict_checks() {
             assert!(c.get(key).is_some(), "check lacks {key}: {c}");
         }
     }
+}
+
+#[test]
+fn ports_already_held_toward_the_target_reduce_the_model_s_ports() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    // Two runs against one embedded-server address on the host's loopback: the first leaves
+    // 100 client TIME_WAIT sockets toward it, which the second finds in its first sample.
+    let listen = "127.0.0.1:9437";
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let mut it = range.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+    let (lo, hi) = (it.next().unwrap(), it.next().unwrap());
+    let reserved = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports").unwrap();
+    if !reserved.trim().is_empty() {
+        eprintln!("SKIPPED: this host reserves ports ({reserved}); the count below assumes none");
+        return;
+    }
+    let args = [
+        "--rate", "500", "--count", "100", "--close", "active", "--listen", listen,
+    ];
+    let first = tempfile::tempdir().unwrap();
+    let (out, s) = run_json(first.path(), &args);
+    assert!(out.status.success(), "{s:#}");
+    assert_eq!(s["prediction"]["ports_effective"], hi - lo + 1 - s_held(&s));
+    let second = tempfile::tempdir().unwrap();
+    let (out, s2) = run_json(second.path(), &args);
+    assert!(out.status.success(), "{s2:#}");
+    let held = s_held(&s2);
+    assert!(
+        held >= 100,
+        "the first run's 100 TIME_WAIT are still there: {held}"
+    );
+    assert_eq!(s2["prediction"]["ports_effective"], hi - lo + 1 - held);
+    let why = s2["prediction"]["explanation"].as_str().unwrap();
+    assert!(why.contains(&format!("minus {held} already held")), "{why}");
+}
+
+/// The model's preexisting count (summary.prediction.preexisting).
+fn s_held(s: &serde_json::Value) -> u64 {
+    s["prediction"]["preexisting"]
+        .as_u64()
+        .expect("prediction.preexisting")
 }

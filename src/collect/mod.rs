@@ -114,6 +114,12 @@ pub struct Exhaustion {
     pub kind: Option<String>,
     /// The phase it came in (bind or connect); null when none.
     pub phase: Option<String>,
+    /// When the attempt that got that error was due (open loop; its start time in a closed
+    /// loop). It differs from `first_s` by the time the attempt waited to be made (schedule
+    /// lag) and the time connect() took: the model predicts which attempt finds no port,
+    /// so the verdict compares this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_s: Option<f64>,
 }
 
 /// Everything the collector measured, for the summary.
@@ -189,7 +195,8 @@ pub struct Collector {
     /// A handful of kinds in practice; a linear scan beats hashing here and allocates only
     /// when a new kind appears.
     errors: Vec<ErrorEntry>,
-    exhaustion: Option<(u64, ErrCode, Phase)>,
+    /// (when, when due, error, phase) of the first exhaustion error.
+    exhaustion: Option<(u64, u64, ErrCode, Phase)>,
     statuses: BTreeMap<u16, u64>,
     connected: u64,
     completed: u64,
@@ -263,12 +270,12 @@ impl Collector {
             Some(f) => {
                 self.failed += 1;
                 self.current.errors += 1;
-                self.count_error(f, o.ended_us);
+                self.count_error(f, o.ended_us, o.scheduled_us);
             }
         }
     }
 
-    fn count_error(&mut self, f: Failure, at_us: u64) {
+    fn count_error(&mut self, f: Failure, at_us: u64, due_us: u64) {
         match self
             .errors
             .iter_mut()
@@ -288,8 +295,8 @@ impl Collector {
             }),
         }
         self.kinds.add(f.code);
-        if f.code.is_exhaustion(f.phase) && self.exhaustion.is_none_or(|(t, _, _)| at_us < t) {
-            self.exhaustion = Some((at_us, f.code, f.phase));
+        if f.code.is_exhaustion(f.phase) && self.exhaustion.is_none_or(|(t, ..)| at_us < t) {
+            self.exhaustion = Some((at_us, due_us, f.code, f.phase));
         }
     }
 
@@ -352,10 +359,11 @@ impl Collector {
                 .or_insert(0) += e.count;
         }
         let exhaustion = match self.exhaustion {
-            Some((t, code, phase)) => Exhaustion {
+            Some((t, due, code, phase)) => Exhaustion {
                 first_s: Some(us(t)),
                 kind: Some(code.name().into_owned()),
                 phase: Some(phase.as_str().to_string()),
+                due_s: Some(us(due)),
             },
             None => Exhaustion::default(),
         };

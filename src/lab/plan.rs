@@ -44,21 +44,7 @@ pub struct Sysctl {
     pub value: String,
 }
 
-/// An inclusive port range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PortRange {
-    /// First port.
-    pub lo: u16,
-    /// Last port (inclusive).
-    pub hi: u16,
-}
-
-impl PortRange {
-    /// Number of ports in the range.
-    pub fn count(&self) -> u32 {
-        u32::from(self.hi) - u32::from(self.lo) + 1
-    }
-}
+pub use crate::plan::PortRange;
 
 /// A validated [`LabConfig`]: everything [`super::enter`] will do, decided up front.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -111,7 +97,7 @@ impl LabPlan {
     pub fn usable_ports(&self) -> Option<u32> {
         let range = self.port_range?;
         let reserved = reserved_ports_in(range, self.reserved_ports.as_deref().unwrap_or(&[]));
-        Some(range.count() - reserved)
+        Some(range.len() - reserved)
     }
 }
 
@@ -151,19 +137,7 @@ pub fn parse_reserved_ports(key: &'static str, s: &str) -> Result<Vec<PortRange>
                    e.g. \"1000-1010,2000\", or \"\" for none"
             .into(),
     };
-    let mut ranges = Vec::new();
-    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (lo, hi) = match item.split_once('-') {
-            Some((lo, hi)) => (lo.trim(), hi.trim()),
-            None => (item, item),
-        };
-        let lo: u16 = lo.parse().map_err(|_| bad())?;
-        let hi: u16 = hi.parse().map_err(|_| bad())?;
-        if lo == 0 || lo > hi {
-            return Err(bad());
-        }
-        ranges.push(PortRange { lo, hi });
-    }
+    let mut ranges = PortRange::parse_list(s).map_err(|_| bad())?;
     ranges.sort_by_key(|r| r.lo);
     let mut merged: Vec<PortRange> = Vec::with_capacity(ranges.len());
     for r in ranges {
@@ -418,11 +392,11 @@ impl LabConfig {
         };
         if let Some(r) = &reserved_ports {
             if let Some(range) = port_range {
-                if reserved_ports_in(range, r) >= range.count() {
+                if reserved_ports_in(range, r) >= range.len() {
                     return Err(LabError::Conflict(format!(
                         "lab.reserved_ports covers all {} ports of port_range {}-{}: no port \
                          would be left to connect from; reserve fewer ports or widen the range",
-                        range.count(),
+                        range.len(),
                         range.lo,
                         range.hi
                     )));
@@ -586,18 +560,7 @@ impl LabConfig {
 }
 
 fn reserved_ports_in(range: PortRange, reserved: &[PortRange]) -> u32 {
-    reserved
-        .iter()
-        .map(|r| {
-            let lo = r.lo.max(range.lo);
-            let hi = r.hi.min(range.hi);
-            if lo <= hi {
-                u32::from(hi) - u32::from(lo) + 1
-            } else {
-                0
-            }
-        })
-        .sum()
+    reserved.iter().map(|r| r.overlap(range)).sum()
 }
 
 #[cfg(test)]

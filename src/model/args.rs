@@ -6,9 +6,9 @@ use std::io::Write;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::inverse::{advise, inverse, render_advice, Advice, Inverse};
+use super::inverse::{render_advice, Advice, Inverse};
 use super::num;
-use super::predict::{predict, Prediction};
+use super::predict::Prediction;
 use super::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
 use super::ModelError;
 
@@ -52,7 +52,7 @@ pub struct PredictArgs {
 
     /// New connections (or requests) per second, e.g. 30 or 1800/min. Without it only the
     /// capacity figures are given.
-    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    #[arg(long, value_name = "R", value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: Option<f64>,
 
     /// Number of ephemeral ports, instead of the profile's range.
@@ -224,12 +224,7 @@ struct Report<'a> {
 /// (downcast to map them to exit code 2).
 pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let input = input_from_args(args)?;
-    let prediction = predict(&input);
-    let inv = inverse(&input, &prediction);
-    let advice = inv
-        .as_ref()
-        .map(|i| advise(&input, &prediction, i))
-        .unwrap_or_default();
+    let (prediction, inv, advice) = super::analyse(&input);
     let text = match args.format {
         Format::Json => {
             let report = Report {

@@ -25,35 +25,20 @@ fn setting<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a
     settings.get(name).map(|v| v.trim())
 }
 
-/// Counts the reserved ports ("1000-1010,2000") that fall inside `range`.
+/// Counts the reserved ports ("1000-1010,2000") that fall inside `range`; a list the
+/// kernel would not have printed counts as none.
 fn reserved_in(list: &str, range: PortRange) -> u32 {
-    list.split(',')
-        .filter_map(|part| {
-            let part = part.trim();
-            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-            Some((
-                lo.trim().parse::<u16>().ok()?,
-                hi.trim().parse::<u16>().ok()?,
-            ))
-        })
-        .map(|(lo, hi)| {
-            let (lo, hi) = (lo.max(range.lo), hi.min(range.hi));
-            if lo <= hi {
-                u32::from(hi - lo) + 1
-            } else {
-                0
-            }
-        })
-        .sum()
+    PortRange::parse_list(list)
+        .map(|l| l.iter().map(|r| r.overlap(range)).sum())
+        .unwrap_or(0)
 }
 
-/// What the model needs from `plan`, run against `target`, with `settings` (sysctl name ->
-/// value, as `lab::read_settings` gives them; empty where they cannot be read).
-pub fn input_for(
-    plan: &Plan,
-    settings: &BTreeMap<String, String>,
-    target: SocketAddr,
-) -> ModelInput {
+/// The host's side of the model: [`host_profile`]'s defaults with the Linux `settings`
+/// (sysctl name -> value, as `lab::read_settings` gives them; a missing or unreadable one
+/// keeps the default) laid over them: port range, reserved ports, tcp_tw_reuse, its delay and
+/// tcp_max_tw_buckets. The workload fields (rate, close, ...) are the defaults of
+/// [`ModelInput::from_profile`]. Used by [`input_for`] and by `portlab inspect`.
+pub fn host_input(settings: &BTreeMap<String, String>) -> ModelInput {
     let mut input = ModelInput::from_profile(host_profile());
     if let Some(r) = setting(settings, "net.ipv4.ip_local_port_range") {
         let mut it = r.split_whitespace().filter_map(|p| p.parse::<u16>().ok());
@@ -80,6 +65,17 @@ pub fn input_for(
     }
     input.max_tw_buckets =
         setting(settings, "net.ipv4.tcp_max_tw_buckets").and_then(|v| v.parse().ok());
+    input
+}
+
+/// What the model needs from `plan`, run against `target`, with `settings` (sysctl name ->
+/// value, as `lab::read_settings` gives them; empty where they cannot be read).
+pub fn input_for(
+    plan: &Plan,
+    settings: &BTreeMap<String, String>,
+    target: SocketAddr,
+) -> ModelInput {
+    let mut input = host_input(settings);
     input.rate = match plan.lab_rate() {
         Rate::PerSecond(r) => Some(r),
         Rate::Max => None,
@@ -102,10 +98,15 @@ pub fn input_for(
             }
         }
     }
+    // Linux only (tcp_twsk_unique without a port search); timestamps are on by default.
+    input.explicit_bind_reuse_addr = cfg!(target_os = "linux")
+        && plan.client.reuse_addr
+        && matches!(plan.client.bind, BindMode::Range(..));
+    input.timestamps = setting(settings, "net.ipv4.tcp_timestamps") != Some("0");
     input.sources = u32::try_from(plan.client.sources.len())
         .unwrap_or(u32::MAX)
         .max(1);
-    input.destinations = 1;
+    input.destinations = plan.destinations();
     input.loopback = target.ip().is_loopback();
     input
 }
@@ -141,6 +142,28 @@ mod tests {
     }
 
     #[test]
+    fn host_input_maps_every_linux_setting() {
+        // 40000-40999 with 10 reserved inside (and 5 outside) -> 990 usable; reuse 1 after
+        // 250 ms; 5000 buckets. Absent settings keep the profile's defaults.
+        let s = settings(&[
+            ("net.ipv4.ip_local_port_range", "40000\t40999"),
+            ("net.ipv4.ip_local_reserved_ports", "39995-40009"),
+            ("net.ipv4.tcp_tw_reuse", "1"),
+            ("net.ipv4.tcp_tw_reuse_delay", "250"),
+            ("net.ipv4.tcp_max_tw_buckets", "5000"),
+        ]);
+        let i = host_input(&s);
+        assert_eq!(i.port_range, Some(PortRange::new(40000, 40999).unwrap()));
+        assert_eq!((i.reserved, i.ports), (10, 990));
+        assert_eq!(i.tw_reuse, TwReuse::On);
+        assert_eq!(i.tw_reuse_delay_s, 0.25);
+        assert_eq!(i.max_tw_buckets, Some(5000));
+        assert_eq!(i.rate, None);
+        let d = host_input(&BTreeMap::new());
+        assert_eq!(d, ModelInput::from_profile(host_profile()));
+    }
+
+    #[test]
     fn reserved_ports_inside_the_range_are_not_usable() {
         assert_eq!(
             reserved_in(
@@ -148,6 +171,27 @@ mod tests {
                 PortRange::new(40000, 40199).unwrap()
             ),
             11
+        );
+    }
+
+    #[test]
+    fn reuse_addr_with_an_explicit_bind_never_exhausts_unless_timestamps_are_off() {
+        // Measured in the lab: 300 bound ports at 200/s, tcp_tw_reuse 0: no error with
+        // SO_REUSEADDR (TWRecycled), EADDRNOTAVAIL at connect after 1.5 s without timestamps.
+        let p =
+            plan("[load]\nrate = 200\n[client]\nreuse_addr = true\nbind = \"range=40000-40299\"");
+        let target = "127.0.0.1:39999".parse().unwrap();
+        let on = settings(&[("net.ipv4.tcp_tw_reuse", "0")]);
+        let pred = predict(&input_for(&p, &on, target));
+        assert!(!pred.exhausts, "{}", pred.explanation);
+        assert_eq!(pred.steady_timewait, Some(300.0));
+        let off = settings(&[
+            ("net.ipv4.tcp_tw_reuse", "0"),
+            ("net.ipv4.tcp_timestamps", "0"),
+        ]);
+        assert_eq!(
+            predict(&input_for(&p, &off, target)).first_error_s,
+            Some(1.5)
         );
     }
 

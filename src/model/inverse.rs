@@ -361,3 +361,15 @@ pub fn render_advice(advice: &[Advice]) -> String {
     }
     s
 }
+
+/// The prediction for `input` with the inverse and the advice that go with it, as `portlab
+/// predict` and `portlab inspect --rate` show them.
+pub fn analyse(input: &ModelInput) -> (Prediction, Option<Inverse>, Vec<Advice>) {
+    let prediction = crate::model::predict(input);
+    let inv = inverse(input, &prediction);
+    let advice = inv
+        .as_ref()
+        .map(|i| advise(input, &prediction, i))
+        .unwrap_or_default();
+    (prediction, inv, advice)
+}

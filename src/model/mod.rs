@@ -24,7 +24,7 @@ pub mod profile;
 mod tests;
 
 pub use args::{input_from_args, run_predict, PredictArgs};
-pub use inverse::{advise, inverse, render_advice, Advice, Inverse};
+pub use inverse::{advise, analyse, inverse, render_advice, Advice, Inverse};
 pub use predict::{predict, Prediction};
 pub use profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
 
@@ -40,14 +40,9 @@ pub enum ModelError {
         /// The accepted names, comma separated.
         accepted: String,
     },
-    /// A port range that does not parse or is empty.
-    #[error("'{given}' is not a port range: {reason} (write LO-HI, inclusive, 1-65535)")]
-    PortRange {
-        /// The text as given.
-        given: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// A port range that does not parse or is empty (the message says which and how).
+    #[error(transparent)]
+    PortRange(#[from] crate::plan::values::ValueError),
     /// A value that parses but is out of range or inconsistent with another input.
     #[error("invalid {flag} {given}: {reason}")]
     Value {

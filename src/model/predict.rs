@@ -37,6 +37,9 @@ pub struct Prediction {
     /// P_eff: the port slots available to this workload (ports x destinations x sources
     /// for connect(), ports alone for bind before connect, minus preexisting sockets).
     pub ports_effective: u64,
+    /// Sockets that already held ports toward the destination when the run began (from the
+    /// input): they count in TIME_WAIT figures measured during the run.
+    pub preexisting: u64,
     /// How long a closed connection keeps its client port unusable: T, or the
     /// tcp_tw_reuse delay where reuse applies; 0 when the client keeps no TIME_WAIT.
     pub hold_s: f64,
@@ -113,7 +116,12 @@ pub fn predict(input: &ModelInput) -> Prediction {
     let p = p_eff as f64;
     let t = input.time_wait_s;
     let reuse = reuse_applies(input);
-    let error = input.profile.exhaustion_error(input.bind);
+    let error = if input.explicit_bind_reuse_addr {
+        // bind() succeeds on a TIME_WAIT port; connect() finds the 4-tuple taken.
+        "EADDRNOTAVAIL"
+    } else {
+        input.profile.exhaustion_error(input.bind)
+    };
     let supply = supply_phrase(input, p_eff);
     let per_dest = |r: f64| r / f64::from(input.destinations.max(1));
     let mut out = Prediction {
@@ -127,6 +135,7 @@ pub fn predict(input: &ModelInput) -> Prediction {
         post_exhaustion_rate: None,
         margin: Some(0.0),
         ports_effective: p_eff,
+        preexisting: u64::from(input.preexisting),
         hold_s: 0.0,
         reuse_applies: reuse,
         exhaustion_error: error,
@@ -192,6 +201,17 @@ pub fn predict(input: &ModelInput) -> Prediction {
             };
             out.explanation = format!(
                 "The server closes first, so TIME_WAIT sits on the server{held} and costs the client no port: each client port is free again as soon as its connection ends, so the ports never run out."
+            );
+        }
+        TimeWaitSide::Client if input.explicit_bind_reuse_addr && input.timestamps => {
+            // Each connect() from an explicitly bound SO_REUSEADDR port replaces the TIME_WAIT
+            // socket of its 4-tuple: ports stay in TIME_WAIT (up to P of them) but never block.
+            let steady = input.rate.map(|r| (r * input.time_wait_s).min(p));
+            out.steady_timewait = steady;
+            out.steady_timewait_max = steady;
+            out.explanation = format!(
+                "The client binds its own ports ({supply}) with SO_REUSEADDR and TCP timestamps are on, so connect() takes over the TIME_WAIT socket of the same 4-tuple at once (TWRecycled), whatever tcp_tw_reuse says: the ports never run out, and up to {} sockets sit in TIME_WAIT.",
+                num(steady.unwrap_or(p))
             );
         }
         TimeWaitSide::Client => client(input, p, reuse, &supply, &mut out),

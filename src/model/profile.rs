@@ -138,77 +138,7 @@ impl FromStr for Profile {
     }
 }
 
-/// An inclusive port range `LO-HI`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PortRange {
-    /// First port of the range.
-    pub lo: u16,
-    /// Last port of the range (inclusive).
-    pub hi: u16,
-}
-
-impl PortRange {
-    /// Builds a range, refusing port 0 and LO > HI.
-    pub fn new(lo: u16, hi: u16) -> Result<Self, ModelError> {
-        let err = |reason: &str| ModelError::PortRange {
-            given: format!("{lo}-{hi}"),
-            reason: reason.to_string(),
-        };
-        if lo == 0 {
-            return Err(err("port 0 is not a port"));
-        }
-        if lo > hi {
-            return Err(err("LO must not exceed HI"));
-        }
-        Ok(PortRange { lo, hi })
-    }
-
-    /// How many ports the range holds.
-    pub fn len(self) -> u32 {
-        u32::from(self.hi) - u32::from(self.lo) + 1
-    }
-
-    /// Always false: a `PortRange` holds at least one port.
-    pub fn is_empty(self) -> bool {
-        false
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.lo, self.hi)
-    }
-}
-
-impl Serialize for PortRange {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl FromStr for PortRange {
-    type Err = ModelError;
-
-    /// Parses `LO-HI` (spaces around the dash allowed, as in `ip_local_port_range`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| ModelError::PortRange {
-            given: s.to_string(),
-            reason: reason.to_string(),
-        };
-        let (lo, hi) = s
-            .split_once('-')
-            .ok_or_else(|| err("no '-' between LO and HI"))?;
-        let port = |t: &str| {
-            t.trim()
-                .parse::<u16>()
-                .map_err(|_| err(&format!("'{}' is not a port number", t.trim())))
-        };
-        PortRange::new(port(lo)?, port(hi)?).map_err(|e| match e {
-            ModelError::PortRange { reason, .. } => err(&reason),
-            other => other,
-        })
-    }
-}
+pub use crate::plan::PortRange;
 
 /// Where the usable ports come from: a range, or just a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,6 +262,14 @@ pub struct ModelInput {
     pub loopback: bool,
     /// Sockets already holding ports when the run starts (observed); they reduce P.
     pub preexisting: u32,
+    /// Linux, SO_REUSEADDR on sockets bound to explicit ports (`--bind range=`): bind() may
+    /// take a port held in TIME_WAIT, so the error moves to connect() (EADDRNOTAVAIL); and
+    /// with `timestamps`, connect() takes over the TIME_WAIT socket of the same 4-tuple at
+    /// once, whatever tcp_tw_reuse says (tcp_twsk_unique is called without a port search), so
+    /// the ports never run out. Measured in the lab (scenarios/reuse-addr*.toml).
+    pub explicit_bind_reuse_addr: bool,
+    /// Linux tcp_timestamps (on by default): TIME_WAIT takeover needs them.
+    pub timestamps: bool,
 }
 
 impl ModelInput {
@@ -357,6 +295,8 @@ impl ModelInput {
             sources: 1,
             loopback: false,
             preexisting: 0,
+            explicit_bind_reuse_addr: false,
+            timestamps: true,
         }
     }
 

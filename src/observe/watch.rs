@@ -26,6 +26,9 @@ pub struct KernelWatch {
     previous: KernelSample,
     last: KernelSample,
     timewait: TimewaitSummary,
+    /// Further destinations of the run (the embedded server's other ports): their client
+    /// TIME_WAIT counts toward the client's side too.
+    also: Vec<std::net::SocketAddr>,
 }
 
 /// Names of the timeline columns `interval` fills, in order.
@@ -62,13 +65,32 @@ impl KernelWatch {
             last: baseline.clone(),
             baseline,
             timewait: TimewaitSummary::default(),
+            also: Vec::new(),
         }
+    }
+
+    /// Counts client TIME_WAIT toward these destinations as well as the sampler's target
+    /// (a run spread over several destinations).
+    pub fn also_toward(mut self, destinations: &[std::net::SocketAddr]) -> KernelWatch {
+        self.also = destinations.to_vec();
+        self
     }
 
     /// Samples now: TIME_WAIT by side and each counter's change since the last interval,
     /// as (column, value) in the order of [`columns`].
     pub fn interval(&mut self) -> Vec<(&'static str, Option<f64>)> {
-        let now = self.client.sample();
+        let mut now = self.client.sample();
+        if let (false, Some(tw), Some(dests)) = (
+            self.also.is_empty(),
+            now.tw_client.as_mut(),
+            now.tw_by_destination.as_ref(),
+        ) {
+            *tw += dests
+                .iter()
+                .filter(|d| self.also.contains(&d.destination))
+                .map(|d| d.time_wait)
+                .sum::<u64>();
+        }
         let tw_server = match self.server.as_mut() {
             Some(s) => s.sample().tw_server,
             None => now.tw_server,
@@ -90,6 +112,12 @@ impl KernelWatch {
         self.previous = now.clone();
         self.last = now;
         row
+    }
+
+    /// Client sockets that held a port toward the target before the run (TIME_WAIT or
+    /// ESTABLISHED in the first sample): ports the run cannot have.
+    pub fn preexisting(&self) -> u64 {
+        self.baseline.tw_client.unwrap_or(0) + self.baseline.established_client.unwrap_or(0)
     }
 
     /// TIME_WAIT by side over the run so far.

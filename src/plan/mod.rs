@@ -6,7 +6,9 @@
 mod scenario;
 pub mod values;
 
-pub use scenario::{ClientSection, LoadSection, PayloadSection, Scenario, TargetSection};
+pub use scenario::{
+    ClientSection, ExpectSection, LoadSection, PayloadSection, Scenario, TargetSection,
+};
 pub use values::{
     BindMode, Bytes, CloseMode, Expect, PayloadKind, PortRange, Rate, ServerClose, Span,
 };
@@ -149,7 +151,21 @@ pub struct EmbeddedServer {
     pub accept_delay: Duration,
     /// How the server ends each connection.
     pub close: ServerClose,
+    /// Ports it listens on (consecutive destinations the client round-robins over).
+    pub destinations: u32,
 }
+
+/// A server command portlab starts before the run and stops after it (`[target] exec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetExec {
+    /// The command line, run by the shell (`sh -c 'exec ...'` on Unix).
+    pub command: String,
+    /// How long it may take to accept a connection on the target address.
+    pub ready_timeout: Duration,
+}
+
+/// Default bound on an `exec` target's start-up.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A validated run: what the runner, the server and the reports work from.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,10 +182,174 @@ pub struct Plan {
     pub payload: Payload,
     /// Destination.
     pub target: Target,
+    /// A command serving the external target, started and stopped by portlab.
+    pub exec: Option<TargetExec>,
     /// The lab, validated (None: no `[lab]` table and no `--lab*` flag).
     pub lab: Option<crate::lab::LabPlan>,
     /// The `[lab]` table as given, to write plan.toml back.
     pub lab_config: Option<crate::lab::LabConfig>,
+    /// `[expect]`, validated.
+    pub expect: Expectations,
+}
+
+/// The model's numeric checks, by the names the verdict gives them; `[expect.tolerance]`
+/// (and `--tolerance NAME=PCT`) accepts these names.
+pub const MODEL_CHECKS: [&str; 3] = ["first_error_s", "timewait_max", "post_exhaustion_rate"];
+
+/// Default tolerance of every model check, percent.
+pub const DEFAULT_TOLERANCE_PCT: f64 = 5.0;
+
+/// `[expect]`, validated: the user's own checks and the model checks' tolerances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectations {
+    /// The run must (true) or must not (false) run out of ports.
+    pub exhaustion: Option<bool>,
+    /// failed / attempts, at most.
+    pub max_error_rate: Option<f64>,
+    /// p99 connect latency, at most, ms.
+    pub max_connect_p99_ms: Option<f64>,
+    /// completed / attempts, at least.
+    pub min_success_rate: Option<f64>,
+    /// Error kinds that must each appear (upper case, as in summary.errors).
+    pub errors: Vec<String>,
+    /// Whether the model's checks count toward the verdict.
+    pub model: bool,
+    /// Tolerance of every model check without its own, percent.
+    pub tolerance_pct: f64,
+    /// Per-check tolerances, percent, by check name (one of [`MODEL_CHECKS`]).
+    pub tolerance: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Expectations {
+            exhaustion: None,
+            max_error_rate: None,
+            max_connect_p99_ms: None,
+            min_success_rate: None,
+            errors: Vec::new(),
+            model: true,
+            tolerance_pct: DEFAULT_TOLERANCE_PCT,
+            tolerance: Default::default(),
+        }
+    }
+}
+
+impl Expectations {
+    /// The tolerance of model check `name`, percent.
+    pub fn tolerance_for(&self, name: &str) -> f64 {
+        self.tolerance
+            .get(name)
+            .copied()
+            .unwrap_or(self.tolerance_pct)
+    }
+
+    fn resolve(e: &ExpectSection) -> Result<Expectations, PlanError> {
+        let fraction = |v: Option<f64>, key, flag| match v {
+            Some(f) if !(0.0..=1.0).contains(&f) => Err(invalid(
+                key,
+                flag,
+                format!("{f} is not a fraction; write a number from 0 to 1, e.g. 0.01 for 1%"),
+            )),
+            v => Ok(v),
+        };
+        let percent = |v: f64, key, flag| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(v)
+            } else {
+                Err(invalid(
+                    key,
+                    flag,
+                    format!("{v} is not a tolerance; write a percentage of 0 or more, e.g. 5"),
+                ))
+            }
+        };
+        let max_connect_p99_ms = match e.max_connect_p99_ms {
+            Some(ms) if !(ms.is_finite() && ms > 0.0) => {
+                return Err(invalid(
+                    "expect.max_connect_p99_ms",
+                    "--max-connect-p99-ms",
+                    format!("{ms} is not a latency; write milliseconds above 0, e.g. 50"),
+                ))
+            }
+            v => v,
+        };
+        let errors = e
+            .errors
+            .iter()
+            .flatten()
+            .map(|name| {
+                let upper = name.trim().to_ascii_uppercase();
+                if upper.is_empty()
+                    || !upper
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    Err(invalid(
+                        "expect.errors",
+                        "--expect-error",
+                        format!("'{name}' is not an error name; write one as summary.errors shows it, e.g. ECONNRESET or TIMEOUT"),
+                    ))
+                } else {
+                    Ok(upper)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tolerance = std::collections::BTreeMap::new();
+        for (name, v) in e.tolerance.iter().flatten() {
+            if !MODEL_CHECKS.contains(&name.as_str()) {
+                return Err(invalid(
+                    "expect.tolerance",
+                    "--tolerance",
+                    format!(
+                        "'{name}' is not a model check; tolerances apply to {}",
+                        MODEL_CHECKS.join(", ")
+                    ),
+                ));
+            }
+            tolerance.insert(
+                name.clone(),
+                percent(*v, "expect.tolerance", "--tolerance")?,
+            );
+        }
+        Ok(Expectations {
+            exhaustion: e.exhaustion,
+            max_error_rate: fraction(
+                e.max_error_rate,
+                "expect.max_error_rate",
+                "--max-error-rate",
+            )?,
+            max_connect_p99_ms,
+            min_success_rate: fraction(
+                e.min_success_rate,
+                "expect.min_success_rate",
+                "--min-success-rate",
+            )?,
+            errors,
+            model: e.model.unwrap_or(true),
+            tolerance_pct: percent(
+                e.tolerance_pct.unwrap_or(DEFAULT_TOLERANCE_PCT),
+                "expect.tolerance_pct",
+                "--tolerance",
+            )?,
+            tolerance,
+        })
+    }
+
+    /// Back to the `[expect]` table (only what differs from the defaults).
+    pub fn to_section(&self) -> ExpectSection {
+        ExpectSection {
+            exhaustion: self.exhaustion,
+            max_error_rate: self.max_error_rate,
+            max_connect_p99_ms: self.max_connect_p99_ms,
+            min_success_rate: self.min_success_rate,
+            errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
+            model: (!self.model).then_some(false),
+            tolerance_pct: (self.tolerance_pct != DEFAULT_TOLERANCE_PCT)
+                .then_some(self.tolerance_pct),
+            tolerance: (!self.tolerance.is_empty()).then(|| self.tolerance.clone()),
+        }
+    }
 }
 
 /// Default pace when neither file nor flags give one.
@@ -180,6 +360,9 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONCURRENCY: u32 = 32;
 /// Default bound on connections in flight (open loop).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1024;
+/// Most destinations the embedded server serves (one listening port each): the TIME_WAIT
+/// observer lists the top 8 destinations besides the target, so up to 8 are counted exactly.
+pub const MAX_DESTINATIONS: u32 = 8;
 
 impl Plan {
     /// Validates a (file + flags) scenario and fills in every default.
@@ -376,6 +559,11 @@ impl Plan {
                         "--server-close",
                     ),
                     (p.response.is_some(), "payload.response", "--response"),
+                    (
+                        t.destinations.is_some(),
+                        "target.destinations",
+                        "--destinations",
+                    ),
                 ] {
                     if set {
                         return Err(invalid(key, flag, format!(
@@ -403,12 +591,57 @@ impl Plan {
                     backlog: positive(t.backlog, 4096, "target.backlog", "--backlog")?,
                     accept_delay: t.accept_delay.map_or(Duration::ZERO, |s| s.0),
                     close: server_close,
+                    destinations: match t.destinations {
+                        Some(n @ 1..=MAX_DESTINATIONS) => n,
+                        None => 1,
+                        Some(n) => {
+                            return Err(invalid(
+                                "target.destinations",
+                                "--destinations",
+                                format!("{n} is out of range: write 1 to {MAX_DESTINATIONS}"),
+                            ))
+                        }
+                    },
                 })
             }
+        };
+        let exec = match (&t.exec, &external) {
+            (Some(cmd), _) if cmd.trim().is_empty() => {
+                return Err(invalid(
+                    "target.exec",
+                    "--target-exec",
+                    "is empty: write the command that starts the server, e.g. \"nginx -c /tmp/x/nginx.conf\"",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "target.exec",
+                    "--target-exec",
+                    "needs target.address (--target): the HOST:PORT the command serves, e.g. 127.0.0.1:8080",
+                ))
+            }
+            (Some(cmd), Some(_)) => Some(TargetExec {
+                command: cmd.trim().to_string(),
+                ready_timeout: span(
+                    t.ready_timeout,
+                    DEFAULT_READY_TIMEOUT,
+                    "target.ready_timeout",
+                    "--ready-timeout",
+                )?,
+            }),
+            (None, _) if t.ready_timeout.is_some() => {
+                return Err(invalid(
+                    "target.ready_timeout",
+                    "--ready-timeout",
+                    "only applies to a server portlab starts: set target.exec (--target-exec) or drop it",
+                ))
+            }
+            (None, _) => None,
         };
 
         let lab = s.lab.as_ref().map(|c| c.validate()).transpose()?;
         let plan = Plan {
+            expect: Expectations::resolve(&s.expect)?,
             lab,
             lab_config: s.lab.clone(),
             name: s.name.clone().unwrap_or_else(|| "run".to_string()),
@@ -417,6 +650,7 @@ impl Plan {
             client,
             payload,
             target,
+            exec,
         };
         plan.check_consistency()?;
         Ok(plan)
@@ -495,6 +729,14 @@ impl Plan {
         self.lab.as_ref().map_or(1.0, |l| l.time_scale())
     }
 
+    /// Destinations the client spreads its connections over (the embedded server's ports).
+    pub fn destinations(&self) -> u32 {
+        match &self.target {
+            Target::Embedded(s) => s.destinations,
+            Target::External(_) => 1,
+        }
+    }
+
     /// True when the run is in a private network namespace.
     pub fn isolated(&self) -> bool {
         self.lab.as_ref().is_some_and(|l| l.isolate)
@@ -525,16 +767,18 @@ impl Plan {
         let l = &self.load;
         let c = &self.client;
         let p = &self.payload;
-        let (address, listen, backlog, accept_delay, server_close) = match &self.target {
-            Target::External(a) => (Some(a.clone()), None, None, None, None),
-            Target::Embedded(s) => (
-                None,
-                Some(s.listen.to_string()),
-                Some(s.backlog),
-                Some(Span(s.accept_delay)),
-                Some(s.close),
-            ),
-        };
+        let (address, listen, backlog, accept_delay, server_close, destinations) =
+            match &self.target {
+                Target::External(a) => (Some(a.clone()), None, None, None, None, None),
+                Target::Embedded(s) => (
+                    None,
+                    Some(s.listen.to_string()),
+                    Some(s.backlog),
+                    Some(Span(s.accept_delay)),
+                    Some(s.close),
+                    Some(s.destinations),
+                ),
+            };
         let tcp = p.kind == PayloadKind::Tcp;
         Scenario {
             name: Some(self.name.clone()),
@@ -571,8 +815,12 @@ impl Plan {
                 backlog,
                 accept_delay,
                 server_close,
+                destinations,
+                exec: self.exec.as_ref().map(|e| e.command.clone()),
+                ready_timeout: self.exec.as_ref().map(|e| Span(e.ready_timeout)),
             },
             lab: self.lab_config.clone(),
+            expect: self.expect.to_section(),
         }
     }
 }
@@ -614,6 +862,15 @@ mod tests {
         let text = toml::to_string(&plan.to_scenario()).unwrap();
         let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
         assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
+        for extra in [
+            "[target]\ndestinations = 3\n",
+            "[payload]\nkind = \"http\"\n[target]\naddress = \"127.0.0.1:8080\"\nexec = \"nginx -c /tmp/x.conf\"\nready_timeout = \"3s\"\n",
+        ] {
+            let plan = parse(extra).unwrap();
+            let text = toml::to_string(&plan.to_scenario()).unwrap();
+            let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
+            assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
+        }
     }
 
     #[test]
@@ -673,10 +930,124 @@ mod tests {
             ("[payload]\nsend = \"x\"", &["payload.send", "tcp"]),
             // a name that cannot name a directory
             ("name = \"a/b\"", &["name", "results directory"]),
+            // a server command without the address it serves
+            (
+                "[target]\nexec = \"nginx\"",
+                &["target.exec", "--target-exec", "target.address"],
+            ),
+            // an empty server command
+            (
+                "[target]\naddress = \"127.0.0.1:80\"\nexec = \" \"",
+                &["target.exec", "empty"],
+            ),
+            // a ready timeout with nothing to wait for
+            (
+                "[target]\nready_timeout = \"5s\"",
+                &["target.ready_timeout", "target.exec"],
+            ),
+            // destinations are the embedded server's ports
+            (
+                "[target]\naddress = \"127.0.0.1:80\"\ndestinations = 2",
+                &["target.destinations", "external"],
+            ),
+            // zero or too many destinations
+            (
+                "[target]\ndestinations = 0",
+                &["target.destinations", "1 to 8"],
+            ),
         ];
         for (text, needles) in cases {
             let msg = message(text);
             for needle in *needles {
+                assert!(msg.contains(needle), "{text:?}: {msg:?} lacks {needle:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn expect_table_resolves_and_round_trips() {
+        let text = r#"
+            [expect]
+            exhaustion = true
+            max_error_rate = 0.5
+            max_connect_p99_ms = 20
+            min_success_rate = 0.25
+            errors = ["eaddrnotavail"]
+            model = false
+            tolerance_pct = 8
+            [expect.tolerance]
+            first_error_s = 2
+        "#;
+        let plan = parse(text).unwrap();
+        let e = &plan.expect;
+        assert_eq!(e.exhaustion, Some(true));
+        assert_eq!(
+            e.errors,
+            ["EADDRNOTAVAIL"],
+            "names are matched in upper case"
+        );
+        assert!(!e.model);
+        assert_eq!(e.tolerance_for("first_error_s"), 2.0);
+        assert_eq!(
+            e.tolerance_for("timewait_max"),
+            8.0,
+            "the default for the others"
+        );
+        let again = Plan::resolve(&plan.to_scenario()).unwrap();
+        assert_eq!(again.expect, plan.expect, "plan.toml keeps [expect]");
+        assert_eq!(parse("").unwrap().expect, Expectations::default());
+    }
+
+    #[test]
+    fn flags_override_expectations_key_by_key() {
+        let file: Scenario = toml::from_str(
+            "[expect]\nexhaustion = true\nmax_error_rate = 0.1\n[expect.tolerance]\nfirst_error_s = 2\ntimewait_max = 3",
+        )
+        .unwrap();
+        let flags: Scenario =
+            toml::from_str("[expect]\nexhaustion = false\n[expect.tolerance]\ntimewait_max = 9")
+                .unwrap();
+        let plan = Plan::resolve(&file.overlay(flags)).unwrap();
+        assert_eq!(plan.expect.exhaustion, Some(false));
+        assert_eq!(plan.expect.max_error_rate, Some(0.1));
+        assert_eq!(plan.expect.tolerance_for("first_error_s"), 2.0);
+        assert_eq!(plan.expect.tolerance_for("timewait_max"), 9.0);
+    }
+
+    #[test]
+    fn bad_expectations_name_the_key() {
+        for (text, needles) in [
+            (
+                "[expect]\nmax_error_rate = 1.5",
+                &["expect.max_error_rate", "--max-error-rate", "0 to 1"][..],
+            ),
+            (
+                "[expect]\nmin_success_rate = -0.1",
+                &["expect.min_success_rate", "fraction"],
+            ),
+            (
+                "[expect]\nmax_connect_p99_ms = 0",
+                &["expect.max_connect_p99_ms", "above 0"],
+            ),
+            (
+                "[expect]\ntolerance_pct = -1",
+                &["expect.tolerance_pct", "--tolerance"],
+            ),
+            (
+                "[expect.tolerance]\nfirst_eror_s = 1",
+                &["first_eror_s", "first_error_s, timewait_max"],
+            ),
+            (
+                "[expect]\nerrors = [\"not a name\"]",
+                &["expect.errors", "ECONNRESET"],
+            ),
+            ("[expect]\nexhaust = true", &["exhaust", "unknown field"]),
+        ] {
+            let msg = match toml::from_str::<Scenario>(text) {
+                Ok(s) => Plan::resolve(&s).expect_err(text).to_string(),
+                Err(e) => e.to_string(),
+            };
+            for needle in needles {
                 assert!(msg.contains(needle), "{text:?}: {msg:?} lacks {needle:?}");
             }
         }

@@ -28,6 +28,9 @@ pub struct Scenario {
     /// Linux lab: a private network namespace with its own port range and TIME_WAIT settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<crate::lab::LabConfig>,
+    /// What the run must show for CI: each key becomes a check of the verdict.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub expect: ExpectSection,
 }
 
 /// `[load]`
@@ -102,6 +105,43 @@ pub struct TargetSection {
     pub accept_delay: Option<Span>,
     /// `--server-close`: first, after-client, reset (default follows client.close).
     pub server_close: Option<ServerClose>,
+    /// `--destinations`: the embedded server listens on this many ports and the client spreads
+    /// its connections over them round robin (connect() shares a local port across
+    /// destinations, bind(0) does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destinations: Option<u32>,
+    /// `--target-exec`: a command that serves `address` (e.g. nginx), started by portlab
+    /// (inside the lab when there is one) before the run and stopped after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<String>,
+    /// `--ready-timeout`: how long the `exec` command may take to accept on `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_timeout: Option<Span>,
+}
+
+/// `[expect]`: the user's own expectations. Each key set becomes a verdict check named
+/// `expect.<key>`; a failed one makes the run exit 1.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSection {
+    /// `--expect-exhaustion`: the run must (true) or must not (false) run out of ports.
+    pub exhaustion: Option<bool>,
+    /// `--max-error-rate`: failed / attempts, at most (0..1).
+    pub max_error_rate: Option<f64>,
+    /// `--max-connect-p99-ms`: p99 connect latency, at most, in milliseconds.
+    pub max_connect_p99_ms: Option<f64>,
+    /// `--min-success-rate`: completed / attempts, at least (0..1).
+    pub min_success_rate: Option<f64>,
+    /// `--expect-error`: error kinds (summary.errors keys) that must each appear.
+    pub errors: Option<Vec<String>>,
+    /// `--model-checks`: whether the model's checks count toward the verdict (default true;
+    /// false still reports them).
+    pub model: Option<bool>,
+    /// `--tolerance PCT`: tolerance of every model check, percent (default 5).
+    pub tolerance_pct: Option<f64>,
+    /// `--tolerance NAME=PCT`: tolerance of one model check, by its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -138,7 +178,34 @@ impl Scenario {
         let (p, t) = (&mut self.payload, top.payload);
         overlay_fields!(p, t, kind, send, expect, response, path);
         let (g, t) = (&mut self.target, top.target);
-        overlay_fields!(g, t, address, listen, backlog, accept_delay, server_close);
+        overlay_fields!(
+            g,
+            t,
+            address,
+            listen,
+            backlog,
+            accept_delay,
+            server_close,
+            destinations,
+            exec,
+            ready_timeout
+        );
+        let (e, t) = (&mut self.expect, top.expect);
+        overlay_fields!(
+            e,
+            t,
+            exhaustion,
+            max_error_rate,
+            max_connect_p99_ms,
+            min_success_rate,
+            errors,
+            model,
+            tolerance_pct
+        );
+        // Per-check tolerances merge by name: a flag replaces the file's value for its check.
+        if let Some(top) = t.tolerance {
+            e.tolerance.get_or_insert_with(Default::default).extend(top);
+        }
         self
     }
 }

@@ -269,7 +269,7 @@ impl FromStr for BindMode {
             "no-port" => Ok(BindMode::NoPort),
             _ => match t.strip_prefix("range=") {
                 Some(r) => {
-                    let PortRange(lo, hi) = r.parse()?;
+                    let PortRange { lo, hi } = r.parse()?;
                     Ok(BindMode::Range(lo, hi))
                 }
                 None => err(format!(
@@ -293,43 +293,103 @@ impl fmt::Display for BindMode {
 
 string_value!(BindMode, "auto, any-port, no-port or range=LO-HI");
 
-/// An inclusive port range "LO-HI" with 1 <= LO <= HI <= 65535.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange(pub u16, pub u16);
+/// An inclusive port range `LO-HI` with 1 <= LO <= HI <= 65535: the one type for the bind
+/// range, the lab's ip_local_port_range and the model's ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// First port of the range.
+    pub lo: u16,
+    /// Last port of the range (inclusive).
+    pub hi: u16,
+}
 
 impl PortRange {
-    /// Number of ports in the range.
-    pub fn len(&self) -> u32 {
-        u32::from(self.1) - u32::from(self.0) + 1
+    /// Builds a range, refusing port 0 and LO > HI.
+    pub fn new(lo: u16, hi: u16) -> Result<Self, ValueError> {
+        let bad = |reason: &str| {
+            err(format!(
+                "'{lo}-{hi}' is not a port range: {reason} (write LO-HI, inclusive, 1-65535, e.g. 40000-40199)"
+            ))
+        };
+        if lo == 0 {
+            return bad("port 0 is not a port");
+        }
+        if lo > hi {
+            return bad("LO must not exceed HI");
+        }
+        Ok(PortRange { lo, hi })
     }
 
-    /// Never true: a range holds at least one port (kept for clippy's len-without-is-empty).
-    pub fn is_empty(&self) -> bool {
+    /// How many ports the range holds.
+    pub fn len(self) -> u32 {
+        u32::from(self.hi) - u32::from(self.lo) + 1
+    }
+
+    /// Always false: a `PortRange` holds at least one port.
+    pub fn is_empty(self) -> bool {
         false
+    }
+
+    /// How many ports the two ranges share.
+    pub fn overlap(self, other: PortRange) -> u32 {
+        let (lo, hi) = (self.lo.max(other.lo), self.hi.min(other.hi));
+        if lo <= hi {
+            u32::from(hi) - u32::from(lo) + 1
+        } else {
+            0
+        }
+    }
+
+    /// Parses the kernel's ip_local_reserved_ports syntax: ports and `LO-HI` ranges, comma
+    /// separated ("1000-1010,2000"; "" is none), in the order given.
+    pub fn parse_list(s: &str) -> Result<Vec<PortRange>, ValueError> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| match item.split_once('-') {
+                Some(_) => item.parse(),
+                None => item
+                    .parse::<u16>()
+                    .map_err(|_| ValueError(format!("'{item}' is not a port number")))
+                    .and_then(|p| PortRange::new(p, p)),
+            })
+            .collect()
     }
 }
 
 impl FromStr for PortRange {
     type Err = ValueError;
+
+    /// Parses `LO-HI` (spaces around the dash allowed).
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        let bad = || {
-            ValueError(format!(
-                "'{s}' is not a port range; write LO-HI with 1 <= LO <= HI <= 65535, e.g. 40000-40199"
+        let bad = |reason: String| {
+            err(format!(
+                "'{s}' is not a port range: {reason} (write LO-HI, inclusive, 1-65535, e.g. 40000-40199)"
             ))
         };
-        let (lo, hi) = s.trim().split_once('-').ok_or_else(bad)?;
-        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
-        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
-        if lo == 0 || lo > hi {
-            return Err(bad());
+        let Some((lo, hi)) = s.trim().split_once('-') else {
+            return bad("no '-' between LO and HI".into());
+        };
+        let port = |t: &str| {
+            t.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("'{}' is not a port number", t.trim()))
+        };
+        match (port(lo), port(hi)) {
+            (Ok(lo), Ok(hi)) => PortRange::new(lo, hi).map_err(|_| {
+                ValueError(format!(
+                    "'{s}' is not a port range: {} (write LO-HI, inclusive, 1-65535, e.g. 40000-40199)",
+                    if lo == 0 { "port 0 is not a port" } else { "LO must not exceed HI" }
+                ))
+            }),
+            (Err(e), _) | (_, Err(e)) => bad(e),
         }
-        Ok(PortRange(lo, hi))
     }
 }
 
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.0, self.1)
+        write!(f, "{}-{}", self.lo, self.hi)
     }
 }
 
@@ -496,7 +556,7 @@ mod tests {
         );
         assert!("range=0-10".parse::<BindMode>().is_err(), "port 0");
         assert!("range=1-70000".parse::<BindMode>().is_err(), "above 65535");
-        assert_eq!(PortRange(1025, 5000).len(), 3976);
+        assert_eq!(PortRange::new(1025, 5000).unwrap().len(), 3976);
     }
 
     #[test]

@@ -54,6 +54,37 @@ fn rows(s: &Summary) -> Vec<(String, String, &'static str)> {
         rows.push((format!("{label}.p99"), l.p99.to_string(), "us"));
         rows.push((format!("{label}.max"), l.max.to_string(), "us"));
     }
+    if let Some(p) = &s.prediction {
+        for (key, unit) in [
+            ("exhausts", ""),
+            ("first_error_s", "s"),
+            ("sustainable_rate", "1/s"),
+            ("steady_timewait", "sockets"),
+            ("timewait_side", ""),
+            ("post_exhaustion_rate", "1/s"),
+            ("margin", ""),
+        ] {
+            if let Some(v) = p.get(key).filter(|v| !v.is_null()) {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                rows.push((format!("prediction.{key}"), text, unit));
+            }
+        }
+    }
+    if let Some(v) = &s.verdict {
+        rows.push(("verdict.pass".into(), v.pass.to_string(), ""));
+        for c in &v.checks {
+            let n = &c.name;
+            rows.push((format!("check.{n}.pass"), c.pass.to_string(), ""));
+            rows.push((format!("check.{n}.expected"), c.expected.to_string(), ""));
+            rows.push((format!("check.{n}.measured"), c.measured.to_string(), ""));
+            if let Some(e) = c.error_pct {
+                rows.push((format!("check.{n}.error_pct"), format!("{e:.3}"), "%"));
+            }
+            if c.advisory {
+                rows.push((format!("check.{n}.advisory"), "true".into(), ""));
+            }
+        }
+    }
     rows
 }
 

@@ -54,6 +54,39 @@ impl Reporter for Markdown {
                 )?;
             }
         }
+        if let Some(why) = s
+            .prediction
+            .as_ref()
+            .and_then(|p| p.get("explanation"))
+            .and_then(|e| e.as_str())
+        {
+            writeln!(out, "\n**Model:** {why}")?;
+        }
+        if let Some(v) = &s.verdict {
+            writeln!(
+                out,
+                "\n**Verdict: {}**\n\n| check | expected | measured | error | allowed | pass |\n|---|---:|---:|---:|---:|:---:|",
+                if v.pass { "PASS" } else { "FAIL" }
+            )?;
+            let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
+            for c in &v.checks {
+                writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} | {} |",
+                    c.name,
+                    c.expected_text().replace('<', "&lt;").replace('>', "&gt;"),
+                    c.measured_text(),
+                    pct(c.error_pct),
+                    pct(c.tolerance_pct),
+                    match (c.pass, c.advisory) {
+                        (true, false) => "✅",
+                        (false, false) => "❌",
+                        (true, true) => "(✅)",
+                        (false, true) => "(❌)",
+                    }
+                )?;
+            }
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Reports: the summary (what summary.json holds) and its renderings, one file per format
 //! behind one trait. `portlab report` re-renders a saved summary the same way.
 
+pub mod compare;
 mod csv_format;
 mod json;
 mod markdown;
@@ -8,7 +9,7 @@ mod summary;
 mod text;
 pub mod verdict;
 
-pub use summary::{Modelled, ServerSummary, Summary};
+pub use summary::{ExecSummary, Modelled, ServerSummary, Summary};
 
 use std::io::{self, Write};
 
@@ -39,6 +40,29 @@ pub fn reporter(format: Format) -> Box<dyn Reporter> {
         Format::Csv => Box::new(csv_format::Csv),
         Format::Markdown => Box::new(markdown::Markdown),
     }
+}
+
+/// Reads a saved run: a results directory (its summary.json) or a summary.json itself.
+pub fn load_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
+    use anyhow::Context;
+    let file = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "cannot read {}; name a results directory (results/<run>/) or its summary.json",
+            file.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a portlab summary.json (written by portlab {}?)",
+            file.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    })
 }
 
 /// Seconds with millisecond precision and a unit.

@@ -19,6 +19,25 @@ pub struct ServerSummary {
     pub connection_errors: u64,
 }
 
+/// The server command portlab started (`[target] exec`) and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecSummary {
+    /// The command line as given.
+    pub command: String,
+    /// The address it served.
+    pub address: String,
+    /// Its stdout and stderr.
+    pub log: String,
+    /// How portlab stopped it: SIGTERM, SIGKILL (after the grace period), or it had exited.
+    pub stopped_by: String,
+    /// "exit 0", "signal 15 (SIGTERM)", or "unknown".
+    pub exit_status: String,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did (Unix).
+    pub signal: Option<i32>,
+}
+
 /// One run. Times are seconds (`_s`), latencies microseconds (`_us`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -101,6 +120,9 @@ pub struct Summary {
     /// Times and rates in modelled seconds, for a time-scaled lab.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modelled: Option<Modelled>,
+    /// The server command portlab started and stopped (`[target] exec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_exec: Option<ExecSummary>,
 }
 
 /// A time-scaled lab's figures in modelled time (lab seconds x time scale).
@@ -169,6 +191,7 @@ impl Summary {
             prediction: None,
             verdict: None,
             modelled: None,
+            target_exec: None,
         }
     }
 

@@ -33,6 +33,36 @@ impl Reporter for Text {
                 secs(*t),
                 s.exhaustion.phase.as_deref().unwrap_or("-")
             )?,
+            _ if s.failed > 0 => {
+                // Failures that are not "no local port left": say so, so that a full listen
+                // backlog or a dead server is not mistaken for port exhaustion.
+                let kinds: Vec<String> = s
+                    .errors
+                    .iter()
+                    .map(|(k, e)| {
+                        let phases: Vec<String> =
+                            e.by_phase.iter().map(|(p, n)| format!("{p} {n}")).collect();
+                        format!("{k} x{} ({})", e.count, phases.join(", "))
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "  no port exhaustion: the {} failures are {}, not a lack of local ports",
+                    s.failed,
+                    kinds.join(", ")
+                )?;
+                if let Some(n) = s
+                    .kernel
+                    .as_ref()
+                    .and_then(|k| k.get("ListenOverflows"))
+                    .filter(|&&n| n > 0)
+                {
+                    writeln!(
+                        out,
+                        "  the server's accept queue overflowed {n} times (ListenOverflows): its listen backlog is full"
+                    )?;
+                }
+            }
             _ => writeln!(out, "  no port exhaustion")?,
         }
         if let Some(m) = &s.modelled {
@@ -99,32 +129,52 @@ impl Reporter for Text {
                 l.mean, l.p50, l.p90, l.p99, l.p999, l.max
             )?;
         }
-        if let (Some(p), Some(v)) = (&s.prediction, &s.verdict) {
+        if let Some(p) = &s.prediction {
             if let Some(why) = p.get("explanation").and_then(|e| e.as_str()) {
                 writeln!(out, "\nmodel: {why}")?;
             }
+        }
+        if let Some(v) = &s.verdict {
+            let width = v
+                .checks
+                .iter()
+                .map(|c| c.name.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
             writeln!(
                 out,
-                "verdict: {}\n  {:<22} {:>16} {:>16} {:>8} {:>6}",
+                "verdict: {}\n  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
                 if v.pass { "PASS" } else { "FAIL" },
                 "check",
                 "expected",
                 "measured",
                 "error",
+                "allowed",
                 "pass"
             )?;
             for c in &v.checks {
-                let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
                 writeln!(
                     out,
-                    "  {:<22} {:>16} {:>16} {:>8} {:>6}",
+                    "  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
                     c.name,
-                    compact(&c.expected),
-                    compact(&c.measured),
+                    c.expected_text(),
+                    c.measured_text(),
                     pct(c.error_pct),
-                    if c.pass { "yes" } else { "NO" }
+                    pct(c.tolerance_pct),
+                    c.status()
                 )?;
             }
+            for c in v.checks.iter().filter(|c| !c.pass && !c.advisory) {
+                writeln!(out, "  FAILED {}", c.explain())?;
+            }
+        }
+        if let Some(x) = &s.target_exec {
+            writeln!(
+                out,
+                "\nserver command `{}` on {}: stopped by {}, {} (output: {})",
+                x.command, x.address, x.stopped_by, x.exit_status, x.log
+            )?;
         }
         if let Some(srv) = &s.server {
             writeln!(
@@ -137,17 +187,6 @@ impl Reporter for Text {
     }
 }
 
-/// A JSON value in a few characters: numbers to 3 decimals, ranges as lo..hi.
-fn compact(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) => n.as_f64().map_or(n.to_string(), |f| {
-            if f.fract() == 0.0 {
-                format!("{f:.0}")
-            } else {
-                format!("{f:.3}")
-            }
-        }),
-        serde_json::Value::Array(a) => a.iter().map(compact).collect::<Vec<_>>().join(".."),
-        other => other.to_string(),
-    }
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |x| format!("{x:.1}%"))
 }

@@ -4,11 +4,14 @@
 use super::Summary;
 use crate::collect::TimelineRow;
 use crate::model::{Prediction, TimeWaitSide};
+use crate::plan::Expectations;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Default tolerance of every numeric check, percent.
-pub const DEFAULT_TOLERANCE_PCT: f64 = 5.0;
+pub use crate::plan::DEFAULT_TOLERANCE_PCT;
+
+/// Default margin of the baseline checks, percent.
+pub const DEFAULT_BASELINE_MARGIN_PCT: f64 = 10.0;
 
 /// One comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,9 +31,74 @@ pub struct Check {
     /// Why the check is shaped as it is, when that is not obvious.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Reported but not counted toward the verdict (`[expect] model = false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub advisory: bool,
 }
 
-/// All checks; `pass` when every one passes.
+impl Check {
+    /// The expectation in a few characters: `<= 50` for an upper bound, `lo..hi` for a range.
+    pub fn expected_text(&self) -> String {
+        let v = compact(&self.expected);
+        match self.note.as_deref() {
+            Some("at most") => format!("<= {v}"),
+            Some("at least") => format!(">= {v}"),
+            _ => v,
+        }
+    }
+
+    /// The measurement in a few characters.
+    pub fn measured_text(&self) -> String {
+        compact(&self.measured)
+    }
+
+    /// yes / NO, in brackets when the check does not count.
+    pub fn status(&self) -> &'static str {
+        match (self.pass, self.advisory) {
+            (true, false) => "yes",
+            (false, false) => "NO",
+            (true, true) => "(yes)",
+            (false, true) => "(no)",
+        }
+    }
+
+    /// One sentence: which check, what was expected, what came, by how much.
+    pub fn explain(&self) -> String {
+        let by = match (self.error_pct, self.tolerance_pct) {
+            (Some(e), Some(t)) => format!(": off by {e:.1}%, {t:.1}% allowed"),
+            (Some(e), None) if e > 0.0 => format!(": off by {e:.1}%"),
+            _ => String::new(),
+        };
+        let why = match self.note.as_deref() {
+            None | Some("at most") | Some("at least") => String::new(),
+            Some(n) => format!(" ({n})"),
+        };
+        format!(
+            "{}: expected {}, measured {}{by}{why}",
+            self.name,
+            self.expected_text(),
+            self.measured_text()
+        )
+    }
+}
+
+/// A JSON value in a few characters: numbers to 3 decimals, ranges as lo..hi.
+pub fn compact(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.as_f64().map_or(n.to_string(), |f| {
+            if f.fract() == 0.0 {
+                format!("{f:.0}")
+            } else {
+                format!("{f:.3}")
+            }
+        }),
+        Value::Array(a) => a.iter().map(compact).collect::<Vec<_>>().join(".."),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// All checks; `pass` when every counted (not advisory) one passes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Every check passed.
@@ -57,45 +125,247 @@ fn numeric(name: &str, expected: f64, measured: f64, tol: f64, note: Option<Stri
         tolerance_pct: Some(tol),
         pass: error_pct <= tol,
         note,
+        advisory: false,
     }
 }
 
-/// Compares `p` with the run in `s` (and its timeline). `tol` is the tolerance in percent.
-pub fn judge(p: &Prediction, s: &Summary, timeline: &[TimelineRow], tol: f64) -> Verdict {
+/// A one-sided check: `measured` must stay at most (`Bound::Max`) or at least (`Bound::Min`)
+/// `limit`; `error_pct` is how far past the limit it went (0 within it), relative to the limit.
+fn bound(name: &str, limit: f64, measured: f64, b: Bound, tol: Option<f64>) -> Check {
+    let excess = match b {
+        Bound::Max => measured - limit,
+        Bound::Min => limit - measured,
+    };
+    let error_pct = if excess <= 0.0 {
+        0.0
+    } else if limit == 0.0 {
+        100.0
+    } else {
+        excess / limit.abs() * 100.0
+    };
+    Check {
+        name: name.to_string(),
+        expected: json!(limit),
+        measured: json!(measured),
+        error_pct: Some(error_pct),
+        tolerance_pct: tol,
+        pass: error_pct <= tol.unwrap_or(0.0),
+        note: Some(
+            match b {
+                Bound::Max => "at most",
+                Bound::Min => "at least",
+            }
+            .to_string(),
+        ),
+        advisory: false,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    Max,
+    Min,
+}
+
+fn yes_no(name: &str, expected: bool, measured: bool, note: Option<String>) -> Check {
+    Check {
+        name: name.to_string(),
+        expected: json!(expected),
+        measured: json!(measured),
+        error_pct: None,
+        tolerance_pct: None,
+        pass: expected == measured,
+        note,
+        advisory: false,
+    }
+}
+
+/// The whole verdict of a run: the model's checks (advisory when `[expect] model = false`),
+/// then the user's `[expect]` checks, then the baseline's.
+pub fn assess(
+    p: &Prediction,
+    s: &Summary,
+    timeline: &[TimelineRow],
+    expect: &Expectations,
+    baseline: Option<(&Summary, f64)>,
+) -> Verdict {
+    let mut checks = judge(p, s, timeline, expect).checks;
+    if !expect.model {
+        for c in &mut checks {
+            c.advisory = true;
+        }
+    }
+    checks.extend(expectations(s, expect));
+    if let Some((base, margin)) = baseline {
+        checks.extend(against_baseline(s, base, margin));
+    }
+    Verdict {
+        pass: checks.iter().all(|c| c.pass || c.advisory),
+        checks,
+    }
+}
+
+/// failed / attempts and completed / attempts (None without attempts).
+fn rates(s: &Summary) -> Option<(f64, f64)> {
+    (s.attempts > 0).then(|| {
+        let n = s.attempts as f64;
+        (s.failed as f64 / n, s.completed as f64 / n)
+    })
+}
+
+/// The `[expect]` checks, named `expect.<key>`.
+pub fn expectations(s: &Summary, e: &Expectations) -> Vec<Check> {
     let mut checks = Vec::new();
-    let measured_first = s.exhaustion.first_s;
-    // The model says when; a run that ends before that cannot show it.
-    let expect_exhaustion = p.exhausts && p.first_error_s.is_some_and(|t| t < s.load_duration_s);
-    if p.margin.is_some() || !p.exhausts {
-        checks.push(Check {
-            name: "exhaustion".into(),
-            expected: json!(expect_exhaustion),
-            measured: json!(measured_first.is_some()),
-            error_pct: None,
-            tolerance_pct: None,
-            pass: expect_exhaustion == measured_first.is_some(),
-            note: (p.exhausts && !expect_exhaustion)
-                .then(|| "predicted, but after the end of the run".to_string()),
+    if let Some(want) = e.exhaustion {
+        checks.push(yes_no(
+            "expect.exhaustion",
+            want,
+            s.exhaustion.first_s.is_some(),
+            None,
+        ));
+    }
+    let no_attempts = |name: &str, limit: f64| Check {
+        name: name.to_string(),
+        expected: json!(limit),
+        measured: Value::Null,
+        error_pct: None,
+        tolerance_pct: None,
+        pass: false,
+        note: Some("no connection was attempted".into()),
+        advisory: false,
+    };
+    if let Some(max) = e.max_error_rate {
+        checks.push(match rates(s) {
+            Some((failed, _)) => bound("expect.max_error_rate", max, failed, Bound::Max, None),
+            None => no_attempts("expect.max_error_rate", max),
         });
     }
-    if let (true, Some(expected), Some(measured)) =
+    if let Some(min) = e.min_success_rate {
+        checks.push(match rates(s) {
+            Some((_, ok)) => bound("expect.min_success_rate", min, ok, Bound::Min, None),
+            None => no_attempts("expect.min_success_rate", min),
+        });
+    }
+    if let Some(max_ms) = e.max_connect_p99_ms {
+        let l = &s.connect_latency_us;
+        checks.push(if l.count == 0 {
+            no_attempts("expect.max_connect_p99_ms", max_ms)
+        } else {
+            bound(
+                "expect.max_connect_p99_ms",
+                max_ms,
+                l.p99 as f64 / 1000.0,
+                Bound::Max,
+                None,
+            )
+        });
+    }
+    for name in &e.errors {
+        let count = s.errors.get(name).map_or(0, |e| e.count);
+        checks.push(bound(
+            &format!("expect.errors.{name}"),
+            1.0,
+            count as f64,
+            Bound::Min,
+            None,
+        ));
+    }
+    checks
+}
+
+/// `--baseline`: p99 connect latency may not rise, nor the success rate fall, by more than
+/// `margin` percent of the baseline's.
+pub fn against_baseline(s: &Summary, base: &Summary, margin: f64) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let (new, old) = (&s.connect_latency_us, &base.connect_latency_us);
+    if new.count > 0 && old.count > 0 {
+        let mut c = bound(
+            "baseline.connect_p99_us",
+            old.p99 as f64,
+            new.p99 as f64,
+            Bound::Max,
+            Some(margin),
+        );
+        c.note = Some(format!("baseline p99, at most {margin}% higher"));
+        checks.push(c);
+    }
+    if let (Some((_, new)), Some((_, old))) = (rates(s), rates(base)) {
+        let mut c = bound("baseline.success_rate", old, new, Bound::Min, Some(margin));
+        c.note = Some(format!("baseline success rate, at most {margin}% lower"));
+        checks.push(c);
+    }
+    checks
+}
+
+/// Compares `p` with the run in `s` (and its timeline): the model's checks alone, each with
+/// its tolerance from `expect`.
+pub fn judge(
+    p: &Prediction,
+    s: &Summary,
+    timeline: &[TimelineRow],
+    expect: &Expectations,
+) -> Verdict {
+    let tol = |name: &str| expect.tolerance_for(name);
+    let mut checks = Vec::new();
+    let measured_first = s.exhaustion.first_s;
+    // The model says when; a run that ends before that cannot show it. A pacer that fell
+    // behind stretches the load past its planned length, but cannot use more ports than it
+    // made attempts: exhaustion needs more attempts than port slots.
+    let expect_exhaustion = p.exhausts
+        && p.first_error_s.is_some_and(|t| t < s.load_duration_s)
+        && s.attempts > p.ports_effective;
+    if p.margin.is_some() || !p.exhausts {
+        checks.push(yes_no(
+            "exhaustion",
+            expect_exhaustion,
+            measured_first.is_some(),
+            (p.exhausts && !expect_exhaustion)
+                .then(|| "predicted, but after the end of the run".to_string()),
+        ));
+    }
+    if let (true, Some(expected), Some(failed_at)) =
         (expect_exhaustion, p.first_error_s, measured_first)
     {
-        checks.push(numeric("first_error_s", expected, measured, tol, None));
+        // The model says which attempt finds no port (number P + 1, due at P / R). When
+        // attempts were made late (a busy machine, connect() slowed by a nearly full
+        // range), the error comes late by as much: the due time is what the model predicts.
+        let (measured, note) = match s.exhaustion.due_s {
+            Some(due) if (failed_at - due).abs() > 0.0005 => (
+                due,
+                Some(format!(
+                    "when the first attempt that found no port was due; it failed at {failed_at:.3} s"
+                )),
+            ),
+            Some(due) => (due, None),
+            None => (failed_at, None),
+        };
+        checks.push(numeric(
+            "first_error_s",
+            expected,
+            measured,
+            tol("first_error_s"),
+            note,
+        ));
     }
     if let Some(tw) = &s.timewait {
         // TIME_WAIT cannot exceed the connections made; with tcp_tw_reuse a reusable socket
         // may linger until taken, so the count lies between the two model figures.
         let made = s.connected as f64;
+        // Only a connection that completed surely ended with the client's FIN: one that
+        // failed after connect (its handshake ACK dropped by a full accept queue, say) may
+        // end with a reset and no TIME_WAIT. So the low bound counts completed ones.
+        let closed = s.completed.min(s.connected) as f64;
         let (lo, hi) = match (p.timewait_side, s.plan.client.pool.unwrap_or(0)) {
             // Pooled connections enter TIME_WAIT only when the pool closes at the end.
             (_, pool) if pool > 0 => (Some(0.0), Some(f64::from(pool))),
             (TimeWaitSide::Nobody, _) => (Some(0.0), Some(0.0)),
+            // Sockets already there when the run began are counted too (at most all of them,
+            // at least none: an earlier run's TIME_WAIT may expire during this one).
             (TimeWaitSide::Client, _) => (
-                p.steady_timewait.map(|v| v.min(made)),
+                p.steady_timewait.map(|v| v.min(closed)),
                 p.steady_timewait_max
                     .or(p.steady_timewait)
-                    .map(|v| v.min(made)),
+                    .map(|v| v.min(made) + p.preexisting as f64),
             ),
             (TimeWaitSide::Server, _) => (None, None),
         };
@@ -108,12 +378,13 @@ pub fn judge(p: &Prediction, s: &Summary, timeline: &[TimelineRow], tol: f64) ->
         };
         if let (Some(lo), Some(hi), Some(m)) = (lo, hi, measured) {
             let m = m as f64;
+            let t = tol("timewait_max");
             let mut c = if m < lo {
-                numeric("timewait_max", lo, m, tol, None)
+                numeric("timewait_max", lo, m, t, None)
             } else if m > hi {
-                numeric("timewait_max", hi, m, tol, None)
+                numeric("timewait_max", hi, m, t, None)
             } else {
-                numeric("timewait_max", m, m, tol, None)
+                numeric("timewait_max", m, m, t, None)
             };
             if lo != hi {
                 c.expected = json!([lo, hi]);
@@ -138,7 +409,13 @@ pub fn judge(p: &Prediction, s: &Summary, timeline: &[TimelineRow], tol: f64) ->
                 .map(|r| r.completed)
                 .sum();
             let measured = completed as f64 / (stop - start);
-            let mut c = numeric("post_exhaustion_rate", rate, measured, tol, None);
+            let mut c = numeric(
+                "post_exhaustion_rate",
+                rate,
+                measured,
+                tol("post_exhaustion_rate"),
+                None,
+            );
             c.note = Some(format!(
                 "successes per second over ({start:.1} s, {stop:.1} s]"
             ));
@@ -148,5 +425,120 @@ pub fn judge(p: &Prediction, s: &Summary, timeline: &[TimelineRow], tol: f64) ->
     Verdict {
         pass: checks.iter().all(|c| c.pass),
         checks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real lab run (quickstart: 300 ports at 100/s for 5 s, first error at 3.0 s).
+    fn fixture() -> Summary {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/runs/before/summary.json"
+        ))
+        .expect("fixture summary")
+    }
+
+    /// The model for the fixture: 300 ports, 60 s, 100/s.
+    fn model() -> Prediction {
+        use crate::model::{ModelInput, PortSpec, Profile};
+        let input = ModelInput {
+            time_wait_s: 60.0,
+            rate: Some(100.0),
+            ..ModelInput::from_profile(Profile::Custom)
+        }
+        .with_ports(PortSpec::Count(300), 0)
+        .unwrap();
+        crate::model::predict(&input)
+    }
+
+    fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+        checks.iter().find(|c| c.name == name).expect(name)
+    }
+
+    #[test]
+    fn bounds_report_how_far_past_the_limit() {
+        let c = bound("x", 0.05, 0.4, Bound::Max, None);
+        assert!(!c.pass);
+        assert!(
+            (c.error_pct.unwrap() - 700.0).abs() < 1e-9,
+            "0.4 is 700% past 0.05"
+        );
+        let c = bound("x", 0.5, 0.6, Bound::Min, None);
+        assert_eq!((c.pass, c.error_pct), (true, Some(0.0)));
+        let c = bound("x", 100.0, 109.0, Bound::Max, Some(10.0));
+        assert!(c.pass, "9% over, 10% allowed");
+        let c = bound("x", 100.0, 111.0, Bound::Max, Some(10.0));
+        assert!(!c.pass, "11% over, 10% allowed");
+    }
+
+    #[test]
+    fn expectations_check_the_run_not_the_model() {
+        let s = fixture();
+        // 200 of 500 failed (0.4), 300 completed (0.6), EADDRNOTAVAIL seen.
+        let e = Expectations {
+            exhaustion: Some(true),
+            max_error_rate: Some(0.5),
+            min_success_rate: Some(0.7),
+            errors: vec!["EADDRNOTAVAIL".into(), "ECONNRESET".into()],
+            ..Expectations::default()
+        };
+        let checks = expectations(&s, &e);
+        assert!(find(&checks, "expect.exhaustion").pass);
+        assert!(find(&checks, "expect.max_error_rate").pass);
+        assert!(!find(&checks, "expect.min_success_rate").pass);
+        assert!(find(&checks, "expect.errors.EADDRNOTAVAIL").pass);
+        assert!(!find(&checks, "expect.errors.ECONNRESET").pass);
+    }
+
+    #[test]
+    fn per_check_tolerance_and_advisory_model_checks() {
+        let s = fixture();
+        let p = model();
+        let mut late = s.clone();
+        late.exhaustion.first_s = Some(3.3); // 10% after the model's 3.0 s
+        let strict = Expectations::default();
+        let v = assess(&p, &late, &[], &strict, None);
+        assert!(!v.pass, "10% off with the default 5%");
+        let mut loose = Expectations::default();
+        loose.tolerance.insert("first_error_s".into(), 12.0);
+        let v = assess(&p, &late, &[], &loose, None);
+        assert!(
+            find(&v.checks, "first_error_s").pass,
+            "12% allowed for this check"
+        );
+        // The same late error from an attempt that was itself made late: the attempt due
+        // at 3.0 s is the one the model names, so the check holds and says why.
+        let mut lagged = late.clone();
+        lagged.exhaustion.due_s = Some(3.001);
+        let v = assess(&p, &lagged, &[], &strict, None);
+        let c = find(&v.checks, "first_error_s");
+        assert!(c.pass, "{c:?}");
+        assert!(
+            c.note.as_deref().unwrap().contains("failed at 3.300 s"),
+            "{c:?}"
+        );
+        let advisory = Expectations {
+            model: false,
+            ..Expectations::default()
+        };
+        let v = assess(&p, &late, &[], &advisory, None);
+        assert!(
+            v.pass,
+            "a failed model check does not count when model = false"
+        );
+        assert!(find(&v.checks, "first_error_s").advisory);
+    }
+
+    #[test]
+    fn a_run_with_fewer_attempts_than_ports_is_not_expected_to_run_out() {
+        let s = fixture();
+        let p = model();
+        let mut short = s.clone();
+        short.attempts = 250; // fewer than the 300 ports, however long the run took
+        short.exhaustion.first_s = None;
+        let v = judge(&p, &short, &[], &Expectations::default());
+        assert!(find(&v.checks, "exhaustion").pass, "{:?}", v.checks);
     }
 }

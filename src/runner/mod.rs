@@ -56,13 +56,14 @@ pub fn request_bytes(plan: &Plan, host: &str) -> Vec<u8> {
     }
 }
 
-/// Runs the plan's load against `target` until its bounds or `shutdown`, then drains.
+/// Runs the plan's load against `targets` (round robin) until its bounds or `shutdown`,
+/// then drains.
 ///
 /// `t0` is the origin of every time the collector sees; `tx` carries outcomes to it and is
 /// dropped (by the last worker) when the run is over, which ends the collector.
 pub async fn run(
     plan: &Plan,
-    target: SocketAddr,
+    targets: &[SocketAddr],
     host: &str,
     t0: Instant,
     shared: Arc<Shared>,
@@ -71,7 +72,7 @@ pub async fn run(
 ) -> RunEnd {
     let ctx = Arc::new(Ctx {
         t0,
-        factory: socket::SocketFactory::new(&plan.client, target),
+        factory: socket::SocketFactory::new(&plan.client, targets),
         close: plan.client.close,
         payload: plan.payload.kind,
         request: request_bytes(plan, host),

@@ -10,10 +10,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Everything needed to open client sockets toward one target; shared by all workers.
+/// Everything needed to open client sockets toward the target(s); shared by all workers.
 #[derive(Debug)]
 pub struct SocketFactory {
-    target: SocketAddr,
+    /// Destinations, used round robin (one, unless the plan asks for several).
+    targets: Vec<SocketAddr>,
+    /// Round robin over `targets` (untouched with a single destination).
+    next_target: AtomicU64,
     reuse_addr: bool,
     nodelay: bool,
     linger: Option<Duration>,
@@ -24,15 +27,18 @@ pub struct SocketFactory {
 }
 
 impl SocketFactory {
-    /// A factory for the client settings of a plan, toward `target`.
-    pub fn new(client: &Client, target: SocketAddr) -> SocketFactory {
+    /// A factory for the client settings of a plan, toward `targets` (at least one, all of
+    /// one address family), taken in turn.
+    pub fn new(client: &Client, targets: &[SocketAddr]) -> SocketFactory {
+        assert!(!targets.is_empty(), "a SocketFactory needs a destination");
         let linger = match client.close {
             CloseMode::Reset => Some(Duration::ZERO),
             CloseMode::Linger(n) => Some(Duration::from_secs(u64::from(n))),
             CloseMode::Active | CloseMode::Passive => None,
         };
         SocketFactory {
-            target,
+            targets: targets.to_vec(),
+            next_target: AtomicU64::new(0),
             reuse_addr: client.reuse_addr,
             nodelay: client.nodelay,
             linger,
@@ -42,14 +48,20 @@ impl SocketFactory {
         }
     }
 
-    /// The destination.
+    /// The destination of the next connection: the only one, or the next in turn.
     pub fn target(&self) -> SocketAddr {
-        self.target
+        match self.targets.len() {
+            1 => self.targets[0],
+            n => {
+                let i = self.next_target.fetch_add(1, Ordering::Relaxed) % n as u64;
+                self.targets[i as usize]
+            }
+        }
     }
 
     /// A new non-blocking, unconnected socket, options set and bound as the plan says.
     pub fn open(&self) -> Result<std::net::TcpStream, Failure> {
-        let domain = Domain::for_address(self.target);
+        let domain = Domain::for_address(self.targets[0]);
         let socket = Socket::new(domain, os::STREAM, Some(Protocol::TCP))
             .map_err(|e| Failure::new(Phase::Socket, &e))?;
         let opt = |r: std::io::Result<()>| r.map_err(|e| Failure::new(Phase::Socket, &e));
@@ -74,7 +86,7 @@ impl SocketFactory {
             0 => None,
             n => Some(self.sources[(turn % n as u64) as usize]),
         };
-        let unspecified = || match self.target {
+        let unspecified = || match self.targets[0] {
             SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };

@@ -13,3 +13,15 @@ pub fn precise_sleep() {}
 pub fn connect_in_progress(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// No signal handler here: Ctrl-C ends the suite with its children; the flag stays false.
+pub fn catch_interrupt() -> &'static std::sync::atomic::AtomicBool {
+    &INTERRUPTED
+}
+
+/// No RLIMIT_NOFILE here: None.
+pub fn nofile_limit() -> Option<super::NofileLimit> {
+    None
+}

@@ -1,4 +1,28 @@
-//! RLIMIT_NOFILE on Unix.
+//! RLIMIT_NOFILE and SIGINT on Unix.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::NofileLimit;
+
+/// Reads the soft and hard RLIMIT_NOFILE without changing them; None when they cannot be
+/// read.
+pub fn nofile_limit() -> Option<NofileLimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    // rlim_t is u64 on Linux and macOS, but not on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v as u64);
+    Some(NofileLimit {
+        soft: finite(lim.rlim_cur),
+        hard: finite(lim.rlim_max),
+    })
+}
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force
 /// (None when it cannot be read).
@@ -46,4 +70,25 @@ pub fn precise_sleep() {
 /// A non-blocking connect() that has begun and not finished (EINPROGRESS).
 pub fn connect_in_progress(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == std::io::ErrorKind::WouldBlock
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_sig: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// From now on SIGINT (Ctrl-C) sets the returned flag instead of ending the process, so a
+/// parent (`portlab suite`) outlives its child runs' Ctrl-C and writes what it has. A caught
+/// signal is reset to the default in children at exec, so they handle Ctrl-C themselves.
+pub fn catch_interrupt() -> &'static AtomicBool {
+    // SAFETY: installs a handler that only stores to a static atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    &INTERRUPTED
 }

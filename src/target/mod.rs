@@ -7,6 +7,8 @@
 //!   the whole request, since closing with unread data would send RST instead of FIN.
 //! - `reset`: closes with SO_LINGER {1, 0} after its reply: RST.
 
+pub mod exec;
+
 use crate::plan::{EmbeddedServer, PayloadKind, Plan, ServerClose};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
@@ -27,6 +29,31 @@ pub struct ServerStats {
     pub accept_errors: AtomicU64,
     /// Connections that ended in an I/O error on the server's side (e.g. the client's RST).
     pub conn_errors: AtomicU64,
+    /// Connections accepted and not yet closed by the server.
+    pub open: AtomicU64,
+    /// Woken when `open` drops to 0.
+    idle: tokio::sync::Notify,
+}
+
+impl ServerStats {
+    /// Waits until the server has closed every connection it accepted, or `limit` passed;
+    /// returns how many are still open.
+    async fn wait_idle(&self, limit: Duration) -> u64 {
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a wake-up between the two is not lost.
+                notified.as_mut().enable();
+                if self.open.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+        self.open.load(Ordering::Acquire)
+    }
 }
 
 /// How the server answers, derived from the plan.
@@ -95,10 +122,13 @@ impl Server {
         })
     }
 
-    /// Stops accepting; connections still open are left to finish or be dropped.
-    pub async fn stop(self) {
+    /// Stops accepting, then waits (at most `grace`) until the server has closed every
+    /// connection it accepted, so that the last kernel sample sees their final states
+    /// (TIME_WAIT on the side the plan says). Returns how many were still open.
+    pub async fn stop(self, grace: Duration) -> u64 {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.stats.wait_idle(grace).await
     }
 }
 
@@ -139,10 +169,14 @@ async fn accept_loop(
                         }
                         Now::Later(stream) => stream,
                     };
+                    stats.open.fetch_add(1, Ordering::AcqRel);
                     let (b, s) = (behaviour.clone(), stats.clone());
                     tokio::spawn(async move {
                         if serve(stream, &b).await.is_err() {
                             s.conn_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if s.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            s.idle.notify_waiters();
                         }
                     });
                 }

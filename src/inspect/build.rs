@@ -1,0 +1,656 @@
+//! From what was read on each OS to a [`HostReport`] and its [`ModelInput`]. Pure (the
+//! OS-specific collectors do the reading), so every OS's mapping is tested on Linux.
+
+use std::collections::BTreeMap;
+
+use super::parse::{
+    parse_netsh_dynamicport, parse_netsh_excluded, parse_netstat_states, parse_reg_dword,
+    parse_sysctl, DynamicPorts,
+};
+use super::{HostReport, Setting, Sockets};
+use crate::model::from_plan::host_input;
+use crate::model::{num, ModelError, ModelInput, PortRange, PortSpec, Profile, TwReuse};
+use crate::observe::KernelSample;
+use crate::sys::NofileLimit;
+
+/// The registry key holding MaxUserPort and TcpTimedWaitDelay.
+pub const TCPIP_PARAMETERS: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters";
+
+fn value_of<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    settings.get(name).map(|v| v.trim())
+}
+
+/// Linux: the sysctls `lab::read_settings` gives, one socket sample of the namespace, and
+/// RLIMIT_NOFILE.
+pub fn linux_report(
+    settings: &BTreeMap<String, String>,
+    sample: &KernelSample,
+    nofile: Option<NofileLimit>,
+) -> HostReport {
+    let mut input = host_input(settings);
+    let mut notes = Vec::new();
+    let get = |name: &str| value_of(settings, name);
+    let mut rows = Vec::new();
+    let row = |name: &str, note: Option<String>| {
+        let (value, note) = match get(name) {
+            Some("") => ("(empty)".to_string(), note),
+            // Tabs (ip_local_port_range) print as one space.
+            Some(v) => (v.split_whitespace().collect::<Vec<_>>().join(" "), note),
+            None => (
+                "not available".to_string(),
+                Some("not in this kernel, or not readable".to_string()),
+            ),
+        };
+        Setting {
+            name: name.to_string(),
+            value,
+            default: false,
+            note,
+        }
+    };
+
+    rows.push(row(
+        "net.ipv4.ip_local_port_range",
+        input.port_range.map(|r| format!("{} ports", r.len())),
+    ));
+    rows.push(row(
+        "net.ipv4.ip_local_reserved_ports",
+        Some(match input.reserved {
+            0 => "none inside the range".to_string(),
+            n => format!("{n} of them inside the range, never picked for connect()"),
+        }),
+    ));
+    let reuse_note = match get("net.ipv4.tcp_tw_reuse") {
+        Some("0") => "off: connect() never takes a port still in TIME_WAIT",
+        Some("1") => "on: connect() may reuse a TIME_WAIT port after the delay",
+        Some("2") => {
+            "loopback only (the default): connect() may reuse a TIME_WAIT port after the delay"
+        }
+        _ => "unrecognised value",
+    };
+    rows.push(row("net.ipv4.tcp_tw_reuse", Some(reuse_note.to_string())));
+    if get("net.ipv4.tcp_tw_reuse_delay").is_some() {
+        rows.push(row(
+            "net.ipv4.tcp_tw_reuse_delay",
+            Some(format!(
+                "ms: the port hold where tcp_tw_reuse applies ({} s)",
+                num(input.tw_reuse_delay_s)
+            )),
+        ));
+    } else {
+        rows.push(Setting {
+            name: "net.ipv4.tcp_tw_reuse_delay".into(),
+            value: "default (1000)".into(),
+            default: true,
+            note: Some("not in this kernel (Linux 6.14+): reuse after 1 s".into()),
+        });
+    }
+    rows.push(row(
+        "net.ipv4.tcp_max_tw_buckets",
+        Some("beyond this many TIME_WAIT sockets, closes skip TIME_WAIT".into()),
+    ));
+    let timestamps_off = get("net.ipv4.tcp_timestamps") == Some("0");
+    rows.push(row(
+        "net.ipv4.tcp_timestamps",
+        Some(if timestamps_off {
+            "off: tcp_tw_reuse has no effect without them".into()
+        } else {
+            "on: tcp_tw_reuse can work".into()
+        }),
+    ));
+    rows.push(row(
+        "net.ipv4.tcp_fin_timeout",
+        Some(
+            "s: bounds orphaned FIN_WAIT_2 only; it does NOT shorten TIME_WAIT (fixed at 60 s)"
+                .into(),
+        ),
+    ));
+    rows.push(row(
+        "net.core.somaxconn",
+        Some("caps every listen() backlog".into()),
+    ));
+    rows.push(row(
+        "net.ipv4.tcp_abort_on_overflow",
+        Some(
+            "with 1, a full accept queue answers with RST (ECONNRESET) instead of dropping".into(),
+        ),
+    ));
+    if timestamps_off && input.tw_reuse != TwReuse::Off {
+        notes.push(format!(
+            "tcp_tw_reuse = {} but tcp_timestamps = 0: reuse needs timestamps on the old connection, so the model takes tcp_tw_reuse as 0",
+            input.tw_reuse.value()
+        ));
+        input.tw_reuse = TwReuse::Off;
+    }
+
+    let sockets = Sockets {
+        time_wait: sample.tw_total.or(sample.tw_sockstat),
+        established: sample.established,
+        time_wait_by_destination: sample.tw_by_destination.clone().filter(|d| !d.is_empty()),
+        source: match (sample.source, sample.tw_sockstat) {
+            (Some(crate::observe::SocketSource::SockDiag), _) => Some("netlink sock_diag".into()),
+            (Some(crate::observe::SocketSource::ProcNetTcp), _) => {
+                Some("/proc/net/tcp and tcp6".into())
+            }
+            (None, Some(_)) => Some("/proc/net/sockstat (TIME_WAIT only)".into()),
+            (None, None) => None,
+        },
+    };
+    HostReport::new(
+        "linux",
+        "/proc/sys (the network namespace portlab runs in)".into(),
+        rows,
+        input,
+        "fixed in the kernel (TCP_TIMEWAIT_LEN); no sysctl changes it".into(),
+        nofile,
+        sockets,
+        notes,
+    )
+}
+
+/// Windows' model input: the dynamic port range netsh shows (Vista / 2008 and later) or,
+/// without it, MaxUserPort (XP / 2003: ports 1025-MaxUserPort); TcpTimedWaitDelay in
+/// seconds. Absent values take the windows-2008 (or, with MaxUserPort, windows-2003)
+/// defaults: 49152-65535, 240 s. Returns the notes on what was assumed.
+///
+/// `excluded` are netsh's excluded port ranges: those inside the dynamic range count as
+/// reserved (never handed out).
+pub fn windows_input(
+    dynamic: Option<DynamicPorts>,
+    excluded: &[(u16, u16)],
+    max_user_port: Option<u32>,
+    timed_wait_delay: Option<u32>,
+) -> (ModelInput, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut input = match (dynamic, max_user_port) {
+        (Some(d), _) => {
+            let base = ModelInput::from_profile(Profile::Windows2008);
+            let last = (u32::from(d.start).saturating_add(d.count.max(1) - 1)).min(65535) as u16;
+            if u32::from(last) - u32::from(d.start) + 1 < d.count {
+                notes.push(format!(
+                    "netsh's range starting at {} with {} ports would pass 65535; counted up to 65535",
+                    d.start, d.count
+                ));
+            }
+            if let Some(m) = max_user_port {
+                notes.push(format!(
+                    "MaxUserPort = {m} is set, but it is the XP / 2003 setting: Vista / 2008 and later take their ports from the dynamic port range netsh shows, which the model uses"
+                ));
+            }
+            let Ok(range) = PortRange::new(d.start, last) else {
+                return (base, notes);
+            };
+            let reserved = excluded_in(excluded, range);
+            match base.clone().with_ports(PortSpec::Range(range), reserved) {
+                Ok(i) => i,
+                Err(_) => {
+                    notes.push(format!(
+                        "the excluded port ranges cover all of {range}; ignored"
+                    ));
+                    base.with_ports(PortSpec::Range(range), 0)
+                        .unwrap_or_else(|_| ModelInput::from_profile(Profile::Windows2008))
+                }
+            }
+        }
+        (None, Some(m)) if (1025..=65535).contains(&m) => {
+            let base = ModelInput::from_profile(Profile::Windows2003);
+            PortRange::new(1025, m as u16)
+                .map_err(ModelError::from)
+                .and_then(|r| base.clone().with_ports(PortSpec::Range(r), 0))
+                .unwrap_or(base)
+        }
+        (None, m) => {
+            if let Some(m) = m {
+                notes.push(format!("MaxUserPort = {m} is outside 5000-65534; ignored"));
+            }
+            notes.push(
+                "no dynamic port range could be read: the model uses the Vista / 2008 default, 49152-65535"
+                    .into(),
+            );
+            ModelInput::from_profile(Profile::Windows2008)
+        }
+    };
+    match timed_wait_delay {
+        Some(0) => {
+            notes.push("TcpTimedWaitDelay = 0 is not a delay; the default 240 s is used".into())
+        }
+        Some(t) => input.time_wait_s = f64::from(t),
+        None => {}
+    }
+    (input, notes)
+}
+
+/// Ports of `range` inside the (possibly overlapping) `excluded` ranges.
+fn excluded_in(excluded: &[(u16, u16)], range: PortRange) -> u32 {
+    (range.lo..=range.hi)
+        .filter(|p| excluded.iter().any(|&(lo, hi)| (lo..=hi).contains(p)))
+        .count() as u32
+}
+
+/// Windows: the outputs of `netsh int ipv4 show dynamicport tcp`, `reg query` of
+/// [`TCPIP_PARAMETERS`] and `netstat -an` (None: the command could not be run), and of
+/// `netsh int ipv4 show excludedportrange protocol=tcp`.
+pub fn windows_report(
+    netsh: Option<&str>,
+    excluded: Option<&str>,
+    reg: Option<&str>,
+    netstat: Option<&str>,
+) -> HostReport {
+    let dynamic = netsh.and_then(parse_netsh_dynamicport);
+    let excluded_ranges = excluded.map(parse_netsh_excluded).unwrap_or_default();
+    let mut notes = Vec::new();
+    let mut dword = |name: &str| match reg.map(|t| parse_reg_dword(t, name)) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            notes.push(e);
+            None
+        }
+        None => None,
+    };
+    let max_user_port = dword("MaxUserPort");
+    let delay = dword("TcpTimedWaitDelay");
+    let (input, more) = windows_input(dynamic, &excluded_ranges, max_user_port, delay);
+    notes.extend(more);
+    if reg.is_none() {
+        notes.push(format!(
+            "reg query {TCPIP_PARAMETERS} could not be run: registry values shown as defaults"
+        ));
+    }
+
+    let mut rows = vec![Setting {
+        name: "netsh int ipv4 show dynamicport tcp".into(),
+        value: match dynamic {
+            Some(d) => format!("start {}, {} ports", d.start, d.count),
+            None => "not available".into(),
+        },
+        default: false,
+        note: Some(match (dynamic, input.port_range) {
+            (Some(_), Some(r)) => {
+                format!("ports {r}; change with netsh int ipv4 set dynamicport tcp start=N num=M")
+            }
+            _ => {
+                "netsh could not be run or printed no range (Vista / 2008 and later have it)".into()
+            }
+        }),
+    }];
+    rows.push(Setting {
+        name: "netsh int ipv4 show excludedportrange protocol=tcp".into(),
+        value: match excluded {
+            None => "not available".into(),
+            Some(_) if excluded_ranges.is_empty() => "none".into(),
+            Some(_) => excluded_ranges
+                .iter()
+                .map(|&(lo, hi)| {
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}-{hi}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        },
+        default: false,
+        note: Some(match dynamic {
+            Some(_) => format!(
+                "{} of them inside the dynamic range, never handed out (Hyper-V, WinNAT, ...)",
+                input.reserved
+            ),
+            None => "reserved ranges (Hyper-V, WinNAT, ...)".into(),
+        }),
+    });
+    rows.push(Setting {
+        name: "MaxUserPort".into(),
+        value: match max_user_port {
+            Some(m) => m.to_string(),
+            None => "default (5000)".into(),
+        },
+        default: max_user_port.is_none(),
+        note: Some(if dynamic.is_some() {
+            "XP / 2003 only (ports 1025-MaxUserPort); not the range in force here".into()
+        } else {
+            "XP / 2003: ephemeral ports are 1025-MaxUserPort; a change needs a reboot".into()
+        }),
+    });
+    rows.push(Setting {
+        name: "TcpTimedWaitDelay".into(),
+        value: match delay {
+            Some(t) => t.to_string(),
+            None => "default (240)".into(),
+        },
+        default: delay.is_none(),
+        note: Some("s: how long TIME_WAIT lasts; a change needs a reboot".into()),
+    });
+
+    let counts = netstat.and_then(parse_netstat_states);
+    let sockets = Sockets {
+        time_wait: counts.map(|c| c.time_wait),
+        established: counts.map(|c| c.established),
+        time_wait_by_destination: None,
+        source: counts.map(|_| "netstat -an".into()),
+    };
+    let time_wait_from = match delay.filter(|&t| t > 0) {
+        Some(_) => "TcpTimedWaitDelay".to_string(),
+        None => "TcpTimedWaitDelay not set: the default".to_string(),
+    };
+    HostReport::new(
+        "windows",
+        format!("netsh and the registry ({TCPIP_PARAMETERS})"),
+        rows,
+        input,
+        time_wait_from,
+        None,
+        sockets,
+        notes,
+    )
+}
+
+/// macOS' model input from its sysctls: net.inet.ip.portrange.first / last and
+/// net.inet.tcp.msl (ms; TIME_WAIT = 2 x MSL). Absent or unusable values keep the macos
+/// profile's defaults (49152-65535, MSL 15 s so 30 s).
+pub fn macos_input(settings: &BTreeMap<String, String>) -> (ModelInput, Vec<String>) {
+    let mut input = ModelInput::from_profile(Profile::Macos);
+    let mut notes = Vec::new();
+    let port = |name: &str| value_of(settings, name).and_then(|v| v.parse::<u16>().ok());
+    let default = input.port_range.expect("macos has a range");
+    let (first, last) = (
+        port("net.inet.ip.portrange.first").unwrap_or(default.lo),
+        port("net.inet.ip.portrange.last").unwrap_or(default.hi),
+    );
+    // The kernel accepts first > last and then counts downwards.
+    let (lo, hi) = (first.min(last), first.max(last));
+    match PortRange::new(lo, hi)
+        .map_err(ModelError::from)
+        .and_then(|r| input.clone().with_ports(PortSpec::Range(r), 0))
+    {
+        Ok(i) => input = i,
+        Err(e) => notes.push(format!(
+            "port range {first}-{last} not usable ({e}); default used"
+        )),
+    }
+    match value_of(settings, "net.inet.tcp.msl").and_then(|v| v.parse::<f64>().ok()) {
+        Some(ms) if ms > 0.0 => input.time_wait_s = 2.0 * ms / 1000.0,
+        Some(_) => notes.push("net.inet.tcp.msl is 0; the default 15000 ms is used".into()),
+        None => {}
+    }
+    (input, notes)
+}
+
+/// macOS: the output of `sysctl NAMES` and `netstat -an -p tcp` (None: could not be run),
+/// and RLIMIT_NOFILE.
+pub fn macos_report(
+    sysctl: Option<&str>,
+    netstat: Option<&str>,
+    nofile: Option<NofileLimit>,
+) -> HostReport {
+    let settings = sysctl.map(parse_sysctl).unwrap_or_default();
+    let (input, mut notes) = macos_input(&settings);
+    if sysctl.is_none() {
+        notes.push("sysctl could not be run: defaults shown".into());
+    }
+    let row = |name: &str, default: &str, note: String| {
+        let v = value_of(&settings, name);
+        Setting {
+            name: name.to_string(),
+            value: v.map_or(format!("default ({default})"), str::to_string),
+            default: v.is_none(),
+            note: Some(note),
+        }
+    };
+    let range = input.port_range.map_or(String::new(), |r| r.to_string());
+    let rows = vec![
+        row(
+            "net.inet.ip.portrange.first",
+            "49152",
+            format!("ephemeral ports {range}: {} ports", input.ports),
+        ),
+        row(
+            "net.inet.ip.portrange.last",
+            "65535",
+            "last ephemeral port".into(),
+        ),
+        row(
+            "net.inet.tcp.msl",
+            "15000",
+            format!("ms: TIME_WAIT = 2 x MSL = {} s", num(input.time_wait_s)),
+        ),
+        row(
+            "kern.ipc.somaxconn",
+            "128",
+            "caps every listen() backlog".into(),
+        ),
+    ];
+    let counts = netstat.and_then(parse_netstat_states);
+    let sockets = Sockets {
+        time_wait: counts.map(|c| c.time_wait),
+        established: counts.map(|c| c.established),
+        time_wait_by_destination: None,
+        source: counts.map(|_| "netstat -an -p tcp".into()),
+    };
+    HostReport::new(
+        "macos",
+        "sysctl".into(),
+        rows,
+        input,
+        "2 x net.inet.tcp.msl".into(),
+        nofile,
+        sockets,
+        notes,
+    )
+}
+
+/// Any other OS: the profile's defaults, said to be defaults.
+pub fn defaults_report(profile: Profile, nofile: Option<NofileLimit>) -> HostReport {
+    let input = ModelInput::from_profile(profile);
+    HostReport::new(
+        std::env::consts::OS,
+        format!("nothing: portlab cannot read this OS's settings; the {profile} profile's defaults"),
+        Vec::new(),
+        input,
+        format!("the {profile} profile's default"),
+        nofile,
+        Sockets::default(),
+        vec![format!(
+            "these are defaults, not this host's values: check them and use portlab predict --profile {profile} --port-range LO-HI --time-wait T"
+        )],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn windows_2003_max_user_port_and_delay() {
+        // MaxUserPort 5000, TcpTimedWaitDelay 240 -> 1025-5000 = 3976 ports, 240 s.
+        let (i, _) = windows_input(None, &[], Some(5000), Some(240));
+        assert_eq!(i.profile, Profile::Windows2003);
+        assert_eq!(i.port_range, Some(PortRange::new(1025, 5000).unwrap()));
+        assert_eq!(i.ports, 3976);
+        assert_eq!(i.time_wait_s, 240.0);
+        assert_eq!(i.tw_reuse, TwReuse::Off);
+        i.validate().unwrap();
+    }
+
+    #[test]
+    fn windows_netsh_range_wins_and_absent_delay_is_240() {
+        let d = DynamicPorts {
+            start: 49152,
+            count: 16384,
+        };
+        let (i, notes) = windows_input(Some(d), &[], None, None);
+        assert_eq!(i.profile, Profile::Windows2008);
+        assert_eq!(i.port_range, Some(PortRange::new(49152, 65535).unwrap()));
+        assert_eq!((i.ports, i.time_wait_s), (16384, 240.0));
+        assert!(notes.is_empty(), "{notes:?}");
+        // MaxUserPort alongside netsh: netsh's range is used, and the note says so.
+        let d = DynamicPorts {
+            start: 10000,
+            count: 1000,
+        };
+        let (i, notes) = windows_input(Some(d), &[], Some(5000), Some(30));
+        assert_eq!((i.ports, i.time_wait_s), (1000, 30.0));
+        assert!(
+            notes.iter().any(|n| n.contains("MaxUserPort = 5000")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn windows_excluded_ranges_inside_the_dynamic_range_are_reserved() {
+        // 49152-65535 minus 50000-50059 (60) and 50050-50099 (overlapping: 40 more), 5357
+        // outside: 16384 - 100 = 16284 usable.
+        let d = DynamicPorts {
+            start: 49152,
+            count: 16384,
+        };
+        let (i, _) = windows_input(
+            Some(d),
+            &[(5357, 5357), (50000, 50059), (50050, 50099)],
+            None,
+            None,
+        );
+        assert_eq!((i.reserved, i.ports), (100, 16284));
+        let excl = "Start Port    End Port\n----------    --------\n     50000       50059     *\n";
+        let r = windows_report(
+            Some("Start Port      : 49152\nNumber of Ports : 16384\n"),
+            Some(excl),
+            None,
+            None,
+        );
+        assert_eq!(r.ports.usable, 16324);
+        assert!(r.settings.iter().any(|s| s.value == "50000-50059"));
+    }
+
+    #[test]
+    fn windows_nothing_readable_is_the_2008_default() {
+        let (i, notes) = windows_input(None, &[], None, None);
+        assert_eq!(i, ModelInput::from_profile(Profile::Windows2008));
+        assert!(!notes.is_empty());
+    }
+
+    #[test]
+    fn windows_report_from_command_output() {
+        let netsh = "Protocol tcp Dynamic Port Range\n---------------------------------\nStart Port      : 49152\nNumber of Ports : 16384\n";
+        let reg = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters\n    TcpTimedWaitDelay    REG_DWORD    0x1e\n";
+        let r = windows_report(Some(netsh), None, Some(reg), None);
+        assert_eq!((r.ports.usable, r.time_wait.seconds), (16384, 30.0));
+        let max_user = r.settings.iter().find(|s| s.name == "MaxUserPort").unwrap();
+        assert_eq!(max_user.value, "default (5000)");
+        assert!(max_user.default);
+        let delay = r
+            .settings
+            .iter()
+            .find(|s| s.name == "TcpTimedWaitDelay")
+            .unwrap();
+        assert_eq!((delay.value.as_str(), delay.default), ("30", false));
+        // Registry unreadable: 240 s, reported as the default.
+        let r = windows_report(Some(netsh), None, None, None);
+        assert_eq!(r.time_wait.seconds, 240.0);
+        let delay = r
+            .settings
+            .iter()
+            .find(|s| s.name == "TcpTimedWaitDelay")
+            .unwrap();
+        assert_eq!(delay.value, "default (240)");
+    }
+
+    #[test]
+    fn windows_2003_text_and_model() {
+        // The seed case: MaxUserPort 5000 (3976 ports), TcpTimedWaitDelay absent (240 s),
+        // 30 conn/s -> 7200 needed, first WSAENOBUFS at 132.53 s, 16.57 conn/s after.
+        let reg = "    MaxUserPort    REG_DWORD    0x1388\r\n";
+        let host = windows_report(
+            None,
+            None,
+            Some(reg),
+            Some("  TCP    1.2.3.4:1030   5.6.7.8:1433   TIME_WAIT\r\n"),
+        );
+        let input = ModelInput {
+            rate: Some(30.0),
+            ..host.input.clone()
+        };
+        let m = super::super::model(input);
+        let t = super::super::render(&host, &m);
+        for needle in [
+            "portlab inspect: windows",
+            "MaxUserPort",
+            "TcpTimedWaitDelay",
+            "default (240)",
+            "TIME_WAIT     1",
+            "3976 usable ports (range 1025-5000",
+            "WARNING: 30 conn/s x 240 s TIME_WAIT = 7200 ports needed, more than the 3976 usable: the first WSAENOBUFS comes after 3976 / 30 conn/s = 132.53 s, then at most 16.57 conn/s succeed.",
+            "MaxUserPort",
+        ] {
+            assert!(t.contains(needle), "{needle:?} missing in\n{t}");
+        }
+        assert!(!t.contains("RLIMIT_NOFILE"), "{t}");
+    }
+
+    #[test]
+    fn macos_sysctl_mapping() {
+        let (i, _) = macos_input(&map(&[
+            ("net.inet.ip.portrange.first", "49152"),
+            ("net.inet.ip.portrange.last", "65535"),
+            ("net.inet.tcp.msl", "15000"),
+        ]));
+        assert_eq!((i.ports, i.time_wait_s), (16384, 30.0));
+        let (i, _) = macos_input(&map(&[
+            ("net.inet.ip.portrange.first", "50000"),
+            ("net.inet.ip.portrange.last", "50999"),
+            ("net.inet.tcp.msl", "5000"),
+        ]));
+        assert_eq!(i.port_range, Some(PortRange::new(50000, 50999).unwrap()));
+        assert_eq!((i.ports, i.time_wait_s), (1000, 10.0));
+        // Nothing read: the macos defaults.
+        let (i, _) = macos_input(&BTreeMap::new());
+        assert_eq!(i, ModelInput::from_profile(Profile::Macos));
+    }
+
+    #[test]
+    fn macos_report_marks_absent_values_as_defaults() {
+        let r = macos_report(Some("net.inet.ip.portrange.first: 60000\n"), None, None);
+        assert_eq!(r.ports.first, Some(60000));
+        assert_eq!(r.ports.usable, 65535 - 60000 + 1);
+        let msl = r
+            .settings
+            .iter()
+            .find(|s| s.name == "net.inet.tcp.msl")
+            .unwrap();
+        assert_eq!((msl.value.as_str(), msl.default), ("default (15000)", true));
+        assert_eq!(r.time_wait.seconds, 30.0);
+    }
+
+    #[test]
+    fn linux_report_counts_and_timestamps_off_disables_reuse() {
+        let s = map(&[
+            ("net.ipv4.ip_local_port_range", "40000\t40999"),
+            ("net.ipv4.tcp_tw_reuse", "1"),
+            ("net.ipv4.tcp_timestamps", "0"),
+        ]);
+        let sample = KernelSample {
+            tw_total: Some(12),
+            established: Some(3),
+            ..KernelSample::default()
+        };
+        let r = linux_report(&s, &sample, None);
+        assert_eq!(r.ports.first, Some(40000));
+        assert_eq!(r.ports.last, Some(40999));
+        assert_eq!(r.ports.usable, 1000);
+        assert_eq!(
+            (r.sockets.time_wait, r.sockets.established),
+            (Some(12), Some(3))
+        );
+        assert_eq!(r.input.tw_reuse, TwReuse::Off);
+        assert!(r.notes.iter().any(|n| n.contains("tcp_timestamps = 0")));
+        let range = &r.settings[0];
+        assert_eq!(range.value, "40000 40999");
+    }
+}

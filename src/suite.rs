@@ -1,0 +1,532 @@
+//! `portlab suite [DIR]`: every scenario of a directory, one after the other, in one table.
+//!
+//! Each scenario runs as a child process (`portlab run FILE --format json`): a lab run
+//! enters its own network namespace on the thread that runs it, so a fresh process per
+//! scenario keeps namespaces, sysctls and descriptors from leaking from one into the next,
+//! and works without root (a user namespace can only be entered by a single-threaded
+//! process). Every file is parsed and validated before the first one runs, so a typo in the
+//! tenth file is refused before any traffic (exit 2).
+//!
+//! The table (scenario, what the model predicted, what was measured, verdict) is printed at
+//! the end and written after every scenario as `suite.md` and `suite.json` in the suite's
+//! results directory, with each run's own directory underneath.
+
+use crate::plan::{self, Plan};
+use crate::report::Summary;
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+/// `portlab suite [DIR] [FLAGS]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuiteArgs {
+    /// Directory of scenario files; every *.toml in it runs, in file-name order.
+    #[arg(default_value = "scenarios")]
+    pub dir: PathBuf,
+    /// Results directory for the suite [default results/suite-<UTC time>/]; each run gets a
+    /// directory underneath.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No line per scenario on stderr while the suite runs.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How one scenario ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Outcome {
+    /// Every check held.
+    Pass,
+    /// A check failed (the run's exit code 1).
+    Fail,
+    /// The run could not be set up or its summary could not be read (exit code 2 or other).
+    Error,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Error => "ERROR",
+            Outcome::Interrupted => "INTERRUPTED",
+        }
+    }
+}
+
+/// One line of the table, with the figures behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Scenario name.
+    pub scenario: String,
+    /// The scenario file.
+    pub file: String,
+    /// The run's results directory.
+    pub results: String,
+    /// PASS, FAIL, ERROR or INTERRUPTED.
+    pub verdict: Outcome,
+    /// The run's exit code (None if it died by a signal).
+    pub exit_code: Option<i32>,
+    /// Wall time of the run, seconds.
+    pub wall_s: f64,
+    /// What the model predicted, in a few words.
+    pub predicted: String,
+    /// What was measured, in a few words.
+    pub measured: String,
+    /// Names of the checks that failed, or the error that stopped the run.
+    pub problems: Vec<String>,
+    /// The run's prediction, as in its summary.json.
+    pub prediction: Option<Value>,
+    /// The run's verdict, as in its summary.json.
+    pub checks: Option<Value>,
+}
+
+/// The whole suite, as written to suite.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The directory the scenarios came from.
+    pub scenarios_dir: String,
+    /// Where everything was written.
+    pub results: String,
+    /// When the suite began, UTC (RFC 3339).
+    pub started_at: String,
+    /// Wall time so far, seconds.
+    pub wall_s: f64,
+    /// True when every scenario passed.
+    pub pass: bool,
+    /// One entry per scenario run so far.
+    pub scenarios: Vec<Row>,
+}
+
+/// What `run` produced.
+#[derive(Debug)]
+pub struct SuiteResult {
+    /// The table and its figures.
+    pub report: Report,
+    /// 0 all passed, 1 a verdict failed, 2 a run could not be set up, 130 interrupted.
+    pub exit_code: u8,
+}
+
+/// The scenario files of `dir`, in name order, each validated as `portlab run` would.
+pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "cannot read the scenario directory {} (name a directory of *.toml files: portlab suite DIR)",
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(anyhow!(
+            "{} holds no *.toml scenario file; name a directory of scenarios (portlab suite DIR)",
+            dir.display()
+        ));
+    }
+    let mut out = Vec::with_capacity(files.len());
+    let mut names = std::collections::BTreeMap::new();
+    for file in files {
+        let scenario = plan::load_scenario(&file)?;
+        let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
+        if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
+            return Err(anyhow!(
+                "{} and {} are both named '{}'; each scenario of a suite needs its own name (it names its results directory)",
+                other.display(),
+                file.display(),
+                plan.name
+            ));
+        }
+        out.push((file, plan.name));
+    }
+    Ok(out)
+}
+
+/// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
+pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
+    let files = collect(&args.dir)?;
+    let exe = std::env::current_exe().context("finding the portlab executable")?;
+    let dir = results_dir(args.out.as_deref())?;
+    let interrupted = crate::sys::catch_interrupt();
+    let began = Instant::now();
+    let mut report = Report {
+        scenarios_dir: args.dir.display().to_string(),
+        results: dir.display().to_string(),
+        started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        wall_s: 0.0,
+        pass: true,
+        scenarios: Vec::with_capacity(files.len()),
+    };
+    let n = files.len();
+    for (i, (file, name)) in files.iter().enumerate() {
+        if !args.quiet {
+            eprint!("[{}/{n}] {name} ... ", i + 1);
+        }
+        let row = run_one(&exe, file, name, &dir.join(name));
+        if !args.quiet {
+            eprintln!(
+                "{} in {:.1} s{}",
+                row.verdict.as_str(),
+                row.wall_s,
+                if row.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", row.problems.join("; "))
+                }
+            );
+        }
+        let stop = row.verdict == Outcome::Interrupted;
+        report.scenarios.push(row);
+        report.wall_s = began.elapsed().as_secs_f64();
+        report.pass = report.scenarios.iter().all(|r| r.verdict == Outcome::Pass);
+        // Written after each scenario: an interrupted or crashed suite keeps what it ran.
+        write_files(&report, &dir)?;
+        if stop || interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let printed = write_text(&report, &mut out);
+    if let Err(e) = printed {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e).context("writing the table to stdout");
+        }
+    }
+    let verdicts: Vec<Outcome> = report.scenarios.iter().map(|r| r.verdict).collect();
+    let exit_code = if verdicts.contains(&Outcome::Interrupted) || verdicts.len() < n {
+        130
+    } else if verdicts.contains(&Outcome::Error) {
+        2
+    } else if verdicts.contains(&Outcome::Fail) {
+        1
+    } else {
+        0
+    };
+    Ok(SuiteResult { report, exit_code })
+}
+
+fn results_dir(out: Option<&Path>) -> Result<PathBuf> {
+    let dir = match out {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
+                .to_string()
+                .chars()
+                .filter(|c| !matches!(c, '-' | ':'))
+                .collect();
+            let base = PathBuf::from("results").join(format!("suite-{stamp}"));
+            let mut dir = base.clone();
+            let mut k = 2;
+            while dir.exists() {
+                dir = PathBuf::from(format!("{}-{k}", base.display()));
+                k += 1;
+            }
+            dir
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot create the results directory {} (choose another with --out DIR)",
+            dir.display()
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Runs one scenario as `portlab run FILE --out DIR -q --format json` and reads its summary.
+fn run_one(exe: &Path, file: &Path, name: &str, out: &Path) -> Row {
+    let began = Instant::now();
+    let output = Command::new(exe)
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(["-q", "--format", "json"])
+        .stdin(Stdio::null())
+        .output();
+    let wall_s = began.elapsed().as_secs_f64();
+    let mut row = Row {
+        scenario: name.to_string(),
+        file: file.display().to_string(),
+        results: out.display().to_string(),
+        verdict: Outcome::Error,
+        exit_code: None,
+        wall_s,
+        predicted: "-".into(),
+        measured: "-".into(),
+        problems: Vec::new(),
+        prediction: None,
+        checks: None,
+    };
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            row.problems
+                .push(format!("cannot start {}: {e}", exe.display()));
+            return row;
+        }
+    };
+    if !output.stderr.is_empty() {
+        let _ = std::fs::create_dir_all(out);
+        let _ = std::fs::write(out.join("stderr.log"), &output.stderr);
+    }
+    row.exit_code = output.status.code();
+    let summary: Option<Summary> = serde_json::from_slice(&output.stdout).ok();
+    row.verdict = match (row.exit_code, &summary) {
+        (Some(130), _) => Outcome::Interrupted,
+        (Some(0), Some(_)) => Outcome::Pass,
+        (Some(1), Some(_)) => Outcome::Fail,
+        _ => Outcome::Error,
+    };
+    match &summary {
+        Some(s) => {
+            row.predicted = predicted(s);
+            row.measured = measured(s);
+            row.prediction = s.prediction.clone();
+            row.checks = s
+                .verdict
+                .as_ref()
+                .and_then(|v| serde_json::to_value(v).ok());
+            if let Some(v) = &s.verdict {
+                row.problems
+                    .extend(v.checks.iter().filter(|c| !c.pass).map(|c| {
+                        format!("{} expected {} measured {}", c.name, c.expected, c.measured)
+                    }));
+            }
+        }
+        None => {
+            let err = String::from_utf8_lossy(&output.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no summary and no message");
+            row.problems.push(last.trim().to_string());
+        }
+    }
+    row
+}
+
+/// Lab seconds -> modelled seconds for this run.
+fn scale(s: &Summary) -> f64 {
+    s.modelled.as_ref().map_or(1.0, |m| m.time_scale)
+}
+
+/// "3.00 s" or "2.21 s (132.5 s modelled)".
+fn at(s: &Summary, t: f64) -> String {
+    let k = scale(s);
+    if k == 1.0 {
+        format!("{t:.2} s")
+    } else {
+        format!("{t:.2} s ({:.1} s modelled)", t * k)
+    }
+}
+
+/// The model's prediction in a few words.
+pub fn predicted(s: &Summary) -> String {
+    let Some(p) = &s.prediction else {
+        return "-".into();
+    };
+    let num = |k: &str| p.get(k).and_then(Value::as_f64);
+    let side = p
+        .get("timewait_side")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    let error = p
+        .get("exhaustion_error")
+        .and_then(Value::as_str)
+        .unwrap_or("exhaustion");
+    let exhausts = p.get("exhausts").and_then(Value::as_bool) == Some(true);
+    match (exhausts, num("first_error_s")) {
+        (true, Some(t)) if t < s.load_duration_s => format!("{error} at {}", at(s, t)),
+        (true, Some(t)) => format!("exhaustion after the run, at {}", at(s, t)),
+        _ => {
+            let tw = num("steady_timewait").map_or("-".into(), |v| format!("{v:.0}"));
+            match side {
+                "nobody" | "none" => "no exhaustion, no TIME_WAIT".to_string(),
+                side => format!("no exhaustion, TIME_WAIT {tw} on the {side} (steady)"),
+            }
+        }
+    }
+}
+
+/// What was measured in a few words: exhaustion, TIME_WAIT by side, other errors and the
+/// kernel counters that tell the scenarios apart.
+pub fn measured(s: &Summary) -> String {
+    let mut parts = Vec::new();
+    match (s.exhaustion.first_s, &s.exhaustion.kind) {
+        (Some(t), Some(kind)) => parts.push(format!("{kind} at {}", at(s, t))),
+        _ => parts.push("no exhaustion".to_string()),
+    }
+    if let Some(tw) = &s.timewait {
+        let v = |x: Option<u64>| x.map_or("-".to_string(), |x| x.to_string());
+        parts.push(format!(
+            "TIME_WAIT client {} / server {}",
+            v(tw.client_max),
+            v(tw.server_max)
+        ));
+    }
+    let exhaustion_kind = s.exhaustion.kind.as_deref();
+    let others: Vec<String> = s
+        .errors
+        .iter()
+        .filter(|(k, _)| Some(k.as_str()) != exhaustion_kind)
+        .map(|(k, e)| format!("{k} x{}", e.count))
+        .collect();
+    if !others.is_empty() {
+        parts.push(others.join(", "));
+    }
+    if let Some(k) = &s.kernel {
+        for name in [
+            "TWRecycled",
+            "TCPTimeWaitOverflow",
+            "ListenOverflows",
+            "OutRsts",
+        ] {
+            if let Some(v) = k.get(name).filter(|&&v| v > 0) {
+                parts.push(format!("{name} {v}"));
+            }
+        }
+    }
+    if let Some(seg) = s.segments_per_request {
+        parts.push(format!("{seg:.1} segments/request"));
+    }
+    if let Some(x) = &s.target_exec {
+        parts.push(format!("server {}", x.exit_status));
+    }
+    parts.join("; ")
+}
+
+fn write_files(report: &Report, dir: &Path) -> Result<()> {
+    let json = serde_json::to_string_pretty(report).context("serialising suite.json")?;
+    std::fs::write(dir.join("suite.json"), json + "\n")
+        .with_context(|| format!("writing {}", dir.join("suite.json").display()))?;
+    let mut md = Vec::new();
+    write_markdown(report, &mut md).context("rendering suite.md")?;
+    std::fs::write(dir.join("suite.md"), md)
+        .with_context(|| format!("writing {}", dir.join("suite.md").display()))
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The table as Markdown.
+pub fn write_markdown(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "### portlab suite: `{}`\n", r.scenarios_dir)?;
+    writeln!(out, "| scenario | model | measured | verdict |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    for row in &r.scenarios {
+        let verdict = if row.problems.is_empty() {
+            row.verdict.as_str().to_string()
+        } else {
+            format!("{} ({})", row.verdict.as_str(), row.problems.join("; "))
+        };
+        writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            row.scenario,
+            cell(&row.predicted),
+            cell(&row.measured),
+            cell(&verdict)
+        )?;
+    }
+    writeln!(
+        out,
+        "\n{} of {} passed in {:.1} s; results in `{}`",
+        r.scenarios
+            .iter()
+            .filter(|x| x.verdict == Outcome::Pass)
+            .count(),
+        r.scenarios.len(),
+        r.wall_s,
+        r.results
+    )
+}
+
+/// The table as plain text for a terminal.
+pub fn write_text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let w = r
+        .scenarios
+        .iter()
+        .map(|x| x.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let wp = r
+        .scenarios
+        .iter()
+        .map(|x| x.predicted.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    writeln!(
+        out,
+        "{:<w$}  {:<7}  {:<wp$}  measured",
+        "scenario", "verdict", "model"
+    )?;
+    for row in &r.scenarios {
+        writeln!(
+            out,
+            "{:<w$}  {:<7}  {:<wp$}  {}",
+            row.scenario,
+            row.verdict.as_str(),
+            row.predicted,
+            row.measured
+        )?;
+        for p in &row.problems {
+            writeln!(out, "{:<w$}    ! {p}", "")?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{} of {} passed in {:.1} s; table in {}/suite.md and suite.json",
+        r.scenarios
+            .iter()
+            .filter(|x| x.verdict == Outcome::Pass)
+            .count(),
+        r.scenarios.len(),
+        r.wall_s,
+        r.results
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_without_scenarios_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = collect(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no *.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_file_is_refused_before_anything_runs_naming_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), "[load]\nrate = 10\n").unwrap();
+        std::fs::write(dir.path().join("b.toml"), "[load]\nrat = 10\n").unwrap();
+        let e = format!("{:#}", collect(dir.path()).unwrap_err());
+        assert!(e.contains("b.toml") && e.contains("rat"), "{e}");
+    }
+
+    #[test]
+    fn two_files_with_one_name_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), "name = \"x\"\n").unwrap();
+        std::fs::write(dir.path().join("b.toml"), "name = \"x\"\n").unwrap();
+        let e = collect(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("both named 'x'"), "{e}");
+    }
+}
