@@ -146,8 +146,9 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     Ok(RunResult { summary, dir })
 }
 
-/// Creates the results directory (a fresh one for each run).
-fn results_dir(name: &str, out: Option<&Path>) -> Result<PathBuf> {
+/// Creates the results directory: `out`, or a fresh results/<name>-<UTC time>/ (for a run,
+/// or for a suite, named "suite").
+pub fn results_dir(name: &str, out: Option<&Path>) -> Result<PathBuf> {
     let dir = match out {
         Some(d) => d.to_path_buf(),
         None => {

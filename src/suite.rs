@@ -155,7 +155,7 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
 pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
     let files = collect(&args.dir)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
-    let dir = results_dir(args.out.as_deref())?;
+    let dir = crate::engine::results_dir("suite", args.out.as_deref())?;
     let interrupted = crate::sys::catch_interrupt();
     let began = Instant::now();
     let mut report = Report {
@@ -213,34 +213,6 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
         0
     };
     Ok(SuiteResult { report, exit_code })
-}
-
-fn results_dir(out: Option<&Path>) -> Result<PathBuf> {
-    let dir = match out {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
-                .to_string()
-                .chars()
-                .filter(|c| !matches!(c, '-' | ':'))
-                .collect();
-            let base = PathBuf::from("results").join(format!("suite-{stamp}"));
-            let mut dir = base.clone();
-            let mut k = 2;
-            while dir.exists() {
-                dir = PathBuf::from(format!("{}-{k}", base.display()));
-                k += 1;
-            }
-            dir
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| {
-        format!(
-            "cannot create the results directory {} (choose another with --out DIR)",
-            dir.display()
-        )
-    })?;
-    Ok(dir)
 }
 
 /// Runs one scenario as `portlab run FILE --out DIR -q --format json` and reads its summary.
