@@ -105,6 +105,16 @@ pub struct Report {
     pub scenarios: Vec<Row>,
 }
 
+impl Report {
+    /// How many scenarios passed.
+    pub fn passed(&self) -> usize {
+        self.scenarios
+            .iter()
+            .filter(|x| x.verdict == Outcome::Pass)
+            .count()
+    }
+}
+
 /// What `run` produced.
 #[derive(Debug)]
 pub struct SuiteResult {
@@ -416,10 +426,7 @@ pub fn write_markdown(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "\n{} of {} passed in {:.1} s; results in `{}`",
-        r.scenarios
-            .iter()
-            .filter(|x| x.verdict == Outcome::Pass)
-            .count(),
+        r.passed(),
         r.scenarios.len(),
         r.wall_s,
         r.results
@@ -463,10 +470,7 @@ pub fn write_text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "\n{} of {} passed in {:.1} s; table in {}/suite.md and suite.json",
-        r.scenarios
-            .iter()
-            .filter(|x| x.verdict == Outcome::Pass)
-            .count(),
+        r.passed(),
         r.scenarios.len(),
         r.wall_s,
         r.results
