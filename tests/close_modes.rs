@@ -35,6 +35,33 @@ fn run(range: &str, args: &[&str]) -> Option<(tempfile::TempDir, serde_json::Val
     Some((dir, summary))
 }
 
+/// Asserts the TIME_WAIT counts in the namespace after the run: `made` on the side that
+/// closes first, none on the other.
+///
+/// The holding side may be short by at most 1% of `made`: in about 1 run of 30 (measured
+/// with every close mode, on a quiet machine too) one connection is not in TIME_WAIT at the
+/// end. Either the client is still in FIN_WAIT2 with the server in LAST_ACK and no
+/// retransmission yet (RetransSegs 0), or its TIME_WAIT was ended by an RST (OutRsts 1).
+/// Both fit a packet that arrived while the kernel swapped the closing socket for its
+/// TIME_WAIT socket and found neither; portlab sees the same count in its own samples.
+fn assert_time_wait(d: &tempfile::TempDir, client_side: bool, made: u64) {
+    let (client, server) = time_wait_sides(d.path(), SERVER_PORT);
+    let (holder, other) = if client_side {
+        (client, server)
+    } else {
+        (server, client)
+    };
+    let side = if client_side { "client" } else { "server" };
+    assert_eq!(
+        other, 0,
+        "no TIME_WAIT on the other side ({client}, {server})"
+    );
+    assert!(
+        holder <= made && holder >= made - made.div_ceil(100),
+        "{side} TIME_WAIT {holder} of {made}"
+    );
+}
+
 #[test]
 fn active_close_exhausts_at_ports_over_rate() {
     // 300 ports at 150/s: the first EADDRNOTAVAIL is due at 300 / 150 = 2.0 s.
@@ -73,8 +100,7 @@ fn active_close_leaves_time_wait_on_the_client() {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
-    let (client, server) = time_wait_sides(d.path(), SERVER_PORT);
-    assert_eq!((client, server), (300, 0), "TIME_WAIT (client, server)");
+    assert_time_wait(&d, true, 300);
 }
 
 #[test]
@@ -86,18 +112,7 @@ fn linger_close_still_leaves_time_wait_on_the_client() {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
-    // Every connection's TIME_WAIT is on the client; none on the server. Not always all 200
-    // at the instant of the snapshot: close() with SO_LINGER {1, N} blocks the closing
-    // thread until the server ACKs the FIN, and under load about 1 run in 30 (measured: 5 of
-    // 160 on 2 busy cores) ends with one connection still in FIN_WAIT2 / LAST_ACK, or with
-    // its TIME_WAIT ended by an RST (OutRsts = 1; the same as in the windows-2003 scenario,
-    // source not identified). So: at least 99% on the client.
-    let (client, server) = time_wait_sides(d.path(), SERVER_PORT);
-    assert_eq!(server, 0, "no TIME_WAIT on the server");
-    assert!(
-        (198..=200).contains(&client),
-        "client TIME_WAIT {client} of 200"
-    );
+    assert_time_wait(&d, true, 200);
 }
 
 #[test]
@@ -121,7 +136,7 @@ fn passive_close_leaves_time_wait_on_the_server() {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
-    assert_eq!(time_wait_sides(d.path(), SERVER_PORT), (0, 300));
+    assert_time_wait(&d, false, 300);
 }
 
 #[test]
