@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Closed-loop workers with --rate max [key: load.concurrency; default 32, or the pool size].
     #[arg(long, help_heading = "Load", value_name = "N")]
     pub concurrency: Option<u32>,
+    /// Client threads, each running its share of the workers on its own event loop
+    /// [key: load.threads; default one per core].
+    #[arg(long, help_heading = "Load", value_name = "N")]
+    pub threads: Option<u32>,
     /// How long to issue starts, e.g. 5s, 2m [key: load.duration; default 10s unless --count].
     #[arg(long, help_heading = "Load", value_name = "DURATION")]
     pub duration: Option<Span>,
@@ -281,6 +285,7 @@ impl RunArgs {
             load: LoadSection {
                 rate: self.rate,
                 concurrency: self.concurrency,
+                threads: self.threads,
                 duration: self.duration,
                 count: self.count,
                 max_in_flight: self.max_in_flight,

@@ -399,6 +399,10 @@ async fn drive(
         let _ = writeln!(out, "\nresults: {}/", dir.display());
     }
     ignore_broken_pipe(rendered)?;
+    if let Some(why) = end.failed {
+        // Everything measured is on disk; the run still fails.
+        return Err(anyhow!("{why} (what was measured is in {})", dir.display()));
+    }
     Ok(summary)
 }
 

@@ -68,6 +68,16 @@ fn zero_rate_in_a_file() {
 }
 
 #[test]
+fn client_threads_out_of_bounds() {
+    refused(&["--threads", "0"], None, &["--threads", "at least 1"]);
+    refused(
+        &[],
+        Some("[load]\nthreads = 100000\n"),
+        &["load.threads", "at most 256"],
+    );
+}
+
+#[test]
 fn empty_port_range() {
     refused(&["--bind", "range=2000-1000"], None, &["--bind", "LO-HI"]);
 }

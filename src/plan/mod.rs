@@ -83,6 +83,8 @@ pub struct Load {
     pub rate: Rate,
     /// Closed-loop workers; for pooled runs, at most the pool size.
     pub concurrency: u32,
+    /// Client threads, each with its share of the workers (None: one per core).
+    pub threads: Option<u32>,
     /// Stop issuing starts after this long (None: only `count` bounds the run).
     pub duration: Option<Duration>,
     /// Stop after this many starts.
@@ -360,6 +362,8 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONCURRENCY: u32 = 32;
 /// Default bound on connections in flight (open loop).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1024;
+/// Upper bound on `load.threads` (a typo like 1000 would only cost memory and switches).
+pub const MAX_THREADS: u32 = 256;
 /// Most destinations the embedded server serves (one listening port each): the TIME_WAIT
 /// observer lists the top 8 destinations besides the target, so up to 8 are counted exactly.
 pub const MAX_DESTINATIONS: u32 = 8;
@@ -416,9 +420,21 @@ impl Plan {
                 "must be at least 10ms",
             ));
         }
+        let threads = match l.threads {
+            Some(0) => return Err(invalid("load.threads", "--threads", "must be at least 1")),
+            Some(n) if n > MAX_THREADS => {
+                return Err(invalid(
+                    "load.threads",
+                    "--threads",
+                    format!("must be at most {MAX_THREADS}"),
+                ))
+            }
+            t => t,
+        };
         let load = Load {
             rate,
             concurrency,
+            threads,
             duration,
             count,
             max_in_flight: positive(
@@ -786,6 +802,8 @@ impl Plan {
             load: LoadSection {
                 rate: Some(l.rate),
                 concurrency: Some(l.concurrency),
+                // Unset stays unset: the plan re-run elsewhere takes that machine's cores.
+                threads: l.threads,
                 duration: l.duration.map(Span),
                 count: l.count,
                 max_in_flight: Some(l.max_in_flight),

@@ -41,6 +41,9 @@ pub struct LoadSection {
     pub rate: Option<Rate>,
     /// `--concurrency`: workers of the closed loop (rate = "max").
     pub concurrency: Option<u32>,
+    /// `--threads`: client threads, each running its share of the workers (default: one per
+    /// core).
+    pub threads: Option<u32>,
     /// `--duration`: how long starts are issued.
     pub duration: Option<Span>,
     /// `--count`: total starts.
@@ -165,6 +168,7 @@ impl Scenario {
             t,
             rate,
             concurrency,
+            threads,
             duration,
             count,
             max_in_flight,

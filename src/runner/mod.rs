@@ -1,5 +1,6 @@
 //! The runner: a pacer thread hands due starts to long-lived worker tasks; workers send one
-//! outcome per start to the collector.
+//! outcome per start to the collector. The workers run on client threads of their own, each
+//! with its own event loop ([`shards`]).
 //!
 //! The pacer is an OS thread, not a task: std::thread::sleep has tens-of-microseconds
 //! precision, where tokio's timer has one millisecond, and a schedule of 10,000 starts per
@@ -7,6 +8,7 @@
 //! tests and Ctrl-C stop a run the same way.
 
 pub mod pacer;
+pub mod shards;
 pub mod socket;
 pub mod worker;
 
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use worker::{Ctx, Feed, Start};
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunEnd {
     /// Stopped by the shutdown future (Ctrl-C), not by its own bounds.
     pub interrupted: bool,
@@ -30,6 +32,9 @@ pub struct RunEnd {
     pub load_elapsed: Duration,
     /// Still in flight when the drain timeout ran out, and abandoned.
     pub aborted: u64,
+    /// The run could not go on (the client threads did not start, or a worker panicked):
+    /// what was measured is still written, and the run fails with this message.
+    pub failed: Option<String>,
 }
 
 /// Builds the bytes each request writes.
@@ -83,11 +88,16 @@ pub async fn run(
         shared: shared.clone(),
         stop: Default::default(),
     });
-    let mut workers = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     let mut interrupted = false;
+    let spawn_failed = |e: std::io::Error| RunEnd {
+        interrupted: false,
+        load_elapsed: Duration::ZERO,
+        aborted: 0,
+        failed: Some(format!("starting the client threads: {e}")),
+    };
 
-    let load_elapsed = match plan.lab_rate() {
+    let (load_elapsed, mut workers) = match plan.lab_rate() {
         Rate::PerSecond(rate) => {
             let max_in_flight = plan.load.max_in_flight;
             let (start_tx, start_rx) = async_channel::bounded::<Start>(max_in_flight as usize);
@@ -95,11 +105,17 @@ pub async fn run(
                 0 => max_in_flight,
                 pool => pool,
             };
-            for _ in 0..n_workers {
-                let (ctx, rx, tx) = (ctx.clone(), start_rx.clone(), tx.clone());
-                workers.spawn(async move { worker::work(&ctx, Feed::Paced(rx), tx).await });
-            }
-            drop(start_rx);
+            let threads = shards::count(plan.load.threads, n_workers);
+            let ctx_w = ctx.clone();
+            let tx_w = tx.clone();
+            let spawned = shards::spawn(threads, n_workers, move |_| {
+                let (ctx, rx, tx) = (ctx_w.clone(), start_rx.clone(), tx_w.clone());
+                async move { worker::work(&ctx, Feed::Paced(rx), tx).await }
+            });
+            let workers = match spawned {
+                Ok(w) => w,
+                Err(e) => return spawn_failed(e),
+            };
             let schedule = ConstantRate {
                 rate,
                 duration: plan.load.duration,
@@ -119,14 +135,15 @@ pub async fn run(
             // A schedule that ran its course covers its whole window (start i of n is due at
             // i / R, the window ends at n / R), even though the last start came 1/R earlier.
             let window = schedule.window();
-            tokio::select! {
+            let elapsed = tokio::select! {
                 r = &mut done_rx => r.unwrap_or_else(|_| t0.elapsed()).max(window),
                 () = &mut shutdown => {
                     interrupted = true;
                     ctx.stop.store(true, Ordering::Relaxed);
                     done_rx.await.unwrap_or_else(|_| t0.elapsed())
                 }
-            }
+            };
+            (elapsed, workers)
         }
         Rate::Max => {
             let tickets = Arc::new(AtomicU64::new(0));
@@ -135,34 +152,39 @@ pub async fn run(
                 0 => plan.load.concurrency,
                 pool => pool.min(plan.load.concurrency),
             };
-            for _ in 0..n_workers {
-                let (ctx, tickets, tx) = (ctx.clone(), tickets.clone(), tx.clone());
-                let count = plan.load.count;
-                workers.spawn(async move {
+            let threads = shards::count(plan.load.threads, n_workers);
+            let (ctx_w, tx_w, count) = (ctx.clone(), tx.clone(), plan.load.count);
+            let spawned = shards::spawn(threads, n_workers, move |_| {
+                let (ctx, tickets, tx) = (ctx_w.clone(), tickets.clone(), tx_w.clone());
+                async move {
                     let feed = Feed::Closed {
                         tickets: &tickets,
                         count,
                         deadline,
                     };
                     worker::work(&ctx, feed, tx).await
-                });
-            }
+                }
+            });
+            let workers = match spawned {
+                Ok(w) => w,
+                Err(e) => return spawn_failed(e),
+            };
             // Closed-loop workers stop by themselves at the deadline or count; the load
             // phase ends when the first of them runs dry or at Ctrl-C.
             tokio::select! {
-                _ = workers.join_next() => {}
+                () = workers.first_done() => {}
                 () = &mut shutdown => interrupted = true,
             }
             ctx.stop.store(true, Ordering::Relaxed);
-            t0.elapsed()
+            (t0.elapsed(), workers)
         }
     };
+    // Every worker holds its own sender (the shards' closures hold one more each, until
+    // the shards finish).
     drop(tx);
 
     // Drain: in-flight connections may finish, within the drain timeout.
-    let drained = tokio::time::timeout(plan.load.drain_timeout, async {
-        while workers.join_next().await.is_some() {}
-    });
+    let drained = tokio::time::timeout(plan.load.drain_timeout, workers.all_done());
     let drain_result = tokio::select! {
         r = drained => r.is_ok(),
         () = &mut shutdown, if !interrupted => {
@@ -173,13 +195,15 @@ pub async fn run(
     let mut aborted = 0;
     if !drain_result {
         aborted = shared.in_flight.load(Ordering::Relaxed).max(0) as u64;
-        workers.abort_all();
-        while workers.join_next().await.is_some() {}
+        workers.abort().await;
     }
     RunEnd {
         interrupted,
         load_elapsed,
         aborted,
+        failed: workers
+            .panicked()
+            .then(|| "internal error: a worker panicked; its outcomes are missing".into()),
     }
 }
 

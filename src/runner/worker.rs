@@ -161,8 +161,8 @@ async fn one_connection(ctx: &Ctx, o: &mut Outcome, buf: &mut [u8]) -> Result<()
         o.exchange_us = Some(micros(exchanged.elapsed()));
         drop(started);
         // Nothing here awaited the runtime: yield, or a closed-loop worker would run
-        // connection after connection and starve the tasks sharing its thread (the embedded
-        // server among them, whose accept queue would then overflow).
+        // connection after connection and starve the workers sharing its thread (and the
+        // runtime's own polling of sockets and timers).
         tokio::task::yield_now().await;
         return Ok(());
     }
