@@ -18,6 +18,7 @@
 # Usage: benches/http_compare.sh [SECS=10] [ROUNDS=3] [C=50]
 #   PORTLAB=path to use another portlab build (default target/release/portlab, built if missing).
 #   PORTLAB_BEFORE=path adds an earlier build as one more tool (before/after in the same run).
+#   PEERS="wrk oha" measures only those peers (default: oha wrk ab hey).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -102,7 +103,7 @@ run_hey() {
 
 tools=(portlab)
 [ -n "${PORTLAB_BEFORE:-}" ] && tools+=(before)
-for t in oha wrk ab hey; do
+for t in ${PEERS:-oha wrk ab hey}; do
   if command -v "$t" >/dev/null; then tools+=("$t"); else echo "http_compare: $t is not installed: skipped"; fi
 done
 echo "http_compare: nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 worker, return 200; $conns connections, ${secs} s per run, $rounds rounds interleaved; private netns, tcp_tw_reuse 1"

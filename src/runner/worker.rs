@@ -166,9 +166,17 @@ async fn one_connection(ctx: &Ctx, o: &mut Outcome, buf: &mut [u8]) -> Result<()
         tokio::task::yield_now().await;
         return Ok(());
     }
-    let mut stream = finish_connect(ctx, o, started).await?;
     let exchanged = Instant::now();
-    exchange_and_close(ctx, &mut stream, o, buf).await?;
+    // A socket connected inside connect() is writable: the request goes out now, before the
+    // socket is registered with the runtime, which knows nothing of its readiness yet and
+    // would wait a turn of its event loop for the first EPOLLOUT (one task wake per
+    // connection, and the request that much later).
+    let written = match &started {
+        Started::Connected(socket) if !ctx.request.is_empty() => write_now(socket, &ctx.request)?,
+        _ => 0,
+    };
+    let mut stream = finish_connect(ctx, o, started).await?;
+    exchange_and_close(ctx, &mut stream, o, buf, written).await?;
     o.exchange_us = Some(micros(exchanged.elapsed()));
     // Dropping closes: FIN (active, passive after EOF), RST (reset), or a lingering close.
     drop(stream);
@@ -193,7 +201,7 @@ async fn pooled_request(
         }
     };
     let began = Instant::now();
-    match tokio::time::timeout(ctx.exchange_timeout, exchange(ctx, &mut stream, o, buf)).await {
+    match tokio::time::timeout(ctx.exchange_timeout, exchange(ctx, &mut stream, o, buf, 0)).await {
         Ok(Ok(_)) => {
             o.exchange_us = Some(micros(began.elapsed()));
             *conn = Some(stream);
@@ -281,15 +289,30 @@ async fn finish_connect(
     Ok(stream)
 }
 
-/// The exchange, then (passive close) the wait for the server's FIN, within the timeout.
+/// Writes what it can of `request` at once on a non-blocking socket: the bytes written.
+fn write_now(socket: &std::net::TcpStream, request: &[u8]) -> Result<usize, Failure> {
+    use std::io::Write;
+    loop {
+        match (&*socket).write(request) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(xerr(e)),
+        }
+    }
+}
+
+/// The exchange (the first `written` bytes of the request already sent), then (passive
+/// close) the wait for the server's FIN, within the timeout.
 async fn exchange_and_close(
     ctx: &Ctx,
     stream: &mut TcpStream,
     o: &mut Outcome,
     buf: &mut [u8],
+    written: usize,
 ) -> Result<(), Failure> {
     let work = async {
-        let saw_eof = exchange(ctx, stream, o, buf).await? == ReplyEnd::Eof;
+        let saw_eof = exchange(ctx, stream, o, buf, written).await? == ReplyEnd::Eof;
         if ctx.close == CloseMode::Passive && !saw_eof {
             read_to_eof(stream, buf).await?;
         }
@@ -329,18 +352,20 @@ async fn exchange(
     stream: &mut TcpStream,
     o: &mut Outcome,
     buf: &mut [u8],
+    written: usize,
 ) -> Result<ReplyEnd, Failure> {
+    let rest = &ctx.request[written..];
     match ctx.payload {
         PayloadKind::None => Ok(ReplyEnd::Length),
         PayloadKind::Tcp => {
-            stream.write_all(&ctx.request).await.map_err(xerr)?;
+            stream.write_all(rest).await.map_err(xerr)?;
             match ctx.expect {
                 Expect::Eof => read_to_eof(stream, buf).await.map(|_| ReplyEnd::Eof),
                 Expect::Bytes(n) => skip_exact(stream, n, buf).await.map(|()| ReplyEnd::Length),
             }
         }
         PayloadKind::Http => {
-            stream.write_all(&ctx.request).await.map_err(xerr)?;
+            stream.write_all(rest).await.map_err(xerr)?;
             read_http_response(stream, o, buf).await
         }
     }
