@@ -13,7 +13,7 @@ use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
 use crate::report::{self, verdict, Format, ServerSummary, Summary};
-use crate::runner;
+use crate::runner::{self, shards, shards::Shards};
 use crate::target;
 use crate::target::exec::ExecTarget;
 use crate::target::Server;
@@ -127,9 +127,12 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         }
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The traffic (client workers, embedded server) runs on the shards; this runtime only
+    // steers the run.
+    let shards = Shards::start(shards::count(plan.load.threads, plan.workers()))
+        .context("starting the client threads")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("portlab-worker")
         .build()
         .context("starting the async runtime")?;
     let summary = runtime.block_on(drive(
@@ -140,10 +143,15 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         applied.as_ref(),
         Servers { listeners, exec },
         &settings,
-    ))?;
+        &shards,
+    ));
     // Connections abandoned at the drain timeout must not hold the process open.
+    shards.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(RunResult { summary, dir })
+    Ok(RunResult {
+        summary: summary?,
+        dir,
+    })
 }
 
 /// Creates the results directory: `out`, or a fresh results/<name>-<UTC time>/ (for a run,
@@ -219,6 +227,7 @@ async fn drive(
     applied: Option<&lab::Applied>,
     Servers { listeners, exec }: Servers,
     settings: &std::collections::BTreeMap<String, String>,
+    shards: &Shards,
 ) -> Result<Summary> {
     // Target first: a bad address fails before anything else happens.
     let (servers, targets, host) = match &plan.target {
@@ -226,7 +235,8 @@ async fn drive(
             let mut servers = Vec::with_capacity(listeners.len());
             for listener in listeners {
                 servers.push(
-                    Server::start(plan, cfg, listener).context("starting the embedded server")?,
+                    Server::start(plan, cfg, listener, shards.handles())
+                        .context("starting the embedded server")?,
                 );
             }
             let targets: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
@@ -283,6 +293,7 @@ async fn drive(
     let hold_collector = tx.clone();
     let end = runner::run(
         plan,
+        shards,
         &targets,
         &host,
         t0,

@@ -277,6 +277,11 @@ fn listen_backlog() {
         assert!(!errors.contains_key(kind), "{kind}: {errors:#?}");
     }
     assert!(kernel(&s, "ListenOverflows") > 0.0, "{:#}", s["kernel"]);
+    // accept_delay 20ms: at most 50 accepts a second over the whole run, however many
+    // threads the server has.
+    let accepted = f(&s["server"]["accepted"]);
+    let most = f(&s["duration_s"]) * 50.0 * 1.05 + 2.0;
+    assert!(accepted <= most, "accepted {accepted}, at most {most}");
     expectations_held(&s, 2);
 }
 

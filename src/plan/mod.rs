@@ -745,6 +745,18 @@ impl Plan {
         self.lab.as_ref().map_or(1.0, |l| l.time_scale())
     }
 
+    /// The client's long-lived worker tasks: one per connection that may be open at once
+    /// (max_in_flight in the open loop, concurrency in the closed loop), or one per pooled
+    /// connection.
+    pub fn workers(&self) -> u32 {
+        match (self.client.pool, self.load.rate) {
+            (0, Rate::PerSecond(_)) => self.load.max_in_flight,
+            (0, Rate::Max) => self.load.concurrency,
+            (pool, Rate::PerSecond(_)) => pool,
+            (pool, Rate::Max) => pool.min(self.load.concurrency),
+        }
+    }
+
     /// Destinations the client spreads its connections over (the embedded server's ports).
     pub fn destinations(&self) -> u32 {
         match &self.target {

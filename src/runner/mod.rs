@@ -32,8 +32,8 @@ pub struct RunEnd {
     pub load_elapsed: Duration,
     /// Still in flight when the drain timeout ran out, and abandoned.
     pub aborted: u64,
-    /// The run could not go on (the client threads did not start, or a worker panicked):
-    /// what was measured is still written, and the run fails with this message.
+    /// A worker panicked (a bug): what was measured is still written, and the run fails
+    /// with this message.
     pub failed: Option<String>,
 }
 
@@ -61,13 +61,14 @@ pub fn request_bytes(plan: &Plan, host: &str) -> Vec<u8> {
     }
 }
 
-/// Runs the plan's load against `targets` (round robin) until its bounds or `shutdown`,
-/// then drains.
+/// Runs the plan's load against `targets` (round robin) on the `shards` until its bounds or
+/// `shutdown`, then drains.
 ///
 /// `t0` is the origin of every time the collector sees; `tx` carries outcomes to it and is
 /// dropped (by the last worker) when the run is over, which ends the collector.
 pub async fn run(
     plan: &Plan,
+    shards: &shards::Shards,
     targets: &[SocketAddr],
     host: &str,
     t0: Instant,
@@ -90,32 +91,16 @@ pub async fn run(
     });
     tokio::pin!(shutdown);
     let mut interrupted = false;
-    let spawn_failed = |e: std::io::Error| RunEnd {
-        interrupted: false,
-        load_elapsed: Duration::ZERO,
-        aborted: 0,
-        failed: Some(format!("starting the client threads: {e}")),
-    };
 
     let (load_elapsed, mut workers) = match plan.lab_rate() {
         Rate::PerSecond(rate) => {
             let max_in_flight = plan.load.max_in_flight;
             let (start_tx, start_rx) = async_channel::bounded::<Start>(max_in_flight as usize);
-            let n_workers = match plan.client.pool {
-                0 => max_in_flight,
-                pool => pool,
-            };
-            let threads = shards::count(plan.load.threads, n_workers);
-            let ctx_w = ctx.clone();
-            let tx_w = tx.clone();
-            let spawned = shards::spawn(threads, n_workers, move |_| {
-                let (ctx, rx, tx) = (ctx_w.clone(), start_rx.clone(), tx_w.clone());
+            let workers = shards.spawn_workers(plan.workers(), |_| {
+                let (ctx, rx, tx) = (ctx.clone(), start_rx.clone(), tx.clone());
                 async move { worker::work(&ctx, Feed::Paced(rx), tx).await }
             });
-            let workers = match spawned {
-                Ok(w) => w,
-                Err(e) => return spawn_failed(e),
-            };
+            drop(start_rx);
             let schedule = ConstantRate {
                 rate,
                 duration: plan.load.duration,
@@ -148,14 +133,9 @@ pub async fn run(
         Rate::Max => {
             let tickets = Arc::new(AtomicU64::new(0));
             let deadline = plan.load.duration.map(|d| t0 + d);
-            let n_workers = match plan.client.pool {
-                0 => plan.load.concurrency,
-                pool => pool.min(plan.load.concurrency),
-            };
-            let threads = shards::count(plan.load.threads, n_workers);
-            let (ctx_w, tx_w, count) = (ctx.clone(), tx.clone(), plan.load.count);
-            let spawned = shards::spawn(threads, n_workers, move |_| {
-                let (ctx, tickets, tx) = (ctx_w.clone(), tickets.clone(), tx_w.clone());
+            let count = plan.load.count;
+            let workers = shards.spawn_workers(plan.workers(), |_| {
+                let (ctx, tickets, tx) = (ctx.clone(), tickets.clone(), tx.clone());
                 async move {
                     let feed = Feed::Closed {
                         tickets: &tickets,
@@ -165,10 +145,6 @@ pub async fn run(
                     worker::work(&ctx, feed, tx).await
                 }
             });
-            let workers = match spawned {
-                Ok(w) => w,
-                Err(e) => return spawn_failed(e),
-            };
             // Closed-loop workers stop by themselves at the deadline or count; the load
             // phase ends when the first of them runs dry or at Ctrl-C.
             tokio::select! {
@@ -179,8 +155,7 @@ pub async fn run(
             (t0.elapsed(), workers)
         }
     };
-    // Every worker holds its own sender (the shards' closures hold one more each, until
-    // the shards finish).
+    // Every worker holds its own sender: the collector ends when the last worker does.
     drop(tx);
 
     // Drain: in-flight connections may finish, within the drain timeout.

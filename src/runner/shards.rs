@@ -1,129 +1,155 @@
-//! The client's thread layout: one OS thread per shard (one per core by default), each with
-//! its own current-thread tokio runtime (its own epoll and timer) running its share of the
-//! workers, the way wrk gives each of its threads an event loop of its own.
+//! The run's thread layout: one OS thread per shard (one per core by default), each driving a
+//! current-thread tokio runtime (its own epoll and timer) that runs its share of the client's
+//! workers and, with the embedded server, an accept loop of its own on the listening
+//! socket, the way wrk gives each of its threads an event loop of its own.
 //!
 //! Why not the multi-thread runtime: a connection's task there is woken on whichever thread
 //! polled the event and may be stolen by the other, and idle threads are woken to look for
 //! work. Against nginx (1 worker, one connection per request, 50 connections, 2 cores) that
 //! layout made 2.2 times as many context switches as wrk; nginx went to sleep twice as
 //! often, and each connect() paid for waking it (an IPI on a VM): 45-49k req/s against
-//! wrk's 58k. Shards that never share a connection: 60.6k against wrk's 60.3k, measured
-//! side by side (benches/README.md).
-//!
-//! The embedded server stays on the main runtime: its accept loops and the client's shards
-//! do not wait on each other.
+//! wrk's 58k. Shards that never share a connection: 58.8k against wrk's 58.8k, measured
+//! side by side (benches/README.md). The embedded server runs on the same shards because a
+//! server on threads of its own competes with the client's for the cores: with it on the
+//! main runtime, reset churn fell from 141k to 56k conn/s.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::runtime::Handle;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
-/// Running shards: what the runner waits on.
+/// Running shard threads, each blocked in its runtime until [`Shards::shutdown`].
 pub struct Shards {
-    /// Notified when any worker has ended (closed loop: the load phase is over).
-    first_done: Arc<Notify>,
-    /// Closed (every sender dropped) once every shard thread has finished.
-    all_done: mpsc::Receiver<()>,
-    /// `true` tells every shard to drop its workers at once (the drain timed out).
-    abort: watch::Sender<bool>,
-    /// Set by a shard whose worker panicked.
-    panicked: Arc<AtomicBool>,
+    handles: Vec<Handle>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
 }
 
-/// How many shard threads for `workers` workers: `threads`, or one per core, never more
-/// than there are workers.
+/// How many shards: `threads`, or one per core, never more than `workers` (at least 1).
 pub fn count(threads: Option<u32>, workers: u32) -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     threads.unwrap_or(cores).min(workers).max(1)
 }
 
-/// Starts `shards` threads and spreads `workers` workers over them: worker `i` runs
-/// `make(i)` on shard `i % shards`.
-///
-/// Threads are named `portlab-client`. They are started from the calling thread and so are
-/// in its network namespace (the lab's, when there is one).
-pub fn spawn<F, Fut>(shards: u32, workers: u32, make: F) -> std::io::Result<Shards>
-where
-    F: Fn(u32) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let make = Arc::new(make);
-    let first_done = Arc::new(Notify::new());
-    let (done_tx, all_done) = mpsc::channel::<()>(1);
-    let (abort, abort_rx) = watch::channel(false);
-    let panicked = Arc::new(AtomicBool::new(false));
-    for shard in 0..shards {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (make, first_done, done_tx) = (make.clone(), first_done.clone(), done_tx.clone());
-        let (mut abort_rx, panicked) = (abort_rx.clone(), panicked.clone());
-        std::thread::Builder::new()
-            .name("portlab-client".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let mut set = tokio::task::JoinSet::new();
-                    for i in (shard..workers).step_by(shards as usize) {
-                        let (work, first_done) = (make(i), first_done.clone());
-                        set.spawn(async move {
-                            work.await;
-                            first_done.notify_one();
-                        });
-                    }
-                    let joined = async {
-                        while let Some(r) = set.join_next().await {
-                            if r.is_err_and(|e| e.is_panic()) {
-                                panicked.store(true, Ordering::Relaxed);
-                                first_done.notify_one();
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        () = joined => {}
-                        // Dropping the set (and then the runtime) cancels every worker.
-                        _ = abort_rx.wait_for(|&a| a) => {}
-                    }
+impl Shards {
+    /// Starts `n` shard threads, named `portlab-shard`. They are started from the calling
+    /// thread and so are in its network namespace (the lab's, when there is one).
+    pub fn start(n: u32) -> std::io::Result<Shards> {
+        let (stop, stopped) = watch::channel(false);
+        let mut shards = Shards {
+            handles: Vec::new(),
+            threads: Vec::new(),
+            stop,
+        };
+        for _ in 0..n.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            shards.handles.push(runtime.handle().clone());
+            let mut stopped = stopped.clone();
+            let thread = std::thread::Builder::new()
+                .name("portlab-shard".into())
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let _ = stopped.wait_for(|&s| s).await;
+                    });
+                    // Dropping the runtime drops every task still on it (and its sockets).
+                    drop(runtime);
                 });
-                // Dropped last: the runner sees the shard done only once its sockets are.
-                drop(runtime);
-                drop(done_tx);
-            })?;
+            match thread {
+                Ok(t) => shards.threads.push(t),
+                Err(e) => {
+                    shards.shutdown();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(shards)
     }
-    Ok(Shards {
-        first_done,
-        all_done,
-        abort,
-        panicked,
-    })
+
+    /// The shards' runtimes, to spawn on (one accept loop each, for instance).
+    pub fn handles(&self) -> &[Handle] {
+        &self.handles
+    }
+
+    /// Spreads `workers` workers over the shards: worker `i` runs `make(i)` on shard
+    /// `i % shards`.
+    pub fn spawn_workers<F, Fut>(&self, workers: u32, make: F) -> Workers
+    where
+        F: Fn(u32) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let first_done = Arc::new(Notify::new());
+        let tasks = (0..workers)
+            .map(|i| {
+                let (work, first_done) = (make(i), first_done.clone());
+                self.handles[i as usize % self.handles.len()].spawn(async move {
+                    work.await;
+                    first_done.notify_one();
+                })
+            })
+            .collect();
+        Workers {
+            first_done,
+            tasks,
+            panicked: false,
+        }
+    }
+
+    /// Ends every shard (dropping what still runs on it) and waits for the threads.
+    pub fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
 }
 
-impl Shards {
+/// Worker tasks spread over the shards: what the runner waits on.
+pub struct Workers {
+    /// Notified when any worker has ended (closed loop: the load phase is over).
+    first_done: Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+    panicked: bool,
+}
+
+impl Workers {
     /// Returns when the first worker ends.
     pub async fn first_done(&self) {
         self.first_done.notified().await;
     }
 
-    /// Returns when every shard has finished.
+    /// Returns when every worker has ended.
     pub async fn all_done(&mut self) {
-        while self.all_done.recv().await.is_some() {}
+        for t in &mut self.tasks {
+            if t.await.is_err_and(|e| e.is_panic()) {
+                self.panicked = true;
+            }
+        }
+        self.tasks.clear();
     }
 
-    /// Cancels every worker still running, and waits for the shards to finish.
+    /// Cancels every worker still running, and waits until they are gone.
     pub async fn abort(&mut self) {
-        let _ = self.abort.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
         self.all_done().await;
     }
 
     /// Whether a worker panicked (a bug: its outcomes are missing from the run).
     pub fn panicked(&self) -> bool {
-        self.panicked.load(Ordering::Relaxed)
+        self.panicked
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU32;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -133,51 +159,75 @@ mod tests {
     }
 
     #[test]
-    fn every_worker_runs_once_on_named_threads() {
+    fn every_worker_runs_once_spread_over_named_threads() {
+        let shards = Shards::start(3).unwrap();
         let ran = Arc::new(AtomicU32::new(0));
-        let names = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-        let (r, n) = (ran.clone(), names.clone());
-        let mut shards = spawn(3, 10, move |i| {
-            let (r, n) = (r.clone(), n.clone());
+        let threads = Arc::new(Mutex::new(HashMap::new()));
+        let mut workers = shards.spawn_workers(10, |i| {
+            let (ran, threads) = (ran.clone(), threads.clone());
             async move {
-                r.fetch_add(1 << i, Ordering::Relaxed);
-                let name = std::thread::current().name().map(String::from);
-                n.lock().unwrap().insert(std::thread::current().id(), name);
+                ran.fetch_add(1 << i, Ordering::Relaxed);
+                let me = std::thread::current();
+                threads
+                    .lock()
+                    .unwrap()
+                    .insert(me.id(), me.name().map(String::from));
             }
-        })
-        .unwrap();
-        runtime().block_on(shards.all_done());
+        });
+        runtime().block_on(workers.all_done());
         assert_eq!(ran.load(Ordering::Relaxed), (1 << 10) - 1);
-        let names = names.lock().unwrap();
-        assert_eq!(names.len(), 3, "three threads: {names:?}");
-        assert!(names
-            .iter()
-            .all(|(_, n)| n.as_deref() == Some("portlab-client")));
-        assert!(!shards.panicked());
+        let threads = threads.lock().unwrap();
+        assert_eq!(threads.len(), 3, "three threads: {threads:?}");
+        assert!(threads
+            .values()
+            .all(|n| n.as_deref() == Some("portlab-shard")));
+        assert!(!workers.panicked());
+        shards.shutdown();
     }
 
     #[test]
-    fn first_done_comes_before_all_done_and_abort_cancels_the_rest() {
-        let mut shards = spawn(2, 4, |i| async move {
+    fn first_done_then_abort_cancels_the_rest() {
+        let shards = Shards::start(2).unwrap();
+        let mut workers = shards.spawn_workers(4, |i| async move {
             if i != 2 {
                 std::future::pending::<()>().await;
             }
-        })
-        .unwrap();
+        });
         let rt = runtime();
-        rt.block_on(shards.first_done());
-        rt.block_on(shards.abort());
-        assert!(!shards.panicked());
+        rt.block_on(workers.first_done());
+        rt.block_on(workers.abort());
+        assert!(!workers.panicked());
+        shards.shutdown();
     }
 
     #[test]
     fn a_panicking_worker_is_reported() {
-        let mut shards = spawn(1, 2, |i| async move {
+        let shards = Shards::start(1).unwrap();
+        let mut workers = shards.spawn_workers(2, |i| async move {
             assert!(i != 1, "worker 1 fails");
-        })
-        .unwrap();
-        runtime().block_on(shards.all_done());
-        assert!(shards.panicked());
+        });
+        runtime().block_on(workers.all_done());
+        assert!(workers.panicked());
+        shards.shutdown();
+    }
+
+    #[test]
+    fn shutdown_drops_what_still_runs() {
+        let shards = Shards::start(2).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        for h in shards.handles() {
+            let tx = tx.clone();
+            h.spawn(async move {
+                let _tx = tx; // dropped with the task
+                std::future::pending::<()>().await;
+            });
+        }
+        drop(tx);
+        shards.shutdown();
+        assert!(
+            runtime().block_on(rx.recv()).is_none(),
+            "tasks were dropped"
+        );
     }
 
     #[test]

@@ -75,18 +75,20 @@ pub struct Server {
     /// Its counters.
     pub stats: Arc<ServerStats>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     /// Starts serving on a listener made by [`bind`] (which may have been made in another
-    /// network namespace). Must run inside the tokio runtime.
+    /// network namespace): one accept loop on each runtime in `runtimes` (each on its own
+    /// descriptor for the one listening socket), so that a connection is served on the
+    /// thread that accepted it. `runtimes` must not be empty.
     pub fn start(
         plan: &Plan,
         cfg: &EmbeddedServer,
         listener: std::net::TcpListener,
+        runtimes: &[tokio::runtime::Handle],
     ) -> io::Result<Server> {
-        let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let http_close = cfg.close != ServerClose::AfterClient;
         let body = b"ok\n";
@@ -108,17 +110,31 @@ impl Server {
         };
         let stats = Arc::new(ServerStats::default());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(
-            listener,
-            Arc::new(behaviour),
-            stats.clone(),
-            stopped,
-        ));
+        let behaviour = Arc::new(behaviour);
+        let mut tasks = Vec::with_capacity(runtimes.len());
+        // A slow server (accept_delay) accepts at one pace: one loop, not one per thread.
+        let loops = match cfg.accept_delay.is_zero() {
+            true => runtimes,
+            false => &runtimes[..runtimes.len().min(1)],
+        };
+        for runtime in loops {
+            // Registered with the runtime that will poll it.
+            let fd = {
+                let _in = runtime.enter();
+                TcpListener::from_std(listener.try_clone()?)?
+            };
+            tasks.push(runtime.spawn(accept_loop(
+                fd,
+                behaviour.clone(),
+                stats.clone(),
+                stopped.clone(),
+            )));
+        }
         Ok(Server {
             addr,
             stats,
             stop,
-            task,
+            tasks,
         })
     }
 
@@ -127,7 +143,9 @@ impl Server {
     /// (TIME_WAIT on the side the plan says). Returns how many were still open.
     pub async fn stop(self, grace: Duration) -> u64 {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
         self.stats.wait_idle(grace).await
     }
 }
