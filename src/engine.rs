@@ -141,9 +141,12 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         &dir,
         opts,
         applied.as_ref(),
-        Servers { listeners, exec },
+        Traffic {
+            listeners,
+            exec,
+            shards: &shards,
+        },
         &settings,
-        &shards,
     ));
     // Connections abandoned at the drain timeout must not hold the process open.
     shards.shutdown();
@@ -212,11 +215,12 @@ fn listen_addr(
     SocketAddr::new(ip, port)
 }
 
-/// What serves the run, set up before the runtime: the embedded server's listeners (one per
-/// destination), or the server command portlab started.
-struct Servers {
+/// What carries the run, set up before the runtime: the embedded server's listeners (one per
+/// destination) or the server command portlab started, and the shards the traffic runs on.
+struct Traffic<'a> {
     listeners: Vec<std::net::TcpListener>,
     exec: Option<ExecTarget>,
+    shards: &'a Shards,
 }
 
 async fn drive(
@@ -225,9 +229,12 @@ async fn drive(
     dir: &Path,
     opts: &RunOptions,
     applied: Option<&lab::Applied>,
-    Servers { listeners, exec }: Servers,
+    Traffic {
+        listeners,
+        exec,
+        shards,
+    }: Traffic<'_>,
     settings: &std::collections::BTreeMap<String, String>,
-    shards: &Shards,
 ) -> Result<Summary> {
     // Target first: a bad address fails before anything else happens.
     let (servers, targets, host) = match &plan.target {
@@ -291,17 +298,12 @@ async fn drive(
     // The collector takes its last sample when every sender is gone: this one is held until
     // the embedded server has closed its side too.
     let hold_collector = tx.clone();
-    let end = runner::run(
-        plan,
-        shards,
-        &targets,
-        &host,
+    let outlet = runner::Outlet {
         t0,
-        shared.clone(),
+        shared: shared.clone(),
         tx,
-        shutdown_signal(),
-    )
-    .await;
+    };
+    let end = runner::run(plan, shards, &targets, &host, outlet, shutdown_signal()).await;
     let duration_s = t0.elapsed().as_secs_f64();
     let mut server_summary: Option<ServerSummary> = None;
     for s in servers {

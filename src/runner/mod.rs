@@ -61,19 +61,25 @@ pub fn request_bytes(plan: &Plan, host: &str) -> Vec<u8> {
     }
 }
 
+/// Where the workers' outcomes go.
+pub struct Outlet {
+    /// The origin of every time the collector sees.
+    pub t0: Instant,
+    /// Counters shared with the collector.
+    pub shared: Arc<Shared>,
+    /// Carries outcomes to the collector; dropped (by the last worker) when the run is over,
+    /// which ends the collector.
+    pub tx: SyncSender<Outcome>,
+}
+
 /// Runs the plan's load against `targets` (round robin) on the `shards` until its bounds or
 /// `shutdown`, then drains.
-///
-/// `t0` is the origin of every time the collector sees; `tx` carries outcomes to it and is
-/// dropped (by the last worker) when the run is over, which ends the collector.
 pub async fn run(
     plan: &Plan,
     shards: &shards::Shards,
     targets: &[SocketAddr],
     host: &str,
-    t0: Instant,
-    shared: Arc<Shared>,
-    tx: SyncSender<Outcome>,
+    Outlet { t0, shared, tx }: Outlet,
     shutdown: impl Future<Output = ()>,
 ) -> RunEnd {
     let ctx = Arc::new(Ctx {
