@@ -151,14 +151,17 @@ pub async fn work(ctx: &Ctx, feed: Feed<'_>, tx: SyncSender<Outcome>) {
 
 /// Opens, connects, exchanges and closes one connection.
 async fn one_connection(ctx: &Ctx, o: &mut Outcome, buf: &mut [u8]) -> Result<(), Failure> {
-    let started = start_connect(ctx, o)?;
+    // A socket connected inside connect() is writable: the request goes out at once, before
+    // the socket is registered with the runtime, which knows nothing of its readiness yet
+    // and would wait a turn of its event loop for the first EPOLLOUT (one task wake per
+    // connection, and the request that much later).
+    let started = start_connect(ctx, o, &ctx.request)?;
     let nothing_to_do = ctx.payload == PayloadKind::None && ctx.close != CloseMode::Passive;
-    if nothing_to_do && matches!(started, Started::Connected(_)) {
+    if nothing_to_do && matches!(started, Started::Connected { .. }) {
         // Connected inside connect() (loopback completes the handshake there) and nothing to
         // exchange or wait for: close it as it is, never registered with the runtime (two
         // epoll_ctl calls and a trip through the reactor less per connection).
-        let exchanged = Instant::now();
-        o.exchange_us = Some(micros(exchanged.elapsed()));
+        o.exchange_us = Some(0);
         drop(started);
         // Nothing here awaited the runtime: yield, or a closed-loop worker would run
         // connection after connection and starve the workers sharing its thread (and the
@@ -166,14 +169,9 @@ async fn one_connection(ctx: &Ctx, o: &mut Outcome, buf: &mut [u8]) -> Result<()
         tokio::task::yield_now().await;
         return Ok(());
     }
-    let exchanged = Instant::now();
-    // A socket connected inside connect() is writable: the request goes out now, before the
-    // socket is registered with the runtime, which knows nothing of its readiness yet and
-    // would wait a turn of its event loop for the first EPOLLOUT (one task wake per
-    // connection, and the request that much later).
-    let written = match &started {
-        Started::Connected(socket) if !ctx.request.is_empty() => write_now(socket, &ctx.request)?,
-        _ => 0,
+    let (exchanged, written) = match &started {
+        Started::Connected { at, written, .. } => (*at, *written),
+        Started::Pending(..) => (Instant::now(), 0),
     };
     let mut stream = finish_connect(ctx, o, started).await?;
     exchange_and_close(ctx, &mut stream, o, buf, written).await?;
@@ -222,40 +220,65 @@ async fn pooled_request(
 }
 
 async fn connect(ctx: &Ctx, o: &mut Outcome) -> Result<TcpStream, Failure> {
-    let started = start_connect(ctx, o)?;
+    let started = start_connect(ctx, o, &[])?;
     finish_connect(ctx, o, started).await
 }
 
 /// A client socket after its non-blocking connect().
 enum Started {
-    /// The handshake completed inside connect().
-    Connected(std::net::TcpStream),
+    /// The handshake completed inside connect(), at `at`; the first `written` bytes of the
+    /// request are sent.
+    Connected {
+        socket: std::net::TcpStream,
+        at: Instant,
+        written: usize,
+    },
     /// Still in progress since this instant.
     Pending(std::net::TcpStream, Instant),
 }
 
-/// Opens the socket and calls connect() once. A handshake that completes inside the call is
-/// found at once (no pending error, a peer address), so it costs no wait on the runtime.
-fn start_connect(ctx: &Ctx, o: &mut Outcome) -> Result<Started, Failure> {
+/// Opens the socket, calls connect() once and, once connected, writes what it can of
+/// `first` (the request). A handshake that completes inside the call (loopback completes it
+/// there, though the call says EINPROGRESS) is found at once, so it costs no wait on the
+/// runtime: the write of `first` tells (EAGAIN while the handshake is under way), or without
+/// one a peer address; SO_ERROR then tells a refusal from a handshake still under way.
+fn start_connect(ctx: &Ctx, o: &mut Outcome, first: &[u8]) -> Result<Started, Failure> {
     let socket = ctx.factory.open()?;
     let began = Instant::now();
     let cerr = |e: io::Error| Failure::new(Phase::Connect, &e);
-    match socket2::SockRef::from(&socket).connect(&ctx.factory.target().into()) {
-        Ok(()) => {}
-        // A peer address means connected (one syscall on the usual path); without one,
-        // SO_ERROR tells a refusal from a handshake still under way.
-        Err(e) if crate::sys::connect_in_progress(&e) && socket.peer_addr().is_err() => {
-            if let Some(e) = socket.take_error().map_err(cerr)? {
-                return Err(cerr(e));
-            }
-            return Ok(Started::Pending(socket, began));
-        }
-        Err(e) if crate::sys::connect_in_progress(&e) => {}
+    let in_progress = match socket2::SockRef::from(&socket).connect(&ctx.factory.target().into()) {
+        Ok(()) => false,
+        Err(e) if crate::sys::connect_in_progress(&e) => true,
         Err(e) => return Err(cerr(e)),
+    };
+    let at = Instant::now();
+    let (connected, written) = match (in_progress, first.is_empty()) {
+        (false, true) => (true, 0),
+        (false, false) => (true, write_now(&socket, first).map_err(xerr)?),
+        (true, true) => (socket.peer_addr().is_ok(), 0),
+        (true, false) => match write_now(&socket, first) {
+            Ok(0) => (false, 0),
+            Ok(n) => (true, n),
+            // Not connected (EPIPE after a refusal, say): SO_ERROR below has the reason.
+            Err(e) => match socket.take_error().map_err(cerr)? {
+                Some(why) => return Err(cerr(why)),
+                None => return Err(cerr(e)),
+            },
+        },
+    };
+    if !connected {
+        if let Some(e) = socket.take_error().map_err(cerr)? {
+            return Err(cerr(e));
+        }
+        return Ok(Started::Pending(socket, began));
     }
-    o.connect_us = Some(micros(began.elapsed()));
+    o.connect_us = Some(micros(at - began));
     o.opened = true;
-    Ok(Started::Connected(socket))
+    Ok(Started::Connected {
+        socket,
+        at,
+        written,
+    })
 }
 
 /// Registers the socket with the runtime and, if connect() is still in progress, waits for
@@ -267,7 +290,7 @@ async fn finish_connect(
 ) -> Result<TcpStream, Failure> {
     let cerr = |e: io::Error| Failure::new(Phase::Connect, &e);
     let (socket, began) = match started {
-        Started::Connected(socket) => return TcpStream::from_std(socket).map_err(cerr),
+        Started::Connected { socket, .. } => return TcpStream::from_std(socket).map_err(cerr),
         Started::Pending(socket, began) => (socket, began),
     };
     let stream = TcpStream::from_std(socket).map_err(cerr)?;
@@ -289,15 +312,16 @@ async fn finish_connect(
     Ok(stream)
 }
 
-/// Writes what it can of `request` at once on a non-blocking socket: the bytes written.
-fn write_now(socket: &std::net::TcpStream, request: &[u8]) -> Result<usize, Failure> {
+/// Writes what it can of `request` at once on a non-blocking socket: the bytes written (0
+/// when it would block, as while connect() is still under way).
+fn write_now(socket: &std::net::TcpStream, request: &[u8]) -> io::Result<usize> {
     use std::io::Write;
     loop {
         match (&*socket).write(request) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(xerr(e)),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -453,4 +477,83 @@ async fn read_http_response(
 
 fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Plan, Scenario};
+
+    fn ctx(target: std::net::SocketAddr, request: &[u8]) -> Ctx {
+        let plan = Plan::resolve(&Scenario::default()).unwrap();
+        Ctx {
+            t0: Instant::now(),
+            factory: SocketFactory::new(&plan.client, &[target]),
+            close: CloseMode::Active,
+            payload: PayloadKind::Http,
+            request: request.to_vec(),
+            expect: Expect::Eof,
+            pool: 0,
+            connect_timeout: Duration::from_secs(1),
+            exchange_timeout: Duration::from_secs(1),
+            shared: Default::default(),
+            stop: Default::default(),
+        }
+    }
+
+    fn outcome() -> Outcome {
+        Outcome {
+            scheduled_us: 0,
+            started_us: 0,
+            connect_us: None,
+            exchange_us: None,
+            ended_us: 0,
+            failure: None,
+            status: 0,
+            opened: false,
+            reconnect: false,
+        }
+    }
+
+    /// A port nobody listens on: bound, then released.
+    fn closed_port() -> std::net::SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_refusal_is_a_connect_failure_with_or_without_a_request_to_write() {
+        for request in [&b""[..], b"GET / HTTP/1.1\r\n\r\n"] {
+            let ctx = ctx(closed_port(), request);
+            let mut o = outcome();
+            let failure = match start_connect(&ctx, &mut o, request) {
+                Err(f) => f,
+                Ok(_) => panic!("connected to a closed port"),
+            };
+            assert_eq!(failure.phase, Phase::Connect);
+            assert_eq!(failure.code.name(), "ECONNREFUSED", "{request:?}");
+            assert!(!o.opened && o.connect_us.is_none());
+        }
+    }
+
+    #[test]
+    fn the_request_goes_out_with_the_connect() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let ctx = ctx(listener.local_addr().unwrap(), request);
+        let mut o = outcome();
+        let started = start_connect(&ctx, &mut o, request).unwrap();
+        let Started::Connected { written, .. } = started else {
+            panic!("loopback connects inside connect()");
+        };
+        assert_eq!(written, request.len());
+        assert!(o.opened && o.connect_us.is_some());
+        let (mut server, _) = listener.accept().unwrap();
+        let mut got = vec![0u8; request.len()];
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(got, request);
+    }
 }
