@@ -21,7 +21,8 @@
 //!   (one listener per destination), and `target::exec`: a server command portlab starts
 //!   inside the lab, waits for, and stops.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
-//!   (socket2), pooling, shutdown.
+//!   (socket2), pooling, shutdown, and the shards (one thread and event loop per core) that
+//!   the workers and the embedded server run on.
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles.

@@ -96,17 +96,20 @@ impl Feed<'_> {
                 count,
                 deadline,
             } => {
-                if ctx.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
-                {
+                let now = Instant::now();
+                if ctx.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d) {
                     return None;
                 }
-                let n = tickets.fetch_add(1, Ordering::Relaxed);
-                if count.is_some_and(|c| n >= c) {
-                    return None;
+                // Tickets are only needed to stop at a count (a counter every worker shares
+                // is a cache line the cores pass around, once per connection).
+                if let Some(c) = count {
+                    if tickets.fetch_add(1, Ordering::Relaxed) >= *c {
+                        return None;
+                    }
                 }
                 ctx.shared.in_flight.fetch_add(1, Ordering::Relaxed);
                 Some(Start {
-                    due_us: ctx.now_us(),
+                    due_us: now.saturating_duration_since(ctx.t0).as_micros() as u64,
                 })
             }
         }
