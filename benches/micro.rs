@@ -121,6 +121,23 @@ fn sampler(c: &mut Criterion) {
             g.bench_function(format!("sample_{made}_timewait"), |b| {
                 b.iter(|| black_box(sampler.sample()))
             });
+            // What the sampler falls back to without sock_diag: read and parse
+            // /proc/net/tcp and tcp6, counting TIME_WAIT.
+            g.bench_function(format!("proc_fallback_{made}_timewait"), |b| {
+                b.iter(|| {
+                    let mut tw = 0usize;
+                    for f in ["tcp", "tcp6"] {
+                        let path = format!("/proc/thread-self/net/{f}");
+                        let text = std::fs::read_to_string(path).unwrap_or_default();
+                        tw += text
+                            .lines()
+                            .filter_map(portlab::observe::parse_proc_net_tcp_line)
+                            .filter(|e| e.state == 6)
+                            .count();
+                    }
+                    black_box(tw)
+                })
+            });
             g.finish();
         }
         Err(e) => println!("sampler bench: SKIPPED ({e:#})"),
@@ -132,8 +149,8 @@ fn sampler(_c: &mut Criterion) {
     println!("sampler bench: SKIPPED (Linux only)");
 }
 
-/// Enters a private namespace and leaves N client-side TIME_WAIT sockets in it (as
-/// examples/sample_bench.rs does), returning a sampler toward one of the listeners.
+/// Enters a private namespace and leaves N client-side TIME_WAIT sockets in it, returning a
+/// sampler toward one of the listeners.
 #[cfg(target_os = "linux")]
 fn sampler_setup() -> anyhow::Result<(portlab::observe::Sampler, usize, [std::net::TcpListener; 2])>
 {

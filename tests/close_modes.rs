@@ -140,6 +140,37 @@ fn passive_close_leaves_time_wait_on_the_server() {
 }
 
 #[test]
+fn passive_close_over_http_at_full_speed_leaves_time_wait_on_the_server() {
+    // HTTP at the closed loop's full speed: the client closes only after the server's FIN
+    // (read as EOF, or known from the readiness that came with the response), so the server
+    // holds every TIME_WAIT and the client none. (That the FIN is not assumed before it
+    // comes is the unit test `the_servers_fin_is_known_only_once_it_came`: here the embedded
+    // server closes right after its reply, so a client closing early would rarely lose.)
+    let Some((d, s)) = run(
+        "40000-40999",
+        &[
+            "--rate",
+            "max",
+            "--concurrency",
+            "16",
+            "--count",
+            "300",
+            "--payload",
+            "http",
+            "--close",
+            "passive",
+            "--bind",
+            "range=31000-31299",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(n(&s, "failed"), 0, "{s:#}");
+    assert_eq!(s["http_status"]["200"], 300, "{s:#}");
+    assert_time_wait(&d, false, 300);
+}
+
+#[test]
 fn passive_close_never_exhausts_the_client() {
     // 800 connections through 300 ports: more connections than ports, and still no error,
     // because the client holds no TIME_WAIT. (The server's TIME_WAIT count stays below 800:

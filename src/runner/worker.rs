@@ -340,7 +340,7 @@ async fn exchange_and_close(
 ) -> Result<(), Failure> {
     let work = async {
         let saw_eof = exchange(ctx, stream, o, buf, written).await? == ReplyEnd::Eof;
-        if ctx.close == CloseMode::Passive && !saw_eof {
+        if ctx.close == CloseMode::Passive && !saw_eof && !fin_known(ctx, stream).await? {
             read_to_eof(stream, buf).await?;
         }
         Ok(())
@@ -352,6 +352,24 @@ async fn exchange_and_close(
             phase: Phase::Exchange,
         }),
     }
+}
+
+/// After a whole HTTP response (its Content-Length read): whether the server's FIN is
+/// already known, from the readiness the runtime has for the socket (EPOLLRDHUP, which
+/// usually comes with the reply, as servers close right after writing it). Then nothing is
+/// left to read and the recv() that would return 0 is saved; the client still closes after
+/// the server's FIN, as a passive close must. Not for tcp payloads: there the reply's
+/// length is the plan's guess, and a server that sends more must be read to its end, or the
+/// close would send RST for the unread bytes.
+async fn fin_known(ctx: &Ctx, stream: &TcpStream) -> Result<bool, Failure> {
+    if ctx.payload != PayloadKind::Http {
+        return Ok(false);
+    }
+    let ready = stream
+        .ready(tokio::io::Interest::READABLE)
+        .await
+        .map_err(xerr)?;
+    Ok(ready.is_read_closed())
 }
 
 /// How a reply ended: at a known length, or at the server's FIN.
@@ -483,11 +501,11 @@ fn micros(d: Duration) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::plan::{Plan, Scenario};
 
-    fn ctx(target: std::net::SocketAddr, request: &[u8]) -> Ctx {
+    pub fn ctx(target: std::net::SocketAddr, request: &[u8]) -> Ctx {
         let plan = Plan::resolve(&Scenario::default()).unwrap();
         Ctx {
             t0: Instant::now(),
@@ -504,7 +522,7 @@ mod tests {
         }
     }
 
-    fn outcome() -> Outcome {
+    pub fn outcome() -> Outcome {
         Outcome {
             scheduled_us: 0,
             started_us: 0,
@@ -517,6 +535,12 @@ mod tests {
             reconnect: false,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
 
     /// A port nobody listens on: bound, then released.
     fn closed_port() -> std::net::SocketAddr {
@@ -558,5 +582,52 @@ mod tests {
         let mut got = vec![0u8; request.len()];
         server.read_exact(&mut got).unwrap();
         assert_eq!(got, request);
+    }
+}
+
+#[cfg(test)]
+mod fin_tests {
+    use super::tests_support::*;
+    use super::*;
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn the_servers_fin_is_known_only_once_it_came() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let ctx = ctx(listener.local_addr().unwrap(), b"");
+            let mut stream = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (mut server, _) = listener.accept().unwrap();
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            let (mut o, mut buf) = (outcome(), vec![0u8; 1024]);
+            let end = read_http_response(&mut stream, &mut o, &mut buf).await;
+            assert_eq!(end.ok(), Some(ReplyEnd::Length));
+            assert_eq!(o.status, 200);
+            // More bytes, and no FIN: readable, but the FIN must not be reported.
+            server.write_all(b"x").unwrap();
+            let early = tokio::time::timeout(Duration::from_secs(5), fin_known(&ctx, &stream));
+            assert_eq!(early.await.ok().map(|r| r.ok()), Some(Some(false)));
+            assert_eq!(stream.read(&mut buf).await.unwrap(), 1);
+            drop(server);
+            let known = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    if fin_known(&ctx, &stream).await.unwrap() {
+                        return;
+                    }
+                    // Readable without the FIN yet: a read would block, so wait for it.
+                    stream.readable().await.unwrap();
+                }
+            });
+            assert!(known.await.is_ok(), "the FIN was never seen");
+        });
     }
 }
