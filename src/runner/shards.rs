@@ -8,10 +8,11 @@
 //! work. Against nginx (1 worker, one connection per request, 50 connections, 2 cores) that
 //! layout made 2.2 times as many context switches as wrk; nginx went to sleep twice as
 //! often, and each connect() paid for waking it (an IPI on a VM): 45-49k req/s against
-//! wrk's 58k. Shards that never share a connection: 58.8k against wrk's 58.8k, measured
-//! side by side (benches/README.md). The embedded server runs on the same shards because a
-//! server on threads of its own competes with the client's for the cores: with it on the
-//! main runtime, reset churn fell from 141k to 56k conn/s.
+//! wrk's 58k. With shards that never share a connection portlab went to 58.8k against wrk's
+//! 58.8k in the same run, and past it with the changes that followed (benches/README.md).
+//! The embedded server runs on the same shards because a server on threads of its own
+//! competes with the client's for the cores: with it on the main runtime, reset churn fell
+//! from 141k to 56k conn/s.
 
 use std::future::Future;
 use std::sync::Arc;
