@@ -115,24 +115,19 @@ fn linger_close_still_leaves_time_wait_on_the_client() {
     assert_time_wait(&d, true, 200);
 }
 
+/// 300 passive-close connections, each from its own port (portlab binds 31000..31299 in
+/// order; the kernel's own choice may repeat a 4-tuple), so each leaves exactly one
+/// TIME_WAIT, all of them on the server's side; `load` says how they are made.
+fn passive_from_300_ports(load: &[&str]) -> Option<(tempfile::TempDir, serde_json::Value)> {
+    let mut args = load.to_vec();
+    args.extend(["--count", "300", "--close", "passive"]);
+    args.extend(["--bind", "range=31000-31299"]);
+    run("40000-40999", &args)
+}
+
 #[test]
 fn passive_close_leaves_time_wait_on_the_server() {
-    // 300 connections, each from its own port (portlab binds 31000..31299 in order; the
-    // kernel's own choice may repeat a 4-tuple), so each leaves exactly one TIME_WAIT, all of
-    // them on the server's side.
-    let Some((d, s)) = run(
-        "40000-40999",
-        &[
-            "--rate",
-            "300",
-            "--count",
-            "300",
-            "--close",
-            "passive",
-            "--bind",
-            "range=31000-31299",
-        ],
-    ) else {
+    let Some((d, s)) = passive_from_300_ports(&["--rate", "300"]) else {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
@@ -146,23 +141,8 @@ fn passive_close_over_http_at_full_speed_leaves_time_wait_on_the_server() {
     // holds every TIME_WAIT and the client none. (That the FIN is not assumed before it
     // comes is the unit test `the_servers_fin_is_known_only_once_it_came`: here the embedded
     // server closes right after its reply, so a client closing early would rarely lose.)
-    let Some((d, s)) = run(
-        "40000-40999",
-        &[
-            "--rate",
-            "max",
-            "--concurrency",
-            "16",
-            "--count",
-            "300",
-            "--payload",
-            "http",
-            "--close",
-            "passive",
-            "--bind",
-            "range=31000-31299",
-        ],
-    ) else {
+    let load = ["--rate", "max", "--concurrency", "16", "--payload", "http"];
+    let Some((d, s)) = passive_from_300_ports(&load) else {
         return;
     };
     assert_eq!(n(&s, "failed"), 0, "{s:#}");
