@@ -121,14 +121,17 @@ impl Workers {
         self.first_done.notified().await;
     }
 
-    /// Returns when every worker has ended.
+    /// Returns when every worker has ended. May be cancelled (a drain timeout) and called
+    /// again: a worker is forgotten as soon as its end is seen, since a finished task's
+    /// handle must not be polled twice.
     pub async fn all_done(&mut self) {
-        for t in &mut self.tasks {
-            if t.await.is_err_and(|e| e.is_panic()) {
+        while let Some(t) = self.tasks.last_mut() {
+            let ended = t.await;
+            self.tasks.pop();
+            if ended.is_err_and(|e| e.is_panic()) {
                 self.panicked = true;
             }
         }
-        self.tasks.clear();
     }
 
     /// Cancels every worker still running, and waits until they are gone.
@@ -151,6 +154,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Mutex;
+    use std::time::Duration;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -199,6 +203,28 @@ mod tests {
         rt.block_on(workers.abort());
         assert!(!workers.panicked());
         shards.shutdown();
+    }
+
+    #[test]
+    fn a_drain_that_times_out_after_some_workers_ended_can_still_abort() {
+        // One worker never ends, the others at once: waiting is cut short midway, whichever
+        // end the waiting starts from.
+        for stuck in [0, 3] {
+            let shards = Shards::start(2).unwrap();
+            let mut workers = shards.spawn_workers(4, move |i| async move {
+                if i == stuck {
+                    std::future::pending::<()>().await;
+                }
+            });
+            let rt = runtime();
+            let waited = rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(100), workers.all_done()).await
+            });
+            assert!(waited.is_err(), "worker {stuck} never ends");
+            rt.block_on(workers.abort());
+            assert!(!workers.panicked());
+            shards.shutdown();
+        }
     }
 
     #[test]
