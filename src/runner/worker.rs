@@ -172,11 +172,13 @@ async fn one_connection(ctx: &Ctx, o: &mut Outcome, buf: &mut [u8]) -> Result<()
         tokio::task::yield_now().await;
         return Ok(());
     }
-    let (exchanged, written) = match &started {
-        Started::Connected { at, written, .. } => (*at, *written),
-        Started::Pending(..) => (Instant::now(), 0),
+    let (connected_at, written) = match &started {
+        Started::Connected { at, written, .. } => (Some(*at), *written),
+        Started::Pending(..) => (None, 0),
     };
     let mut stream = finish_connect(ctx, o, started).await?;
+    // The exchange begins when the connection is up (a pending connect's wait is not in it).
+    let exchanged = connected_at.unwrap_or_else(Instant::now);
     exchange_and_close(ctx, &mut stream, o, buf, written).await?;
     o.exchange_us = Some(micros(exchanged.elapsed()));
     // Dropping closes: FIN (active, passive after EOF), RST (reset), or a lingering close.
