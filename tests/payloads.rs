@@ -93,17 +93,17 @@ fn reset_close_at_a_few_hundred_per_second_has_no_errors() {
 
 #[test]
 fn closed_loop_runs_as_fast_as_it_can_within_its_count() {
-    let s = ok_run(&[
-        "--rate",
-        "max",
-        "--concurrency",
-        "4",
-        "--count",
-        "2000",
-        "--close",
-        "reset",
-    ]);
-    assert_eq!(n(&s, "attempts"), 2000);
+    // On the default threads, on one, and on more threads than workers (capped).
+    for threads in [None, Some("1"), Some("8")] {
+        let mut args = vec!["--rate", "max", "--concurrency", "4", "--count", "2000"];
+        args.extend(["--close", "reset"]);
+        if let Some(t) = threads {
+            args.extend(["--threads", t]);
+        }
+        let s = ok_run(&args);
+        assert_eq!(n(&s, "attempts"), 2000, "--threads {threads:?}");
+        assert_eq!(n(&s, "completed"), 2000, "--threads {threads:?}");
+    }
 }
 
 #[test]

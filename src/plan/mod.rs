@@ -894,6 +894,7 @@ mod tests {
         assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
         for extra in [
             "[target]\ndestinations = 3\n",
+            "[load]\nthreads = 3\n",
             "[payload]\nkind = \"http\"\n[target]\naddress = \"127.0.0.1:8080\"\nexec = \"nginx -c /tmp/x.conf\"\nready_timeout = \"3s\"\n",
         ] {
             let plan = parse(extra).unwrap();
@@ -901,6 +902,19 @@ mod tests {
             let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
             assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
         }
+    }
+
+    #[test]
+    fn threads_unset_stay_unset_in_plan_toml() {
+        // A plan re-run on another machine takes that machine's cores.
+        let plan = parse("[load]\nrate = 10\n").unwrap();
+        assert_eq!(plan.load.threads, None);
+        let text = toml::to_string(&plan.to_scenario()).unwrap();
+        assert!(!text.contains("threads"), "{text}");
+        assert_eq!(
+            parse("[load]\nthreads = 3\n").unwrap().load.threads,
+            Some(3)
+        );
     }
 
     #[test]
