@@ -503,11 +503,13 @@ fn micros(d: Duration) -> u32 {
 }
 
 #[cfg(test)]
-mod tests_support {
+mod tests {
     use super::*;
     use crate::plan::{Plan, Scenario};
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
 
-    pub fn ctx(target: std::net::SocketAddr, request: &[u8]) -> Ctx {
+    fn ctx(target: std::net::SocketAddr, request: &[u8]) -> Ctx {
         let plan = Plan::resolve(&Scenario::default()).unwrap();
         Ctx {
             t0: Instant::now(),
@@ -524,7 +526,7 @@ mod tests_support {
         }
     }
 
-    pub fn outcome() -> Outcome {
+    fn outcome() -> Outcome {
         Outcome {
             scheduled_us: 0,
             started_us: 0,
@@ -537,12 +539,6 @@ mod tests_support {
             reconnect: false,
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tests_support::*;
-    use super::*;
 
     /// A port nobody listens on: bound, then released.
     fn closed_port() -> std::net::SocketAddr {
@@ -585,14 +581,6 @@ mod tests {
         server.read_exact(&mut got).unwrap();
         assert_eq!(got, request);
     }
-}
-
-#[cfg(test)]
-mod fin_tests {
-    use super::tests_support::*;
-    use super::*;
-    use std::io::Write;
-    use tokio::io::AsyncReadExt;
 
     #[test]
     fn the_servers_fin_is_known_only_once_it_came() {
