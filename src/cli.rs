@@ -191,6 +191,28 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Target", value_name = "DURATION")]
     pub ready_timeout: Option<Span>,
 
+    /// Your own client instead of portlab's: a command run by `sh -c` in the client's
+    /// namespace with PORTLAB_TARGET=host:port, PORTLAB_TARGET_HOST, PORTLAB_TARGET_PORT and
+    /// PORTLAB_RATE set; portlab sends nothing itself, samples the sockets and reads the
+    /// client's output for its failure [key: client.exec].
+    #[arg(long, help_heading = "Your own client", value_name = "COMMAND")]
+    pub client_exec: Option<String>,
+    /// How often the client's namespace is sampled [key: client.sample; default 100ms].
+    #[arg(long, help_heading = "Your own client", value_name = "DURATION")]
+    pub client_sample: Option<Span>,
+    /// Stop the client this long after its first recognised failure (SIGTERM, then SIGKILL)
+    /// [key: client.stop_after; default: at --duration or when it exits].
+    #[arg(long, help_heading = "Your own client", value_name = "DURATION")]
+    pub client_stop_after: Option<Span>,
+    /// A regular expression for your client's own failure line, besides the built-in Java,
+    /// Python, Go, Node, .NET, libpq and curl signatures [key: client.failure_pattern].
+    #[arg(long, help_heading = "Your own client", value_name = "REGEX")]
+    pub failure_pattern: Option<String>,
+    /// Let a command written in the scenario file (client.exec, target.exec) run; a command
+    /// given as a flag needs no consent.
+    #[arg(long, help_heading = "Your own client")]
+    pub allow_exec: bool,
+
     /// The Linux lab: a private network namespace with its own sysctls [keys: lab.*].
     #[command(flatten, next_help_heading = "Lab (Linux)")]
     pub lab: crate::lab::LabArgs,
@@ -301,6 +323,10 @@ impl RunArgs {
                 nodelay: self.nodelay,
                 source: (!self.source.is_empty()).then(|| self.source.clone()),
                 bind: self.bind,
+                exec: self.client_exec.clone(),
+                sample: self.client_sample,
+                stop_after: self.client_stop_after,
+                failure_pattern: self.failure_pattern.clone(),
             },
             payload: PayloadSection {
                 kind: self.payload,

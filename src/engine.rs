@@ -258,6 +258,23 @@ async fn drive(
         }
     };
     let target = targets[0];
+    // --client-exec: the user's program is the client; portlab only watches (src/client).
+    if let Some(cx) = &plan.client_exec {
+        let setup = crate::client::run::Setup {
+            plan,
+            cx,
+            scenario,
+            dir,
+            applied,
+            servers,
+            exec,
+            target,
+            settings,
+        };
+        let summary = crate::client::run::drive(setup, shutdown_signal()).await?;
+        crate::client::run::publish(&summary, dir, opts.format)?;
+        return Ok(summary);
+    }
     let watch = if cfg!(target_os = "linux") {
         let server = match applied {
             Some(a) if a.topology == lab::Topology::Veth => {

@@ -30,9 +30,12 @@
 //!   model for a rate (read only).
 //! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
+//! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
+//!   lines, and the model on its measured rate.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
 
 pub mod cli;
+pub mod client;
 pub mod collect;
 pub mod engine;
 pub mod inspect;

@@ -79,6 +79,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         Some(path) => plan::load_scenario(path)?,
         None => Scenario::default(),
     };
+    portlab::client::check_consent(&file, &args.to_scenario(), args.allow_exec)?;
     let plan = Plan::resolve(&args.over(file))?;
     let baseline = match &args.baseline {
         Some(path) => {

@@ -192,6 +192,8 @@ pub struct Plan {
     pub lab_config: Option<crate::lab::LabConfig>,
     /// `[expect]`, validated.
     pub expect: Expectations,
+    /// The user's own client (`client.exec`), run instead of portlab's.
+    pub client_exec: Option<crate::client::ClientExec>,
 }
 
 /// The model's numeric checks, by the names the verdict gives them; `[expect.tolerance]`
@@ -667,6 +669,7 @@ impl Plan {
             payload,
             target,
             exec,
+            client_exec: crate::client::ClientExec::resolve(c)?,
         };
         plan.check_consistency()?;
         Ok(plan)
@@ -808,7 +811,7 @@ impl Plan {
                 ),
             };
         let tcp = p.kind == PayloadKind::Tcp;
-        Scenario {
+        let mut scenario = Scenario {
             name: Some(self.name.clone()),
             description: self.description.clone(),
             load: LoadSection {
@@ -831,6 +834,7 @@ impl Plan {
                 nodelay: Some(c.nodelay),
                 source: Some(c.sources.iter().map(|a| a.to_string()).collect()),
                 bind: Some(c.bind),
+                ..Default::default()
             },
             payload: PayloadSection {
                 kind: Some(p.kind),
@@ -851,7 +855,9 @@ impl Plan {
             },
             lab: self.lab_config.clone(),
             expect: self.expect.to_section(),
-        }
+        };
+        crate::client::ClientExec::write_back(self.client_exec.as_ref(), &mut scenario.client);
+        scenario
     }
 }
 

@@ -76,6 +76,18 @@ pub struct ClientSection {
     pub source: Option<Vec<String>>,
     /// `--bind`: auto, any-port, no-port, range=LO-HI.
     pub bind: Option<BindMode>,
+    /// `--client-exec`: the user's own client command, run instead of portlab's (src/client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<String>,
+    /// `--client-sample`: how often the client's namespace is sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Span>,
+    /// `--client-stop-after`: stop the client this long after its first failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after: Option<Span>,
+    /// `--failure-pattern`: a regex for the client's own failure line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_pattern: Option<String>,
 }
 
 /// `[payload]`
@@ -179,6 +191,7 @@ impl Scenario {
         );
         let (c, t) = (&mut self.client, top.client);
         overlay_fields!(c, t, close, pool, reuse_addr, nodelay, source, bind);
+        overlay_fields!(c, t, exec, sample, stop_after, failure_pattern);
         let (p, t) = (&mut self.payload, top.payload);
         overlay_fields!(p, t, kind, send, expect, response, path);
         let (g, t) = (&mut self.target, top.target);

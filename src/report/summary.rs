@@ -123,6 +123,9 @@ pub struct Summary {
     /// The server command portlab started and stopped (`[target] exec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_exec: Option<ExecSummary>,
+    /// The user's own client (`--client-exec`): what it did and what the samples showed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_exec: Option<crate::client::result::ClientExecSummary>,
 }
 
 /// A time-scaled lab's figures in modelled time (lab seconds x time scale).
@@ -192,6 +195,7 @@ impl Summary {
             verdict: None,
             modelled: None,
             target_exec: None,
+            client_exec: None,
         }
     }
 

@@ -106,6 +106,16 @@ impl Reporter for Text {
                 )?;
             }
         }
+        if let Some(c) = &s.client_exec {
+            let predicted = s
+                .prediction
+                .as_ref()
+                .and_then(|p| p["first_error_s"].as_f64());
+            writeln!(out)?;
+            for line in crate::client::result::text_lines(c, predicted) {
+                writeln!(out, "{line}")?;
+            }
+        }
         if !s.http_status.is_empty() {
             let statuses: Vec<String> = s
                 .http_status
@@ -114,11 +124,14 @@ impl Reporter for Text {
                 .collect();
             writeln!(out, "\nhttp status  {}", statuses.join(", "))?;
         }
-        writeln!(
-            out,
-            "\nlatency (us)              {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "mean", "p50", "p90", "p99", "p99.9", "max"
-        )?;
+        // A client command's run measures no latency: no empty table.
+        if s.latency_rows().iter().any(|(_, l)| l.count > 0) {
+            writeln!(
+                out,
+                "\nlatency (us)              {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "mean", "p50", "p90", "p99", "p99.9", "max"
+            )?;
+        }
         for (label, l) in s.latency_rows() {
             if l.count == 0 {
                 continue;

@@ -107,7 +107,13 @@ pub struct Verdict {
     pub checks: Vec<Check>,
 }
 
-fn numeric(name: &str, expected: f64, measured: f64, tol: f64, note: Option<String>) -> Check {
+pub(crate) fn numeric(
+    name: &str,
+    expected: f64,
+    measured: f64,
+    tol: f64,
+    note: Option<String>,
+) -> Check {
     let error_pct = if expected == 0.0 {
         if measured == 0.0 {
             0.0
@@ -167,7 +173,7 @@ enum Bound {
     Min,
 }
 
-fn yes_no(name: &str, expected: bool, measured: bool, note: Option<String>) -> Check {
+pub(crate) fn yes_no(name: &str, expected: bool, measured: bool, note: Option<String>) -> Check {
     Check {
         name: name.to_string(),
         expected: json!(expected),

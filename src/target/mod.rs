@@ -8,6 +8,7 @@
 //! - `reset`: closes with SO_LINGER {1, 0} after its reply: RST.
 
 pub mod exec;
+mod sniffed;
 
 use crate::plan::{EmbeddedServer, PayloadKind, Plan, ServerClose};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -31,6 +32,9 @@ pub struct ServerStats {
     pub conn_errors: AtomicU64,
     /// Connections accepted and not yet closed by the server.
     pub open: AtomicU64,
+    /// Requests answered when the server tells raw TCP from HTTP itself (a client command's
+    /// run): each HTTP request, or each read of raw bytes.
+    pub requests: AtomicU64,
     /// Woken when `open` drops to 0.
     idle: tokio::sync::Notify,
 }
@@ -66,6 +70,10 @@ struct Behaviour {
     reply: Vec<u8>,
     close: ServerClose,
     accept_delay: Duration,
+    /// A client command's run: tell raw TCP from HTTP by the first bytes (see `sniffed`).
+    sniff: bool,
+    /// The HTTP response of the sniffing mode.
+    http_reply: Vec<u8>,
 }
 
 /// A running embedded server.
@@ -93,21 +101,26 @@ impl Server {
         let addr = listener.local_addr()?;
         let http_close = cfg.close != ServerClose::AfterClient;
         let body = b"ok\n";
+        let http_reply = |close: bool| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{}",
+                body.len(),
+                if close { "close" } else { "keep-alive" },
+                String::from_utf8_lossy(body)
+            )
+            .into_bytes()
+        };
         let behaviour = Behaviour {
             payload: plan.payload.kind,
             request_len: plan.payload.send.0.len(),
             reply: match plan.payload.kind {
-                PayloadKind::Http => format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{}",
-                    body.len(),
-                    if http_close { "close" } else { "keep-alive" },
-                    String::from_utf8_lossy(body)
-                )
-                .into_bytes(),
+                PayloadKind::Http => http_reply(http_close),
                 _ => plan.payload.response.0.clone(),
             },
             close: cfg.close,
             accept_delay: cfg.accept_delay,
+            sniff: plan.client_exec.is_some(),
+            http_reply: http_reply(http_close),
         };
         let stats = Arc::new(ServerStats::default());
         let (stop, stopped) = watch::channel(false);
@@ -198,7 +211,12 @@ async fn accept_loop(
                     stats.open.fetch_add(1, Ordering::AcqRel);
                     let (b, s) = (behaviour.clone(), stats.clone());
                     tokio::spawn(async move {
-                        if serve(stream, &b).await.is_err() {
+                        let served = if b.sniff {
+                            sniffed::serve(stream, &b, &s.requests).await
+                        } else {
+                            serve(stream, &b).await
+                        };
+                        if served.is_err() {
                             s.conn_errors.fetch_add(1, Ordering::Relaxed);
                         }
                         if s.open.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -231,7 +249,7 @@ enum Now {
 /// goes to `serve` as before.
 fn serve_now(stream: TcpStream, b: &Behaviour) -> Now {
     use std::io::Read;
-    if b.payload != PayloadKind::None {
+    if b.payload != PayloadKind::None || b.sniff {
         return Now::Later(stream);
     }
     match b.close {

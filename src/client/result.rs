@@ -1,0 +1,222 @@
+//! What a client run reports: summary.json's `client_exec`, the verdict's checks on the
+//! measured rate, and the plain-words lines of the text report.
+
+use crate::model::{Prediction, TimeWaitSide};
+use crate::report::verdict::{numeric, yes_no, Check};
+use serde::{Deserialize, Serialize};
+
+/// summary.json `client_exec`. Times are seconds since the client's first connection
+/// (`first_connection_s` places that after the command started).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientExecSummary {
+    /// The command line.
+    pub command: String,
+    /// Seconds from the command's start to its first connection (start-up: a JVM's ~0.4 s).
+    pub first_connection_s: Option<f64>,
+    /// Connections per second from the first connection until the ports were full (or its
+    /// first failure, or the end): the model's R.
+    pub measured_rate: Option<f64>,
+    /// The rate it was asked for (PORTLAB_RATE), which it may not reach.
+    pub requested_rate: Option<f64>,
+    /// Who holds TIME_WAIT: client, server, mixed, none.
+    pub close_side: String,
+    /// The client's share of the TIME_WAIT sockets (null: none at all).
+    pub client_share: Option<f64>,
+    /// Most TIME_WAIT sockets toward the target at once (the client's side).
+    pub tw_client_max: u64,
+    /// Most TIME_WAIT sockets on the target's port at once (the server's side).
+    pub tw_server_max: u64,
+    /// Most ESTABLISHED connections toward the target at once.
+    pub established_max: u64,
+    /// Whether it reuses connections (far fewer connections than requests).
+    pub pooled: bool,
+    /// Connections it opened (ActiveOpens).
+    pub connections: u64,
+    /// Requests the embedded server answered (null with another server).
+    pub requests: Option<u64>,
+    /// Its first recognised failure.
+    pub first_failure_s: Option<f64>,
+    /// That failure's line, as printed.
+    pub failure_line: Option<String>,
+    /// The error name that line maps to (EADDRNOTAVAIL, ...).
+    pub failure_kind: Option<String>,
+    /// Which signature matched (java, python, go, node, dotnet, libpq, strerror, curl,
+    /// failure_pattern).
+    pub failure_signature: Option<String>,
+    /// Recognised failure lines in all.
+    pub failures: u64,
+    /// When TIME_WAIT + ESTABLISHED toward the target first reached P (one sample late at most).
+    pub ports_full_s: Option<f64>,
+    /// P: the ports the client had toward the target.
+    pub ports: u64,
+    /// Where `exhaustion.first_s` comes from: failure_line, ports_full, or none.
+    pub exhaustion_source: String,
+    /// "exit 1", "signal 15", or "unknown".
+    pub exit_status: String,
+    /// How portlab stopped it: null (it exited by itself), SIGTERM or SIGKILL.
+    pub stopped_by: Option<String>,
+    /// Why the run ended: exited, duration, stop_after, interrupted.
+    pub ended_by: String,
+    /// Its output, one line each: seconds since the command started, stream, text.
+    pub log: String,
+    /// The samples, one row each (client-samples.csv).
+    pub samples: String,
+    /// The sampling interval, seconds.
+    pub sample_s: f64,
+}
+
+/// The model's checks on a client run: exhaustion yes/no, the first failure and the
+/// ports-full time against P / R_measured, and who holds TIME_WAIT (when the embedded
+/// server decides it: `expected_side`).
+pub fn checks(
+    p: &Prediction,
+    c: &ClientExecSummary,
+    ran_s: f64,
+    expected_side: Option<&str>,
+    tol: impl Fn(&str) -> f64,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    // A run shorter than P / R cannot show the exhaustion the model predicts.
+    let due = p.first_error_s.filter(|&t| t <= ran_s);
+    let exhausted = c.first_failure_s.is_some() || c.ports_full_s.is_some();
+    let note = match (p.exhausts, due) {
+        (true, None) => Some(format!(
+            "P / R = {} s is after the client's {ran_s:.2} s",
+            p.first_error_s.map_or("-".into(), |t| format!("{t:.2}"))
+        )),
+        _ => None,
+    };
+    out.push(yes_no("exhaustion", due.is_some(), exhausted, note));
+    if let Some(want) = due {
+        let rate = c.measured_rate.unwrap_or(0.0);
+        let why = format!("{} / {rate:.1} conn/s measured", c.ports);
+        if let Some(t) = c.first_failure_s {
+            out.push(numeric(
+                "first_error_s",
+                want,
+                t,
+                tol("first_error_s"),
+                Some(why.clone()),
+            ));
+        }
+        if let Some(t) = c.ports_full_s {
+            out.push(numeric(
+                "ports_full_s",
+                want,
+                t,
+                tol("first_error_s"),
+                Some(format!("{why}; sampled every {} s", c.sample_s)),
+            ));
+        }
+    }
+    if let Some(side) = expected_side {
+        out.push(Check {
+            name: "timewait_side".into(),
+            expected: serde_json::json!(side),
+            measured: serde_json::json!(c.close_side),
+            error_pct: None,
+            tolerance_pct: None,
+            pass: side == c.close_side,
+            note: Some("the embedded server's close decides it".into()),
+            advisory: false,
+        });
+    }
+    out
+}
+
+/// The side the model is given: what was measured (mixed counts as the client's: its
+/// share of TIME_WAIT still costs it ports).
+pub fn model_side(close_side: &str) -> TimeWaitSide {
+    match close_side {
+        "server" => TimeWaitSide::Server,
+        "none" => TimeWaitSide::Nobody,
+        _ => TimeWaitSide::Client,
+    }
+}
+
+/// The text report's lines: what the client did, in plain words.
+pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> {
+    let mut lines = vec![format!("your client: `{}`", c.command)];
+    let rate = c
+        .measured_rate
+        .map_or("an unmeasured number of".to_string(), |r| format!("{r:.1}"));
+    let closed = match (c.close_side.as_str(), c.client_share) {
+        ("client", _) => "closed first every time".to_string(),
+        ("server", _) => {
+            "the server closed first (TIME_WAIT on the server, which costs the client no port)"
+                .to_string()
+        }
+        ("mixed", Some(s)) => format!("closed first {:.0}% of the time", s * 100.0),
+        _ => "left no TIME_WAIT on either side".to_string(),
+    };
+    let pooled = if c.pooled {
+        "pooled its connections"
+    } else {
+        "did not pool"
+    };
+    lines.push(format!(
+        "  opened {rate} connections/s ({} in all{}), {closed}, {pooled}",
+        c.connections,
+        c.requests
+            .map(|r| format!(", {r} requests"))
+            .unwrap_or_default()
+    ));
+    match (c.first_failure_s.or(c.ports_full_s), c.measured_rate) {
+        (Some(t), Some(r)) => {
+            let pr = c.ports as f64 / r;
+            let how = if (t - pr).abs() <= pr * 0.05 {
+                "as"
+            } else {
+                "while"
+            };
+            lines.push(format!(
+                "  ran out after {t:.2} s {how} {} / {r:.1} = {pr:.2} s predicts{}",
+                c.ports,
+                if c.first_failure_s.is_none() {
+                    " (the ports were seen full; it printed no failure portlab recognised)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        (Some(t), None) => lines.push(format!("  ran out after {t:.2} s")),
+        (None, _) => {
+            let why = match (c.close_side.as_str(), c.pooled, predicted) {
+                (_, true, _) => "it pools: a few connections carry every request".to_string(),
+                ("server", _, _) => {
+                    "the server closes first, so its TIME_WAIT holds none of the client's ports"
+                        .to_string()
+                }
+                ("none", _, _) => "no TIME_WAIT held its ports".to_string(),
+                (_, _, Some(t)) => format!("the run ended before P / R = {t:.2} s"),
+                _ => format!(
+                    "{rate} conn/s x the hold stays within the {} ports",
+                    c.ports
+                ),
+            };
+            lines.push(format!("  did not run out: {why}"));
+        }
+    }
+    if let Some(t) = c.ports_full_s.filter(|_| c.first_failure_s.is_some()) {
+        lines.push(format!(
+            "  ports full (TIME_WAIT + ESTABLISHED = {}) at {t:.2} s",
+            c.ports
+        ));
+    }
+    if let (Some(line), Some(kind)) = (&c.failure_line, &c.failure_kind) {
+        lines.push(format!("  its first failure ({kind}): `{}`", line.trim()));
+    }
+    lines.push(format!(
+        "  TIME_WAIT at most: client {}, server {}; exit {}{}; ended by {}",
+        c.tw_client_max,
+        c.tw_server_max,
+        c.exit_status,
+        c.stopped_by
+            .as_deref()
+            .map(|s| format!(" (stopped with {s})"))
+            .unwrap_or_default(),
+        c.ended_by
+    ));
+    lines.push(format!("  its output: {}", c.log));
+    lines
+}
