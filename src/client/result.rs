@@ -141,12 +141,20 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
         .measured_rate
         .map_or("an unmeasured number of".to_string(), |r| format!("{r:.1}"));
     let closed = match (c.close_side.as_str(), c.client_share) {
-        ("client", _) => "closed first every time".to_string(),
-        ("server", _) => {
-            "the server closed first (TIME_WAIT on the server, which costs the client no port)"
-                .to_string()
-        }
-        ("mixed", Some(s)) => format!("closed first {:.0}% of the time", s * 100.0),
+        ("client", Some(s)) if s >= 1.0 => "closed first every time".to_string(),
+        ("client", Some(s)) => format!(
+            "closed first ({:.0}% of the TIME_WAIT on its side)",
+            s * 100.0
+        ),
+        ("server", Some(s)) => format!(
+            "the server closed first ({:.0}% of the TIME_WAIT on the server, which costs the client no port)",
+            (1.0 - s) * 100.0
+        ),
+        ("mixed", Some(s)) => format!(
+            "closed first about {:.0}% of the time ({:.0}% of the TIME_WAIT on its side)",
+            s * 100.0,
+            s * 100.0
+        ),
         _ => "left no TIME_WAIT on either side".to_string(),
     };
     let pooled = if c.pooled {

@@ -127,16 +127,21 @@ pub fn analyse(points: &[Point], ports: u64, failure_at: Option<f64>) -> Analysi
     a
 }
 
-/// Who holds TIME_WAIT: ("client" | "server" | "mixed" | "none", the client's share).
+/// Who holds TIME_WAIT, from the most seen on each side at once: ("client" | "server" |
+/// "mixed" | "none", the client's share).
 pub fn close_side(tw_client: u64, tw_server: u64) -> (&'static str, Option<f64>) {
     let total = tw_client + tw_server;
     if total == 0 {
         return ("none", None);
     }
     let share = tw_client as f64 / total as f64;
-    let side = if share >= 0.9 {
+    // Not all-or-nothing: a server that closes first still races the client's close now and
+    // then (python3 -m http.server: 13 client TIME_WAIT against 91 on the server), and
+    // the server's count is capped by the client ports it saw (a SYN takes a TIME_WAIT
+    // 4-tuple over), so 80% decides.
+    let side = if share >= 0.8 {
         "client"
-    } else if share <= 0.1 {
+    } else if share <= 0.2 {
         "server"
     } else {
         "mixed"
@@ -214,6 +219,11 @@ mod tests {
     fn sides_and_pooling() {
         assert_eq!(close_side(200, 0), ("client", Some(1.0)));
         assert_eq!(close_side(0, 194).0, "server");
+        assert_eq!(
+            close_side(13, 91).0,
+            "server",
+            "http.server's occasional race"
+        );
         assert_eq!(close_side(50, 50), ("mixed", Some(0.5)));
         assert_eq!(close_side(0, 0), ("none", None));
         assert!(pooled(2, Some(400), 2));
