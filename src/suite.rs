@@ -34,6 +34,10 @@ pub struct SuiteArgs {
     /// No line per scenario on stderr while the suite runs.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Let the commands the scenario files name (client.exec: java-bindexception,
+    /// pgbench-*) run; without it a directory holding one is refused before anything runs.
+    #[arg(long)]
+    pub allow_exec: bool,
 }
 
 /// How one scenario ended.
@@ -124,8 +128,9 @@ pub struct SuiteResult {
     pub exit_code: u8,
 }
 
-/// The scenario files of `dir`, in name order, each validated as `portlab run` would.
-pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+/// The scenario files of `dir`, in name order, each validated as `portlab run` would (a
+/// file's command runs only with `allow_exec`).
+pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
     let entries = std::fs::read_dir(dir).with_context(|| {
         format!(
             "cannot read the scenario directory {} (name a directory of *.toml files: portlab suite DIR)",
@@ -147,6 +152,8 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut names = std::collections::BTreeMap::new();
     for file in files {
         let scenario = plan::load_scenario(&file)?;
+        crate::client::check_consent(&scenario, &Default::default(), allow_exec)
+            .with_context(|| format!("{} (portlab suite --allow-exec)", file.display()))?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
         if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
             return Err(anyhow!(
@@ -163,7 +170,7 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
 pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
-    let files = collect(&args.dir)?;
+    let files = collect(&args.dir, args.allow_exec)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
     let dir = crate::engine::results_dir("suite", args.out.as_deref())?;
     let interrupted = crate::sys::catch_interrupt();
@@ -181,7 +188,7 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
         if !args.quiet {
             eprint!("[{}/{n}] {name} ... ", i + 1);
         }
-        let row = run_one(&exe, file, name, &dir.join(name));
+        let row = run_one(&exe, file, name, &dir.join(name), args.allow_exec);
         if !args.quiet {
             eprintln!(
                 "{} in {:.1} s{}",
@@ -226,11 +233,12 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
 }
 
 /// Runs one scenario as `portlab run FILE --out DIR -q --format json` and reads its summary.
-fn run_one(exe: &Path, file: &Path, name: &str, out: &Path) -> Row {
+fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, allow_exec: bool) -> Row {
     let began = Instant::now();
     let output = Command::new(exe)
         .arg("run")
         .arg(file)
+        .args(allow_exec.then_some("--allow-exec"))
         .arg("--out")
         .arg(out)
         .args(["-q", "--format", "json"])
@@ -484,7 +492,7 @@ mod tests {
     #[test]
     fn a_directory_without_scenarios_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let e = collect(dir.path()).unwrap_err().to_string();
+        let e = collect(dir.path(), false).unwrap_err().to_string();
         assert!(e.contains("no *.toml"), "{e}");
     }
 
@@ -493,7 +501,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.toml"), "[load]\nrate = 10\n").unwrap();
         std::fs::write(dir.path().join("b.toml"), "[load]\nrat = 10\n").unwrap();
-        let e = format!("{:#}", collect(dir.path()).unwrap_err());
+        let e = format!("{:#}", collect(dir.path(), false).unwrap_err());
         assert!(e.contains("b.toml") && e.contains("rat"), "{e}");
     }
 
@@ -502,7 +510,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.toml"), "name = \"x\"\n").unwrap();
         std::fs::write(dir.path().join("b.toml"), "name = \"x\"\n").unwrap();
-        let e = collect(dir.path()).unwrap_err().to_string();
+        let e = collect(dir.path(), false).unwrap_err().to_string();
         assert!(e.contains("both named 'x'"), "{e}");
     }
 }

@@ -259,47 +259,17 @@ fn tw_reuse_2_on_loopback_never_runs_out() {
     assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
 }
 
-/// PostgreSQL from Debian, as a user (it refuses root): a fresh cluster in `dir`.
-fn postgres_cluster(test: &str, dir: &Path) -> Option<String> {
-    if !available(test, "pgbench", &["--version"])
-        || !available(test, "/usr/local/bin/initdb", &["--version"])
-    {
-        return None;
-    }
-    let owner = "postgres";
-    let status = Command::new("chown").args([owner]).arg(dir).status().ok()?;
-    assert!(status.success());
-    let init = Command::new("runuser")
-        .args([
-            "-u",
-            owner,
-            "--",
-            "/usr/local/bin/initdb",
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-D",
-        ])
-        .arg(dir.join("data"))
-        .output()
-        .expect("initdb");
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    std::fs::write(dir.join("select1.sql"), "SELECT 1;\n").unwrap();
-    Some(format!(
-        "runuser -u {owner} -- /usr/local/bin/postgres -D {d}/data -k {d} -h 127.0.0.1 -p 15432 -c fsync=off",
-        d = dir.display()
-    ))
+/// A throwaway PostgreSQL from Debian (scenarios/clients/postgres.sh: initdb in a temporary
+/// directory, run as the user postgres when root), or None when it is not installed.
+fn postgres_server(test: &str) -> Option<&'static str> {
+    let probe =
+        "command -v pgbench && { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; }";
+    available(test, "sh", &["-c", probe]).then_some("sh scenarios/clients/postgres.sh 15432")
 }
 
-fn pgbench(dir: &Path, flags: &str) -> String {
+fn pgbench(flags: &str) -> String {
     format!(
-        "pgbench -n {flags} -R $PORTLAB_RATE -f {}/select1.sql -h $PORTLAB_TARGET_HOST -p $PORTLAB_TARGET_PORT -U postgres postgres",
-        dir.display()
+        "pgbench -n {flags} -R $PORTLAB_RATE -f scenarios/clients/select1.sql -h $PORTLAB_TARGET_HOST -p $PORTLAB_TARGET_PORT -U postgres postgres"
     )
 }
 
@@ -310,21 +280,22 @@ fn pgbench_with_a_connection_per_transaction_runs_out() {
     if !namespaces_available(test) {
         return;
     }
-    let pg = tempfile::tempdir().unwrap();
-    let Some(server) = postgres_cluster(test, pg.path()) else {
+    let Some(server) = postgres_server(test) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let v = client_run(
         dir.path(),
-        &pgbench(pg.path(), "-C -T 20"),
+        &pgbench("-C -T 20"),
         &[
             "--duration",
             "12s",
             "--target",
             "127.0.0.1:15432",
             "--target-exec",
-            &server,
+            server,
+            "--ready-timeout",
+            "30s",
         ],
     );
     assert_ran_out_as_predicted(
@@ -342,21 +313,22 @@ fn plain_pgbench_holds_its_connections_and_never_runs_out() {
     if !namespaces_available(test) {
         return;
     }
-    let pg = tempfile::tempdir().unwrap();
-    let Some(server) = postgres_cluster(test, pg.path()) else {
+    let Some(server) = postgres_server(test) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let v = client_run(
         dir.path(),
-        &pgbench(pg.path(), "-c 4 -T 6"),
+        &pgbench("-c 4 -T 6"),
         &[
             "--duration",
             "12s",
             "--target",
             "127.0.0.1:15432",
             "--target-exec",
-            &server,
+            server,
+            "--ready-timeout",
+            "30s",
         ],
     );
     let c = &v["client_exec"];

@@ -30,7 +30,8 @@ fn scenario(name: &str) -> Option<Value> {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = file(name);
-    let (out, s) = run_json(dir.path(), &[path.to_str().unwrap()]);
+    // The catalog's own commands (client.exec) are read and allowed.
+    let (out, s) = run_json(dir.path(), &[path.to_str().unwrap(), "--allow-exec"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -378,6 +379,101 @@ fn reuse_addr_no_timestamps() {
     assert_eq!(kernel(&s, "TWRecycled"), 0.0);
 }
 
+/// True when `tool` is installed (`sh -c PROBE` succeeds); else SKIPPED, or a failure under
+/// CI=true.
+fn tool(test: &str, tool: &str, probe: &str) -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", probe])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: {tool} is not installed; CI must run this test"
+        );
+        eprintln!("SKIPPED {test}: {tool} is not installed");
+    }
+    ok
+}
+
+/// A client command's run: its first failure within 5% of P / R_measured, recognised.
+fn client_ran_out(s: &Value, signature: &str, line_has: &str) {
+    let c = &s["client_exec"];
+    let predicted = f(&c["ports"]) / f(&c["measured_rate"]);
+    assert_close(
+        "first failure (s)",
+        f(&c["first_failure_s"]),
+        predicted,
+        5.0,
+    );
+    assert_close("ports full (s)", f(&c["ports_full_s"]), predicted, 5.0);
+    assert_eq!(c["failure_signature"], signature, "{c:#}");
+    assert!(
+        c["failure_line"].as_str().unwrap().contains(line_has),
+        "{c:#}"
+    );
+    assert_eq!(c["close_side"], "client", "{c:#}");
+    assert_eq!(s["exhaustion"]["kind"], "EADDRNOTAVAIL");
+}
+
+/// What scenarios/clients/postgres.sh needs: initdb on PATH or in Debian's directory.
+const POSTGRES: &str =
+    "command -v pgbench && { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; }";
+
+#[test]
+fn java_bindexception() {
+    if !tool("java_bindexception", "java", "java -version") {
+        return;
+    }
+    let Some(s) = scenario("java-bindexception") else {
+        return;
+    };
+    client_ran_out(
+        &s,
+        "java",
+        "java.net.BindException: Cannot assign requested address",
+    );
+    assert_close(
+        "rate (1/s)",
+        f(&s["client_exec"]["measured_rate"]),
+        50.0,
+        5.0,
+    );
+}
+
+#[test]
+fn pgbench_no_pooling() {
+    if !tool("pgbench_no_pooling", "PostgreSQL and pgbench", POSTGRES) {
+        return;
+    }
+    let Some(s) = scenario("pgbench-no-pooling") else {
+        return;
+    };
+    client_ran_out(
+        &s,
+        "libpq",
+        "port 15432 failed: Cannot assign requested address",
+    );
+}
+
+#[test]
+fn pgbench_pooling() {
+    if !tool("pgbench_pooling", "PostgreSQL and pgbench", POSTGRES) {
+        return;
+    }
+    let Some(s) = scenario("pgbench-pooling") else {
+        return;
+    };
+    let c = &s["client_exec"];
+    assert_eq!(c["pooled"], true, "{c:#}");
+    assert!(f(&c["connections"]) <= 6.0, "{c:#}");
+    assert!(
+        c["ports_full_s"].is_null() && c["first_failure_s"].is_null(),
+        "{c:#}"
+    );
+    assert_eq!(c["exit_status"], "exit 0");
+}
+
 /// Every file of scenarios/ has its test above (named after it) and a header comment.
 #[test]
 fn every_scenario_has_a_test_and_a_header() {
@@ -462,6 +558,45 @@ fn suite_runs_every_file_writes_the_table_and_exits_1_on_a_failed_verdict() {
     assert!(out.path().join("b-wrong").join("timeline.csv").is_file());
     let md = std::fs::read_to_string(out.path().join("suite.md")).unwrap();
     assert!(md.contains("| `a-ok` |") && md.contains("FAIL"), "{md}");
+}
+
+#[test]
+fn suite_runs_a_files_client_command_only_with_allow_exec() {
+    let scenarios = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    write(
+        scenarios.path(),
+        "mine.toml",
+        "[load]\nduration = \"2s\"\n[client]\nexec = \"echo my client ran\"\n",
+    );
+    let suite = |allow: bool| {
+        Command::new(portlab())
+            .arg("suite")
+            .arg(scenarios.path())
+            .args(allow.then_some("--allow-exec"))
+            .arg("--out")
+            .arg(out.path().join(if allow { "yes" } else { "no" }))
+            .output()
+            .unwrap()
+    };
+    let refused = suite(false);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("mine.toml") && err.contains("--allow-exec"),
+        "{err}"
+    );
+    assert!(!out.path().join("no").exists(), "nothing ran");
+    let allowed = suite(true);
+    let stdout = String::from_utf8_lossy(&allowed.stdout);
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    let log = std::fs::read_to_string(out.path().join("yes/mine/client-exec.log")).unwrap();
+    assert!(log.contains("stdout my client ran"), "{log}");
 }
 
 #[test]
