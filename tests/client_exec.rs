@@ -387,3 +387,67 @@ fn a_bad_failure_pattern_is_refused_before_anything_runs() {
         "{err}"
     );
 }
+
+#[test]
+fn a_command_that_cannot_run_is_a_setup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(portlab())
+        .args([
+            "run",
+            "--client-exec",
+            "no-such-client --fast",
+            "-q",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not be run (exit 127)") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+/// Without a lab (the host's loopback): a client that prints a failure line and goes on is
+/// stopped `--client-stop-after` later, and the user's own pattern is recognised.
+#[test]
+fn stop_after_the_first_failure_and_the_users_own_pattern() {
+    let dir = tempfile::tempdir().unwrap();
+    let client =
+        "echo starting; while true; do echo 'worker 3: E_NOPORT (pool empty)'; sleep 0.05; done";
+    let (out, v) = run_json(
+        dir.path(),
+        &[
+            "--client-exec",
+            client,
+            "--failure-pattern",
+            "E_NOPORT",
+            "--client-stop-after",
+            "500ms",
+            "--duration",
+            "20s",
+        ],
+    );
+    let c = &v["client_exec"];
+    assert_eq!(c["ended_by"], "stop_after", "{c:#}");
+    assert_eq!(c["stopped_by"], "SIGTERM", "{c:#}");
+    assert_eq!(c["failure_kind"], "CLIENT_FAILURE", "{c:#}");
+    assert_eq!(c["failure_signature"], "failure_pattern", "{c:#}");
+    assert!(c["failures"].as_u64().unwrap() >= 5, "{c:#}");
+    assert!(
+        v["duration_s"].as_f64().unwrap() < 5.0,
+        "stopped long before --duration: {}",
+        v["duration_s"]
+    );
+    // A failure that the model (no connections, no rate) did not predict fails the verdict.
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(v["verdict"]["checks"][0]["name"], "exhaustion");
+    assert_eq!(v["verdict"]["checks"][0]["measured"], true);
+    let log = std::fs::read_to_string(dir.path().join("client-exec.log")).unwrap();
+    assert!(
+        log.lines().next().unwrap().ends_with("stdout starting"),
+        "{log}"
+    );
+}

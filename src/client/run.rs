@@ -168,6 +168,19 @@ pub async fn drive(
         keep(&line, t0, &signatures, &mut log, &mut failures);
     }
     let _ = log.flush();
+    // The shell could not run it (not found, not executable) and it opened nothing: a
+    // set-up error, not a run.
+    let opened = points.last().and_then(|p| p.active_opens) != base.active_opens;
+    if let (Some(code @ (126 | 127)), false) = (status.and_then(|x| x.code()), opened) {
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = output.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(anyhow!(
+            "client.exec (--client-exec) `{}` could not be run (exit {code}); fix the command. Its output ends:\n{}",
+            cx.command,
+            tail.join("\n")
+        ));
+    }
     let end_s = secs(Instant::now());
 
     // The server's side closes after the client's: then the last sample.
