@@ -224,16 +224,21 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
         lines.push(format!("  its first failure ({kind}): `{}`", line.trim()));
     }
     lines.push(format!(
-        "  TIME_WAIT at most: client {}, server {}; exit {}{}; ended by {}",
-        c.tw_client_max,
-        c.tw_server_max,
-        c.exit_status,
-        c.stopped_by
-            .as_deref()
-            .map(|s| format!(" (stopped with {s})"))
-            .unwrap_or_default(),
-        c.ended_by
+        "  TIME_WAIT at most: client {}, server {}",
+        c.tw_client_max, c.tw_server_max
     ));
+    let how = match c.ended_by.as_str() {
+        "exited" => "it exited by itself".to_string(),
+        "duration" => "stopped at --duration".to_string(),
+        "stop_after" => "stopped --client-stop-after its first failure".to_string(),
+        other => other.to_string(),
+    };
+    let with = c
+        .stopped_by
+        .as_deref()
+        .map(|s| format!(" with {s}"))
+        .unwrap_or_default();
+    lines.push(format!("  ended: {how}{with}, {}", c.exit_status));
     lines.push(format!("  its output: {}", c.log));
     lines
 }
