@@ -212,14 +212,12 @@ fn python_http_server_closes_first_so_the_client_never_runs_out() {
         ],
     );
     let c = &v["client_exec"];
-    assert_eq!(c["close_side"], "server", "{c:#}");
-    // The server's TIME_WAIT is capped by the client ports it saw (a SYN takes a TIME_WAIT
-    // 4-tuple over); now and then the two closes race and the client holds one.
-    let (client, server) = (
-        c["tw_client_max"].as_u64().unwrap(),
-        c["tw_server_max"].as_u64().unwrap(),
-    );
-    assert!(server > 50 && client * 4 < server, "{c:#}");
+    // http.server shuts its side down right after the reply while urllib closes once it has
+    // read Content-Length bytes: the two closes race. Mostly the server wins (13 client
+    // TIME_WAIT against 91 in a quiet run); on a busy machine the client's share grows (60
+    // against 53 seen), never to the client alone.
+    assert_ne!(c["close_side"], "client", "{c:#}");
+    assert!(c["tw_server_max"].as_u64().unwrap() > 30, "{c:#}");
     assert_eq!(c["first_failure_s"], Value::Null, "{c:#}");
     assert_eq!(c["exit_status"], "exit 0", "{c:#}");
     assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
@@ -230,10 +228,12 @@ fn python_http_server_closes_first_so_the_client_never_runs_out() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(
-        text.contains("did not run out: the server closes first"),
-        "{text}"
-    );
+    let why = if c["close_side"] == "server" {
+        "did not run out: the server closes first"
+    } else {
+        "did not run out: the server closed first often enough"
+    };
+    assert!(text.contains(why), "{text}");
 }
 
 #[test]
@@ -267,37 +267,36 @@ fn postgres_server(test: &str) -> Option<&'static str> {
     available(test, "sh", &["-c", probe]).then_some("sh scenarios/clients/postgres.sh 15432")
 }
 
-fn pgbench(flags: &str) -> String {
-    format!(
+/// `pgbench -n FLAGS` paced at PORTLAB_RATE against a throwaway PostgreSQL that portlab
+/// starts in the lab; the summary, or None (skipped).
+fn pgbench_run(test: &str, flags: &str) -> Option<Value> {
+    if !namespaces_available(test) {
+        return None;
+    }
+    let server = postgres_server(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let client = format!(
         "pgbench -n {flags} -R $PORTLAB_RATE -f scenarios/clients/select1.sql -h $PORTLAB_TARGET_HOST -p $PORTLAB_TARGET_PORT -U postgres postgres"
-    )
+    );
+    let target = [
+        "--duration",
+        "12s",
+        "--target",
+        "127.0.0.1:15432",
+        "--target-exec",
+        server,
+        "--ready-timeout",
+        "30s",
+    ];
+    Some(client_run(dir.path(), &client, &target))
 }
 
 #[test]
 fn pgbench_with_a_connection_per_transaction_runs_out() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let test = "pgbench_no_pooling";
-    if !namespaces_available(test) {
-        return;
-    }
-    let Some(server) = postgres_server(test) else {
+    let Some(v) = pgbench_run("pgbench_no_pooling", "-C -T 20") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let v = client_run(
-        dir.path(),
-        &pgbench("-C -T 20"),
-        &[
-            "--duration",
-            "12s",
-            "--target",
-            "127.0.0.1:15432",
-            "--target-exec",
-            server,
-            "--ready-timeout",
-            "30s",
-        ],
-    );
     assert_ran_out_as_predicted(
         &v,
         "EADDRNOTAVAIL",
@@ -309,34 +308,28 @@ fn pgbench_with_a_connection_per_transaction_runs_out() {
 #[test]
 fn plain_pgbench_holds_its_connections_and_never_runs_out() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let test = "pgbench_pooling";
-    if !namespaces_available(test) {
-        return;
-    }
-    let Some(server) = postgres_server(test) else {
+    let Some(v) = pgbench_run("pgbench_pooling", "-c 4 -T 6") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let v = client_run(
-        dir.path(),
-        &pgbench("-c 4 -T 6"),
-        &[
-            "--duration",
-            "12s",
-            "--target",
-            "127.0.0.1:15432",
-            "--target-exec",
-            server,
-            "--ready-timeout",
-            "30s",
-        ],
-    );
     let c = &v["client_exec"];
     assert_eq!(c["pooled"], true, "{c:#}");
     assert!(c["connections"].as_u64().unwrap() <= 6, "{c:#}");
     assert_eq!(c["first_failure_s"], Value::Null, "{c:#}");
     assert_eq!(c["exit_status"], "exit 0", "{c:#}");
     assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+}
+
+/// Runs `portlab run ARGS --out DIR`, which must refuse (exit 2); its stderr.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(portlab())
+        .arg("run")
+        .args(args)
+        .args(["-q", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -349,15 +342,7 @@ fn a_scenario_files_command_needs_allow_exec() {
         format!("[client]\nexec = \"touch {}\"\n", marker.display()),
     )
     .unwrap();
-    let out = Command::new(portlab())
-        .arg("run")
-        .arg(&file)
-        .args(["-q", "--out"])
-        .arg(dir.path().join("out"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&dir.path().join("out"), &[file.to_str().unwrap()]);
     assert!(
         err.contains("client.exec") && err.contains("--allow-exec"),
         "{err}"
@@ -368,20 +353,10 @@ fn a_scenario_files_command_needs_allow_exec() {
 #[test]
 fn a_bad_failure_pattern_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(portlab())
-        .args([
-            "run",
-            "--client-exec",
-            "true",
-            "--failure-pattern",
-            "(oops",
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(
+        dir.path(),
+        &["--client-exec", "true", "--failure-pattern", "(oops"],
+    );
     assert!(
         err.contains("client.failure_pattern (flag --failure-pattern)"),
         "{err}"
@@ -391,19 +366,7 @@ fn a_bad_failure_pattern_is_refused_before_anything_runs() {
 #[test]
 fn a_command_that_cannot_run_is_a_setup_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(portlab())
-        .args([
-            "run",
-            "--client-exec",
-            "no-such-client --fast",
-            "-q",
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(dir.path(), &["--client-exec", "no-such-client --fast"]);
     assert!(
         err.contains("could not be run (exit 127)") && err.contains("not found"),
         "{err}"

@@ -16,6 +16,9 @@ pub struct ClientExecSummary {
     /// Connections per second from the first connection until the ports were full (or its
     /// first failure, or the end): the model's R.
     pub measured_rate: Option<f64>,
+    /// The rate the model is given: `measured_rate`, times `client_share` when both sides
+    /// hold TIME_WAIT (only the connections the client closed first cost it a port).
+    pub model_rate: Option<f64>,
     /// The rate it was asked for (PORTLAB_RATE), which it may not reach.
     pub requested_rate: Option<f64>,
     /// Who holds TIME_WAIT: client, server, mixed, none.
@@ -88,8 +91,16 @@ pub fn checks(
     };
     out.push(yes_no("exhaustion", due.is_some(), exhausted, note));
     if let Some(want) = due {
-        let rate = c.measured_rate.unwrap_or(0.0);
-        let why = format!("{} / {rate:.1} conn/s measured", c.ports);
+        let rate = c.model_rate.unwrap_or(0.0);
+        let why = match (c.close_side.as_str(), c.client_share) {
+            ("mixed", Some(share)) => format!(
+                "{} / ({:.1} conn/s measured x {:.0}% closed first by the client)",
+                c.ports,
+                c.measured_rate.unwrap_or(0.0),
+                share * 100.0
+            ),
+            _ => format!("{} / {rate:.1} conn/s measured", c.ports),
+        };
         if let Some(t) = c.first_failure_s {
             out.push(numeric(
                 "first_error_s",
@@ -178,7 +189,7 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
             c.connections
         )
     });
-    match (c.first_failure_s.or(c.ports_full_s), c.measured_rate) {
+    match (c.first_failure_s.or(c.ports_full_s), c.model_rate) {
         (Some(t), Some(r)) => {
             let pr = c.ports as f64 / r;
             let how = if (t - pr).abs() <= pr * 0.05 {
@@ -200,6 +211,12 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
         (None, _) => {
             let why = match (c.close_side.as_str(), c.pooled, predicted) {
                 (_, true, _) => "it pools: a few connections carry every request".to_string(),
+                ("mixed", _, t) => format!(
+                    "the server closed first often enough that only {:.0}% of its connections held a port in TIME_WAIT; at {} conn/s that runs out after {}",
+                    c.client_share.unwrap_or(0.0) * 100.0,
+                    c.model_rate.map_or("-".into(), |r| format!("{r:.1}")),
+                    t.map_or("never".into(), |t| format!("{t:.2} s, later than the run"))
+                ),
                 ("server", _, _) => {
                     "the server closes first, so its TIME_WAIT holds none of the client's ports"
                         .to_string()

@@ -235,6 +235,10 @@ pub async fn drive(
         command: cx.command.clone(),
         first_connection_s: a.first_connection_s,
         measured_rate: a.measured_rate,
+        model_rate: a.measured_rate.map(|r| match (side, share) {
+            ("mixed", Some(share)) => r * share,
+            _ => r,
+        }),
         requested_rate: rate,
         close_side: side.to_string(),
         client_share: share,
@@ -346,7 +350,7 @@ pub async fn drive(
         }));
     }
     // The model on the measured rate and the measured closing side.
-    input.rate = c.measured_rate;
+    input.rate = c.model_rate;
     input.timewait_side = result::model_side(&c.close_side);
     if pooled {
         input.pool = u32::try_from(a.established_max.max(1)).unwrap_or(u32::MAX);

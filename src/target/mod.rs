@@ -334,11 +334,22 @@ async fn serve(mut stream: TcpStream, b: &Behaviour) -> io::Result<()> {
             break;
         }
     }
-    match b.close {
+    close(stream, b.close, client_done, &mut buf).await
+}
+
+/// Ends a served connection as the plan says: at once (`first`), after the client's FIN
+/// (`after-client`; `client_done` when it already came), or with RST (`reset`).
+async fn close(
+    mut stream: TcpStream,
+    how: ServerClose,
+    client_done: bool,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    match how {
         ServerClose::First => {}
         ServerClose::AfterClient => {
             if !client_done {
-                while stream.read(&mut buf).await? != 0 {}
+                while stream.read(buf).await? != 0 {}
             }
         }
         ServerClose::Reset => {

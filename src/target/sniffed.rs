@@ -8,7 +8,6 @@ use super::{find_head_end, Behaviour};
 use crate::plan::ServerClose;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -97,18 +96,7 @@ pub(super) async fn serve(
             ));
         }
     }
-    match b.close {
-        ServerClose::First => {}
-        ServerClose::AfterClient => {
-            if !client_done {
-                while stream.read(&mut buf).await? != 0 {}
-            }
-        }
-        ServerClose::Reset => {
-            socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
-        }
-    }
-    Ok(())
+    super::close(stream, b.close, client_done, &mut buf).await
 }
 
 #[cfg(test)]
