@@ -380,6 +380,15 @@ pub async fn drive(
     });
     summary.prediction = serde_json::to_value(&prediction).ok();
     summary.target_exec = exec_summary;
+    if plan.time_scale() != 1.0 {
+        let k = plan.time_scale();
+        summary.modelled = Some(crate::report::Modelled {
+            time_scale: k,
+            rate: summary.achieved_rate / k,
+            duration_s: summary.load_duration_s * k,
+            first_error_s: summary.exhaustion.first_s.map(|t| t * k),
+        });
+    }
     Ok(summary)
 }
 
