@@ -3,7 +3,7 @@
 //! the first failure within 5% of P / R_measured with its line recognised, and the cases
 //! that never run out (a pool, a server that closes first, tcp_tw_reuse 2 on loopback).
 //!
-//! A test whose tool is missing (java, curl, pgbench, PostgreSQL) prints SKIPPED and passes,
+//! A test whose tool is missing (java, node, curl, pgbench, PostgreSQL) prints SKIPPED and passes,
 //! except under CI=true, where it fails (.ci/run installs them).
 
 mod common;
@@ -139,6 +139,23 @@ fn python_urllib_over_http_runs_out_too() {
         &["--duration", "10s"],
     );
     assert_ran_out_as_predicted(&v, "EADDRNOTAVAIL", "[Errno 99]");
+}
+
+#[test]
+fn node_net_connect_per_request_fails_with_eaddrnotavail() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let test = "node_net_loop";
+    if !namespaces_available(test) || !available(test, "node", &["--version"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let v = client_run(
+        dir.path(),
+        "node scenarios/clients/net_loop.js",
+        &["--duration", "10s"],
+    );
+    assert_ran_out_as_predicted(&v, "EADDRNOTAVAIL", "connect EADDRNOTAVAIL 127.0.0.1:");
+    assert_eq!(v["client_exec"]["failure_signature"], "node");
 }
 
 #[test]
