@@ -124,6 +124,26 @@ fn python_socket_loop_dies_with_errno_99() {
     assert_eq!(c["requests"], c["connections"], "{c:#}");
     let log = std::fs::read_to_string(dir.path().join("client-exec.log")).unwrap();
     assert!(log.contains("stderr OSError: [Errno 99]"), "{log}");
+    // client-samples.csv: the rate per interval, about 50/s while it ran (the median of the
+    // intervals that saw connections).
+    let samples = std::fs::read_to_string(dir.path().join("client-samples.csv")).unwrap();
+    assert!(
+        samples
+            .starts_with("t_s,active_opens,tw_client,tw_server,established_client,requests,rate\n"),
+        "{samples}"
+    );
+    let mut rates: Vec<f64> = samples
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.rsplit(',').next()?.parse().ok())
+        .filter(|&r: &f64| r > 0.0)
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    assert!(
+        (40.0..60.0).contains(&median),
+        "median rate {median}: {rates:?}"
+    );
 }
 
 #[test]

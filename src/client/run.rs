@@ -205,10 +205,7 @@ pub async fn drive(
         last_kernel
     };
     let exec_summary: Option<ExecSummary> = s.exec.map(ExecTarget::stop);
-    for p in &points {
-        let _ = csv.serialize(p);
-    }
-    let _ = csv.flush();
+    write_samples(&mut csv, &points);
 
     // P, and the model's input apart from the measured figures.
     let mut input = model::from_plan::input_for(plan, s.settings, s.target);
@@ -410,6 +407,40 @@ fn keep(
             what,
         });
     }
+}
+
+/// client-samples.csv: each sample, and the client's connection rate over the interval
+/// that ends with it (ActiveOpens delta / seconds).
+fn write_samples(csv: &mut csv::Writer<std::fs::File>, points: &[Point]) {
+    #[derive(serde::Serialize)]
+    struct Row {
+        t_s: f64,
+        active_opens: Option<u64>,
+        tw_client: Option<u64>,
+        tw_server: Option<u64>,
+        established_client: Option<u64>,
+        requests: Option<u64>,
+        rate: Option<f64>,
+    }
+    let mut previous: Option<&Point> = None;
+    for p in points {
+        let rate = previous.and_then(|q| {
+            let opened = p.active_opens?.checked_sub(q.active_opens?)?;
+            let dt = p.t_s - q.t_s;
+            (dt > 0.0).then(|| opened as f64 / dt)
+        });
+        let _ = csv.serialize(Row {
+            t_s: p.t_s,
+            active_opens: p.active_opens,
+            tw_client: p.tw_client,
+            tw_server: p.tw_server,
+            established_client: p.established_client,
+            requests: p.requests,
+            rate,
+        });
+        previous = Some(p);
+    }
+    let _ = csv.flush();
 }
 
 fn kernel_deltas(end: &KernelSample, base: &KernelSample) -> BTreeMap<String, u64> {

@@ -47,8 +47,6 @@ pub struct Analysis {
     /// Where the rate window ends: the ports-full sample, the first failure, or the last
     /// sample (seconds since the command started).
     pub rate_until_s: Option<f64>,
-    /// Connections per second in each sample interval: (end of interval, rate).
-    pub rates: Vec<(f64, f64)>,
     /// The first sample with TIME_WAIT + ESTABLISHED toward the target at P (seconds since
     /// the command started).
     pub ports_full_at: Option<f64>,
@@ -84,13 +82,6 @@ pub fn analyse(points: &[Point], ports: u64, failure_at: Option<f64>) -> Analysi
         .skip(1)
         .find(|p| p.ports_used().is_some_and(|u| u >= full))
         .map(|p| p.t_s);
-    for w in points.windows(2) {
-        let dt = w[1].t_s - w[0].t_s;
-        if dt > 0.0 {
-            a.rates
-                .push((w[1].t_s, (opens(&w[1]) - opens(&w[0])) as f64 / dt));
-        }
-    }
     // The first sample that saw a connection.
     let Some(i) = points.iter().position(|p| opens(p) > 0) else {
         return a;
