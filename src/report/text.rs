@@ -17,7 +17,16 @@ impl Reporter for Text {
             s.achieved_rate,
             if s.interrupted { ", INTERRUPTED" } else { "" }
         )?;
-        writeln!(out, "  target {}; {}", s.target, s.plan_line())?;
+        match &s.client_exec {
+            // Your own client: portlab's close, bind, payload and pool did not apply.
+            Some(c) => writeln!(
+                out,
+                "  target {}; the client is your command (PORTLAB_RATE {})",
+                s.target,
+                c.requested_rate.map_or("unset".into(), |r| r.to_string())
+            )?,
+            None => writeln!(out, "  target {}; {}", s.target, s.plan_line())?,
+        }
         writeln!(
             out,
             "  connected {}   completed {}   failed {}   dropped {}   aborted {}",
