@@ -189,7 +189,10 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
             c.connections
         )
     });
-    match (c.first_failure_s.or(c.ports_full_s), c.model_rate) {
+    match (
+        c.first_failure_s.or(c.ports_full_s),
+        c.model_rate.or(c.measured_rate),
+    ) {
         (Some(t), Some(r)) => {
             let pr = c.ports as f64 / r;
             let how = if (t - pr).abs() <= pr * 0.05 {
