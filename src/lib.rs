@@ -31,6 +31,8 @@
 //! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
+//! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
+//!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 
 pub mod cli;
 pub mod collect;
@@ -45,3 +47,4 @@ pub mod runner;
 pub mod suite;
 pub mod sys;
 pub mod target;
+pub mod watch;
