@@ -138,6 +138,18 @@ fn sampler(c: &mut Criterion) {
                     black_box(tw)
                 })
             });
+            // `portlab watch`'s sample (issue 13: under 20 ms with 100,000 sockets): the same
+            // dump with SYN_SENT too, grouped per (local address, destination) with each
+            // TIME_WAIT timer read, plus the namespace's sysctls and Tcp counters.
+            match portlab::watch::KernelSource::new(None) {
+                Ok(mut source) => {
+                    use portlab::watch::Source;
+                    g.bench_function(format!("watch_{made}_timewait"), |b| {
+                        b.iter(|| black_box(source.snapshot().map(|s| s.groups.len())))
+                    });
+                }
+                Err(e) => println!("watch sample bench: SKIPPED ({e})"),
+            }
             g.finish();
         }
         Err(e) => println!("sampler bench: SKIPPED ({e:#})"),

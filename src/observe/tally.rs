@@ -58,7 +58,7 @@ pub(crate) fn canonical(a: SocketAddr) -> SocketAddr {
 }
 
 /// An address as raw bytes: 4 for IPv4, 16 for IPv6 (network order).
-fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
+pub(crate) fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
     match ip {
         IpAddr::V4(v4) => {
             buf[..4].copy_from_slice(&v4.octets());

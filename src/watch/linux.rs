@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::{Aggregator, Snapshot, Source, WatchArgs, WatchError};
 use crate::model::from_plan::host_input;
 use crate::model::{ModelInput, TwReuse};
-use crate::observe::tally::{endpoint, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT};
+use crate::observe::tally::{TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT};
 use crate::observe::{parse_diag_msg, Counter, CounterFiles, DiagSink, SocketLister, TcpCounters};
 
 /// The namespace's settings as the model reads them: the sysctls of the calling thread's
@@ -47,12 +47,8 @@ impl DiagSink for Sink<'_> {
     }
     fn socket(&mut self, msg: &[u8]) {
         if let Some(s) = parse_diag_msg(msg) {
-            self.0.add(
-                s.state,
-                endpoint(s.laddr, s.lport),
-                endpoint(s.raddr, s.rport),
-                s.expires_ms,
-            );
+            self.0
+                .add_raw(s.state, s.laddr, s.lport, s.raddr, s.rport, s.expires_ms);
         }
     }
 }

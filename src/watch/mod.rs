@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::model::{predict, ModelInput, PortRange, TwReuse};
-use crate::observe::tally::{canonical, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT};
+use crate::observe::tally::{
+    endpoint, ip_bytes, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT,
+};
 use crate::plan::values::Span;
 
 pub mod render;
@@ -215,7 +217,19 @@ impl PortSet {
         self.0[usize::from(port >> 6)] & (1 << (port & 63)) != 0
     }
     fn count_in(&self, range: PortRange) -> u32 {
-        (range.lo..=range.hi).filter(|&p| self.contains(p)).count() as u32
+        let (lo, hi) = (usize::from(range.lo), usize::from(range.hi));
+        let mut n = 0;
+        for w in lo >> 6..=hi >> 6 {
+            let mut word = self.0[w];
+            if w == lo >> 6 {
+                word &= !0u64 << (lo & 63);
+            }
+            if w == hi >> 6 {
+                word &= !0u64 >> (63 - (hi & 63));
+            }
+            n += word.count_ones();
+        }
+        n
     }
 }
 
@@ -240,17 +254,68 @@ pub fn hold_s(input: &ModelInput, local: IpAddr, remote: IpAddr) -> f64 {
     }
 }
 
+/// A socket's (local address, remote address, remote port) as raw bytes: the group key,
+/// compared without building addresses. v4-mapped IPv6 is folded to IPv4 first.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    local: [u8; 16],
+    remote: [u8; 16],
+    rport: [u8; 2],
+    /// Address lengths (4 or 16), local and remote.
+    lens: [u8; 2],
+}
+
+/// An address as 4 bytes when it is IPv4 or v4-mapped IPv6 (::ffff:a.b.c.d), else 16.
+fn fold(addr: &[u8]) -> &[u8] {
+    if addr.len() == 16 && addr[..10] == [0; 10] && addr[10..12] == [0xff, 0xff] {
+        &addr[12..]
+    } else {
+        addr
+    }
+}
+
+impl Key {
+    fn new(laddr: &[u8], raddr: &[u8], rport: [u8; 2]) -> Key {
+        let (l, r) = (fold(laddr), fold(raddr));
+        let mut k = Key {
+            local: [0; 16],
+            remote: [0; 16],
+            rport,
+            lens: [l.len() as u8, r.len() as u8],
+        };
+        k.local[..l.len()].copy_from_slice(l);
+        k.remote[..r.len()].copy_from_slice(r);
+        k
+    }
+
+    fn local_ip(&self) -> IpAddr {
+        endpoint(&self.local[..usize::from(self.lens[0])], [0, 0]).ip()
+    }
+
+    fn remote(&self) -> SocketAddr {
+        endpoint(&self.remote[..usize::from(self.lens[1])], self.rport)
+    }
+}
+
+/// Up to this many destinations are found by a linear scan (the usual case: a client talks
+/// to a handful); beyond it a hash map takes over.
+const SCAN_GROUPS: usize = 16;
+
 /// Groups the sockets of one listing as they stream past. Listeners must come first (the
 /// kernel's dump lists the listening hash first): a socket on a listening port is a
-/// server's and belongs to no destination. Allocates only when a destination is first seen.
+/// server's and belongs to no destination. Works on the raw bytes sock_diag gives and
+/// allocates only when a destination is first seen; its tables are reused across samples.
 pub struct Aggregator {
     input: ModelInput,
-    filter: Option<SocketAddr>,
+    filter: Option<Key>,
     listeners: PortSet,
     in_use: PortSet,
-    index: HashMap<(IpAddr, SocketAddr), usize>,
+    keys: Vec<Key>,
+    index: HashMap<Key, usize>,
     groups: Vec<GroupCounts>,
     other: u64,
+    /// The group the previous socket went to (consecutive sockets often share one).
+    last: Option<usize>,
 }
 
 impl Aggregator {
@@ -259,12 +324,17 @@ impl Aggregator {
     pub fn new(input: ModelInput, filter: Option<SocketAddr>) -> Aggregator {
         Aggregator {
             input,
-            filter: filter.map(canonical),
+            filter: filter.map(|f| {
+                let mut b = [0u8; 16];
+                Key::new(&[], ip_bytes(f.ip(), &mut b), f.port().to_be_bytes())
+            }),
             listeners: PortSet::new(),
             in_use: PortSet::new(),
+            keys: Vec::new(),
             index: HashMap::new(),
             groups: Vec::new(),
             other: 0,
+            last: None,
         }
     }
 
@@ -273,43 +343,47 @@ impl Aggregator {
         self.input = input;
         self.listeners.clear();
         self.in_use.clear();
+        self.keys.clear();
         self.index.clear();
         self.groups.clear();
         self.other = 0;
+        self.last = None;
     }
 
-    /// Counts one socket: its TCP state, its ends, and its timer (ms left; for TIME_WAIT,
-    /// until the socket ends).
+    /// Counts one socket given as addresses (tests, and any source that parsed them).
     pub fn add(&mut self, state: u8, local: SocketAddr, remote: SocketAddr, expires_ms: u32) {
-        if state == TCP_LISTEN {
-            self.listeners.insert(local.port());
-            return;
+        let (mut lb, mut rb) = ([0u8; 16], [0u8; 16]);
+        let (l, r) = (
+            ip_bytes(local.ip(), &mut lb),
+            ip_bytes(remote.ip(), &mut rb),
+        );
+        self.add_raw(
+            state,
+            l,
+            local.port().to_be_bytes(),
+            r,
+            remote.port().to_be_bytes(),
+            expires_ms,
+        );
+    }
+
+    /// The group of `key`, made when first seen; None past [`MAX_GROUPS`].
+    fn slot(&mut self, key: &Key) -> Option<usize> {
+        if let Some(i) = self.last.filter(|&i| self.keys[i] == *key) {
+            return Some(i);
         }
-        if !matches!(state, TCP_TIME_WAIT | TCP_ESTABLISHED | TCP_SYN_SENT)
-            || self.listeners.contains(local.port())
-        {
-            return;
-        }
-        let (local, remote) = (canonical(local), canonical(remote));
-        let in_range = self
-            .input
-            .port_range
-            .is_some_and(|r| r.lo <= local.port() && local.port() <= r.hi);
-        if in_range {
-            // Every destination, filtered or not: a port bound before connect() is taken
-            // for all of them.
-            self.in_use.insert(local.port());
-        }
-        if self.filter.is_some_and(|f| f != remote) {
-            return;
-        }
-        let key = (local.ip(), remote);
-        let slot = match self.index.get(&key) {
-            Some(&i) => i,
+        let found = if self.keys.len() <= SCAN_GROUPS {
+            self.keys.iter().position(|k| k == key)
+        } else {
+            self.index.get(key).copied()
+        };
+        let i = match found {
+            Some(i) => i,
             None if self.groups.len() < MAX_GROUPS => {
-                let hold = hold_s(&self.input, local.ip(), remote.ip());
+                let (local, remote) = (key.local_ip(), key.remote());
+                let hold = hold_s(&self.input, local, remote.ip());
                 self.groups.push(GroupCounts {
-                    local: local.ip(),
+                    local,
                     destination: remote,
                     time_wait: 0,
                     established: 0,
@@ -320,13 +394,60 @@ impl Aggregator {
                     young: 0,
                     oldest_s: 0.0,
                 });
-                self.index.insert(key, self.groups.len() - 1);
-                self.groups.len() - 1
+                self.keys.push(*key);
+                if self.keys.len() == SCAN_GROUPS + 1 {
+                    self.index
+                        .extend(self.keys.iter().enumerate().map(|(i, k)| (*k, i)));
+                } else if self.keys.len() > SCAN_GROUPS {
+                    self.index.insert(*key, self.keys.len() - 1);
+                }
+                self.keys.len() - 1
             }
-            None => {
-                self.other += 1;
-                return;
-            }
+            None => return None,
+        };
+        self.last = Some(i);
+        Some(i)
+    }
+
+    /// Counts one socket as sock_diag gives it: its TCP state, addresses of 4 or 16 bytes
+    /// and ports in network order, and its timer (ms left; for TIME_WAIT, until it ends).
+    pub fn add_raw(
+        &mut self,
+        state: u8,
+        laddr: &[u8],
+        lport: [u8; 2],
+        raddr: &[u8],
+        rport: [u8; 2],
+        expires_ms: u32,
+    ) {
+        let port = u16::from_be_bytes(lport);
+        if state == TCP_LISTEN {
+            self.listeners.insert(port);
+            return;
+        }
+        if !matches!(state, TCP_TIME_WAIT | TCP_ESTABLISHED | TCP_SYN_SENT)
+            || self.listeners.contains(port)
+        {
+            return;
+        }
+        let in_range = self
+            .input
+            .port_range
+            .is_some_and(|r| r.lo <= port && port <= r.hi);
+        if in_range {
+            // Every destination, filtered or not: a port bound before connect() is taken
+            // for all of them.
+            self.in_use.insert(port);
+        }
+        let key = Key::new(laddr, raddr, rport);
+        if self.filter.is_some_and(|f| {
+            f.remote != key.remote || f.rport != key.rport || f.lens[1] != key.lens[1]
+        }) {
+            return;
+        }
+        let Some(slot) = self.slot(&key) else {
+            self.other += 1;
+            return;
         };
         let g = &mut self.groups[slot];
         let blocks = match state {

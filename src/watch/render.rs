@@ -217,7 +217,7 @@ pub fn prometheus(r: &WatchReport) -> String {
         ("portlab_time_wait_sockets", "Client sockets in TIME_WAIT toward the destination.", |d| d.time_wait as f64),
         ("portlab_established_sockets", "Client sockets in ESTABLISHED toward the destination.", |d| d.established as f64),
         ("portlab_syn_sent_sockets", "Client sockets in SYN_SENT toward the destination.", |d| d.syn_sent as f64),
-        ("portlab_ports_used", "Ephemeral ports held toward the destination (TIME_WAIT + ESTABLISHED + SYN_SENT inside the range).", |d| d.used as f64),
+        ("portlab_ports_used", "Ephemeral ports connect() cannot take toward the destination: ESTABLISHED + SYN_SENT + TIME_WAIT younger than the hold, inside the range.", |d| d.used as f64),
         ("portlab_usable_ports", "P: ephemeral range minus reserved ports minus listening ports inside it.", |d| d.usable_ports as f64),
         ("portlab_connection_rate", "Connections per second that recently ended in TIME_WAIT toward the destination (from the TIME_WAIT timers).", |d| d.rate),
         ("portlab_port_hold_seconds", "T: how long a closed connection holds its port (60 s, or the tcp_tw_reuse delay where reuse applies).", |d| d.hold_s),
