@@ -356,3 +356,65 @@ fn bad_input_exits_2_naming_the_flag() {
         assert!(err.contains(flag), "{args:?}: {err}");
     }
 }
+
+/// Without CAP_SYS_ADMIN (dropped with setpriv) entering a namespace is refused: exit 2,
+/// naming the capability; without CAP_SYS_PTRACE, so is opening the /proc/PID/ns/net of
+/// another user's process.
+#[test]
+fn no_permission_exits_2_naming_the_capability() {
+    if !can_watch("no_permission_exits_2_naming_the_capability") {
+        return;
+    }
+    let bin = portlab();
+    // (the target runs as nobody, capabilities portlab runs without, what it must say)
+    let runs: [(bool, &str, &str); 2] = [
+        (false, "sys_admin", "this needs CAP_SYS_ADMIN"),
+        (true, "sys_ptrace", "this needs CAP_SYS_PTRACE"),
+    ];
+    for (as_nobody, cap, needle) in runs {
+        let mut target = if as_nobody {
+            Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "sleep",
+                    "30",
+                ])
+                .spawn()
+        } else {
+            Command::new("sleep").arg("30").spawn()
+        }
+        .expect("setpriv (util-linux) and sleep");
+        if as_nobody {
+            // setpriv changes its user before it execs sleep: wait until it has.
+            let status = format!("/proc/{}/status", target.id());
+            let began = std::time::Instant::now();
+            while !std::fs::read_to_string(&status)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534"))
+            {
+                assert!(
+                    began.elapsed().as_secs() < 5,
+                    "setpriv did not become nobody"
+                );
+                std::thread::yield_now();
+            }
+        }
+        let out = Command::new("setpriv")
+            .args([
+                format!("--bounding-set=-{cap}"),
+                format!("--inh-caps=-{cap}"),
+            ])
+            .arg(&bin)
+            .args(["watch", "--pid", &target.id().to_string(), "--once"])
+            .output()
+            .expect("setpriv (util-linux)");
+        let _ = target.kill();
+        let _ = target.wait();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "without {cap}: {err}");
+        assert!(err.contains(needle), "without {cap}: {err}");
+    }
+}

@@ -134,7 +134,7 @@ fn open_namespace(args: &WatchArgs) -> Result<Option<(File, String)>, WatchError
         }),
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(WatchError::Permission {
             what: format!("{flag}: reading {}", path.display()),
-            capability: "CAP_SYS_PTRACE (or the same user as the process)",
+            capability: "CAP_SYS_PTRACE, or the process's own user",
         }),
         Err(e) => Err(WatchError::Io {
             what: format!("{flag}: opening {}", path.display()),
