@@ -36,6 +36,11 @@ struct Client {
 }
 
 impl Client {
+    /// The client for `test` in a new namespace; None (SKIPPED) when watching is not possible.
+    fn for_test(test: &str, sysctls: &[(&str, &str)], args: &[&str]) -> Option<Client> {
+        can_watch(test).then(|| Client::start(sysctls, args))
+    }
+
     fn start(sysctls: &[(&str, &str)], args: &[&str]) -> Client {
         let mut script = String::from("set -e; ip link set lo up; ");
         for (name, value) in sysctls {
@@ -87,6 +92,19 @@ fn watch(args: &[&str]) -> Output {
         .expect("running portlab watch")
 }
 
+/// `portlab watch --pid CLIENT --dst DST --once --format FORMAT`.
+fn watch_once(c: &Client, format: &str) -> Output {
+    watch(&[
+        "--pid",
+        &c.pid(),
+        "--dst",
+        DST,
+        "--once",
+        "--format",
+        format,
+    ])
+}
+
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -113,35 +131,19 @@ const DST: &str = "127.0.0.1:9000";
 /// the same.
 #[test]
 fn rate_and_eta_of_a_client_at_100_per_s() {
-    if !can_watch("rate_and_eta_of_a_client_at_100_per_s") {
-        return;
-    }
-    let mut c = Client::start(
+    let Some(mut c) = Client::for_test(
+        "rate_and_eta_of_a_client_at_100_per_s",
         &[
             ("net/ipv4/ip_local_port_range", "40000 40999"),
             ("net/ipv4/tcp_tw_reuse", "0"),
         ],
         &["100", "6", "1.5", "40500"],
-    );
+    ) else {
+        return;
+    };
     c.wait_for("MARK");
-    let out = watch(&[
-        "--pid",
-        &c.pid(),
-        "--dst",
-        DST,
-        "--once",
-        "--format",
-        "json",
-    ]);
-    let prom = watch(&[
-        "--pid",
-        &c.pid(),
-        "--dst",
-        DST,
-        "--once",
-        "--format",
-        "prom",
-    ]);
+    let out = watch_once(&c, "json");
+    let prom = watch_once(&c, "prom");
     let text = watch(&["--pid", &c.pid(), "--once"]);
     assert_eq!(out.status.code(), Some(1), "R x T > P: warning, exit 1");
     let v = json(&out);
@@ -242,16 +244,16 @@ print(json.dumps(out))
 /// interval of that failure; before it, ActiveOpens (the cross-check) must show 50/s.
 #[test]
 fn exhausted_within_one_interval_of_the_first_failure() {
-    if !can_watch("exhausted_within_one_interval_of_the_first_failure") {
-        return;
-    }
-    let mut c = Client::start(
+    let Some(mut c) = Client::for_test(
+        "exhausted_within_one_interval_of_the_first_failure",
         &[
             ("net/ipv4/ip_local_port_range", "40000 40199"),
             ("net/ipv4/tcp_tw_reuse", "0"),
         ],
         &["50", "7", "100"],
-    );
+    ) else {
+        return;
+    };
     let ready = c.wait_for("READY");
     let w = Command::new(portlab())
         .args(["watch", "--pid", &c.pid(), "--dst", DST])
@@ -302,27 +304,19 @@ fn exhausted_within_one_interval_of_the_first_failure() {
 /// 1000 ports: ok, no ETA, exit 0, while the TIME_WAIT count still grows past 100.
 #[test]
 fn tw_reuse_on_loopback_makes_the_hold_the_reuse_delay() {
-    if !can_watch("tw_reuse_on_loopback_makes_the_hold_the_reuse_delay") {
-        return;
-    }
-    let mut c = Client::start(
+    let Some(mut c) = Client::for_test(
+        "tw_reuse_on_loopback_makes_the_hold_the_reuse_delay",
         &[
             ("net/ipv4/ip_local_port_range", "40000 40999"),
             ("net/ipv4/tcp_tw_reuse", "2"),
             ("net/ipv4/tcp_tw_reuse_delay", "1000"),
         ],
         &["100", "5", "1.5"],
-    );
+    ) else {
+        return;
+    };
     c.wait_for("MARK");
-    let out = watch(&[
-        "--pid",
-        &c.pid(),
-        "--dst",
-        DST,
-        "--once",
-        "--format",
-        "json",
-    ]);
+    let out = watch_once(&c, "json");
     assert_eq!(out.status.code(), Some(0), "R x 1 s < P: ok");
     let v = json(&out);
     let d = &v["destinations"][0];
