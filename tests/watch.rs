@@ -412,3 +412,84 @@ fn no_permission_exits_2_naming_the_capability() {
         assert!(err.contains(needle), "without {cap}: {err}");
     }
 }
+
+/// portlab's own client: `portlab run --lab` (1000 ports, tcp_tw_reuse 0, 100/s) watched by
+/// its pid while it runs. Once 150 sockets are in TIME_WAIT (1.5 s in), the rate must be
+/// within 5% of 100/s, the ETA within 5% of (P - used) / 100, the state warning.
+#[test]
+fn watching_a_portlab_lab_run_by_its_pid() {
+    if !can_watch("watching_a_portlab_lab_run_by_its_pid") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut run = Command::new(portlab())
+        .args([
+            "run",
+            "--lab",
+            "--lab-port-range",
+            "40000-40999",
+            "--lab-tw-reuse",
+            "0",
+        ])
+        .args([
+            "--rate",
+            "100",
+            "--duration",
+            "3s",
+            "-q",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("portlab run --lab");
+    // The run makes its namespace after it starts: wait until it is in it.
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let began = std::time::Instant::now();
+    while ns(&run.id().to_string()) == ns("self") {
+        assert!(
+            began.elapsed().as_secs() < 10,
+            "the run never entered its lab"
+        );
+        std::thread::yield_now();
+    }
+    let mut w = Command::new(portlab())
+        .args([
+            "watch",
+            "--pid",
+            &run.id().to_string(),
+            "--interval",
+            "250ms",
+        ])
+        .args(["--count", "16", "--format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("portlab watch");
+    let lines = BufReader::new(w.stdout.take().expect("piped")).lines();
+    let mut checked = false;
+    for line in lines {
+        let s: Value = serde_json::from_str(&line.expect("watch output")).expect("JSON line");
+        let Some(d) = s["destinations"].as_array().and_then(|d| d.first()) else {
+            continue;
+        };
+        if f(d, "time_wait") < 150.0 || checked {
+            continue;
+        }
+        checked = true;
+        assert_eq!(d["usable_ports"], 1000, "{d:#}");
+        assert_eq!(d["hold_s"], 60.0);
+        assert_eq!(d["state"], "warning");
+        assert_close("rate of portlab's client", f(d, "rate"), 100.0, 5.0);
+        let used = f(d, "used");
+        assert_close("ETA", f(d, "eta_s"), (1000.0 - used) / 100.0, 5.0);
+    }
+    assert_eq!(
+        w.wait().expect("portlab watch").code(),
+        Some(1),
+        "R x T > P"
+    );
+    assert!(run.wait().expect("portlab run").success());
+    assert!(checked, "no sample with 150 TIME_WAIT sockets");
+}
