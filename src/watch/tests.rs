@@ -372,3 +372,49 @@ fn prometheus_exposition_shape() {
     }
     assert_eq!(render::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
+
+#[test]
+fn text_table_and_line() {
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 100.0, 2.0, 40000, 0);
+    client(&mut agg, "10.0.0.8:5432", 5.0, 30.0, 40300, 2);
+    let r = evaluate(&agg.finish(0.0, 0.0, Some(0), "test"), None, 10.0, "pid 42");
+    let t = render::table(&r);
+    for needle in [
+        "portlab watch: pid 42, 1970-01-01T00:00:00.000Z",
+        "ports: range 40000-40999, 1000 usable (0 reserved, 0 listening inside); tcp_tw_reuse 0",
+        "DESTINATION",
+        "10.0.0.9:80 from 10.0.0.1: 99.5 conn/s each holding a port for 60 s",
+        "shares ONE range across destinations: 352 of 1000 ports in use",
+        "state: WARNING",
+    ] {
+        assert!(t.contains(needle), "{needle:?} missing in\n{t}");
+    }
+    // Worst first: the warning row before the ok one, each with its figures.
+    let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("10.0.0.")).collect();
+    assert!(
+        rows[0].starts_with("10.0.0.9:80") && rows[0].ends_with("warning"),
+        "{t}"
+    );
+    assert!(
+        rows[0].contains("200/1000") && rows[0].contains("60 s"),
+        "{t}"
+    );
+    assert!(
+        rows[1].starts_with("10.0.0.8:5432") && rows[1].ends_with("ok"),
+        "{t}"
+    );
+    assert!(rows[1].contains("never"), "{t}");
+    let l = render::line(&r);
+    assert!(
+        l.starts_with("1970-01-01T00:00:00.000Z  2 destinations  worst 10.0.0.9:80"),
+        "{l}"
+    );
+    assert_eq!(l.lines().count(), 1);
+    // Nothing toward any destination.
+    let empty = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    let r = evaluate(&empty.finish(0.0, 0.0, None, "test"), None, 10.0, "t");
+    assert!(render::table(&r).contains("no client sockets toward any destination"));
+    assert!(render::line(&r).ends_with("0 destinations  ok\n"));
+    assert_eq!(r.exit_code(), 0);
+}
