@@ -39,9 +39,16 @@ mod other;
 
 /// TCP_TIMEWAIT_LEN (include/net/tcp.h): a TIME_WAIT socket's timer starts at 60 s.
 pub const TIMEWAIT_LEN_S: f64 = 60.0;
-/// The longest window the rate is measured over (shorter while a client is younger, and
-/// never longer than the port hold where tcp_tw_reuse may take sockets away early).
-pub const RATE_WINDOW_S: f64 = 5.0;
+/// The windows the rate is measured over, shortest first: the shortest that holds at least
+/// [`RATE_MIN_SOCKETS`] young sockets is used (so a slow client is measured over longer),
+/// each capped at the port hold (where tcp_tw_reuse may take older sockets away), and
+/// shorter while the client is younger than the window.
+pub const RATE_WINDOWS_S: [f64; 3] = [5.0, 15.0, 60.0];
+/// The shortest window of [`RATE_WINDOWS_S`] is used; a longer one only when it has fewer
+/// young sockets than this (one socket more or less is then under 5% of the rate).
+pub const RATE_MIN_SOCKETS: u64 = 20;
+/// The usual window (the first of [`RATE_WINDOWS_S`]).
+pub const RATE_WINDOW_S: f64 = RATE_WINDOWS_S[0];
 /// Destinations (local address, remote address:port) kept per sample; beyond that they are
 /// counted in `other_destinations` only, so memory stays bounded whatever the host does.
 pub const MAX_GROUPS: usize = 4096;
@@ -146,10 +153,11 @@ pub struct GroupCounts {
     pub used: u64,
     /// The port hold toward it, seconds: 60, or the tcp_tw_reuse delay where reuse applies.
     pub hold_s: f64,
-    /// The window the rate is measured over, seconds: min(RATE_WINDOW_S, the port hold).
-    pub window_s: f64,
-    /// TIME_WAIT sockets younger than the window.
-    pub young: u64,
+    /// The windows the rate may be measured over, seconds: [`RATE_WINDOWS_S`] capped at the
+    /// port hold.
+    pub windows_s: [f64; 3],
+    /// TIME_WAIT sockets younger than each window.
+    pub young: [u64; 3],
     /// The age of the oldest TIME_WAIT socket, seconds (0 when none).
     pub oldest_s: f64,
 }
@@ -160,13 +168,29 @@ impl GroupCounts {
     /// (the client started less than a window ago), the window starts at that oldest socket,
     /// which is then not counted: N sockets spread over N - 1 gaps.
     pub fn rate(&self) -> f64 {
-        if self.oldest_s >= self.window_s {
-            self.young as f64 / self.window_s
-        } else if self.young >= 2 && self.oldest_s > 0.0 {
-            (self.young - 1) as f64 / self.oldest_s
+        let (window, young) = self.window();
+        if self.oldest_s >= window {
+            young as f64 / window
+        } else if young >= 2 && self.oldest_s > 0.0 {
+            (young - 1) as f64 / self.oldest_s
         } else {
             0.0
         }
+    }
+
+    /// The window used and its young sockets: the shortest with [`RATE_MIN_SOCKETS`], else
+    /// the longest.
+    fn window(&self) -> (f64, u64) {
+        let i = (0..2)
+            .find(|&i| self.young[i] >= RATE_MIN_SOCKETS)
+            .unwrap_or(2);
+        (self.windows_s[i], self.young[i])
+    }
+
+    /// The span the rate was measured over, seconds: the window, or the oldest socket's
+    /// age when the client is younger than the window.
+    pub fn rate_window_s(&self) -> f64 {
+        self.window().0.min(self.oldest_s)
     }
 }
 
@@ -390,8 +414,8 @@ impl Aggregator {
                     syn_sent: 0,
                     used: 0,
                     hold_s: hold,
-                    window_s: RATE_WINDOW_S.min(hold).max(0.001),
-                    young: 0,
+                    windows_s: RATE_WINDOWS_S.map(|w| w.min(hold).max(0.001)),
+                    young: [0; 3],
                     oldest_s: 0.0,
                 });
                 self.keys.push(*key);
@@ -454,8 +478,8 @@ impl Aggregator {
             TCP_TIME_WAIT => {
                 g.time_wait += 1;
                 let age = (TIMEWAIT_LEN_S - f64::from(expires_ms) / 1000.0).max(0.0);
-                if age < g.window_s {
-                    g.young += 1;
+                for (w, n) in g.windows_s.iter().zip(g.young.iter_mut()) {
+                    *n += u64::from(age < *w);
                 }
                 g.oldest_s = g.oldest_s.max(age);
                 age < g.hold_s
@@ -681,7 +705,7 @@ pub fn evaluate(
                 syn_sent: g.syn_sent,
                 used: g.used,
                 rate,
-                rate_window_s: g.window_s.min(g.oldest_s),
+                rate_window_s: g.rate_window_s(),
                 usable_ports: p,
                 hold_s: hold,
                 tw_reuse_applies: model.reuse_applies,

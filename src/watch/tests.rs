@@ -55,6 +55,13 @@ fn rate_from_one_sample_of_timers() {
     let d = &eval(&agg).destinations[0];
     assert!((d.rate - 100.0).abs() < 1.0, "{}", d.rate);
     assert_eq!(d.rate_window_s, 1.5);
+    // A slow client (2/s for 50 s): 10 sockets in 5 s are too few, so the 15 s window
+    // (30 sockets) measures it.
+    let mut agg = Aggregator::new(host(40000, 49999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 2.0, 50.0, 40000, 0);
+    let d = &eval(&agg).destinations[0];
+    assert_eq!(d.rate_window_s, 15.0);
+    assert!((d.rate - 2.0).abs() < 0.1, "{}", d.rate);
     // One socket, nothing older: no rate to speak of.
     let mut agg = Aggregator::new(host(40000, 49999, TwReuse::Off), None);
     agg.add(
