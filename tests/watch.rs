@@ -145,6 +145,10 @@ fn rate_and_eta_of_a_client_at_100_per_s() {
     let out = watch_once(&c, "json");
     let prom = watch_once(&c, "prom");
     let text = watch(&["--pid", &c.pid(), "--once"]);
+    let ns_path = format!("/proc/{}/ns/net", c.pid());
+    let by_path = watch(&[
+        "--netns", &ns_path, "--dst", DST, "--once", "--format", "json",
+    ]);
     assert_eq!(out.status.code(), Some(1), "R x T > P: warning, exit 1");
     let v = json(&out);
     let d = &v["destinations"].as_array().expect("destinations")[0];
@@ -167,6 +171,15 @@ fn rate_and_eta_of_a_client_at_100_per_s() {
     assert_close("ETA", f(d, "eta_s"), (999.0 - used) / 100.0, 5.0);
     // At 1.5 s about 150 connections were made.
     assert!((130.0..=170.0).contains(&used), "used {used}");
+
+    // --netns with the namespace's path sees the same namespace.
+    let p = json(&by_path);
+    assert_eq!(p["destinations"][0]["destination"], DST);
+    assert_eq!(p["destinations"][0]["usable_ports"], 999);
+    assert_eq!(
+        p["namespace"],
+        format!("the network namespace of {ns_path}")
+    );
 
     // The text table shows the same destination and the verdict.
     let t = String::from_utf8_lossy(&text.stdout);
