@@ -138,6 +138,49 @@ fn sampler(c: &mut Criterion) {
                     black_box(tw)
                 })
             });
+            // `portlab watch`'s sample (issue 13: under 20 ms with 100,000 sockets): the same
+            // dump with SYN_SENT too, grouped per (local address, destination) with each
+            // TIME_WAIT timer read, plus the namespace's sysctls and Tcp counters.
+            match portlab::watch::KernelSource::new(None) {
+                Ok(mut source) => {
+                    use portlab::watch::Source;
+                    g.bench_function(format!("watch_{made}_timewait"), |b| {
+                        b.iter(|| black_box(source.snapshot().map(|s| s.groups.len())))
+                    });
+                    // The CPU a sample costs this thread, user and system (the kernel's
+                    // dump), beside the run's sampler over the same sockets: a busy machine
+                    // inflates these far less than wall time.
+                    let cpu = || {
+                        // SAFETY: getrusage fills the zeroed struct it is given.
+                        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+                        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+                        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+                        (secs(ru.ru_utime), secs(ru.ru_stime))
+                    };
+                    let rounds = 100;
+                    let per_sample = |f: &mut dyn FnMut()| {
+                        let (u0, s0) = cpu();
+                        for _ in 0..rounds {
+                            f();
+                        }
+                        let (u1, s1) = cpu();
+                        let ms = |d: f64| d * 1000.0 / f64::from(rounds);
+                        (ms(u1 - u0), ms(s1 - s0))
+                    };
+                    let (wu, ws) = per_sample(&mut || {
+                        black_box(source.snapshot().map(|s| s.groups.len()).ok());
+                    });
+                    let (su, ss) = per_sample(&mut || {
+                        black_box(sampler.sample());
+                    });
+                    println!(
+                        "CPU per sample with {made} sockets ({rounds} samples each): watch {:.2} ms (user {wu:.2}, system {ws:.2}); run's sampler {:.2} ms (user {su:.2}, system {ss:.2})",
+                        wu + ws,
+                        su + ss
+                    );
+                }
+                Err(e) => println!("watch sample bench: SKIPPED ({e})"),
+            }
             g.finish();
         }
         Err(e) => println!("sampler bench: SKIPPED ({e:#})"),

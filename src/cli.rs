@@ -61,6 +61,15 @@ pub enum Command {
     /// Exit codes: 0 every verdict passed, 1 one failed, 2 bad input or a run could not be set
     /// up, 130 interrupted.
     Suite(crate::suite::SuiteArgs),
+    /// Watch a live host (or a container's, a lab's or a process's network namespace): per
+    /// destination, the sockets holding ephemeral ports, the connection rate (from the
+    /// TIME_WAIT timers), the usable ports P, the hold T, and when the ports run out
+    /// (ETA = (P - used) / R). Read only; Linux only for now.
+    ///
+    /// Example: `portlab watch --pid 4242 --dst 10.0.0.5:5432 --once`.
+    /// Exit codes: 0 every destination ok, 1 one in warning or exhausted, 2 bad input or no
+    /// permission (the message names the missing capability).
+    Watch(crate::watch::WatchArgs),
 }
 
 /// `portlab report DIR... [--format F]`

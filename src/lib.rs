@@ -33,6 +33,8 @@
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
+//! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
+//!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 
 pub mod cli;
 pub mod client;
@@ -48,3 +50,4 @@ pub mod runner;
 pub mod suite;
 pub mod sys;
 pub mod target;
+pub mod watch;

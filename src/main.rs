@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         }
         Command::Report(args) => report(&args),
         Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
+        Command::Watch(args) => portlab::watch::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

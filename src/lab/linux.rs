@@ -184,7 +184,7 @@ fn unshare(flags: libc::c_int) -> io::Result<()> {
     }
 }
 
-fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: fd is a live namespace descriptor borrowed for the call; CLONE_NEWNET makes the
     // kernel check it is a network namespace. Only the calling thread moves.
     if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {

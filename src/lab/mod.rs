@@ -30,6 +30,9 @@ mod linux;
 pub(crate) mod netlink;
 #[cfg(target_os = "linux")]
 use linux as os;
+/// Moves the calling thread into the network namespace `fd` refers to (`portlab watch`).
+#[cfg(target_os = "linux")]
+pub(crate) use linux::setns;
 
 #[cfg(not(target_os = "linux"))]
 mod other;

@@ -19,10 +19,8 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// namespace of the thread that made the sampler.
 pub(crate) struct Sampler {
     target: SocketAddr,
-    diag: Option<NlSocket>,
-    mode: DiagMode,
-    snmp: Option<File>,
-    netstat: Option<File>,
+    diag: Option<SocketLister>,
+    counters: CounterFiles,
     sockstat: Option<File>,
     tcp: Option<File>,
     tcp6: Option<File>,
@@ -66,27 +64,57 @@ fn inet_diag_req_legacy(states: u32) -> [u8; 60] {
     b
 }
 
-/// Feeds one `struct inet_diag_msg` (linux/inet_diag.h) to the tally: u8 family, u8 state,
-/// u8 timer, u8 retrans, then inet_diag_sockid (be16 sport, be16 dport, be32 src[4],
-/// be32 dst[4], ...): addresses in network order, IPv4 in the first 4 bytes. The rest of
-/// the message is not needed. Returns false for a message too short or of another family.
-fn tally_diag_msg(p: &[u8], tally: &mut Tally) -> bool {
-    if p.len() < 40 {
-        return false;
+/// One socket of a sock_diag dump, borrowed from the datagram (nothing is allocated).
+pub(crate) struct DiagSocket<'a> {
+    /// TCP state (include/net/tcp_states.h).
+    pub state: u8,
+    /// Local address: 4 bytes (IPv4) or 16 (IPv6), network order.
+    pub laddr: &'a [u8],
+    /// Local port, network order.
+    pub lport: [u8; 2],
+    /// Remote address, as `laddr`.
+    pub raddr: &'a [u8],
+    /// Remote port, network order.
+    pub rport: [u8; 2],
+    /// idiag_expires: milliseconds until the socket's timer fires (for TIME_WAIT: until the
+    /// socket ends; it entered TIME_WAIT TCP_TIMEWAIT_LEN = 60 s before that).
+    pub expires_ms: u32,
+}
+
+/// Reads one `struct inet_diag_msg` (linux/inet_diag.h, 72 bytes): u8 family, u8 state,
+/// u8 timer, u8 retrans, inet_diag_sockid (be16 sport, be16 dport, be32 src[4],
+/// be32 dst[4], u32 if, u32 cookie[2]), u32 expires, u32 rqueue, u32 wqueue, u32 uid,
+/// u32 inode. Addresses are in network order, IPv4 in the first 4 bytes. None for a
+/// message too short or of another family.
+pub(crate) fn parse_diag_msg(p: &[u8]) -> Option<DiagSocket<'_>> {
+    if p.len() < 56 {
+        return None;
     }
     let len = match i32::from(p[0]) {
         libc::AF_INET => 4,
         libc::AF_INET6 => 16,
-        _ => return false,
+        _ => return None,
     };
-    tally.add_raw(
-        p[1],
-        &p[8..8 + len],
-        [p[4], p[5]],
-        &p[24..24 + len],
-        [p[6], p[7]],
-    );
-    true
+    Some(DiagSocket {
+        state: p[1],
+        laddr: &p[8..8 + len],
+        lport: [p[4], p[5]],
+        raddr: &p[24..24 + len],
+        rport: [p[6], p[7]],
+        expires_ms: u32::from_ne_bytes([p[52], p[53], p[54], p[55]]),
+    })
+}
+
+/// Feeds one `struct inet_diag_msg` to the tally. Returns false for a message too short or
+/// of another family.
+fn tally_diag_msg(p: &[u8], tally: &mut Tally) -> bool {
+    match parse_diag_msg(p) {
+        Some(s) => {
+            tally.add_raw(s.state, s.laddr, s.lport, s.raddr, s.rport);
+            true
+        }
+        None => false,
+    }
 }
 
 /// How the sockets are listed; the first that works is kept.
@@ -102,10 +130,8 @@ impl Sampler {
     pub(crate) fn new(target: SocketAddr) -> Sampler {
         Sampler {
             target,
-            diag: NlSocket::open(libc::NETLINK_SOCK_DIAG).ok(),
-            mode: DiagMode::Combined,
-            snmp: open("snmp"),
-            netstat: open("netstat"),
+            diag: SocketLister::open().ok(),
+            counters: CounterFiles::open(),
             sockstat: open("sockstat"),
             tcp: open("tcp"),
             tcp6: open("tcp6"),
@@ -122,22 +148,17 @@ impl Sampler {
             tw_sockstat: reread(&mut self.sockstat, &mut self.buf).and_then(parse_sockstat_tw),
             ..KernelSample::default()
         };
-        self.counters(&mut out.counters);
+        self.counters.read(&mut out.counters, &mut self.buf);
 
-        let mut tally = Tally::new(self.target);
+        let mut sink = TallySink(Tally::new(self.target));
         let mut dumped = false;
-        if let Some(nl) = &mut self.diag {
-            dumped = dump(nl, self.mode, &mut tally).is_ok();
-            if !dumped && self.mode == DiagMode::Combined {
-                // A kernel without the legacy request: one dump per family from now on.
-                self.mode = DiagMode::PerFamily;
-                tally = Tally::new(self.target);
-                dumped = dump(nl, self.mode, &mut tally).is_ok();
-            }
+        if let Some(lister) = &mut self.diag {
+            let states = (1u32 << TCP_LISTEN) | (1u32 << TCP_ESTABLISHED) | (1u32 << TCP_TIME_WAIT);
+            dumped = lister.list(states, &mut sink).is_ok();
         }
         if dumped {
             out.source = Some(SocketSource::SockDiag);
-            tally.finish(&mut out);
+            sink.0.finish(&mut out);
         } else {
             // Netlink failed (or was never available): fall back for good, from a clean tally.
             self.diag = None;
@@ -148,23 +169,6 @@ impl Sampler {
             }
         }
         out
-    }
-
-    fn counters(&mut self, out: &mut TcpCounters) {
-        if let Some(text) = reread(&mut self.snmp, &mut self.buf) {
-            parse_table(text, "Tcp", |name, v| {
-                if let Some(c) = counter(name, "Tcp") {
-                    out.set(c, Some(v));
-                }
-            });
-        }
-        if let Some(text) = reread(&mut self.netstat, &mut self.buf) {
-            parse_table(text, "TcpExt", |name, v| {
-                if let Some(c) = counter(name, "TcpExt") {
-                    out.set(c, Some(v));
-                }
-            });
-        }
     }
 
     /// The slow path: every line of /proc/net/tcp and tcp6. False if neither could be read.
@@ -192,11 +196,94 @@ fn counter(name: &str, section: &str) -> Option<Counter> {
 /// nlmsg_type of the legacy request, and of its answers (linux/inet_diag.h).
 const TCPDIAG_GETSOCK: u16 = 18;
 
-/// Lists the sockets in LISTEN, ESTABLISHED and TIME_WAIT and counts them as they arrive.
-/// The kernel walks the listening hash before the established hash, so listeners are known
-/// before the TIME_WAIT sockets on their ports.
-fn dump(nl: &mut NlSocket, mode: DiagMode, tally: &mut Tally) -> io::Result<()> {
-    let states = (1u32 << TCP_LISTEN) | (1u32 << TCP_ESTABLISHED) | (1u32 << TCP_TIME_WAIT);
+/// Where a dump's socket messages go.
+pub(crate) trait DiagSink {
+    /// Forget what was received: the dump starts again.
+    fn restart(&mut self);
+    /// One raw `struct inet_diag_msg`.
+    fn socket(&mut self, msg: &[u8]);
+}
+
+/// The run's sampler counts into a [`Tally`].
+struct TallySink(Tally);
+
+impl DiagSink for TallySink {
+    fn restart(&mut self) {
+        self.0 = Tally::new(self.0.target());
+    }
+    fn socket(&mut self, msg: &[u8]) {
+        tally_diag_msg(msg, &mut self.0);
+    }
+}
+
+/// A NETLINK_SOCK_DIAG socket that lists TCP sockets, bound to the network namespace of the
+/// thread that opened it. Used by the run's [`Sampler`] and by `portlab watch`.
+pub(crate) struct SocketLister {
+    nl: NlSocket,
+    mode: DiagMode,
+}
+
+impl SocketLister {
+    /// Opens the netlink socket (in the calling thread's network namespace).
+    pub(crate) fn open() -> io::Result<SocketLister> {
+        Ok(SocketLister {
+            nl: NlSocket::open(libc::NETLINK_SOCK_DIAG)?,
+            mode: DiagMode::Combined,
+        })
+    }
+
+    /// Lists the sockets in `states` (a bit per TCP state), handing every raw
+    /// `struct inet_diag_msg` to `sink` as it arrives (read it with [`parse_diag_msg`]). The
+    /// kernel walks the listening hash before the established hash, so listeners come first.
+    /// When the one combined dump is refused, the sink is told to start over and the dump is
+    /// made again per family (and stays so); an error means neither worked.
+    pub(crate) fn list(&mut self, states: u32, sink: &mut dyn DiagSink) -> io::Result<()> {
+        let first = dump(&mut self.nl, self.mode, states, sink);
+        if first.is_err() && self.mode == DiagMode::Combined {
+            // A kernel without the legacy request: one dump per family from now on.
+            self.mode = DiagMode::PerFamily;
+            sink.restart();
+            return dump(&mut self.nl, self.mode, states, sink);
+        }
+        first
+    }
+}
+
+/// /proc/net/snmp and /proc/net/netstat of the namespace of the thread that opened them.
+pub(crate) struct CounterFiles {
+    snmp: Option<File>,
+    netstat: Option<File>,
+}
+
+impl CounterFiles {
+    pub(crate) fn open() -> CounterFiles {
+        CounterFiles {
+            snmp: open("snmp"),
+            netstat: open("netstat"),
+        }
+    }
+
+    /// Rereads both files into `out` (what cannot be read stays None); `buf` is scratch.
+    pub(crate) fn read(&mut self, out: &mut TcpCounters, buf: &mut Vec<u8>) {
+        if let Some(text) = reread(&mut self.snmp, buf) {
+            parse_table(text, "Tcp", |name, v| {
+                if let Some(c) = counter(name, "Tcp") {
+                    out.set(c, Some(v));
+                }
+            });
+        }
+        if let Some(text) = reread(&mut self.netstat, buf) {
+            parse_table(text, "TcpExt", |name, v| {
+                if let Some(c) = counter(name, "TcpExt") {
+                    out.set(c, Some(v));
+                }
+            });
+        }
+    }
+}
+
+/// Lists the sockets in `states`, handing each message's payload to `sink`.
+fn dump(nl: &mut NlSocket, mode: DiagMode, states: u32, sink: &mut dyn DiagSink) -> io::Result<()> {
     match mode {
         DiagMode::Combined => {
             let seq = nl.next_seq();
@@ -204,7 +291,7 @@ fn dump(nl: &mut NlSocket, mode: DiagMode, tally: &mut Tally) -> io::Result<()> 
                 .raw(&inet_diag_req_legacy(states))
                 .finish();
             nl.send(&msg)?;
-            drain(nl, seq, TCPDIAG_GETSOCK, tally)
+            drain(nl, seq, TCPDIAG_GETSOCK, sink)
         }
         DiagMode::PerFamily => {
             for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
@@ -213,16 +300,16 @@ fn dump(nl: &mut NlSocket, mode: DiagMode, tally: &mut Tally) -> io::Result<()> 
                     .raw(&inet_diag_req_v2(family, states))
                     .finish();
                 nl.send(&msg)?;
-                drain(nl, seq, SOCK_DIAG_BY_FAMILY, tally)?;
+                drain(nl, seq, SOCK_DIAG_BY_FAMILY, sink)?;
             }
             Ok(())
         }
     }
 }
 
-/// Receives a dump to its NLMSG_DONE, counting each socket message. Walks the datagram by
-/// hand (header fields read in place) since this loop runs once per socket.
-fn drain(nl: &mut NlSocket, seq: u32, reply: u16, tally: &mut Tally) -> io::Result<()> {
+/// Receives a dump to its NLMSG_DONE, handing each socket message to `sink`. Walks the
+/// datagram by hand (header fields read in place) since this loop runs once per socket.
+fn drain(nl: &mut NlSocket, seq: u32, reply: u16, sink: &mut dyn DiagSink) -> io::Result<()> {
     loop {
         let mut data = nl.recv()?;
         while data.len() >= NLMSG_HDRLEN {
@@ -238,7 +325,7 @@ fn drain(nl: &mut NlSocket, seq: u32, reply: u16, tally: &mut Tally) -> io::Resu
                 continue; // left over from an earlier, abandoned dump
             }
             if ty == reply {
-                tally_diag_msg(payload, tally);
+                sink.socket(payload);
             } else if ty == NLMSG_DONE {
                 return Ok(());
             } else if ty == NLMSG_ERROR {
@@ -321,7 +408,9 @@ mod tests {
     fn per_family_and_proc_fallbacks_work() {
         let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let mut per_family = Sampler::new(target);
-        per_family.mode = DiagMode::PerFamily;
+        if let Some(l) = per_family.diag.as_mut() {
+            l.mode = DiagMode::PerFamily;
+        }
         let s = per_family.sample();
         assert_eq!(s.source, Some(SocketSource::SockDiag));
         assert!(s.tw_total.is_some() && s.tw_client.is_some());

@@ -24,13 +24,15 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 mod parse;
 pub use parse::{parse_proc_net_tcp_line, parse_sockstat_tw, parse_table, ProcTcpEntry};
 
-mod tally;
+pub(crate) mod tally;
 pub mod watch;
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 use linux as os;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{parse_diag_msg, CounterFiles, DiagSink, SocketLister};
 
 #[cfg(not(target_os = "linux"))]
 mod other;

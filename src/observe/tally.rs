@@ -8,6 +8,7 @@ use super::{DestinationCount, KernelSample, TOP_DESTINATIONS};
 
 /// TCP states (include/net/tcp_states.h).
 pub(crate) const TCP_ESTABLISHED: u8 = 1;
+pub(crate) const TCP_SYN_SENT: u8 = 2;
 pub(crate) const TCP_TIME_WAIT: u8 = 6;
 pub(crate) const TCP_LISTEN: u8 = 10;
 
@@ -46,7 +47,7 @@ pub(crate) struct Tally {
 }
 
 /// v4-mapped IPv6 (::ffff:a.b.c.d, a dual-stack socket's view of IPv4) as plain IPv4.
-fn canonical(a: SocketAddr) -> SocketAddr {
+pub(crate) fn canonical(a: SocketAddr) -> SocketAddr {
     match a.ip() {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
@@ -57,7 +58,7 @@ fn canonical(a: SocketAddr) -> SocketAddr {
 }
 
 /// An address as raw bytes: 4 for IPv4, 16 for IPv6 (network order).
-fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
+pub(crate) fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
     match ip {
         IpAddr::V4(v4) => {
             buf[..4].copy_from_slice(&v4.octets());
@@ -70,7 +71,7 @@ fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
     }
 }
 
-fn endpoint(addr: &[u8], port_be: [u8; 2]) -> SocketAddr {
+pub(crate) fn endpoint(addr: &[u8], port_be: [u8; 2]) -> SocketAddr {
     let ip = match <[u8; 4]>::try_from(addr) {
         Ok(v4) => IpAddr::from(v4),
         Err(_) => {
@@ -106,6 +107,11 @@ impl Tally {
             dests_exact: true,
             last: None,
         }
+    }
+
+    /// The target the sides are split by.
+    pub(crate) fn target(&self) -> SocketAddr {
+        self.target
     }
 
     fn is_target_ip(&self, addr: &[u8]) -> bool {

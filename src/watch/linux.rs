@@ -1,0 +1,189 @@
+//! Linux: enter the namespace to watch on a thread of its own, and sample it with the
+//! observer's sock_diag lister and counter files.
+
+use std::fs::File;
+use std::io::{self, IsTerminal};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Aggregator, Snapshot, Source, WatchArgs, WatchError};
+use crate::model::from_plan::host_input;
+use crate::model::{ModelInput, TwReuse};
+use crate::observe::tally::{TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT};
+use crate::observe::{parse_diag_msg, Counter, CounterFiles, DiagSink, SocketLister, TcpCounters};
+
+/// The namespace's settings as the model reads them: the sysctls of the calling thread's
+/// network namespace (/proc/sys resolves net.* by the reading thread's namespace), with
+/// tcp_tw_reuse taken as 0 when timestamps are off (reuse needs them).
+fn settings() -> ModelInput {
+    let settings = crate::lab::read_settings().unwrap_or_default();
+    let mut input = host_input(&settings);
+    if settings
+        .get("net.ipv4.tcp_timestamps")
+        .is_some_and(|v| v.trim() == "0")
+    {
+        input.tw_reuse = TwReuse::Off;
+        input.timestamps = false;
+    }
+    input
+}
+
+/// Samples the network namespace of the thread that made it (sock_diag, /proc/net/snmp,
+/// /proc/sys), reusing its buffers and tables from one sample to the next.
+pub struct KernelSource {
+    lister: SocketLister,
+    counters: CounterFiles,
+    buf: Vec<u8>,
+    agg: Aggregator,
+    clock: Instant,
+}
+
+struct Sink<'a>(&'a mut Aggregator, ModelInput);
+
+impl DiagSink for Sink<'_> {
+    fn restart(&mut self) {
+        self.0.reset(self.1.clone());
+    }
+    fn socket(&mut self, msg: &[u8]) {
+        if let Some(s) = parse_diag_msg(msg) {
+            self.0
+                .add_raw(s.state, s.laddr, s.lport, s.raddr, s.rport, s.expires_ms);
+        }
+    }
+}
+
+impl KernelSource {
+    /// Opens the netlink socket and /proc files in the calling thread's namespace.
+    pub fn new(filter: Option<std::net::SocketAddr>) -> Result<KernelSource, WatchError> {
+        let lister = SocketLister::open().map_err(|e| WatchError::Io {
+            what: "opening a NETLINK_SOCK_DIAG socket".into(),
+            source: e,
+        })?;
+        Ok(KernelSource {
+            lister,
+            counters: CounterFiles::open(),
+            buf: Vec::with_capacity(16 * 1024),
+            agg: Aggregator::new(settings(), filter),
+            clock: Instant::now(),
+        })
+    }
+}
+
+impl Source for KernelSource {
+    fn snapshot(&mut self) -> Result<Snapshot, WatchError> {
+        let input = settings();
+        let unix_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mono_s = self.clock.elapsed().as_secs_f64();
+        self.agg.reset(input.clone());
+        let states = (1u32 << TCP_LISTEN)
+            | (1u32 << TCP_SYN_SENT)
+            | (1u32 << TCP_ESTABLISHED)
+            | (1u32 << TCP_TIME_WAIT);
+        self.lister
+            .list(states, &mut Sink(&mut self.agg, input))
+            .map_err(|e| WatchError::Io {
+                what: "listing sockets through sock_diag".into(),
+                source: e,
+            })?;
+        let mut counters = TcpCounters::default();
+        self.counters.read(&mut counters, &mut self.buf);
+        Ok(self.agg.finish(
+            unix_s,
+            mono_s,
+            counters.get(Counter::ActiveOpens),
+            "netlink sock_diag",
+        ))
+    }
+}
+
+/// Opens the namespace file of --pid or --netns, saying what is missing when it fails.
+fn open_namespace(args: &WatchArgs) -> Result<Option<(File, String)>, WatchError> {
+    let (path, flag, label) = match (&args.pid, &args.netns) {
+        (Some(pid), _) => (
+            Path::new("/proc").join(pid.to_string()).join("ns/net"),
+            format!("--pid {pid}"),
+            format!("pid {pid}"),
+        ),
+        (None, Some(p)) => (
+            p.clone(),
+            format!("--netns {}", p.display()),
+            p.display().to_string(),
+        ),
+        (None, None) => return Ok(None),
+    };
+    match File::open(&path) {
+        Ok(f) => Ok(Some((f, label))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WatchError::Flag {
+            flag: if args.pid.is_some() {
+                "--pid"
+            } else {
+                "--netns"
+            },
+            given: flag
+                .split_once(' ')
+                .map_or(flag.clone(), |x| x.1.to_string()),
+            reason: if args.pid.is_some() {
+                "no such process; give the pid of a running process (e.g. from pgrep)".into()
+            } else {
+                "no such file; give a namespace file such as /run/netns/NAME or /proc/PID/ns/net"
+                    .into()
+            },
+        }),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(WatchError::Permission {
+            what: format!("{flag}: reading {}", path.display()),
+            capability: "CAP_SYS_PTRACE, or the process's own user",
+        }),
+        Err(e) => Err(WatchError::Io {
+            what: format!("{flag}: opening {}", path.display()),
+            source: e,
+        }),
+    }
+}
+
+/// Enters the namespace (if any) on a thread of its own, so the main thread's namespace
+/// never changes, and runs the watch loop there.
+pub(super) fn run(args: &WatchArgs) -> anyhow::Result<u8> {
+    let ns = open_namespace(args)?;
+    let args = args.clone();
+    let thread = std::thread::Builder::new()
+        .name("portlab-watch".into())
+        .spawn(move || -> anyhow::Result<u8> {
+            let label = match &ns {
+                Some((file, label)) => {
+                    crate::lab::setns(file.as_fd()).map_err(|e| match e.raw_os_error() {
+                        Some(libc::EPERM) => WatchError::Permission {
+                            what: format!("entering the network namespace of {label}"),
+                            capability: "CAP_SYS_ADMIN",
+                        },
+                        Some(libc::EINVAL) => WatchError::Flag {
+                            flag: if args.pid.is_some() {
+                                "--pid"
+                            } else {
+                                "--netns"
+                            },
+                            given: label.clone(),
+                            reason:
+                                "not a network namespace; give /run/netns/NAME or /proc/PID/ns/net"
+                                    .into(),
+                        },
+                        _ => WatchError::Io {
+                            what: format!("entering the network namespace of {label}"),
+                            source: e,
+                        },
+                    })?;
+                    format!("the network namespace of {label}")
+                }
+                None => "this process's network namespace".to_string(),
+            };
+            let mut source = KernelSource::new(args.dst)?;
+            let stdout = io::stdout();
+            let terminal = stdout.is_terminal();
+            super::watch_loop(&mut source, &args, &label, &mut stdout.lock(), terminal)
+        })?;
+    thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the watch thread panicked"))?
+}

@@ -1,0 +1,864 @@
+//! `portlab watch`: on a live host (or inside a container's, a lab's or a process's network
+//! namespace), which destination runs out of ephemeral ports, and when. Read only.
+//!
+//! Each sample lists the namespace's TCP sockets once (sock_diag) and groups the client
+//! sockets by (local address, destination): TIME_WAIT, ESTABLISHED and SYN_SENT toward it.
+//! The connection rate comes from the TIME_WAIT timers of that one sample: a socket with `x`
+//! ms left entered TIME_WAIT 60 s - x ago, so the sockets younger than a window `w`, over
+//! `w`, are the recent rate of closes (Tcp ActiveOpens deltas across samples are shown as a
+//! namespace-wide cross-check). With the usable ports P, the port hold T and the ports used,
+//! [`evaluate`] gives each destination its ETA (P - used) / R, the steady-state verdict
+//! R x T against P (the model's rules: [`crate::model::predict`]) and a state.
+//!
+//! - this file: flags, the [`Source`] trait (a sampler; scripted in tests), the pure
+//!   grouping ([`Aggregator`]) and evaluation ([`evaluate`]), and the watch loop;
+//! - `render.rs`: text (table and one line), JSON and the Prometheus text exposition;
+//! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only".
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::model::{predict, ModelInput, PortRange, TwReuse};
+use crate::observe::tally::{
+    endpoint, ip_bytes, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT,
+};
+use crate::plan::values::Span;
+
+pub mod render;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::KernelSource;
+#[cfg(not(target_os = "linux"))]
+mod other;
+
+/// TCP_TIMEWAIT_LEN (include/net/tcp.h): a TIME_WAIT socket's timer starts at 60 s.
+pub const TIMEWAIT_LEN_S: f64 = 60.0;
+/// The windows the rate is measured over, shortest first: the shortest that holds at least
+/// [`RATE_MIN_SOCKETS`] young sockets is used (so a slow client is measured over longer),
+/// each capped at the port hold (where tcp_tw_reuse may take older sockets away), and
+/// shorter while the client is younger than the window.
+pub const RATE_WINDOWS_S: [f64; 3] = [5.0, 15.0, 60.0];
+/// The shortest window of [`RATE_WINDOWS_S`] is used; a longer one only when it has fewer
+/// young sockets than this (one socket more or less is then under 5% of the rate).
+pub const RATE_MIN_SOCKETS: u64 = 20;
+/// The usual window (the first of [`RATE_WINDOWS_S`]).
+pub const RATE_WINDOW_S: f64 = RATE_WINDOWS_S[0];
+/// Destinations (local address, remote address:port) kept per sample; beyond that they are
+/// counted in `other_destinations` only, so memory stays bounded whatever the host does.
+pub const MAX_GROUPS: usize = 4096;
+
+/// Flags of `portlab watch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// Watch the network namespace of this process (a container, a lab, a client), entered
+    /// through /proc/PID/ns/net: needs CAP_SYS_ADMIN (and to read that file, the process's
+    /// user or CAP_SYS_PTRACE).
+    #[arg(long, value_name = "PID", conflicts_with = "netns")]
+    pub pid: Option<u32>,
+    /// Watch the network namespace bound at this path, e.g. /run/netns/NAME
+    /// (`ip netns add NAME`); needs CAP_SYS_ADMIN.
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
+    /// Only this destination (IP:PORT, e.g. 10.0.0.5:5432 or [::1]:8080).
+    #[arg(long, value_name = "IP:PORT")]
+    pub dst: Option<SocketAddr>,
+    /// Time between samples, e.g. 1s, 250ms (at least 10ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: Span,
+    /// Take one sample, print it and exit (for cron, CI and node_exporter's textfile collector).
+    #[arg(long)]
+    pub once: bool,
+    /// Stop after N samples (default: until interrupted; --once is --count 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// A destination is in `warning` when it runs out at the current rate (R x T > P), or
+    /// when its free ports would last less than this (at most one port hold T) even if
+    /// none were freed: with the 60 s hold, 10s warns from R x 70 s > P.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub warn_within: Span,
+    /// Output: text (a live table on a terminal, one line per sample elsewhere; a full
+    /// table with --once), json (one object; one per line without --once), prom (the
+    /// Prometheus text exposition, for node_exporter's textfile collector).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
+    pub format: WatchFormat,
+}
+
+/// Output formats of `portlab watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchFormat {
+    /// Human-readable.
+    Text,
+    /// JSON.
+    Json,
+    /// Prometheus text exposition format 0.0.4.
+    Prom,
+}
+
+/// What a user can get wrong, or lacks, before anything is read (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// A flag value that cannot work.
+    #[error("invalid {flag} {given}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// As given.
+        given: String,
+        /// What to write instead.
+        reason: String,
+    },
+    /// Something needs a capability this process does not have.
+    #[error("{what}: permission denied; this needs {capability} (run as root, e.g. with sudo)")]
+    Permission {
+        /// What was attempted.
+        what: String,
+        /// The capability that is missing.
+        capability: &'static str,
+    },
+    /// Any other failure to read the namespace.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// This OS has no implementation yet.
+    #[error("portlab watch is Linux-only for now: it lists sockets with their TIME_WAIT timers through Linux sock_diag; on this OS use `portlab inspect` for the settings and counts")]
+    LinuxOnly,
+}
+
+/// The client sockets toward one destination from one local address, in one sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupCounts {
+    /// The local address the sockets are bound to.
+    pub local: IpAddr,
+    /// The remote address:port.
+    pub destination: SocketAddr,
+    /// Sockets in TIME_WAIT.
+    pub time_wait: u64,
+    /// Sockets in ESTABLISHED.
+    pub established: u64,
+    /// Sockets in SYN_SENT.
+    pub syn_sent: u64,
+    /// The ports connect() cannot take toward it: sockets whose local port is inside the
+    /// ephemeral range, ESTABLISHED, SYN_SENT, or in TIME_WAIT for less than the hold (a
+    /// TIME_WAIT port older than the tcp_tw_reuse delay may be taken again).
+    pub used: u64,
+    /// The port hold toward it, seconds: 60, or the tcp_tw_reuse delay where reuse applies.
+    pub hold_s: f64,
+    /// The windows the rate may be measured over, seconds: [`RATE_WINDOWS_S`] capped at the
+    /// port hold.
+    pub windows_s: [f64; 3],
+    /// TIME_WAIT sockets younger than each window.
+    pub young: [u64; 3],
+    /// The age of the oldest TIME_WAIT socket, seconds (0 when none).
+    pub oldest_s: f64,
+}
+
+impl GroupCounts {
+    /// Closes per second over the recent past, from the TIME_WAIT ages: the sockets younger
+    /// than the window, over the window. While the oldest socket is younger than the window
+    /// (the client started less than a window ago), the window starts at that oldest socket,
+    /// which is then not counted: N sockets spread over N - 1 gaps.
+    pub fn rate(&self) -> f64 {
+        let (window, young) = self.window();
+        if self.oldest_s >= window {
+            young as f64 / window
+        } else if young >= 2 && self.oldest_s > 0.0 {
+            (young - 1) as f64 / self.oldest_s
+        } else {
+            0.0
+        }
+    }
+
+    /// The window used and its young sockets: the shortest with [`RATE_MIN_SOCKETS`], else
+    /// the longest.
+    fn window(&self) -> (f64, u64) {
+        let i = (0..2)
+            .find(|&i| self.young[i] >= RATE_MIN_SOCKETS)
+            .unwrap_or(2);
+        (self.windows_s[i], self.young[i])
+    }
+
+    /// The span the rate was measured over, seconds: the window, or the oldest socket's
+    /// age when the client is younger than the window.
+    pub fn rate_window_s(&self) -> f64 {
+        self.window().0.min(self.oldest_s)
+    }
+}
+
+/// One look at a namespace: what a [`Source`] gives.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Wall-clock time of the sample, Unix seconds.
+    pub unix_s: f64,
+    /// Monotonic time of the sample, seconds (for counter rates).
+    pub mono_s: f64,
+    /// The namespace's settings as the model reads them (range, reserved, tcp_tw_reuse,
+    /// its delay, timestamps already folded in).
+    pub input: ModelInput,
+    /// Listening ports inside the ephemeral range (not reserved): connect() skips them.
+    pub listening_in_range: u32,
+    /// The client sockets grouped by (local address, destination).
+    pub groups: Vec<GroupCounts>,
+    /// Client sockets toward destinations beyond [`MAX_GROUPS`].
+    pub other_destinations: u64,
+    /// Distinct local ports inside the range held by client sockets, every destination.
+    pub ports_in_use: u32,
+    /// Tcp ActiveOpens (raw counter), None when unreadable.
+    pub active_opens: Option<u64>,
+    /// How the sockets were listed.
+    pub source: &'static str,
+}
+
+/// Something that samples a namespace: the kernel (Linux), or a script in tests.
+pub trait Source {
+    /// One sample.
+    fn snapshot(&mut self) -> Result<Snapshot, WatchError>;
+}
+
+/// A 65,536-bit set of ports (8 KiB, reused across samples).
+struct PortSet(Box<[u64; 1024]>);
+
+impl PortSet {
+    fn new() -> PortSet {
+        PortSet(Box::new([0; 1024]))
+    }
+    fn clear(&mut self) {
+        self.0.fill(0);
+    }
+    fn insert(&mut self, port: u16) {
+        self.0[usize::from(port >> 6)] |= 1 << (port & 63);
+    }
+    fn contains(&self, port: u16) -> bool {
+        self.0[usize::from(port >> 6)] & (1 << (port & 63)) != 0
+    }
+    fn count_in(&self, range: PortRange) -> u32 {
+        let (lo, hi) = (usize::from(range.lo), usize::from(range.hi));
+        let mut n = 0;
+        for w in lo >> 6..=hi >> 6 {
+            let mut word = self.0[w];
+            if w == lo >> 6 {
+                word &= !0u64 << (lo & 63);
+            }
+            if w == hi >> 6 {
+                word &= !0u64 >> (63 - (hi & 63));
+            }
+            n += word.count_ones();
+        }
+        n
+    }
+}
+
+/// Whether tcp_tw_reuse lets connect() take these sockets' ports early: 1 always, 2 when
+/// either end is loopback (the kernel's tcp_twsk_unique), 0 never; timestamps off is
+/// already folded into `input.tw_reuse`.
+pub fn reuse_applies(input: &ModelInput, local: IpAddr, remote: IpAddr) -> bool {
+    match input.tw_reuse {
+        TwReuse::Off => false,
+        TwReuse::On => true,
+        TwReuse::Loopback => local.is_loopback() || remote.is_loopback(),
+    }
+}
+
+/// How long a closed connection's port stays unusable toward this destination: T = 60 s,
+/// or the tcp_tw_reuse delay where reuse applies.
+pub fn hold_s(input: &ModelInput, local: IpAddr, remote: IpAddr) -> f64 {
+    if reuse_applies(input, local, remote) {
+        input.tw_reuse_delay_s
+    } else {
+        input.time_wait_s
+    }
+}
+
+/// A socket's (local address, remote address, remote port) as raw bytes: the group key,
+/// compared without building addresses. v4-mapped IPv6 is folded to IPv4 first.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    local: [u8; 16],
+    remote: [u8; 16],
+    rport: [u8; 2],
+    /// Address lengths (4 or 16), local and remote.
+    lens: [u8; 2],
+}
+
+/// An address as 4 bytes when it is IPv4 or v4-mapped IPv6 (::ffff:a.b.c.d), else 16.
+fn fold(addr: &[u8]) -> &[u8] {
+    if addr.len() == 16 && addr[..10] == [0; 10] && addr[10..12] == [0xff, 0xff] {
+        &addr[12..]
+    } else {
+        addr
+    }
+}
+
+impl Key {
+    fn new(laddr: &[u8], raddr: &[u8], rport: [u8; 2]) -> Key {
+        let (l, r) = (fold(laddr), fold(raddr));
+        let mut k = Key {
+            local: [0; 16],
+            remote: [0; 16],
+            rport,
+            lens: [l.len() as u8, r.len() as u8],
+        };
+        k.local[..l.len()].copy_from_slice(l);
+        k.remote[..r.len()].copy_from_slice(r);
+        k
+    }
+
+    fn local_ip(&self) -> IpAddr {
+        endpoint(&self.local[..usize::from(self.lens[0])], [0, 0]).ip()
+    }
+
+    fn remote(&self) -> SocketAddr {
+        endpoint(&self.remote[..usize::from(self.lens[1])], self.rport)
+    }
+}
+
+/// Up to this many destinations are found by a linear scan (the usual case: a client talks
+/// to a handful); beyond it a hash map takes over.
+const SCAN_GROUPS: usize = 16;
+
+/// Groups the sockets of one listing as they stream past. Listeners must come first (the
+/// kernel's dump lists the listening hash first): a socket on a listening port is a
+/// server's and belongs to no destination. Works on the raw bytes sock_diag gives and
+/// allocates only when a destination is first seen; its tables are reused across samples.
+pub struct Aggregator {
+    input: ModelInput,
+    filter: Option<Key>,
+    listeners: PortSet,
+    in_use: PortSet,
+    keys: Vec<Key>,
+    index: HashMap<Key, usize>,
+    groups: Vec<GroupCounts>,
+    other: u64,
+    /// The group the previous socket went to (consecutive sockets often share one).
+    last: Option<usize>,
+}
+
+impl Aggregator {
+    /// An empty aggregation for a namespace with these settings, keeping only `filter`'s
+    /// destination when given.
+    pub fn new(input: ModelInput, filter: Option<SocketAddr>) -> Aggregator {
+        Aggregator {
+            input,
+            filter: filter.map(|f| {
+                let mut b = [0u8; 16];
+                Key::new(&[], ip_bytes(f.ip(), &mut b), f.port().to_be_bytes())
+            }),
+            listeners: PortSet::new(),
+            in_use: PortSet::new(),
+            keys: Vec::new(),
+            index: HashMap::new(),
+            groups: Vec::new(),
+            other: 0,
+            last: None,
+        }
+    }
+
+    /// Starts over with new settings, keeping the allocations.
+    pub fn reset(&mut self, input: ModelInput) {
+        self.input = input;
+        self.listeners.clear();
+        self.in_use.clear();
+        self.keys.clear();
+        self.index.clear();
+        self.groups.clear();
+        self.other = 0;
+        self.last = None;
+    }
+
+    /// Counts one socket given as addresses (tests, and any source that parsed them).
+    pub fn add(&mut self, state: u8, local: SocketAddr, remote: SocketAddr, expires_ms: u32) {
+        let (mut lb, mut rb) = ([0u8; 16], [0u8; 16]);
+        let (l, r) = (
+            ip_bytes(local.ip(), &mut lb),
+            ip_bytes(remote.ip(), &mut rb),
+        );
+        self.add_raw(
+            state,
+            l,
+            local.port().to_be_bytes(),
+            r,
+            remote.port().to_be_bytes(),
+            expires_ms,
+        );
+    }
+
+    /// The group of `key`, made when first seen; None past [`MAX_GROUPS`].
+    fn slot(&mut self, key: &Key) -> Option<usize> {
+        if let Some(i) = self.last.filter(|&i| self.keys[i] == *key) {
+            return Some(i);
+        }
+        let found = if self.keys.len() <= SCAN_GROUPS {
+            self.keys.iter().position(|k| k == key)
+        } else {
+            self.index.get(key).copied()
+        };
+        let i = match found {
+            Some(i) => i,
+            None if self.groups.len() < MAX_GROUPS => {
+                let (local, remote) = (key.local_ip(), key.remote());
+                let hold = hold_s(&self.input, local, remote.ip());
+                self.groups.push(GroupCounts {
+                    local,
+                    destination: remote,
+                    time_wait: 0,
+                    established: 0,
+                    syn_sent: 0,
+                    used: 0,
+                    hold_s: hold,
+                    windows_s: RATE_WINDOWS_S.map(|w| w.min(hold).max(0.001)),
+                    young: [0; 3],
+                    oldest_s: 0.0,
+                });
+                self.keys.push(*key);
+                if self.keys.len() == SCAN_GROUPS + 1 {
+                    self.index
+                        .extend(self.keys.iter().enumerate().map(|(i, k)| (*k, i)));
+                } else if self.keys.len() > SCAN_GROUPS {
+                    self.index.insert(*key, self.keys.len() - 1);
+                }
+                self.keys.len() - 1
+            }
+            None => return None,
+        };
+        self.last = Some(i);
+        Some(i)
+    }
+
+    /// Counts one socket as sock_diag gives it: its TCP state, addresses of 4 or 16 bytes
+    /// and ports in network order, and its timer (ms left; for TIME_WAIT, until it ends).
+    pub fn add_raw(
+        &mut self,
+        state: u8,
+        laddr: &[u8],
+        lport: [u8; 2],
+        raddr: &[u8],
+        rport: [u8; 2],
+        expires_ms: u32,
+    ) {
+        let port = u16::from_be_bytes(lport);
+        if state == TCP_LISTEN {
+            self.listeners.insert(port);
+            return;
+        }
+        if !matches!(state, TCP_TIME_WAIT | TCP_ESTABLISHED | TCP_SYN_SENT)
+            || self.listeners.contains(port)
+        {
+            return;
+        }
+        let in_range = self
+            .input
+            .port_range
+            .is_some_and(|r| r.lo <= port && port <= r.hi);
+        if in_range {
+            // Every destination, filtered or not: a port bound before connect() is taken
+            // for all of them.
+            self.in_use.insert(port);
+        }
+        let key = Key::new(laddr, raddr, rport);
+        if self.filter.is_some_and(|f| {
+            f.remote != key.remote || f.rport != key.rport || f.lens[1] != key.lens[1]
+        }) {
+            return;
+        }
+        let Some(slot) = self.slot(&key) else {
+            self.other += 1;
+            return;
+        };
+        let g = &mut self.groups[slot];
+        let blocks = match state {
+            TCP_TIME_WAIT => {
+                g.time_wait += 1;
+                let age = (TIMEWAIT_LEN_S - f64::from(expires_ms) / 1000.0).max(0.0);
+                for (w, n) in g.windows_s.iter().zip(g.young.iter_mut()) {
+                    *n += u64::from(age < *w);
+                }
+                g.oldest_s = g.oldest_s.max(age);
+                age < g.hold_s
+            }
+            TCP_ESTABLISHED => {
+                g.established += 1;
+                true
+            }
+            _ => {
+                g.syn_sent += 1;
+                true
+            }
+        };
+        g.used += u64::from(in_range && blocks);
+    }
+
+    /// The sample, with the times and the counter given by the source.
+    pub fn finish(
+        &self,
+        unix_s: f64,
+        mono_s: f64,
+        active_opens: Option<u64>,
+        source: &'static str,
+    ) -> Snapshot {
+        let listening_in_range = self.input.port_range.map_or(0, |r| {
+            // Reserved ports were already taken off P; a listener on one is not counted twice.
+            let reserved = self.input.reserved;
+            self.listeners
+                .count_in(r)
+                .min(r.len().saturating_sub(reserved))
+        });
+        Snapshot {
+            unix_s,
+            mono_s,
+            input: self.input.clone(),
+            listening_in_range,
+            groups: self.groups.clone(),
+            other_destinations: self.other,
+            ports_in_use: self.input.port_range.map_or(0, |r| self.in_use.count_in(r)),
+            active_opens,
+            source,
+        }
+    }
+}
+
+/// A destination's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// The ports last at this rate.
+    Ok,
+    /// They run out (R x T > P), or the free ones last less than --warn-within.
+    Warning,
+    /// Every usable port is held: connect() fails now (EADDRNOTAVAIL).
+    Exhausted,
+}
+
+impl State {
+    /// The word used in every output.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Warning => "warning",
+            State::Exhausted => "exhausted",
+        }
+    }
+}
+
+/// One destination's figures and verdict (a JSON `destinations` entry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationReport {
+    /// The remote address:port, "IP:PORT".
+    pub destination: String,
+    /// The local address the sockets come from.
+    pub local: String,
+    /// Sockets in TIME_WAIT toward it.
+    pub time_wait: u64,
+    /// Sockets in ESTABLISHED toward it.
+    pub established: u64,
+    /// Sockets in SYN_SENT toward it.
+    pub syn_sent: u64,
+    /// Ports of the range connect() cannot take toward it: ESTABLISHED + SYN_SENT +
+    /// TIME_WAIT younger than the hold (all of TIME_WAIT when tcp_tw_reuse does not apply),
+    /// local port inside the range.
+    pub used: u64,
+    /// Connections per second that recently ended in TIME_WAIT here (from the timers).
+    pub rate: f64,
+    /// The window the rate is measured over, seconds.
+    pub rate_window_s: f64,
+    /// P: the range minus reserved ports minus listening ports inside the range.
+    pub usable_ports: u64,
+    /// T: how long a closed connection holds its port, seconds (60, or the tcp_tw_reuse
+    /// delay where reuse applies).
+    pub hold_s: f64,
+    /// Whether tcp_tw_reuse shortens the hold toward this destination.
+    pub tw_reuse_applies: bool,
+    /// R x T: the ports this rate keeps busy in steady state.
+    pub steady_ports: f64,
+    /// (P - used) / R when R x T > P (the ports run out at this rate); null when never.
+    pub eta_s: Option<f64>,
+    /// (P - used) / R whatever the steady state: how long the free ports would last if
+    /// none were freed; null at rate 0.
+    pub headroom_s: Option<f64>,
+    /// ok, warning or exhausted.
+    pub state: State,
+    /// The model's sentence for this rate, ports and hold.
+    pub model: String,
+}
+
+/// If ports are bound before connect() (bind(0) without IP_BIND_ADDRESS_NO_PORT), one range
+/// serves every destination: the figures for that case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WholeRange {
+    /// Distinct local ports of the range held by client sockets, every destination.
+    pub ports_in_use: u64,
+    /// P (as per destination).
+    pub usable_ports: u64,
+    /// Every destination's rate together.
+    pub rate: f64,
+    /// When the whole range would be full, if the client binds before connect(); null
+    /// when never (rate x 60 s <= P; tcp_tw_reuse does not apply to bind()).
+    pub eta_s: Option<f64>,
+    /// The state it would be in.
+    pub state: State,
+}
+
+/// One evaluated sample: what every output format shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchReport {
+    /// Unix time of the sample, seconds.
+    pub time: f64,
+    /// Which namespace: "this process's", "pid N", or the path.
+    pub namespace: String,
+    /// The ephemeral range, "LO-HI".
+    pub port_range: Option<String>,
+    /// Reserved ports inside it.
+    pub reserved_ports: u32,
+    /// Listening ports inside it.
+    pub listening_ports_in_range: u32,
+    /// net.ipv4.tcp_tw_reuse as the model takes it (0 when timestamps are off).
+    pub tw_reuse: u8,
+    /// net.ipv4.tcp_tw_reuse_delay, seconds.
+    pub tw_reuse_delay_s: f64,
+    /// Tcp ActiveOpens per second since the previous sample (every destination, including
+    /// connections the server closed): the cross-check of the timer rates. Null in the
+    /// first sample.
+    pub active_opens_rate: Option<f64>,
+    /// Worst first.
+    pub destinations: Vec<DestinationReport>,
+    /// Client sockets toward destinations not listed (beyond the bound).
+    pub other_destinations: u64,
+    /// The bind-before-connect case.
+    pub whole_range: WholeRange,
+    /// The worst state.
+    pub state: State,
+    /// How the sockets were listed.
+    pub source: String,
+}
+
+impl WatchReport {
+    /// 0 when every destination is ok, 1 when one is in warning or exhausted.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.state != State::Ok)
+    }
+}
+
+/// The usable ports after listeners: P.
+fn usable(s: &Snapshot) -> u64 {
+    u64::from(s.input.ports.saturating_sub(s.listening_in_range))
+}
+
+/// exhausted: every usable port held; warning: the ports run out at this rate (R x T > P),
+/// or the free ones would last less than `warn_within_s` (at most one hold: within a hold
+/// ports are freed again) even if none were freed; ok otherwise.
+fn state_of(
+    used: u64,
+    p: u64,
+    rate: f64,
+    hold_s: f64,
+    runs_out: bool,
+    warn_within_s: f64,
+) -> State {
+    let headroom = (rate > 0.0).then(|| p.saturating_sub(used) as f64 / rate);
+    if used >= p {
+        State::Exhausted
+    } else if runs_out || headroom.is_some_and(|h| h <= warn_within_s.min(hold_s)) {
+        State::Warning
+    } else {
+        State::Ok
+    }
+}
+
+/// Evaluates one sample: per destination its rate, P, T, ETA and state, worst first.
+/// `previous` is the sample before (for the ActiveOpens rate).
+pub fn evaluate(
+    s: &Snapshot,
+    previous: Option<&Snapshot>,
+    warn_within_s: f64,
+    namespace: &str,
+) -> WatchReport {
+    let p = usable(s);
+    let mut destinations: Vec<DestinationReport> = s
+        .groups
+        .iter()
+        .map(|g| {
+            let rate = g.rate();
+            let input = ModelInput {
+                rate: Some(rate),
+                ports: u32::try_from(p).unwrap_or(u32::MAX),
+                // tcp_tw_reuse = 2: the kernel checks either end for loopback.
+                loopback: g.local.is_loopback() || g.destination.ip().is_loopback(),
+                ..s.input.clone()
+            };
+            // The model's rules: the hold (T, or the reuse delay) and R x hold > P.
+            let model = predict(&input);
+            let (hold, runs_out) = (model.hold_s, model.exhausts && rate > 0.0);
+            let free = p.saturating_sub(g.used) as f64;
+            DestinationReport {
+                destination: g.destination.to_string(),
+                local: g.local.to_string(),
+                time_wait: g.time_wait,
+                established: g.established,
+                syn_sent: g.syn_sent,
+                used: g.used,
+                rate,
+                rate_window_s: g.rate_window_s(),
+                usable_ports: p,
+                hold_s: hold,
+                tw_reuse_applies: model.reuse_applies,
+                steady_ports: rate * hold,
+                eta_s: if g.used >= p {
+                    Some(0.0)
+                } else {
+                    runs_out.then(|| free / rate)
+                },
+                headroom_s: (rate > 0.0).then(|| free / rate),
+                state: state_of(g.used, p, rate, hold, runs_out, warn_within_s),
+                model: model.explanation,
+            }
+        })
+        .collect();
+    destinations.sort_by(|a, b| {
+        b.state
+            .cmp(&a.state)
+            .then(
+                a.eta_s
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&b.eta_s.unwrap_or(f64::INFINITY)),
+            )
+            .then(b.used.cmp(&a.used))
+            .then(a.destination.cmp(&b.destination))
+    });
+    let total_rate: f64 = destinations.iter().map(|d| d.rate).sum();
+    let in_use = u64::from(s.ports_in_use);
+    let whole_runs_out = total_rate * s.input.time_wait_s > p as f64;
+    let whole_range = WholeRange {
+        ports_in_use: in_use,
+        usable_ports: p,
+        rate: total_rate,
+        eta_s: if in_use >= p {
+            Some(0.0)
+        } else {
+            whole_runs_out.then(|| (p - in_use) as f64 / total_rate)
+        },
+        state: state_of(
+            in_use,
+            p,
+            total_rate,
+            s.input.time_wait_s,
+            whole_runs_out,
+            warn_within_s,
+        ),
+    };
+    let active_opens_rate = previous.and_then(|prev| {
+        let dt = s.mono_s - prev.mono_s;
+        let d = s.active_opens?.checked_sub(prev.active_opens?)?;
+        (dt > 0.0).then(|| d as f64 / dt)
+    });
+    WatchReport {
+        time: s.unix_s,
+        namespace: namespace.to_string(),
+        port_range: s.input.port_range.map(|r| r.to_string()),
+        reserved_ports: s.input.reserved,
+        listening_ports_in_range: s.listening_in_range,
+        tw_reuse: s.input.tw_reuse.value(),
+        tw_reuse_delay_s: s.input.tw_reuse_delay_s,
+        active_opens_rate,
+        state: destinations
+            .iter()
+            .map(|d| d.state)
+            .max()
+            .unwrap_or(State::Ok),
+        destinations,
+        other_destinations: s.other_destinations,
+        whole_range,
+        source: s.source.to_string(),
+    }
+}
+
+/// Checks the flags that clap cannot (exit 2 before anything is read).
+pub fn validate(args: &WatchArgs) -> Result<(), WatchError> {
+    if args.interval.0 < std::time::Duration::from_millis(10) {
+        return Err(WatchError::Flag {
+            flag: "--interval",
+            given: args.interval.to_string(),
+            reason: "sampling more often than every 10ms only measures the sampler; write e.g. 100ms or 1s".into(),
+        });
+    }
+    Ok(())
+}
+
+/// How many samples to take: --once is 1, --count N, otherwise until interrupted.
+fn samples_wanted(args: &WatchArgs) -> Option<u64> {
+    if args.once {
+        Some(1)
+    } else {
+        args.count
+    }
+}
+
+/// Samples `source` every interval and prints each evaluated sample; returns the exit code
+/// of the last one (0 all ok, 1 a destination in warning or exhausted).
+pub fn watch_loop(
+    source: &mut dyn Source,
+    args: &WatchArgs,
+    namespace: &str,
+    out: &mut dyn Write,
+    terminal: bool,
+) -> anyhow::Result<u8> {
+    let wanted = samples_wanted(args);
+    let mut previous: Option<Snapshot> = None;
+    let mut taken = 0u64;
+    let start = std::time::Instant::now();
+    loop {
+        let snap = source.snapshot()?;
+        let report = evaluate(
+            &snap,
+            previous.as_ref(),
+            args.warn_within.0.as_secs_f64(),
+            namespace,
+        );
+        let code = report.exit_code();
+        let text = render::render(
+            &report,
+            args.format,
+            args.once || wanted == Some(1),
+            terminal,
+        );
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            // `portlab watch | head`: the reader left, nothing is wrong.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(code),
+            r => r?,
+        }
+        previous = Some(snap);
+        taken += 1;
+        if wanted.is_some_and(|n| taken >= n) {
+            return Ok(code);
+        }
+        // Absolute schedule: sample k at start + k x interval, so the samples do not drift.
+        let next = start + args.interval.0.mul_f64(taken as f64);
+        if let Some(wait) = next.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// Runs `portlab watch`: validates the flags, enters the namespace (on its own thread),
+/// samples and prints.
+pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
+    validate(args)?;
+    #[cfg(target_os = "linux")]
+    {
+        linux::run(args)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        other::run(args)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+//! `portlab watch` output: a table (with --once, and refreshed in place on a terminal), one
+//! line per sample elsewhere, JSON, and the Prometheus text exposition (format 0.0.4, what
+//! node_exporter's textfile collector reads).
+
+use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::{State, WatchFormat, WatchReport};
+use crate::model::num;
+
+/// Destinations shown in the text table (all of them are in JSON and prom).
+const TABLE_ROWS: usize = 20;
+
+/// The text for one sample in `format`; `once`: a single sample (full table, pretty JSON);
+/// `terminal`: stdout is a terminal (the table is redrawn in place).
+pub fn render(report: &WatchReport, format: WatchFormat, once: bool, terminal: bool) -> String {
+    match format {
+        WatchFormat::Json if once => {
+            serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
+        }
+        WatchFormat::Json => serde_json::to_string(report).unwrap_or_default() + "\n",
+        WatchFormat::Prom => prometheus(report),
+        WatchFormat::Text if once => table(report),
+        // Home the cursor and clear the screen, then draw the table again.
+        WatchFormat::Text if terminal => format!("\x1b[H\x1b[2J{}", table(report)),
+        WatchFormat::Text => line(report),
+    }
+}
+
+fn timestamp(unix_s: f64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs_f64(unix_s.max(0.0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn eta(v: Option<f64>) -> String {
+    match v {
+        None => "never".into(),
+        Some(s) if s <= 0.0 => "now".into(),
+        Some(s) => format!("{} s", num(s)),
+    }
+}
+
+/// The table: settings, one row per destination (worst first), notes.
+pub fn table(r: &WatchReport) -> String {
+    let mut s = format!("portlab watch: {}, {}\n", r.namespace, timestamp(r.time));
+    let p = r.whole_range.usable_ports;
+    let _ = writeln!(
+        s,
+        "ports: range {}, {} usable ({} reserved, {} listening inside); tcp_tw_reuse {} (delay {} s)",
+        r.port_range.as_deref().unwrap_or("unknown"),
+        p,
+        r.reserved_ports,
+        r.listening_ports_in_range,
+        r.tw_reuse,
+        num(r.tw_reuse_delay_s)
+    );
+    if r.destinations.is_empty() {
+        s += "\nno client sockets toward any destination";
+        if r.other_destinations > 0 {
+            let _ = write!(s, " listed ({} beyond the bound)", r.other_destinations);
+        }
+        s += "\n";
+    } else {
+        let header = [
+            "DESTINATION",
+            "LOCAL",
+            "TIME_WAIT",
+            "ESTAB",
+            "SYN_SENT",
+            "USED/P",
+            "RATE/s",
+            "HOLD",
+            "RxT",
+            "ETA",
+            "STATE",
+        ];
+        let mut rows: Vec<[String; 11]> = vec![header.map(String::from)];
+        for d in r.destinations.iter().take(TABLE_ROWS) {
+            rows.push([
+                d.destination.clone(),
+                d.local.clone(),
+                d.time_wait.to_string(),
+                d.established.to_string(),
+                d.syn_sent.to_string(),
+                format!("{}/{}", d.used, d.usable_ports),
+                format!("{:.1}", d.rate),
+                format!("{} s", num(d.hold_s)),
+                num(d.steady_ports),
+                eta(d.eta_s),
+                d.state.name().to_string(),
+            ]);
+        }
+        let mut widths = [0usize; 11];
+        for row in &rows {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.len());
+            }
+        }
+        s += "\n";
+        for row in &rows {
+            let mut l = String::new();
+            for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+                // Text left, numbers right.
+                if i < 2 || i == 10 {
+                    let _ = write!(l, "{c:<w$}  ");
+                } else {
+                    let _ = write!(l, "{c:>w$}  ");
+                }
+            }
+            s += l.trim_end();
+            s += "\n";
+        }
+        if r.destinations.len() > TABLE_ROWS {
+            let _ = writeln!(
+                s,
+                "... and {} more destinations (--format json lists them all)",
+                r.destinations.len() - TABLE_ROWS
+            );
+        }
+        s += "\n";
+        if let Some(d) = r.destinations.first() {
+            let _ = writeln!(s, "{} from {}: {}", d.destination, d.local, d.model);
+        }
+    }
+    if r.other_destinations > 0 {
+        let _ = writeln!(
+            s,
+            "note: {} client sockets toward further destinations are not listed (bound of {})",
+            r.other_destinations,
+            super::MAX_GROUPS
+        );
+    }
+    if let Some(a) = r.active_opens_rate {
+        let sum: f64 = r.destinations.iter().map(|d| d.rate).sum();
+        let _ = writeln!(
+            s,
+            "cross-check: Tcp ActiveOpens {:.1}/s over the last interval (every destination); the TIME_WAIT timers give {:.1}/s",
+            a, sum
+        );
+    }
+    let w = &r.whole_range;
+    if w.state > r.state || r.destinations.len() > 1 {
+        let _ = writeln!(
+            s,
+            "note: a client that binds before connect() (bind(0) without IP_BIND_ADDRESS_NO_PORT) shares ONE range across destinations: {} of {} ports in use, {:.1}/s together, full: {} ({})",
+            w.ports_in_use,
+            w.usable_ports,
+            w.rate,
+            eta(w.eta_s),
+            w.state.name()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "state: {}",
+        match r.state {
+            State::Ok => "ok",
+            State::Warning => "WARNING",
+            State::Exhausted => "EXHAUSTED",
+        }
+    );
+    s
+}
+
+/// One line per sample (not a terminal): the time, how many destinations, the worst one.
+pub fn line(r: &WatchReport) -> String {
+    let mut s = format!(
+        "{}  {} destination{}",
+        timestamp(r.time),
+        r.destinations.len(),
+        if r.destinations.len() == 1 { "" } else { "s" }
+    );
+    match r.destinations.first() {
+        Some(d) => {
+            let _ = write!(
+                s,
+                "  worst {} from {}: {} TIME_WAIT, {} ESTAB, {} SYN_SENT, {}/{} ports, {:.1}/s, hold {} s, ETA {}, {}",
+                d.destination,
+                d.local,
+                d.time_wait,
+                d.established,
+                d.syn_sent,
+                d.used,
+                d.usable_ports,
+                d.rate,
+                num(d.hold_s),
+                eta(d.eta_s),
+                d.state.name()
+            );
+        }
+        None => s += "  ok",
+    }
+    s + "\n"
+}
+
+/// A label value escaped as the exposition format wants: backslash, double quote, newline.
+pub(super) fn label(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A sample value: Prometheus writes infinity as +Inf.
+fn value(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The Prometheus text exposition: one gauge family per figure, a `destination` and a
+/// `local` label per destination.
+pub fn prometheus(r: &WatchReport) -> String {
+    type Get = fn(&super::DestinationReport) -> f64;
+    let families: [(&str, &str, Get); 10] = [
+        ("portlab_time_wait_sockets", "Client sockets in TIME_WAIT toward the destination.", |d| d.time_wait as f64),
+        ("portlab_established_sockets", "Client sockets in ESTABLISHED toward the destination.", |d| d.established as f64),
+        ("portlab_syn_sent_sockets", "Client sockets in SYN_SENT toward the destination.", |d| d.syn_sent as f64),
+        ("portlab_ports_used", "Ephemeral ports connect() cannot take toward the destination: ESTABLISHED + SYN_SENT + TIME_WAIT younger than the hold, inside the range.", |d| d.used as f64),
+        ("portlab_usable_ports", "P: ephemeral range minus reserved ports minus listening ports inside it.", |d| d.usable_ports as f64),
+        ("portlab_connection_rate", "Connections per second that recently ended in TIME_WAIT toward the destination (from the TIME_WAIT timers).", |d| d.rate),
+        ("portlab_port_hold_seconds", "T: how long a closed connection holds its port (60 s, or the tcp_tw_reuse delay where reuse applies).", |d| d.hold_s),
+        ("portlab_steady_state_ports", "R x T: ports this rate keeps busy in steady state.", |d| d.steady_ports),
+        ("portlab_exhaustion_eta_seconds", "(P - used) / R when R x T > P; +Inf when the ports never run out at this rate.", |d| d.eta_s.unwrap_or(f64::INFINITY)),
+        ("portlab_port_state", "0 ok, 1 warning (runs out, or less than --warn-within left), 2 exhausted.", |d| match d.state {
+            State::Ok => 0.0,
+            State::Warning => 1.0,
+            State::Exhausted => 2.0,
+        }),
+    ];
+    let mut s = String::new();
+    for (name, help, get) in families {
+        let _ = writeln!(s, "# HELP {name} {help}");
+        let _ = writeln!(s, "# TYPE {name} gauge");
+        for d in &r.destinations {
+            let _ = writeln!(
+                s,
+                "{name}{{destination=\"{}\",local=\"{}\"}} {}",
+                label(&d.destination),
+                label(&d.local),
+                value(get(d))
+            );
+        }
+    }
+    let ns: [(&str, &str, Option<f64>); 3] = [
+        ("portlab_ports_in_use_all_destinations", "Distinct ephemeral ports held by client sockets, every destination (what counts when ports are bound before connect()).", Some(w_ports(r))),
+        ("portlab_active_opens_rate", "Tcp ActiveOpens per second since the previous sample (every destination).", r.active_opens_rate),
+        ("portlab_watch_sample_timestamp_seconds", "When portlab watch took this sample (Unix time).", Some(r.time)),
+    ];
+    for (name, help, v) in ns {
+        if let Some(v) = v {
+            let _ = writeln!(s, "# HELP {name} {help}");
+            let _ = writeln!(s, "# TYPE {name} gauge");
+            let _ = writeln!(s, "{name} {}", value(v));
+        }
+    }
+    s
+}
+
+fn w_ports(r: &WatchReport) -> f64 {
+    r.whole_range.ports_in_use as f64
+}

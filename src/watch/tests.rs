@@ -1,0 +1,427 @@
+//! The watch logic on scripted sockets and samples: no kernel needed.
+
+use super::*;
+use crate::model::{PortSpec, Profile};
+
+fn a(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+/// Linux defaults with the range LO-HI and tcp_tw_reuse `reuse`.
+fn host(lo: u16, hi: u16, reuse: TwReuse) -> ModelInput {
+    let mut i = ModelInput::from_profile(Profile::Linux)
+        .with_ports(PortSpec::Range(PortRange::new(lo, hi).unwrap()), 0)
+        .unwrap();
+    i.tw_reuse = reuse;
+    i
+}
+
+/// TIME_WAIT timer for a socket that closed `age` seconds ago.
+fn left(age: f64) -> u32 {
+    ((TIMEWAIT_LEN_S - age) * 1000.0).round() as u32
+}
+
+/// A client that has closed one connection every 1/rate s for `secs` seconds toward `dst`
+/// from 10.0.0.1, ports from `first_port` on; `open` more sockets ESTABLISHED.
+fn client(agg: &mut Aggregator, dst: &str, rate: f64, secs: f64, first_port: u16, open: u16) {
+    let n = (rate * secs).round() as u32;
+    for i in 0..n {
+        let age = secs - f64::from(i) / rate;
+        let local = SocketAddr::new(a("10.0.0.1:0").ip(), first_port + i as u16);
+        agg.add(TCP_TIME_WAIT, local, a(dst), left(age));
+    }
+    for j in 0..open {
+        let local = SocketAddr::new(a("10.0.0.1:0").ip(), first_port + n as u16 + j);
+        agg.add(TCP_ESTABLISHED, local, a(dst), 0);
+    }
+}
+
+fn eval(agg: &Aggregator) -> WatchReport {
+    evaluate(&agg.finish(0.0, 0.0, None, "test"), None, 10.0, "test")
+}
+
+#[test]
+fn rate_from_one_sample_of_timers() {
+    // Steady for 30 s at 50/s: the window is full (5 s), 250 young sockets -> 50/s.
+    let mut agg = Aggregator::new(host(40000, 49999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 50.0, 30.0, 40000, 0);
+    let r = eval(&agg);
+    let d = &r.destinations[0];
+    assert!((d.rate - 50.0).abs() < 0.5, "{}", d.rate);
+    assert_eq!(d.rate_window_s, RATE_WINDOW_S);
+    // Started 1.5 s ago at 100/s: the window starts at the oldest socket -> (N - 1) / age.
+    let mut agg = Aggregator::new(host(40000, 49999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 100.0, 1.5, 40000, 0);
+    let d = &eval(&agg).destinations[0];
+    assert!((d.rate - 100.0).abs() < 1.0, "{}", d.rate);
+    assert_eq!(d.rate_window_s, 1.5);
+    // A slow client (2/s for 50 s): 10 sockets in 5 s are too few, so the 15 s window
+    // (30 sockets) measures it.
+    let mut agg = Aggregator::new(host(40000, 49999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 2.0, 50.0, 40000, 0);
+    let d = &eval(&agg).destinations[0];
+    assert_eq!(d.rate_window_s, 15.0);
+    assert!((d.rate - 2.0).abs() < 0.1, "{}", d.rate);
+    // One socket, nothing older: no rate to speak of.
+    let mut agg = Aggregator::new(host(40000, 49999, TwReuse::Off), None);
+    agg.add(
+        TCP_TIME_WAIT,
+        a("10.0.0.1:40000"),
+        a("10.0.0.9:80"),
+        left(0.5),
+    );
+    assert_eq!(eval(&agg).destinations[0].rate, 0.0);
+}
+
+#[test]
+fn eta_state_and_steady_verdict() {
+    // P = 1000, 100/s for 2 s (200 TIME_WAIT) + 5 ESTABLISHED: used 205, T = 60 s,
+    // R x T = 6000 > 1000 -> warning, ETA (1000 - 205) / 100 = 7.95 s.
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 100.0, 2.0, 40000, 5);
+    let r = eval(&agg);
+    let d = &r.destinations[0];
+    assert_eq!((d.time_wait, d.established, d.used), (200, 5, 205));
+    assert_eq!(d.usable_ports, 1000);
+    assert_eq!(d.hold_s, 60.0);
+    assert_eq!(d.state, State::Warning);
+    let eta = d.eta_s.expect("runs out");
+    assert!((eta - 7.95).abs() < 0.1, "{eta}");
+    assert!(d.model.contains("need"), "{}", d.model);
+    assert_eq!(r.exit_code(), 1);
+
+    // 5/s on 1000 ports: R x T = 300, never; headroom 139 s > 10 s -> ok, exit 0.
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 5.0, 30.0, 40000, 0);
+    let r = eval(&agg);
+    let d = &r.destinations[0];
+    assert_eq!(d.eta_s, None);
+    assert_eq!(d.state, State::Ok);
+    assert_eq!(r.exit_code(), 0);
+
+    // Every port held -> exhausted, ETA 0.
+    let mut agg = Aggregator::new(host(40000, 40099, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 50.0, 2.0, 40000, 0);
+    let d = &eval(&agg).destinations[0];
+    assert_eq!((d.used, d.usable_ports), (100, 100));
+    assert_eq!((d.state, d.eta_s), (State::Exhausted, Some(0.0)));
+}
+
+#[test]
+fn warn_within_catches_little_headroom_when_the_steady_state_fits() {
+    // 16/s on 1000 ports: R x T = 960 <= 1000 (never), but with 950 held the free 50 last
+    // 3.1 s at this rate: inside --warn-within 10 s -> warning; with 1 s -> ok.
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 16.0, 59.0, 40000, 6);
+    let s = agg.finish(0.0, 0.0, None, "test");
+    let r = evaluate(&s, None, 10.0, "t");
+    assert_eq!(r.destinations[0].eta_s, None);
+    assert_eq!(r.destinations[0].state, State::Warning);
+    assert_eq!(
+        evaluate(&s, None, 1.0, "t").destinations[0].state,
+        State::Ok
+    );
+}
+
+#[test]
+fn tw_reuse_accounting() {
+    // tcp_tw_reuse 2: loopback destinations hold for the delay (1 s), others for 60 s.
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Loopback), None);
+    for i in 0..100u16 {
+        let age = 0.9 - f64::from(i) * 0.009;
+        agg.add(
+            TCP_TIME_WAIT,
+            SocketAddr::new(a("127.0.0.1:0").ip(), 40000 + i),
+            a("127.0.0.1:8080"),
+            left(age),
+        );
+        agg.add(
+            TCP_TIME_WAIT,
+            SocketAddr::new(a("10.0.0.1:0").ip(), 40000 + i),
+            a("10.0.0.9:80"),
+            left(age),
+        );
+    }
+    // A loopback TIME_WAIT older than the reuse delay: connect() may take its port, so it
+    // is counted in TIME_WAIT but not in the ports used; toward the remote one it blocks.
+    agg.add(
+        TCP_TIME_WAIT,
+        a("127.0.0.1:40500"),
+        a("127.0.0.1:8080"),
+        left(5.0),
+    );
+    agg.add(
+        TCP_TIME_WAIT,
+        a("10.0.0.1:40500"),
+        a("10.0.0.9:80"),
+        left(5.0),
+    );
+    // The free ports last about 8 s at 110/s, more than one 1 s hold: no warning.
+    let r = eval(&agg);
+    let lo = r
+        .destinations
+        .iter()
+        .find(|d| d.destination == "127.0.0.1:8080")
+        .unwrap();
+    let remote = r
+        .destinations
+        .iter()
+        .find(|d| d.destination == "10.0.0.9:80")
+        .unwrap();
+    assert_eq!((lo.time_wait, lo.used), (101, 100));
+    assert_eq!((remote.time_wait, remote.used), (101, 101));
+    assert_eq!((lo.hold_s, lo.tw_reuse_applies), (1.0, true));
+    assert_eq!((remote.hold_s, remote.tw_reuse_applies), (60.0, false));
+    assert_eq!(lo.state, State::Ok, "110/s x 1 s < 1000");
+    assert_eq!(remote.state, State::Warning, "110/s x 60 s > 1000");
+    // The window is capped at the reuse delay: sockets may be reused after it.
+    assert!(lo.rate_window_s <= 1.0);
+    // tcp_tw_reuse 1: every destination; 0: none.
+    let on = host(40000, 40999, TwReuse::On);
+    assert_eq!(hold_s(&on, a("10.0.0.1:0").ip(), a("10.0.0.9:0").ip()), 1.0);
+    let off = host(40000, 40999, TwReuse::Off);
+    assert_eq!(
+        hold_s(&off, a("127.0.0.1:0").ip(), a("127.0.0.1:0").ip()),
+        60.0
+    );
+}
+
+#[test]
+fn listeners_servers_filter_and_whole_range() {
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), Some(a("10.0.0.9:80")));
+    // Two listeners inside the range (P = 998) and one outside; dual-stack listener on 40500.
+    agg.add(TCP_LISTEN, a("0.0.0.0:40500"), a("0.0.0.0:0"), 0);
+    agg.add(TCP_LISTEN, a("[::]:40501"), a("[::]:0"), 0);
+    agg.add(TCP_LISTEN, a("0.0.0.0:22"), a("0.0.0.0:0"), 0);
+    // Server-side sockets on a listening port: no destination.
+    agg.add(
+        TCP_TIME_WAIT,
+        a("10.0.0.1:22"),
+        a("10.0.0.7:51000"),
+        left(1.0),
+    );
+    agg.add(TCP_ESTABLISHED, a("10.0.0.1:40500"), a("10.0.0.7:51001"), 0);
+    // Filtered out, but its port still counts for the whole range.
+    agg.add(
+        TCP_TIME_WAIT,
+        a("10.0.0.1:40001"),
+        a("10.0.0.8:443"),
+        left(1.0),
+    );
+    // Kept: a v4-mapped IPv6 socket counts toward the IPv4 destination; SYN_SENT too; a
+    // port outside the range is listed but uses none of P.
+    agg.add(
+        TCP_TIME_WAIT,
+        a("[::ffff:10.0.0.1]:40001"),
+        a("[::ffff:10.0.0.9]:80"),
+        left(2.0),
+    );
+    agg.add(TCP_SYN_SENT, a("10.0.0.1:40002"), a("10.0.0.9:80"), 1000);
+    agg.add(TCP_ESTABLISHED, a("10.0.0.1:30000"), a("10.0.0.9:80"), 0);
+    // Other states (FIN_WAIT1 = 4) are not counted.
+    agg.add(4, a("10.0.0.1:40003"), a("10.0.0.9:80"), 0);
+    let s = agg.finish(0.0, 0.0, None, "test");
+    assert_eq!(s.listening_in_range, 2);
+    let r = evaluate(&s, None, 10.0, "t");
+    assert_eq!(r.destinations.len(), 1);
+    let d = &r.destinations[0];
+    assert_eq!(d.destination, "10.0.0.9:80");
+    assert_eq!(d.local, "10.0.0.1");
+    assert_eq!(
+        (d.time_wait, d.syn_sent, d.established, d.used),
+        (1, 1, 1, 2)
+    );
+    assert_eq!(d.usable_ports, 998);
+    // Distinct ports in the range across destinations: 40001 (twice), 40002.
+    assert_eq!(r.whole_range.ports_in_use, 2);
+}
+
+#[test]
+fn groups_are_bounded() {
+    let mut agg = Aggregator::new(host(1024, 65535, TwReuse::Off), None);
+    for i in 0..(MAX_GROUPS as u32 + 10) {
+        let dst = SocketAddr::new(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 80);
+        agg.add(TCP_TIME_WAIT, a("10.1.0.1:40000"), dst, left(1.0));
+    }
+    let s = agg.finish(0.0, 0.0, None, "test");
+    assert_eq!(s.groups.len(), MAX_GROUPS);
+    assert_eq!(s.other_destinations, 10);
+}
+
+#[test]
+fn active_opens_rate_across_samples() {
+    let agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    let first = agg.finish(100.0, 1.0, Some(1000), "test");
+    let second = agg.finish(100.5, 1.5, Some(1025), "test");
+    let r = evaluate(&second, Some(&first), 10.0, "t");
+    assert_eq!(r.active_opens_rate, Some(50.0));
+    assert_eq!(evaluate(&first, None, 10.0, "t").active_opens_rate, None);
+    // A counter that went backwards (another namespace) gives no rate.
+    let back = agg.finish(101.0, 2.0, Some(10), "test");
+    assert_eq!(
+        evaluate(&back, Some(&second), 10.0, "t").active_opens_rate,
+        None
+    );
+}
+
+/// A scripted sampler: the watch loop, its exit code and its line-per-sample output.
+struct Script(Vec<Snapshot>);
+
+impl Source for Script {
+    fn snapshot(&mut self) -> Result<Snapshot, WatchError> {
+        Ok(self.0.remove(0))
+    }
+}
+
+fn args(format: WatchFormat, count: Option<u64>) -> WatchArgs {
+    WatchArgs {
+        pid: None,
+        netns: None,
+        dst: None,
+        interval: "10ms".parse().unwrap(),
+        once: false,
+        count,
+        warn_within: "10s".parse().unwrap(),
+        format,
+    }
+}
+
+#[test]
+fn the_loop_prints_one_line_per_sample_and_exits_by_the_last_state() {
+    let mut calm = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut calm, "10.0.0.9:80", 5.0, 30.0, 40000, 0);
+    let mut busy = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut busy, "10.0.0.9:80", 100.0, 2.0, 40000, 0);
+    let script = || {
+        Script(vec![
+            calm.finish(1.0, 0.0, Some(0), "test"),
+            busy.finish(2.0, 1.0, Some(100), "test"),
+        ])
+    };
+    let mut out = Vec::new();
+    let code = watch_loop(
+        &mut script(),
+        &args(WatchFormat::Text, Some(2)),
+        "t",
+        &mut out,
+        false,
+    )
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(code, 1, "the last sample is in warning");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().nth(1).unwrap().contains("warning"), "{text}");
+    let mut out = Vec::new();
+    watch_loop(
+        &mut script(),
+        &args(WatchFormat::Json, Some(2)),
+        "t",
+        &mut out,
+        false,
+    )
+    .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["active_opens_rate"], 100.0);
+    for key in [
+        "destination",
+        "local",
+        "time_wait",
+        "established",
+        "syn_sent",
+        "rate",
+        "usable_ports",
+        "hold_s",
+        "eta_s",
+        "state",
+    ] {
+        assert!(lines[0]["destinations"][0].get(key).is_some(), "{key}");
+    }
+    assert!(lines[0]["destinations"][0]["eta_s"].is_null());
+}
+
+#[test]
+fn prometheus_exposition_shape() {
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut agg, "[2001:db8::1]:443", 100.0, 2.0, 40000, 0);
+    client(&mut agg, "10.0.0.9:80", 5.0, 30.0, 41000, 0);
+    let text = render::prometheus(&eval(&agg));
+    assert!(
+        text.contains("# TYPE portlab_usable_ports gauge\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "portlab_port_state{destination=\"[2001:db8::1]:443\",local=\"10.0.0.1\"} 1\n"
+        ),
+        "{text}"
+    );
+    // Never: +Inf, as the format writes infinity.
+    assert!(
+        text.contains(
+            "portlab_exhaustion_eta_seconds{destination=\"10.0.0.9:80\",local=\"10.0.0.1\"} +Inf\n"
+        ),
+        "{text}"
+    );
+    // Every sample line is NAME{LABELS} VALUE or NAME VALUE, every family typed once.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = l.split(['{', ' ']).next().unwrap();
+        assert!(name.starts_with("portlab_"), "{l}");
+        assert_eq!(
+            text.matches(&format!("# TYPE {name} gauge")).count(),
+            1,
+            "{l}"
+        );
+    }
+    assert_eq!(render::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
+
+#[test]
+fn text_table_and_line() {
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 100.0, 2.0, 40000, 0);
+    client(&mut agg, "10.0.0.8:5432", 5.0, 30.0, 40300, 2);
+    let r = evaluate(&agg.finish(0.0, 0.0, Some(0), "test"), None, 10.0, "pid 42");
+    let t = render::table(&r);
+    for needle in [
+        "portlab watch: pid 42, 1970-01-01T00:00:00.000Z",
+        "ports: range 40000-40999, 1000 usable (0 reserved, 0 listening inside); tcp_tw_reuse 0",
+        "DESTINATION",
+        "10.0.0.9:80 from 10.0.0.1: 99.5 conn/s each holding a port for 60 s",
+        "shares ONE range across destinations: 352 of 1000 ports in use",
+        "state: WARNING",
+    ] {
+        assert!(t.contains(needle), "{needle:?} missing in\n{t}");
+    }
+    // Worst first: the warning row before the ok one, each with its figures.
+    let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("10.0.0.")).collect();
+    assert!(
+        rows[0].starts_with("10.0.0.9:80") && rows[0].ends_with("warning"),
+        "{t}"
+    );
+    assert!(
+        rows[0].contains("200/1000") && rows[0].contains("60 s"),
+        "{t}"
+    );
+    assert!(
+        rows[1].starts_with("10.0.0.8:5432") && rows[1].ends_with("ok"),
+        "{t}"
+    );
+    assert!(rows[1].contains("never"), "{t}");
+    let l = render::line(&r);
+    assert!(
+        l.starts_with("1970-01-01T00:00:00.000Z  2 destinations  worst 10.0.0.9:80"),
+        "{l}"
+    );
+    assert_eq!(l.lines().count(), 1);
+    // Nothing toward any destination.
+    let empty = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    let r = evaluate(&empty.finish(0.0, 0.0, None, "test"), None, 10.0, "t");
+    assert!(render::table(&r).contains("no client sockets toward any destination"));
+    assert!(render::line(&r).ends_with("0 destinations  ok\n"));
+    assert_eq!(r.exit_code(), 0);
+}

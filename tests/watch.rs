@@ -1,0 +1,508 @@
+//! `portlab watch` against clients at known rates, each in a private network namespace this
+//! test makes (`unshare -n`), watched from outside with `--pid`: the rate and ETA, the
+//! moment the ports are full against the client's first failure, tw_reuse accounting, the
+//! Prometheus output through a real parser, and bad input.
+
+mod common;
+
+use common::{assert_close, portlab};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+/// Namespaces made by unshare and entered with setns: needs root (setns into another
+/// namespace needs CAP_SYS_ADMIN in ours too). Under CI=true a skip is a failure.
+fn can_watch(test: &str) -> bool {
+    if !common::namespaces_available(test) {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        let reason = "watching another namespace needs CAP_SYS_ADMIN (run as root)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: {reason}; CI must run this test");
+        }
+        eprintln!("SKIPPED {test}: {reason}");
+    }
+    root
+}
+
+/// The client of tests/fixtures/watch_client.py in a new namespace with these sysctls.
+struct Client {
+    child: Child,
+    lines: std::io::Lines<BufReader<ChildStdout>>,
+}
+
+impl Client {
+    /// The client for `test` in a new namespace; None (SKIPPED) when watching is not possible.
+    fn for_test(test: &str, sysctls: &[(&str, &str)], args: &[&str]) -> Option<Client> {
+        can_watch(test).then(|| Client::start(sysctls, args))
+    }
+
+    fn start(sysctls: &[(&str, &str)], args: &[&str]) -> Client {
+        let mut script = String::from("set -e; ip link set lo up; ");
+        for (name, value) in sysctls {
+            script.push_str(&format!("echo '{value}' > /proc/sys/{name}; "));
+        }
+        script.push_str("exec python3 \"$@\"");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/watch_client.py");
+        // unshare without --fork execs: the child's pid is the process in the namespace.
+        let mut child = Command::new("unshare")
+            .args(["-n", "sh", "-c", &script, "sh"])
+            .arg(fixture)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting unshare");
+        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        Client { child, lines }
+    }
+
+    /// The next line that starts with `word`: its Unix time (the second field).
+    fn wait_for(&mut self, word: &str) -> f64 {
+        for line in self.lines.by_ref() {
+            let line = line.expect("client output");
+            let mut f = line.split_whitespace();
+            if f.next() == Some(word) {
+                return f.next().and_then(|t| t.parse().ok()).expect("a time");
+            }
+        }
+        panic!("the client ended before printing {word}");
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn watch(args: &[&str]) -> Output {
+    Command::new(portlab())
+        .arg("watch")
+        .args(args)
+        .output()
+        .expect("running portlab watch")
+}
+
+/// `portlab watch --pid CLIENT --dst DST --once --format FORMAT`.
+fn watch_once(c: &Client, format: &str) -> Output {
+    watch(&[
+        "--pid",
+        &c.pid(),
+        "--dst",
+        DST,
+        "--once",
+        "--format",
+        format,
+    ])
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}); exit {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v:#}"))
+}
+
+const DST: &str = "127.0.0.1:9000";
+
+/// 1000 ports (40000-40999) with an idle listener on 40500 inside them: P = 999. At
+/// 100/s with tcp_tw_reuse 0 (T = 60 s) the ports run out at 9.99 s; at t = 1.5 s watch
+/// must see the rate within 5% of 100/s, the ETA within 5% of (P - used) / R, state
+/// warning and exit 1; the Prometheus output, through prometheus_client's parser, says
+/// the same.
+#[test]
+fn rate_and_eta_of_a_client_at_100_per_s() {
+    let Some(mut c) = Client::for_test(
+        "rate_and_eta_of_a_client_at_100_per_s",
+        &[
+            ("net/ipv4/ip_local_port_range", "40000 40999"),
+            ("net/ipv4/tcp_tw_reuse", "0"),
+        ],
+        &["100", "6", "1.5", "40500"],
+    ) else {
+        return;
+    };
+    c.wait_for("MARK");
+    let out = watch_once(&c, "json");
+    let prom = watch_once(&c, "prom");
+    let text = watch(&["--pid", &c.pid(), "--once"]);
+    let ns_path = format!("/proc/{}/ns/net", c.pid());
+    let by_path = watch(&[
+        "--netns", &ns_path, "--dst", DST, "--once", "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "R x T > P: warning, exit 1");
+    let v = json(&out);
+    let d = &v["destinations"].as_array().expect("destinations")[0];
+    assert_eq!(d["destination"], DST);
+    assert_eq!(d["local"], "127.0.0.1");
+    assert_eq!(v["listening_ports_in_range"], 1);
+    assert_eq!(
+        d["usable_ports"], 999,
+        "1000 ports minus the listener on 40500"
+    );
+    assert_eq!(d["hold_s"], 60.0);
+    assert_eq!(d["state"], "warning");
+    let rate = f(d, "rate");
+    assert_close("rate from the TIME_WAIT timers", rate, 100.0, 5.0);
+    let used = f(d, "used");
+    assert!(
+        (f(d, "time_wait") + f(d, "established") - used).abs() <= f(d, "syn_sent"),
+        "{d:#}"
+    );
+    assert_close("ETA", f(d, "eta_s"), (999.0 - used) / 100.0, 5.0);
+    // At 1.5 s about 150 connections were made.
+    assert!((130.0..=170.0).contains(&used), "used {used}");
+
+    // --netns with the namespace's path sees the same namespace.
+    let p = json(&by_path);
+    assert_eq!(p["destinations"][0]["destination"], DST);
+    assert_eq!(p["destinations"][0]["usable_ports"], 999);
+    assert_eq!(
+        p["namespace"],
+        format!("the network namespace of {ns_path}")
+    );
+
+    // The text table shows the same destination and the verdict.
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        t.contains(DST) && t.contains("warning") && t.contains("state: WARNING"),
+        "{t}"
+    );
+    assert_eq!(text.status.code(), Some(1));
+
+    // The exposition through a real parser.
+    let Some(parsed) = parse_prometheus(&prom.stdout) else {
+        return;
+    };
+    let sample = |name: &str| -> f64 {
+        parsed[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} missing in {parsed:#}"))
+            .iter()
+            .find(|s| s["labels"]["destination"] == DST)
+            .and_then(|s| s["value"].as_f64())
+            .unwrap_or_else(|| panic!("{name} for {DST} missing in {parsed:#}"))
+    };
+    assert_eq!(sample("portlab_usable_ports"), 999.0);
+    assert_eq!(sample("portlab_port_hold_seconds"), 60.0);
+    assert_eq!(sample("portlab_port_state"), 1.0);
+    assert_close("prom rate", sample("portlab_connection_rate"), 100.0, 5.0);
+    assert!(sample("portlab_exhaustion_eta_seconds") < 10.0);
+}
+
+/// Parses Prometheus text with prometheus_client (PyPI): {family: [{labels, value}]}.
+/// None (SKIPPED) when python3 or the module is missing, except under CI=true.
+fn parse_prometheus(text: &[u8]) -> Option<Value> {
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        out.setdefault(s.name, []).append({"labels": s.labels, "value": s.value})
+print(json.dumps(out))
+"#;
+    let have = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have {
+        let reason = "python3 with prometheus_client is needed (pip install prometheus_client)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{reason}; CI must run this check");
+        }
+        eprintln!("SKIPPED the Prometheus parse: {reason}");
+        return None;
+    }
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text).expect("writing");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected the exposition: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(text)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("parser output"))
+}
+
+/// 200 ports at 50/s, tcp_tw_reuse 0: the client's first EADDRNOTAVAIL comes at 4 s.
+/// Watching every 100 ms, the first sample in state `exhausted` must be within one
+/// interval of that failure; before it, ActiveOpens (the cross-check) must show 50/s.
+#[test]
+fn exhausted_within_one_interval_of_the_first_failure() {
+    let Some(mut c) = Client::for_test(
+        "exhausted_within_one_interval_of_the_first_failure",
+        &[
+            ("net/ipv4/ip_local_port_range", "40000 40199"),
+            ("net/ipv4/tcp_tw_reuse", "0"),
+        ],
+        &["50", "7", "100"],
+    ) else {
+        return;
+    };
+    let ready = c.wait_for("READY");
+    let w = Command::new(portlab())
+        .args(["watch", "--pid", &c.pid(), "--dst", DST])
+        .args(["--interval", "100ms", "--count", "60", "--format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("portlab watch");
+    let failed = c.wait_for("FIRST_FAILURE");
+    let out = w.wait_with_output().expect("portlab watch");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(samples.len(), 60);
+    let exhausted = samples
+        .iter()
+        .find(|s| s["destinations"][0]["state"] == "exhausted")
+        .expect("an exhausted sample");
+    let at = f(exhausted, "time");
+    assert_close("first failure after start", failed - ready, 4.0, 5.0);
+    assert!(
+        (at - failed).abs() <= 0.1 + 0.02,
+        "exhausted at {at}, the client's first failure at {failed}: {:.3} s apart",
+        at - failed
+    );
+    let d = &exhausted["destinations"][0];
+    assert_eq!(d["usable_ports"], 200);
+    assert!(f(d, "used") >= 200.0, "{d:#}");
+    assert_eq!(d["eta_s"], 0.0);
+    // ActiveOpens between 1 s and 3.5 s: 50/s on average.
+    let opens: Vec<f64> = samples
+        .iter()
+        .filter(|s| (1.0..3.5).contains(&(f(s, "time") - ready)))
+        .filter_map(|s| s["active_opens_rate"].as_f64())
+        .collect();
+    assert!(opens.len() >= 15, "{opens:?}");
+    let mean = opens.iter().sum::<f64>() / opens.len() as f64;
+    assert_close("ActiveOpens cross-check", mean, 50.0, 5.0);
+}
+
+/// tcp_tw_reuse = 2 and loopback: the hold is the reuse delay (1 s), so 100/s needs 100 of
+/// 1000 ports: ok, no ETA, exit 0, while the TIME_WAIT count still grows past 100.
+#[test]
+fn tw_reuse_on_loopback_makes_the_hold_the_reuse_delay() {
+    let Some(mut c) = Client::for_test(
+        "tw_reuse_on_loopback_makes_the_hold_the_reuse_delay",
+        &[
+            ("net/ipv4/ip_local_port_range", "40000 40999"),
+            ("net/ipv4/tcp_tw_reuse", "2"),
+            ("net/ipv4/tcp_tw_reuse_delay", "1000"),
+        ],
+        &["100", "5", "1.5"],
+    ) else {
+        return;
+    };
+    c.wait_for("MARK");
+    let out = watch_once(&c, "json");
+    assert_eq!(out.status.code(), Some(0), "R x 1 s < P: ok");
+    let v = json(&out);
+    let d = &v["destinations"][0];
+    assert_eq!(v["tw_reuse"], 2);
+    assert_eq!(d["hold_s"], 1.0);
+    assert_eq!(d["tw_reuse_applies"], true);
+    assert_eq!(d["state"], "ok");
+    assert!(d["eta_s"].is_null(), "{d:#}");
+    assert!(
+        f(d, "rate_window_s") <= 1.0,
+        "the window is capped at the reuse delay"
+    );
+    assert_close("rate under tw_reuse", f(d, "rate"), 100.0, 5.0);
+    assert_close("R x T", f(d, "steady_ports"), 100.0, 5.0);
+}
+
+/// Bad input exits 2 with a message naming the flag, before anything is read.
+#[test]
+fn bad_input_exits_2_naming_the_flag() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--pid", "999999999", "--once"], "--pid"),
+        (&["--interval", "0", "--once"], "--interval"),
+        (&["--dst", "nowhere", "--once"], "--dst"),
+        (&["--netns", "/etc/hostname", "--once"], "--netns"),
+        (&["--format", "xml", "--once"], "--format"),
+    ];
+    for (args, flag) in cases {
+        let out = watch(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+}
+
+/// Without CAP_SYS_ADMIN (dropped with setpriv) entering a namespace is refused: exit 2,
+/// naming the capability; without CAP_SYS_PTRACE, so is opening the /proc/PID/ns/net of
+/// another user's process.
+#[test]
+fn no_permission_exits_2_naming_the_capability() {
+    if !can_watch("no_permission_exits_2_naming_the_capability") {
+        return;
+    }
+    let bin = portlab();
+    // (the target runs as nobody, capabilities portlab runs without, what it must say)
+    let runs: [(bool, &str, &str); 2] = [
+        (false, "sys_admin", "this needs CAP_SYS_ADMIN"),
+        (true, "sys_ptrace", "this needs CAP_SYS_PTRACE"),
+    ];
+    for (as_nobody, cap, needle) in runs {
+        let mut target = if as_nobody {
+            Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "sleep",
+                    "30",
+                ])
+                .spawn()
+        } else {
+            Command::new("sleep").arg("30").spawn()
+        }
+        .expect("setpriv (util-linux) and sleep");
+        if as_nobody {
+            // setpriv changes its user before it execs sleep: wait until it has.
+            let status = format!("/proc/{}/status", target.id());
+            let began = std::time::Instant::now();
+            while !std::fs::read_to_string(&status)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534"))
+            {
+                assert!(
+                    began.elapsed().as_secs() < 5,
+                    "setpriv did not become nobody"
+                );
+                std::thread::yield_now();
+            }
+        }
+        let out = Command::new("setpriv")
+            .args([
+                format!("--bounding-set=-{cap}"),
+                format!("--inh-caps=-{cap}"),
+            ])
+            .arg(&bin)
+            .args(["watch", "--pid", &target.id().to_string(), "--once"])
+            .output()
+            .expect("setpriv (util-linux)");
+        let _ = target.kill();
+        let _ = target.wait();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "without {cap}: {err}");
+        assert!(err.contains(needle), "without {cap}: {err}");
+    }
+}
+
+/// portlab's own client: `portlab run --lab` (1000 ports, tcp_tw_reuse 0, 100/s) watched by
+/// its pid while it runs. Once 150 sockets are in TIME_WAIT (1.5 s in), the rate must be
+/// within 5% of 100/s, the ETA within 5% of (P - used) / 100, the state warning.
+#[test]
+fn watching_a_portlab_lab_run_by_its_pid() {
+    if !can_watch("watching_a_portlab_lab_run_by_its_pid") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut run = Command::new(portlab())
+        .args([
+            "run",
+            "--lab",
+            "--lab-port-range",
+            "40000-40999",
+            "--lab-tw-reuse",
+            "0",
+        ])
+        .args([
+            "--rate",
+            "100",
+            "--duration",
+            "3s",
+            "-q",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("portlab run --lab");
+    // The run makes its namespace after it starts: wait until it is in it.
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let began = std::time::Instant::now();
+    while ns(&run.id().to_string()) == ns("self") {
+        assert!(
+            began.elapsed().as_secs() < 10,
+            "the run never entered its lab"
+        );
+        std::thread::yield_now();
+    }
+    let mut w = Command::new(portlab())
+        .args([
+            "watch",
+            "--pid",
+            &run.id().to_string(),
+            "--interval",
+            "250ms",
+        ])
+        .args(["--count", "16", "--format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("portlab watch");
+    let lines = BufReader::new(w.stdout.take().expect("piped")).lines();
+    let mut checked = false;
+    for line in lines {
+        let s: Value = serde_json::from_str(&line.expect("watch output")).expect("JSON line");
+        let Some(d) = s["destinations"].as_array().and_then(|d| d.first()) else {
+            continue;
+        };
+        if f(d, "time_wait") < 150.0 || checked {
+            continue;
+        }
+        checked = true;
+        assert_eq!(d["usable_ports"], 1000, "{d:#}");
+        assert_eq!(d["hold_s"], 60.0);
+        assert_eq!(d["state"], "warning");
+        assert_close("rate of portlab's client", f(d, "rate"), 100.0, 5.0);
+        let used = f(d, "used");
+        assert_close("ETA", f(d, "eta_s"), (1000.0 - used) / 100.0, 5.0);
+    }
+    assert_eq!(
+        w.wait().expect("portlab watch").code(),
+        Some(1),
+        "R x T > P"
+    );
+    assert!(run.wait().expect("portlab run").success());
+    assert!(checked, "no sample with 150 TIME_WAIT sockets");
+}
