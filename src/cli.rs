@@ -86,37 +86,87 @@ pub struct RunArgs {
 
     /// Starts per second (open loop: start i at t0 + i/R), or "max" for a closed loop
     /// [key: load.rate; default 100].
-    #[arg(long, help_heading = "Load", value_name = "R|max")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "R|max"
+    )]
     pub rate: Option<Rate>,
     /// Closed-loop workers with --rate max [key: load.concurrency; default 32, or the pool size].
-    #[arg(long, help_heading = "Load", value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     pub concurrency: Option<u32>,
     /// Client threads, each running its share of the workers on its own event loop
     /// [key: load.threads; default one per core].
-    #[arg(long, help_heading = "Load", value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     pub threads: Option<u32>,
     /// How long to issue starts, e.g. 5s, 2m [key: load.duration; default 10s unless --count].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "DURATION"
+    )]
     pub duration: Option<Span>,
     /// Total starts [key: load.count].
-    #[arg(long, help_heading = "Load", value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     pub count: Option<u64>,
     /// A start due while N are in flight is dropped and counted, not queued
     /// [key: load.max_in_flight; default 1024].
-    #[arg(long, help_heading = "Load", value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     pub max_in_flight: Option<u32>,
     /// connect() bound; past it the attempt fails as TIMEOUT [key: load.connect_timeout; default 5s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "DURATION"
+    )]
     pub connect_timeout: Option<Span>,
     /// Exchange bound after connect [key: load.exchange_timeout; default 5s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "DURATION"
+    )]
     pub exchange_timeout: Option<Span>,
     /// After the last start or Ctrl-C, how long in-flight connections may finish
     /// [key: load.drain_timeout; default 3s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "DURATION"
+    )]
     pub drain_timeout: Option<Span>,
     /// Timeline and progress interval [key: load.interval; default 1s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
+    #[arg(
+        long,
+        help_heading = "Load",
+        allow_hyphen_values = true,
+        value_name = "DURATION"
+    )]
     pub interval: Option<Span>,
 
     /// Who closes: active (client first: client TIME_WAIT), passive (server first: server
@@ -125,7 +175,12 @@ pub struct RunArgs {
     pub close: Option<CloseMode>,
     /// N persistent connections carry all requests; 0 = one connection per request
     /// [key: client.pool; default 0].
-    #[arg(long, help_heading = "Client", value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Client",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     pub pool: Option<u32>,
     /// SO_REUSEADDR on client sockets [key: client.reuse_addr].
     #[arg(long, help_heading = "Client", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -170,17 +225,32 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Target", value_name = "IP:PORT")]
     pub listen: Option<String>,
     /// Embedded server listen() backlog (capped by somaxconn) [key: target.backlog; default 4096].
-    #[arg(long, help_heading = "Target", value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Target",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     pub backlog: Option<u32>,
     /// Embedded server pause before each accept(), to fill its backlog [key: target.accept_delay].
-    #[arg(long, help_heading = "Target", value_name = "DURATION")]
+    #[arg(
+        long,
+        help_heading = "Target",
+        allow_hyphen_values = true,
+        value_name = "DURATION"
+    )]
     pub accept_delay: Option<Span>,
     /// Embedded server close: first, after-client, reset [key: target.server_close; default
     /// follows --close].
     #[arg(long, help_heading = "Target", value_name = "HOW")]
     pub server_close: Option<ServerClose>,
     /// Embedded server ports (destinations) the client round-robins over [key: target.destinations; default 1].
-    #[arg(long, help_heading = "Target", value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Target",
+        allow_hyphen_values = true,
+        value_name = "N"
+    )]
     pub destinations: Option<u32>,
     /// A command serving --target (e.g. "nginx -c /tmp/x/nginx.conf"), started before the run
     /// (inside the lab when there is one) and stopped after it [key: target.exec].
@@ -188,7 +258,12 @@ pub struct RunArgs {
     pub target_exec: Option<String>,
     /// How long the --target-exec command may take to accept on --target
     /// [key: target.ready_timeout; default 10s].
-    #[arg(long, help_heading = "Target", value_name = "DURATION")]
+    #[arg(
+        long,
+        help_heading = "Target",
+        allow_hyphen_values = true,
+        value_name = "DURATION"
+    )]
     pub ready_timeout: Option<Span>,
 
     /// The Linux lab: a private network namespace with its own sysctls [keys: lab.*].
@@ -202,6 +277,7 @@ pub struct RunArgs {
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",
+        allow_hyphen_values = true,
         value_name = "F"
     )]
     pub max_error_rate: Option<f64>,
@@ -209,6 +285,7 @@ pub struct RunArgs {
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",
+        allow_hyphen_values = true,
         value_name = "MS"
     )]
     pub max_connect_p99_ms: Option<f64>,
@@ -216,6 +293,7 @@ pub struct RunArgs {
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",
+        allow_hyphen_values = true,
         value_name = "F"
     )]
     pub min_success_rate: Option<f64>,
@@ -242,6 +320,7 @@ pub struct RunArgs {
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",
+        allow_hyphen_values = true,
         value_name = "[NAME=]PCT"
     )]
     pub tolerance: Vec<Tolerance>,
@@ -257,6 +336,7 @@ pub struct RunArgs {
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",
+        allow_hyphen_values = true,
         value_name = "PCT",
         requires = "baseline"
     )]
@@ -416,5 +496,81 @@ mod tests {
             s.load.duration, None,
             "unset flags leave the file's value alone"
         );
+    }
+
+    fn predict_input(args: &[&str]) -> crate::model::ModelInput {
+        let cli = Cli::try_parse_from(["portlab", "predict"].iter().chain(args)).unwrap();
+        let Command::Predict(p) = cli.command else {
+            panic!("parsed as predict")
+        };
+        crate::model::input_from_args(&p).unwrap()
+    }
+
+    // One grammar and one vocabulary: run and predict spell a concept the same way.
+    #[test]
+    fn run_and_predict_share_rates_durations_and_flag_names() {
+        let cli = Cli::parse_from([
+            "portlab",
+            "run",
+            "--rate",
+            "1800/min",
+            "--accept-delay",
+            "2",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as run")
+        };
+        assert_eq!(args.rate, Some(Rate::PerSecond(30.0)));
+        assert_eq!(
+            args.accept_delay.map(Span::secs),
+            Some(2.0),
+            "bare number = seconds"
+        );
+
+        let input = predict_input(&[
+            "--rate",
+            "1800/min",
+            "--source",
+            "10.0.0.1,10.0.0.2",
+            "--port-range",
+            "32768-32867",
+            "--reserved-ports",
+            "32768-32777,50000",
+            "--tw-reuse-delay",
+            "250ms",
+        ]);
+        assert_eq!(input.rate, Some(30.0));
+        assert_eq!(input.sources, 2, "--source counts the addresses");
+        assert_eq!(
+            input.reserved, 10,
+            "only reserved ports inside the range count"
+        );
+        assert_eq!(input.ports, 90);
+        assert_eq!(input.tw_reuse_delay_s, 0.25);
+        // The older spellings still work.
+        let old = predict_input(&[
+            "--sources",
+            "3",
+            "--reserved",
+            "5",
+            "--port-range",
+            "1025-1124",
+        ]);
+        assert_eq!((old.sources, old.reserved, old.ports), (3, 5, 95));
+        // --bind takes run's modes: range= replaces the port range, no-port is per destination.
+        let ranged = predict_input(&["--bind", "range=40000-40099", "--rate", "10"]);
+        assert_eq!(
+            (ranged.ports, ranged.bind),
+            (100, crate::model::BindModel::WholeRange)
+        );
+        let no_port = predict_input(&["--bind", "no-port"]);
+        assert_eq!(no_port.bind, crate::model::BindModel::PerDestination);
+    }
+
+    #[test]
+    fn negative_values_reach_the_keys_own_message() {
+        let e = Cli::try_parse_from(["portlab", "run", "--accept-delay", "-1s"]).unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
+        assert!(e.to_string().contains("--accept-delay"), "{e}");
     }
 }

@@ -83,9 +83,9 @@ pub struct LabConfig {
     pub somaxconn: Option<u32>,
     /// `net.ipv4.tcp_abort_on_overflow`: RST instead of a silent drop when the accept queue is full.
     pub abort_on_overflow: Option<bool>,
-    /// A TIME_WAIT to emulate, e.g. "240s" (Windows' default), through tcp_tw_reuse = 1 and
-    /// tcp_tw_reuse_delay = time_wait / time_scale.
-    pub time_wait: Option<String>,
+    /// A TIME_WAIT to emulate, e.g. "240s" (Windows' default; a bare number is seconds),
+    /// through tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time_wait / time_scale.
+    pub time_wait: Option<crate::plan::Span>,
     /// Compress time by this factor: the emulated hold is divided and the rate multiplied by it.
     pub time_scale: Option<f64>,
     /// "loopback" (default: client and server share one namespace) or "veth" (two namespaces
@@ -134,10 +134,12 @@ pub struct LabArgs {
     /// Applies to connect() only, and only when TCP timestamps were on.
     #[arg(long, value_name = "0|1|2")]
     pub lab_tw_reuse: Option<u8>,
-    /// net.ipv4.tcp_tw_reuse_delay in milliseconds (1-60000, Linux 6.14+): with tw_reuse on,
-    /// this is the effective TIME_WAIT hold for port reuse.
-    #[arg(long, value_name = "MS")]
-    pub lab_tw_reuse_delay: Option<u32>,
+    /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other one:
+    /// 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with tw_reuse on,
+    /// this is the effective TIME_WAIT hold for port reuse. The scenario key keeps its unit in
+    /// its name: lab.tw_reuse_delay_ms.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub lab_tw_reuse_delay: Option<crate::plan::Span>,
     /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets skip
     /// TIME_WAIT (counted as TCPTimeWaitOverflow).
     #[arg(long, value_name = "N")]
@@ -158,8 +160,8 @@ pub struct LabArgs {
     pub lab_abort_on_overflow: Option<bool>,
     /// A TIME_WAIT to emulate, e.g. 240s (Windows default); done with tcp_tw_reuse = 1 and
     /// tcp_tw_reuse_delay = time-wait / time-scale, which must come to at most 60 s.
-    #[arg(long, value_name = "DURATION")]
-    pub lab_time_wait: Option<String>,
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub lab_time_wait: Option<crate::plan::Span>,
     /// Compress time by this factor (with --lab-time-wait): the emulated hold is divided and the
     /// request rate multiplied by it; reports give lab and modelled seconds.
     #[arg(long, value_name = "FACTOR")]
@@ -178,13 +180,18 @@ impl LabConfig {
             port_range: args.lab_port_range.clone().or(self.port_range),
             reserved_ports: args.lab_reserved_ports.clone().or(self.reserved_ports),
             tw_reuse: args.lab_tw_reuse.or(self.tw_reuse),
-            tw_reuse_delay_ms: args.lab_tw_reuse_delay.or(self.tw_reuse_delay_ms),
+            // In whole milliseconds, the kernel's unit; a sub-millisecond or huge value
+            // becomes one validation refuses by name (0, or past 60000).
+            tw_reuse_delay_ms: args
+                .lab_tw_reuse_delay
+                .map(|d| u32::try_from(d.0.as_millis()).unwrap_or(u32::MAX))
+                .or(self.tw_reuse_delay_ms),
             max_tw_buckets: args.lab_max_tw_buckets.or(self.max_tw_buckets),
             fin_timeout: args.lab_fin_timeout.or(self.fin_timeout),
             timestamps: args.lab_timestamps.or(self.timestamps),
             somaxconn: args.lab_somaxconn.or(self.somaxconn),
             abort_on_overflow: args.lab_abort_on_overflow.or(self.abort_on_overflow),
-            time_wait: args.lab_time_wait.clone().or(self.time_wait),
+            time_wait: args.lab_time_wait.or(self.time_wait),
             time_scale: args.lab_time_scale.or(self.time_scale),
             topology: args.lab_topology.clone().or(self.topology),
             server: self.server,
@@ -197,7 +204,7 @@ impl LabConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// A key has a value outside what it accepts.
-    #[error("lab.{key} = {value}: {expected}")]
+    #[error("lab.{key} = {value}{}: {expected}", flag_of(key).map(|f| format!(" (flag {f})")).unwrap_or_default())]
     Invalid {
         /// The scenario key (flags use --lab-<key with dashes>).
         key: &'static str,
@@ -261,6 +268,25 @@ pub enum LabError {
         /// What the kernel reports.
         got: String,
     },
+}
+
+/// The `run` flag that sets lab key `key`, if it has one (`[lab.server]` keys have none).
+pub fn flag_of(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "port_range" => "--lab-port-range",
+        "reserved_ports" => "--lab-reserved-ports",
+        "tw_reuse" => "--lab-tw-reuse",
+        "tw_reuse_delay_ms" => "--lab-tw-reuse-delay",
+        "max_tw_buckets" => "--lab-max-tw-buckets",
+        "fin_timeout" => "--lab-fin-timeout",
+        "timestamps" => "--lab-timestamps",
+        "somaxconn" => "--lab-somaxconn",
+        "abort_on_overflow" => "--lab-abort-on-overflow",
+        "time_wait" => "--lab-time-wait",
+        "time_scale" => "--lab-time-scale",
+        "topology" => "--lab-topology",
+        _ => return None,
+    })
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]

@@ -442,16 +442,12 @@ impl LabConfig {
                 }
                 None
             }
-            Some(s) => {
-                let tw = humantime::parse_duration(s.trim()).map_err(|e| LabError::Invalid {
-                    key: "time_wait",
-                    value: format!("{s:?}"),
-                    expected: format!("a duration such as \"240s\" or \"4m\" ({e})"),
-                })?;
+            Some(span) => {
+                let tw = span.0;
                 if tw.is_zero() {
                     return Err(LabError::Invalid {
                         key: "time_wait",
-                        value: format!("{s:?}"),
+                        value: format!("\"{span}\""),
                         expected: "a duration above zero, e.g. \"240s\"".into(),
                     });
                 }
@@ -567,6 +563,10 @@ fn reserved_ports_in(range: PortRange, reserved: &[PortRange]) -> u32 {
 mod tests {
     use super::*;
 
+    fn span(s: &str) -> crate::plan::Span {
+        s.parse().unwrap()
+    }
+
     fn lab() -> LabConfig {
         LabConfig {
             isolate: true,
@@ -621,7 +621,7 @@ mod tests {
             (
                 "time scale 240s / 10",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(10.0),
                     ..lab()
                 },
@@ -634,7 +634,7 @@ mod tests {
             (
                 "time_wait 30s unscaled",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     ..lab()
                 },
                 vec![
@@ -646,7 +646,7 @@ mod tests {
             (
                 "time_wait 60s unscaled",
                 LabConfig {
-                    time_wait: Some("1m".into()),
+                    time_wait: Some(span("1m")),
                     tw_reuse: Some(1),
                     ..lab()
                 },
@@ -659,7 +659,7 @@ mod tests {
             (
                 "fractional delay rounds",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(7.0),
                     ..lab()
                 },
@@ -838,7 +838,7 @@ mod tests {
             (
                 "time_wait 240s unscaled",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     ..lab()
                 },
                 "raise time_scale to at least 4",
@@ -847,7 +847,7 @@ mod tests {
             (
                 "time_wait 240s scale 2",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(2.0),
                     ..lab()
                 },
@@ -857,7 +857,7 @@ mod tests {
             (
                 "time_wait 100s",
                 LabConfig {
-                    time_wait: Some("100s".into()),
+                    time_wait: Some(span("100s")),
                     ..lab()
                 },
                 "at least 1.67",
@@ -866,7 +866,7 @@ mod tests {
             (
                 "delay below 1 ms",
                 LabConfig {
-                    time_wait: Some("1s".into()),
+                    time_wait: Some(span("1s")),
                     time_scale: Some(5000.0),
                     ..lab()
                 },
@@ -885,7 +885,7 @@ mod tests {
             (
                 "scale zero",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(0.0),
                     ..lab()
                 },
@@ -894,7 +894,7 @@ mod tests {
             (
                 "scale NaN",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(f64::NAN),
                     ..lab()
                 },
@@ -904,7 +904,7 @@ mod tests {
             (
                 "time_wait and delay",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     tw_reuse_delay_ms: Some(1000),
                     ..lab()
                 },
@@ -914,7 +914,7 @@ mod tests {
             (
                 "time_wait with reuse 2",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     tw_reuse: Some(2),
                     ..lab()
                 },
@@ -924,25 +924,18 @@ mod tests {
             (
                 "time_wait without timestamps",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     timestamps: Some(false),
                     ..lab()
                 },
                 "drop timestamps = false",
             ),
-            // Unparseable and zero durations.
-            (
-                "time_wait syntax",
-                LabConfig {
-                    time_wait: Some("four minutes".into()),
-                    ..lab()
-                },
-                "a duration such as",
-            ),
+            // A zero duration (an unparseable one is refused by the one duration grammar,
+            // see time_wait_takes_the_one_duration_grammar).
             (
                 "time_wait zero",
                 LabConfig {
-                    time_wait: Some("0s".into()),
+                    time_wait: Some(span("0s")),
                     ..lab()
                 },
                 "above zero",
@@ -993,7 +986,7 @@ mod tests {
     #[test]
     fn time_scale_mapping_240s_by_10() {
         let plan = LabConfig {
-            time_wait: Some("240s".into()),
+            time_wait: Some(span("240s")),
             time_scale: Some(10.0),
             port_range: Some("1025-5000".into()),
             ..lab()
@@ -1119,12 +1112,51 @@ mod tests {
             "--lab-timestamps",
             "off",
             "--lab-tw-reuse-delay",
-            "1000",
+            "1.5",
         ])
         .expect("flags parse");
         assert!(cli.lab.lab);
         assert_eq!(cli.lab.lab_timestamps, Some(false));
         assert_eq!(cli.lab.lab_time_scale, Some(10.0));
-        assert_eq!(cli.lab.lab_tw_reuse_delay, Some(1000));
+        // A bare number is seconds, as in every other duration; the key stays in ms.
+        assert_eq!(
+            cli.lab.lab_tw_reuse_delay,
+            Some(crate::plan::Span(Duration::from_millis(1500)))
+        );
+        let merged = LabConfig::default().merge_args(&cli.lab);
+        assert_eq!(merged.tw_reuse_delay_ms, Some(1500));
+        // 4000 read as seconds is past the kernel's 60 s: refused naming the key and flag.
+        let cli =
+            Cli::try_parse_from(["portlab", "--lab", "--lab-tw-reuse-delay", "4000"]).unwrap();
+        let e = LabConfig::default()
+            .merge_args(&cli.lab)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lab.tw_reuse_delay_ms")
+                && e.contains("--lab-tw-reuse-delay")
+                && e.contains("60000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn time_wait_takes_the_one_duration_grammar() {
+        for (text, secs) in [
+            ("\"240\"", 240.0),
+            ("240", 240.0),
+            ("\"4m\"", 240.0),
+            ("2.5", 2.5),
+        ] {
+            let cfg: LabConfig = toml::from_str(&format!(
+                "isolate = true\ntime_wait = {text}\ntime_scale = 10"
+            ))
+            .unwrap();
+            assert_eq!(cfg.time_wait.map(|s| s.secs()), Some(secs), "{text}");
+            cfg.validate().unwrap();
+        }
+        let e = toml::from_str::<LabConfig>("time_wait = \"four minutes\"").unwrap_err();
+        assert!(e.to_string().contains("not a duration"), "{e}");
     }
 }
