@@ -79,15 +79,18 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         Some(path) => plan::load_scenario(path)?,
         None => Scenario::default(),
     };
-    let plan = Plan::resolve(&args.over(file))?;
+    let given = args.over(file);
+    let plan = Plan::resolve(&given)?;
+    plan::check_host(&given, &plan)?;
     let baseline = match &args.baseline {
         Some(path) => {
             let margin = args
                 .baseline_margin
                 .unwrap_or(portlab::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
-            if !(margin.is_finite() && margin >= 0.0) {
+            let max = plan::bounds::MAX_PCT;
+            if !(margin.is_finite() && (0.0..=max).contains(&margin)) {
                 anyhow::bail!(
-                    "--baseline-margin {margin} is not a percentage; write 0 or more, e.g. 10"
+                    "--baseline-margin {margin} is not a percentage: accepted 0 to {max}, e.g. 10"
                 );
             }
             let summary =

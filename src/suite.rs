@@ -148,6 +148,7 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     for file in files {
         let scenario = plan::load_scenario(&file)?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
+        plan::check_host(&scenario, &plan).with_context(|| format!("{}", file.display()))?;
         if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
             return Err(anyhow!(
                 "{} and {} are both named '{}'; each scenario of a suite needs its own name (it names its results directory)",

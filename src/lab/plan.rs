@@ -10,6 +10,17 @@ use super::{LabConfig, LabError, ServerSideConfig};
 /// Highest value the kernel accepts for net.ipv4.tcp_tw_reuse_delay (ms).
 pub const MAX_TW_REUSE_DELAY_MS: u32 = 60_000;
 
+/// Largest tcp_max_tw_buckets and somaxconn: the kernel stores both in a C int and refuses
+/// more.
+pub const MAX_KERNEL_INT: u64 = i32::MAX as u64;
+
+/// Largest tcp_fin_timeout, seconds: the kernel stores it in jiffies in a C int and refuses a
+/// value whose jiffies overflow (INT_MAX / HZ, with HZ up to 1000).
+pub const MAX_FIN_TIMEOUT_S: u32 = i32::MAX as u32 / 1000;
+
+/// Accepted time scales: beyond these the emulated hold or the scaled rate leave every range.
+pub const TIME_SCALE_RANGE: (f64, f64) = (0.001, 10_000.0);
+
 /// Lowest port the kernel accepts as the start of ip_local_port_range while
 /// net.ipv4.ip_unprivileged_port_start keeps its default (1024): it refuses a range that
 /// encroaches on privileged ports.
@@ -261,6 +272,23 @@ fn common_sysctls(
             value: d.to_string(),
         });
     }
+    let key = |k: &'static str, server_k: &'static str| if server { server_k } else { k };
+    if let Some(v) = c.max_tw_buckets.filter(|v| *v > MAX_KERNEL_INT) {
+        return Err(LabError::Invalid {
+            key: key("max_tw_buckets", "server.max_tw_buckets"),
+            value: v.to_string(),
+            expected: format!("0-{MAX_KERNEL_INT} (the kernel keeps it in an int)"),
+        });
+    }
+    if let Some(v) = c.fin_timeout.filter(|v| *v > MAX_FIN_TIMEOUT_S) {
+        return Err(LabError::Invalid {
+            key: key("fin_timeout", "server.fin_timeout"),
+            value: v.to_string(),
+            expected: format!(
+                "0-{MAX_FIN_TIMEOUT_S} seconds (the kernel keeps it in jiffies in an int)"
+            ),
+        });
+    }
     if let Some(v) = c.max_tw_buckets {
         out.push(Sysctl {
             name: "net.ipv4.tcp_max_tw_buckets",
@@ -420,13 +448,15 @@ impl LabConfig {
         };
         let scale = match self.time_scale {
             None => 1.0,
-            Some(s) if s.is_finite() && s > 0.0 => s,
+            Some(s) if (TIME_SCALE_RANGE.0..=TIME_SCALE_RANGE.1).contains(&s) => s,
             Some(s) => {
                 return Err(LabError::Invalid {
                     key: "time_scale",
                     value: s.to_string(),
-                    expected: "a finite factor > 0, e.g. 10 (ten times faster than modelled)"
-                        .into(),
+                    expected: format!(
+                    "a finite factor > 0, from {} to {}, e.g. 10 (ten times faster than modelled)",
+                    TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1
+                ),
                 })
             }
         };
@@ -939,6 +969,44 @@ mod tests {
                     ..lab()
                 },
                 "above zero",
+            ),
+            // Values the kernel would refuse are refused by name before set-up (issue 12).
+            (
+                "max_tw_buckets past the kernel's int",
+                LabConfig {
+                    max_tw_buckets: Some(9_007_199_254_740_992),
+                    ..lab()
+                },
+                "lab.max_tw_buckets = 9007199254740992 (flag --lab-max-tw-buckets): 0-2147483647",
+            ),
+            (
+                "server max_tw_buckets past the kernel's int",
+                LabConfig {
+                    topology: Some("veth".into()),
+                    server: Some(ServerSideConfig {
+                        max_tw_buckets: Some(1 << 40),
+                        ..Default::default()
+                    }),
+                    ..lab()
+                },
+                "lab.server.max_tw_buckets",
+            ),
+            (
+                "fin_timeout past the kernel's jiffies",
+                LabConfig {
+                    fin_timeout: Some(4_000_000_000),
+                    ..lab()
+                },
+                "lab.fin_timeout = 4000000000 (flag --lab-fin-timeout): 0-2147483 seconds",
+            ),
+            (
+                "scale huge",
+                LabConfig {
+                    time_wait: Some(span("240s")),
+                    time_scale: Some(1e300),
+                    ..lab()
+                },
+                "from 0.001 to 10000",
             ),
             // Unknown topology names the accepted ones.
             (

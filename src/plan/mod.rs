@@ -3,9 +3,12 @@
 //! Everything a user can get wrong is refused here, before any traffic, with a [`PlanError`]
 //! that names the key (and its flag) and what is accepted.
 
+pub mod bounds;
+mod host;
 mod scenario;
 pub mod values;
 
+pub use host::check_host;
 pub use scenario::{
     ClientSection, ExpectSection, LoadSection, PayloadSection, Scenario, TargetSection,
 };
@@ -62,11 +65,26 @@ fn invalid(key: &'static str, flag: &'static str, message: impl Into<String>) ->
 /// Reads and parses a scenario file; unknown keys are an error naming the key.
 pub fn load_scenario(path: &Path) -> Result<Scenario, PlanError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+    let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
         path: shown.clone(),
         source,
     })?;
-    let mut scenario: Scenario = toml::from_str(&text).map_err(|e| PlanError::Parse {
+    parse_scenario(&bytes, path)
+}
+
+/// Parses scenario file contents (`path` names it in messages and gives the default name).
+/// Pure: the entry point of the fuzz harness too.
+pub fn parse_scenario(bytes: &[u8], path: &Path) -> Result<Scenario, PlanError> {
+    let shown = path.display().to_string();
+    let text = std::str::from_utf8(bytes).map_err(|e| PlanError::Parse {
+        path: shown.clone(),
+        message: format!(
+            "not UTF-8 text: invalid byte 0x{:02x} at byte offset {} (TOML files are UTF-8)",
+            bytes[e.valid_up_to()],
+            e.valid_up_to()
+        ),
+    })?;
+    let mut scenario: Scenario = toml::from_str(text).map_err(|e| PlanError::Parse {
         path: shown,
         message: e.to_string(),
     })?;
@@ -371,6 +389,7 @@ pub const MAX_DESTINATIONS: u32 = 8;
 impl Plan {
     /// Validates a (file + flags) scenario and fills in every default.
     pub fn resolve(s: &Scenario) -> Result<Plan, PlanError> {
+        bounds::check(s)?;
         let l = &s.load;
         let rate = l.rate.unwrap_or(Rate::PerSecond(DEFAULT_RATE));
         let count = match l.count {
@@ -669,6 +688,14 @@ impl Plan {
             exec,
         };
         plan.check_consistency()?;
+        if let Rate::PerSecond(r) = plan.lab_rate() {
+            if r > bounds::MAX_RATE {
+                return Err(invalid("load.rate", "--rate", format!(
+                    "{} x lab.time_scale (--lab-time-scale) {} = {r} starts per second is out of range: accepted at most {}",
+                    plan.load.rate, plan.time_scale(), bounds::MAX_RATE
+                )));
+            }
+        }
         Ok(plan)
     }
 
@@ -717,6 +744,13 @@ impl Plan {
             )));
         }
         if let Target::Embedded(s) = &self.target {
+            let last = u32::from(s.listen.port()) + s.destinations - 1;
+            if s.listen.port() != 0 && last > u32::from(u16::MAX) {
+                return Err(invalid("target.destinations", "--destinations", format!(
+                    "{} ports from target.listen (--listen) port {} run past 65535 (the last would be {last}): listen on port {} or lower, or on port 0",
+                    s.destinations, s.listen.port(), u32::from(u16::MAX) + 1 - s.destinations
+                )));
+            }
             if c.close == CloseMode::Passive && s.close == ServerClose::AfterClient {
                 return Err(invalid("target.server_close", "--server-close", "after-client with close = passive would leave both sides waiting for the other: use first or reset"));
             }

@@ -19,6 +19,16 @@ impl fmt::Display for ValueError {
 
 impl std::error::Error for ValueError {}
 
+/// A number as a message shows it: plain, or in exponent form when plain would be a wall of
+/// digits (1e300, 5e-324).
+pub fn shown(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e12).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, ValueError> {
     Err(ValueError(msg.into()))
 }
@@ -71,7 +81,7 @@ pub struct Span(pub Duration);
 
 /// The longest duration any key accepts (about 100 years): beyond it nothing is meaningful
 /// and `Instant + d` could overflow. Each key has a tighter bound of its own.
-pub const MAX_SPAN: Duration = Duration::from_secs(100 * 365 * 86_400);
+pub const MAX_SPAN: Duration = Duration::from_secs(3_155_760_000); // 100 x 365.25 days
 
 const SPAN_FORMS: &str = "write e.g. 5s, 250ms, 2m, or a number of seconds";
 
@@ -96,13 +106,14 @@ impl FromStr for Span {
 impl Span {
     /// A number of seconds as a duration: finite, 0 or more, at most [`MAX_SPAN`].
     pub fn from_secs(secs: f64) -> Result<Self, ValueError> {
+        let secs_shown = shown(secs);
         if !secs.is_finite() || secs < 0.0 {
-            return err(format!("'{secs}' is not a duration; {SPAN_FORMS}"));
+            return err(format!("'{secs_shown}' is not a duration; {SPAN_FORMS}"));
         }
         match Duration::try_from_secs_f64(secs) {
-            Ok(d) => Span::bounded(d, &secs.to_string()),
+            Ok(d) => Span::bounded(d, &format!("{secs_shown}s")),
             Err(_) => err(format!(
-                "'{secs}' seconds is too long a duration (at most {})",
+                "'{secs_shown}' seconds is too long a duration (at most {})",
                 humantime::format_duration(MAX_SPAN)
             )),
         }
@@ -176,7 +187,8 @@ impl Rate {
             Ok(Rate::PerSecond(v))
         } else {
             err(format!(
-                "rate {v} is not allowed; write a positive number of starts per second, or max"
+                "rate {} is not allowed; write a positive number of starts per second, or max",
+                shown(v)
             ))
         }
     }
