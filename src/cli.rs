@@ -354,6 +354,11 @@ pub struct RunArgs {
     /// No progress display.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    /// Parse, merge and validate (the host checks too), then print the resolved plan (TOML;
+    /// with --format json one object) and the model's prediction; nothing is sent, no results
+    /// directory is created. Exit 0 valid, 2 not.
+    #[arg(long, help_heading = "Output")]
+    pub dry_run: bool,
 }
 
 impl RunArgs {

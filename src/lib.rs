@@ -11,6 +11,8 @@
 //! report sees both the prediction and the measurement.
 //!
 //! - [`cli`]: clap definitions, raw flags only.
+//! - [`dry_run`]: `run --dry-run` and `suite --dry-run`: validate and show the resolved plan
+//!   with the model's prediction, sending nothing.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection.
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
@@ -34,6 +36,7 @@
 
 pub mod cli;
 pub mod collect;
+pub mod dry_run;
 pub mod engine;
 pub mod inspect;
 pub mod lab;

@@ -23,6 +23,11 @@ fn main() -> ExitCode {
             portlab::inspect::run(&args, &mut std::io::stdout().lock()).map(|()| 0)
         }
         Command::Report(args) => report(&args),
+        Command::Suite(args) if args.dry_run => portlab::dry_run::suite(
+            &args.dir,
+            portlab::report::Format::Text,
+            &mut std::io::stdout().lock(),
+        ),
         Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
     };
     match result {
@@ -80,6 +85,10 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         None => Scenario::default(),
     };
     let given = args.over(file);
+    let dry_run = args
+        .dry_run
+        .then(|| portlab::dry_run::render(&given, args.format))
+        .transpose()?;
     let plan = Plan::resolve(&given)?;
     plan::check_host(&given, &plan)?;
     let baseline = match &args.baseline {
@@ -99,6 +108,11 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
+    if let Some(text) = dry_run {
+        // Validated, baseline included: show it and send nothing.
+        print!("{text}");
+        return Ok(0);
+    }
     let opts = RunOptions {
         baseline,
         out: args.out.clone(),

@@ -34,6 +34,10 @@ pub struct SuiteArgs {
     /// No line per scenario on stderr while the suite runs.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Validate every file and print each resolved plan with the model's prediction, as
+    /// `run --dry-run` does; nothing is sent and nothing written. Exit 0 all valid, 2 not.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// How one scenario ended.
