@@ -13,12 +13,16 @@
 //! - [`cli`]: clap definitions, raw flags only.
 //! - [`dry_run`]: `run --dry-run` and `suite --dry-run`: validate and show the resolved plan
 //!   with the model's prediction, sending nothing.
+//! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json) and a seeded
+//!   mutator, shared by the property test, the cargo-fuzz targets and the example driver.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection.
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
-//!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings.
+//!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings;
+//!   the bounds of every key ([`plan::bounds`]); the lab's pure half ([`plan::lab`]: the
+//!   `[lab]` table, its flags, validation and the time-scale arithmetic).
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
-//!   sysctls (Linux only; elsewhere a clear error).
+//!   sysctls (Linux only; elsewhere a clear error). It imports plan, never the reverse.
 //! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
 //!   (one listener per destination), and `target::exec`: a server command portlab starts
 //!   inside the lab, waits for, and stops.
@@ -38,6 +42,7 @@ pub mod cli;
 pub mod collect;
 pub mod dry_run;
 pub mod engine;
+pub mod fuzz;
 pub mod inspect;
 pub mod lab;
 pub mod model;

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::netlink::{MsgBuilder, NlSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
-use super::plan::{parse_reserved_ports, Sysctl, Topology};
+use super::{parse_reserved_ports, Sysctl, Topology};
 use super::{Applied, LabError, LabPlan, MODEL_SYSCTLS};
 
 /// Client side of the veth pair (RFC 2544 benchmarking range 198.18.0.0/15).

@@ -21,7 +21,7 @@ fn check_sources(plan: &Plan) -> Result<(), PlanError> {
     let veth = plan
         .lab
         .as_ref()
-        .is_some_and(|l| l.topology == crate::lab::Topology::Veth);
+        .is_some_and(|l| l.topology == super::lab::Topology::Veth);
     for &ip in &plan.client.sources {
         if plan.isolated() {
             if !(ip.is_loopback() || (veth && ip == VETH_CLIENT)) {

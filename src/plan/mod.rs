@@ -5,6 +5,7 @@
 
 pub mod bounds;
 mod host;
+pub mod lab;
 mod scenario;
 pub mod values;
 
@@ -41,7 +42,7 @@ pub enum PlanError {
     },
     /// The `[lab]` table (or a `--lab-*` flag) is invalid; the message names the key.
     #[error(transparent)]
-    Lab(#[from] crate::lab::LabError),
+    Lab(#[from] lab::LabError),
     /// A value is out of range or contradicts another.
     #[error("{key} (flag {flag}): {message}")]
     Invalid {
@@ -205,9 +206,9 @@ pub struct Plan {
     /// A command serving the external target, started and stopped by portlab.
     pub exec: Option<TargetExec>,
     /// The lab, validated (None: no `[lab]` table and no `--lab*` flag).
-    pub lab: Option<crate::lab::LabPlan>,
+    pub lab: Option<lab::LabPlan>,
     /// The `[lab]` table as given, to write plan.toml back.
-    pub lab_config: Option<crate::lab::LabConfig>,
+    pub lab_config: Option<lab::LabConfig>,
     /// `[expect]`, validated.
     pub expect: Expectations,
 }

@@ -27,7 +27,7 @@ pub struct Scenario {
     pub target: TargetSection,
     /// Linux lab: a private network namespace with its own port range and TIME_WAIT settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lab: Option<crate::lab::LabConfig>,
+    pub lab: Option<super::lab::LabConfig>,
     /// What the run must show for CI: each key becomes a check of the verdict.
     #[serde(default, skip_serializing_if = "is_default")]
     pub expect: ExpectSection,

@@ -1,11 +1,257 @@
-//! [`LabConfig::validate`]: the pure step from a `[lab]` table to the exact sysctls to write.
+//! The lab's pure half: the `[lab]` table ([`LabConfig`]), its flags ([`LabArgs`]), and
+//! [`LabConfig::validate`], the step from the table to the exact sysctls to write and the
+//! emulation arithmetic. Entering namespaces and writing sysctls is `crate::lab`'s.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{LabConfig, LabError, ServerSideConfig};
+use super::Span;
+
+/// The `[lab]` table of a scenario file. Every key is optional; nothing is written unless
+/// `isolate = true`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabConfig {
+    /// Enter a private network namespace before the run (Linux only). Required for every
+    /// other key: the lab never changes the host.
+    #[serde(default)]
+    pub isolate: bool,
+    /// `net.ipv4.ip_local_port_range` as "LO-HI" (inclusive), e.g. "32768-32967" = 200 ports.
+    pub port_range: Option<String>,
+    /// `net.ipv4.ip_local_reserved_ports` in kernel syntax, e.g. "1000-1010,2000"; "" clears it.
+    pub reserved_ports: Option<String>,
+    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default).
+    pub tw_reuse: Option<u8>,
+    /// `net.ipv4.tcp_tw_reuse_delay` in ms (1..=60000, Linux 6.14+): how long after entering
+    /// TIME_WAIT a port may be reused when tw_reuse allows it.
+    pub tw_reuse_delay_ms: Option<u32>,
+    /// `net.ipv4.tcp_max_tw_buckets`: above this many, closing sockets skip TIME_WAIT.
+    pub max_tw_buckets: Option<u64>,
+    /// `net.ipv4.tcp_fin_timeout` in seconds (bounds orphaned FIN_WAIT_2; not TIME_WAIT).
+    pub fin_timeout: Option<u32>,
+    /// `net.ipv4.tcp_timestamps` (tcp_tw_reuse needs them).
+    pub timestamps: Option<bool>,
+    /// `net.core.somaxconn`: the cap on every listen() backlog.
+    pub somaxconn: Option<u32>,
+    /// `net.ipv4.tcp_abort_on_overflow`: RST instead of a silent drop when the accept queue is full.
+    pub abort_on_overflow: Option<bool>,
+    /// A TIME_WAIT to emulate, e.g. "240s" (Windows' default; a bare number is seconds),
+    /// through tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time_wait / time_scale.
+    pub time_wait: Option<Span>,
+    /// Compress time by this factor: the emulated hold is divided and the rate multiplied by it.
+    pub time_scale: Option<f64>,
+    /// "loopback" (default: client and server share one namespace) or "veth" (two namespaces
+    /// joined by a veth pair, 198.18.0.1 and 198.18.0.2).
+    pub topology: Option<String>,
+    /// With topology = "veth": the server namespace's own settings.
+    pub server: Option<ServerSideConfig>,
+}
+
+/// The `[lab.server]` table: settings of the server's namespace in the veth topology.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSideConfig {
+    /// `net.ipv4.tcp_tw_reuse` in the server namespace (0, 1 or 2).
+    pub tw_reuse: Option<u8>,
+    /// `net.ipv4.tcp_tw_reuse_delay` in ms in the server namespace (1..=60000).
+    pub tw_reuse_delay_ms: Option<u32>,
+    /// `net.ipv4.tcp_max_tw_buckets` in the server namespace.
+    pub max_tw_buckets: Option<u64>,
+    /// `net.core.somaxconn` in the server namespace.
+    pub somaxconn: Option<u32>,
+    /// `net.ipv4.tcp_abort_on_overflow` in the server namespace.
+    pub abort_on_overflow: Option<bool>,
+    /// `net.ipv4.tcp_fin_timeout` in the server namespace, in seconds.
+    pub fin_timeout: Option<u32>,
+    /// `net.ipv4.tcp_timestamps` in the server namespace.
+    pub timestamps: Option<bool>,
+}
+
+/// The `--lab-*` flags. Each overrides the scenario's `[lab]` key of the same name.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LabArgs {
+    /// Run inside a private network namespace (Linux; root, or an unprivileged user where user
+    /// namespaces are enabled). Needed by every other --lab-* flag: the host is never changed.
+    #[arg(long = "lab")]
+    pub lab: bool,
+    /// Ephemeral port range inside the lab, "LO-HI" inclusive (net.ipv4.ip_local_port_range),
+    /// e.g. 32768-32967 for 200 ports.
+    #[arg(long, value_name = "LO-HI")]
+    pub lab_port_range: Option<String>,
+    /// Ports the kernel must not hand out automatically (net.ipv4.ip_local_reserved_ports),
+    /// kernel syntax "1000-1010,2000".
+    #[arg(long, value_name = "LIST")]
+    pub lab_reserved_ports: Option<String>,
+    /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
+    /// Applies to connect() only, and only when TCP timestamps were on.
+    #[arg(long, value_name = "0|1|2")]
+    pub lab_tw_reuse: Option<u8>,
+    /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other one:
+    /// 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with tw_reuse on,
+    /// this is the effective TIME_WAIT hold for port reuse. The scenario key keeps its unit in
+    /// its name: lab.tw_reuse_delay_ms.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub lab_tw_reuse_delay: Option<Span>,
+    /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets skip
+    /// TIME_WAIT (counted as TCPTimeWaitOverflow).
+    #[arg(long, value_name = "N")]
+    pub lab_max_tw_buckets: Option<u64>,
+    /// net.ipv4.tcp_fin_timeout in seconds. Bounds orphaned FIN_WAIT_2 only; it does NOT
+    /// shorten TIME_WAIT (a popular myth this lets you test).
+    #[arg(long, value_name = "SECONDS")]
+    pub lab_fin_timeout: Option<u32>,
+    /// net.ipv4.tcp_timestamps on or off (true/false); tcp_tw_reuse needs them on.
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub lab_timestamps: Option<bool>,
+    /// net.core.somaxconn: the cap on every listen() backlog inside the lab.
+    #[arg(long, value_name = "N")]
+    pub lab_somaxconn: Option<u32>,
+    /// net.ipv4.tcp_abort_on_overflow (true/false): a full accept queue answers the final ACK
+    /// with RST (client sees ECONNRESET) instead of dropping it.
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub lab_abort_on_overflow: Option<bool>,
+    /// A TIME_WAIT to emulate, e.g. 240s (Windows default); done with tcp_tw_reuse = 1 and
+    /// tcp_tw_reuse_delay = time-wait / time-scale, which must come to at most 60 s.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub lab_time_wait: Option<Span>,
+    /// Compress time by this factor (with --lab-time-wait): the emulated hold is divided and the
+    /// request rate multiplied by it; reports give lab and modelled seconds.
+    #[arg(long, value_name = "FACTOR")]
+    pub lab_time_scale: Option<f64>,
+    /// loopback (client and server in one namespace) or veth (two namespaces joined by a veth
+    /// pair, client 198.18.0.1, server 198.18.0.2: traffic is not loopback).
+    #[arg(long, value_name = "loopback|veth")]
+    pub lab_topology: Option<String>,
+}
+
+impl LabConfig {
+    /// Flags override the file, key by key. `--lab` can only turn isolation on.
+    pub fn merge_args(self, args: &LabArgs) -> LabConfig {
+        LabConfig {
+            isolate: self.isolate || args.lab,
+            port_range: args.lab_port_range.clone().or(self.port_range),
+            reserved_ports: args.lab_reserved_ports.clone().or(self.reserved_ports),
+            tw_reuse: args.lab_tw_reuse.or(self.tw_reuse),
+            // In whole milliseconds, the kernel's unit; a sub-millisecond or huge value
+            // becomes one validation refuses by name (0, or past 60000).
+            tw_reuse_delay_ms: args
+                .lab_tw_reuse_delay
+                .map(|d| u32::try_from(d.0.as_millis()).unwrap_or(u32::MAX))
+                .or(self.tw_reuse_delay_ms),
+            max_tw_buckets: args.lab_max_tw_buckets.or(self.max_tw_buckets),
+            fin_timeout: args.lab_fin_timeout.or(self.fin_timeout),
+            timestamps: args.lab_timestamps.or(self.timestamps),
+            somaxconn: args.lab_somaxconn.or(self.somaxconn),
+            abort_on_overflow: args.lab_abort_on_overflow.or(self.abort_on_overflow),
+            time_wait: args.lab_time_wait.or(self.time_wait),
+            time_scale: args.lab_time_scale.or(self.time_scale),
+            topology: args.lab_topology.clone().or(self.topology),
+            server: self.server,
+        }
+    }
+}
+
+/// What a user (scenario, flags) or the OS can get wrong in the lab. Messages name the key
+/// and say what would work.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A key has a value outside what it accepts.
+    #[error("lab.{key} = {value}{}: {expected}", flag_of(key).map(|f| format!(" (flag {f})")).unwrap_or_default())]
+    Invalid {
+        /// The scenario key (flags use --lab-<key with dashes>).
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// What the key accepts, or what would work instead.
+        expected: String,
+    },
+    /// Settings were given but isolation is off.
+    #[error(
+        "lab.{keys} would change this host's network settings; the lab never changes the host: \
+         set isolate = true in [lab] (or pass --lab) to apply them inside a private namespace"
+    )]
+    HostChange {
+        /// The offending keys, comma-separated.
+        keys: String,
+    },
+    /// Two keys that cannot be combined.
+    #[error("{0}")]
+    Conflict(String),
+    /// A user namespace is needed (not root) but threads already exist.
+    #[error(
+        "the lab needs a user namespace (not running as root), which the kernel only grants \
+         to a single-threaded process, but this one has {threads} threads: call lab::enter \
+         first in main, before any thread or runtime starts (or run as root)"
+    )]
+    Threads {
+        /// Threads in the process at the time of the call.
+        threads: usize,
+    },
+    /// Not on Linux.
+    #[error("the lab needs Linux network namespaces; this is {os}: run without isolate/--lab")]
+    Unsupported {
+        /// std::env::consts::OS.
+        os: &'static str,
+    },
+    /// A system call or /proc write failed while setting the lab up.
+    #[error("lab setup: {what}: {source}")]
+    Setup {
+        /// What was being done, and what would help.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel has no such sysctl.
+    #[error("this kernel has no {name} ({hint})")]
+    SysctlMissing {
+        /// Dotted sysctl name.
+        name: &'static str,
+        /// When it was added and what to drop instead.
+        hint: &'static str,
+    },
+    /// A sysctl was written but reads back differently.
+    #[error("{name}: wrote {wanted:?} but the kernel holds {got:?}")]
+    SysctlMismatch {
+        /// Dotted sysctl name.
+        name: &'static str,
+        /// What the lab wrote.
+        wanted: String,
+        /// What the kernel reports.
+        got: String,
+    },
+}
+
+/// The `run` flag that sets lab key `key`, if it has one (`[lab.server]` keys have none).
+pub fn flag_of(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "port_range" => "--lab-port-range",
+        "reserved_ports" => "--lab-reserved-ports",
+        "tw_reuse" => "--lab-tw-reuse",
+        "tw_reuse_delay_ms" => "--lab-tw-reuse-delay",
+        "max_tw_buckets" => "--lab-max-tw-buckets",
+        "fin_timeout" => "--lab-fin-timeout",
+        "timestamps" => "--lab-timestamps",
+        "somaxconn" => "--lab-somaxconn",
+        "abort_on_overflow" => "--lab-abort-on-overflow",
+        "time_wait" => "--lab-time-wait",
+        "time_scale" => "--lab-time-scale",
+        "topology" => "--lab-topology",
+        _ => return None,
+    })
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl LabError {
+    pub(crate) fn setup(what: impl Into<String>, source: std::io::Error) -> LabError {
+        LabError::Setup {
+            what: what.into(),
+            source,
+        }
+    }
+}
 
 /// Highest value the kernel accepts for net.ipv4.tcp_tw_reuse_delay (ms).
 pub const MAX_TW_REUSE_DELAY_MS: u32 = 60_000;
@@ -55,9 +301,9 @@ pub struct Sysctl {
     pub value: String,
 }
 
-pub use crate::plan::PortRange;
+pub use super::values::PortRange;
 
-/// A validated [`LabConfig`]: everything [`super::enter`] will do, decided up front.
+/// A validated [`LabConfig`]: everything [`crate::lab::enter`] will do, decided up front.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabPlan {
     /// Enter a private namespace. False: nothing is written (and `sysctls` is empty).
@@ -329,7 +575,7 @@ fn common_sysctls(
 
 impl LabConfig {
     /// Checks the table and computes everything the lab will do. Pure: reads nothing from the
-    /// system (whether this kernel has a sysctl is checked by [`super::enter`]).
+    /// system (whether this kernel has a sysctl is checked by [`crate::lab::enter`]).
     ///
     /// Decisions worth knowing:
     /// - any setting with `isolate = false` is refused: the lab never changes the host;
@@ -593,7 +839,7 @@ fn reserved_ports_in(range: PortRange, reserved: &[PortRange]) -> u32 {
 mod tests {
     use super::*;
 
-    fn span(s: &str) -> crate::plan::Span {
+    fn span(s: &str) -> super::Span {
         s.parse().unwrap()
     }
 
@@ -1148,7 +1394,7 @@ mod tests {
             "isolate = false\nport_range = \"40000-40099\"\ntw_reuse = 2\n[server]\nsomaxconn = 5\n",
         )
         .expect("parses");
-        let args = super::super::LabArgs {
+        let args = super::LabArgs {
             lab: true,
             lab_port_range: Some("50000-50009".into()),
             ..Default::default()
@@ -1166,7 +1412,7 @@ mod tests {
         #[derive(Parser)]
         struct Cli {
             #[command(flatten)]
-            lab: super::super::LabArgs,
+            lab: super::LabArgs,
         }
         let cli = Cli::try_parse_from([
             "portlab",
@@ -1189,7 +1435,7 @@ mod tests {
         // A bare number is seconds, as in every other duration; the key stays in ms.
         assert_eq!(
             cli.lab.lab_tw_reuse_delay,
-            Some(crate::plan::Span(Duration::from_millis(1500)))
+            Some(super::Span(Duration::from_millis(1500)))
         );
         let merged = LabConfig::default().merge_args(&cli.lab);
         assert_eq!(merged.tw_reuse_delay_ms, Some(1500));
