@@ -3,7 +3,7 @@
 
 use crate::plan::{
     BindMode, Bytes, ClientSection, CloseMode, Expect, ExpectSection, LoadSection, PayloadKind,
-    PayloadSection, Rate, Scenario, ServerClose, Span, TargetSection,
+    PayloadSection, PortRange, Rate, Scenario, ServerClose, Span, TargetSection,
 };
 use crate::report::Format;
 use clap::{Args, Parser, Subcommand};
@@ -201,6 +201,11 @@ pub struct RunArgs {
     /// range=LO-HI (portlab binds LO..HI in order, like MaxUserPort) [key: client.bind; default auto].
     #[arg(long, help_heading = "Client", value_name = "MODE")]
     pub bind: Option<BindMode>,
+    /// Ports this client's sockets may be given, LO-HI: a per-socket IP_LOCAL_PORT_RANGE
+    /// (Linux 6.3+) within the system's ip_local_port_range, for connect() and bind(0); not
+    /// with --bind range= [key: client.local_port_range].
+    #[arg(long, help_heading = "Client", value_name = "LO-HI")]
+    pub local_port_range: Option<PortRange>,
 
     /// none (connect, close), tcp (--send/--expect), http (GET --path) [key: payload.kind; default none].
     #[arg(long, help_heading = "Payload", value_name = "KIND")]
@@ -386,6 +391,7 @@ impl RunArgs {
                 nodelay: self.nodelay,
                 source: (!self.source.is_empty()).then(|| self.source.clone()),
                 bind: self.bind,
+                local_port_range: self.local_port_range,
             },
             payload: PayloadSection {
                 kind: self.payload,

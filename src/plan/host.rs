@@ -13,6 +13,11 @@ const VETH_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 /// against the limit (the defaults adapt).
 pub fn check_host(given: &Scenario, plan: &Plan) -> Result<(), PlanError> {
     check_sources(plan)?;
+    if let Some(r) = plan.client.local_port_range {
+        // Linux only (resolve refused it elsewhere); the release names the kernel.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        check_local_port_range(r, release.trim())?;
+    }
     let hard = crate::sys::nofile_limit().and_then(|l| l.hard);
     check_descriptors(given, hard)
 }
@@ -45,6 +50,33 @@ fn check_sources(plan: &Plan) -> Result<(), PlanError> {
         }
     }
     Ok(())
+}
+
+/// The first kernel with IP_LOCAL_PORT_RANGE.
+const LOCAL_PORT_RANGE_SINCE: (u32, u32) = (6, 3);
+
+/// `release` as uname gives it ("6.18.44-generic"): refused below 6.3 or when unreadable.
+fn check_local_port_range(r: super::PortRange, release: &str) -> Result<(), PlanError> {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    let version = match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => Some((major, minor)),
+        _ => None,
+    };
+    match version {
+        Some(v) if v >= LOCAL_PORT_RANGE_SINCE => Ok(()),
+        _ => Err(invalid(
+            "client.local_port_range",
+            "--local-port-range",
+            format!(
+                "{r} needs IP_LOCAL_PORT_RANGE (Linux {}.{}+), but this kernel is {}: drop it, or set the range system-wide (the lab's --lab-port-range does it in a private namespace)",
+                LOCAL_PORT_RANGE_SINCE.0,
+                LOCAL_PORT_RANGE_SINCE.1,
+                if release.is_empty() { "unknown" } else { release }
+            ),
+        )),
+    }
 }
 
 fn check_descriptors(given: &Scenario, hard: Option<u64>) -> Result<(), PlanError> {
@@ -101,6 +133,23 @@ mod tests {
         let (_, p) =
             plan("[client]\nsource = [\"198.18.0.1\"]\n[lab]\nisolate = true\ntopology = \"veth\"");
         check_sources(&p).unwrap();
+    }
+
+    #[test]
+    fn local_port_range_needs_linux_6_3() {
+        let r = super::super::PortRange::new(40000, 40009).unwrap();
+        for ok in ["6.3.0", "6.18.44-fc-v669", "7.0"] {
+            check_local_port_range(r, ok).unwrap();
+        }
+        for old in ["6.2.16", "5.15.0-91-generic", "4.19", ""] {
+            let e = check_local_port_range(r, old).unwrap_err().to_string();
+            assert!(
+                e.contains("client.local_port_range")
+                    && e.contains("--local-port-range")
+                    && e.contains("6.3+"),
+                "{old}: {e}"
+            );
+        }
     }
 
     #[test]

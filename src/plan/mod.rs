@@ -135,6 +135,8 @@ pub struct Client {
     pub sources: Vec<IpAddr>,
     /// How the local port is chosen.
     pub bind: BindMode,
+    /// Per-socket ephemeral range (IP_LOCAL_PORT_RANGE, Linux 6.3+), None: the system's.
+    pub local_port_range: Option<PortRange>,
 }
 
 /// What is exchanged.
@@ -507,6 +509,18 @@ impl Plan {
                 "no-port uses IP_BIND_ADDRESS_NO_PORT, which only Linux has; use auto or any-port",
             ));
         }
+        if let Some(r) = c.local_port_range {
+            if !cfg!(target_os = "linux") {
+                return Err(invalid("client.local_port_range", "--local-port-range", format!(
+                    "{r}: a per-socket port range is IP_LOCAL_PORT_RANGE, which only Linux (6.3+) has; drop it"
+                )));
+            }
+            if matches!(bind, BindMode::Range(..)) {
+                return Err(invalid("client.local_port_range", "--local-port-range", format!(
+                    "{r} limits the ports the kernel picks, but bind = {bind} has portlab pick them: drop one of the two"
+                )));
+            }
+        }
         let client = Client {
             close,
             pool,
@@ -514,6 +528,7 @@ impl Plan {
             nodelay: c.nodelay.unwrap_or(false),
             sources,
             bind,
+            local_port_range: c.local_port_range,
         };
 
         let p = &s.payload;
@@ -866,6 +881,7 @@ impl Plan {
                 nodelay: Some(c.nodelay),
                 source: Some(c.sources.iter().map(|a| a.to_string()).collect()),
                 bind: Some(c.bind),
+                local_port_range: c.local_port_range,
             },
             payload: PayloadSection {
                 kind: Some(p.kind),
@@ -930,6 +946,7 @@ mod tests {
         for extra in [
             "[target]\ndestinations = 3\n",
             "[load]\nthreads = 3\n",
+            "[client]\nlocal_port_range = \"40000-40009\"\n",
             "[payload]\nkind = \"http\"\n[target]\naddress = \"127.0.0.1:8080\"\nexec = \"nginx -c /tmp/x.conf\"\nready_timeout = \"3s\"\n",
         ] {
             let plan = parse(extra).unwrap();
@@ -1028,6 +1045,16 @@ mod tests {
             (
                 "[target]\naddress = \"127.0.0.1:80\"\ndestinations = 2",
                 &["target.destinations", "external"],
+            ),
+            // a per-socket range with portlab binding the ports itself
+            (
+                "[client]\nlocal_port_range = \"40000-40009\"\nbind = \"range=40000-40009\"",
+                &["client.local_port_range", "--local-port-range", "drop one"],
+            ),
+            // an inverted per-socket range
+            (
+                "[client]\nlocal_port_range = \"40009-40000\"",
+                &["local_port_range", "LO-HI"],
             ),
             // zero or too many destinations
             (

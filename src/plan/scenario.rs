@@ -2,7 +2,9 @@
 //! `Scenario` too (see `cli`), and `overlay` puts them on top of the file's, so a key and its
 //! flag can never mean two different things.
 
-use super::values::{BindMode, Bytes, CloseMode, Expect, PayloadKind, Rate, ServerClose, Span};
+use super::values::{
+    BindMode, Bytes, CloseMode, Expect, PayloadKind, PortRange, Rate, ServerClose, Span,
+};
 use serde::{Deserialize, Serialize};
 
 /// A whole scenario file.
@@ -76,6 +78,10 @@ pub struct ClientSection {
     pub source: Option<Vec<String>>,
     /// `--bind`: auto, any-port, no-port, range=LO-HI.
     pub bind: Option<BindMode>,
+    /// `--local-port-range`: LO-HI, the ports this client's sockets may be given
+    /// (IP_LOCAL_PORT_RANGE, Linux 6.3+), within the system's ip_local_port_range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port_range: Option<PortRange>,
 }
 
 /// `[payload]`
@@ -178,7 +184,17 @@ impl Scenario {
             interval
         );
         let (c, t) = (&mut self.client, top.client);
-        overlay_fields!(c, t, close, pool, reuse_addr, nodelay, source, bind);
+        overlay_fields!(
+            c,
+            t,
+            close,
+            pool,
+            reuse_addr,
+            nodelay,
+            source,
+            bind,
+            local_port_range
+        );
         let (p, t) = (&mut self.payload, top.payload);
         overlay_fields!(p, t, kind, send, expect, response, path);
         let (g, t) = (&mut self.target, top.target);
