@@ -127,7 +127,13 @@ pub fn check(s: &Scenario) -> Result<(), PlanError> {
         let v = v.filter(|v| *v > 0);
         above(v, lo, MAX_WORKERS, key, flag, " (each needs a descriptor)")?;
     }
-    let t = &s.target;
+    waits(s)?;
+    sizes(s)
+}
+
+/// Timeouts, pauses and the interval.
+fn waits(s: &Scenario) -> Result<(), PlanError> {
+    let (l, t) = (&s.load, &s.target);
     for (v, key, flag) in [
         (
             l.connect_timeout,
@@ -146,6 +152,12 @@ pub fn check(s: &Scenario) -> Result<(), PlanError> {
     ] {
         span(v, MAX_WAIT, key, flag)?;
     }
+    Ok(())
+}
+
+/// Linger, backlog, payload sizes and the expectations' numbers.
+fn sizes(s: &Scenario) -> Result<(), PlanError> {
+    let t = &s.target;
     if let Some(super::CloseMode::Linger(n)) = s.client.close {
         above(
             Some(n),

@@ -436,6 +436,29 @@ struct Common {
     abort_on_overflow: Option<bool>,
 }
 
+/// Values the kernel keeps in a C int (max_tw_buckets; fin_timeout in jiffies) and would
+/// refuse past it: refused here by name, before set-up.
+fn kernel_limits(c: &Common, server: bool) -> Result<(), LabError> {
+    let key = |k: &'static str, server_k: &'static str| if server { server_k } else { k };
+    if let Some(v) = c.max_tw_buckets.filter(|v| *v > MAX_KERNEL_INT) {
+        return Err(LabError::Invalid {
+            key: key("max_tw_buckets", "server.max_tw_buckets"),
+            value: v.to_string(),
+            expected: format!("0-{MAX_KERNEL_INT} (the kernel keeps it in an int)"),
+        });
+    }
+    if let Some(v) = c.fin_timeout.filter(|v| *v > MAX_FIN_TIMEOUT_S) {
+        return Err(LabError::Invalid {
+            key: key("fin_timeout", "server.fin_timeout"),
+            value: v.to_string(),
+            expected: format!(
+                "0-{MAX_FIN_TIMEOUT_S} seconds (the kernel keeps it in jiffies in an int)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks and emits the sysctls both sides share; `server` picks the key names in messages.
 fn common_sysctls(
     c: &Common,
@@ -518,23 +541,7 @@ fn common_sysctls(
             value: d.to_string(),
         });
     }
-    let key = |k: &'static str, server_k: &'static str| if server { server_k } else { k };
-    if let Some(v) = c.max_tw_buckets.filter(|v| *v > MAX_KERNEL_INT) {
-        return Err(LabError::Invalid {
-            key: key("max_tw_buckets", "server.max_tw_buckets"),
-            value: v.to_string(),
-            expected: format!("0-{MAX_KERNEL_INT} (the kernel keeps it in an int)"),
-        });
-    }
-    if let Some(v) = c.fin_timeout.filter(|v| *v > MAX_FIN_TIMEOUT_S) {
-        return Err(LabError::Invalid {
-            key: key("fin_timeout", "server.fin_timeout"),
-            value: v.to_string(),
-            expected: format!(
-                "0-{MAX_FIN_TIMEOUT_S} seconds (the kernel keeps it in jiffies in an int)"
-            ),
-        });
-    }
+    kernel_limits(c, server)?;
     if let Some(v) = c.max_tw_buckets {
         out.push(Sysctl {
             name: "net.ipv4.tcp_max_tw_buckets",
@@ -602,40 +609,7 @@ impl LabConfig {
         };
 
         if !self.isolate {
-            let mut keys = Vec::new();
-            let set: [(&str, bool); 13] = [
-                ("port_range", self.port_range.is_some()),
-                ("reserved_ports", self.reserved_ports.is_some()),
-                ("tw_reuse", self.tw_reuse.is_some()),
-                ("tw_reuse_delay_ms", self.tw_reuse_delay_ms.is_some()),
-                ("max_tw_buckets", self.max_tw_buckets.is_some()),
-                ("fin_timeout", self.fin_timeout.is_some()),
-                ("timestamps", self.timestamps.is_some()),
-                ("somaxconn", self.somaxconn.is_some()),
-                ("abort_on_overflow", self.abort_on_overflow.is_some()),
-                ("time_wait", self.time_wait.is_some()),
-                ("time_scale", self.time_scale.is_some()),
-                ("topology", topology != Topology::Loopback),
-                ("server", self.server.is_some()),
-            ];
-            keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
-            if !keys.is_empty() {
-                return Err(LabError::HostChange {
-                    keys: keys.join(", lab."),
-                });
-            }
-            return Ok(LabPlan {
-                isolate: false,
-                topology,
-                port_range: None,
-                reserved_ports: None,
-                sysctls: Vec::new(),
-                server_sysctls: Vec::new(),
-                time_wait: None,
-                lab_hold: None,
-                time_scale: 1.0,
-                warnings: Vec::new(),
-            });
+            return self.host_only(topology);
         }
 
         if self.server.is_some() && topology != Topology::Veth {
@@ -650,37 +624,7 @@ impl LabConfig {
         let mut warnings = Vec::new();
         let mut sysctls = Vec::new();
 
-        let port_range = match &self.port_range {
-            Some(s) => Some(parse_port_range("port_range", s)?),
-            None => None,
-        };
-        if let Some(r) = port_range {
-            sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_port_range",
-                value: format!("{} {}", r.lo, r.hi),
-            });
-        }
-        let reserved_ports = match &self.reserved_ports {
-            Some(s) => Some(parse_reserved_ports("reserved_ports", s)?),
-            None => None,
-        };
-        if let Some(r) = &reserved_ports {
-            if let Some(range) = port_range {
-                if reserved_ports_in(range, r) >= range.len() {
-                    return Err(LabError::Conflict(format!(
-                        "lab.reserved_ports covers all {} ports of port_range {}-{}: no port \
-                         would be left to connect from; reserve fewer ports or widen the range",
-                        range.len(),
-                        range.lo,
-                        range.hi
-                    )));
-                }
-            }
-            sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_reserved_ports",
-                value: format_reserved_ports(r),
-            });
-        }
+        let (port_range, reserved_ports) = self.ports(&mut sysctls)?;
 
         // Time scale: emulate `time_wait` with tw_reuse = 1 and a delay of time_wait / scale.
         let mut common = Common {
@@ -692,101 +636,8 @@ impl LabConfig {
             somaxconn: self.somaxconn,
             abort_on_overflow: self.abort_on_overflow,
         };
-        let scale = match self.time_scale {
-            None => 1.0,
-            Some(s) if (TIME_SCALE_RANGE.0..=TIME_SCALE_RANGE.1).contains(&s) => s,
-            Some(s) => {
-                return Err(LabError::Invalid {
-                    key: "time_scale",
-                    value: s.to_string(),
-                    expected: format!(
-                    "a finite factor > 0, from {} to {}, e.g. 10 (ten times faster than modelled)",
-                    TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1
-                ),
-                })
-            }
-        };
-        let time_wait = match &self.time_wait {
-            None => {
-                if self.time_scale.is_some() {
-                    return Err(LabError::Conflict(
-                        "lab.time_scale needs lab.time_wait, the TIME_WAIT to emulate \
-                         (e.g. time_wait = \"240s\", time_scale = 10); without it there is \
-                         nothing the kernel can scale (Linux's own 60 s is fixed)"
-                            .into(),
-                    ));
-                }
-                None
-            }
-            Some(span) => {
-                let tw = span.0;
-                if tw.is_zero() {
-                    return Err(LabError::Invalid {
-                        key: "time_wait",
-                        value: format!("\"{span}\""),
-                        expected: "a duration above zero, e.g. \"240s\"".into(),
-                    });
-                }
-                if common.tw_reuse_delay_ms.is_some() {
-                    return Err(LabError::Conflict(
-                        "lab.time_wait and lab.tw_reuse_delay_ms both set the reuse delay: \
-                         keep time_wait (+ time_scale) to emulate a hold, or tw_reuse_delay_ms \
-                         to set the kernel value directly"
-                            .into(),
-                    ));
-                }
-                if matches!(common.tw_reuse, Some(0 | 2)) {
-                    return Err(LabError::Conflict(format!(
-                        "lab.time_wait is emulated with tw_reuse = 1, but tw_reuse = {} is set: \
-                         drop tw_reuse (or set it to 1)",
-                        common.tw_reuse.unwrap_or_default()
-                    )));
-                }
-                if common.timestamps == Some(false) {
-                    return Err(LabError::Conflict(
-                        "lab.time_wait is emulated with tcp_tw_reuse, which only reuses ports \
-                         whose connection used TCP timestamps: drop timestamps = false"
-                            .into(),
-                    ));
-                }
-                let delay_ms = (tw.as_secs_f64() * 1000.0 / scale).round();
-                if delay_ms > f64::from(MAX_TW_REUSE_DELAY_MS) {
-                    // The smallest scale that brings the delay within the kernel's limit,
-                    // rounded up to two decimals.
-                    let need = (tw.as_secs_f64() * 1000.0 / f64::from(MAX_TW_REUSE_DELAY_MS)
-                        * 100.0)
-                        .ceil()
-                        / 100.0;
-                    return Err(LabError::Invalid {
-                        key: "time_scale",
-                        value: self
-                            .time_scale
-                            .map_or_else(|| "unset (1)".into(), |s| s.to_string()),
-                        expected: format!(
-                            "time_wait {} / time_scale = {} ms exceeds the kernel's 60000 ms \
-                             limit for tcp_tw_reuse_delay: raise time_scale to at least {need}",
-                            humantime::format_duration(tw),
-                            delay_ms
-                        ),
-                    });
-                }
-                if delay_ms < 1.0 {
-                    return Err(LabError::Invalid {
-                        key: "time_scale",
-                        value: scale.to_string(),
-                        expected: format!(
-                            "time_wait {} / time_scale is below the kernel's 1 ms minimum for \
-                             tcp_tw_reuse_delay: lower time_scale to at most {}",
-                            humantime::format_duration(tw),
-                            tw.as_secs_f64() * 1000.0
-                        ),
-                    });
-                }
-                common.tw_reuse = Some(1);
-                common.tw_reuse_delay_ms = Some(delay_ms as u32);
-                Some(tw)
-            }
-        };
+        let scale = self.scale()?;
+        let time_wait = self.emulate_time_wait(&mut common, scale)?;
         let lab_hold = common
             .tw_reuse_delay_ms
             .map(|ms| Duration::from_millis(u64::from(ms)));
@@ -827,6 +678,192 @@ impl LabConfig {
             lab_hold,
             time_scale: scale,
             warnings,
+        })
+    }
+
+    /// The plan with isolation off: nothing may be set (the lab never changes the host).
+    fn host_only(&self, topology: Topology) -> Result<LabPlan, LabError> {
+        let mut keys = Vec::new();
+        let set: [(&str, bool); 13] = [
+            ("port_range", self.port_range.is_some()),
+            ("reserved_ports", self.reserved_ports.is_some()),
+            ("tw_reuse", self.tw_reuse.is_some()),
+            ("tw_reuse_delay_ms", self.tw_reuse_delay_ms.is_some()),
+            ("max_tw_buckets", self.max_tw_buckets.is_some()),
+            ("fin_timeout", self.fin_timeout.is_some()),
+            ("timestamps", self.timestamps.is_some()),
+            ("somaxconn", self.somaxconn.is_some()),
+            ("abort_on_overflow", self.abort_on_overflow.is_some()),
+            ("time_wait", self.time_wait.is_some()),
+            ("time_scale", self.time_scale.is_some()),
+            ("topology", topology != Topology::Loopback),
+            ("server", self.server.is_some()),
+        ];
+        keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
+        if !keys.is_empty() {
+            return Err(LabError::HostChange {
+                keys: keys.join(", lab."),
+            });
+        }
+        Ok(LabPlan {
+            isolate: false,
+            topology,
+            port_range: None,
+            reserved_ports: None,
+            sysctls: Vec::new(),
+            server_sysctls: Vec::new(),
+            time_wait: None,
+            lab_hold: None,
+            time_scale: 1.0,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// ip_local_port_range and ip_local_reserved_ports, checked and pushed to `sysctls`.
+    #[allow(clippy::type_complexity)]
+    fn ports(
+        &self,
+        sysctls: &mut Vec<Sysctl>,
+    ) -> Result<(Option<PortRange>, Option<Vec<PortRange>>), LabError> {
+        let port_range = match &self.port_range {
+            Some(s) => Some(parse_port_range("port_range", s)?),
+            None => None,
+        };
+        if let Some(r) = port_range {
+            sysctls.push(Sysctl {
+                name: "net.ipv4.ip_local_port_range",
+                value: format!("{} {}", r.lo, r.hi),
+            });
+        }
+        let reserved_ports = match &self.reserved_ports {
+            Some(s) => Some(parse_reserved_ports("reserved_ports", s)?),
+            None => None,
+        };
+        if let Some(r) = &reserved_ports {
+            if let Some(range) = port_range {
+                if reserved_ports_in(range, r) >= range.len() {
+                    return Err(LabError::Conflict(format!(
+                        "lab.reserved_ports covers all {} ports of port_range {}-{}: no port \
+                     would be left to connect from; reserve fewer ports or widen the range",
+                        range.len(),
+                        range.lo,
+                        range.hi
+                    )));
+                }
+            }
+            sysctls.push(Sysctl {
+                name: "net.ipv4.ip_local_reserved_ports",
+                value: format_reserved_ports(r),
+            });
+        }
+        Ok((port_range, reserved_ports))
+    }
+
+    /// time_scale, checked (1 when unset).
+    fn scale(&self) -> Result<f64, LabError> {
+        Ok(match self.time_scale {
+            None => 1.0,
+            Some(s) if (TIME_SCALE_RANGE.0..=TIME_SCALE_RANGE.1).contains(&s) => s,
+            Some(s) => {
+                return Err(LabError::Invalid {
+                    key: "time_scale",
+                    value: s.to_string(),
+                    expected: format!(
+                "a finite factor > 0, from {} to {}, e.g. 10 (ten times faster than modelled)",
+                TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1
+            ),
+                })
+            }
+        })
+    }
+
+    /// time_wait emulated with tw_reuse = 1 and tw_reuse_delay = time_wait / `scale` (set in
+    /// `common`); returns the TIME_WAIT being emulated.
+    fn emulate_time_wait(
+        &self,
+        common: &mut Common,
+        scale: f64,
+    ) -> Result<Option<Duration>, LabError> {
+        Ok(match &self.time_wait {
+            None => {
+                if self.time_scale.is_some() {
+                    return Err(LabError::Conflict(
+                        "lab.time_scale needs lab.time_wait, the TIME_WAIT to emulate \
+                     (e.g. time_wait = \"240s\", time_scale = 10); without it there is \
+                     nothing the kernel can scale (Linux's own 60 s is fixed)"
+                            .into(),
+                    ));
+                }
+                None
+            }
+            Some(span) => {
+                let tw = span.0;
+                if tw.is_zero() {
+                    return Err(LabError::Invalid {
+                        key: "time_wait",
+                        value: format!("\"{span}\""),
+                        expected: "a duration above zero, e.g. \"240s\"".into(),
+                    });
+                }
+                if common.tw_reuse_delay_ms.is_some() {
+                    return Err(LabError::Conflict(
+                        "lab.time_wait and lab.tw_reuse_delay_ms both set the reuse delay: \
+                     keep time_wait (+ time_scale) to emulate a hold, or tw_reuse_delay_ms \
+                     to set the kernel value directly"
+                            .into(),
+                    ));
+                }
+                if matches!(common.tw_reuse, Some(0 | 2)) {
+                    return Err(LabError::Conflict(format!(
+                        "lab.time_wait is emulated with tw_reuse = 1, but tw_reuse = {} is set: \
+                     drop tw_reuse (or set it to 1)",
+                        common.tw_reuse.unwrap_or_default()
+                    )));
+                }
+                if common.timestamps == Some(false) {
+                    return Err(LabError::Conflict(
+                        "lab.time_wait is emulated with tcp_tw_reuse, which only reuses ports \
+                     whose connection used TCP timestamps: drop timestamps = false"
+                            .into(),
+                    ));
+                }
+                let delay_ms = (tw.as_secs_f64() * 1000.0 / scale).round();
+                if delay_ms > f64::from(MAX_TW_REUSE_DELAY_MS) {
+                    // The smallest scale that brings the delay within the kernel's limit,
+                    // rounded up to two decimals.
+                    let need = (tw.as_secs_f64() * 1000.0 / f64::from(MAX_TW_REUSE_DELAY_MS)
+                        * 100.0)
+                        .ceil()
+                        / 100.0;
+                    return Err(LabError::Invalid {
+                        key: "time_scale",
+                        value: self
+                            .time_scale
+                            .map_or_else(|| "unset (1)".into(), |s| s.to_string()),
+                        expected: format!(
+                            "time_wait {} / time_scale = {} ms exceeds the kernel's 60000 ms \
+                         limit for tcp_tw_reuse_delay: raise time_scale to at least {need}",
+                            humantime::format_duration(tw),
+                            delay_ms
+                        ),
+                    });
+                }
+                if delay_ms < 1.0 {
+                    return Err(LabError::Invalid {
+                        key: "time_scale",
+                        value: scale.to_string(),
+                        expected: format!(
+                            "time_wait {} / time_scale is below the kernel's 1 ms minimum for \
+                         tcp_tw_reuse_delay: lower time_scale to at most {}",
+                            humantime::format_duration(tw),
+                            tw.as_secs_f64() * 1000.0
+                        ),
+                    });
+                }
+                common.tw_reuse = Some(1);
+                common.tw_reuse_delay_ms = Some(delay_ms as u32);
+                Some(tw)
+            }
         })
     }
 }
