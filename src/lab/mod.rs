@@ -49,17 +49,7 @@ mod ns_tests;
 ///
 /// [`read_settings`] and [`Applied::settings`] report each of these that the kernel has,
 /// whether the lab set it or not.
-pub const MODEL_SYSCTLS: [&str; 9] = [
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_tw_reuse",
-    "net.ipv4.tcp_tw_reuse_delay",
-    "net.ipv4.tcp_max_tw_buckets",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_timestamps",
-    "net.core.somaxconn",
-    "net.ipv4.tcp_abort_on_overflow",
-];
+pub const MODEL_SYSCTLS: [&str; 9] = crate::plan::sysctl::NAMES;
 
 /// What [`enter`] did: the mode, and the values the kernel really holds.
 #[derive(Debug, Serialize)]

@@ -226,21 +226,16 @@ pub enum LabError {
 
 /// The `run` flag that sets lab key `key`, if it has one (`[lab.server]` keys have none).
 pub fn flag_of(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "port_range" => "--lab-port-range",
-        "reserved_ports" => "--lab-reserved-ports",
-        "tw_reuse" => "--lab-tw-reuse",
-        "tw_reuse_delay_ms" => "--lab-tw-reuse-delay",
-        "max_tw_buckets" => "--lab-max-tw-buckets",
-        "fin_timeout" => "--lab-fin-timeout",
-        "timestamps" => "--lab-timestamps",
-        "somaxconn" => "--lab-somaxconn",
-        "abort_on_overflow" => "--lab-abort-on-overflow",
-        "time_wait" => "--lab-time-wait",
-        "time_scale" => "--lab-time-scale",
-        "topology" => "--lab-topology",
-        _ => return None,
-    })
+    match key {
+        "time_wait" => Some("--lab-time-wait"),
+        "time_scale" => Some("--lab-time-scale"),
+        "topology" => Some("--lab-topology"),
+        // A sysctl's flag is in the registry; [lab.server] keys have none.
+        _ => super::sysctl::REGISTRY
+            .iter()
+            .find(|k| k.lab_key == key)
+            .map(|k| k.lab_flag),
+    }
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]

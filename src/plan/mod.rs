@@ -11,6 +11,7 @@ pub mod lab;
 mod load;
 mod payload;
 mod scenario;
+pub mod sysctl;
 mod target;
 pub mod values;
 
