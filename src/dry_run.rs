@@ -89,20 +89,7 @@ fn model_input(plan: &Plan) -> ModelInput {
 /// `run --dry-run FILE` shows it, under a `# === FILE ===` line. Every file is checked (not
 /// only up to the first bad one); returns the exit code: 0 all valid, 2 one or more refused.
 pub fn suite(dir: &Path, format: Format, out: &mut dyn std::io::Write) -> anyhow::Result<u8> {
-    let entries = std::fs::read_dir(dir).with_context(|| {
-        format!(
-            "cannot read the scenario directory {} (name a directory of *.toml files)",
-            dir.display()
-        )
-    })?;
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        anyhow::bail!("{} holds no *.toml scenario file", dir.display());
-    }
+    let files = crate::suite::scenario_files(dir)?;
     let mut refused = 0;
     for file in &files {
         let result = plan::load_scenario(file)

@@ -18,9 +18,15 @@
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection.
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
-//!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings;
-//!   the bounds of every key ([`plan::bounds`]); the lab's pure half ([`plan::lab`]: the
-//!   `[lab]` table, its flags, validation and the time-scale arithmetic).
+//!   validated [`plan::Plan`]. One definition per key: each section (`[load]`, `[client]`,
+//!   `[payload]`, `[target]`, `[expect]`) is one struct in plan/scenario.rs that is both its
+//!   flags (clap, flattened into `run`) and its keys (serde), and resolves itself in its own
+//!   file (plan/load.rs, client.rs, payload.rs, target.rs, expect.rs); [`plan::bounds`]
+//!   holds every key's accepted range, [`plan::values`] the one grammar of durations, rates,
+//!   port ranges and bytes; [`plan::lab`] is the lab's pure half (the `[lab]` table, its
+//!   flags, validation, the time-scale arithmetic) and [`plan::sysctl`] the registry of
+//!   kernel knobs; `plan::check_host` the checks against this host (local sources,
+//!   descriptor limit, kernel version).
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
 //!   sysctls (Linux only; elsewhere a clear error). It imports plan, never the reverse.
 //! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan

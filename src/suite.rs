@@ -128,8 +128,9 @@ pub struct SuiteResult {
     pub exit_code: u8,
 }
 
-/// The scenario files of `dir`, in name order, each validated as `portlab run` would.
-pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+/// The `*.toml` files of `dir`, in name order; an unreadable or empty directory is an error
+/// saying what to name (`portlab suite [--dry-run] DIR`).
+pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).with_context(|| {
         format!(
             "cannot read the scenario directory {} (name a directory of *.toml files: portlab suite DIR)",
@@ -147,6 +148,12 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
             dir.display()
         ));
     }
+    Ok(files)
+}
+
+/// The scenario files of `dir`, in name order, each validated as `portlab run` would.
+pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let files = scenario_files(dir)?;
     let mut out = Vec::with_capacity(files.len());
     let mut names = std::collections::BTreeMap::new();
     for file in files {

@@ -6,12 +6,26 @@ use common::*;
 use std::process::Command;
 
 fn refused(args: &[&str], file: Option<&str>, needles: &[&str]) {
+    let (dir, _) = refused_with(args, file.map(str::as_bytes), needles);
+    assert!(
+        !dir.path().join("out").join("timeline.csv").exists(),
+        "no traffic"
+    );
+}
+
+/// Runs `portlab run [bad.toml] ARGS -q --out DIR/out` and checks exit 2, no panic and every
+/// needle in stderr; returns the temporary directory and stderr.
+fn refused_with(
+    args: &[&str],
+    file: Option<&[u8]>,
+    needles: &[&str],
+) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(portlab());
     cmd.arg("run");
-    if let Some(text) = file {
+    if let Some(bytes) = file {
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, bytes).unwrap();
         cmd.arg(path);
     }
     let out = cmd
@@ -20,18 +34,13 @@ fn refused(args: &[&str], file: Option<&str>, needles: &[&str]) {
         .arg(dir.path().join("out"))
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?} {file:?}: {err}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
     for needle in needles {
-        assert!(
-            err.contains(needle),
-            "{args:?} {file:?}: {err:?} lacks {needle:?}"
-        );
+        assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
     }
-    assert!(
-        !dir.path().join("out").join("timeline.csv").exists(),
-        "no traffic"
-    );
+    (dir, err)
 }
 
 #[test]
@@ -120,29 +129,10 @@ fn results_directory_that_cannot_be_created() {
 // Issue 12's reproducers: each refused before any traffic, exit 2, the message naming the key
 // (or flag) and the accepted range, and no results directory left behind.
 
-/// `portlab run [FILE] ARGS --out DIR`: exit 2, every needle in stderr, DIR never created.
+/// As `refused`, and no results directory at all.
 fn refused_before_anything(args: &[&str], file: Option<&[u8]>, needles: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _) = refused_with(args, file, needles);
     let out_dir = dir.path().join("out");
-    let mut cmd = Command::new(portlab());
-    cmd.arg("run");
-    if let Some(bytes) = file {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, bytes).unwrap();
-        cmd.arg(path);
-    }
-    let out = cmd
-        .args(args)
-        .args(["-q", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
-    }
     assert!(
         !out_dir.exists(),
         "{args:?}: a results directory was created"
