@@ -228,6 +228,39 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    // One definition per key: every run flag's help names its scenario key, and that key
+    // exists in the scenario file (an unknown key would be refused by name).
+    #[test]
+    fn every_run_flag_names_a_key_that_exists() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        let mut checked = 0;
+        for arg in run.get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(at) = help.find("[key: ") else {
+                continue;
+            };
+            let key = help[at + 6..]
+                .split([';', ']'])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let text = match key.split_once('.') {
+                Some((section, field)) => format!("[{section}]\n{field} = 1"),
+                None => format!("{key} = 1"),
+            };
+            if let Err(e) = toml::from_str::<Scenario>(&text) {
+                assert!(
+                    !e.to_string().contains("unknown field"),
+                    "{:?} names key {key}, which the scenario does not have: {e}",
+                    arg.get_long()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 35, "only {checked} flags name their key");
+    }
+
     #[test]
     fn flags_become_scenario_keys() {
         let cli = Cli::parse_from([
