@@ -2,8 +2,7 @@
 //! key; `RunArgs::to_scenario` turns the flags into a scenario laid over the file's.
 
 use crate::plan::{
-    BindMode, Bytes, ClientSection, CloseMode, Expect, ExpectSection, LoadSection, PayloadKind,
-    PayloadSection, Rate, Scenario, ServerClose, Span, TargetSection,
+    ClientSection, ExpectSection, LoadSection, PayloadSection, Scenario, TargetSection,
 };
 use crate::report::Format;
 use clap::{Args, Parser, Subcommand};
@@ -93,186 +92,38 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Starts per second (open loop: start i at t0 + i/R), or "max" for a closed loop
-    /// [key: load.rate; default 100].
-    #[arg(long, help_heading = "Load", value_name = "R|max")]
-    pub rate: Option<Rate>,
-    /// Closed-loop workers with --rate max [key: load.concurrency; default 32, or the pool size].
-    #[arg(long, help_heading = "Load", value_name = "N")]
-    pub concurrency: Option<u32>,
-    /// Client threads, each running its share of the workers on its own event loop
-    /// [key: load.threads; default one per core].
-    #[arg(long, help_heading = "Load", value_name = "N")]
-    pub threads: Option<u32>,
-    /// How long to issue starts, e.g. 5s, 2m [key: load.duration; default 10s unless --count].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
-    pub duration: Option<Span>,
-    /// Total starts [key: load.count].
-    #[arg(long, help_heading = "Load", value_name = "N")]
-    pub count: Option<u64>,
-    /// A start due while N are in flight is dropped and counted, not queued
-    /// [key: load.max_in_flight; default 1024].
-    #[arg(long, help_heading = "Load", value_name = "N")]
-    pub max_in_flight: Option<u32>,
-    /// connect() bound; past it the attempt fails as TIMEOUT [key: load.connect_timeout; default 5s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
-    pub connect_timeout: Option<Span>,
-    /// Exchange bound after connect [key: load.exchange_timeout; default 5s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
-    pub exchange_timeout: Option<Span>,
-    /// After the last start or Ctrl-C, how long in-flight connections may finish
-    /// [key: load.drain_timeout; default 3s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
-    pub drain_timeout: Option<Span>,
-    /// Timeline and progress interval [key: load.interval; default 1s].
-    #[arg(long, help_heading = "Load", value_name = "DURATION")]
-    pub interval: Option<Span>,
+    /// `[load]`: every field is one flag and one key (plan/scenario.rs).
+    #[command(flatten, next_help_heading = "Load")]
+    pub load: LoadSection,
+    /// `[client]`.
+    #[command(flatten, next_help_heading = "Client")]
+    pub client: ClientSection,
+    /// `[payload]`.
+    #[command(flatten, next_help_heading = "Payload")]
+    pub payload: PayloadSection,
+    /// `[target]`.
+    #[command(flatten, next_help_heading = "Target")]
+    pub target: TargetSection,
 
-    /// Who closes: active (client first: client TIME_WAIT), passive (server first: server
-    /// TIME_WAIT), reset (SO_LINGER 0: RST, no TIME_WAIT), linger=N [key: client.close; default active].
-    #[arg(long, help_heading = "Client", value_name = "MODE")]
-    pub close: Option<CloseMode>,
-    /// N persistent connections carry all requests; 0 = one connection per request
-    /// [key: client.pool; default 0].
-    #[arg(long, help_heading = "Client", value_name = "N")]
-    pub pool: Option<u32>,
-    /// SO_REUSEADDR on client sockets [key: client.reuse_addr].
-    #[arg(long, help_heading = "Client", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub reuse_addr: Option<bool>,
-    /// TCP_NODELAY on client sockets [key: client.nodelay].
-    #[arg(long, help_heading = "Client", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub nodelay: Option<bool>,
-    /// Local address(es), round robin; repeat or comma-separate [key: client.source].
-    #[arg(
-        long,
-        help_heading = "Client",
-        value_delimiter = ',',
-        value_name = "IP"
-    )]
-    pub source: Vec<String>,
-    /// Port choice: auto (connect() picks, shared across destinations), any-port (bind(0)
-    /// first: exclusive across destinations), no-port (IP_BIND_ADDRESS_NO_PORT, Linux),
-    /// range=LO-HI (portlab binds LO..HI in order, like MaxUserPort) [key: client.bind; default auto].
-    #[arg(long, help_heading = "Client", value_name = "MODE")]
-    pub bind: Option<BindMode>,
-
-    /// none (connect, close), tcp (--send/--expect), http (GET --path) [key: payload.kind; default none].
-    #[arg(long, help_heading = "Payload", value_name = "KIND")]
-    pub payload: Option<PayloadKind>,
-    /// tcp: bytes to send, as text or hex:0a0b.. [key: payload.send; default "hello\n"].
-    #[arg(long, help_heading = "Payload", value_name = "BYTES")]
-    pub send: Option<Bytes>,
-    /// tcp: bytes to read back before closing, or eof [key: payload.expect; default the reply's length].
-    #[arg(long, help_heading = "Payload", value_name = "N|eof")]
-    pub expect: Option<Expect>,
-    /// tcp: the embedded server's reply [key: payload.response; default "ok\n"].
-    #[arg(long, help_heading = "Payload", value_name = "BYTES")]
-    pub response: Option<Bytes>,
-    /// http: request path [key: payload.path; default /].
-    #[arg(long, help_heading = "Payload", value_name = "PATH")]
-    pub path: Option<String>,
-
-    /// HOST:PORT of an external server instead of the embedded one [key: target.address].
-    #[arg(long, help_heading = "Target", value_name = "HOST:PORT")]
-    pub target: Option<String>,
-    /// Embedded server address [key: target.listen; default 127.0.0.1:0].
-    #[arg(long, help_heading = "Target", value_name = "IP:PORT")]
-    pub listen: Option<String>,
-    /// Embedded server listen() backlog (capped by somaxconn) [key: target.backlog; default 4096].
-    #[arg(long, help_heading = "Target", value_name = "N")]
-    pub backlog: Option<u32>,
-    /// Embedded server pause before each accept(), to fill its backlog [key: target.accept_delay].
-    #[arg(long, help_heading = "Target", value_name = "DURATION")]
-    pub accept_delay: Option<Span>,
-    /// Embedded server close: first, after-client, reset [key: target.server_close; default
-    /// follows --close].
-    #[arg(long, help_heading = "Target", value_name = "HOW")]
-    pub server_close: Option<ServerClose>,
-    /// Embedded server ports (destinations) the client round-robins over [key: target.destinations; default 1].
-    #[arg(long, help_heading = "Target", value_name = "N")]
-    pub destinations: Option<u32>,
-    /// A command serving --target (e.g. "nginx -c /tmp/x/nginx.conf"), started before the run
-    /// (inside the lab when there is one) and stopped after it [key: target.exec].
-    #[arg(long, help_heading = "Target", value_name = "COMMAND")]
-    pub target_exec: Option<String>,
-    /// How long the --target-exec command may take to accept on --target
-    /// [key: target.ready_timeout; default 10s].
-    #[arg(long, help_heading = "Target", value_name = "DURATION")]
-    pub ready_timeout: Option<Span>,
-
-    /// Your own client instead of portlab's: a command run by `sh -c` in the client's
-    /// namespace with PORTLAB_TARGET=host:port, PORTLAB_TARGET_HOST, PORTLAB_TARGET_PORT and
-    /// PORTLAB_RATE set; portlab sends nothing itself, samples the sockets and reads the
-    /// client's output for its failure [key: client.exec].
-    #[arg(long, help_heading = "Your own client", value_name = "COMMAND")]
-    pub client_exec: Option<String>,
-    /// How often the client's namespace is sampled [key: client.sample; default 100ms].
-    #[arg(long, help_heading = "Your own client", value_name = "DURATION")]
-    pub client_sample: Option<Span>,
-    /// Stop the client this long after its first recognised failure (SIGTERM, then SIGKILL)
-    /// [key: client.stop_after; default: at --duration or when it exits].
-    #[arg(long, help_heading = "Your own client", value_name = "DURATION")]
-    pub client_stop_after: Option<Span>,
-    /// A regular expression for your client's own failure line, besides the built-in Java,
-    /// Python, Go, Node, .NET, libpq and curl signatures [key: client.failure_pattern].
-    #[arg(long, help_heading = "Your own client", value_name = "REGEX")]
-    pub failure_pattern: Option<String>,
     /// Let a command written in the scenario file (client.exec, target.exec) run; a command
     /// given as a flag needs no consent.
-    #[arg(long, help_heading = "Your own client")]
+    #[arg(long, help_heading = "Client")]
     pub allow_exec: bool,
 
     /// The Linux lab: a private network namespace with its own sysctls [keys: lab.*].
     #[command(flatten, next_help_heading = "Lab (Linux)")]
     pub lab: crate::lab::LabArgs,
 
-    /// The run must (true) or must not (false) run out of ports [key: expect.exhaustion].
-    #[arg(long, help_heading = "Expect (CI: a failed check exits 1)", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub expect_exhaustion: Option<bool>,
-    /// failed / attempts must stay at or below F, e.g. 0.01 [key: expect.max_error_rate].
-    #[arg(
-        long,
-        help_heading = "Expect (CI: a failed check exits 1)",
-        value_name = "F"
-    )]
-    pub max_error_rate: Option<f64>,
-    /// p99 connect latency must stay at or below MS milliseconds [key: expect.max_connect_p99_ms].
-    #[arg(
-        long,
-        help_heading = "Expect (CI: a failed check exits 1)",
-        value_name = "MS"
-    )]
-    pub max_connect_p99_ms: Option<f64>,
-    /// completed / attempts must reach at least F, e.g. 0.99 [key: expect.min_success_rate].
-    #[arg(
-        long,
-        help_heading = "Expect (CI: a failed check exits 1)",
-        value_name = "F"
-    )]
-    pub min_success_rate: Option<f64>,
-    /// An error kind that must appear (as summary.errors names it, e.g. ECONNRESET); repeat
-    /// or comma-separate [key: expect.errors].
-    #[arg(
-        long,
-        help_heading = "Expect (CI: a failed check exits 1)",
-        value_delimiter = ',',
-        value_name = "KIND"
-    )]
-    pub expect_error: Vec<String>,
-    /// Whether the model's checks count toward the verdict; false reports them only
-    /// [key: expect.model; default true].
-    #[arg(
-        long,
-        help_heading = "Expect (CI: a failed check exits 1)",
-        value_name = "BOOL"
-    )]
-    pub model_checks: Option<bool>,
+    /// `[expect]` (its tolerances are --tolerance below).
+    #[command(flatten, next_help_heading = "Expect (CI: a failed check exits 1)")]
+    pub expect: ExpectSection,
     /// Tolerance of the model's checks in percent (PCT), or of one check (NAME=PCT, NAME one
     /// of first_error_s, timewait_max, post_exhaustion_rate); repeat
     /// [keys: expect.tolerance_pct, expect.tolerance.NAME; default 5].
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",
+        allow_hyphen_values = true,
         value_name = "[NAME=]PCT"
     )]
     pub tolerance: Vec<Tolerance>,
@@ -288,6 +139,7 @@ pub struct RunArgs {
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",
+        allow_hyphen_values = true,
         value_name = "PCT",
         requires = "baseline"
     )]
@@ -305,6 +157,11 @@ pub struct RunArgs {
     /// No progress display.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    /// Parse, merge and validate (the host checks too), then print the resolved plan (TOML;
+    /// with --format json one object) and the model's prediction; nothing is sent, no results
+    /// directory is created. Exit 0 valid, 2 not.
+    #[arg(long, help_heading = "Output")]
+    pub dry_run: bool,
 }
 
 impl RunArgs {
@@ -313,47 +170,10 @@ impl RunArgs {
         Scenario {
             name: self.name.clone(),
             description: None,
-            load: LoadSection {
-                rate: self.rate,
-                concurrency: self.concurrency,
-                threads: self.threads,
-                duration: self.duration,
-                count: self.count,
-                max_in_flight: self.max_in_flight,
-                connect_timeout: self.connect_timeout,
-                exchange_timeout: self.exchange_timeout,
-                drain_timeout: self.drain_timeout,
-                interval: self.interval,
-            },
-            client: ClientSection {
-                close: self.close,
-                pool: self.pool,
-                reuse_addr: self.reuse_addr,
-                nodelay: self.nodelay,
-                source: (!self.source.is_empty()).then(|| self.source.clone()),
-                bind: self.bind,
-                exec: self.client_exec.clone(),
-                sample: self.client_sample,
-                stop_after: self.client_stop_after,
-                failure_pattern: self.failure_pattern.clone(),
-            },
-            payload: PayloadSection {
-                kind: self.payload,
-                send: self.send.clone(),
-                expect: self.expect,
-                response: self.response.clone(),
-                path: self.path.clone(),
-            },
-            target: TargetSection {
-                address: self.target.clone(),
-                listen: self.listen.clone(),
-                backlog: self.backlog,
-                accept_delay: self.accept_delay,
-                server_close: self.server_close,
-                destinations: self.destinations,
-                exec: self.target_exec.clone(),
-                ready_timeout: self.ready_timeout,
-            },
+            load: self.load.clone(),
+            client: self.client.clone(),
+            payload: self.payload.clone(),
+            target: self.target.clone(),
             lab: None,
             expect: self.expect_section(),
         }
@@ -371,14 +191,9 @@ impl RunArgs {
             }
         }
         ExpectSection {
-            exhaustion: self.expect_exhaustion,
-            max_error_rate: self.max_error_rate,
-            max_connect_p99_ms: self.max_connect_p99_ms,
-            min_success_rate: self.min_success_rate,
-            errors: (!self.expect_error.is_empty()).then(|| self.expect_error.clone()),
-            model: self.model_checks,
             tolerance_pct,
             tolerance: (!per_check.is_empty()).then_some(per_check),
+            ..self.expect.clone()
         }
     }
 
@@ -419,11 +234,45 @@ impl std::str::FromStr for Tolerance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{CloseMode, Rate, Span};
     use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    // One definition per key: every run flag's help names its scenario key, and that key
+    // exists in the scenario file (an unknown key would be refused by name).
+    #[test]
+    fn every_run_flag_names_a_key_that_exists() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        let mut checked = 0;
+        for arg in run.get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(at) = help.find("[key: ") else {
+                continue;
+            };
+            let key = help[at + 6..]
+                .split([';', ']'])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let text = match key.split_once('.') {
+                Some((section, field)) => format!("[{section}]\n{field} = 1"),
+                None => format!("{key} = 1"),
+            };
+            if let Err(e) = toml::from_str::<Scenario>(&text) {
+                assert!(
+                    !e.to_string().contains("unknown field"),
+                    "{:?} names key {key}, which the scenario does not have: {e}",
+                    arg.get_long()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 35, "only {checked} flags name their key");
     }
 
     #[test]
@@ -451,5 +300,81 @@ mod tests {
             s.load.duration, None,
             "unset flags leave the file's value alone"
         );
+    }
+
+    fn predict_input(args: &[&str]) -> crate::model::ModelInput {
+        let cli = Cli::try_parse_from(["portlab", "predict"].iter().chain(args)).unwrap();
+        let Command::Predict(p) = cli.command else {
+            panic!("parsed as predict")
+        };
+        crate::model::input_from_args(&p).unwrap()
+    }
+
+    // One grammar and one vocabulary: run and predict spell a concept the same way.
+    #[test]
+    fn run_and_predict_share_rates_durations_and_flag_names() {
+        let cli = Cli::parse_from([
+            "portlab",
+            "run",
+            "--rate",
+            "1800/min",
+            "--accept-delay",
+            "2",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as run")
+        };
+        assert_eq!(args.load.rate, Some(Rate::PerSecond(30.0)));
+        assert_eq!(
+            args.target.accept_delay.map(Span::secs),
+            Some(2.0),
+            "bare number = seconds"
+        );
+
+        let input = predict_input(&[
+            "--rate",
+            "1800/min",
+            "--source",
+            "10.0.0.1,10.0.0.2",
+            "--port-range",
+            "32768-32867",
+            "--reserved-ports",
+            "32768-32777,50000",
+            "--tw-reuse-delay",
+            "250ms",
+        ]);
+        assert_eq!(input.rate, Some(30.0));
+        assert_eq!(input.sources, 2, "--source counts the addresses");
+        assert_eq!(
+            input.reserved, 10,
+            "only reserved ports inside the range count"
+        );
+        assert_eq!(input.ports, 90);
+        assert_eq!(input.tw_reuse_delay_s, 0.25);
+        // The older spellings still work.
+        let old = predict_input(&[
+            "--sources",
+            "3",
+            "--reserved",
+            "5",
+            "--port-range",
+            "1025-1124",
+        ]);
+        assert_eq!((old.sources, old.reserved, old.ports), (3, 5, 95));
+        // --bind takes run's modes: range= replaces the port range, no-port is per destination.
+        let ranged = predict_input(&["--bind", "range=40000-40099", "--rate", "10"]);
+        assert_eq!(
+            (ranged.ports, ranged.bind),
+            (100, crate::model::BindModel::WholeRange)
+        );
+        let no_port = predict_input(&["--bind", "no-port"]);
+        assert_eq!(no_port.bind, crate::model::BindModel::PerDestination);
+    }
+
+    #[test]
+    fn negative_values_reach_the_keys_own_message() {
+        let e = Cli::try_parse_from(["portlab", "run", "--accept-delay", "-1s"]).unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
+        assert!(e.to_string().contains("--accept-delay"), "{e}");
     }
 }

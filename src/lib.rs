@@ -11,12 +11,24 @@
 //! report sees both the prediction and the measurement.
 //!
 //! - [`cli`]: clap definitions, raw flags only.
+//! - [`dry_run`]: `run --dry-run` and `suite --dry-run`: validate and show the resolved plan
+//!   with the model's prediction, sending nothing.
+//! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json) and a seeded
+//!   mutator, shared by the property test, the cargo-fuzz targets and the example driver.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection.
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
-//!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings.
+//!   validated [`plan::Plan`]. One definition per key: each section (`[load]`, `[client]`,
+//!   `[payload]`, `[target]`, `[expect]`) is one struct in plan/scenario.rs that is both its
+//!   flags (clap, flattened into `run`) and its keys (serde), and resolves itself in its own
+//!   file (plan/load.rs, client.rs, payload.rs, target.rs, expect.rs); [`plan::bounds`]
+//!   holds every key's accepted range, [`plan::values`] the one grammar of durations, rates,
+//!   port ranges and bytes; [`plan::lab`] is the lab's pure half (the `[lab]` table, its
+//!   flags, validation, the time-scale arithmetic) and [`plan::sysctl`] the registry of
+//!   kernel knobs; `plan::check_host` the checks against this host (local sources,
+//!   descriptor limit, kernel version).
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
-//!   sysctls (Linux only; elsewhere a clear error).
+//!   sysctls (Linux only; elsewhere a clear error). It imports plan, never the reverse.
 //! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
 //!   (one listener per destination), and `target::exec`: a server command portlab starts
 //!   inside the lab, waits for, and stops.
@@ -39,7 +51,9 @@
 pub mod cli;
 pub mod client;
 pub mod collect;
+pub mod dry_run;
 pub mod engine;
+pub mod fuzz;
 pub mod inspect;
 pub mod lab;
 pub mod model;

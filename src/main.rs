@@ -23,6 +23,11 @@ fn main() -> ExitCode {
             portlab::inspect::run(&args, &mut std::io::stdout().lock()).map(|()| 0)
         }
         Command::Report(args) => report(&args),
+        Command::Suite(args) if args.dry_run => portlab::dry_run::suite(
+            &args.dir,
+            portlab::report::Format::Text,
+            &mut std::io::stdout().lock(),
+        ),
         Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
         Command::Watch(args) => portlab::watch::run(&args),
     };
@@ -81,15 +86,22 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         None => Scenario::default(),
     };
     portlab::client::check_consent(&file, &args.to_scenario(), args.allow_exec)?;
-    let plan = Plan::resolve(&args.over(file))?;
+    let given = args.over(file);
+    let dry_run = args
+        .dry_run
+        .then(|| portlab::dry_run::render(&given, args.format))
+        .transpose()?;
+    let plan = Plan::resolve(&given)?;
+    plan::check_host(&given, &plan)?;
     let baseline = match &args.baseline {
         Some(path) => {
             let margin = args
                 .baseline_margin
                 .unwrap_or(portlab::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
-            if !(margin.is_finite() && margin >= 0.0) {
+            let max = plan::bounds::MAX_PCT;
+            if !(margin.is_finite() && (0.0..=max).contains(&margin)) {
                 anyhow::bail!(
-                    "--baseline-margin {margin} is not a percentage; write 0 or more, e.g. 10"
+                    "--baseline-margin {margin} is not a percentage: accepted 0 to {max}, e.g. 10"
                 );
             }
             let summary =
@@ -98,6 +110,11 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
+    if let Some(text) = dry_run {
+        // Validated, baseline included: show it and send nothing.
+        print!("{text}");
+        return Ok(0);
+    }
     let opts = RunOptions {
         baseline,
         out: args.out.clone(),

@@ -38,6 +38,10 @@ pub struct SuiteArgs {
     /// pgbench-*) run; without it a directory holding one is refused before anything runs.
     #[arg(long)]
     pub allow_exec: bool,
+    /// Validate every file and print each resolved plan with the model's prediction, as
+    /// `run --dry-run` does; nothing is sent and nothing written. Exit 0 all valid, 2 not.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// How one scenario ended.
@@ -128,9 +132,9 @@ pub struct SuiteResult {
     pub exit_code: u8,
 }
 
-/// The scenario files of `dir`, in name order, each validated as `portlab run` would (a
-/// file's command runs only with `allow_exec`).
-pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
+/// The `*.toml` files of `dir`, in name order; an unreadable or empty directory is an error
+/// saying what to name (`portlab suite [--dry-run] DIR`).
+pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).with_context(|| {
         format!(
             "cannot read the scenario directory {} (name a directory of *.toml files: portlab suite DIR)",
@@ -148,6 +152,13 @@ pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
             dir.display()
         ));
     }
+    Ok(files)
+}
+
+/// The scenario files of `dir`, in name order, each validated as `portlab run` would (a
+/// file's command runs only with `allow_exec`).
+pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
+    let files = scenario_files(dir)?;
     let mut out = Vec::with_capacity(files.len());
     let mut names = std::collections::BTreeMap::new();
     for file in files {
@@ -155,6 +166,7 @@ pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
         crate::client::check_consent(&scenario, &Default::default(), allow_exec)
             .with_context(|| format!("{} (portlab suite --allow-exec)", file.display()))?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
+        plan::check_host(&scenario, &plan).with_context(|| format!("{}", file.display()))?;
         if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
             return Err(anyhow!(
                 "{} and {} are both named '{}'; each scenario of a suite needs its own name (it names its results directory)",

@@ -250,6 +250,8 @@ mod tests {
             "{text:?}"
         );
         assert!(text.contains(&("stderr", "oops")), "{text:?}");
+        // Its pipes closing is not its exit: wait for that, or stop() may race it and TERM it.
+        p.child.as_mut().map(|c| c.wait());
         let (status, by) = p.stop();
         assert_eq!(status.and_then(|s| s.code()), Some(3));
         assert_eq!(by, None);

@@ -87,7 +87,7 @@ pub fn linux_report(
     }
     rows.push(row(
         "net.ipv4.tcp_max_tw_buckets",
-        Some("beyond this many TIME_WAIT sockets, closes skip TIME_WAIT".into()),
+        registry_note("net.ipv4.tcp_max_tw_buckets"),
     ));
     let timestamps_off = get("net.ipv4.tcp_timestamps") == Some("0");
     rows.push(row(
@@ -100,20 +100,15 @@ pub fn linux_report(
     ));
     rows.push(row(
         "net.ipv4.tcp_fin_timeout",
-        Some(
-            "s: bounds orphaned FIN_WAIT_2 only; it does NOT shorten TIME_WAIT (fixed at 60 s)"
-                .into(),
-        ),
+        registry_note("net.ipv4.tcp_fin_timeout"),
     ));
     rows.push(row(
         "net.core.somaxconn",
-        Some("caps every listen() backlog".into()),
+        registry_note("net.core.somaxconn"),
     ));
     rows.push(row(
         "net.ipv4.tcp_abort_on_overflow",
-        Some(
-            "with 1, a full accept queue answers with RST (ECONNRESET) instead of dropping".into(),
-        ),
+        registry_note("net.ipv4.tcp_abort_on_overflow"),
     ));
     if timestamps_off && input.tw_reuse != TwReuse::Off {
         notes.push(format!(
@@ -454,6 +449,11 @@ pub fn defaults_report(profile: Profile, nofile: Option<NofileLimit>) -> HostRep
             "these are defaults, not this host's values: check them and use portlab predict --profile {profile} --port-range LO-HI --time-wait T"
         )],
     )
+}
+
+/// The note the sysctl registry keeps for `name` (plan::sysctl).
+fn registry_note(name: &str) -> Option<String> {
+    crate::plan::sysctl::by_name(name).map(|k| k.note.to_string())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::netlink::{MsgBuilder, NlSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
-use super::plan::{parse_reserved_ports, Sysctl, Topology};
+use super::{parse_reserved_ports, Sysctl, Topology};
 use super::{Applied, LabError, LabPlan, MODEL_SYSCTLS};
 
 /// Client side of the veth pair (RFC 2544 benchmarking range 198.18.0.0/15).
@@ -264,13 +264,7 @@ fn sysctl_path(name: &str) -> String {
 
 /// Why a sysctl may be missing, and what to drop instead.
 fn missing_hint(name: &str) -> &'static str {
-    match name {
-        "net.ipv4.tcp_tw_reuse_delay" => {
-            "added in Linux 6.14: drop tw_reuse_delay_ms, time_wait and time_scale; \
-             without it the TIME_WAIT hold is fixed at 60 s and only the port range can be scaled"
-        }
-        _ => "drop that key from [lab]",
-    }
+    crate::plan::sysctl::by_name(name).map_or("drop that key from [lab]", |k| k.missing)
 }
 
 /// Writes every sysctl in order, reading each back.

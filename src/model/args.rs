@@ -63,13 +63,20 @@ pub struct PredictArgs {
     #[arg(long, value_name = "LO-HI")]
     pub port_range: Option<PortRange>,
 
-    /// Ports of the range that are reserved and never picked (ip_local_reserved_ports).
+    /// Ports of the range that are reserved and never picked (ip_local_reserved_ports), in
+    /// the kernel's syntax as `run --lab-reserved-ports` takes it, e.g. 1000-1010,2000; only
+    /// the ports inside the range count.
+    #[arg(long, value_name = "LIST", conflicts_with = "reserved")]
+    pub reserved_ports: Option<String>,
+
+    /// How many ports of the range are reserved (older spelling; --reserved-ports LIST is
+    /// the one run and inspect share).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub reserved: u32,
 
     /// How long TIME_WAIT lasts, e.g. 240s, 4m or 30 (seconds). Default: the profile's
     /// (linux 60s, windows 240s, macos 30s, freebsd 60s); TcpTimedWaitDelay on Windows.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s, allow_hyphen_values = true)]
     pub time_wait: Option<f64>,
 
     /// Linux tcp_tw_reuse: 0 off, 1 on, 2 loopback only (linux default 2). Where it
@@ -80,7 +87,7 @@ pub struct PredictArgs {
 
     /// Linux tcp_tw_reuse_delay (6.14+), e.g. 1s or 250ms (a bare number is seconds);
     /// 1 ms to 60 s, default 1s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s, allow_hyphen_values = true)]
     pub tw_reuse_delay: Option<f64>,
 
     /// Linux tcp_max_tw_buckets: TIME_WAIT cannot exceed it; closes past it skip
@@ -98,18 +105,30 @@ pub struct PredictArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub pool: u32,
 
-    /// How the local port is chosen: auto (connect() picks it; the range serves each
-    /// destination and source address) or any-port (bind(0) before connect(); one range
-    /// shared by all destinations).
-    #[arg(long, value_name = "MODE", value_enum, default_value = "auto")]
-    pub bind: BindModel,
+    /// How the local port is chosen, as `run --bind` takes it: auto or no-port (the port is
+    /// chosen at connect(); the range serves each destination and source address), any-port
+    /// (bind(0) before connect(); one range shared by all destinations) or range=LO-HI
+    /// (ports LO..HI bound in order; they replace the port range).
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub bind: crate::plan::BindMode,
 
     /// Destinations (ip:port) the load is spread over evenly.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub destinations: u32,
 
-    /// Local source addresses the load is spread over evenly.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Local source addresses the load is spread over evenly, as `run --source` takes them
+    /// (repeat or comma-separate); only their number matters to the model.
+    #[arg(
+        long,
+        value_name = "IP",
+        value_delimiter = ',',
+        conflicts_with = "sources"
+    )]
+    pub source: Vec<std::net::IpAddr>,
+
+    /// How many local source addresses (older spelling of --source when only the number
+    /// is known).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub sources: u32,
 
     /// The target is on loopback (tcp_tw_reuse = 2 applies there).
@@ -129,35 +148,25 @@ pub struct PredictArgs {
     pub format: Format,
 }
 
-/// Parses a rate: a positive number, optionally followed by `/s`, `/m` or `/min`.
+/// Parses a rate with the one rate grammar ([`crate::plan::Rate`]: `30`, `30/s`, `1800/min`);
+/// the model needs a number, so `max` is refused here.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let (n, per) = match t.split_once('/') {
-        None => (t, 1.0),
-        Some((n, "s" | "sec")) => (n, 1.0),
-        Some((n, "m" | "min")) => (n, 60.0),
-        Some(_) => return Err("accepted: a number per second, e.g. 30, 30/s or 1800/min".into()),
-    };
-    match n.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v / per),
-        _ => Err("accepted: a positive number per second, e.g. 30, 30/s or 1800/min".into()),
+    match s.parse::<crate::plan::Rate>() {
+        Ok(crate::plan::Rate::PerSecond(r)) => Ok(r),
+        Ok(crate::plan::Rate::Max) => {
+            Err("max (a closed loop) has no rate to model; write e.g. 30, 30/s or 1800/min".into())
+        }
+        Err(e) => Err(e.0),
     }
 }
 
-/// Parses a duration into seconds: `240s`, `4m`, `250ms` (humantime), or a bare number
-/// of seconds.
+/// Parses a duration into seconds with the one duration grammar ([`crate::plan::Span`]:
+/// `240s`, `4m`, `250ms`, or a bare number of seconds); zero is refused.
 pub fn parse_duration_s(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let secs = match t.parse::<f64>() {
-        Ok(v) => v,
-        Err(_) => humantime::parse_duration(t)
-            .map_err(|e| format!("{e}; accepted: e.g. 240s, 4m, 250ms or 60 (seconds)"))?
-            .as_secs_f64(),
-    };
-    if secs.is_finite() && secs > 0.0 {
-        Ok(secs)
-    } else {
-        Err("must be a positive duration, e.g. 240s, 4m, 250ms or 60 (seconds)".into())
+    match s.parse::<crate::plan::Span>() {
+        Ok(d) if !d.0.is_zero() => Ok(d.secs()),
+        Ok(_) => Err("must be a positive duration, e.g. 240s, 4m, 250ms or 60 (seconds)".into()),
+        Err(e) => Err(e.0),
     }
 }
 
@@ -179,7 +188,11 @@ pub fn input_from_args(args: &PredictArgs) -> Result<ModelInput, ModelError> {
         }
     }
     let base = ModelInput::from_profile(profile);
-    let spec = match (args.port_range, args.ports, base.port_range) {
+    let bound_range = match args.bind {
+        crate::plan::BindMode::Range(lo, hi) => Some(PortRange::new(lo, hi)?),
+        _ => None,
+    };
+    let spec = match (bound_range.or(args.port_range), args.ports, base.port_range) {
         (Some(r), _, _) => PortSpec::Range(r),
         (None, Some(n), _) => PortSpec::Count(n),
         (None, None, Some(r)) => PortSpec::Range(r),
@@ -198,16 +211,43 @@ pub fn input_from_args(args: &PredictArgs) -> Result<ModelInput, ModelError> {
         rate: args.rate,
         timewait_side: args.close.into(),
         pool: args.pool,
-        bind: args.bind,
+        bind: match args.bind {
+            crate::plan::BindMode::Auto | crate::plan::BindMode::NoPort => {
+                BindModel::PerDestination
+            }
+            crate::plan::BindMode::AnyPort | crate::plan::BindMode::Range(..) => {
+                BindModel::WholeRange
+            }
+        },
         destinations: args.destinations,
-        sources: args.sources,
+        sources: match args.source.len() {
+            0 => args.sources,
+            n => u32::try_from(n).unwrap_or(u32::MAX),
+        },
         loopback: args.loopback,
         preexisting: args.preexisting,
         ..base
     }
-    .with_ports(spec, args.reserved)?;
+    .with_ports(spec, reserved_count(args, spec)?)?;
     input.validate()?;
     Ok(input)
+}
+
+/// Reserved ports that count against `spec`: --reserved N, or the ports of
+/// --reserved-ports LIST inside the range (all of them when only a count of ports is known).
+fn reserved_count(args: &PredictArgs, spec: PortSpec) -> Result<u32, ModelError> {
+    let Some(list) = &args.reserved_ports else {
+        return Ok(args.reserved);
+    };
+    let ranges = PortRange::parse_list(list).map_err(|e| ModelError::Value {
+        flag: "--reserved-ports",
+        given: list.clone(),
+        reason: format!("{e}; write the kernel's syntax, e.g. 1000-1010,2000"),
+    })?;
+    Ok(match spec {
+        PortSpec::Range(range) => ranges.iter().map(|r| r.overlap(range)).sum(),
+        PortSpec::Count(_) => ranges.iter().map(|r| r.len()).sum(),
+    })
 }
 
 /// The JSON document `predict --format json` prints.

@@ -98,6 +98,18 @@ pub fn input_for(
             }
         }
     }
+    // A per-socket range: the kernel picks from its overlap with the system's range (and
+    // from the system's range alone when they do not overlap).
+    if let (Some(own), Some(system)) = (plan.client.local_port_range, input.port_range) {
+        let (lo, hi) = (own.lo.max(system.lo), own.hi.min(system.hi));
+        if let Ok(range) = PortRange::new(lo, hi) {
+            let reserved = setting(settings, "net.ipv4.ip_local_reserved_ports")
+                .map_or(0, |l| reserved_in(l, range));
+            if let Ok(i) = input.clone().with_ports(PortSpec::Range(range), reserved) {
+                input = i;
+            }
+        }
+    }
     // Linux only (tcp_twsk_unique without a port search); timestamps are on by default.
     input.explicit_bind_reuse_addr = cfg!(target_os = "linux")
         && plan.client.reuse_addr

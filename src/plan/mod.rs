@@ -3,9 +3,20 @@
 //! Everything a user can get wrong is refused here, before any traffic, with a [`PlanError`]
 //! that names the key (and its flag) and what is accepted.
 
+pub mod bounds;
+mod client;
+mod expect;
+mod host;
+pub mod lab;
+mod load;
+mod payload;
 mod scenario;
+pub mod sysctl;
+mod target;
 pub mod values;
 
+pub use expect::{Expectations, DEFAULT_TOLERANCE_PCT, MODEL_CHECKS};
+pub use host::check_host;
 pub use scenario::{
     ClientSection, ExpectSection, LoadSection, PayloadSection, Scenario, TargetSection,
 };
@@ -38,7 +49,7 @@ pub enum PlanError {
     },
     /// The `[lab]` table (or a `--lab-*` flag) is invalid; the message names the key.
     #[error(transparent)]
-    Lab(#[from] crate::lab::LabError),
+    Lab(#[from] lab::LabError),
     /// A value is out of range or contradicts another.
     #[error("{key} (flag {flag}): {message}")]
     Invalid {
@@ -49,6 +60,32 @@ pub enum PlanError {
         /// What is wrong and what to write instead.
         message: String,
     },
+}
+
+/// A count that must be at least 1, or `default` when unset.
+fn positive(
+    v: Option<u32>,
+    default: u32,
+    key: &'static str,
+    flag: &'static str,
+) -> Result<u32, PlanError> {
+    match v {
+        Some(0) => Err(invalid(key, flag, "must be at least 1")),
+        v => Ok(v.unwrap_or(default)),
+    }
+}
+
+/// A duration that must be longer than 0, or `default` when unset.
+fn span_or(
+    v: Option<Span>,
+    default: Duration,
+    key: &'static str,
+    flag: &'static str,
+) -> Result<Duration, PlanError> {
+    match v {
+        Some(Span(d)) if d.is_zero() => Err(invalid(key, flag, "must be longer than 0s")),
+        v => Ok(v.map_or(default, |s| s.0)),
+    }
 }
 
 fn invalid(key: &'static str, flag: &'static str, message: impl Into<String>) -> PlanError {
@@ -62,11 +99,26 @@ fn invalid(key: &'static str, flag: &'static str, message: impl Into<String>) ->
 /// Reads and parses a scenario file; unknown keys are an error naming the key.
 pub fn load_scenario(path: &Path) -> Result<Scenario, PlanError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+    let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
         path: shown.clone(),
         source,
     })?;
-    let mut scenario: Scenario = toml::from_str(&text).map_err(|e| PlanError::Parse {
+    parse_scenario(&bytes, path)
+}
+
+/// Parses scenario file contents (`path` names it in messages and gives the default name).
+/// Pure: the entry point of the fuzz harness too.
+pub fn parse_scenario(bytes: &[u8], path: &Path) -> Result<Scenario, PlanError> {
+    let shown = path.display().to_string();
+    let text = std::str::from_utf8(bytes).map_err(|e| PlanError::Parse {
+        path: shown.clone(),
+        message: format!(
+            "not UTF-8 text: invalid byte 0x{:02x} at byte offset {} (TOML files are UTF-8)",
+            bytes[e.valid_up_to()],
+            e.valid_up_to()
+        ),
+    })?;
+    let mut scenario: Scenario = toml::from_str(text).map_err(|e| PlanError::Parse {
         path: shown,
         message: e.to_string(),
     })?;
@@ -116,6 +168,8 @@ pub struct Client {
     pub sources: Vec<IpAddr>,
     /// How the local port is chosen.
     pub bind: BindMode,
+    /// Per-socket ephemeral range (IP_LOCAL_PORT_RANGE, Linux 6.3+), None: the system's.
+    pub local_port_range: Option<PortRange>,
 }
 
 /// What is exchanged.
@@ -187,173 +241,13 @@ pub struct Plan {
     /// A command serving the external target, started and stopped by portlab.
     pub exec: Option<TargetExec>,
     /// The lab, validated (None: no `[lab]` table and no `--lab*` flag).
-    pub lab: Option<crate::lab::LabPlan>,
+    pub lab: Option<lab::LabPlan>,
     /// The `[lab]` table as given, to write plan.toml back.
-    pub lab_config: Option<crate::lab::LabConfig>,
+    pub lab_config: Option<lab::LabConfig>,
     /// `[expect]`, validated.
     pub expect: Expectations,
     /// The user's own client (`client.exec`), run instead of portlab's.
     pub client_exec: Option<crate::client::ClientExec>,
-}
-
-/// The model's numeric checks, by the names the verdict gives them; `[expect.tolerance]`
-/// (and `--tolerance NAME=PCT`) accepts these names.
-pub const MODEL_CHECKS: [&str; 3] = ["first_error_s", "timewait_max", "post_exhaustion_rate"];
-
-/// Default tolerance of every model check, percent.
-pub const DEFAULT_TOLERANCE_PCT: f64 = 5.0;
-
-/// `[expect]`, validated: the user's own checks and the model checks' tolerances.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expectations {
-    /// The run must (true) or must not (false) run out of ports.
-    pub exhaustion: Option<bool>,
-    /// failed / attempts, at most.
-    pub max_error_rate: Option<f64>,
-    /// p99 connect latency, at most, ms.
-    pub max_connect_p99_ms: Option<f64>,
-    /// completed / attempts, at least.
-    pub min_success_rate: Option<f64>,
-    /// Error kinds that must each appear (upper case, as in summary.errors).
-    pub errors: Vec<String>,
-    /// Whether the model's checks count toward the verdict.
-    pub model: bool,
-    /// Tolerance of every model check without its own, percent.
-    pub tolerance_pct: f64,
-    /// Per-check tolerances, percent, by check name (one of [`MODEL_CHECKS`]).
-    pub tolerance: std::collections::BTreeMap<String, f64>,
-}
-
-impl Default for Expectations {
-    fn default() -> Self {
-        Expectations {
-            exhaustion: None,
-            max_error_rate: None,
-            max_connect_p99_ms: None,
-            min_success_rate: None,
-            errors: Vec::new(),
-            model: true,
-            tolerance_pct: DEFAULT_TOLERANCE_PCT,
-            tolerance: Default::default(),
-        }
-    }
-}
-
-impl Expectations {
-    /// The tolerance of model check `name`, percent.
-    pub fn tolerance_for(&self, name: &str) -> f64 {
-        self.tolerance
-            .get(name)
-            .copied()
-            .unwrap_or(self.tolerance_pct)
-    }
-
-    fn resolve(e: &ExpectSection) -> Result<Expectations, PlanError> {
-        let fraction = |v: Option<f64>, key, flag| match v {
-            Some(f) if !(0.0..=1.0).contains(&f) => Err(invalid(
-                key,
-                flag,
-                format!("{f} is not a fraction; write a number from 0 to 1, e.g. 0.01 for 1%"),
-            )),
-            v => Ok(v),
-        };
-        let percent = |v: f64, key, flag| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(v)
-            } else {
-                Err(invalid(
-                    key,
-                    flag,
-                    format!("{v} is not a tolerance; write a percentage of 0 or more, e.g. 5"),
-                ))
-            }
-        };
-        let max_connect_p99_ms = match e.max_connect_p99_ms {
-            Some(ms) if !(ms.is_finite() && ms > 0.0) => {
-                return Err(invalid(
-                    "expect.max_connect_p99_ms",
-                    "--max-connect-p99-ms",
-                    format!("{ms} is not a latency; write milliseconds above 0, e.g. 50"),
-                ))
-            }
-            v => v,
-        };
-        let errors = e
-            .errors
-            .iter()
-            .flatten()
-            .map(|name| {
-                let upper = name.trim().to_ascii_uppercase();
-                if upper.is_empty()
-                    || !upper
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    Err(invalid(
-                        "expect.errors",
-                        "--expect-error",
-                        format!("'{name}' is not an error name; write one as summary.errors shows it, e.g. ECONNRESET or TIMEOUT"),
-                    ))
-                } else {
-                    Ok(upper)
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut tolerance = std::collections::BTreeMap::new();
-        for (name, v) in e.tolerance.iter().flatten() {
-            if !MODEL_CHECKS.contains(&name.as_str()) {
-                return Err(invalid(
-                    "expect.tolerance",
-                    "--tolerance",
-                    format!(
-                        "'{name}' is not a model check; tolerances apply to {}",
-                        MODEL_CHECKS.join(", ")
-                    ),
-                ));
-            }
-            tolerance.insert(
-                name.clone(),
-                percent(*v, "expect.tolerance", "--tolerance")?,
-            );
-        }
-        Ok(Expectations {
-            exhaustion: e.exhaustion,
-            max_error_rate: fraction(
-                e.max_error_rate,
-                "expect.max_error_rate",
-                "--max-error-rate",
-            )?,
-            max_connect_p99_ms,
-            min_success_rate: fraction(
-                e.min_success_rate,
-                "expect.min_success_rate",
-                "--min-success-rate",
-            )?,
-            errors,
-            model: e.model.unwrap_or(true),
-            tolerance_pct: percent(
-                e.tolerance_pct.unwrap_or(DEFAULT_TOLERANCE_PCT),
-                "expect.tolerance_pct",
-                "--tolerance",
-            )?,
-            tolerance,
-        })
-    }
-
-    /// Back to the `[expect]` table (only what differs from the defaults).
-    pub fn to_section(&self) -> ExpectSection {
-        ExpectSection {
-            exhaustion: self.exhaustion,
-            max_error_rate: self.max_error_rate,
-            max_connect_p99_ms: self.max_connect_p99_ms,
-            min_success_rate: self.min_success_rate,
-            errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
-            model: (!self.model).then_some(false),
-            tolerance_pct: (self.tolerance_pct != DEFAULT_TOLERANCE_PCT)
-                .then_some(self.tolerance_pct),
-            tolerance: (!self.tolerance.is_empty()).then(|| self.tolerance.clone()),
-        }
-    }
 }
 
 /// Default pace when neither file nor flags give one.
@@ -373,290 +267,11 @@ pub const MAX_DESTINATIONS: u32 = 8;
 impl Plan {
     /// Validates a (file + flags) scenario and fills in every default.
     pub fn resolve(s: &Scenario) -> Result<Plan, PlanError> {
-        let l = &s.load;
-        let rate = l.rate.unwrap_or(Rate::PerSecond(DEFAULT_RATE));
-        let count = match l.count {
-            Some(0) => return Err(invalid("load.count", "--count", "must be at least 1")),
-            c => c,
-        };
-        let duration = match (l.duration.map(|d| d.0), count) {
-            (Some(d), _) if d.is_zero() => {
-                return Err(invalid(
-                    "load.duration",
-                    "--duration",
-                    "must be longer than 0s",
-                ))
-            }
-            (None, None) => Some(DEFAULT_DURATION),
-            (d, _) => d,
-        };
-        let positive = |v: Option<u32>, default: u32, key, flag| match v {
-            Some(0) => Err(invalid(key, flag, "must be at least 1")),
-            v => Ok(v.unwrap_or(default)),
-        };
-        let span = |v: Option<Span>, default: Duration, key, flag| match v {
-            Some(Span(d)) if d.is_zero() => Err(invalid(key, flag, "must be longer than 0s")),
-            v => Ok(v.map_or(default, |s| s.0)),
-        };
-        let c = &s.client;
-        let pool = c.pool.unwrap_or(0);
-        let mut concurrency = positive(
-            l.concurrency,
-            DEFAULT_CONCURRENCY,
-            "load.concurrency",
-            "--concurrency",
-        )?;
-        if pool > 0 && l.concurrency.is_none() {
-            concurrency = pool;
-        }
-        let interval = span(
-            l.interval,
-            Duration::from_secs(1),
-            "load.interval",
-            "--interval",
-        )?;
-        if interval < Duration::from_millis(10) {
-            return Err(invalid(
-                "load.interval",
-                "--interval",
-                "must be at least 10ms",
-            ));
-        }
-        let threads = match l.threads {
-            Some(0) => return Err(invalid("load.threads", "--threads", "must be at least 1")),
-            Some(n) if n > MAX_THREADS => {
-                return Err(invalid(
-                    "load.threads",
-                    "--threads",
-                    format!("must be at most {MAX_THREADS}"),
-                ))
-            }
-            t => t,
-        };
-        let load = Load {
-            rate,
-            concurrency,
-            threads,
-            duration,
-            count,
-            max_in_flight: positive(
-                l.max_in_flight,
-                DEFAULT_MAX_IN_FLIGHT,
-                "load.max_in_flight",
-                "--max-in-flight",
-            )?,
-            connect_timeout: span(
-                l.connect_timeout,
-                Duration::from_secs(5),
-                "load.connect_timeout",
-                "--connect-timeout",
-            )?,
-            exchange_timeout: span(
-                l.exchange_timeout,
-                Duration::from_secs(5),
-                "load.exchange_timeout",
-                "--exchange-timeout",
-            )?,
-            drain_timeout: span(
-                l.drain_timeout,
-                Duration::from_secs(3),
-                "load.drain_timeout",
-                "--drain-timeout",
-            )?,
-            interval,
-        };
-
-        let close = c.close.unwrap_or(CloseMode::Active);
-        let sources = c
-            .source
-            .iter()
-            .flatten()
-            .map(|text| {
-                text.trim().parse::<IpAddr>().map_err(|_| {
-                    invalid(
-                        "client.source",
-                        "--source",
-                        format!("'{text}' is not an IP address; write e.g. 127.0.0.2"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let bind = c.bind.unwrap_or(BindMode::Auto);
-        if bind == BindMode::NoPort && !cfg!(target_os = "linux") {
-            return Err(invalid(
-                "client.bind",
-                "--bind",
-                "no-port uses IP_BIND_ADDRESS_NO_PORT, which only Linux has; use auto or any-port",
-            ));
-        }
-        let client = Client {
-            close,
-            pool,
-            reuse_addr: c.reuse_addr.unwrap_or(false),
-            nodelay: c.nodelay.unwrap_or(false),
-            sources,
-            bind,
-        };
-
-        let p = &s.payload;
-        let kind = p.kind.unwrap_or(PayloadKind::None);
-        let external = s.target.address.clone();
-        if kind != PayloadKind::Tcp {
-            for (set, key, flag) in [
-                (p.send.is_some(), "payload.send", "--send"),
-                (p.expect.is_some(), "payload.expect", "--expect"),
-                (p.response.is_some(), "payload.response", "--response"),
-            ] {
-                if set {
-                    return Err(invalid(
-                        key,
-                        flag,
-                        format!("only applies to payload tcp (payload is {kind})"),
-                    ));
-                }
-            }
-        }
-        if kind != PayloadKind::Http && p.path.is_some() {
-            return Err(invalid(
-                "payload.path",
-                "--path",
-                format!("only applies to payload http (payload is {kind})"),
-            ));
-        }
-        let response = p
-            .response
-            .clone()
-            .unwrap_or_else(|| Bytes(b"ok\n".to_vec()));
-        let expect = match (p.expect, &external, close) {
-            (Some(e), _, _) => e,
-            (None, _, CloseMode::Passive) => Expect::Eof,
-            (None, None, _) => Expect::Bytes(response.0.len()),
-            (None, Some(_), _) if kind != PayloadKind::Tcp => Expect::Eof,
-            (None, Some(_), _) => {
-                return Err(invalid(
-                    "payload.expect",
-                    "--expect",
-                    "against an external target portlab cannot know the reply's length; write a byte count or eof",
-                ))
-            }
-        };
-        let path = p.path.clone().unwrap_or_else(|| "/".to_string());
-        if !path.starts_with('/')
-            || path
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(invalid(
-                "payload.path",
-                "--path",
-                format!("'{path}' is not a request path; write e.g. /health"),
-            ));
-        }
-        let payload = Payload {
-            kind,
-            send: p.send.clone().unwrap_or_else(|| Bytes(b"hello\n".to_vec())),
-            expect,
-            response,
-            path,
-        };
-
-        let t = &s.target;
-        let target = match &external {
-            Some(addr) => {
-                for (set, key, flag) in [
-                    (t.listen.is_some(), "target.listen", "--listen"),
-                    (t.backlog.is_some(), "target.backlog", "--backlog"),
-                    (
-                        t.accept_delay.is_some(),
-                        "target.accept_delay",
-                        "--accept-delay",
-                    ),
-                    (
-                        t.server_close.is_some(),
-                        "target.server_close",
-                        "--server-close",
-                    ),
-                    (p.response.is_some(), "payload.response", "--response"),
-                    (
-                        t.destinations.is_some(),
-                        "target.destinations",
-                        "--destinations",
-                    ),
-                ] {
-                    if set {
-                        return Err(invalid(key, flag, format!(
-                            "configures the embedded server, but target.address ({addr}) points at an external one; drop one of them"
-                        )));
-                    }
-                }
-                Target::External(addr.clone())
-            }
-            None => {
-                let listen = t.listen.as_deref().unwrap_or("127.0.0.1:0");
-                let listen = listen.parse::<SocketAddr>().map_err(|_| {
-                    invalid(
-                        "target.listen",
-                        "--listen",
-                        format!("'{listen}' is not IP:PORT; write e.g. 127.0.0.1:0"),
-                    )
-                })?;
-                let server_close = t.server_close.unwrap_or(match close {
-                    CloseMode::Passive => ServerClose::First,
-                    _ => ServerClose::AfterClient,
-                });
-                Target::Embedded(EmbeddedServer {
-                    listen,
-                    backlog: positive(t.backlog, 4096, "target.backlog", "--backlog")?,
-                    accept_delay: t.accept_delay.map_or(Duration::ZERO, |s| s.0),
-                    close: server_close,
-                    destinations: match t.destinations {
-                        Some(n @ 1..=MAX_DESTINATIONS) => n,
-                        None => 1,
-                        Some(n) => {
-                            return Err(invalid(
-                                "target.destinations",
-                                "--destinations",
-                                format!("{n} is out of range: write 1 to {MAX_DESTINATIONS}"),
-                            ))
-                        }
-                    },
-                })
-            }
-        };
-        let exec = match (&t.exec, &external) {
-            (Some(cmd), _) if cmd.trim().is_empty() => {
-                return Err(invalid(
-                    "target.exec",
-                    "--target-exec",
-                    "is empty: write the command that starts the server, e.g. \"nginx -c /tmp/x/nginx.conf\"",
-                ))
-            }
-            (Some(_), None) => {
-                return Err(invalid(
-                    "target.exec",
-                    "--target-exec",
-                    "needs target.address (--target): the HOST:PORT the command serves, e.g. 127.0.0.1:8080",
-                ))
-            }
-            (Some(cmd), Some(_)) => Some(TargetExec {
-                command: cmd.trim().to_string(),
-                ready_timeout: span(
-                    t.ready_timeout,
-                    DEFAULT_READY_TIMEOUT,
-                    "target.ready_timeout",
-                    "--ready-timeout",
-                )?,
-            }),
-            (None, _) if t.ready_timeout.is_some() => {
-                return Err(invalid(
-                    "target.ready_timeout",
-                    "--ready-timeout",
-                    "only applies to a server portlab starts: set target.exec (--target-exec) or drop it",
-                ))
-            }
-            (None, _) => None,
-        };
-
+        bounds::check(s)?;
+        let client = client::resolve(&s.client)?;
+        let load = load::resolve(&s.load, client.pool)?;
+        let payload = payload::resolve(&s.payload, &s.target.address, client.close)?;
+        let (target, exec) = target::resolve(&s.target, &s.payload, client.close)?;
         let lab = s.lab.as_ref().map(|c| c.validate()).transpose()?;
         let plan = Plan {
             expect: Expectations::resolve(&s.expect)?,
@@ -669,9 +284,17 @@ impl Plan {
             payload,
             target,
             exec,
-            client_exec: crate::client::ClientExec::resolve(c)?,
+            client_exec: crate::client::ClientExec::resolve(&s.client)?,
         };
         plan.check_consistency()?;
+        if let Rate::PerSecond(r) = plan.lab_rate() {
+            if r > bounds::MAX_RATE {
+                return Err(invalid("load.rate", "--rate", format!(
+                    "{} x lab.time_scale (--lab-time-scale) {} = {r} starts per second is out of range: accepted at most {}",
+                    plan.load.rate, plan.time_scale(), bounds::MAX_RATE
+                )));
+            }
+        }
         Ok(plan)
     }
 
@@ -720,6 +343,13 @@ impl Plan {
             )));
         }
         if let Target::Embedded(s) = &self.target {
+            let last = u32::from(s.listen.port()) + s.destinations - 1;
+            if s.listen.port() != 0 && last > u32::from(u16::MAX) {
+                return Err(invalid("target.destinations", "--destinations", format!(
+                    "{} ports from target.listen (--listen) port {} run past 65535 (the last would be {last}): listen on port {} or lower, or on port 0",
+                    s.destinations, s.listen.port(), u32::from(u16::MAX) + 1 - s.destinations
+                )));
+            }
             if c.close == CloseMode::Passive && s.close == ServerClose::AfterClient {
                 return Err(invalid("target.server_close", "--server-close", "after-client with close = passive would leave both sides waiting for the other: use first or reset"));
             }
@@ -834,6 +464,7 @@ impl Plan {
                 nodelay: Some(c.nodelay),
                 source: Some(c.sources.iter().map(|a| a.to_string()).collect()),
                 bind: Some(c.bind),
+                local_port_range: c.local_port_range,
                 ..Default::default()
             },
             payload: PayloadSection {
@@ -901,6 +532,7 @@ mod tests {
         for extra in [
             "[target]\ndestinations = 3\n",
             "[load]\nthreads = 3\n",
+            "[client]\nlocal_port_range = \"40000-40009\"\n",
             "[payload]\nkind = \"http\"\n[target]\naddress = \"127.0.0.1:8080\"\nexec = \"nginx -c /tmp/x.conf\"\nready_timeout = \"3s\"\n",
         ] {
             let plan = parse(extra).unwrap();
@@ -999,6 +631,16 @@ mod tests {
             (
                 "[target]\naddress = \"127.0.0.1:80\"\ndestinations = 2",
                 &["target.destinations", "external"],
+            ),
+            // a per-socket range with portlab binding the ports itself
+            (
+                "[client]\nlocal_port_range = \"40000-40009\"\nbind = \"range=40000-40009\"",
+                &["client.local_port_range", "--local-port-range", "drop one"],
+            ),
+            // an inverted per-socket range
+            (
+                "[client]\nlocal_port_range = \"40009-40000\"",
+                &["local_port_range", "LO-HI"],
             ),
             // zero or too many destinations
             (

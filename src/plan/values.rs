@@ -19,6 +19,16 @@ impl fmt::Display for ValueError {
 
 impl std::error::Error for ValueError {}
 
+/// A number as a message shows it: plain, or in exponent form when plain would be a wall of
+/// digits (1e300, 5e-324).
+pub fn shown(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e12).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, ValueError> {
     Err(ValueError(msg.into()))
 }
@@ -64,33 +74,64 @@ macro_rules! string_value {
     };
 }
 
-/// A duration written as "5s", "250ms", "1m30s" (humantime), or a bare number of seconds.
+/// A duration written as "5s", "250ms", "1m30s" (humantime), or a bare number of seconds:
+/// the one duration grammar of every key and flag (run, predict, inspect, the lab).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub Duration);
+
+/// The longest duration any key accepts (about 100 years): beyond it nothing is meaningful
+/// and `Instant + d` could overflow. Each key has a tighter bound of its own.
+pub const MAX_SPAN: Duration = Duration::from_secs(3_155_760_000); // 100 x 365.25 days
+
+const SPAN_FORMS: &str = "write e.g. 5s, 250ms, 2m, or a number of seconds";
 
 impl FromStr for Span {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, ValueError> {
         let s = s.trim();
+        if s.starts_with('-') {
+            return err(format!(
+                "'{s}' is negative; a duration is 0 or more ({SPAN_FORMS})"
+            ));
+        }
         if let Ok(secs) = s.parse::<f64>() {
             return Span::from_secs(secs);
         }
-        humantime::parse_duration(s).map(Span).map_err(|e| {
-            ValueError(format!(
-                "'{s}' is not a duration ({e}); write e.g. 5s, 250ms, 2m"
-            ))
-        })
+        let d = humantime::parse_duration(s)
+            .map_err(|e| ValueError(format!("'{s}' is not a duration ({e}); {SPAN_FORMS}")))?;
+        Span::bounded(d, s)
     }
 }
 
 impl Span {
-    fn from_secs(secs: f64) -> Result<Self, ValueError> {
+    /// A number of seconds as a duration: finite, 0 or more, at most [`MAX_SPAN`].
+    pub fn from_secs(secs: f64) -> Result<Self, ValueError> {
+        let secs_shown = shown(secs);
         if !secs.is_finite() || secs < 0.0 {
+            return err(format!("'{secs_shown}' is not a duration; {SPAN_FORMS}"));
+        }
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) => Span::bounded(d, &format!("{secs_shown}s")),
+            Err(_) => err(format!(
+                "'{secs_shown}' seconds is too long a duration (at most {})",
+                humantime::format_duration(MAX_SPAN)
+            )),
+        }
+    }
+
+    fn bounded(d: Duration, shown: &str) -> Result<Self, ValueError> {
+        if d > MAX_SPAN {
             return err(format!(
-                "'{secs}' is not a duration; write e.g. 5s, 250ms, 2m"
+                "'{shown}' is too long a duration (at most {})",
+                humantime::format_duration(MAX_SPAN)
             ));
         }
-        Ok(Span(Duration::from_secs_f64(secs)))
+        Ok(Span(d))
+    }
+
+    /// Seconds, as the model works in them.
+    pub fn secs(self) -> f64 {
+        self.0.as_secs_f64()
     }
 }
 
@@ -115,19 +156,27 @@ pub enum Rate {
     Max,
 }
 
+const RATE_FORMS: &str =
+    "write starts per second (e.g. 200, 200/s or 1800/min), or max for a closed loop";
+
 impl FromStr for Rate {
     type Err = ValueError;
+    /// The one rate grammar of run, predict and inspect: `N`, `N/s`, `N/sec`, `N/min`
+    /// (`N/m`), or `max`.
     fn from_str(s: &str) -> Result<Self, ValueError> {
         let t = s.trim();
         if t.eq_ignore_ascii_case("max") {
             return Ok(Rate::Max);
         }
-        let num = t.strip_suffix("/s").unwrap_or(t).trim();
-        match num.parse::<f64>() {
-            Ok(v) => Rate::from_num(v),
-            Err(_) => err(format!(
-                "'{s}' is not a rate; write starts per second (e.g. 200 or 200/s) or max"
-            )),
+        let (num, per) = match t.split_once('/') {
+            None => (t, 1.0),
+            Some((n, "s" | "sec")) => (n, 1.0),
+            Some((n, "m" | "min")) => (n, 60.0),
+            Some(_) => return err(format!("'{s}' is not a rate; {RATE_FORMS}")),
+        };
+        match num.trim().parse::<f64>() {
+            Ok(v) => Rate::from_num(v / per),
+            Err(_) => err(format!("'{s}' is not a rate; {RATE_FORMS}")),
         }
     }
 }
@@ -138,8 +187,17 @@ impl Rate {
             Ok(Rate::PerSecond(v))
         } else {
             err(format!(
-                "rate {v} is not allowed; write a positive number of starts per second, or max"
+                "rate {} is not allowed; write a positive number of starts per second, or max",
+                shown(v)
             ))
+        }
+    }
+
+    /// Starts per second, or None for the closed loop.
+    pub fn per_second(self) -> Option<f64> {
+        match self {
+            Rate::PerSecond(r) => Some(r),
+            Rate::Max => None,
         }
     }
 }
@@ -521,7 +579,10 @@ mod tests {
         let cases: &[(&str, Option<Rate>)] = &[
             ("200", Some(Rate::PerSecond(200.0))),
             ("200/s", Some(Rate::PerSecond(200.0))), // unit suffix allowed
-            ("0.5", Some(Rate::PerSecond(0.5))),     // slower than one per second
+            ("1800/min", Some(Rate::PerSecond(30.0))), // per minute, as predict took it
+            ("60/m", Some(Rate::PerSecond(1.0))),
+            ("5/h", None),                       // no such unit
+            ("0.5", Some(Rate::PerSecond(0.5))), // slower than one per second
             ("max", Some(Rate::Max)),
             ("MAX", Some(Rate::Max)),
             ("0", None),    // a rate of zero would never start anything
@@ -578,5 +639,17 @@ mod tests {
         assert_eq!("1m30s".parse::<Span>().unwrap().0, Duration::from_secs(90));
         assert!("soon".parse::<Span>().is_err());
         assert!("-1".parse::<Span>().is_err());
+        let e = "-1s".parse::<Span>().unwrap_err();
+        assert!(e.0.contains("negative"), "{e}");
+        // Finite but absurd: refused, not a panic in Duration::from_secs_f64.
+        for huge in [
+            "1e300",
+            "1e19",
+            "5e9",
+            "99999999999999999999999s",
+            "1000000y",
+        ] {
+            assert!(huge.parse::<Span>().is_err(), "{huge}");
+        }
     }
 }

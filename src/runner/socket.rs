@@ -21,6 +21,8 @@ pub struct SocketFactory {
     nodelay: bool,
     linger: Option<Duration>,
     bind: BindMode,
+    /// IP_LOCAL_PORT_RANGE as the kernel takes it: (hi << 16) | lo.
+    local_port_range: Option<u32>,
     sources: Vec<IpAddr>,
     /// Round robin over `sources`, and over the ports of a `range` bind.
     next: AtomicU64,
@@ -43,6 +45,9 @@ impl SocketFactory {
             nodelay: client.nodelay,
             linger,
             bind: client.bind,
+            local_port_range: client
+                .local_port_range
+                .map(|r| (u32::from(r.hi) << 16) | u32::from(r.lo)),
             sources: client.sources.clone(),
             next: AtomicU64::new(0),
         }
@@ -76,6 +81,9 @@ impl SocketFactory {
         }
         if let Some(l) = self.linger {
             opt(socket.set_linger(Some(l)))?;
+        }
+        if let Some(range) = self.local_port_range {
+            opt(os::local_port_range(&socket, range))?;
         }
         let turn = if self.sources.len() > 1 || matches!(self.bind, BindMode::Range(..)) {
             self.next.fetch_add(1, Ordering::Relaxed)
@@ -149,6 +157,27 @@ mod os {
             Err(std::io::Error::last_os_error())
         }
     }
+
+    /// IP_LOCAL_PORT_RANGE (Linux 6.3+; libc has no constant for it yet): the ports this
+    /// socket may be given, `(hi << 16) | lo`, within ip_local_port_range.
+    pub fn local_port_range(socket: &Socket, range: u32) -> std::io::Result<()> {
+        const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+        // SAFETY: a valid fd owned by `socket`, a u32 option value and its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                IP_LOCAL_PORT_RANGE,
+                (&range as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -162,6 +191,11 @@ mod os {
 
     /// Only Linux has IP_BIND_ADDRESS_NO_PORT; the plan refuses `no-port` elsewhere.
     pub fn bind_address_no_port(_socket: &Socket) -> std::io::Result<()> {
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+
+    /// Only Linux has IP_LOCAL_PORT_RANGE; the plan refuses `local_port_range` elsewhere.
+    pub fn local_port_range(_socket: &Socket, _range: u32) -> std::io::Result<()> {
         Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
     }
 }

@@ -1,14 +1,266 @@
-//! [`LabConfig::validate`]: the pure step from a `[lab]` table to the exact sysctls to write.
+//! The lab's pure half: the `[lab]` table ([`LabConfig`]), its flags ([`LabArgs`]), and
+//! [`LabConfig::validate`], the step from the table to the exact sysctls to write and the
+//! emulation arithmetic. Entering namespaces and writing sysctls is `crate::lab`'s.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{LabConfig, LabError, ServerSideConfig};
+use super::Span;
+
+/// The `[lab]` table of a scenario file. Every key is optional; nothing is written unless
+/// `isolate = true`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabConfig {
+    /// Enter a private network namespace before the run (Linux only). Required for every
+    /// other key: the lab never changes the host.
+    #[serde(default)]
+    pub isolate: bool,
+    /// `net.ipv4.ip_local_port_range` as "LO-HI" (inclusive), e.g. "32768-32967" = 200 ports.
+    pub port_range: Option<String>,
+    /// `net.ipv4.ip_local_reserved_ports` in kernel syntax, e.g. "1000-1010,2000"; "" clears it.
+    pub reserved_ports: Option<String>,
+    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default).
+    pub tw_reuse: Option<u8>,
+    /// `net.ipv4.tcp_tw_reuse_delay` in ms (1..=60000, Linux 6.14+): how long after entering
+    /// TIME_WAIT a port may be reused when tw_reuse allows it.
+    pub tw_reuse_delay_ms: Option<u32>,
+    /// `net.ipv4.tcp_max_tw_buckets`: above this many, closing sockets skip TIME_WAIT.
+    pub max_tw_buckets: Option<u64>,
+    /// `net.ipv4.tcp_fin_timeout` in seconds (bounds orphaned FIN_WAIT_2; not TIME_WAIT).
+    pub fin_timeout: Option<u32>,
+    /// `net.ipv4.tcp_timestamps` (tcp_tw_reuse needs them).
+    pub timestamps: Option<bool>,
+    /// `net.core.somaxconn`: the cap on every listen() backlog.
+    pub somaxconn: Option<u32>,
+    /// `net.ipv4.tcp_abort_on_overflow`: RST instead of a silent drop when the accept queue is full.
+    pub abort_on_overflow: Option<bool>,
+    /// A TIME_WAIT to emulate, e.g. "240s" (Windows' default; a bare number is seconds),
+    /// through tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time_wait / time_scale.
+    pub time_wait: Option<Span>,
+    /// Compress time by this factor: the emulated hold is divided and the rate multiplied by it.
+    pub time_scale: Option<f64>,
+    /// "loopback" (default: client and server share one namespace) or "veth" (two namespaces
+    /// joined by a veth pair, 198.18.0.1 and 198.18.0.2).
+    pub topology: Option<String>,
+    /// With topology = "veth": the server namespace's own settings.
+    pub server: Option<ServerSideConfig>,
+}
+
+/// The `[lab.server]` table: settings of the server's namespace in the veth topology.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSideConfig {
+    /// `net.ipv4.tcp_tw_reuse` in the server namespace (0, 1 or 2).
+    pub tw_reuse: Option<u8>,
+    /// `net.ipv4.tcp_tw_reuse_delay` in ms in the server namespace (1..=60000).
+    pub tw_reuse_delay_ms: Option<u32>,
+    /// `net.ipv4.tcp_max_tw_buckets` in the server namespace.
+    pub max_tw_buckets: Option<u64>,
+    /// `net.core.somaxconn` in the server namespace.
+    pub somaxconn: Option<u32>,
+    /// `net.ipv4.tcp_abort_on_overflow` in the server namespace.
+    pub abort_on_overflow: Option<bool>,
+    /// `net.ipv4.tcp_fin_timeout` in the server namespace, in seconds.
+    pub fin_timeout: Option<u32>,
+    /// `net.ipv4.tcp_timestamps` in the server namespace.
+    pub timestamps: Option<bool>,
+}
+
+/// The `--lab-*` flags. Each overrides the scenario's `[lab]` key of the same name.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LabArgs {
+    /// Run inside a private network namespace (Linux; root, or an unprivileged user where user
+    /// namespaces are enabled). Needed by every other --lab-* flag: the host is never changed.
+    #[arg(long = "lab")]
+    pub lab: bool,
+    /// Ephemeral port range inside the lab, "LO-HI" inclusive (net.ipv4.ip_local_port_range),
+    /// e.g. 32768-32967 for 200 ports.
+    #[arg(long, value_name = "LO-HI")]
+    pub lab_port_range: Option<String>,
+    /// Ports the kernel must not hand out automatically (net.ipv4.ip_local_reserved_ports),
+    /// kernel syntax "1000-1010,2000".
+    #[arg(long, value_name = "LIST")]
+    pub lab_reserved_ports: Option<String>,
+    /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
+    /// Applies to connect() only, and only when TCP timestamps were on.
+    #[arg(long, value_name = "0|1|2")]
+    pub lab_tw_reuse: Option<u8>,
+    /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other one:
+    /// 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with tw_reuse on,
+    /// this is the effective TIME_WAIT hold for port reuse. The scenario key keeps its unit in
+    /// its name: lab.tw_reuse_delay_ms.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub lab_tw_reuse_delay: Option<Span>,
+    /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets skip
+    /// TIME_WAIT (counted as TCPTimeWaitOverflow).
+    #[arg(long, value_name = "N")]
+    pub lab_max_tw_buckets: Option<u64>,
+    /// net.ipv4.tcp_fin_timeout in seconds. Bounds orphaned FIN_WAIT_2 only; it does NOT
+    /// shorten TIME_WAIT (a popular myth this lets you test).
+    #[arg(long, value_name = "SECONDS")]
+    pub lab_fin_timeout: Option<u32>,
+    /// net.ipv4.tcp_timestamps on or off (true/false); tcp_tw_reuse needs them on.
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub lab_timestamps: Option<bool>,
+    /// net.core.somaxconn: the cap on every listen() backlog inside the lab.
+    #[arg(long, value_name = "N")]
+    pub lab_somaxconn: Option<u32>,
+    /// net.ipv4.tcp_abort_on_overflow (true/false): a full accept queue answers the final ACK
+    /// with RST (client sees ECONNRESET) instead of dropping it.
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub lab_abort_on_overflow: Option<bool>,
+    /// A TIME_WAIT to emulate, e.g. 240s (Windows default); done with tcp_tw_reuse = 1 and
+    /// tcp_tw_reuse_delay = time-wait / time-scale, which must come to at most 60 s.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub lab_time_wait: Option<Span>,
+    /// Compress time by this factor (with --lab-time-wait): the emulated hold is divided and the
+    /// request rate multiplied by it; reports give lab and modelled seconds.
+    #[arg(long, value_name = "FACTOR")]
+    pub lab_time_scale: Option<f64>,
+    /// loopback (client and server in one namespace) or veth (two namespaces joined by a veth
+    /// pair, client 198.18.0.1, server 198.18.0.2: traffic is not loopback).
+    #[arg(long, value_name = "loopback|veth")]
+    pub lab_topology: Option<String>,
+}
+
+impl LabConfig {
+    /// Flags override the file, key by key. `--lab` can only turn isolation on.
+    pub fn merge_args(self, args: &LabArgs) -> LabConfig {
+        LabConfig {
+            isolate: self.isolate || args.lab,
+            port_range: args.lab_port_range.clone().or(self.port_range),
+            reserved_ports: args.lab_reserved_ports.clone().or(self.reserved_ports),
+            tw_reuse: args.lab_tw_reuse.or(self.tw_reuse),
+            // In whole milliseconds, the kernel's unit; a sub-millisecond or huge value
+            // becomes one validation refuses by name (0, or past 60000).
+            tw_reuse_delay_ms: args
+                .lab_tw_reuse_delay
+                .map(|d| u32::try_from(d.0.as_millis()).unwrap_or(u32::MAX))
+                .or(self.tw_reuse_delay_ms),
+            max_tw_buckets: args.lab_max_tw_buckets.or(self.max_tw_buckets),
+            fin_timeout: args.lab_fin_timeout.or(self.fin_timeout),
+            timestamps: args.lab_timestamps.or(self.timestamps),
+            somaxconn: args.lab_somaxconn.or(self.somaxconn),
+            abort_on_overflow: args.lab_abort_on_overflow.or(self.abort_on_overflow),
+            time_wait: args.lab_time_wait.or(self.time_wait),
+            time_scale: args.lab_time_scale.or(self.time_scale),
+            topology: args.lab_topology.clone().or(self.topology),
+            server: self.server,
+        }
+    }
+}
+
+/// What a user (scenario, flags) or the OS can get wrong in the lab. Messages name the key
+/// and say what would work.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A key has a value outside what it accepts.
+    #[error("lab.{key} = {value}{}: {expected}", flag_of(key).map(|f| format!(" (flag {f})")).unwrap_or_default())]
+    Invalid {
+        /// The scenario key (flags use --lab-<key with dashes>).
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// What the key accepts, or what would work instead.
+        expected: String,
+    },
+    /// Settings were given but isolation is off.
+    #[error(
+        "lab.{keys} would change this host's network settings; the lab never changes the host: \
+         set isolate = true in [lab] (or pass --lab) to apply them inside a private namespace"
+    )]
+    HostChange {
+        /// The offending keys, comma-separated.
+        keys: String,
+    },
+    /// Two keys that cannot be combined.
+    #[error("{0}")]
+    Conflict(String),
+    /// A user namespace is needed (not root) but threads already exist.
+    #[error(
+        "the lab needs a user namespace (not running as root), which the kernel only grants \
+         to a single-threaded process, but this one has {threads} threads: call lab::enter \
+         first in main, before any thread or runtime starts (or run as root)"
+    )]
+    Threads {
+        /// Threads in the process at the time of the call.
+        threads: usize,
+    },
+    /// Not on Linux.
+    #[error("the lab needs Linux network namespaces; this is {os}: run without isolate/--lab")]
+    Unsupported {
+        /// std::env::consts::OS.
+        os: &'static str,
+    },
+    /// A system call or /proc write failed while setting the lab up.
+    #[error("lab setup: {what}: {source}")]
+    Setup {
+        /// What was being done, and what would help.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel has no such sysctl.
+    #[error("this kernel has no {name} ({hint})")]
+    SysctlMissing {
+        /// Dotted sysctl name.
+        name: &'static str,
+        /// When it was added and what to drop instead.
+        hint: &'static str,
+    },
+    /// A sysctl was written but reads back differently.
+    #[error("{name}: wrote {wanted:?} but the kernel holds {got:?}")]
+    SysctlMismatch {
+        /// Dotted sysctl name.
+        name: &'static str,
+        /// What the lab wrote.
+        wanted: String,
+        /// What the kernel reports.
+        got: String,
+    },
+}
+
+/// The `run` flag that sets lab key `key`, if it has one (`[lab.server]` keys have none).
+pub fn flag_of(key: &str) -> Option<&'static str> {
+    match key {
+        "time_wait" => Some("--lab-time-wait"),
+        "time_scale" => Some("--lab-time-scale"),
+        "topology" => Some("--lab-topology"),
+        // A sysctl's flag is in the registry; [lab.server] keys have none.
+        _ => super::sysctl::REGISTRY
+            .iter()
+            .find(|k| k.lab_key == key)
+            .map(|k| k.lab_flag),
+    }
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl LabError {
+    pub(crate) fn setup(what: impl Into<String>, source: std::io::Error) -> LabError {
+        LabError::Setup {
+            what: what.into(),
+            source,
+        }
+    }
+}
 
 /// Highest value the kernel accepts for net.ipv4.tcp_tw_reuse_delay (ms).
 pub const MAX_TW_REUSE_DELAY_MS: u32 = 60_000;
+
+/// Largest tcp_max_tw_buckets and somaxconn: the kernel stores both in a C int and refuses
+/// more.
+pub const MAX_KERNEL_INT: u64 = i32::MAX as u64;
+
+/// Largest tcp_fin_timeout, seconds: the kernel stores it in jiffies in a C int and refuses a
+/// value whose jiffies overflow (INT_MAX / HZ, with HZ up to 1000).
+pub const MAX_FIN_TIMEOUT_S: u32 = i32::MAX as u32 / 1000;
+
+/// Accepted time scales: beyond these the emulated hold or the scaled rate leave every range.
+pub const TIME_SCALE_RANGE: (f64, f64) = (0.001, 10_000.0);
 
 /// Lowest port the kernel accepts as the start of ip_local_port_range while
 /// net.ipv4.ip_unprivileged_port_start keeps its default (1024): it refuses a range that
@@ -44,9 +296,9 @@ pub struct Sysctl {
     pub value: String,
 }
 
-pub use crate::plan::PortRange;
+pub use super::values::PortRange;
 
-/// A validated [`LabConfig`]: everything [`super::enter`] will do, decided up front.
+/// A validated [`LabConfig`]: everything [`crate::lab::enter`] will do, decided up front.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabPlan {
     /// Enter a private namespace. False: nothing is written (and `sysctls` is empty).
@@ -179,6 +431,29 @@ struct Common {
     abort_on_overflow: Option<bool>,
 }
 
+/// Values the kernel keeps in a C int (max_tw_buckets; fin_timeout in jiffies) and would
+/// refuse past it: refused here by name, before set-up.
+fn kernel_limits(c: &Common, server: bool) -> Result<(), LabError> {
+    let key = |k: &'static str, server_k: &'static str| if server { server_k } else { k };
+    if let Some(v) = c.max_tw_buckets.filter(|v| *v > MAX_KERNEL_INT) {
+        return Err(LabError::Invalid {
+            key: key("max_tw_buckets", "server.max_tw_buckets"),
+            value: v.to_string(),
+            expected: format!("0-{MAX_KERNEL_INT} (the kernel keeps it in an int)"),
+        });
+    }
+    if let Some(v) = c.fin_timeout.filter(|v| *v > MAX_FIN_TIMEOUT_S) {
+        return Err(LabError::Invalid {
+            key: key("fin_timeout", "server.fin_timeout"),
+            value: v.to_string(),
+            expected: format!(
+                "0-{MAX_FIN_TIMEOUT_S} seconds (the kernel keeps it in jiffies in an int)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks and emits the sysctls both sides share; `server` picks the key names in messages.
 fn common_sysctls(
     c: &Common,
@@ -261,6 +536,7 @@ fn common_sysctls(
             value: d.to_string(),
         });
     }
+    kernel_limits(c, server)?;
     if let Some(v) = c.max_tw_buckets {
         out.push(Sysctl {
             name: "net.ipv4.tcp_max_tw_buckets",
@@ -301,7 +577,7 @@ fn common_sysctls(
 
 impl LabConfig {
     /// Checks the table and computes everything the lab will do. Pure: reads nothing from the
-    /// system (whether this kernel has a sysctl is checked by [`super::enter`]).
+    /// system (whether this kernel has a sysctl is checked by [`crate::lab::enter`]).
     ///
     /// Decisions worth knowing:
     /// - any setting with `isolate = false` is refused: the lab never changes the host;
@@ -328,40 +604,7 @@ impl LabConfig {
         };
 
         if !self.isolate {
-            let mut keys = Vec::new();
-            let set: [(&str, bool); 13] = [
-                ("port_range", self.port_range.is_some()),
-                ("reserved_ports", self.reserved_ports.is_some()),
-                ("tw_reuse", self.tw_reuse.is_some()),
-                ("tw_reuse_delay_ms", self.tw_reuse_delay_ms.is_some()),
-                ("max_tw_buckets", self.max_tw_buckets.is_some()),
-                ("fin_timeout", self.fin_timeout.is_some()),
-                ("timestamps", self.timestamps.is_some()),
-                ("somaxconn", self.somaxconn.is_some()),
-                ("abort_on_overflow", self.abort_on_overflow.is_some()),
-                ("time_wait", self.time_wait.is_some()),
-                ("time_scale", self.time_scale.is_some()),
-                ("topology", topology != Topology::Loopback),
-                ("server", self.server.is_some()),
-            ];
-            keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
-            if !keys.is_empty() {
-                return Err(LabError::HostChange {
-                    keys: keys.join(", lab."),
-                });
-            }
-            return Ok(LabPlan {
-                isolate: false,
-                topology,
-                port_range: None,
-                reserved_ports: None,
-                sysctls: Vec::new(),
-                server_sysctls: Vec::new(),
-                time_wait: None,
-                lab_hold: None,
-                time_scale: 1.0,
-                warnings: Vec::new(),
-            });
+            return self.host_only(topology);
         }
 
         if self.server.is_some() && topology != Topology::Veth {
@@ -376,37 +619,7 @@ impl LabConfig {
         let mut warnings = Vec::new();
         let mut sysctls = Vec::new();
 
-        let port_range = match &self.port_range {
-            Some(s) => Some(parse_port_range("port_range", s)?),
-            None => None,
-        };
-        if let Some(r) = port_range {
-            sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_port_range",
-                value: format!("{} {}", r.lo, r.hi),
-            });
-        }
-        let reserved_ports = match &self.reserved_ports {
-            Some(s) => Some(parse_reserved_ports("reserved_ports", s)?),
-            None => None,
-        };
-        if let Some(r) = &reserved_ports {
-            if let Some(range) = port_range {
-                if reserved_ports_in(range, r) >= range.len() {
-                    return Err(LabError::Conflict(format!(
-                        "lab.reserved_ports covers all {} ports of port_range {}-{}: no port \
-                         would be left to connect from; reserve fewer ports or widen the range",
-                        range.len(),
-                        range.lo,
-                        range.hi
-                    )));
-                }
-            }
-            sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_reserved_ports",
-                value: format_reserved_ports(r),
-            });
-        }
+        let (port_range, reserved_ports) = self.ports(&mut sysctls)?;
 
         // Time scale: emulate `time_wait` with tw_reuse = 1 and a delay of time_wait / scale.
         let mut common = Common {
@@ -418,103 +631,8 @@ impl LabConfig {
             somaxconn: self.somaxconn,
             abort_on_overflow: self.abort_on_overflow,
         };
-        let scale = match self.time_scale {
-            None => 1.0,
-            Some(s) if s.is_finite() && s > 0.0 => s,
-            Some(s) => {
-                return Err(LabError::Invalid {
-                    key: "time_scale",
-                    value: s.to_string(),
-                    expected: "a finite factor > 0, e.g. 10 (ten times faster than modelled)"
-                        .into(),
-                })
-            }
-        };
-        let time_wait = match &self.time_wait {
-            None => {
-                if self.time_scale.is_some() {
-                    return Err(LabError::Conflict(
-                        "lab.time_scale needs lab.time_wait, the TIME_WAIT to emulate \
-                         (e.g. time_wait = \"240s\", time_scale = 10); without it there is \
-                         nothing the kernel can scale (Linux's own 60 s is fixed)"
-                            .into(),
-                    ));
-                }
-                None
-            }
-            Some(s) => {
-                let tw = humantime::parse_duration(s.trim()).map_err(|e| LabError::Invalid {
-                    key: "time_wait",
-                    value: format!("{s:?}"),
-                    expected: format!("a duration such as \"240s\" or \"4m\" ({e})"),
-                })?;
-                if tw.is_zero() {
-                    return Err(LabError::Invalid {
-                        key: "time_wait",
-                        value: format!("{s:?}"),
-                        expected: "a duration above zero, e.g. \"240s\"".into(),
-                    });
-                }
-                if common.tw_reuse_delay_ms.is_some() {
-                    return Err(LabError::Conflict(
-                        "lab.time_wait and lab.tw_reuse_delay_ms both set the reuse delay: \
-                         keep time_wait (+ time_scale) to emulate a hold, or tw_reuse_delay_ms \
-                         to set the kernel value directly"
-                            .into(),
-                    ));
-                }
-                if matches!(common.tw_reuse, Some(0 | 2)) {
-                    return Err(LabError::Conflict(format!(
-                        "lab.time_wait is emulated with tw_reuse = 1, but tw_reuse = {} is set: \
-                         drop tw_reuse (or set it to 1)",
-                        common.tw_reuse.unwrap_or_default()
-                    )));
-                }
-                if common.timestamps == Some(false) {
-                    return Err(LabError::Conflict(
-                        "lab.time_wait is emulated with tcp_tw_reuse, which only reuses ports \
-                         whose connection used TCP timestamps: drop timestamps = false"
-                            .into(),
-                    ));
-                }
-                let delay_ms = (tw.as_secs_f64() * 1000.0 / scale).round();
-                if delay_ms > f64::from(MAX_TW_REUSE_DELAY_MS) {
-                    // The smallest scale that brings the delay within the kernel's limit,
-                    // rounded up to two decimals.
-                    let need = (tw.as_secs_f64() * 1000.0 / f64::from(MAX_TW_REUSE_DELAY_MS)
-                        * 100.0)
-                        .ceil()
-                        / 100.0;
-                    return Err(LabError::Invalid {
-                        key: "time_scale",
-                        value: self
-                            .time_scale
-                            .map_or_else(|| "unset (1)".into(), |s| s.to_string()),
-                        expected: format!(
-                            "time_wait {} / time_scale = {} ms exceeds the kernel's 60000 ms \
-                             limit for tcp_tw_reuse_delay: raise time_scale to at least {need}",
-                            humantime::format_duration(tw),
-                            delay_ms
-                        ),
-                    });
-                }
-                if delay_ms < 1.0 {
-                    return Err(LabError::Invalid {
-                        key: "time_scale",
-                        value: scale.to_string(),
-                        expected: format!(
-                            "time_wait {} / time_scale is below the kernel's 1 ms minimum for \
-                             tcp_tw_reuse_delay: lower time_scale to at most {}",
-                            humantime::format_duration(tw),
-                            tw.as_secs_f64() * 1000.0
-                        ),
-                    });
-                }
-                common.tw_reuse = Some(1);
-                common.tw_reuse_delay_ms = Some(delay_ms as u32);
-                Some(tw)
-            }
-        };
+        let scale = self.scale()?;
+        let time_wait = self.emulate_time_wait(&mut common, scale)?;
         let lab_hold = common
             .tw_reuse_delay_ms
             .map(|ms| Duration::from_millis(u64::from(ms)));
@@ -557,6 +675,192 @@ impl LabConfig {
             warnings,
         })
     }
+
+    /// The plan with isolation off: nothing may be set (the lab never changes the host).
+    fn host_only(&self, topology: Topology) -> Result<LabPlan, LabError> {
+        let mut keys = Vec::new();
+        let set: [(&str, bool); 13] = [
+            ("port_range", self.port_range.is_some()),
+            ("reserved_ports", self.reserved_ports.is_some()),
+            ("tw_reuse", self.tw_reuse.is_some()),
+            ("tw_reuse_delay_ms", self.tw_reuse_delay_ms.is_some()),
+            ("max_tw_buckets", self.max_tw_buckets.is_some()),
+            ("fin_timeout", self.fin_timeout.is_some()),
+            ("timestamps", self.timestamps.is_some()),
+            ("somaxconn", self.somaxconn.is_some()),
+            ("abort_on_overflow", self.abort_on_overflow.is_some()),
+            ("time_wait", self.time_wait.is_some()),
+            ("time_scale", self.time_scale.is_some()),
+            ("topology", topology != Topology::Loopback),
+            ("server", self.server.is_some()),
+        ];
+        keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
+        if !keys.is_empty() {
+            return Err(LabError::HostChange {
+                keys: keys.join(", lab."),
+            });
+        }
+        Ok(LabPlan {
+            isolate: false,
+            topology,
+            port_range: None,
+            reserved_ports: None,
+            sysctls: Vec::new(),
+            server_sysctls: Vec::new(),
+            time_wait: None,
+            lab_hold: None,
+            time_scale: 1.0,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// ip_local_port_range and ip_local_reserved_ports, checked and pushed to `sysctls`.
+    #[allow(clippy::type_complexity)]
+    fn ports(
+        &self,
+        sysctls: &mut Vec<Sysctl>,
+    ) -> Result<(Option<PortRange>, Option<Vec<PortRange>>), LabError> {
+        let port_range = match &self.port_range {
+            Some(s) => Some(parse_port_range("port_range", s)?),
+            None => None,
+        };
+        if let Some(r) = port_range {
+            sysctls.push(Sysctl {
+                name: "net.ipv4.ip_local_port_range",
+                value: format!("{} {}", r.lo, r.hi),
+            });
+        }
+        let reserved_ports = match &self.reserved_ports {
+            Some(s) => Some(parse_reserved_ports("reserved_ports", s)?),
+            None => None,
+        };
+        if let Some(r) = &reserved_ports {
+            if let Some(range) = port_range {
+                if reserved_ports_in(range, r) >= range.len() {
+                    return Err(LabError::Conflict(format!(
+                        "lab.reserved_ports covers all {} ports of port_range {}-{}: no port \
+                     would be left to connect from; reserve fewer ports or widen the range",
+                        range.len(),
+                        range.lo,
+                        range.hi
+                    )));
+                }
+            }
+            sysctls.push(Sysctl {
+                name: "net.ipv4.ip_local_reserved_ports",
+                value: format_reserved_ports(r),
+            });
+        }
+        Ok((port_range, reserved_ports))
+    }
+
+    /// time_scale, checked (1 when unset).
+    fn scale(&self) -> Result<f64, LabError> {
+        Ok(match self.time_scale {
+            None => 1.0,
+            Some(s) if (TIME_SCALE_RANGE.0..=TIME_SCALE_RANGE.1).contains(&s) => s,
+            Some(s) => {
+                return Err(LabError::Invalid {
+                    key: "time_scale",
+                    value: s.to_string(),
+                    expected: format!(
+                "a finite factor > 0, from {} to {}, e.g. 10 (ten times faster than modelled)",
+                TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1
+            ),
+                })
+            }
+        })
+    }
+
+    /// time_wait emulated with tw_reuse = 1 and tw_reuse_delay = time_wait / `scale` (set in
+    /// `common`); returns the TIME_WAIT being emulated.
+    fn emulate_time_wait(
+        &self,
+        common: &mut Common,
+        scale: f64,
+    ) -> Result<Option<Duration>, LabError> {
+        Ok(match &self.time_wait {
+            None => {
+                if self.time_scale.is_some() {
+                    return Err(LabError::Conflict(
+                        "lab.time_scale needs lab.time_wait, the TIME_WAIT to emulate \
+                     (e.g. time_wait = \"240s\", time_scale = 10); without it there is \
+                     nothing the kernel can scale (Linux's own 60 s is fixed)"
+                            .into(),
+                    ));
+                }
+                None
+            }
+            Some(span) => {
+                let tw = span.0;
+                if tw.is_zero() {
+                    return Err(LabError::Invalid {
+                        key: "time_wait",
+                        value: format!("\"{span}\""),
+                        expected: "a duration above zero, e.g. \"240s\"".into(),
+                    });
+                }
+                if common.tw_reuse_delay_ms.is_some() {
+                    return Err(LabError::Conflict(
+                        "lab.time_wait and lab.tw_reuse_delay_ms both set the reuse delay: \
+                     keep time_wait (+ time_scale) to emulate a hold, or tw_reuse_delay_ms \
+                     to set the kernel value directly"
+                            .into(),
+                    ));
+                }
+                if matches!(common.tw_reuse, Some(0 | 2)) {
+                    return Err(LabError::Conflict(format!(
+                        "lab.time_wait is emulated with tw_reuse = 1, but tw_reuse = {} is set: \
+                     drop tw_reuse (or set it to 1)",
+                        common.tw_reuse.unwrap_or_default()
+                    )));
+                }
+                if common.timestamps == Some(false) {
+                    return Err(LabError::Conflict(
+                        "lab.time_wait is emulated with tcp_tw_reuse, which only reuses ports \
+                     whose connection used TCP timestamps: drop timestamps = false"
+                            .into(),
+                    ));
+                }
+                let delay_ms = (tw.as_secs_f64() * 1000.0 / scale).round();
+                if delay_ms > f64::from(MAX_TW_REUSE_DELAY_MS) {
+                    // The smallest scale that brings the delay within the kernel's limit,
+                    // rounded up to two decimals.
+                    let need = (tw.as_secs_f64() * 1000.0 / f64::from(MAX_TW_REUSE_DELAY_MS)
+                        * 100.0)
+                        .ceil()
+                        / 100.0;
+                    return Err(LabError::Invalid {
+                        key: "time_scale",
+                        value: self
+                            .time_scale
+                            .map_or_else(|| "unset (1)".into(), |s| s.to_string()),
+                        expected: format!(
+                            "time_wait {} / time_scale = {} ms exceeds the kernel's 60000 ms \
+                         limit for tcp_tw_reuse_delay: raise time_scale to at least {need}",
+                            humantime::format_duration(tw),
+                            delay_ms
+                        ),
+                    });
+                }
+                if delay_ms < 1.0 {
+                    return Err(LabError::Invalid {
+                        key: "time_scale",
+                        value: scale.to_string(),
+                        expected: format!(
+                            "time_wait {} / time_scale is below the kernel's 1 ms minimum for \
+                         tcp_tw_reuse_delay: lower time_scale to at most {}",
+                            humantime::format_duration(tw),
+                            tw.as_secs_f64() * 1000.0
+                        ),
+                    });
+                }
+                common.tw_reuse = Some(1);
+                common.tw_reuse_delay_ms = Some(delay_ms as u32);
+                Some(tw)
+            }
+        })
+    }
 }
 
 fn reserved_ports_in(range: PortRange, reserved: &[PortRange]) -> u32 {
@@ -566,6 +870,10 @@ fn reserved_ports_in(range: PortRange, reserved: &[PortRange]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(s: &str) -> super::Span {
+        s.parse().unwrap()
+    }
 
     fn lab() -> LabConfig {
         LabConfig {
@@ -621,7 +929,7 @@ mod tests {
             (
                 "time scale 240s / 10",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(10.0),
                     ..lab()
                 },
@@ -634,7 +942,7 @@ mod tests {
             (
                 "time_wait 30s unscaled",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     ..lab()
                 },
                 vec![
@@ -646,7 +954,7 @@ mod tests {
             (
                 "time_wait 60s unscaled",
                 LabConfig {
-                    time_wait: Some("1m".into()),
+                    time_wait: Some(span("1m")),
                     tw_reuse: Some(1),
                     ..lab()
                 },
@@ -659,7 +967,7 @@ mod tests {
             (
                 "fractional delay rounds",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(7.0),
                     ..lab()
                 },
@@ -838,7 +1146,7 @@ mod tests {
             (
                 "time_wait 240s unscaled",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     ..lab()
                 },
                 "raise time_scale to at least 4",
@@ -847,7 +1155,7 @@ mod tests {
             (
                 "time_wait 240s scale 2",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(2.0),
                     ..lab()
                 },
@@ -857,7 +1165,7 @@ mod tests {
             (
                 "time_wait 100s",
                 LabConfig {
-                    time_wait: Some("100s".into()),
+                    time_wait: Some(span("100s")),
                     ..lab()
                 },
                 "at least 1.67",
@@ -866,7 +1174,7 @@ mod tests {
             (
                 "delay below 1 ms",
                 LabConfig {
-                    time_wait: Some("1s".into()),
+                    time_wait: Some(span("1s")),
                     time_scale: Some(5000.0),
                     ..lab()
                 },
@@ -885,7 +1193,7 @@ mod tests {
             (
                 "scale zero",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(0.0),
                     ..lab()
                 },
@@ -894,7 +1202,7 @@ mod tests {
             (
                 "scale NaN",
                 LabConfig {
-                    time_wait: Some("240s".into()),
+                    time_wait: Some(span("240s")),
                     time_scale: Some(f64::NAN),
                     ..lab()
                 },
@@ -904,7 +1212,7 @@ mod tests {
             (
                 "time_wait and delay",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     tw_reuse_delay_ms: Some(1000),
                     ..lab()
                 },
@@ -914,7 +1222,7 @@ mod tests {
             (
                 "time_wait with reuse 2",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     tw_reuse: Some(2),
                     ..lab()
                 },
@@ -924,28 +1232,59 @@ mod tests {
             (
                 "time_wait without timestamps",
                 LabConfig {
-                    time_wait: Some("30s".into()),
+                    time_wait: Some(span("30s")),
                     timestamps: Some(false),
                     ..lab()
                 },
                 "drop timestamps = false",
             ),
-            // Unparseable and zero durations.
-            (
-                "time_wait syntax",
-                LabConfig {
-                    time_wait: Some("four minutes".into()),
-                    ..lab()
-                },
-                "a duration such as",
-            ),
+            // A zero duration (an unparseable one is refused by the one duration grammar,
+            // see time_wait_takes_the_one_duration_grammar).
             (
                 "time_wait zero",
                 LabConfig {
-                    time_wait: Some("0s".into()),
+                    time_wait: Some(span("0s")),
                     ..lab()
                 },
                 "above zero",
+            ),
+            // Values the kernel would refuse are refused by name before set-up (issue 12).
+            (
+                "max_tw_buckets past the kernel's int",
+                LabConfig {
+                    max_tw_buckets: Some(9_007_199_254_740_992),
+                    ..lab()
+                },
+                "lab.max_tw_buckets = 9007199254740992 (flag --lab-max-tw-buckets): 0-2147483647",
+            ),
+            (
+                "server max_tw_buckets past the kernel's int",
+                LabConfig {
+                    topology: Some("veth".into()),
+                    server: Some(ServerSideConfig {
+                        max_tw_buckets: Some(1 << 40),
+                        ..Default::default()
+                    }),
+                    ..lab()
+                },
+                "lab.server.max_tw_buckets",
+            ),
+            (
+                "fin_timeout past the kernel's jiffies",
+                LabConfig {
+                    fin_timeout: Some(4_000_000_000),
+                    ..lab()
+                },
+                "lab.fin_timeout = 4000000000 (flag --lab-fin-timeout): 0-2147483 seconds",
+            ),
+            (
+                "scale huge",
+                LabConfig {
+                    time_wait: Some(span("240s")),
+                    time_scale: Some(1e300),
+                    ..lab()
+                },
+                "from 0.001 to 10000",
             ),
             // Unknown topology names the accepted ones.
             (
@@ -993,7 +1332,7 @@ mod tests {
     #[test]
     fn time_scale_mapping_240s_by_10() {
         let plan = LabConfig {
-            time_wait: Some("240s".into()),
+            time_wait: Some(span("240s")),
             time_scale: Some(10.0),
             port_range: Some("1025-5000".into()),
             ..lab()
@@ -1087,7 +1426,7 @@ mod tests {
             "isolate = false\nport_range = \"40000-40099\"\ntw_reuse = 2\n[server]\nsomaxconn = 5\n",
         )
         .expect("parses");
-        let args = super::super::LabArgs {
+        let args = super::LabArgs {
             lab: true,
             lab_port_range: Some("50000-50009".into()),
             ..Default::default()
@@ -1105,7 +1444,7 @@ mod tests {
         #[derive(Parser)]
         struct Cli {
             #[command(flatten)]
-            lab: super::super::LabArgs,
+            lab: super::LabArgs,
         }
         let cli = Cli::try_parse_from([
             "portlab",
@@ -1119,12 +1458,51 @@ mod tests {
             "--lab-timestamps",
             "off",
             "--lab-tw-reuse-delay",
-            "1000",
+            "1.5",
         ])
         .expect("flags parse");
         assert!(cli.lab.lab);
         assert_eq!(cli.lab.lab_timestamps, Some(false));
         assert_eq!(cli.lab.lab_time_scale, Some(10.0));
-        assert_eq!(cli.lab.lab_tw_reuse_delay, Some(1000));
+        // A bare number is seconds, as in every other duration; the key stays in ms.
+        assert_eq!(
+            cli.lab.lab_tw_reuse_delay,
+            Some(super::Span(Duration::from_millis(1500)))
+        );
+        let merged = LabConfig::default().merge_args(&cli.lab);
+        assert_eq!(merged.tw_reuse_delay_ms, Some(1500));
+        // 4000 read as seconds is past the kernel's 60 s: refused naming the key and flag.
+        let cli =
+            Cli::try_parse_from(["portlab", "--lab", "--lab-tw-reuse-delay", "4000"]).unwrap();
+        let e = LabConfig::default()
+            .merge_args(&cli.lab)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lab.tw_reuse_delay_ms")
+                && e.contains("--lab-tw-reuse-delay")
+                && e.contains("60000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn time_wait_takes_the_one_duration_grammar() {
+        for (text, secs) in [
+            ("\"240\"", 240.0),
+            ("240", 240.0),
+            ("\"4m\"", 240.0),
+            ("2.5", 2.5),
+        ] {
+            let cfg: LabConfig = toml::from_str(&format!(
+                "isolate = true\ntime_wait = {text}\ntime_scale = 10"
+            ))
+            .unwrap();
+            assert_eq!(cfg.time_wait.map(|s| s.secs()), Some(secs), "{text}");
+            cfg.validate().unwrap();
+        }
+        let e = toml::from_str::<LabConfig>("time_wait = \"four minutes\"").unwrap_err();
+        assert!(e.to_string().contains("not a duration"), "{e}");
     }
 }

@@ -1,0 +1,306 @@
+//! Fuzzing entry points (issue 12): everything a user can hand portlab as text, from bytes to
+//! the last rendering, with no I/O, so that a property test (tests/fuzz.rs), the cargo-fuzz
+//! targets (fuzz/) and the million-input driver (examples/fuzz_scenarios.rs) all exercise
+//! the same code: a scenario file through plan resolution and the model, `run`'s flags, and a
+//! summary.json through every report format.
+//!
+//! Each entry returns `Ok` or an error message; a panic anywhere below is the bug being
+//! hunted. [`Mutator`] makes the inputs from seeds (catalog files, flag sets, summaries).
+
+use crate::cli::{Cli, Command};
+use crate::model;
+use crate::plan::{self, Plan, Scenario};
+use crate::report::{self, Format};
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Scenario file bytes -> a resolved plan, then what a run derives from it without I/O: the
+/// plan written back as TOML and re-resolved (which must give the same plan), and the model's
+/// prediction rendered as text.
+pub fn scenario(bytes: &[u8]) -> Result<Plan, String> {
+    let s = plan::parse_scenario(bytes, Path::new("fuzz.toml")).map_err(|e| e.to_string())?;
+    resolved(&s)
+}
+
+/// `portlab run ARGS` (and a scenario file's bytes under them) -> a resolved plan, as
+/// [`scenario`] goes on from there. Clap's own refusals are errors too.
+pub fn run_flags(args: &[String], file: Option<&[u8]>) -> Result<Plan, String> {
+    let argv = ["portlab", "run"].into_iter().map(String::from);
+    let cli = Cli::try_parse_from(argv.chain(args.iter().cloned())).map_err(|e| e.to_string())?;
+    let Command::Run(run) = cli.command else {
+        return Err("not a run".into());
+    };
+    let base = match file {
+        Some(bytes) => {
+            plan::parse_scenario(bytes, Path::new("fuzz.toml")).map_err(|e| e.to_string())?
+        }
+        None => Scenario::default(),
+    };
+    resolved(&run.over(base))
+}
+
+fn resolved(s: &Scenario) -> Result<Plan, String> {
+    let plan = Plan::resolve(s).map_err(|e| e.to_string())?;
+    let text = toml::to_string(&plan.to_scenario())
+        .unwrap_or_else(|e| panic!("a resolved plan must serialise: {e}"));
+    let again: Scenario =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("plan.toml must parse back: {e}\n{text}"));
+    let again = Plan::resolve(&again)
+        .unwrap_or_else(|e| panic!("plan.toml must resolve again: {e}\n{text}"));
+    assert_eq!(again, plan, "plan.toml must re-run the same plan:\n{text}");
+    let target: SocketAddr = "127.0.0.1:1".parse().expect("a literal address");
+    let input = model::from_plan::input_for(&plan, &BTreeMap::new(), target);
+    let (prediction, inverse, advice) = model::analyse(&input);
+    model::args::render_text(&input, &prediction, inverse.as_ref(), &advice);
+    Ok(plan)
+}
+
+/// summary.json bytes -> every report format, alone and compared with itself; returns the
+/// number of bytes rendered.
+pub fn summary(bytes: &[u8]) -> Result<usize, String> {
+    let s: report::Summary = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let formats = [Format::Text, Format::Json, Format::Csv, Format::Markdown];
+    for f in formats {
+        report::reporter(f)
+            .render(&s, &mut out)
+            .map_err(|e| e.to_string())?;
+    }
+    let runs = [("a".to_string(), s.clone()), ("b".to_string(), s)];
+    let c = report::compare::compare(&runs);
+    for f in formats {
+        report::compare::render(&c, f, &mut out).map_err(|e| e.to_string())?;
+    }
+    Ok(out.len())
+}
+
+/// SplitMix64: a few lines of deterministic randomness, so an input is reproduced from its
+/// seed alone and the library needs no random-number crate for it.
+#[derive(Debug, Clone)]
+pub struct Mutator(u64);
+
+/// Fragments worth splicing into scenario text and flag values: the boundaries issue 12
+/// found panics at, and the grammar's own tokens.
+pub const DICTIONARY: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "1e300",
+    "-1e300",
+    "1e-300",
+    "5e-324",
+    "1e19",
+    "4294967295",
+    "65535",
+    "65536",
+    "9007199254740992",
+    "18446744073709551615",
+    "nan",
+    "inf",
+    "max",
+    "0.5",
+    "\"",
+    "=",
+    "[",
+    "]",
+    "\n",
+    ",",
+    "-",
+    "/s",
+    "/min",
+    "s",
+    "ms",
+    "1m30s",
+    "\"240\"",
+    "range=",
+    "linger=",
+    "hex:",
+    "\u{e9}",
+    "\u{0}",
+    "[lab]\nisolate = true\n",
+    "[lab.server]\n",
+    "[expect.tolerance]\n",
+    "127.0.0.1:65535",
+    "eof",
+    "veth",
+    "active",
+    "passive",
+    "reset",
+];
+
+/// `run` flags, each with a value it accepts (mutated or replaced by the fuzzer).
+pub const FLAGS: &[(&str, &str)] = &[
+    ("--rate", "100/s"),
+    ("--concurrency", "8"),
+    ("--threads", "2"),
+    ("--duration", "2s"),
+    ("--count", "100"),
+    ("--max-in-flight", "64"),
+    ("--connect-timeout", "1s"),
+    ("--exchange-timeout", "1s"),
+    ("--drain-timeout", "1s"),
+    ("--interval", "100ms"),
+    ("--close", "linger=1"),
+    ("--pool", "4"),
+    ("--source", "127.0.0.2"),
+    ("--bind", "range=40000-40099"),
+    ("--payload", "tcp"),
+    ("--send", "hex:0a0b"),
+    ("--expect", "3"),
+    ("--response", "ok"),
+    ("--path", "/health"),
+    ("--target", "127.0.0.1:8080"),
+    ("--listen", "127.0.0.1:0"),
+    ("--backlog", "5"),
+    ("--accept-delay", "10ms"),
+    ("--server-close", "first"),
+    ("--destinations", "2"),
+    ("--ready-timeout", "2s"),
+    ("--lab-port-range", "40000-40299"),
+    ("--lab-reserved-ports", "40000-40010,40020"),
+    ("--lab-tw-reuse", "1"),
+    ("--lab-tw-reuse-delay", "250ms"),
+    ("--lab-max-tw-buckets", "100"),
+    ("--lab-fin-timeout", "5"),
+    ("--lab-timestamps", "true"),
+    ("--lab-somaxconn", "5"),
+    ("--lab-time-wait", "240"),
+    ("--lab-time-scale", "10"),
+    ("--lab-topology", "veth"),
+    ("--max-error-rate", "0.1"),
+    ("--max-connect-p99-ms", "50"),
+    ("--min-success-rate", "0.9"),
+    ("--expect-error", "EADDRNOTAVAIL"),
+    ("--tolerance", "first_error_s=10"),
+    ("--name", "fuzz"),
+];
+
+impl Mutator {
+    /// A mutator whose every choice follows from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Mutator(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// `seed` with 1 to 8 edits: a dictionary fragment inserted or overwriting, bytes deleted,
+    /// a byte flipped, or a number replaced by a boundary.
+    pub fn bytes(&mut self, seed: &[u8]) -> Vec<u8> {
+        let mut b = seed.to_vec();
+        for _ in 0..1 + self.below(8) {
+            let at = self.below(b.len() + 1);
+            let word = DICTIONARY[self.below(DICTIONARY.len())].as_bytes();
+            match self.below(5) {
+                0 => b.splice(at..at, word.iter().copied()).for_each(drop),
+                1 => {
+                    let end = (at + word.len()).min(b.len());
+                    b.splice(at..end, word.iter().copied()).for_each(drop);
+                }
+                2 => {
+                    let end = (at + 1 + self.below(16)).min(b.len());
+                    b.drain(at.min(end)..end);
+                }
+                3 if at < b.len() => b[at] ^= 1 << self.below(8),
+                _ => {
+                    // The next run of digits after `at` becomes a boundary number.
+                    if let Some(start) = b[at.min(b.len())..].iter().position(u8::is_ascii_digit) {
+                        let start = at + start;
+                        let end = b[start..]
+                            .iter()
+                            .position(|c| !c.is_ascii_digit() && *c != b'.')
+                            .map_or(b.len(), |e| start + e);
+                        b.splice(start..end, word.iter().copied()).for_each(drop);
+                    }
+                }
+            }
+        }
+        b
+    }
+
+    /// 1 to 6 random `run` flags, each with its own sane value (half the time), a dictionary
+    /// fragment, or its sane value mutated.
+    pub fn flags(&mut self) -> Vec<String> {
+        let mut args = Vec::new();
+        for _ in 0..1 + self.below(6) {
+            let (flag, sane) = FLAGS[self.below(FLAGS.len())];
+            args.push(flag.to_string());
+            let value = match self.below(4) {
+                0 => DICTIONARY[self.below(DICTIONARY.len())].to_string(),
+                1 => String::from_utf8_lossy(&self.bytes(sane.as_bytes())).into_owned(),
+                _ => sane.to_string(),
+            };
+            args.push(value);
+        }
+        args
+    }
+
+    /// `summary` (a summary.json) with 1 to 6 of its numbers set to boundary values, or, one
+    /// time in four, its bytes mutated.
+    pub fn summary(&mut self, summary: &serde_json::Value) -> Vec<u8> {
+        let mut v = summary.clone();
+        if self.below(4) == 0 {
+            return self.bytes(v.to_string().as_bytes());
+        }
+        let mut leaves = Vec::new();
+        numbers(&v, &mut Vec::new(), &mut leaves);
+        // Integers stay integers (a float there is only a type error); floats get extremes.
+        let ints = [0, 1, u64::from(u32::MAX), u64::MAX];
+        let floats = [1e300, -1e300, 0.0, -1.0, 5e-324, 1.8e19, 0.5];
+        for _ in 0..1 + self.below(6) {
+            if leaves.is_empty() {
+                break;
+            }
+            let path = &leaves[self.below(leaves.len())];
+            let mut at = &mut v;
+            for k in path {
+                at = match k {
+                    Key::Field(f) => &mut at[f.as_str()],
+                    Key::Index(i) => &mut at[*i],
+                };
+            }
+            *at = if at.is_u64() || at.is_i64() {
+                serde_json::json!(ints[self.below(ints.len())])
+            } else {
+                serde_json::json!(floats[self.below(floats.len())])
+            };
+        }
+        v.to_string().into_bytes()
+    }
+}
+
+#[derive(Clone)]
+enum Key {
+    Field(String),
+    Index(usize),
+}
+
+fn numbers(v: &serde_json::Value, path: &mut Vec<Key>, out: &mut Vec<Vec<Key>>) {
+    match v {
+        serde_json::Value::Number(_) => out.push(path.clone()),
+        serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| {
+            path.push(Key::Index(i));
+            numbers(x, path, out);
+            path.pop();
+        }),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
+            path.push(Key::Field(k.clone()));
+            numbers(x, path, out);
+            path.pop();
+        }),
+        _ => {}
+    }
+}

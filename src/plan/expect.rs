@@ -1,0 +1,164 @@
+//! `[expect]`: the user's own checks and the model checks' tolerances; resolved and checked
+//! here.
+
+use super::{invalid, ExpectSection, PlanError};
+
+/// The model's numeric checks, by the names the verdict gives them; `[expect.tolerance]`
+/// (and `--tolerance NAME=PCT`) accepts these names.
+pub const MODEL_CHECKS: [&str; 3] = ["first_error_s", "timewait_max", "post_exhaustion_rate"];
+
+/// Default tolerance of every model check, percent.
+pub const DEFAULT_TOLERANCE_PCT: f64 = 5.0;
+
+/// `[expect]`, validated: the user's own checks and the model checks' tolerances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectations {
+    /// The run must (true) or must not (false) run out of ports.
+    pub exhaustion: Option<bool>,
+    /// failed / attempts, at most.
+    pub max_error_rate: Option<f64>,
+    /// p99 connect latency, at most, ms.
+    pub max_connect_p99_ms: Option<f64>,
+    /// completed / attempts, at least.
+    pub min_success_rate: Option<f64>,
+    /// Error kinds that must each appear (upper case, as in summary.errors).
+    pub errors: Vec<String>,
+    /// Whether the model's checks count toward the verdict.
+    pub model: bool,
+    /// Tolerance of every model check without its own, percent.
+    pub tolerance_pct: f64,
+    /// Per-check tolerances, percent, by check name (one of [`MODEL_CHECKS`]).
+    pub tolerance: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Expectations {
+            exhaustion: None,
+            max_error_rate: None,
+            max_connect_p99_ms: None,
+            min_success_rate: None,
+            errors: Vec::new(),
+            model: true,
+            tolerance_pct: DEFAULT_TOLERANCE_PCT,
+            tolerance: Default::default(),
+        }
+    }
+}
+
+impl Expectations {
+    /// The tolerance of model check `name`, percent.
+    pub fn tolerance_for(&self, name: &str) -> f64 {
+        self.tolerance
+            .get(name)
+            .copied()
+            .unwrap_or(self.tolerance_pct)
+    }
+
+    pub(super) fn resolve(e: &ExpectSection) -> Result<Expectations, PlanError> {
+        let fraction = |v: Option<f64>, key, flag| match v {
+            Some(f) if !(0.0..=1.0).contains(&f) => Err(invalid(
+                key,
+                flag,
+                format!("{f} is not a fraction; write a number from 0 to 1, e.g. 0.01 for 1%"),
+            )),
+            v => Ok(v),
+        };
+        let percent = |v: f64, key, flag| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(v)
+            } else {
+                Err(invalid(
+                    key,
+                    flag,
+                    format!("{v} is not a tolerance; write a percentage of 0 or more, e.g. 5"),
+                ))
+            }
+        };
+        let max_connect_p99_ms = match e.max_connect_p99_ms {
+            Some(ms) if !(ms.is_finite() && ms > 0.0) => {
+                return Err(invalid(
+                    "expect.max_connect_p99_ms",
+                    "--max-connect-p99-ms",
+                    format!("{ms} is not a latency; write milliseconds above 0, e.g. 50"),
+                ))
+            }
+            v => v,
+        };
+        let errors = e
+            .errors
+            .iter()
+            .flatten()
+            .map(|name| {
+                let upper = name.trim().to_ascii_uppercase();
+                if upper.is_empty()
+                    || !upper
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    Err(invalid(
+                        "expect.errors",
+                        "--expect-error",
+                        format!("'{name}' is not an error name; write one as summary.errors shows it, e.g. ECONNRESET or TIMEOUT"),
+                    ))
+                } else {
+                    Ok(upper)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tolerance = std::collections::BTreeMap::new();
+        for (name, v) in e.tolerance.iter().flatten() {
+            if !MODEL_CHECKS.contains(&name.as_str()) {
+                return Err(invalid(
+                    "expect.tolerance",
+                    "--tolerance",
+                    format!(
+                        "'{name}' is not a model check; tolerances apply to {}",
+                        MODEL_CHECKS.join(", ")
+                    ),
+                ));
+            }
+            tolerance.insert(
+                name.clone(),
+                percent(*v, "expect.tolerance", "--tolerance")?,
+            );
+        }
+        Ok(Expectations {
+            exhaustion: e.exhaustion,
+            max_error_rate: fraction(
+                e.max_error_rate,
+                "expect.max_error_rate",
+                "--max-error-rate",
+            )?,
+            max_connect_p99_ms,
+            min_success_rate: fraction(
+                e.min_success_rate,
+                "expect.min_success_rate",
+                "--min-success-rate",
+            )?,
+            errors,
+            model: e.model.unwrap_or(true),
+            tolerance_pct: percent(
+                e.tolerance_pct.unwrap_or(DEFAULT_TOLERANCE_PCT),
+                "expect.tolerance_pct",
+                "--tolerance",
+            )?,
+            tolerance,
+        })
+    }
+
+    /// Back to the `[expect]` table (only what differs from the defaults).
+    pub fn to_section(&self) -> ExpectSection {
+        ExpectSection {
+            exhaustion: self.exhaustion,
+            max_error_rate: self.max_error_rate,
+            max_connect_p99_ms: self.max_connect_p99_ms,
+            min_success_rate: self.min_success_rate,
+            errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
+            model: (!self.model).then_some(false),
+            tolerance_pct: (self.tolerance_pct != DEFAULT_TOLERANCE_PCT)
+                .then_some(self.tolerance_pct),
+            tolerance: (!self.tolerance.is_empty()).then(|| self.tolerance.clone()),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `[target]`: where connections go (the embedded server or an external one, and a command
+//! serving it); resolved and checked here.
+
+use super::{
+    invalid, positive, span_or, CloseMode, EmbeddedServer, PayloadSection, PlanError, ServerClose,
+    Target, TargetExec, TargetSection, DEFAULT_READY_TIMEOUT, MAX_DESTINATIONS,
+};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// `[target]` with its defaults filled in; `p` is `[payload]` (a response is the embedded
+/// server's), `close` the client's close mode (the server's default follows it).
+pub(super) fn resolve(
+    t: &TargetSection,
+    p: &PayloadSection,
+    close: CloseMode,
+) -> Result<(Target, Option<TargetExec>), PlanError> {
+    let external = &t.address;
+    let target = match &external {
+        Some(addr) => {
+            for (set, key, flag) in [
+                (t.listen.is_some(), "target.listen", "--listen"),
+                (t.backlog.is_some(), "target.backlog", "--backlog"),
+                (
+                    t.accept_delay.is_some(),
+                    "target.accept_delay",
+                    "--accept-delay",
+                ),
+                (
+                    t.server_close.is_some(),
+                    "target.server_close",
+                    "--server-close",
+                ),
+                (p.response.is_some(), "payload.response", "--response"),
+                (
+                    t.destinations.is_some(),
+                    "target.destinations",
+                    "--destinations",
+                ),
+            ] {
+                if set {
+                    return Err(invalid(key, flag, format!(
+                        "configures the embedded server, but target.address ({addr}) points at an external one; drop one of them"
+                    )));
+                }
+            }
+            Target::External(addr.clone())
+        }
+        None => {
+            let listen = t.listen.as_deref().unwrap_or("127.0.0.1:0");
+            let listen = listen.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "target.listen",
+                    "--listen",
+                    format!("'{listen}' is not IP:PORT; write e.g. 127.0.0.1:0"),
+                )
+            })?;
+            let server_close = t.server_close.unwrap_or(match close {
+                CloseMode::Passive => ServerClose::First,
+                _ => ServerClose::AfterClient,
+            });
+            Target::Embedded(EmbeddedServer {
+                listen,
+                backlog: positive(t.backlog, 4096, "target.backlog", "--backlog")?,
+                accept_delay: t.accept_delay.map_or(Duration::ZERO, |s| s.0),
+                close: server_close,
+                destinations: match t.destinations {
+                    Some(n @ 1..=MAX_DESTINATIONS) => n,
+                    None => 1,
+                    Some(n) => {
+                        return Err(invalid(
+                            "target.destinations",
+                            "--destinations",
+                            format!("{n} is out of range: write 1 to {MAX_DESTINATIONS}"),
+                        ))
+                    }
+                },
+            })
+        }
+    };
+    let exec = exec(t)?;
+    Ok((target, exec))
+}
+
+/// `target.exec` and its ready timeout: a command serving target.address.
+fn exec(t: &TargetSection) -> Result<Option<TargetExec>, PlanError> {
+    let external = &t.address;
+    Ok(match (&t.exec, external) {
+        (Some(cmd), _) if cmd.trim().is_empty() => {
+            return Err(invalid(
+                "target.exec",
+                "--target-exec",
+                "is empty: write the command that starts the server, e.g. \"nginx -c /tmp/x/nginx.conf\"",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "target.exec",
+                "--target-exec",
+                "needs target.address (--target): the HOST:PORT the command serves, e.g. 127.0.0.1:8080",
+            ))
+        }
+        (Some(cmd), Some(_)) => Some(TargetExec {
+            command: cmd.trim().to_string(),
+            ready_timeout: span_or(
+                t.ready_timeout,
+                DEFAULT_READY_TIMEOUT,
+                "target.ready_timeout",
+                "--ready-timeout",
+            )?,
+        }),
+        (None, _) if t.ready_timeout.is_some() => {
+            return Err(invalid(
+                "target.ready_timeout",
+                "--ready-timeout",
+                "only applies to a server portlab starts: set target.exec (--target-exec) or drop it",
+            ))
+        }
+        (None, _) => None,
+    })
+}

@@ -1,0 +1,99 @@
+//! Property test over the fuzz entry points (issue 12): mutated catalog scenarios, random
+//! `run` flag sets and mutated summary.json files never panic; each ends in a plan or a
+//! clear message. The case count keeps it to seconds; examples/fuzz_scenarios.rs runs the
+//! same entry points a million times.
+
+use portlab::fuzz::{self, Mutator};
+use proptest::prelude::*;
+use std::path::Path;
+
+fn catalog() -> &'static [Vec<u8>] {
+    static FILES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    FILES.get_or_init(read_catalog)
+}
+
+fn read_catalog() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+fn fixture_summary() -> &'static serde_json::Value {
+    static SUMMARY: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SUMMARY.get_or_init(read_summary)
+}
+
+fn read_summary() -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/before/summary.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// A refusal must say something a user can act on, not be empty or an internal panic text.
+fn clear(e: &str) {
+    assert!(!e.trim().is_empty(), "an empty error message");
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_catalog_scenarios_resolve_or_say_why(seed: u64) {
+        let files = catalog();
+        let mut m = Mutator::new(seed);
+        let file = &files[m.below(files.len())];
+        if let Err(e) = fuzz::scenario(&m.bytes(file)) {
+            clear(&e);
+        }
+    }
+
+    #[test]
+    fn random_run_flags_resolve_or_say_why(seed: u64, with_file: bool) {
+        let files = catalog();
+        let mut m = Mutator::new(seed);
+        let file = with_file.then(|| files[m.below(files.len())].clone());
+        if let Err(e) = fuzz::run_flags(&m.flags(), file.as_deref()) {
+            clear(&e);
+        }
+    }
+
+    #[test]
+    fn mutated_summaries_render_or_say_why(seed: u64) {
+        let mut m = Mutator::new(seed);
+        if let Err(e) = fuzz::summary(&m.summary(fixture_summary())) {
+            clear(&e);
+        }
+    }
+}
+
+#[test]
+fn the_catalog_itself_resolves() {
+    for file in catalog() {
+        fuzz::scenario(file).unwrap();
+    }
+    fuzz::summary(fixture_summary().to_string().as_bytes()).unwrap();
+}
+
+#[test]
+fn issue_12_reproducers_are_refused_by_the_library_entry() {
+    for flags in [
+        &["--duration", "1e300", "--count", "1"][..],
+        &["--rate", "1e-300", "--count", "2"],
+        &["--rate", "5e-324", "--duration", "1s"],
+        &["--interval", "1e19", "--duration", "1s", "--rate", "10"],
+        &["--max-in-flight", "4294967295"],
+        &["--concurrency", "4294967295", "--rate", "max"],
+        &["--pool", "4294967295", "--payload", "tcp"],
+        &["--lab", "--lab-max-tw-buckets", "9007199254740992"],
+        &["--destinations", "8", "--listen", "127.0.0.1:65535"],
+    ] {
+        let args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        let e = fuzz::run_flags(&args, None).expect_err(&flags.join(" "));
+        clear(&e);
+    }
+}
