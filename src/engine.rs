@@ -63,6 +63,9 @@ pub struct RunResult {
 /// Runs a plan: sets everything up (errors here mean nothing was sent), drives the load,
 /// writes results/<run>/ and prints the summary.
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
+    // Before anything is written: a signal from here on stops the run, which still writes
+    // everything (main installs it earlier still; this covers library callers).
+    crate::sys::catch_stop_signals();
     let dir = results_dir(&plan.name, opts.out.as_deref())?;
     let scenario = plan.to_scenario();
     let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;
@@ -303,18 +306,36 @@ async fn drive(
         shared: shared.clone(),
         tx,
     };
-    let end = runner::run(plan, shards, &targets, &host, outlet, shutdown_signal()).await;
+    let end = runner::run(
+        plan,
+        shards,
+        &targets,
+        &host,
+        outlet,
+        signalled(1),
+        signalled(2),
+    )
+    .await;
     let duration_s = t0.elapsed().as_secs_f64();
-    let mut server_summary: Option<ServerSummary> = None;
-    for s in servers {
-        let st = s.stats.clone();
-        let address = s.addr.to_string();
-        let left = s.stop(plan.load.drain_timeout).await;
-        if left > 0 {
-            eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
+    let stats: Vec<_> = servers.iter().map(|s| (s.addr, s.stats.clone())).collect();
+    // The server closes its side within the drain timeout; a second Ctrl-C ends that wait.
+    let stopping = async {
+        for s in servers {
+            let address = s.addr.to_string();
+            let left = s.stop(plan.load.drain_timeout).await;
+            if left > 0 {
+                eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
+            }
         }
+    };
+    tokio::select! {
+        () = stopping => {}
+        () = signalled(2) => eprintln!("warning: second signal: the embedded server's connections were not waited for"),
+    }
+    let mut server_summary: Option<ServerSummary> = None;
+    for (addr, st) in &stats {
         let sum = server_summary.get_or_insert_with(|| ServerSummary {
-            address,
+            address: addr.to_string(),
             ..ServerSummary::default()
         });
         sum.accepted += st.accepted.load(Ordering::Relaxed);
@@ -437,6 +458,10 @@ async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
     let addr = addrs
         .find(|a| want_v6.is_none_or(|v6| a.is_ipv6() == v6))
         .ok_or_else(|| anyhow!("target.address (--target) '{address}' has no address of the source addresses' family"))?;
+    if crate::sys::stop_signals() > 0 {
+        // Interrupted during set-up: the run stops at once and needs no reachable target.
+        return Ok(addr);
+    }
     let probe = async {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
@@ -461,26 +486,32 @@ async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
     }
 }
 
-/// Resolves on Ctrl-C (and SIGTERM on Unix).
-async fn shutdown_signal() {
+/// Resolves once this process has received `n` stop signals in all (SIGINT or SIGTERM on
+/// Unix, counted from [`crate::sys::catch_stop_signals`], which `run` installs first; Ctrl-C
+/// elsewhere): 1 stops the load, 2 also ends the drain.
+pub async fn signalled(n: u32) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        // The streams exist before the count is read: a signal after the read wakes them.
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        while crate::sys::stop_signals() < n {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    for _ in 0..n {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

@@ -17,13 +17,20 @@ const EXIT_INTERRUPTED: u8 = 130;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(&args),
+        Command::Run(args) => {
+            // First thing: a signal from now on ends the run with everything written.
+            portlab::sys::catch_stop_signals();
+            run(&args)
+        }
         Command::Predict(args) => predict(&args),
         Command::Inspect(args) => {
             portlab::inspect::run(&args, &mut std::io::stdout().lock()).map(|()| 0)
         }
         Command::Report(args) => report(&args),
-        Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
+        Command::Suite(args) => {
+            portlab::sys::catch_stop_signals();
+            portlab::suite::run(&args).map(|r| r.exit_code)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

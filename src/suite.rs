@@ -166,7 +166,7 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
     let files = collect(&args.dir)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
     let dir = crate::engine::results_dir("suite", args.out.as_deref())?;
-    let interrupted = crate::sys::catch_interrupt();
+    crate::sys::catch_stop_signals();
     let began = Instant::now();
     let mut report = Report {
         scenarios_dir: args.dir.display().to_string(),
@@ -200,7 +200,7 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
         report.pass = report.scenarios.iter().all(|r| r.verdict == Outcome::Pass);
         // Written after each scenario: an interrupted or crashed suite keeps what it ran.
         write_files(&report, &dir)?;
-        if stop || interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        if stop || crate::sys::stop_signals() > 0 {
             break;
         }
     }

@@ -118,6 +118,10 @@ impl ExecTarget {
             })?;
         let deadline = Instant::now() + timeout;
         loop {
+            // Ctrl-C while waiting: the run starts and stops at once, writing its results.
+            if crate::sys::stop_signals() > 0 {
+                return Ok(addr);
+            }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
