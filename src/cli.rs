@@ -262,9 +262,14 @@ pub struct RunArgs {
     )]
     pub baseline_margin: Option<f64>,
 
-    /// Results directory [default results/<name>-<UTC time>/].
+    /// Results directory [default results/<name>-<UTC time>/]; an existing one must be
+    /// empty unless --force. Files are always created new, never through a symlink.
     #[arg(long, help_heading = "Output", value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Use a non-empty --out directory: portlab's own files in it (plan.toml, timeline.csv,
+    /// summary.json, target-exec.log) are replaced; nothing else is touched.
+    #[arg(long, help_heading = "Output")]
+    pub force: bool,
     /// Summary format on stdout.
     #[arg(long, help_heading = "Output", value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -12,7 +12,8 @@ use crate::model;
 use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
-use crate::report::{self, verdict, Format, ServerSummary, Summary};
+use crate::report::output::ResultsDir;
+use crate::report::{verdict, ServerSummary, Summary};
 use crate::runner::{self, shards, shards::Shards};
 use crate::target;
 use crate::target::exec::ExecTarget;
@@ -21,7 +22,7 @@ use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,8 +32,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct RunOptions {
     /// Results directory (None: results/<name>-<UTC time>/).
     pub out: Option<PathBuf>,
-    /// Summary format on stdout.
-    pub format: Format,
+    /// `--force`: a non-empty `out` may be used; portlab's own files in it are replaced.
+    pub force: bool,
     /// Progress display.
     pub progress: Progress,
     /// `--baseline`: an earlier run's summary, and the margin in percent its p99 connect
@@ -58,19 +59,67 @@ pub struct RunResult {
     pub summary: Summary,
     /// Where the results are.
     pub dir: PathBuf,
+    /// Why summary.json could not be written (a full or read-only disk): the caller prints
+    /// the summary on stdout instead, and the run's results are incomplete (exit 3).
+    pub unsaved: Option<String>,
+    /// Why the run's results are incomplete although it ran (a worker panicked: its
+    /// outcomes are missing); exit 3.
+    pub failed: Option<String>,
 }
 
-/// Runs a plan: sets everything up (errors here mean nothing was sent), drives the load,
-/// writes results/<run>/ and prints the summary.
+impl RunResult {
+    /// The summary as summary.json holds it (and as stdout gets it when it could not be
+    /// written).
+    pub fn summary_json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(&self.summary).context("serialising summary.json")? + "\n")
+    }
+}
+
+/// Runs a plan: sets everything up (errors here mean nothing was sent, and what the run had
+/// created in its results directory is taken back), drives the load and writes
+/// results/<run>/. Printing is the caller's.
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     // Before anything is written: a signal from here on stops the run, which still writes
     // everything (main installs it earlier still; this covers library callers).
     crate::sys::catch_stop_signals();
-    let dir = results_dir(&plan.name, opts.out.as_deref())?;
+    let dir = ResultsDir::prepare(&plan.name, opts.out.as_deref(), opts.force)?;
+    let started = std::cell::Cell::new(false);
+    match set_up_and_run(plan, opts, &dir, &started) {
+        Err(e) if !started.get() => {
+            dir.discard();
+            Err(e)
+        }
+        Err(e) => Err(e.context(format!(
+            "the run stopped; what was measured is in {}",
+            dir.path().display()
+        ))),
+        Ok((summary, unsaved, failed)) => Ok(RunResult {
+            summary,
+            dir: dir.path().to_path_buf(),
+            unsaved,
+            failed,
+        }),
+    }
+}
+
+/// What a run that went ahead left: its summary, why summary.json could not be written,
+/// why the results are incomplete.
+type Ran = (Summary, Option<String>, Option<String>);
+
+/// The set-up (lab, listeners, server command) and the run; `started` turns true when the
+/// load begins, from which point an error no longer means "nothing was sent".
+fn set_up_and_run(
+    plan: Plan,
+    opts: &RunOptions,
+    dir: &ResultsDir,
+    started: &std::cell::Cell<bool>,
+) -> Result<Ran> {
     let scenario = plan.to_scenario();
     let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;
-    std::fs::write(dir.join("plan.toml"), plan_toml)
-        .with_context(|| format!("writing {}", dir.join("plan.toml").display()))?;
+    let plan_path = dir.path().join("plan.toml");
+    dir.create("plan.toml")
+        .and_then(|mut f| std::io::Write::write_all(&mut f, plan_toml.as_bytes()))
+        .with_context(|| format!("writing {}", plan_path.display()))?;
 
     // The lab comes first: a namespace is entered by this thread and inherited only by the
     // threads it starts afterwards (the runtime, the pacer, the collector).
@@ -107,8 +156,20 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     // server's with veth) and serves where the client can reach it.
     let exec = match (&plan.exec, &plan.target) {
         (Some(x), Target::External(address)) => {
-            let log = dir.join("target-exec.log");
-            let start = || ExecTarget::start(&x.command, address, &log);
+            let log = dir.create("target-exec.log").map_err(|source| {
+                crate::target::exec::ExecError::Spawn {
+                    command: x.command.clone(),
+                    source,
+                }
+            })?;
+            let start = || {
+                ExecTarget::start(
+                    &x.command,
+                    address,
+                    log,
+                    &dir.path().join("target-exec.log"),
+                )
+            };
             let mut running = match &applied {
                 Some(a) => a.in_server_ns(start)??,
                 None => start()?,
@@ -138,56 +199,24 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let summary = runtime.block_on(drive(
+    let ran = runtime.block_on(drive(
         &plan,
         scenario,
-        &dir,
+        dir,
         opts,
         applied.as_ref(),
         Traffic {
             listeners,
             exec,
             shards: &shards,
+            started,
         },
         &settings,
     ));
     // Connections abandoned at the drain timeout must not hold the process open.
     shards.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(RunResult {
-        summary: summary?,
-        dir,
-    })
-}
-
-/// Creates the results directory: `out`, or a fresh results/<name>-<UTC time>/ (for a run,
-/// or for a suite, named "suite").
-pub fn results_dir(name: &str, out: Option<&Path>) -> Result<PathBuf> {
-    let dir = match out {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
-                .to_string()
-                .chars()
-                .filter(|c| !matches!(c, '-' | ':'))
-                .collect();
-            let base = PathBuf::from("results").join(format!("{name}-{stamp}"));
-            let mut dir = base.clone();
-            let mut n = 2;
-            while dir.exists() {
-                dir = PathBuf::from(format!("{}-{n}", base.display()));
-                n += 1;
-            }
-            dir
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| {
-        format!(
-            "cannot create the results directory {} (choose another with --out DIR)",
-            dir.display()
-        )
-    })?;
-    Ok(dir)
+    ran
 }
 
 /// The address of the embedded server's listener number `i` (one per destination): as
@@ -224,21 +253,24 @@ struct Traffic<'a> {
     listeners: Vec<std::net::TcpListener>,
     exec: Option<ExecTarget>,
     shards: &'a Shards,
+    /// Turns true when the load begins.
+    started: &'a std::cell::Cell<bool>,
 }
 
 async fn drive(
     plan: &Plan,
     scenario: crate::plan::Scenario,
-    dir: &Path,
+    dir: &ResultsDir,
     opts: &RunOptions,
     applied: Option<&lab::Applied>,
     Traffic {
         listeners,
         exec,
         shards,
+        started,
     }: Traffic<'_>,
     settings: &std::collections::BTreeMap<String, String>,
-) -> Result<Summary> {
+) -> Result<Ran> {
     // Target first: a bad address fails before anything else happens.
     let (servers, targets, host) = match &plan.target {
         Target::Embedded(cfg) => {
@@ -272,8 +304,10 @@ async fn drive(
     } else {
         None
     };
-    let writer = TimelineWriter::create(&dir.join("timeline.csv"))
-        .with_context(|| format!("creating {}", dir.join("timeline.csv").display()))?;
+    let writer = TimelineWriter::new(
+        dir.create("timeline.csv")
+            .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
+    );
 
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let shared = Arc::new(Shared::default());
@@ -306,6 +340,7 @@ async fn drive(
         shared: shared.clone(),
         tx,
     };
+    started.set(true);
     let end = runner::run(
         plan,
         shards,
@@ -422,30 +457,17 @@ async fn drive(
             first_error_s: summary.exhaustion.first_s.map(|t| t * k),
         });
     }
-    let json = serde_json::to_string_pretty(&summary).context("serialising summary.json")?;
-    std::fs::write(dir.join("summary.json"), json + "\n")
-        .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let rendered = report::reporter(opts.format).render(&summary, &mut out);
-    if opts.format == Format::Text {
-        use std::io::Write;
-        let _ = writeln!(out, "\nresults: {}/", dir.display());
-    }
-    ignore_broken_pipe(rendered)?;
-    if let Some(why) = end.failed {
-        // Everything measured is on disk; the run still fails.
-        return Err(anyhow!("{why} (what was measured is in {})", dir.display()));
-    }
-    Ok(summary)
-}
-
-/// A reader that went away (`portlab run | head`) is not an error.
-fn ignore_broken_pipe(r: std::io::Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing the summary to stdout"),
-    }
+    let json = serde_json::to_string_pretty(&summary).context("serialising summary.json")? + "\n";
+    let unsaved = dir
+        .write_atomic("summary.json", json.as_bytes())
+        .err()
+        .map(|e| {
+            format!(
+                "summary.json cannot be written to {} ({e})",
+                dir.path().display()
+            )
+        });
+    Ok((summary, unsaved, end.failed))
 }
 
 /// Resolves an external HOST:PORT and makes one probe connection, so an unreachable

@@ -12,6 +12,7 @@
 //! results directory, with each run's own directory underneath.
 
 use crate::plan::{self, Plan};
+use crate::report::output::{write_atomic, ResultsDir};
 use crate::report::Summary;
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
@@ -31,6 +32,10 @@ pub struct SuiteArgs {
     /// directory underneath.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Use a non-empty --out directory, replacing portlab's own files in it (passed on to
+    /// each run).
+    #[arg(long)]
+    pub force: bool,
     /// No line per scenario on stderr while the suite runs.
     #[arg(long, short)]
     pub quiet: bool,
@@ -162,10 +167,11 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
 }
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
-pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
+pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
     let files = collect(&args.dir)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
-    let dir = crate::engine::results_dir("suite", args.out.as_deref())?;
+    let results = ResultsDir::prepare("suite", args.out.as_deref(), args.force)?;
+    let dir = results.path().to_path_buf();
     crate::sys::catch_stop_signals();
     let began = Instant::now();
     let mut report = Report {
@@ -176,12 +182,13 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
         pass: true,
         scenarios: Vec::with_capacity(files.len()),
     };
+    let flags: Vec<&str> = args.force.then_some("--force").into_iter().collect();
     let n = files.len();
     for (i, (file, name)) in files.iter().enumerate() {
         if !args.quiet {
             eprint!("[{}/{n}] {name} ... ", i + 1);
         }
-        let row = run_one(&exe, file, name, &dir.join(name));
+        let row = run_one(&exe, file, name, &dir.join(name), &flags);
         if !args.quiet {
             eprintln!(
                 "{} in {:.1} s{}",
@@ -204,14 +211,7 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
             break;
         }
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let printed = write_text(&report, &mut out);
-    if let Err(e) = printed {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing the table to stdout");
-        }
-    }
+    write_text(&report, out).context("writing the table to stdout")?;
     let verdicts: Vec<Outcome> = report.scenarios.iter().map(|r| r.verdict).collect();
     let exit_code = if verdicts.contains(&Outcome::Interrupted) || verdicts.len() < n {
         130
@@ -226,7 +226,8 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
 }
 
 /// Runs one scenario as `portlab run FILE --out DIR -q --format json` and reads its summary.
-fn run_one(exe: &Path, file: &Path, name: &str, out: &Path) -> Row {
+/// `flags` are the suite's own passed on (--force).
+fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, flags: &[&str]) -> Row {
     let began = Instant::now();
     let output = Command::new(exe)
         .arg("run")
@@ -234,6 +235,7 @@ fn run_one(exe: &Path, file: &Path, name: &str, out: &Path) -> Row {
         .arg("--out")
         .arg(out)
         .args(["-q", "--format", "json"])
+        .args(flags)
         .stdin(Stdio::null())
         .output();
     let wall_s = began.elapsed().as_secs_f64();
@@ -391,11 +393,11 @@ pub fn measured(s: &Summary) -> String {
 
 fn write_files(report: &Report, dir: &Path) -> Result<()> {
     let json = serde_json::to_string_pretty(report).context("serialising suite.json")?;
-    std::fs::write(dir.join("suite.json"), json + "\n")
+    write_atomic(&dir.join("suite.json"), (json + "\n").as_bytes())
         .with_context(|| format!("writing {}", dir.join("suite.json").display()))?;
     let mut md = Vec::new();
     write_markdown(report, &mut md).context("rendering suite.md")?;
-    std::fs::write(dir.join("suite.md"), md)
+    write_atomic(&dir.join("suite.md"), &md)
         .with_context(|| format!("writing {}", dir.join("suite.md").display()))
 }
 

@@ -299,11 +299,8 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Format::Text => render(&host, &model),
     };
-    match out.write_all(text.as_bytes()) {
-        // `portlab inspect | head`: the reader left, nothing is wrong.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing the inspection"),
-    }
+    out.write_all(text.as_bytes())
+        .context("writing the inspection")
 }
 
 fn limit(v: Option<u64>) -> String {

@@ -5,11 +5,48 @@ pub mod compare;
 mod csv_format;
 mod json;
 mod markdown;
+pub mod output;
 mod summary;
 mod text;
 pub mod verdict;
 
 pub use summary::{ExecSummary, Modelled, ServerSummary, Summary};
+
+#[cfg(test)]
+mod chain_tests {
+    use super::chain;
+    use anyhow::Context;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::from_raw_os_error(1);
+        let text = io.to_string();
+        // An error that quotes its source, as thiserror's "{source}" does.
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot enter the lab: {source}")]
+        struct Quoting {
+            source: std::io::Error,
+        }
+        let e = anyhow::Error::new(Quoting { source: io }).context("setting up the lab");
+        let line = chain(&e);
+        assert_eq!(line.matches(&text).count(), 1, "{line}");
+        assert_eq!(
+            line,
+            format!("setting up the lab: cannot enter the lab: {text}")
+        );
+        // Causes that do not repeat each other are all kept, in order.
+        let e = Err::<(), _>(std::io::Error::from_raw_os_error(2))
+            .context("reading plan.toml")
+            .unwrap_err();
+        assert_eq!(
+            chain(&e),
+            format!(
+                "reading plan.toml: {}",
+                std::io::Error::from_raw_os_error(2)
+            )
+        );
+    }
+}
 
 use std::io::{self, Write};
 
@@ -63,6 +100,23 @@ pub fn load_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
             env!("CARGO_PKG_VERSION")
         )
     })
+}
+
+/// An error and its causes on one line, most general first, each said once: a cause whose
+/// text the line already holds (an io::Error quoted by the error that wraps it) is skipped.
+pub fn chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Seconds with millisecond precision and a unit.

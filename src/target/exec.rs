@@ -81,13 +81,17 @@ pub struct ExecTarget {
 }
 
 impl ExecTarget {
-    /// Starts `command` through the shell, its output appended to `log`.
-    pub fn start(command: &str, address: &str, log: &Path) -> Result<ExecTarget, ExecError> {
+    /// Starts `command` through the shell, its output going to `out`, the file at `log`.
+    pub fn start(
+        command: &str,
+        address: &str,
+        out: File,
+        log: &Path,
+    ) -> Result<ExecTarget, ExecError> {
         let spawn_err = |source| ExecError::Spawn {
             command: command.to_string(),
             source,
         };
-        let out = File::create(log).map_err(spawn_err)?;
         let err = out.try_clone().map_err(spawn_err)?;
         let child = os::shell(command)
             .stdin(Stdio::null())
@@ -244,6 +248,7 @@ mod tests {
         let mut t = ExecTarget::start(
             "echo 'nginx: [emerg] bad config' >&2; exit 3",
             "127.0.0.1:9",
+            File::create(dir.path().join("log")).unwrap(),
             &dir.path().join("log"),
         )
         .unwrap();
@@ -266,6 +271,7 @@ mod tests {
         let mut t = ExecTarget::start(
             "sleep 30",
             &format!("127.0.0.1:{port}"),
+            File::create(dir.path().join("log")).unwrap(),
             &dir.path().join("log"),
         )
         .unwrap();
