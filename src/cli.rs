@@ -186,6 +186,10 @@ pub struct RunArgs {
     /// (inside the lab when there is one) and stopped after it [key: target.exec].
     #[arg(long, help_heading = "Target", value_name = "COMMAND")]
     pub target_exec: Option<String>,
+    /// Run a command the scenario file gives (target.exec) as this user; without it such a
+    /// file is refused (exit 2). A command given as a flag needs no consent.
+    #[arg(long, help_heading = "Target")]
+    pub allow_exec: bool,
     /// How long the --target-exec command may take to accept on --target
     /// [key: target.ready_timeout; default 10s].
     #[arg(long, help_heading = "Target", value_name = "DURATION")]

@@ -147,9 +147,16 @@ fn set_up_and_run(
                 Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
                 None => target::bind(addr, cfg.backlog),
             };
-            listeners.push(bound.map_err(|e| {
+            let listener = bound.map_err(|e| {
                 anyhow!("the embedded server cannot listen on {addr}: {e}; change target.listen (--listen)")
-            })?);
+            })?;
+            if i == 0 && applied.is_none() && !addr.ip().is_loopback() {
+                let at = listener.local_addr().unwrap_or(addr);
+                eprintln!(
+                    "warning: the embedded server listens on {at}, beyond loopback: other machines can connect to it during the run; --listen 127.0.0.1:0 keeps it on this machine"
+                );
+            }
+            listeners.push(listener);
         }
     }
     // A server command starts from this thread, so it inherits the lab's namespace (the
@@ -162,6 +169,7 @@ fn set_up_and_run(
                     source,
                 }
             })?;
+            eprintln!("portlab: starting target.exec: `{}`", x.command);
             let start = || {
                 ExecTarget::start(
                     &x.command,
@@ -234,7 +242,7 @@ fn listen_addr(
     let (Some(a), Some(lab)) = (applied, &plan.lab) else {
         return SocketAddr::new(listen.ip(), fixed(listen.port()));
     };
-    let ip = if listen.ip().is_loopback() {
+    let ip = if listen.ip().is_loopback() || listen.ip().is_unspecified() {
         a.server_addr
     } else {
         listen.ip()
@@ -245,6 +253,25 @@ fn listen_addr(
         (port, _) => fixed(port),
     };
     SocketAddr::new(ip, port)
+}
+
+/// The address a client uses to reach a listener: an unspecified IP becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// True when `ip` is an address of this machine (it can be bound), so traffic to it stays
+/// here.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// What carries the run, set up before the runtime: the embedded server's listeners (one per
@@ -281,7 +308,10 @@ async fn drive(
                         .context("starting the embedded server")?,
                 );
             }
-            let targets: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+            // A server on every interface (0.0.0.0, ::) is reached over loopback: the
+            // client's sockets then name 127.0.0.1 (::1) as their peer, which is what the
+            // kernel sampler filters TIME_WAIT by.
+            let targets: Vec<SocketAddr> = servers.iter().map(|s| reachable(s.addr)).collect();
             let Some(&first) = targets.first() else {
                 return Err(anyhow!("internal: no listener for the embedded server"));
             };
@@ -480,6 +510,11 @@ async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
     let addr = addrs
         .find(|a| want_v6.is_none_or(|v6| a.is_ipv6() == v6))
         .ok_or_else(|| anyhow!("target.address (--target) '{address}' has no address of the source addresses' family"))?;
+    if !plan.isolated() && !is_local(addr.ip()) {
+        eprintln!(
+            "notice: target {address} ({addr}) is not on this machine: the traffic leaves it"
+        );
+    }
     if crate::sys::stop_signals() > 0 {
         // Interrupted during set-up: the run stops at once and needs no reachable target.
         return Ok(addr);

@@ -127,7 +127,17 @@ fn report(args: &portlab::cli::ReportArgs, out: &mut dyn Write) -> anyhow::Resul
 
 fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let file = match &args.scenario {
-        Some(path) => plan::load_scenario(path)?,
+        Some(path) => {
+            let file = plan::load_scenario(path)?;
+            portlab::target::exec::consent(
+                path,
+                "target.exec",
+                file.target.exec.as_deref(),
+                args.target_exec.is_some(),
+                args.allow_exec,
+            )?;
+            file
+        }
         None => Scenario::default(),
     };
     let plan = Plan::resolve(&args.over(file))?;

@@ -36,6 +36,10 @@ pub struct SuiteArgs {
     /// each run).
     #[arg(long)]
     pub force: bool,
+    /// Run the commands scenario files give (target.exec) as this user; without it a file
+    /// with a command is refused before anything runs. Read the files first.
+    #[arg(long)]
+    pub allow_exec: bool,
     /// No line per scenario on stderr while the suite runs.
     #[arg(long, short)]
     pub quiet: bool,
@@ -129,8 +133,9 @@ pub struct SuiteResult {
     pub exit_code: u8,
 }
 
-/// The scenario files of `dir`, in name order, each validated as `portlab run` would.
-pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+/// The scenario files of `dir`, in name order, each validated as `portlab run` would (a
+/// command in a file needs `allow_exec`).
+pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
     let entries = std::fs::read_dir(dir).with_context(|| {
         format!(
             "cannot read the scenario directory {} (name a directory of *.toml files: portlab suite DIR)",
@@ -153,6 +158,13 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     for file in files {
         let scenario = plan::load_scenario(&file)?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
+        crate::target::exec::consent(
+            &file,
+            "target.exec",
+            scenario.target.exec.as_deref(),
+            false,
+            allow_exec,
+        )?;
         if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
             return Err(anyhow!(
                 "{} and {} are both named '{}'; each scenario of a suite needs its own name (it names its results directory)",
@@ -168,7 +180,7 @@ pub fn collect(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
 pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
-    let files = collect(&args.dir)?;
+    let files = collect(&args.dir, args.allow_exec)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
     let results = ResultsDir::prepare("suite", args.out.as_deref(), args.force)?;
     let dir = results.path().to_path_buf();
@@ -182,7 +194,13 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
         pass: true,
         scenarios: Vec::with_capacity(files.len()),
     };
-    let flags: Vec<&str> = args.force.then_some("--force").into_iter().collect();
+    let flags: Vec<&str> = [
+        args.force.then_some("--force"),
+        args.allow_exec.then_some("--allow-exec"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let n = files.len();
     for (i, (file, name)) in files.iter().enumerate() {
         if !args.quiet {
@@ -226,7 +244,7 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
 }
 
 /// Runs one scenario as `portlab run FILE --out DIR -q --format json` and reads its summary.
-/// `flags` are the suite's own passed on (--force).
+/// `flags` are the suite's own passed on (--force, --allow-exec).
 fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, flags: &[&str]) -> Row {
     let began = Instant::now();
     let output = Command::new(exe)
@@ -486,7 +504,7 @@ mod tests {
     #[test]
     fn a_directory_without_scenarios_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let e = collect(dir.path()).unwrap_err().to_string();
+        let e = collect(dir.path(), false).unwrap_err().to_string();
         assert!(e.contains("no *.toml"), "{e}");
     }
 
@@ -495,7 +513,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.toml"), "[load]\nrate = 10\n").unwrap();
         std::fs::write(dir.path().join("b.toml"), "[load]\nrat = 10\n").unwrap();
-        let e = format!("{:#}", collect(dir.path()).unwrap_err());
+        let e = format!("{:#}", collect(dir.path(), false).unwrap_err());
         assert!(e.contains("b.toml") && e.contains("rat"), "{e}");
     }
 
@@ -504,7 +522,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.toml"), "name = \"x\"\n").unwrap();
         std::fs::write(dir.path().join("b.toml"), "name = \"x\"\n").unwrap();
-        let e = collect(dir.path()).unwrap_err().to_string();
+        let e = collect(dir.path(), false).unwrap_err().to_string();
         assert!(e.contains("both named 'x'"), "{e}");
     }
 }

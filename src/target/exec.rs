@@ -38,6 +38,16 @@ pub enum ExecError {
         /// Why.
         source: std::io::Error,
     },
+    /// A command from a file, without `--allow-exec`.
+    #[error("{key} in {file} would run `{command}` as this user; portlab runs a command from a file only with --allow-exec (read it first), or when given as a flag (--target-exec)")]
+    NotAllowed {
+        /// The scenario file.
+        file: String,
+        /// The key holding the command.
+        key: String,
+        /// The command line.
+        command: String,
+    },
     /// The address does not resolve.
     #[error("target.address (--target) '{address}' cannot be resolved for target.exec: {reason}; write IP:PORT, e.g. 127.0.0.1:8080")]
     Address {
@@ -70,6 +80,27 @@ pub enum ExecError {
         /// The end of its log.
         tail: String,
     },
+}
+
+/// Consent for a command from a file: `key` (e.g. "target.exec") of the scenario file
+/// `file` holds `command`, which portlab would run as this user (root under sudo). It runs
+/// only with `--allow-exec`; a command given as a flag is its own consent (`from_flag`).
+/// The same rule holds for every command portlab runs (servers and client commands).
+pub fn consent(
+    file: &Path,
+    key: &str,
+    command: Option<&str>,
+    from_flag: bool,
+    allow_exec: bool,
+) -> Result<(), ExecError> {
+    match command {
+        Some(command) if !from_flag && !allow_exec => Err(ExecError::NotAllowed {
+            file: file.display().to_string(),
+            key: key.to_string(),
+            command: command.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A running server command.
@@ -241,6 +272,22 @@ fn log_tail(path: &Path) -> String {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_from_a_file_needs_allow_exec() {
+        let file = Path::new("x.toml");
+        let e = consent(file, "target.exec", Some("nginx"), false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("target.exec") && e.contains("x.toml") && e.contains("`nginx`"),
+            "{e}"
+        );
+        assert!(e.contains("--allow-exec"), "{e}");
+        assert!(consent(file, "target.exec", Some("nginx"), false, true).is_ok());
+        assert!(consent(file, "target.exec", Some("nginx"), true, false).is_ok());
+        assert!(consent(file, "target.exec", None, false, false).is_ok());
+    }
 
     #[test]
     fn a_command_that_exits_early_is_reported_with_its_output() {
