@@ -13,7 +13,7 @@ use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
 use crate::report::output::ResultsDir;
-use crate::report::{verdict, ServerSummary, Summary};
+use crate::report::{verdict, LabSummary, ServerSummary, Summary, WrittenSysctl};
 use crate::runner::{self, shards, shards::Shards};
 use crate::target;
 use crate::target::exec::ExecTarget;
@@ -447,16 +447,23 @@ async fn drive(
         );
     }
     if let (Some(a), Some(lab)) = (applied, &plan.lab) {
-        summary.lab = Some(serde_json::json!({
-            "mode": a.mode,
-            "topology": a.topology,
-            "settings": a.settings,
-            "server_settings": a.server_settings,
-            "written": a.written,
-            "time_scale": lab.time_scale(),
-            "emulated_time_wait_s": lab.emulated_hold().map(|d| d.as_secs_f64()),
-            "warnings": a.warnings,
-        }));
+        summary.lab = Some(LabSummary {
+            mode: a.mode.to_string(),
+            topology: a.topology.to_string(),
+            settings: a.settings.clone(),
+            server_settings: a.server_settings.clone(),
+            written: a
+                .written
+                .iter()
+                .map(|w| WrittenSysctl {
+                    name: w.name.to_string(),
+                    value: w.value.clone(),
+                })
+                .collect(),
+            time_scale: lab.time_scale(),
+            emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
+            warnings: a.warnings.clone(),
+        });
     }
     let mut input = model::from_plan::input_for(plan, settings, target);
     // Ports already held toward this target when the run began (an earlier run's TIME_WAIT,
@@ -476,7 +483,7 @@ async fn drive(
         &plan.expect,
         opts.baseline.as_ref().map(|(b, m)| (&**b, *m)),
     ));
-    summary.prediction = serde_json::to_value(&prediction).ok();
+    summary.prediction = Some(prediction);
     summary.target_exec = exec_summary;
     if plan.time_scale() != 1.0 {
         let k = plan.time_scale();

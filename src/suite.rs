@@ -11,12 +11,12 @@
 //! the end and written after every scenario as `suite.md` and `suite.json` in the suite's
 //! results directory, with each run's own directory underneath.
 
+use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};
 use crate::report::output::{write_atomic, ResultsDir};
 use crate::report::Summary;
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
-use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,9 +92,11 @@ pub struct Row {
     /// Names of the checks that failed, or the error that stopped the run.
     pub problems: Vec<String>,
     /// The run's prediction, as in its summary.json.
-    pub prediction: Option<Value>,
+    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
+    pub prediction: Option<crate::model::Prediction>,
     /// The run's verdict, as in its summary.json.
-    pub checks: Option<Value>,
+    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
+    pub checks: Option<crate::report::verdict::Verdict>,
 }
 
 /// The whole suite, as written to suite.json.
@@ -295,10 +297,7 @@ fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, flags: &[&str]) -> R
             row.predicted = predicted(s);
             row.measured = measured(s);
             row.prediction = s.prediction.clone();
-            row.checks = s
-                .verdict
-                .as_ref()
-                .and_then(|v| serde_json::to_value(v).ok());
+            row.checks = s.verdict.clone();
             if let Some(v) = &s.verdict {
                 row.problems
                     .extend(v.checks.iter().filter(|c| !c.pass).map(|c| {
@@ -339,24 +338,20 @@ pub fn predicted(s: &Summary) -> String {
     let Some(p) = &s.prediction else {
         return "-".into();
     };
-    let num = |k: &str| p.get(k).and_then(Value::as_f64);
-    let side = p
-        .get("timewait_side")
-        .and_then(Value::as_str)
-        .unwrap_or("-");
-    let error = p
-        .get("exhaustion_error")
-        .and_then(Value::as_str)
-        .unwrap_or("exhaustion");
-    let exhausts = p.get("exhausts").and_then(Value::as_bool) == Some(true);
-    match (exhausts, num("first_error_s")) {
+    let error = &p.exhaustion_error;
+    match (p.exhausts, p.first_error_s) {
         (true, Some(t)) if t < s.load_duration_s => format!("{error} at {}", at(s, t)),
         (true, Some(t)) => format!("exhaustion after the run, at {}", at(s, t)),
         _ => {
-            let tw = num("steady_timewait").map_or("-".into(), |v| format!("{v:.0}"));
-            match side {
-                "nobody" | "none" => "no exhaustion, no TIME_WAIT".to_string(),
-                side => format!("no exhaustion, TIME_WAIT {tw} on the {side} (steady)"),
+            let tw = p.steady_timewait.map_or("-".into(), |v| format!("{v:.0}"));
+            match p.timewait_side {
+                TimeWaitSide::Nobody => "no exhaustion, no TIME_WAIT".to_string(),
+                TimeWaitSide::Client => {
+                    format!("no exhaustion, TIME_WAIT {tw} on the client (steady)")
+                }
+                TimeWaitSide::Server => {
+                    format!("no exhaustion, TIME_WAIT {tw} on the server (steady)")
+                }
             }
         }
     }

@@ -44,14 +44,9 @@ fn word(v: impl Into<String>) -> Cell {
     Some((v.into(), None))
 }
 
-fn prediction_f64(s: &Summary, key: &str) -> Option<f64> {
-    s.prediction.as_ref()?.get(key)?.as_f64()
-}
-
 /// A lab setting of the run (sysctl name), when the run was in the lab.
 fn setting(s: &Summary, name: &str) -> Option<String> {
-    let v = s.lab.as_ref()?.get("settings")?.get(name)?;
-    Some(v.as_str().map_or_else(|| v.to_string(), str::to_string))
+    s.lab.as_ref()?.settings.get(name).cloned()
 }
 
 /// The figures every comparison shows, as (metric, unit, how to read it from a summary).
@@ -110,12 +105,17 @@ fn figures() -> Vec<(&'static str, &'static str, Box<dyn Fn(&Summary) -> Cell>)>
         (
             "prediction.first_error",
             "s",
-            Box::new(|s| prediction_f64(s, "first_error_s").and_then(|t| num(t, 3))),
+            Box::new(|s| s.prediction.as_ref()?.first_error_s.and_then(|t| num(t, 3))),
         ),
         (
             "prediction.sustainable_rate",
             "1/s",
-            Box::new(|s| prediction_f64(s, "sustainable_rate").and_then(|t| num(t, 2))),
+            Box::new(|s| {
+                s.prediction
+                    .as_ref()?
+                    .sustainable_rate
+                    .and_then(|t| num(t, 2))
+            }),
         ),
         (
             "timewait.client_max",
@@ -207,8 +207,8 @@ pub fn compare(runs: &[(String, Summary)]) -> Comparison {
     }
     let mut names: Vec<String> = runs
         .iter()
-        .filter_map(|(_, s)| s.lab.as_ref()?.get("settings")?.as_object())
-        .flat_map(|m| m.keys().cloned())
+        .filter_map(|(_, s)| s.lab.as_ref())
+        .flat_map(|l| l.settings.keys().cloned())
         .collect();
     names.sort();
     names.dedup();

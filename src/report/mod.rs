@@ -6,11 +6,11 @@ mod csv_format;
 mod json;
 mod markdown;
 pub mod output;
-mod summary;
+pub(crate) mod summary;
 mod text;
 pub mod verdict;
 
-pub use summary::{ExecSummary, Modelled, ServerSummary, Summary};
+pub use summary::{ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl};
 
 #[cfg(test)]
 mod chain_tests {

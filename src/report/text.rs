@@ -130,9 +130,7 @@ impl Reporter for Text {
             )?;
         }
         if let Some(p) = &s.prediction {
-            if let Some(why) = p.get("explanation").and_then(|e| e.as_str()) {
-                writeln!(out, "\nmodel: {why}")?;
-            }
+            writeln!(out, "\nmodel: {}", p.explanation)?;
         }
         if let Some(v) = &s.verdict {
             let width = v

@@ -389,7 +389,7 @@ pub fn judge(
                 p.steady_timewait.map(|v| v.min(closed)),
                 p.steady_timewait_max
                     .or(p.steady_timewait)
-                    .map(|v| v.min(made) + p.preexisting as f64),
+                    .map(|v| v.min(made) + p.preexisting.unwrap_or(0) as f64),
             ),
             (TimeWaitSide::Server, _) => (None, None),
         };
