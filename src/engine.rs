@@ -8,17 +8,19 @@
 use crate::collect::timeline::TimelineWriter;
 use crate::collect::{Collector, Shared, Sink, TimelineRow};
 use crate::lab;
-use crate::model;
 use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
 use crate::report::output::ResultsDir;
-use crate::report::{verdict, LabSummary, ServerSummary, Summary, WrittenSysctl};
+use crate::report::{LabSummary, ServerSummary, Summary, WrittenSysctl};
 use crate::runner::{self, shards, shards::Shards};
 use crate::target;
 use crate::target::exec::ExecTarget;
 use crate::target::Server;
 use anyhow::{anyhow, Context, Result};
+pub use assemble::{assemble, Facts, Observed};
+
+mod assemble;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -137,67 +139,9 @@ fn set_up_and_run(
         Some(a) => a.settings.clone(),
         None => lab::read_settings().unwrap_or_default(),
     };
-    // The embedded server's sockets (one per destination), in the server's namespace when
-    // there is one.
-    let mut listeners = Vec::new();
-    if let Target::Embedded(cfg) = &plan.target {
-        for i in 0..cfg.destinations {
-            let addr = listen_addr(&plan, cfg.listen, applied.as_ref(), i);
-            let bound = match &applied {
-                Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
-                None => target::bind(addr, cfg.backlog),
-            };
-            let listener = bound.map_err(|e| {
-                anyhow!("the embedded server cannot listen on {addr}: {e}; change target.listen (--listen)")
-            })?;
-            if i == 0 && applied.is_none() && !addr.ip().is_loopback() {
-                let at = listener.local_addr().unwrap_or(addr);
-                eprintln!(
-                    "warning: the embedded server listens on {at}, beyond loopback: other machines can connect to it during the run; --listen 127.0.0.1:0 keeps it on this machine"
-                );
-            }
-            listeners.push(listener);
-        }
-    }
-    // A server command starts from this thread, so it inherits the lab's namespace (the
-    // server's with veth) and serves where the client can reach it.
-    let exec = match (&plan.exec, &plan.target) {
-        (Some(x), Target::External(address)) => {
-            let log = dir.create("target-exec.log").map_err(|source| {
-                crate::target::exec::ExecError::Spawn {
-                    command: x.command.clone(),
-                    source,
-                }
-            })?;
-            eprintln!("portlab: starting target.exec: `{}`", x.command);
-            let start = || {
-                ExecTarget::start(
-                    &x.command,
-                    address,
-                    log,
-                    &dir.path().join("target-exec.log"),
-                )
-            };
-            let mut running = match &applied {
-                Some(a) => a.in_server_ns(start)??,
-                None => start()?,
-            };
-            running.wait_ready(x.ready_timeout)?;
-            Some(running)
-        }
-        _ => None,
-    };
-
-    if let Some(limit) = crate::sys::raise_nofile_limit() {
-        let need = plan.descriptors_needed();
-        if need > limit {
-            eprintln!(
-                "warning: this run may hold {need} file descriptors but RLIMIT_NOFILE is {limit}; \
-                 EMFILE errors would be the limit, not the ports (raise it with ulimit -n, or lower \
-                 --max-in-flight / --concurrency)"
-            );
-        }
-    }
+    let listeners = bind_listeners(&plan, applied.as_ref())?;
+    let exec = start_exec(&plan, dir, applied.as_ref())?;
+    warn_of_descriptor_limit(&plan);
 
     // The traffic (client workers, embedded server) runs on the shards; this runtime only
     // steers the run.
@@ -225,6 +169,81 @@ fn set_up_and_run(
     shards.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
     ran
+}
+
+/// The embedded server's sockets (one per destination), in the server's namespace when
+/// there is one; a server beyond loopback (outside a lab) is warned about.
+fn bind_listeners(
+    plan: &Plan,
+    applied: Option<&lab::Applied>,
+) -> Result<Vec<std::net::TcpListener>> {
+    let Target::Embedded(cfg) = &plan.target else {
+        return Ok(Vec::new());
+    };
+    let mut listeners = Vec::new();
+    for i in 0..cfg.destinations {
+        let addr = listen_addr(plan, cfg.listen, applied, i);
+        let bound = match applied {
+            Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
+            None => target::bind(addr, cfg.backlog),
+        };
+        let listener = bound.map_err(|e| {
+            anyhow!(
+                "the embedded server cannot listen on {addr}: {e}; change target.listen (--listen)"
+            )
+        })?;
+        if i == 0 && applied.is_none() && !addr.ip().is_loopback() {
+            let at = listener.local_addr().unwrap_or(addr);
+            eprintln!(
+                "warning: the embedded server listens on {at}, beyond loopback: other machines can connect to it during the run; --listen 127.0.0.1:0 keeps it on this machine"
+            );
+        }
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Starts the server command (`target.exec`), printed first, and waits until it accepts.
+/// It starts from this thread, so it inherits the lab's namespace (the server's with veth)
+/// and serves where the client can reach it.
+fn start_exec(
+    plan: &Plan,
+    dir: &ResultsDir,
+    applied: Option<&lab::Applied>,
+) -> Result<Option<ExecTarget>> {
+    let (Some(x), Target::External(address)) = (&plan.exec, &plan.target) else {
+        return Ok(None);
+    };
+    let log =
+        dir.create("target-exec.log")
+            .map_err(|source| crate::target::exec::ExecError::Spawn {
+                command: x.command.clone(),
+                source,
+            })?;
+    eprintln!("portlab: starting target.exec: `{}`", x.command);
+    let path = dir.path().join("target-exec.log");
+    let start = || ExecTarget::start(&x.command, address, log, &path);
+    let mut running = match applied {
+        Some(a) => a.in_server_ns(start)??,
+        None => start()?,
+    };
+    running.wait_ready(x.ready_timeout)?;
+    Ok(Some(running))
+}
+
+/// Raises the descriptor limit as far as allowed, and warns when the run may need more.
+fn warn_of_descriptor_limit(plan: &Plan) {
+    let Some(limit) = crate::sys::raise_nofile_limit() else {
+        return;
+    };
+    let need = plan.descriptors_needed();
+    if need > limit {
+        eprintln!(
+            "warning: this run may hold {need} file descriptors but RLIMIT_NOFILE is {limit}; \
+             EMFILE errors would be the limit, not the ports (raise it with ulimit -n, or lower \
+             --max-in-flight / --concurrency)"
+        );
+    }
 }
 
 /// The address of the embedded server's listener number `i` (one per destination): as
@@ -299,41 +318,9 @@ async fn drive(
     settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<Ran> {
     // Target first: a bad address fails before anything else happens.
-    let (servers, targets, host) = match &plan.target {
-        Target::Embedded(cfg) => {
-            let mut servers = Vec::with_capacity(listeners.len());
-            for listener in listeners {
-                servers.push(
-                    Server::start(plan, cfg, listener, shards.handles())
-                        .context("starting the embedded server")?,
-                );
-            }
-            // A server on every interface (0.0.0.0, ::) is reached over loopback: the
-            // client's sockets then name 127.0.0.1 (::1) as their peer, which is what the
-            // kernel sampler filters TIME_WAIT by.
-            let targets: Vec<SocketAddr> = servers.iter().map(|s| reachable(s.addr)).collect();
-            let Some(&first) = targets.first() else {
-                return Err(anyhow!("internal: no listener for the embedded server"));
-            };
-            (servers, targets, first.to_string())
-        }
-        Target::External(address) => {
-            let addr = resolve_and_probe(address, plan).await?;
-            (Vec::new(), vec![addr], address.clone())
-        }
-    };
+    let (servers, targets, host) = start_targets(plan, listeners, shards).await?;
     let target = targets[0];
-    let watch = if cfg!(target_os = "linux") {
-        let server = match applied {
-            Some(a) if a.topology == lab::Topology::Veth => {
-                Some(a.in_server_ns(|| Sampler::new(target))?)
-            }
-            _ => None,
-        };
-        Some(KernelWatch::start(Sampler::new(target), server).also_toward(&targets[1..]))
-    } else {
-        None
-    };
+    let watch = kernel_watch(&targets, applied)?;
     let writer = TimelineWriter::new(
         dir.create("timeline.csv")
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
@@ -382,118 +369,34 @@ async fn drive(
     )
     .await;
     let duration_s = t0.elapsed().as_secs_f64();
-    let stats: Vec<_> = servers.iter().map(|s| (s.addr, s.stats.clone())).collect();
-    // The server closes its side within the drain timeout; a second Ctrl-C ends that wait.
-    let stopping = async {
-        for s in servers {
-            let address = s.addr.to_string();
-            let left = s.stop(plan.load.drain_timeout).await;
-            if left > 0 {
-                eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
-            }
-        }
-    };
-    tokio::select! {
-        () = stopping => {}
-        () = signalled(2) => eprintln!("warning: second signal: the embedded server's connections were not waited for"),
-    }
-    let mut server_summary: Option<ServerSummary> = None;
-    for (addr, st) in &stats {
-        let sum = server_summary.get_or_insert_with(|| ServerSummary {
-            address: addr.to_string(),
-            ..ServerSummary::default()
-        });
-        sum.accepted += st.accepted.load(Ordering::Relaxed);
-        sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
-        sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
-    }
-    if let (Some(sum), [_, .., last]) = (server_summary.as_mut(), targets.as_slice()) {
-        sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
-    }
+    let server_summary = stop_servers(servers, &targets, plan.load.drain_timeout).await;
     let exec_summary = exec.map(ExecTarget::stop);
     drop(hold_collector);
     let (measured, watch) = collector_thread
         .join()
         .map_err(|_| anyhow!("the collector thread panicked"))?;
-    let mut summary = Summary::new(
+    let facts = Facts {
         scenario,
         started_at,
-        target.to_string(),
-        &measured,
+        target,
+        measured,
         duration_s,
-        end.load_elapsed.as_secs_f64(),
-        end.interrupted,
-        end.aborted,
-        server_summary,
-    );
-    if let Some(w) = &watch {
-        summary.timewait = Some(w.timewait().clone());
-        let kernel = w.kernel_deltas();
-        let segments = kernel
-            .get("InSegs")
-            .zip(kernel.get("OutSegs"))
-            .map(|(i, o)| i + o);
-        summary.segments_per_request = segments
-            .filter(|_| summary.completed > 0)
-            .map(|s| s as f64 / summary.completed as f64);
-        summary.kernel = Some(kernel);
-        summary.observation = Some(
-            if plan.isolated() {
-                "private network namespace: every kernel figure is this run's own"
-            } else {
-                "host namespace: TIME_WAIT by side is filtered to the target; tw_sockstat and the kernel counters include the host's other traffic"
-            }
-            .to_string(),
-        );
-    }
-    if let (Some(a), Some(lab)) = (applied, &plan.lab) {
-        summary.lab = Some(LabSummary {
-            mode: a.mode.to_string(),
-            topology: a.topology.to_string(),
-            settings: a.settings.clone(),
-            server_settings: a.server_settings.clone(),
-            written: a
-                .written
-                .iter()
-                .map(|w| WrittenSysctl {
-                    name: w.name.to_string(),
-                    value: w.value.clone(),
-                })
-                .collect(),
-            time_scale: lab.time_scale(),
-            emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
-            warnings: a.warnings.clone(),
-        });
-    }
-    let mut input = model::from_plan::input_for(plan, settings, target);
-    // Ports already held toward this target when the run began (an earlier run's TIME_WAIT,
-    // the host's own connections) are not the run's to use. That holds for connect()'s
-    // per-destination ports; with bind before connect every socket on the range counts,
-    // which the sampler does not split out, so the model is left without them there.
-    if input.bind == model::BindModel::PerDestination {
-        input.preexisting = watch
-            .as_ref()
-            .map_or(0, |w| u32::try_from(w.preexisting()).unwrap_or(u32::MAX));
-    }
-    let prediction = model::predict(&input);
-    summary.verdict = Some(verdict::assess(
-        &prediction,
-        &summary,
-        &measured.timeline,
-        &plan.expect,
-        opts.baseline.as_ref().map(|(b, m)| (&**b, *m)),
-    ));
-    summary.prediction = Some(prediction);
-    summary.target_exec = exec_summary;
-    if plan.time_scale() != 1.0 {
-        let k = plan.time_scale();
-        summary.modelled = Some(crate::report::Modelled {
-            time_scale: k,
-            rate: summary.achieved_rate / k,
-            duration_s: summary.load_duration_s * k,
-            first_error_s: summary.exhaustion.first_s.map(|t| t * k),
-        });
-    }
+        load_duration_s: end.load_elapsed.as_secs_f64(),
+        interrupted: end.interrupted,
+        aborted: end.aborted,
+        server: server_summary,
+        exec: exec_summary,
+        observed: watch.map(|w| Observed {
+            timewait: w.timewait().clone(),
+            kernel: w.kernel_deltas(),
+            preexisting: w.preexisting(),
+        }),
+        lab: applied
+            .zip(plan.lab.as_ref())
+            .map(|(a, lab)| lab_summary(a, lab)),
+    };
+    let baseline = opts.baseline.as_ref().map(|(b, m)| (&**b, *m));
+    let summary = assemble(plan, facts, settings, baseline);
     let json = serde_json::to_string_pretty(&summary).context("serialising summary.json")? + "\n";
     let unsaved = dir
         .write_atomic("summary.json", json.as_bytes())
@@ -505,6 +408,116 @@ async fn drive(
             )
         });
     Ok((summary, unsaved, end.failed))
+}
+
+/// The embedded servers on their listeners, or the external target resolved and probed:
+/// (servers, addresses to connect to, the Host header's value).
+async fn start_targets(
+    plan: &Plan,
+    listeners: Vec<std::net::TcpListener>,
+    shards: &Shards,
+) -> Result<(Vec<Server>, Vec<SocketAddr>, String)> {
+    match &plan.target {
+        Target::Embedded(cfg) => {
+            let mut servers = Vec::with_capacity(listeners.len());
+            for listener in listeners {
+                servers.push(
+                    Server::start(plan, cfg, listener, shards.handles())
+                        .context("starting the embedded server")?,
+                );
+            }
+            // A server on every interface (0.0.0.0, ::) is reached over loopback: the
+            // client's sockets then name 127.0.0.1 (::1) as their peer, which is what the
+            // kernel sampler filters TIME_WAIT by.
+            let targets: Vec<SocketAddr> = servers.iter().map(|s| reachable(s.addr)).collect();
+            let Some(&first) = targets.first() else {
+                return Err(anyhow!("internal: no listener for the embedded server"));
+            };
+            Ok((servers, targets, first.to_string()))
+        }
+        Target::External(address) => {
+            let addr = resolve_and_probe(address, plan).await?;
+            Ok((Vec::new(), vec![addr], address.clone()))
+        }
+    }
+}
+
+/// The kernel sampler (Linux): toward every target, and in the server's namespace too with
+/// the veth topology.
+fn kernel_watch(
+    targets: &[SocketAddr],
+    applied: Option<&lab::Applied>,
+) -> Result<Option<KernelWatch>> {
+    let (true, [target, others @ ..]) = (cfg!(target_os = "linux"), targets) else {
+        return Ok(None);
+    };
+    let server = match applied {
+        Some(a) if a.topology == lab::Topology::Veth => {
+            Some(a.in_server_ns(|| Sampler::new(*target))?)
+        }
+        _ => None,
+    };
+    Ok(Some(
+        KernelWatch::start(Sampler::new(*target), server).also_toward(others),
+    ))
+}
+
+/// Stops the embedded servers (each closes its side within `grace`; a second Ctrl-C ends
+/// that wait) and adds up what they counted.
+async fn stop_servers(
+    servers: Vec<Server>,
+    targets: &[SocketAddr],
+    grace: Duration,
+) -> Option<ServerSummary> {
+    let stats: Vec<_> = servers.iter().map(|s| (s.addr, s.stats.clone())).collect();
+    let stopping = async {
+        for s in servers {
+            let address = s.addr.to_string();
+            let left = s.stop(grace).await;
+            if left > 0 {
+                eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
+            }
+        }
+    };
+    tokio::select! {
+        () = stopping => {}
+        () = signalled(2) => eprintln!("warning: second signal: the embedded server's connections were not waited for"),
+    }
+    let mut summary: Option<ServerSummary> = None;
+    for (addr, st) in &stats {
+        let sum = summary.get_or_insert_with(|| ServerSummary {
+            address: addr.to_string(),
+            ..ServerSummary::default()
+        });
+        sum.accepted += st.accepted.load(Ordering::Relaxed);
+        sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
+        sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
+    }
+    if let (Some(sum), [_, .., last]) = (summary.as_mut(), targets) {
+        sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
+    }
+    summary
+}
+
+/// The lab as summary.json records it.
+fn lab_summary(a: &lab::Applied, lab: &crate::lab::LabPlan) -> LabSummary {
+    LabSummary {
+        mode: a.mode.to_string(),
+        topology: a.topology.to_string(),
+        settings: a.settings.clone(),
+        server_settings: a.server_settings.clone(),
+        written: a
+            .written
+            .iter()
+            .map(|w| WrittenSysctl {
+                name: w.name.to_string(),
+                value: w.value.clone(),
+            })
+            .collect(),
+        time_scale: lab.time_scale(),
+        emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
+        warnings: a.warnings.clone(),
+    }
 }
 
 /// Resolves an external HOST:PORT and makes one probe connection, so an unreachable
