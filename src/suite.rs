@@ -14,7 +14,7 @@
 use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};
 use crate::report::output::{write_atomic, ResultsDir};
-use crate::report::Summary;
+use crate::report::{Format, Summary};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -32,6 +32,10 @@ pub struct SuiteArgs {
     /// directory underneath.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Output format on stdout: text (the table), json (suite.json), markdown (suite.md),
+    /// csv (one row per scenario).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// Use a non-empty --out directory, replacing portlab's own files in it (passed on to
     /// each run).
     #[arg(long)]
@@ -231,7 +235,7 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
             break;
         }
     }
-    write_text(&report, out).context("writing the table to stdout")?;
+    write_report(&report, args.format, out).context("writing the table to stdout")?;
     let verdicts: Vec<Outcome> = report.scenarios.iter().map(|r| r.verdict).collect();
     let exit_code = if verdicts.contains(&Outcome::Interrupted) || verdicts.len() < n {
         130
@@ -419,6 +423,43 @@ fn cell(s: &str) -> String {
 }
 
 /// The table as Markdown.
+/// The suite on stdout in `format`: the table (text), suite.json (json), suite.md
+/// (markdown), or one row per scenario (csv).
+pub fn write_report(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        Format::Text => write_text(r, out),
+        Format::Markdown => write_markdown(r, out),
+        Format::Json => {
+            let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
+            writeln!(out, "{json}")
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "scenario",
+                "verdict",
+                "exit_code",
+                "wall_s",
+                "predicted",
+                "measured",
+                "problems",
+            ])?;
+            for row in &r.scenarios {
+                w.write_record([
+                    row.scenario.as_str(),
+                    row.verdict.as_str(),
+                    &row.exit_code.map_or(String::new(), |c| c.to_string()),
+                    &format!("{:.1}", row.wall_s),
+                    &row.predicted,
+                    &row.measured,
+                    &row.problems.join("; "),
+                ])?;
+            }
+            w.flush()
+        }
+    }
+}
+
 pub fn write_markdown(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "### portlab suite: `{}`\n", r.scenarios_dir)?;
     writeln!(out, "| scenario | model | measured | verdict |")?;

@@ -76,7 +76,8 @@ pub struct InspectArgs {
     #[arg(long)]
     pub loopback: bool,
 
-    /// Output format: text or json.
+    /// Output format: text, json (host and model), or csv and markdown (its fields as
+    /// key,value rows).
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -288,18 +289,11 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let host = collect()?;
     let input = input_for(&host, args).context("this host's settings do not make a model input")?;
     let model = model(input);
-    let text = match args.format {
-        Format::Json => {
-            serde_json::to_string_pretty(&Report {
-                host: &host,
-                model: &model,
-            })
-            .context("serializing the inspection")?
-                + "\n"
-        }
-        Format::Text => render(&host, &model),
+    let report = Report {
+        host: &host,
+        model: &model,
     };
-    out.write_all(text.as_bytes())
+    crate::report::document::render(&report, args.format, || render(&host, &model), out)
         .context("writing the inspection")
 }
 

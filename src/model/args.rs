@@ -33,14 +33,8 @@ impl From<CloseMode> for TimeWaitSide {
     }
 }
 
-/// Output format of `portlab predict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Human-readable, numbers with units.
-    Text,
-    /// One JSON object: {"input", "prediction", "inverse", "advice"}.
-    Json,
-}
+/// Output format of `portlab predict` (and inspect): the one every command takes.
+pub use crate::report::Format;
 
 /// Flags of `portlab predict`: the model's inputs. Profile defaults fill what is not given.
 #[derive(Debug, Clone, clap::Args)]
@@ -124,7 +118,8 @@ pub struct PredictArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preexisting: u32,
 
-    /// Output format: text or json.
+    /// Output format: text, json (one object: input, prediction, inverse, advice), or csv
+    /// and markdown (its fields as key,value rows).
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -225,20 +220,19 @@ struct Report<'a> {
 pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let input = input_from_args(args)?;
     let (prediction, inv, advice) = super::analyse(&input);
-    let text = match args.format {
-        Format::Json => {
-            let report = Report {
-                input: &input,
-                prediction: &prediction,
-                inverse: inv.as_ref(),
-                advice: &advice,
-            };
-            serde_json::to_string_pretty(&report).context("serializing the prediction")? + "\n"
-        }
-        Format::Text => render_text(&input, &prediction, inv.as_ref(), &advice),
+    let report = Report {
+        input: &input,
+        prediction: &prediction,
+        inverse: inv.as_ref(),
+        advice: &advice,
     };
-    out.write_all(text.as_bytes())
-        .context("writing the prediction")
+    crate::report::document::render(
+        &report,
+        args.format,
+        || render_text(&input, &prediction, inv.as_ref(), &advice),
+        out,
+    )
+    .context("writing the prediction")
 }
 
 /// The text rendering: inputs, prediction, and what would fix it.

@@ -3,6 +3,7 @@
 
 pub mod compare;
 mod csv_format;
+pub mod document;
 mod json;
 mod markdown;
 pub mod output;
