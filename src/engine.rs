@@ -453,12 +453,13 @@ fn kernel_watch(
     };
     let server = match applied {
         Some(a) if a.topology == lab::Topology::Veth => {
-            Some(a.in_server_ns(|| Sampler::new(*target))?)
+            Some(Box::new(a.in_server_ns(|| Sampler::new(*target))?)
+                as Box<dyn crate::observe::Sample>)
         }
         _ => None,
     };
     Ok(Some(
-        KernelWatch::start(Sampler::new(*target), server).also_toward(others),
+        KernelWatch::start(Box::new(Sampler::new(*target)), server).also_toward(others),
     ))
 }
 
