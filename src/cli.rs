@@ -38,7 +38,7 @@ pub enum Command {
     /// sustainable, written as the commands that apply them.
     ///
     /// Example: `portlab predict --profile windows-2003 --rate 30`.
-    Predict(crate::model::PredictArgs),
+    Predict(crate::cmd::predict::PredictArgs),
     /// Show this host's ephemeral-port settings and current TIME_WAIT / ESTABLISHED counts,
     /// and with --rate the model for this host, with a WARNING when the ports run out.
     ///

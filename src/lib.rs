@@ -11,8 +11,12 @@
 //! report sees both the prediction and the measurement.
 //!
 //! - [`cli`]: clap definitions, raw flags only.
+//! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
+//!   argument handling, printing): `predict` now; `run` and `report` live in main.rs.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
-//!   summary; every set-up failure happens here before the first connection.
+//!   summary; every set-up failure happens here before the first connection (and takes
+//!   back what it created). `engine::assemble` is the pure step from what was measured to
+//!   the summary, prediction and verdict.
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
 //!   validated [`plan::Plan`]; value parsers for rates, durations, port ranges, byte strings.
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
@@ -25,14 +29,19 @@
 //!   the workers and the embedded server run on.
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
-//! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles.
+//! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles; pure (no
+//!   flags, no I/O).
 //! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
 //!   model for a rate (read only).
-//! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
+//! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
+//!   Markdown renderings; `report::document` gives any command's document every format;
+//!   `report::output` writes results files safely (new files only, atomic summary.json).
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
-//! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
+//! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting,
+//!   children that die with portlab), one file per OS.
 
 pub mod cli;
+pub mod cmd;
 pub mod collect;
 pub mod engine;
 pub mod inspect;

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             portlab::sys::catch_stop_signals();
             run(&args, &mut out)
         }
-        Command::Predict(args) => portlab::model::run_predict(&args, &mut out).map(|()| 0),
+        Command::Predict(args) => portlab::cmd::predict::run_predict(&args, &mut out).map(|()| 0),
         Command::Inspect(args) => portlab::inspect::run(&args, &mut out).map(|()| 0),
         Command::Report(args) => report(&args, &mut out),
         Command::Suite(args) => {

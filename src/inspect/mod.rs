@@ -13,7 +13,7 @@ use std::io::Write;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::model::args::{parse_rate, render_text, CloseMode, Format};
+use crate::cmd::predict::{parse_rate, render_text, CloseMode, Format};
 use crate::model::{
     num, Advice, Inverse, ModelError, ModelInput, PortRange, Prediction, TimeWaitSide, TwReuse,
 };

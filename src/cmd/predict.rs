@@ -6,11 +6,13 @@ use std::io::Write;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::inverse::{render_advice, Advice, Inverse};
-use super::num;
-use super::predict::Prediction;
-use super::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
-use super::ModelError;
+use crate::model::inverse::{render_advice, Advice, Inverse};
+use crate::model::num;
+use crate::model::predict::Prediction;
+use crate::model::profile::{
+    BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse,
+};
+use crate::model::ModelError;
 
 /// Who closes first, as a flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -219,7 +221,7 @@ struct Report<'a> {
 /// (downcast to map them to exit code 2).
 pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let input = input_from_args(args)?;
-    let (prediction, inv, advice) = super::analyse(&input);
+    let (prediction, inv, advice) = crate::model::analyse(&input);
     let report = Report {
         input: &input,
         prediction: &prediction,
