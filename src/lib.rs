@@ -12,7 +12,9 @@
 //!
 //! - [`cli`]: clap definitions, raw flags only.
 //! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
-//!   argument handling, printing): `predict` now; `run` and `report` live in main.rs.
+//!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
+//!   and `suite` keep their glue beside their logic. main.rs parses, dispatches, and handles
+//!   a closed stdout once.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection (and takes
 //!   back what it created). `engine::assemble` is the pure step from what was measured to
