@@ -237,7 +237,8 @@ pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()
     .context("writing the prediction")
 }
 
-/// The text rendering: inputs, prediction, and what would fix it.
+/// The text rendering: inputs, prediction, and what would fix it. Over 100 lines: a
+/// straight sequence of labelled rows in their printed order.
 pub fn render_text(
     input: &ModelInput,
     p: &Prediction,

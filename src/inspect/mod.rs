@@ -305,7 +305,9 @@ fn count(v: Option<u64>) -> String {
     v.map_or("not observed".into(), |n| n.to_string())
 }
 
-/// The text rendering: settings, sockets, capacity, and with a rate the model.
+/// The text rendering: settings, sockets, capacity, and with a rate the model. Over 100
+/// lines: a straight sequence of report lines in their printed order (tests/inspect.rs
+/// reads them); splitting it would only scatter that order.
 pub fn render(host: &HostReport, m: &ModelReport) -> String {
     let mut rows: Vec<(String, String, String)> = host
         .settings
