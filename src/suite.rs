@@ -14,7 +14,7 @@
 use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};
 use crate::report::output::{write_atomic, ResultsDir};
-use crate::report::{Format, Summary};
+use crate::report::{Format, Render, Summary};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -235,7 +235,9 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
             break;
         }
     }
-    write_report(&report, args.format, out).context("writing the table to stdout")?;
+    report
+        .render(args.format, out)
+        .context("writing the table to stdout")?;
     let verdicts: Vec<Outcome> = report.scenarios.iter().map(|r| r.verdict).collect();
     let exit_code = if verdicts.contains(&Outcome::Interrupted) || verdicts.len() < n {
         130
@@ -423,6 +425,12 @@ fn cell(s: &str) -> String {
 }
 
 /// The table as Markdown.
+impl crate::report::Render for Report {
+    fn render(&self, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+        write_report(self, format, out)
+    }
+}
+
 /// The suite on stdout in `format`: the table (text), suite.json (json), suite.md
 /// (markdown), or one row per scenario (csv).
 pub fn write_report(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use crate::report::document::Document;
+use crate::report::Render;
 use anyhow::Context as _;
 use serde::Serialize;
 
@@ -228,12 +230,12 @@ pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()
         inverse: inv.as_ref(),
         advice: &advice,
     };
-    crate::report::document::render(
-        &report,
-        args.format,
-        || render_text(&input, &prediction, inv.as_ref(), &advice),
-        out,
-    )
+    let text = || render_text(&input, &prediction, inv.as_ref(), &advice);
+    Document {
+        doc: &report,
+        text: &text,
+    }
+    .render(args.format, out)
     .context("writing the prediction")
 }
 

@@ -2,7 +2,7 @@
 
 use super::exit;
 use crate::cli::ReportArgs;
-use crate::report;
+use crate::report::{self, Render};
 use std::io::Write;
 
 /// `portlab report DIR...`: a directory that cannot be read is named and left out; the
@@ -34,8 +34,8 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         anyhow::bail!("none of the {} directories could be read", args.runs.len());
     }
     match runs.as_slice() {
-        [(_, one)] => report::reporter(args.format).render(one, out),
-        _ => report::compare::render(&report::compare::compare(&runs), args.format, out),
+        [(_, one)] => one.render(args.format, out),
+        _ => report::compare::compare(&runs).render(args.format, out),
     }
     .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
     if unreadable > 0 {

@@ -4,7 +4,7 @@ use super::exit;
 use crate::cli::RunArgs;
 use crate::engine::{self, Progress, RunOptions};
 use crate::plan::{self, Plan, Scenario};
-use crate::report::{self, Format};
+use crate::report::{Format, Render};
 use std::io::Write;
 
 /// Runs `portlab run`; the exit code says how it went (see [`exit`]).
@@ -50,8 +50,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         },
     };
     let result = engine::run(plan, &opts)?;
-    report::reporter(args.format)
-        .render(&result.summary, out)
+    result
+        .summary
+        .render(args.format, out)
         .and_then(|()| match args.format {
             Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),
             _ => Ok(()),

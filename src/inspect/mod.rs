@@ -293,8 +293,14 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         host: &host,
         model: &model,
     };
-    crate::report::document::render(&report, args.format, || render(&host, &model), out)
-        .context("writing the inspection")
+    let text = || render(&host, &model);
+    use crate::report::Render;
+    crate::report::document::Document {
+        doc: &report,
+        text: &text,
+    }
+    .render(args.format, out)
+    .context("writing the inspection")
 }
 
 fn limit(v: Option<u64>) -> String {

@@ -235,8 +235,8 @@ fn change(c: Option<f64>) -> String {
     c.map_or(String::new(), |c| format!("{c:+.1}%"))
 }
 
-/// Writes the table in `format`. Over 100 lines: one arm per format, each a few lines of
-/// layout; the one reporter trait that will take a comparison too is not done yet.
+/// Writes the table in `format` (the comparison's [`super::Render`]). Over 100 lines: one
+/// arm per format, each a few lines of layout.
 pub fn render(c: &Comparison, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Json => {

@@ -8,6 +8,20 @@ use serde::Serialize;
 use serde_json::Value;
 use std::io::{self, Write};
 
+/// A serialisable document with its text view, as a [`super::Render`].
+pub struct Document<'a, T: Serialize> {
+    /// What json, csv and markdown show.
+    pub doc: &'a T,
+    /// The text view.
+    pub text: &'a dyn Fn() -> String,
+}
+
+impl<T: Serialize> super::Render for Document<'_, T> {
+    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        render(self.doc, format, self.text, out)
+    }
+}
+
 /// Writes `doc` in `format`; `text` renders the text view.
 pub fn render<T: Serialize>(
     doc: &T,

@@ -70,6 +70,27 @@ pub trait Reporter {
     fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()>;
 }
 
+/// Anything portlab prints as results, in every `--format`: one run ([`Summary`]), several
+/// ([`compare::Comparison`]), a suite ([`crate::suite::Report`]), or a command's document
+/// ([`document::Document`]: predict, inspect). A new format (HTML) is one more arm in each
+/// implementation; a new kind of result is one more implementation.
+pub trait Render {
+    /// Writes `self` in `format` to `out`.
+    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()>;
+}
+
+impl Render for Summary {
+    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        reporter(format).render(self, out)
+    }
+}
+
+impl Render for compare::Comparison {
+    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        compare::render(self, format, out)
+    }
+}
+
 /// The reporter for a format.
 pub fn reporter(format: Format) -> Box<dyn Reporter> {
     match format {
