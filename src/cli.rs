@@ -37,7 +37,7 @@ pub enum Command {
     /// sustainable, written as the commands that apply them.
     ///
     /// Example: `portlab predict --profile windows-2003 --rate 30`.
-    Predict(crate::model::PredictArgs),
+    Predict(crate::cmd::predict::PredictArgs),
     /// Show this host's ephemeral-port settings and current TIME_WAIT / ESTABLISHED counts,
     /// and with --rate the model for this host, with a WARNING when the ports run out.
     ///
@@ -105,8 +105,8 @@ pub struct RunArgs {
     #[command(flatten, next_help_heading = "Target")]
     pub target: TargetSection,
 
-    /// Let a command written in the scenario file (client.exec, target.exec) run; a command
-    /// given as a flag needs no consent.
+    /// Let a command written in the scenario file (client.exec, target.exec) run; without it
+    /// such a file is refused (exit 2). A command given as a flag is its own consent.
     #[arg(long, help_heading = "Client")]
     pub allow_exec: bool,
 
@@ -145,9 +145,14 @@ pub struct RunArgs {
     )]
     pub baseline_margin: Option<f64>,
 
-    /// Results directory [default results/<name>-<UTC time>/].
+    /// Results directory [default results/<name>-<UTC time>/]; an existing one must be
+    /// empty unless --force. Files are always created new, never through a symlink.
     #[arg(long, help_heading = "Output", value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Use a non-empty --out directory: portlab's own files in it (plan.toml, timeline.csv,
+    /// summary.json, target-exec.log) are replaced; nothing else is touched.
+    #[arg(long, help_heading = "Output")]
+    pub force: bool,
     /// Summary format on stdout.
     #[arg(long, help_heading = "Output", value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -307,7 +312,7 @@ mod tests {
         let Command::Predict(p) = cli.command else {
             panic!("parsed as predict")
         };
-        crate::model::input_from_args(&p).unwrap()
+        crate::cmd::predict::input_from_args(&p).unwrap()
     }
 
     // One grammar and one vocabulary: run and predict spell a concept the same way.

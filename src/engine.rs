@@ -8,20 +8,23 @@
 use crate::collect::timeline::TimelineWriter;
 use crate::collect::{Collector, Shared, Sink, TimelineRow};
 use crate::lab;
-use crate::model;
 use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
-use crate::report::{self, verdict, Format, ServerSummary, Summary};
+use crate::report::output::ResultsDir;
+use crate::report::{LabSummary, ServerSummary, Summary, WrittenSysctl};
 use crate::runner::{self, shards, shards::Shards};
 use crate::target;
 use crate::target::exec::ExecTarget;
 use crate::target::Server;
 use anyhow::{anyhow, Context, Result};
+pub use assemble::{assemble, modelled, Facts, Observed};
+
+mod assemble;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,8 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct RunOptions {
     /// Results directory (None: results/<name>-<UTC time>/).
     pub out: Option<PathBuf>,
-    /// Summary format on stdout.
-    pub format: Format,
+    /// `--force`: a non-empty `out` may be used; portlab's own files in it are replaced.
+    pub force: bool,
     /// Progress display.
     pub progress: Progress,
     /// `--baseline`: an earlier run's summary, and the margin in percent its p99 connect
@@ -58,16 +61,67 @@ pub struct RunResult {
     pub summary: Summary,
     /// Where the results are.
     pub dir: PathBuf,
+    /// Why summary.json could not be written (a full or read-only disk): the caller prints
+    /// the summary on stdout instead, and the run's results are incomplete (exit 3).
+    pub unsaved: Option<String>,
+    /// Why the run's results are incomplete although it ran (a worker panicked: its
+    /// outcomes are missing); exit 3.
+    pub failed: Option<String>,
 }
 
-/// Runs a plan: sets everything up (errors here mean nothing was sent), drives the load,
-/// writes results/<run>/ and prints the summary.
+impl RunResult {
+    /// The summary as summary.json holds it (and as stdout gets it when it could not be
+    /// written).
+    pub fn summary_json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(&self.summary).context("serialising summary.json")? + "\n")
+    }
+}
+
+/// Runs a plan: sets everything up (errors here mean nothing was sent, and what the run had
+/// created in its results directory is taken back), drives the load and writes
+/// results/<run>/. Printing is the caller's.
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
-    let dir = results_dir(&plan.name, opts.out.as_deref())?;
+    // Before anything is written: a signal from here on stops the run, which still writes
+    // everything (main installs it earlier still; this covers library callers).
+    crate::sys::catch_stop_signals();
+    let dir = ResultsDir::prepare(&plan.name, opts.out.as_deref(), opts.force)?;
+    let started = std::cell::Cell::new(false);
+    match set_up_and_run(plan, opts, &dir, &started) {
+        Err(e) if !started.get() => {
+            dir.discard();
+            Err(e)
+        }
+        Err(e) => Err(e.context(format!(
+            "the run stopped; what was measured is in {}",
+            dir.path().display()
+        ))),
+        Ok((summary, unsaved, failed)) => Ok(RunResult {
+            summary,
+            dir: dir.path().to_path_buf(),
+            unsaved,
+            failed,
+        }),
+    }
+}
+
+/// What a run that went ahead left: its summary, why summary.json could not be written,
+/// why the results are incomplete.
+type Ran = (Summary, Option<String>, Option<String>);
+
+/// The set-up (lab, listeners, server command) and the run; `started` turns true when the
+/// load begins, from which point an error no longer means "nothing was sent".
+fn set_up_and_run(
+    plan: Plan,
+    opts: &RunOptions,
+    dir: &ResultsDir,
+    started: &std::cell::Cell<bool>,
+) -> Result<Ran> {
     let scenario = plan.to_scenario();
     let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;
-    std::fs::write(dir.join("plan.toml"), plan_toml)
-        .with_context(|| format!("writing {}", dir.join("plan.toml").display()))?;
+    let plan_path = dir.path().join("plan.toml");
+    dir.create("plan.toml")
+        .and_then(|mut f| std::io::Write::write_all(&mut f, plan_toml.as_bytes()))
+        .with_context(|| format!("writing {}", plan_path.display()))?;
 
     // The lab comes first: a namespace is entered by this thread and inherited only by the
     // threads it starts afterwards (the runtime, the pacer, the collector).
@@ -85,47 +139,9 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         Some(a) => a.settings.clone(),
         None => lab::read_settings().unwrap_or_default(),
     };
-    // The embedded server's sockets (one per destination), in the server's namespace when
-    // there is one.
-    let mut listeners = Vec::new();
-    if let Target::Embedded(cfg) = &plan.target {
-        for i in 0..cfg.destinations {
-            let addr = listen_addr(&plan, cfg.listen, applied.as_ref(), i);
-            let bound = match &applied {
-                Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
-                None => target::bind(addr, cfg.backlog),
-            };
-            listeners.push(bound.map_err(|e| {
-                anyhow!("the embedded server cannot listen on {addr}: {e}; change target.listen (--listen)")
-            })?);
-        }
-    }
-    // A server command starts from this thread, so it inherits the lab's namespace (the
-    // server's with veth) and serves where the client can reach it.
-    let exec = match (&plan.exec, &plan.target) {
-        (Some(x), Target::External(address)) => {
-            let log = dir.join("target-exec.log");
-            let start = || ExecTarget::start(&x.command, address, &log);
-            let mut running = match &applied {
-                Some(a) => a.in_server_ns(start)??,
-                None => start()?,
-            };
-            running.wait_ready(x.ready_timeout)?;
-            Some(running)
-        }
-        _ => None,
-    };
-
-    if let Some(limit) = crate::sys::raise_nofile_limit() {
-        let need = plan.descriptors_needed();
-        if need > limit {
-            eprintln!(
-                "warning: this run may hold {need} file descriptors but RLIMIT_NOFILE is {limit}; \
-                 EMFILE errors would be the limit, not the ports (raise it with ulimit -n, or lower \
-                 --max-in-flight / --concurrency)"
-            );
-        }
-    }
+    let listeners = bind_listeners(&plan, applied.as_ref())?;
+    let exec = start_exec(&plan, dir, applied.as_ref())?;
+    warn_of_descriptor_limit(&plan);
 
     // The traffic (client workers, embedded server) runs on the shards; this runtime only
     // steers the run.
@@ -135,56 +151,99 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let summary = runtime.block_on(drive(
+    let ran = runtime.block_on(drive(
         &plan,
         scenario,
-        &dir,
+        dir,
         opts,
         applied.as_ref(),
         Traffic {
             listeners,
             exec,
             shards: &shards,
+            started,
         },
         &settings,
     ));
     // Connections abandoned at the drain timeout must not hold the process open.
     shards.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(RunResult {
-        summary: summary?,
-        dir,
-    })
+    ran
 }
 
-/// Creates the results directory: `out`, or a fresh results/<name>-<UTC time>/ (for a run,
-/// or for a suite, named "suite").
-pub fn results_dir(name: &str, out: Option<&Path>) -> Result<PathBuf> {
-    let dir = match out {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
-                .to_string()
-                .chars()
-                .filter(|c| !matches!(c, '-' | ':'))
-                .collect();
-            let base = PathBuf::from("results").join(format!("{name}-{stamp}"));
-            let mut dir = base.clone();
-            let mut n = 2;
-            while dir.exists() {
-                dir = PathBuf::from(format!("{}-{n}", base.display()));
-                n += 1;
-            }
-            dir
-        }
+/// The embedded server's sockets (one per destination), in the server's namespace when
+/// there is one; a server beyond loopback (outside a lab) is warned about.
+fn bind_listeners(
+    plan: &Plan,
+    applied: Option<&lab::Applied>,
+) -> Result<Vec<std::net::TcpListener>> {
+    let Target::Embedded(cfg) = &plan.target else {
+        return Ok(Vec::new());
     };
-    std::fs::create_dir_all(&dir).with_context(|| {
-        format!(
-            "cannot create the results directory {} (choose another with --out DIR)",
-            dir.display()
-        )
-    })?;
-    Ok(dir)
+    let mut listeners = Vec::new();
+    for i in 0..cfg.destinations {
+        let addr = listen_addr(plan, cfg.listen, applied, i);
+        let bound = match applied {
+            Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
+            None => target::bind(addr, cfg.backlog),
+        };
+        let listener = bound.map_err(|e| {
+            anyhow!(
+                "the embedded server cannot listen on {addr}: {e}; change target.listen (--listen)"
+            )
+        })?;
+        if i == 0 && applied.is_none() && !addr.ip().is_loopback() {
+            let at = listener.local_addr().unwrap_or(addr);
+            eprintln!(
+                "warning: the embedded server listens on {at}, beyond loopback: other machines can connect to it during the run; --listen 127.0.0.1:0 keeps it on this machine"
+            );
+        }
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Starts the server command (`target.exec`), printed first, and waits until it accepts.
+/// It starts from this thread, so it inherits the lab's namespace (the server's with veth)
+/// and serves where the client can reach it.
+fn start_exec(
+    plan: &Plan,
+    dir: &ResultsDir,
+    applied: Option<&lab::Applied>,
+) -> Result<Option<ExecTarget>> {
+    let (Some(x), Target::External(address)) = (&plan.exec, &plan.target) else {
+        return Ok(None);
+    };
+    let log =
+        dir.create("target-exec.log")
+            .map_err(|source| crate::target::exec::ExecError::Spawn {
+                command: x.command.clone(),
+                source,
+            })?;
+    eprintln!("portlab: starting target.exec: `{}`", x.command);
+    let path = dir.path().join("target-exec.log");
+    let start = || ExecTarget::start(&x.command, address, log, &path);
+    let mut running = match applied {
+        Some(a) => a.in_server_ns(start)??,
+        None => start()?,
+    };
+    running.wait_ready(x.ready_timeout)?;
+    Ok(Some(running))
+}
+
+/// Raises the descriptor limit as far as allowed, and warns when the run may need more.
+fn warn_of_descriptor_limit(plan: &Plan) {
+    let Some(limit) = crate::sys::raise_nofile_limit() else {
+        return;
+    };
+    let need = plan.descriptors_needed();
+    if need > limit {
+        eprintln!(
+            "warning: this run may hold {need} file descriptors but RLIMIT_NOFILE is {limit}; \
+             EMFILE errors would be the limit, not the ports (raise it with ulimit -n, or lower \
+             --max-in-flight / --concurrency)"
+        );
+    }
 }
 
 /// The address of the embedded server's listener number `i` (one per destination): as
@@ -202,7 +261,7 @@ fn listen_addr(
     let (Some(a), Some(lab)) = (applied, &plan.lab) else {
         return SocketAddr::new(listen.ip(), fixed(listen.port()));
     };
-    let ip = if listen.ip().is_loopback() {
+    let ip = if listen.ip().is_loopback() || listen.ip().is_unspecified() {
         a.server_addr
     } else {
         listen.ip()
@@ -215,51 +274,55 @@ fn listen_addr(
     SocketAddr::new(ip, port)
 }
 
+/// The address a client uses to reach a listener: an unspecified IP becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// True when `ip` is an address of this machine (it can be bound), so traffic to it stays
+/// here.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
 /// What carries the run, set up before the runtime: the embedded server's listeners (one per
 /// destination) or the server command portlab started, and the shards the traffic runs on.
 struct Traffic<'a> {
     listeners: Vec<std::net::TcpListener>,
     exec: Option<ExecTarget>,
     shards: &'a Shards,
+    /// Turns true when the load begins.
+    started: &'a std::cell::Cell<bool>,
 }
 
 async fn drive(
     plan: &Plan,
     scenario: crate::plan::Scenario,
-    dir: &Path,
+    dir: &ResultsDir,
     opts: &RunOptions,
     applied: Option<&lab::Applied>,
     Traffic {
         listeners,
         exec,
         shards,
+        started,
     }: Traffic<'_>,
     settings: &std::collections::BTreeMap<String, String>,
-) -> Result<Summary> {
+) -> Result<Ran> {
     // Target first: a bad address fails before anything else happens.
-    let (servers, targets, host) = match &plan.target {
-        Target::Embedded(cfg) => {
-            let mut servers = Vec::with_capacity(listeners.len());
-            for listener in listeners {
-                servers.push(
-                    Server::start(plan, cfg, listener, shards.handles())
-                        .context("starting the embedded server")?,
-                );
-            }
-            let targets: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
-            let Some(&first) = targets.first() else {
-                return Err(anyhow!("internal: no listener for the embedded server"));
-            };
-            (servers, targets, first.to_string())
-        }
-        Target::External(address) => {
-            let addr = resolve_and_probe(address, plan).await?;
-            (Vec::new(), vec![addr], address.clone())
-        }
-    };
+    let (servers, targets, host) = start_targets(plan, listeners, shards).await?;
     let target = targets[0];
     // --client-exec: the user's program is the client; portlab only watches (src/client).
     if let Some(cx) = &plan.client_exec {
+        started.set(true);
         let setup = crate::client::run::Setup {
             plan,
             cx,
@@ -267,27 +330,18 @@ async fn drive(
             dir,
             applied,
             servers,
+            targets: &targets,
             exec,
-            target,
             settings,
         };
-        let summary = crate::client::run::drive(setup, shutdown_signal()).await?;
-        crate::client::run::publish(&summary, dir, opts.format)?;
-        return Ok(summary);
+        let summary = crate::client::run::drive(setup, signalled(1)).await?;
+        return Ok(save(dir, summary, None));
     }
-    let watch = if cfg!(target_os = "linux") {
-        let server = match applied {
-            Some(a) if a.topology == lab::Topology::Veth => {
-                Some(a.in_server_ns(|| Sampler::new(target))?)
-            }
-            _ => None,
-        };
-        Some(KernelWatch::start(Sampler::new(target), server).also_toward(&targets[1..]))
-    } else {
-        None
-    };
-    let writer = TimelineWriter::create(&dir.join("timeline.csv"))
-        .with_context(|| format!("creating {}", dir.join("timeline.csv").display()))?;
+    let watch = kernel_watch(&targets, applied)?;
+    let writer = TimelineWriter::new(
+        dir.create("timeline.csv")
+            .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
+    );
 
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let shared = Arc::new(Shared::default());
@@ -320,127 +374,176 @@ async fn drive(
         shared: shared.clone(),
         tx,
     };
-    let end = runner::run(plan, shards, &targets, &host, outlet, shutdown_signal()).await;
+    started.set(true);
+    let end = runner::run(
+        plan,
+        shards,
+        &targets,
+        &host,
+        outlet,
+        signalled(1),
+        signalled(2),
+    )
+    .await;
     let duration_s = t0.elapsed().as_secs_f64();
-    let mut server_summary: Option<ServerSummary> = None;
-    for s in servers {
-        let st = s.stats.clone();
-        let address = s.addr.to_string();
-        let left = s.stop(plan.load.drain_timeout).await;
-        if left > 0 {
-            eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
+    let server_summary = stop_servers(servers, &targets, plan.load.drain_timeout).await;
+    let exec_summary = exec.map(ExecTarget::stop);
+    drop(hold_collector);
+    let (measured, watch) = collector_thread
+        .join()
+        .map_err(|_| anyhow!("the collector thread panicked"))?;
+    let facts = Facts {
+        scenario,
+        started_at,
+        target,
+        measured,
+        duration_s,
+        load_duration_s: end.load_elapsed.as_secs_f64(),
+        interrupted: end.interrupted,
+        aborted: end.aborted,
+        server: server_summary,
+        exec: exec_summary,
+        observed: watch.map(|w| Observed {
+            timewait: w.timewait().clone(),
+            kernel: w.kernel_deltas(),
+            preexisting: w.preexisting(),
+        }),
+        lab: applied
+            .zip(plan.lab.as_ref())
+            .map(|(a, lab)| lab_summary(a, lab)),
+    };
+    let baseline = opts.baseline.as_ref().map(|(b, m)| (&**b, *m));
+    let summary = assemble(plan, facts, settings, baseline);
+    Ok(save(dir, summary, end.failed))
+}
+
+/// Writes summary.json atomically; when it cannot be written, says why (the caller prints
+/// the summary on stdout instead).
+fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Ran {
+    let unsaved = serde_json::to_string_pretty(&summary)
+        .map_err(|e| e.to_string())
+        .and_then(|json| {
+            dir.write_atomic("summary.json", (json + "\n").as_bytes())
+                .map_err(|e| e.to_string())
+        })
+        .err()
+        .map(|e| {
+            format!(
+                "summary.json cannot be written to {} ({e})",
+                dir.path().display()
+            )
+        });
+    (summary, unsaved, failed)
+}
+
+/// The embedded servers on their listeners, or the external target resolved and probed:
+/// (servers, addresses to connect to, the Host header's value).
+async fn start_targets(
+    plan: &Plan,
+    listeners: Vec<std::net::TcpListener>,
+    shards: &Shards,
+) -> Result<(Vec<Server>, Vec<SocketAddr>, String)> {
+    match &plan.target {
+        Target::Embedded(cfg) => {
+            let mut servers = Vec::with_capacity(listeners.len());
+            for listener in listeners {
+                servers.push(
+                    Server::start(plan, cfg, listener, shards.handles())
+                        .context("starting the embedded server")?,
+                );
+            }
+            // A server on every interface (0.0.0.0, ::) is reached over loopback: the
+            // client's sockets then name 127.0.0.1 (::1) as their peer, which is what the
+            // kernel sampler filters TIME_WAIT by.
+            let targets: Vec<SocketAddr> = servers.iter().map(|s| reachable(s.addr)).collect();
+            let Some(&first) = targets.first() else {
+                return Err(anyhow!("internal: no listener for the embedded server"));
+            };
+            Ok((servers, targets, first.to_string()))
         }
-        let sum = server_summary.get_or_insert_with(|| ServerSummary {
-            address,
+        Target::External(address) => {
+            let addr = resolve_and_probe(address, plan).await?;
+            Ok((Vec::new(), vec![addr], address.clone()))
+        }
+    }
+}
+
+/// The kernel sampler (Linux): toward every target, and in the server's namespace too with
+/// the veth topology.
+fn kernel_watch(
+    targets: &[SocketAddr],
+    applied: Option<&lab::Applied>,
+) -> Result<Option<KernelWatch>> {
+    let (true, [target, others @ ..]) = (cfg!(target_os = "linux"), targets) else {
+        return Ok(None);
+    };
+    let server = match applied {
+        Some(a) if a.topology == lab::Topology::Veth => {
+            Some(Box::new(a.in_server_ns(|| Sampler::new(*target))?)
+                as Box<dyn crate::observe::Sample>)
+        }
+        _ => None,
+    };
+    Ok(Some(
+        KernelWatch::start(Box::new(Sampler::new(*target)), server).also_toward(others),
+    ))
+}
+
+/// Stops the embedded servers (each closes its side within `grace`; a second Ctrl-C ends
+/// that wait) and adds up what they counted.
+pub(crate) async fn stop_servers(
+    servers: Vec<Server>,
+    targets: &[SocketAddr],
+    grace: Duration,
+) -> Option<ServerSummary> {
+    let stats: Vec<_> = servers.iter().map(|s| (s.addr, s.stats.clone())).collect();
+    let stopping = async {
+        for s in servers {
+            let address = s.addr.to_string();
+            let left = s.stop(grace).await;
+            if left > 0 {
+                eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
+            }
+        }
+    };
+    tokio::select! {
+        () = stopping => {}
+        () = signalled(2) => eprintln!("warning: second signal: the embedded server's connections were not waited for"),
+    }
+    let mut summary: Option<ServerSummary> = None;
+    for (addr, st) in &stats {
+        let sum = summary.get_or_insert_with(|| ServerSummary {
+            address: addr.to_string(),
             ..ServerSummary::default()
         });
         sum.accepted += st.accepted.load(Ordering::Relaxed);
         sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
         sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
     }
-    if let (Some(sum), [_, .., last]) = (server_summary.as_mut(), targets.as_slice()) {
+    if let (Some(sum), [_, .., last]) = (summary.as_mut(), targets) {
         sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
     }
-    let exec_summary = exec.map(ExecTarget::stop);
-    drop(hold_collector);
-    let (measured, watch) = collector_thread
-        .join()
-        .map_err(|_| anyhow!("the collector thread panicked"))?;
-    let mut summary = Summary::new(
-        scenario,
-        started_at,
-        target.to_string(),
-        &measured,
-        duration_s,
-        end.load_elapsed.as_secs_f64(),
-        end.interrupted,
-        end.aborted,
-        server_summary,
-    );
-    if let Some(w) = &watch {
-        summary.timewait = Some(w.timewait().clone());
-        let kernel = w.kernel_deltas();
-        let segments = kernel
-            .get("InSegs")
-            .zip(kernel.get("OutSegs"))
-            .map(|(i, o)| i + o);
-        summary.segments_per_request = segments
-            .filter(|_| summary.completed > 0)
-            .map(|s| s as f64 / summary.completed as f64);
-        summary.kernel = Some(kernel);
-        summary.observation = Some(
-            if plan.isolated() {
-                "private network namespace: every kernel figure is this run's own"
-            } else {
-                "host namespace: TIME_WAIT by side is filtered to the target; tw_sockstat and the kernel counters include the host's other traffic"
-            }
-            .to_string(),
-        );
-    }
-    if let (Some(a), Some(lab)) = (applied, &plan.lab) {
-        summary.lab = Some(serde_json::json!({
-            "mode": a.mode,
-            "topology": a.topology,
-            "settings": a.settings,
-            "server_settings": a.server_settings,
-            "written": a.written,
-            "time_scale": lab.time_scale(),
-            "emulated_time_wait_s": lab.emulated_hold().map(|d| d.as_secs_f64()),
-            "warnings": a.warnings,
-        }));
-    }
-    let mut input = model::from_plan::input_for(plan, settings, target);
-    // Ports already held toward this target when the run began (an earlier run's TIME_WAIT,
-    // the host's own connections) are not the run's to use. That holds for connect()'s
-    // per-destination ports; with bind before connect every socket on the range counts,
-    // which the sampler does not split out, so the model is left without them there.
-    if input.bind == model::BindModel::PerDestination {
-        input.preexisting = watch
-            .as_ref()
-            .map_or(0, |w| u32::try_from(w.preexisting()).unwrap_or(u32::MAX));
-    }
-    let prediction = model::predict(&input);
-    summary.verdict = Some(verdict::assess(
-        &prediction,
-        &summary,
-        &measured.timeline,
-        &plan.expect,
-        opts.baseline.as_ref().map(|(b, m)| (&**b, *m)),
-    ));
-    summary.prediction = serde_json::to_value(&prediction).ok();
-    summary.target_exec = exec_summary;
-    if plan.time_scale() != 1.0 {
-        let k = plan.time_scale();
-        summary.modelled = Some(crate::report::Modelled {
-            time_scale: k,
-            rate: summary.achieved_rate / k,
-            duration_s: summary.load_duration_s * k,
-            first_error_s: summary.exhaustion.first_s.map(|t| t * k),
-        });
-    }
-    let json = serde_json::to_string_pretty(&summary).context("serialising summary.json")?;
-    std::fs::write(dir.join("summary.json"), json + "\n")
-        .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let rendered = report::reporter(opts.format).render(&summary, &mut out);
-    if opts.format == Format::Text {
-        use std::io::Write;
-        let _ = writeln!(out, "\nresults: {}/", dir.display());
-    }
-    ignore_broken_pipe(rendered)?;
-    if let Some(why) = end.failed {
-        // Everything measured is on disk; the run still fails.
-        return Err(anyhow!("{why} (what was measured is in {})", dir.display()));
-    }
-    Ok(summary)
+    summary
 }
 
-/// A reader that went away (`portlab run | head`) is not an error.
-fn ignore_broken_pipe(r: std::io::Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing the summary to stdout"),
+/// The lab as summary.json records it.
+pub(crate) fn lab_summary(a: &lab::Applied, lab: &crate::lab::LabPlan) -> LabSummary {
+    LabSummary {
+        mode: a.mode.to_string(),
+        topology: a.topology.to_string(),
+        settings: a.settings.clone(),
+        server_settings: a.server_settings.clone(),
+        written: a
+            .written
+            .iter()
+            .map(|w| WrittenSysctl {
+                name: w.name.to_string(),
+                value: w.value.clone(),
+            })
+            .collect(),
+        time_scale: lab.time_scale(),
+        emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
+        warnings: a.warnings.clone(),
     }
 }
 
@@ -454,6 +557,15 @@ async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
     let addr = addrs
         .find(|a| want_v6.is_none_or(|v6| a.is_ipv6() == v6))
         .ok_or_else(|| anyhow!("target.address (--target) '{address}' has no address of the source addresses' family"))?;
+    if !plan.isolated() && !is_local(addr.ip()) {
+        eprintln!(
+            "notice: target {address} ({addr}) is not on this machine: the traffic leaves it"
+        );
+    }
+    if crate::sys::stop_signals() > 0 {
+        // Interrupted during set-up: the run stops at once and needs no reachable target.
+        return Ok(addr);
+    }
     let probe = async {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
@@ -478,26 +590,32 @@ async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
     }
 }
 
-/// Resolves on Ctrl-C (and SIGTERM on Unix).
-async fn shutdown_signal() {
+/// Resolves once this process has received `n` stop signals in all (SIGINT or SIGTERM on
+/// Unix, counted from [`crate::sys::catch_stop_signals`], which `run` installs first; Ctrl-C
+/// elsewhere): 1 stops the load, 2 also ends the drain.
+pub async fn signalled(n: u32) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        // The streams exist before the count is read: a signal after the read wakes them.
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        while crate::sys::stop_signals() < n {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    for _ in 0..n {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

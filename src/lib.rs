@@ -11,12 +11,18 @@
 //! report sees both the prediction and the measurement.
 //!
 //! - [`cli`]: clap definitions, raw flags only.
+//! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
+//!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
+//!   and `suite` keep their glue beside their logic. main.rs parses, dispatches, and handles
+//!   a closed stdout once.
 //! - [`dry_run`]: `run --dry-run` and `suite --dry-run`: validate and show the resolved plan
 //!   with the model's prediction, sending nothing.
 //! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json) and a seeded
 //!   mutator, shared by the property test, the cargo-fuzz targets and the example driver.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
-//!   summary; every set-up failure happens here before the first connection.
+//!   summary; every set-up failure happens here before the first connection (and takes
+//!   back what it created). `engine::assemble` is the pure step from what was measured to
+//!   the summary, prediction and verdict.
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
 //!   validated [`plan::Plan`]. One definition per key: each section (`[load]`, `[client]`,
 //!   `[payload]`, `[target]`, `[expect]`) is one struct in plan/scenario.rs that is both its
@@ -37,19 +43,24 @@
 //!   the workers and the embedded server run on.
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
-//! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles.
+//! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles; pure (no
+//!   flags, no I/O).
 //! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
 //!   model for a rate (read only).
-//! - [`report`]: summary.json and the text, JSON, CSV and Markdown renderings.
+//! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
+//!   Markdown renderings; `report::document` gives any command's document every format;
+//!   `report::output` writes results files safely (new files only, atomic summary.json).
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
-//! - [`sys`]: small OS-specific helpers (file-descriptor limits), one file per OS.
+//! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting,
+//!   children that die with portlab), one file per OS.
 //! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 
 pub mod cli;
 pub mod client;
+pub mod cmd;
 pub mod collect;
 pub mod dry_run;
 pub mod engine;

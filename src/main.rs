@@ -1,135 +1,76 @@
 //! portlab's entry point: parse, plan, run, and turn the outcome into an exit code
-//! (0 ran, 1 a check failed, 2 bad input or setup failure, 130 interrupted).
+//! (0 ran, 1 a check failed, 2 bad input or setup failure, 3 ran but the results are
+//! incomplete, 130 interrupted).
 
 use clap::Parser;
-use portlab::cli::{Cli, Command, RunArgs};
-use portlab::engine::{self, Progress, RunOptions};
-use portlab::plan::{self, Plan, Scenario};
+use portlab::cli::{Cli, Command};
+use portlab::cmd;
+use std::io::{self, Write};
 use std::process::ExitCode;
-
-/// Exit code for a run whose verdict failed (a check did not hold).
-const EXIT_VERDICT: u8 = 1;
-/// Exit code for bad input or a set-up failure (nothing was sent).
-const EXIT_SETUP: u8 = 2;
-/// Exit code for a run stopped by Ctrl-C (128 + SIGINT), results written.
-const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut out = Stdout::default();
     let result = match cli.command {
-        Command::Run(args) => run(&args),
-        Command::Predict(args) => predict(&args),
-        Command::Inspect(args) => {
-            portlab::inspect::run(&args, &mut std::io::stdout().lock()).map(|()| 0)
+        Command::Run(args) => {
+            // First thing: a signal from now on ends the run with everything written.
+            portlab::sys::catch_stop_signals();
+            cmd::run::run(&args, &mut out)
         }
-        Command::Report(args) => report(&args),
-        Command::Suite(args) if args.dry_run => portlab::dry_run::suite(
-            &args.dir,
-            portlab::report::Format::Text,
-            &mut std::io::stdout().lock(),
-        ),
-        Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
+        Command::Predict(args) => portlab::cmd::predict::run_predict(&args, &mut out).map(|()| 0),
+        Command::Inspect(args) => portlab::inspect::run(&args, &mut out).map(|()| 0),
+        Command::Report(args) => cmd::report::run(&args, &mut out),
+        Command::Suite(args) if args.dry_run => {
+            portlab::dry_run::suite(&args.dir, portlab::report::Format::Text, &mut out)
+        }
+        Command::Suite(args) => {
+            portlab::sys::catch_stop_signals();
+            portlab::suite::run(&args, &mut out).map(|r| r.exit_code)
+        }
         Command::Watch(args) => portlab::watch::run(&args),
     };
+    let _ = out.flush();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // The whole chain once, most general first.
-            eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_SETUP)
+            eprintln!("error: {}", portlab::report::chain(&e));
+            ExitCode::from(cmd::exit::SETUP)
         }
     }
 }
 
-fn predict(args: &portlab::model::PredictArgs) -> anyhow::Result<u8> {
-    let stdout = std::io::stdout();
-    portlab::model::run_predict(args, &mut stdout.lock())?;
-    Ok(0)
+/// stdout for every command. A reader that went away (`portlab run | head`) is not an
+/// error: from the first broken pipe on, output is dropped and the command goes on to its
+/// own exit code. This is the one place a broken pipe is handled.
+#[derive(Default)]
+struct Stdout {
+    gone: bool,
 }
 
-fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
-    use portlab::report;
-    let mut runs = Vec::with_capacity(args.runs.len());
-    for path in &args.runs {
-        let summary = report::load_summary(path)?;
-        let label = path
-            .file_name()
-            .filter(|n| *n != "summary.json")
-            .or_else(|| path.parent().and_then(|p| p.file_name()))
-            .map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-        runs.push((label, summary));
-    }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let written = match runs.as_slice() {
-        [(_, one)] => report::reporter(args.format).render(one, &mut out),
-        _ => report::compare::render(&report::compare::compare(&runs), args.format, &mut out),
-    };
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(anyhow::Error::new(e).context("writing the report"))
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.gone {
+            return Ok(buf.len());
         }
-        _ => {}
-    }
-    // One run: its verdict decides, as it did when it ran; a comparison only shows.
-    let failed =
-        matches!(runs.as_slice(), [(_, one)] if one.verdict.as_ref().is_some_and(|v| !v.pass));
-    Ok(if failed { EXIT_VERDICT } else { 0 })
-}
-
-fn run(args: &RunArgs) -> anyhow::Result<u8> {
-    let file = match &args.scenario {
-        Some(path) => plan::load_scenario(path)?,
-        None => Scenario::default(),
-    };
-    portlab::client::check_consent(&file, &args.to_scenario(), args.allow_exec)?;
-    let given = args.over(file);
-    let dry_run = args
-        .dry_run
-        .then(|| portlab::dry_run::render(&given, args.format))
-        .transpose()?;
-    let plan = Plan::resolve(&given)?;
-    plan::check_host(&given, &plan)?;
-    let baseline = match &args.baseline {
-        Some(path) => {
-            let margin = args
-                .baseline_margin
-                .unwrap_or(portlab::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
-            let max = plan::bounds::MAX_PCT;
-            if !(margin.is_finite() && (0.0..=max).contains(&margin)) {
-                anyhow::bail!(
-                    "--baseline-margin {margin} is not a percentage: accepted 0 to {max}, e.g. 10"
-                );
+        match io::stdout().lock().write(buf) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.gone = true;
+                Ok(buf.len())
             }
-            let summary =
-                portlab::report::load_summary(path).map_err(|e| e.context("--baseline"))?;
-            Some((Box::new(summary), margin))
+            r => r,
         }
-        None => None,
-    };
-    if let Some(text) = dry_run {
-        // Validated, baseline included: show it and send nothing.
-        print!("{text}");
-        return Ok(0);
     }
-    let opts = RunOptions {
-        baseline,
-        out: args.out.clone(),
-        format: args.format,
-        progress: match (args.quiet, args.progress) {
-            (true, _) => Progress::Never,
-            (false, true) => Progress::Always,
-            (false, false) => Progress::Auto,
-        },
-    };
-    let result = engine::run(plan, &opts)?;
-    let failed = result.summary.verdict.as_ref().is_some_and(|v| !v.pass);
-    Ok(match (result.summary.interrupted, failed) {
-        (true, _) => EXIT_INTERRUPTED,
-        (false, true) => EXIT_VERDICT,
-        (false, false) => 0,
-    })
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.gone {
+            return Ok(());
+        }
+        match io::stdout().lock().flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.gone = true;
+                Ok(())
+            }
+            r => r,
+        }
+    }
 }

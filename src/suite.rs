@@ -11,11 +11,12 @@
 //! the end and written after every scenario as `suite.md` and `suite.json` in the suite's
 //! results directory, with each run's own directory underneath.
 
+use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};
-use crate::report::Summary;
+use crate::report::output::{write_atomic, ResultsDir};
+use crate::report::{Format, Render, Summary};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
-use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,13 +32,22 @@ pub struct SuiteArgs {
     /// directory underneath.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Output format on stdout: text (the table), json (suite.json), markdown (suite.md),
+    /// csv (one row per scenario).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Use a non-empty --out directory, replacing portlab's own files in it (passed on to
+    /// each run).
+    #[arg(long)]
+    pub force: bool,
+    /// Run the commands scenario files give (target.exec, client.exec: java-bindexception,
+    /// pgbench-*) as this user; without it a file with a command is refused before anything
+    /// runs. Read the files first.
+    #[arg(long)]
+    pub allow_exec: bool,
     /// No line per scenario on stderr while the suite runs.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Let the commands the scenario files name (client.exec: java-bindexception,
-    /// pgbench-*) run; without it a directory holding one is refused before anything runs.
-    #[arg(long)]
-    pub allow_exec: bool,
     /// Validate every file and print each resolved plan with the model's prediction, as
     /// `run --dry-run` does; nothing is sent and nothing written. Exit 0 all valid, 2 not.
     #[arg(long)]
@@ -91,9 +101,11 @@ pub struct Row {
     /// Names of the checks that failed, or the error that stopped the run.
     pub problems: Vec<String>,
     /// The run's prediction, as in its summary.json.
-    pub prediction: Option<Value>,
+    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
+    pub prediction: Option<crate::model::Prediction>,
     /// The run's verdict, as in its summary.json.
-    pub checks: Option<Value>,
+    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
+    pub checks: Option<crate::report::verdict::Verdict>,
 }
 
 /// The whole suite, as written to suite.json.
@@ -163,9 +175,8 @@ pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
     let mut names = std::collections::BTreeMap::new();
     for file in files {
         let scenario = plan::load_scenario(&file)?;
-        crate::client::check_consent(&scenario, &Default::default(), allow_exec)
-            .with_context(|| format!("{} (portlab suite --allow-exec)", file.display()))?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
+        crate::target::exec::consent_scenario(&file, &scenario, &Default::default(), allow_exec)?;
         plan::check_host(&scenario, &plan).with_context(|| format!("{}", file.display()))?;
         if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
             return Err(anyhow!(
@@ -181,11 +192,12 @@ pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
 }
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
-pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
+pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
     let files = collect(&args.dir, args.allow_exec)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
-    let dir = crate::engine::results_dir("suite", args.out.as_deref())?;
-    let interrupted = crate::sys::catch_interrupt();
+    let results = ResultsDir::prepare("suite", args.out.as_deref(), args.force)?;
+    let dir = results.path().to_path_buf();
+    crate::sys::catch_stop_signals();
     let began = Instant::now();
     let mut report = Report {
         scenarios_dir: args.dir.display().to_string(),
@@ -195,12 +207,19 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
         pass: true,
         scenarios: Vec::with_capacity(files.len()),
     };
+    let flags: Vec<&str> = [
+        args.force.then_some("--force"),
+        args.allow_exec.then_some("--allow-exec"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let n = files.len();
     for (i, (file, name)) in files.iter().enumerate() {
         if !args.quiet {
             eprint!("[{}/{n}] {name} ... ", i + 1);
         }
-        let row = run_one(&exe, file, name, &dir.join(name), args.allow_exec);
+        let row = run_one(&exe, file, name, &dir.join(name), &flags);
         if !args.quiet {
             eprintln!(
                 "{} in {:.1} s{}",
@@ -219,18 +238,13 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
         report.pass = report.scenarios.iter().all(|r| r.verdict == Outcome::Pass);
         // Written after each scenario: an interrupted or crashed suite keeps what it ran.
         write_files(&report, &dir)?;
-        if stop || interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        if stop || crate::sys::stop_signals() > 0 {
             break;
         }
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let printed = write_text(&report, &mut out);
-    if let Err(e) = printed {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing the table to stdout");
-        }
-    }
+    report
+        .render(args.format, out)
+        .context("writing the table to stdout")?;
     let verdicts: Vec<Outcome> = report.scenarios.iter().map(|r| r.verdict).collect();
     let exit_code = if verdicts.contains(&Outcome::Interrupted) || verdicts.len() < n {
         130
@@ -245,15 +259,16 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
 }
 
 /// Runs one scenario as `portlab run FILE --out DIR -q --format json` and reads its summary.
-fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, allow_exec: bool) -> Row {
+/// `flags` are the suite's own passed on (--force, --allow-exec).
+fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, flags: &[&str]) -> Row {
     let began = Instant::now();
     let output = Command::new(exe)
         .arg("run")
         .arg(file)
-        .args(allow_exec.then_some("--allow-exec"))
         .arg("--out")
         .arg(out)
         .args(["-q", "--format", "json"])
+        .args(flags)
         .stdin(Stdio::null())
         .output();
     let wall_s = began.elapsed().as_secs_f64();
@@ -295,10 +310,7 @@ fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, allow_exec: bool) ->
             row.predicted = predicted(s);
             row.measured = measured(s);
             row.prediction = s.prediction.clone();
-            row.checks = s
-                .verdict
-                .as_ref()
-                .and_then(|v| serde_json::to_value(v).ok());
+            row.checks = s.verdict.clone();
             if let Some(v) = &s.verdict {
                 row.problems
                     .extend(v.checks.iter().filter(|c| !c.pass).map(|c| {
@@ -339,24 +351,20 @@ pub fn predicted(s: &Summary) -> String {
     let Some(p) = &s.prediction else {
         return "-".into();
     };
-    let num = |k: &str| p.get(k).and_then(Value::as_f64);
-    let side = p
-        .get("timewait_side")
-        .and_then(Value::as_str)
-        .unwrap_or("-");
-    let error = p
-        .get("exhaustion_error")
-        .and_then(Value::as_str)
-        .unwrap_or("exhaustion");
-    let exhausts = p.get("exhausts").and_then(Value::as_bool) == Some(true);
-    match (exhausts, num("first_error_s")) {
+    let error = &p.exhaustion_error;
+    match (p.exhausts, p.first_error_s) {
         (true, Some(t)) if t < s.load_duration_s => format!("{error} at {}", at(s, t)),
         (true, Some(t)) => format!("exhaustion after the run, at {}", at(s, t)),
         _ => {
-            let tw = num("steady_timewait").map_or("-".into(), |v| format!("{v:.0}"));
-            match side {
-                "nobody" | "none" => "no exhaustion, no TIME_WAIT".to_string(),
-                side => format!("no exhaustion, TIME_WAIT {tw} on the {side} (steady)"),
+            let tw = p.steady_timewait.map_or("-".into(), |v| format!("{v:.0}"));
+            match p.timewait_side {
+                TimeWaitSide::Nobody => "no exhaustion, no TIME_WAIT".to_string(),
+                TimeWaitSide::Client => {
+                    format!("no exhaustion, TIME_WAIT {tw} on the client (steady)")
+                }
+                TimeWaitSide::Server => {
+                    format!("no exhaustion, TIME_WAIT {tw} on the server (steady)")
+                }
             }
         }
     }
@@ -411,11 +419,11 @@ pub fn measured(s: &Summary) -> String {
 
 fn write_files(report: &Report, dir: &Path) -> Result<()> {
     let json = serde_json::to_string_pretty(report).context("serialising suite.json")?;
-    std::fs::write(dir.join("suite.json"), json + "\n")
+    write_atomic(&dir.join("suite.json"), (json + "\n").as_bytes())
         .with_context(|| format!("writing {}", dir.join("suite.json").display()))?;
     let mut md = Vec::new();
     write_markdown(report, &mut md).context("rendering suite.md")?;
-    std::fs::write(dir.join("suite.md"), md)
+    write_atomic(&dir.join("suite.md"), &md)
         .with_context(|| format!("writing {}", dir.join("suite.md").display()))
 }
 
@@ -424,6 +432,49 @@ fn cell(s: &str) -> String {
 }
 
 /// The table as Markdown.
+impl crate::report::Render for Report {
+    fn render(&self, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+        write_report(self, format, out)
+    }
+}
+
+/// The suite on stdout in `format`: the table (text), suite.json (json), suite.md
+/// (markdown), or one row per scenario (csv).
+pub fn write_report(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        Format::Text => write_text(r, out),
+        Format::Markdown => write_markdown(r, out),
+        Format::Json => {
+            let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
+            writeln!(out, "{json}")
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "scenario",
+                "verdict",
+                "exit_code",
+                "wall_s",
+                "predicted",
+                "measured",
+                "problems",
+            ])?;
+            for row in &r.scenarios {
+                w.write_record([
+                    row.scenario.as_str(),
+                    row.verdict.as_str(),
+                    &row.exit_code.map_or(String::new(), |c| c.to_string()),
+                    &format!("{:.1}", row.wall_s),
+                    &row.predicted,
+                    &row.measured,
+                    &row.problems.join("; "),
+                ])?;
+            }
+            w.flush()
+        }
+    }
+}
+
 pub fn write_markdown(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "### portlab suite: `{}`\n", r.scenarios_dir)?;
     writeln!(out, "| scenario | model | measured | verdict |")?;

@@ -8,8 +8,11 @@ mod os;
 mod os;
 
 pub use os::{
-    catch_interrupt, connect_in_progress, nofile_limit, precise_sleep, raise_nofile_limit,
+    catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep, raise_nofile_limit,
+    stop_signals,
 };
+#[cfg(unix)]
+pub use os::{die_with_parent, signal_group};
 
 /// RLIMIT_NOFILE as it stands: the most descriptors (sockets included) this process may
 /// hold. `None` in a field means unlimited (RLIM_INFINITY).

@@ -127,7 +127,8 @@ fn nginx_client_closing_first_exhausts_at_ports_over_rate() {
         ),
     )
     .unwrap();
-    let (code, s) = run(dir.path(), &[scenario.to_str().unwrap()]);
+    // A command from a file needs consent.
+    let (code, s) = run(dir.path(), &[scenario.to_str().unwrap(), "--allow-exec"]);
     assert_eq!(code, Some(0), "verdict {:#}", s["verdict"]);
     assert_eq!(
         s["exhaustion"]["kind"], "EADDRNOTAVAIL",

@@ -137,18 +137,55 @@ fn max_in_flight_drops_due_starts_instead_of_queueing_them() {
     assert!(dropped > 100, "dropped {dropped}");
 }
 
+/// Each connection's local address, as the server sees it (its peer), takes the sources in
+/// turn: 127.0.0.2, 127.0.0.3, 127.0.0.2, ...
 #[test]
 fn source_addresses_are_used_round_robin() {
     // 127.0.0.2 and 127.0.0.3 are loopback addresses on Linux without any set-up.
     if !cfg!(target_os = "linux") {
         return;
     }
-    ok_run(&[
-        "--rate",
-        "200",
-        "--count",
-        "100",
-        "--source",
-        "127.0.0.2,127.0.0.3",
-    ]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    // The test's own server records every peer in accept order (one at a time: the run's
+    // 20/s leaves each connection done before the next begins).
+    let server = std::thread::spawn(move || {
+        let mut peers = Vec::new();
+        // The probe portlab makes before the run, then the run's 20 connections.
+        for _ in 0..21 {
+            let (stream, peer) = listener.accept().unwrap();
+            peers.push(peer.ip().to_string());
+            drop(stream);
+        }
+        peers
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (out, s) = run_json(
+        dir.path(),
+        &[
+            "--target",
+            &target,
+            "--rate",
+            "20",
+            "--count",
+            "20",
+            "--source",
+            "127.0.0.2,127.0.0.3",
+            // This server closes as soon as it accepts: who holds TIME_WAIT is a race,
+            // and not what this test is about.
+            "--model-checks",
+            "false",
+        ],
+    );
+    assert!(out.status.success(), "{:#}", s["verdict"]);
+    assert_eq!(n(&s, "completed"), 20);
+    let peers = server.join().unwrap();
+    let run: Vec<&str> = peers[1..].iter().map(String::as_str).collect();
+    let expected: Vec<&str> = (0..20)
+        .map(|i| if i % 2 == 0 { "127.0.0.2" } else { "127.0.0.3" })
+        .collect();
+    assert_eq!(
+        run, expected,
+        "the sources in turn, connection by connection"
+    );
 }

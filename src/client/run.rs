@@ -13,14 +13,13 @@ use crate::model;
 use crate::observe::watch::TimewaitSummary;
 use crate::observe::{Counter, KernelSample, Sampler};
 use crate::plan::{Plan, Rate, Scenario, ServerClose, Target};
-use crate::report::{verdict, ExecSummary, ServerSummary, Summary};
+use crate::report::{verdict, ExecSummary, Summary};
 use crate::target::exec::ExecTarget;
 use crate::target::{Server, ServerStats};
 use anyhow::{anyhow, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,15 +33,15 @@ pub struct Setup<'a> {
     /// The plan as a scenario (plan.toml, summary.plan).
     pub scenario: Scenario,
     /// The results directory.
-    pub dir: &'a Path,
+    pub dir: &'a crate::report::output::ResultsDir,
     /// The lab, when there is one.
     pub applied: Option<&'a lab::Applied>,
     /// The embedded server (one per destination), started.
     pub servers: Vec<Server>,
     /// The server command portlab started (`--target-exec`).
     pub exec: Option<ExecTarget>,
-    /// Where the client is sent.
-    pub target: SocketAddr,
+    /// Where the client is sent (the first) and the embedded server's other destinations.
+    pub targets: &'a [SocketAddr],
     /// The settings the model works from.
     pub settings: &'a BTreeMap<String, String>,
 }
@@ -60,10 +59,14 @@ pub async fn drive(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Summary> {
     let (plan, cx) = (s.plan, s.cx);
-    let mut client = Sampler::new(s.target);
+    let target = *s
+        .targets
+        .first()
+        .ok_or_else(|| anyhow!("internal: no target for the client"))?;
+    let mut client = Sampler::new(target);
     let mut server = match s.applied {
         Some(a) if a.topology == lab::Topology::Veth => {
-            Some(a.in_server_ns(|| Sampler::new(s.target))?)
+            Some(a.in_server_ns(|| Sampler::new(target))?)
         }
         _ => None,
     };
@@ -83,14 +86,18 @@ pub async fn drive(
             .transpose()
             .context("client.failure_pattern")?,
     );
-    let log_path = s.dir.join("client-exec.log");
+    let log_path = s.dir.path().join("client-exec.log");
     let mut log = std::io::BufWriter::new(
-        std::fs::File::create(&log_path)
+        s.dir
+            .create("client-exec.log")
             .with_context(|| format!("creating {}", log_path.display()))?,
     );
-    let samples_path = s.dir.join("client-samples.csv");
-    let mut csv = csv::Writer::from_path(&samples_path)
-        .with_context(|| format!("creating {}", samples_path.display()))?;
+    let samples_path = s.dir.path().join("client-samples.csv");
+    let mut csv = csv::Writer::from_writer(
+        s.dir
+            .create("client-samples.csv")
+            .with_context(|| format!("creating {}", samples_path.display()))?,
+    );
 
     let rate = match plan.lab_rate() {
         Rate::PerSecond(r) => Some(r),
@@ -116,8 +123,8 @@ pub async fn drive(
     };
     let (base, base_kernel) = take(&mut client, &mut server, 0.0, requests());
     eprintln!("portlab: running your client: {}", cx.command);
-    let mut proc = ClientProcess::start(&cx.command, &process::environment(s.target, rate))
-        .map_err(|e| {
+    let mut proc =
+        ClientProcess::start(&cx.command, &process::environment(target, rate)).map_err(|e| {
             anyhow!(
                 "client.exec (--client-exec) `{}` cannot be started: {e}",
                 cx.command
@@ -184,19 +191,8 @@ pub async fn drive(
     let end_s = secs(Instant::now());
 
     // The server's side closes after the client's: then the last sample.
-    let mut server_summary: Option<ServerSummary> = None;
-    for srv in s.servers {
-        let st = srv.stats.clone();
-        let address = srv.addr.to_string();
-        srv.stop(plan.load.drain_timeout).await;
-        let sum = server_summary.get_or_insert_with(|| ServerSummary {
-            address,
-            ..ServerSummary::default()
-        });
-        sum.accepted += st.accepted.load(Ordering::Relaxed);
-        sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
-        sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
-    }
+    let server_summary =
+        crate::engine::stop_servers(s.servers, s.targets, plan.load.drain_timeout).await;
     let (p, k) = take(&mut client, &mut server, end_s, requests());
     points.push(p);
     let end_kernel = if k.counters.get(Counter::ActiveOpens).is_some() {
@@ -208,7 +204,7 @@ pub async fn drive(
     write_samples(&mut csv, &points);
 
     // P, and the model's input apart from the measured figures.
-    let mut input = model::from_plan::input_for(plan, s.settings, s.target);
+    let mut input = model::from_plan::input_for(plan, s.settings, target);
     if input.bind == model::BindModel::PerDestination {
         input.preexisting = u32::try_from(base.ports_used().unwrap_or(0)).unwrap_or(u32::MAX);
     }
@@ -312,7 +308,7 @@ pub async fn drive(
     let mut summary = Summary::new(
         s.scenario,
         started_at,
-        s.target.to_string(),
+        target.to_string(),
         &measured,
         end_s,
         ran_s,
@@ -337,15 +333,10 @@ pub async fn drive(
         }
         .to_string(),
     );
-    if let Some(a) = s.applied {
-        summary.lab = Some(serde_json::json!({
-            "mode": a.mode,
-            "topology": a.topology,
-            "settings": a.settings,
-            "written": a.written,
-            "warnings": a.warnings,
-        }));
-    }
+    summary.lab = s
+        .applied
+        .zip(plan.lab.as_ref())
+        .map(|(a, lab)| crate::engine::lab_summary(a, lab));
     // The model on the measured rate and the measured closing side.
     input.rate = c.model_rate;
     input.timewait_side = result::model_side(&c.close_side);
@@ -375,17 +366,9 @@ pub async fn drive(
         pass: checks.iter().all(|c| c.pass || c.advisory),
         checks,
     });
-    summary.prediction = serde_json::to_value(&prediction).ok();
+    summary.prediction = Some(prediction);
     summary.target_exec = exec_summary;
-    if plan.time_scale() != 1.0 {
-        let k = plan.time_scale();
-        summary.modelled = Some(crate::report::Modelled {
-            time_scale: k,
-            rate: summary.achieved_rate / k,
-            duration_s: summary.load_duration_s * k,
-            first_error_s: summary.exhaustion.first_s.map(|t| t * k),
-        });
-    }
+    summary.modelled = crate::engine::modelled(plan, &summary);
     Ok(summary)
 }
 
@@ -449,23 +432,4 @@ fn kernel_deltas(end: &KernelSample, base: &KernelSample) -> BTreeMap<String, u6
         .iter()
         .filter_map(|c| d.get(*c).map(|v| (c.name().to_string(), v)))
         .collect()
-}
-
-/// Writes summary.json and prints the report, as a run of portlab's own client does.
-pub fn publish(summary: &Summary, dir: &Path, format: crate::report::Format) -> Result<()> {
-    let json = serde_json::to_string_pretty(summary).context("serialising summary.json")?;
-    std::fs::write(dir.join("summary.json"), json + "\n")
-        .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut rendered = crate::report::reporter(format).render(summary, &mut out);
-    if format == crate::report::Format::Text && rendered.is_ok() {
-        rendered = writeln!(out, "\nresults: {}/", dir.display());
-    }
-    match rendered {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("writing the summary to stdout"))
-        }
-        _ => Ok(()),
-    }
 }

@@ -49,6 +49,12 @@ impl ErrCode {
         }
     }
 
+    /// True when the process (EMFILE, WSAEMFILE) or the system (ENFILE) has no descriptor
+    /// left: a limit of this machine, not of its ports. A worker backs off on these.
+    pub fn is_descriptor_limit(self) -> bool {
+        is_descriptor_limit(&self.name())
+    }
+
     /// True when this error, in this phase, means "no local port left".
     ///
     /// Linux/macOS: EADDRNOTAVAIL (connect() found no free port toward this destination),
@@ -64,6 +70,11 @@ impl fmt::Display for ErrCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name())
     }
+}
+
+/// [`ErrCode::is_descriptor_limit`] by name, as summary.json's `errors` keys them.
+pub fn is_descriptor_limit(name: &str) -> bool {
+    matches!(name, "EMFILE" | "ENFILE" | "WSAEMFILE")
 }
 
 /// Where in a connection's life an error came.

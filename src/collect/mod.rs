@@ -8,7 +8,7 @@
 mod errors;
 pub mod timeline;
 
-pub use errors::{ErrCode, Failure, Phase};
+pub use errors::{is_descriptor_limit, ErrCode, Failure, Phase};
 pub use timeline::TimelineRow;
 
 use hdrhistogram::Histogram;

@@ -83,10 +83,15 @@ const COLUMNS: [&str; 10] = [
 impl TimelineWriter {
     /// Creates (truncates) the file.
     pub fn create(path: &Path) -> io::Result<TimelineWriter> {
-        Ok(TimelineWriter {
-            out: csv::Writer::from_writer(File::create(path)?),
+        Ok(TimelineWriter::new(File::create(path)?))
+    }
+
+    /// Writes into `file`, already created (the results directory creates its files).
+    pub fn new(file: File) -> TimelineWriter {
+        TimelineWriter {
+            out: csv::Writer::from_writer(file),
             header_written: false,
-        })
+        }
     }
 
     /// Appends one row (and the header before the first), then flushes.

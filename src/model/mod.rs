@@ -10,11 +10,9 @@
 //! - [`predict()`]: [`ModelInput`] -> [`Prediction`].
 //! - [`inverse()`] / [`advise`]: what would make an unsustainable rate sustainable, and the
 //!   registry / netsh / sysctl commands that apply it.
-//! - [`args`]: the `portlab predict` flags ([`PredictArgs`]) and [`run_predict`].
 //!
 //! Nothing here reads the host or a measurement: the caller passes the settings in.
 
-pub mod args;
 pub mod from_plan;
 pub mod inverse;
 pub mod predict;
@@ -23,7 +21,6 @@ pub mod profile;
 #[cfg(test)]
 mod tests;
 
-pub use args::{input_from_args, run_predict, PredictArgs};
 pub use inverse::{advise, analyse, inverse, render_advice, Advice, Inverse};
 pub use predict::{predict, Prediction};
 pub use profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};

@@ -6,7 +6,7 @@ use super::num;
 use super::profile::{BindModel, ModelInput, TimeWaitSide, TwReuse};
 
 /// What the model predicts for one [`ModelInput`]. Times are seconds, rates per second.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Prediction {
     /// Whether the client runs out of ports (iff R x hold > P_eff). False when the rate is
     /// unknown: then only the capacity figures are given.
@@ -39,14 +39,17 @@ pub struct Prediction {
     pub ports_effective: u64,
     /// Sockets that already held ports toward the destination when the run began (from the
     /// input): they count in TIME_WAIT figures measured during the run.
-    pub preexisting: u64,
+    /// Always set by [`predict`]; None only in a summary written before the field existed
+    /// (which is re-rendered without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preexisting: Option<u64>,
     /// How long a closed connection keeps its client port unusable: T, or the
     /// tcp_tw_reuse delay where reuse applies; 0 when the client keeps no TIME_WAIT.
     pub hold_s: f64,
     /// Whether tcp_tw_reuse shortens the client's hold for this workload.
     pub reuse_applies: bool,
     /// The error the client sees when the ports run out, e.g. EADDRNOTAVAIL.
-    pub exhaustion_error: &'static str,
+    pub exhaustion_error: std::borrow::Cow<'static, str>,
     /// One or two plain sentences saying why, with the numbers and units.
     pub explanation: String,
 }
@@ -135,10 +138,10 @@ pub fn predict(input: &ModelInput) -> Prediction {
         post_exhaustion_rate: None,
         margin: Some(0.0),
         ports_effective: p_eff,
-        preexisting: u64::from(input.preexisting),
+        preexisting: Some(u64::from(input.preexisting)),
         hold_s: 0.0,
         reuse_applies: reuse,
-        exhaustion_error: error,
+        exhaustion_error: error.into(),
         explanation: String::new(),
     };
 

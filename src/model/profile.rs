@@ -181,7 +181,7 @@ impl Serialize for TwReuse {
 }
 
 /// Which side keeps TIME_WAIT: the side that closes first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum TimeWaitSide {
     /// Active close (or a non-zero linger, which only delays close): the client's port
     /// stays in TIME_WAIT, which is what exhausts it.

@@ -3,8 +3,11 @@
 
 use clap::Parser;
 
-use super::args::{parse_duration_s, parse_rate};
 use super::*;
+// The predict command's flags are tested here with the model they feed.
+use crate::cmd::predict::{
+    input_from_args, parse_duration_s, parse_rate, run_predict, PredictArgs,
+};
 
 /// Rounding used by the table: figures are written with two decimals.
 const TOL: f64 = 0.005;

@@ -248,6 +248,19 @@ impl KernelSample {
     }
 }
 
+/// Something that looks at the kernel: [`Sampler`] for real, a script of samples in tests of
+/// what is made of them ([`watch::KernelWatch`]).
+pub trait Sample: Send {
+    /// Takes one sample.
+    fn sample(&mut self) -> KernelSample;
+}
+
+impl Sample for Sampler {
+    fn sample(&mut self) -> KernelSample {
+        Sampler::sample(self)
+    }
+}
+
 /// Samples the kernel for one target. Create it on a thread in the namespace to observe
 /// (after `lab::enter`, or inside `Applied::in_server_ns` for the server side of veth).
 pub struct Sampler {

@@ -1,7 +1,7 @@
 //! A run's view of the kernel: a baseline sample before the first start, one sample per
 //! interval (timeline columns), and the totals for summary.json (`timewait`, `kernel`).
 
-use super::{Counter, KernelSample, Sampler};
+use super::{Counter, KernelSample, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -20,8 +20,8 @@ pub struct TimewaitSummary {
 
 /// Watches the client's namespace (and the server's, in the veth topology).
 pub struct KernelWatch {
-    client: Sampler,
-    server: Option<Sampler>,
+    client: Box<dyn Sample>,
+    server: Option<Box<dyn Sample>>,
     baseline: KernelSample,
     previous: KernelSample,
     last: KernelSample,
@@ -53,7 +53,7 @@ fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 impl KernelWatch {
     /// Takes the baseline sample. `server` samples the server's namespace (veth), else the
     /// client's sampler gives both sides.
-    pub fn start(mut client: Sampler, mut server: Option<Sampler>) -> KernelWatch {
+    pub fn start(mut client: Box<dyn Sample>, mut server: Option<Box<dyn Sample>>) -> KernelWatch {
         let baseline = client.sample();
         if let Some(s) = server.as_mut() {
             s.sample();
@@ -132,5 +132,119 @@ impl KernelWatch {
             .iter()
             .filter_map(|c| delta.get(*c).map(|v| (c.name().to_string(), v)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::DestinationCount;
+    use std::collections::VecDeque;
+
+    /// Plays back samples in order (the last one again once they run out).
+    struct Script(VecDeque<KernelSample>);
+
+    impl Sample for Script {
+        fn sample(&mut self) -> KernelSample {
+            match self.0.len() {
+                0 => KernelSample::default(),
+                1 => self.0[0].clone(),
+                _ => self.0.pop_front().unwrap_or_default(),
+            }
+        }
+    }
+
+    fn script(samples: Vec<KernelSample>) -> Box<dyn Sample> {
+        Box::new(Script(samples.into()))
+    }
+
+    fn sample(tw_client: u64, tw_server: u64, active_opens: u64) -> KernelSample {
+        let mut s = KernelSample {
+            tw_client: Some(tw_client),
+            tw_server: Some(tw_server),
+            tw_sockstat: Some(tw_client + tw_server),
+            established_client: Some(0),
+            ..KernelSample::default()
+        };
+        s.counters.set(Counter::ActiveOpens, Some(active_opens));
+        s
+    }
+
+    fn column(row: &[(&'static str, Option<f64>)], name: &str) -> Option<f64> {
+        row.iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v)
+    }
+
+    #[test]
+    fn time_wait_keeps_its_maximum_and_its_end_and_counters_their_changes() {
+        let mut w = KernelWatch::start(
+            script(vec![
+                sample(2, 0, 100), // the baseline
+                sample(10, 0, 110),
+                sample(30, 1, 140),
+                sample(5, 0, 145), // after the drain
+            ]),
+            None,
+        );
+        let rows: Vec<_> = (0..3).map(|_| w.interval()).collect();
+        assert_eq!(column(&rows[0], "tw_client"), Some(10.0));
+        assert_eq!(column(&rows[1], "ActiveOpens"), Some(30.0), "per interval");
+        assert_eq!(column(&rows[2], "tw_sockstat"), Some(5.0));
+        let t = w.timewait();
+        assert_eq!((t.client_max, t.client_end), (Some(30), Some(5)));
+        assert_eq!((t.server_max, t.server_end), (Some(1), Some(0)));
+        assert_eq!(w.kernel_deltas()["ActiveOpens"], 45, "last minus baseline");
+        assert_eq!(
+            w.preexisting(),
+            2,
+            "TIME_WAIT toward the target before the run"
+        );
+    }
+
+    #[test]
+    fn the_server_namespace_gives_the_server_side() {
+        let mut w = KernelWatch::start(
+            script(vec![sample(0, 99, 0), sample(7, 99, 7)]),
+            Some(script(vec![sample(0, 0, 0), sample(0, 4, 0)])),
+        );
+        let row = w.interval();
+        assert_eq!(column(&row, "tw_client"), Some(7.0));
+        assert_eq!(column(&row, "tw_server"), Some(4.0), "not the client's 99");
+        assert_eq!(w.timewait().server_max, Some(4));
+    }
+
+    #[test]
+    fn further_destinations_count_toward_the_client() {
+        let other: std::net::SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        let stranger: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+        let mut later = sample(10, 0, 0);
+        later.tw_by_destination = Some(vec![
+            DestinationCount {
+                destination: other,
+                time_wait: 6,
+            },
+            DestinationCount {
+                destination: stranger,
+                time_wait: 50,
+            },
+        ]);
+        let mut w =
+            KernelWatch::start(script(vec![sample(0, 0, 0), later]), None).also_toward(&[other]);
+        let row = w.interval();
+        assert_eq!(
+            column(&row, "tw_client"),
+            Some(16.0),
+            "10 + 6, not the stranger's 50"
+        );
+        assert_eq!(w.timewait().client_max, Some(16));
+    }
+
+    #[test]
+    fn what_cannot_be_observed_stays_unknown() {
+        let mut w = KernelWatch::start(script(vec![KernelSample::default()]), None);
+        let row = w.interval();
+        assert_eq!(row.len(), columns().len());
+        assert!(row.iter().all(|(_, v)| v.is_none()));
+        assert_eq!(w.timewait(), &TimewaitSummary::default());
+        assert!(w.kernel_deltas().is_empty());
     }
 }

@@ -55,16 +55,17 @@ fn rows(s: &Summary) -> Vec<(String, String, &'static str)> {
         rows.push((format!("{label}.max"), l.max.to_string(), "us"));
     }
     if let Some(p) = &s.prediction {
-        for (key, unit) in [
-            ("exhausts", ""),
-            ("first_error_s", "s"),
-            ("sustainable_rate", "1/s"),
-            ("steady_timewait", "sockets"),
-            ("timewait_side", ""),
-            ("post_exhaustion_rate", "1/s"),
-            ("margin", ""),
+        use serde_json::json;
+        for (key, v, unit) in [
+            ("exhausts", json!(p.exhausts), ""),
+            ("first_error_s", json!(p.first_error_s), "s"),
+            ("sustainable_rate", json!(p.sustainable_rate), "1/s"),
+            ("steady_timewait", json!(p.steady_timewait), "sockets"),
+            ("timewait_side", json!(p.timewait_side), ""),
+            ("post_exhaustion_rate", json!(p.post_exhaustion_rate), "1/s"),
+            ("margin", json!(p.margin), ""),
         ] {
-            if let Some(v) = p.get(key).filter(|v| !v.is_null()) {
+            if !v.is_null() {
                 let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
                 rows.push((format!("prediction.{key}"), text, unit));
             }

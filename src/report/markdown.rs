@@ -54,13 +54,8 @@ impl Reporter for Markdown {
                 )?;
             }
         }
-        if let Some(why) = s
-            .prediction
-            .as_ref()
-            .and_then(|p| p.get("explanation"))
-            .and_then(|e| e.as_str())
-        {
-            writeln!(out, "\n**Model:** {why}")?;
+        if let Some(p) = &s.prediction {
+            writeln!(out, "\n**Model:** {}", p.explanation)?;
         }
         if let Some(v) = &s.verdict {
             writeln!(

@@ -3,13 +3,51 @@
 
 pub mod compare;
 mod csv_format;
+pub mod document;
 mod json;
 mod markdown;
-mod summary;
+pub mod output;
+pub(crate) mod summary;
 mod text;
 pub mod verdict;
 
-pub use summary::{ExecSummary, Modelled, ServerSummary, Summary};
+pub use summary::{ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl};
+
+#[cfg(test)]
+mod chain_tests {
+    use super::chain;
+    use anyhow::Context;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::from_raw_os_error(1);
+        let text = io.to_string();
+        // An error that quotes its source, as thiserror's "{source}" does.
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot enter the lab: {source}")]
+        struct Quoting {
+            source: std::io::Error,
+        }
+        let e = anyhow::Error::new(Quoting { source: io }).context("setting up the lab");
+        let line = chain(&e);
+        assert_eq!(line.matches(&text).count(), 1, "{line}");
+        assert_eq!(
+            line,
+            format!("setting up the lab: cannot enter the lab: {text}")
+        );
+        // Causes that do not repeat each other are all kept, in order.
+        let e = Err::<(), _>(std::io::Error::from_raw_os_error(2))
+            .context("reading plan.toml")
+            .unwrap_err();
+        assert_eq!(
+            chain(&e),
+            format!(
+                "reading plan.toml: {}",
+                std::io::Error::from_raw_os_error(2)
+            )
+        );
+    }
+}
 
 use std::io::{self, Write};
 
@@ -30,6 +68,27 @@ pub enum Format {
 pub trait Reporter {
     /// Writes the rendering of `s` to `out`.
     fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()>;
+}
+
+/// Anything portlab prints as results, in every `--format`: one run ([`Summary`]), several
+/// ([`compare::Comparison`]), a suite ([`crate::suite::Report`]), or a command's document
+/// ([`document::Document`]: predict, inspect). A new format (HTML) is one more arm in each
+/// implementation; a new kind of result is one more implementation.
+pub trait Render {
+    /// Writes `self` in `format` to `out`.
+    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()>;
+}
+
+impl Render for Summary {
+    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        reporter(format).render(self, out)
+    }
+}
+
+impl Render for compare::Comparison {
+    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        compare::render(self, format, out)
+    }
 }
 
 /// The reporter for a format.
@@ -63,6 +122,23 @@ pub fn load_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
             env!("CARGO_PKG_VERSION")
         )
     })
+}
+
+/// An error and its causes on one line, most general first, each said once: a cause whose
+/// text the line already holds (an io::Error quoted by the error that wraps it) is skipped.
+pub fn chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Seconds with millisecond precision and a unit.

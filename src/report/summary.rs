@@ -1,6 +1,7 @@
 //! summary.json: the whole run in one document, with stable key names.
 
 use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
+use crate::model::Prediction;
 use crate::observe::watch::TimewaitSummary;
 use crate::plan::Scenario;
 use serde::{Deserialize, Serialize};
@@ -109,11 +110,19 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observation: Option<String>,
     /// The lab: mode, topology, effective settings read back, time scale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lab: Option<serde_json::Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted_keys"
+    )]
+    pub lab: Option<LabSummary>,
     /// What the model predicted for this plan and these settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prediction: Option<serde_json::Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted_keys"
+    )]
+    pub prediction: Option<Prediction>,
     /// The prediction against the measurement, check by check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<super::verdict::Verdict>,
@@ -126,6 +135,47 @@ pub struct Summary {
     /// The user's own client (`--client-exec`): what it did and what the samples showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_exec: Option<crate::client::result::ClientExecSummary>,
+}
+
+/// What the lab was, as the run found it (`lab` in summary.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabSummary {
+    /// How the namespace was had: "root" or "user" (an unprivileged user namespace).
+    pub mode: String,
+    /// "loopback" (one namespace) or "veth" (client and server namespaces).
+    pub topology: String,
+    /// The client namespace's effective sysctls, read back after writing.
+    pub settings: BTreeMap<String, String>,
+    /// The server namespace's, with the veth topology.
+    pub server_settings: Option<BTreeMap<String, String>>,
+    /// What portlab wrote, in order.
+    pub written: Vec<WrittenSysctl>,
+    /// Modelled seconds per lab second.
+    pub time_scale: f64,
+    /// The TIME_WAIT the lab emulated (time_wait / time_scale), seconds.
+    pub emulated_time_wait_s: Option<f64>,
+    /// What the lab could not do as asked.
+    pub warnings: Vec<String>,
+}
+
+/// One sysctl the lab wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WrittenSysctl {
+    /// e.g. "net.ipv4.ip_local_port_range".
+    pub name: String,
+    /// e.g. "40000 40299", as written to /proc/sys.
+    pub value: String,
+}
+
+/// Writes a section with its keys in alphabetical order, as summary.json always had them
+/// (they were once built as JSON maps, which sort): byte-compatible with earlier files.
+pub(crate) fn sorted_keys<T: Serialize, S: serde::Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(v)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(s)
 }
 
 /// A time-scaled lab's figures in modelled time (lab seconds x time scale).

@@ -8,205 +8,229 @@ pub struct Text;
 
 impl Reporter for Text {
     fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(
+        headline(s, out)?;
+        errors(s, out)?;
+        latency(s, out)?;
+        verdict(s, out)?;
+        servers(s, out)
+    }
+}
+
+/// What ran, the counts, whether the ports ran out (or why else it failed), TIME_WAIT.
+fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "portlab run {:?}: {} attempts in {} ({:.1}/s){}",
+        s.scenario,
+        s.attempts,
+        secs(s.load_duration_s),
+        s.achieved_rate,
+        if s.interrupted { ", INTERRUPTED" } else { "" }
+    )?;
+    match &s.client_exec {
+        // Your own client: portlab's close, bind, payload and pool did not apply.
+        Some(c) => writeln!(
             out,
-            "portlab run {:?}: {} attempts in {} ({:.1}/s){}",
-            s.scenario,
-            s.attempts,
-            secs(s.load_duration_s),
-            s.achieved_rate,
-            if s.interrupted { ", INTERRUPTED" } else { "" }
-        )?;
-        match &s.client_exec {
-            // Your own client: portlab's close, bind, payload and pool did not apply.
-            Some(c) => writeln!(
-                out,
-                "  target {}; the client is your command (PORTLAB_RATE {})",
-                s.target,
-                c.requested_rate.map_or("unset".into(), |r| r.to_string())
-            )?,
-            None => writeln!(out, "  target {}; {}", s.target, s.plan_line())?,
-        }
-        writeln!(
+            "  target {}; the client is your command (PORTLAB_RATE {})",
+            s.target,
+            c.requested_rate.map_or("unset".into(), |r| r.to_string())
+        )?,
+        None => writeln!(out, "  target {}; {}", s.target, s.plan_line())?,
+    }
+    writeln!(
+        out,
+        "  connected {}   completed {}   failed {}   dropped {}   aborted {}",
+        s.connected, s.completed, s.failed, s.dropped, s.aborted
+    )?;
+    if s.reconnects > 0 {
+        writeln!(out, "  pooled connections replaced {}", s.reconnects)?;
+    }
+    match (&s.exhaustion.first_s, &s.exhaustion.kind) {
+        (Some(t), Some(kind)) => writeln!(
             out,
-            "  connected {}   completed {}   failed {}   dropped {}   aborted {}",
-            s.connected, s.completed, s.failed, s.dropped, s.aborted
-        )?;
-        if s.reconnects > 0 {
-            writeln!(out, "  pooled connections replaced {}", s.reconnects)?;
-        }
-        match (&s.exhaustion.first_s, &s.exhaustion.kind) {
-            (Some(t), Some(kind)) => writeln!(
+            "  PORT EXHAUSTION: first {kind} at {} ({})",
+            secs(*t),
+            s.exhaustion.phase.as_deref().unwrap_or("-")
+        )?,
+        _ if s.failed > 0 => {
+            // Failures that are not "no local port left": say so, so that a full listen
+            // backlog or a dead server is not mistaken for port exhaustion.
+            let kinds: Vec<String> = s
+                .errors
+                .iter()
+                .map(|(k, e)| {
+                    let phases: Vec<String> =
+                        e.by_phase.iter().map(|(p, n)| format!("{p} {n}")).collect();
+                    format!("{k} x{} ({})", e.count, phases.join(", "))
+                })
+                .collect();
+            writeln!(
                 out,
-                "  PORT EXHAUSTION: first {kind} at {} ({})",
-                secs(*t),
-                s.exhaustion.phase.as_deref().unwrap_or("-")
-            )?,
-            _ if s.failed > 0 => {
-                // Failures that are not "no local port left": say so, so that a full listen
-                // backlog or a dead server is not mistaken for port exhaustion.
-                let kinds: Vec<String> = s
-                    .errors
-                    .iter()
-                    .map(|(k, e)| {
-                        let phases: Vec<String> =
-                            e.by_phase.iter().map(|(p, n)| format!("{p} {n}")).collect();
-                        format!("{k} x{} ({})", e.count, phases.join(", "))
-                    })
-                    .collect();
+                "  no port exhaustion: the {} failures are {}, not a lack of local ports",
+                s.failed,
+                kinds.join(", ")
+            )?;
+            if let Some(n) = s
+                .kernel
+                .as_ref()
+                .and_then(|k| k.get("ListenOverflows"))
+                .filter(|&&n| n > 0)
+            {
                 writeln!(
-                    out,
-                    "  no port exhaustion: the {} failures are {}, not a lack of local ports",
-                    s.failed,
-                    kinds.join(", ")
-                )?;
-                if let Some(n) = s
-                    .kernel
-                    .as_ref()
-                    .and_then(|k| k.get("ListenOverflows"))
-                    .filter(|&&n| n > 0)
-                {
-                    writeln!(
                         out,
                         "  the server's accept queue overflowed {n} times (ListenOverflows): its listen backlog is full"
                     )?;
-                }
-            }
-            _ => writeln!(out, "  no port exhaustion")?,
-        }
-        if let Some(m) = &s.modelled {
-            writeln!(
-                out,
-                "  time scale {}: {:.2}/s and {} in modelled time{}",
-                m.time_scale,
-                m.rate,
-                secs(m.duration_s),
-                m.first_error_s
-                    .map(|t| format!(", first error at {} modelled", secs(t)))
-                    .unwrap_or_default()
-            )?;
-        }
-        if let Some(tw) = &s.timewait {
-            let v = |x: Option<u64>| x.map_or("-".to_string(), |x| x.to_string());
-            writeln!(
-                out,
-                "  TIME_WAIT max: client {}, server {} (at the end: {}, {})",
-                v(tw.client_max),
-                v(tw.server_max),
-                v(tw.client_end),
-                v(tw.server_end)
-            )?;
-        }
-        if !s.errors.is_empty() {
-            writeln!(
-                out,
-                "\nerrors\n  {:<16} {:<9} {:>9} {:>12} {:>12}",
-                "kind", "phase", "count", "first", "last"
-            )?;
-            for (name, e) in &s.errors {
-                writeln!(
-                    out,
-                    "  {:<16} {:<9} {:>9} {:>12} {:>12}",
-                    name,
-                    e.phase,
-                    e.count,
-                    secs(e.first_s),
-                    secs(e.last_s)
-                )?;
             }
         }
-        if let Some(c) = &s.client_exec {
-            let predicted = s
-                .prediction
-                .as_ref()
-                .and_then(|p| p["first_error_s"].as_f64());
-            writeln!(out)?;
-            for line in crate::client::result::text_lines(c, predicted) {
-                writeln!(out, "{line}")?;
-            }
-        }
-        if !s.http_status.is_empty() {
-            let statuses: Vec<String> = s
-                .http_status
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
-            writeln!(out, "\nhttp status  {}", statuses.join(", "))?;
-        }
-        // A client command's run measures no latency: no empty table.
-        if s.latency_rows().iter().any(|(_, l)| l.count > 0) {
-            writeln!(
-                out,
-                "\nlatency (us)              {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                "mean", "p50", "p90", "p99", "p99.9", "max"
-            )?;
-        }
-        for (label, l) in s.latency_rows() {
-            if l.count == 0 {
-                continue;
-            }
-            writeln!(
-                out,
-                "  {label:<23} {:>9.0} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                l.mean, l.p50, l.p90, l.p99, l.p999, l.max
-            )?;
-        }
-        if let Some(p) = &s.prediction {
-            if let Some(why) = p.get("explanation").and_then(|e| e.as_str()) {
-                writeln!(out, "\nmodel: {why}")?;
-            }
-        }
-        if let Some(v) = &s.verdict {
-            let width = v
-                .checks
-                .iter()
-                .map(|c| c.name.len())
-                .max()
-                .unwrap_or(5)
-                .max(5);
-            writeln!(
-                out,
-                "verdict: {}\n  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
-                if v.pass { "PASS" } else { "FAIL" },
-                "check",
-                "expected",
-                "measured",
-                "error",
-                "allowed",
-                "pass"
-            )?;
-            for c in &v.checks {
-                writeln!(
-                    out,
-                    "  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
-                    c.name,
-                    c.expected_text(),
-                    c.measured_text(),
-                    pct(c.error_pct),
-                    pct(c.tolerance_pct),
-                    c.status()
-                )?;
-            }
-            for c in v.checks.iter().filter(|c| !c.pass && !c.advisory) {
-                writeln!(out, "  FAILED {}", c.explain())?;
-            }
-        }
-        if let Some(x) = &s.target_exec {
-            writeln!(
-                out,
-                "\nserver command `{}` on {}: stopped by {}, {} (output: {})",
-                x.command, x.address, x.stopped_by, x.exit_status, x.log
-            )?;
-        }
-        if let Some(srv) = &s.server {
-            writeln!(
-                out,
-                "\nembedded server {}: accepted {}, accept errors {}, connection errors {}",
-                srv.address, srv.accepted, srv.accept_errors, srv.connection_errors
-            )?;
-        }
-        Ok(())
+        _ => writeln!(out, "  no port exhaustion")?,
     }
+    if let Some(m) = &s.modelled {
+        writeln!(
+            out,
+            "  time scale {}: {:.2}/s and {} in modelled time{}",
+            m.time_scale,
+            m.rate,
+            secs(m.duration_s),
+            m.first_error_s
+                .map(|t| format!(", first error at {} modelled", secs(t)))
+                .unwrap_or_default()
+        )?;
+    }
+    if let Some(tw) = &s.timewait {
+        let v = |x: Option<u64>| x.map_or("-".to_string(), |x| x.to_string());
+        writeln!(
+            out,
+            "  TIME_WAIT max: client {}, server {} (at the end: {}, {})",
+            v(tw.client_max),
+            v(tw.server_max),
+            v(tw.client_end),
+            v(tw.server_end)
+        )?;
+    }
+    Ok(())
+}
+
+/// Errors by kind, and HTTP statuses.
+fn errors(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    if !s.errors.is_empty() {
+        writeln!(
+            out,
+            "\nerrors\n  {:<16} {:<9} {:>9} {:>12} {:>12}",
+            "kind", "phase", "count", "first", "last"
+        )?;
+        for (name, e) in &s.errors {
+            writeln!(
+                out,
+                "  {:<16} {:<9} {:>9} {:>12} {:>12}",
+                name,
+                e.phase,
+                e.count,
+                secs(e.first_s),
+                secs(e.last_s)
+            )?;
+        }
+    }
+    if let Some(c) = &s.client_exec {
+        let predicted = s.prediction.as_ref().and_then(|p| p.first_error_s);
+        writeln!(out)?;
+        for line in crate::client::result::text_lines(c, predicted) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    if !s.http_status.is_empty() {
+        let statuses: Vec<String> = s
+            .http_status
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        writeln!(out, "\nhttp status  {}", statuses.join(", "))?;
+    }
+    Ok(())
+}
+
+/// The latency table, and the model's explanation.
+fn latency(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    // A client command's run measures no latency: no empty table.
+    if s.latency_rows().iter().any(|(_, l)| l.count > 0) {
+        writeln!(
+            out,
+            "\nlatency (us)              {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "mean", "p50", "p90", "p99", "p99.9", "max"
+        )?;
+    }
+    for (label, l) in s.latency_rows() {
+        if l.count == 0 {
+            continue;
+        }
+        writeln!(
+            out,
+            "  {label:<23} {:>9.0} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            l.mean, l.p50, l.p90, l.p99, l.p999, l.max
+        )?;
+    }
+    if let Some(p) = &s.prediction {
+        writeln!(out, "\nmodel: {}", p.explanation)?;
+    }
+    Ok(())
+}
+
+/// The verdict, check by check, and why each failed one failed.
+fn verdict(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    if let Some(v) = &s.verdict {
+        let width = v
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        writeln!(
+            out,
+            "verdict: {}\n  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
+            if v.pass { "PASS" } else { "FAIL" },
+            "check",
+            "expected",
+            "measured",
+            "error",
+            "allowed",
+            "pass"
+        )?;
+        for c in &v.checks {
+            writeln!(
+                out,
+                "  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
+                c.name,
+                c.expected_text(),
+                c.measured_text(),
+                pct(c.error_pct),
+                pct(c.tolerance_pct),
+                c.status()
+            )?;
+        }
+        for c in v.checks.iter().filter(|c| !c.pass && !c.advisory) {
+            writeln!(out, "  FAILED {}", c.explain())?;
+        }
+    }
+    Ok(())
+}
+
+/// The server command and the embedded server.
+fn servers(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    if let Some(x) = &s.target_exec {
+        writeln!(
+            out,
+            "\nserver command `{}` on {}: stopped by {}, {} (output: {})",
+            x.command, x.address, x.stopped_by, x.exit_status, x.log
+        )?;
+    }
+    if let Some(srv) = &s.server {
+        writeln!(
+            out,
+            "\nembedded server {}: accepted {}, accept errors {}, connection errors {}",
+            srv.address, srv.accepted, srv.accept_errors, srv.connection_errors
+        )?;
+    }
+    Ok(())
 }
 
 fn pct(x: Option<f64>) -> String {

@@ -202,6 +202,7 @@ pub fn assess(
         }
     }
     checks.extend(expectations(s, expect));
+    checks.extend(descriptors(s));
     if let Some((base, margin)) = baseline {
         checks.extend(against_baseline(s, base, margin));
     }
@@ -209,6 +210,29 @@ pub fn assess(
         pass: checks.iter().all(|c| c.pass || c.advisory),
         checks,
     }
+}
+
+/// A run that hit the descriptor limit (EMFILE, ENFILE) measured that limit, not the ports:
+/// it never passes. Present only when it happened.
+fn descriptors(s: &Summary) -> Option<Check> {
+    let hit: u64 = s
+        .errors
+        .iter()
+        .filter(|(name, _)| crate::collect::is_descriptor_limit(name))
+        .map(|(_, e)| e.count)
+        .sum();
+    (hit > 0).then(|| Check {
+        name: "descriptors".into(),
+        expected: json!(0),
+        measured: json!(hit),
+        error_pct: None,
+        tolerance_pct: None,
+        pass: false,
+        note: Some(
+            "EMFILE/ENFILE: the process ran out of file descriptors, not of ports; raise ulimit -n or lower --concurrency / --max-in-flight".into(),
+        ),
+        advisory: false,
+    })
 }
 
 /// failed / attempts and completed / attempts (None without attempts).
@@ -371,7 +395,7 @@ pub fn judge(
                 p.steady_timewait.map(|v| v.min(closed)),
                 p.steady_timewait_max
                     .or(p.steady_timewait)
-                    .map(|v| v.min(made) + p.preexisting as f64),
+                    .map(|v| v.min(made) + p.preexisting.unwrap_or(0) as f64),
             ),
             (TimeWaitSide::Server, _) => (None, None),
         };

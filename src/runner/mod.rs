@@ -73,7 +73,8 @@ pub struct Outlet {
 }
 
 /// Runs the plan's load against `targets` (round robin) on the `shards` until its bounds or
-/// `shutdown`, then drains.
+/// `shutdown`, then drains until every connection ended, the drain timeout, `shutdown` (when
+/// it came during the drain) or `abandon` (a second Ctrl-C), whichever comes first.
 pub async fn run(
     plan: &Plan,
     shards: &shards::Shards,
@@ -81,6 +82,7 @@ pub async fn run(
     host: &str,
     Outlet { t0, shared, tx }: Outlet,
     shutdown: impl Future<Output = ()>,
+    abandon: impl Future<Output = ()>,
 ) -> RunEnd {
     let ctx = Arc::new(Ctx {
         t0,
@@ -96,6 +98,7 @@ pub async fn run(
         stop: Default::default(),
     });
     tokio::pin!(shutdown);
+    tokio::pin!(abandon);
     let mut interrupted = false;
 
     let (load_elapsed, mut workers) = match plan.lab_rate() {
@@ -172,6 +175,7 @@ pub async fn run(
             interrupted = true;
             false
         }
+        () = &mut abandon, if interrupted => false,
     };
     let mut aborted = 0;
     if !drain_result {

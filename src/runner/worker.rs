@@ -122,6 +122,7 @@ pub async fn work(ctx: &Ctx, feed: Feed<'_>, tx: SyncSender<Outcome>) {
     // A pooled worker keeps its connection between starts.
     let mut conn: Option<TcpStream> = None;
     let mut broken = false;
+    let mut backoff = Backoff::default();
     while let Some(start) = feed.next(ctx).await {
         let started_us = ctx.now_us();
         ctx.shared.started.fetch_add(1, Ordering::Relaxed);
@@ -143,13 +144,43 @@ pub async fn work(ctx: &Ctx, feed: Feed<'_>, tx: SyncSender<Outcome>) {
         };
         o.failure = result.err();
         o.ended_us = ctx.now_us();
+        let out_of_descriptors = o.failure.is_some_and(|f| f.code.is_descriptor_limit());
         // The collector drains far faster than connections end; if it ever lags, waiting
         // here is the right back-pressure (nothing is lost).
         let _ = tx.send(o);
         ctx.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // No descriptor left: retrying at once fails again (a hot loop of ~500,000 failures
+        // a second that starves the collector); wait for descriptors to be freed.
+        if let Some(pause) = backoff.after(out_of_descriptors) {
+            tokio::time::sleep(pause).await;
+        }
     }
     // A pooled connection is closed the way the plan says (RST via linger 0, or FIN).
     drop(conn);
+}
+
+/// A worker's pause after running out of descriptors: 1 ms, doubling to 64 ms while the
+/// failures go on, none once a start gets a descriptor again.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    next: Option<Duration>,
+}
+
+impl Backoff {
+    /// Shortest and longest pause.
+    const FIRST: Duration = Duration::from_millis(1);
+    const MAX: Duration = Duration::from_millis(64);
+
+    /// The pause after a start that did (`limited`) or did not run out of descriptors.
+    pub fn after(&mut self, limited: bool) -> Option<Duration> {
+        if !limited {
+            self.next = None;
+            return None;
+        }
+        let pause = self.next.unwrap_or(Self::FIRST);
+        self.next = Some((pause * 2).min(Self::MAX));
+        Some(pause)
+    }
 }
 
 /// Opens, connects, exchanges and closes one connection.
@@ -504,6 +535,16 @@ fn micros(d: Duration) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn backoff_doubles_while_out_of_descriptors_and_resets_after() {
+        let mut b = Backoff::default();
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis());
+        let seq: Vec<_> = (0..9).map(|_| ms(b.after(true))).collect();
+        assert_eq!(seq, [1, 2, 4, 8, 16, 32, 64, 64, 64].map(Some).to_vec());
+        assert_eq!(b.after(false), None);
+        assert_eq!(ms(b.after(true)), Some(1), "starts over");
+    }
+
     use super::*;
     use crate::plan::{Plan, Scenario};
     use std::io::Write;

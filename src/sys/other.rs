@@ -14,11 +14,13 @@ pub fn connect_in_progress(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
 }
 
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// No signal handler here: Ctrl-C reaches the run through tokio's ctrl_c, and ends a suite
+/// with its children.
+pub fn catch_stop_signals() {}
 
-/// No signal handler here: Ctrl-C ends the suite with its children; the flag stays false.
-pub fn catch_interrupt() -> &'static std::sync::atomic::AtomicBool {
-    &INTERRUPTED
+/// Always 0: see [`catch_stop_signals`].
+pub fn stop_signals() -> u32 {
+    0
 }
 
 /// No RLIMIT_NOFILE here: None.

@@ -1,6 +1,6 @@
-//! RLIMIT_NOFILE and SIGINT on Unix.
+//! RLIMIT_NOFILE, SIGINT / SIGTERM and child processes on Unix.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::NofileLimit;
 
@@ -72,23 +72,85 @@ pub fn connect_in_progress(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == std::io::ErrorKind::WouldBlock
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How many SIGINT / SIGTERM this process has received since [`catch_stop_signals`].
+static STOP_SIGNALS: AtomicU32 = AtomicU32::new(0);
 
-extern "C" fn on_interrupt(_sig: libc::c_int) {
-    // Async-signal-safe: one atomic store.
-    INTERRUPTED.store(true, Ordering::Relaxed);
+extern "C" fn on_stop_signal(_sig: libc::c_int) {
+    // Async-signal-safe: one atomic add.
+    STOP_SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
-/// From now on SIGINT (Ctrl-C) sets the returned flag instead of ending the process, so a
-/// parent (`portlab suite`) outlives its child runs' Ctrl-C and writes what it has. A caught
-/// signal is reset to the default in children at exec, so they handle Ctrl-C themselves.
-pub fn catch_interrupt() -> &'static AtomicBool {
-    // SAFETY: installs a handler that only stores to a static atomic.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
+/// From now on SIGINT (Ctrl-C) and SIGTERM are counted ([`stop_signals`]) instead of ending
+/// the process, so a run stopped at any moment still writes what it measured, and a parent
+/// (`portlab suite`) outlives its child runs' Ctrl-C. Called first thing, before anything is
+/// written; calling it again changes nothing. A caught signal is reset to the default in
+/// children at exec, so they handle their own. tokio's signal streams, registered later,
+/// chain to this handler (it runs first), so a waker sees the count already raised.
+pub fn catch_stop_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler only adds to a static atomic;
+        // sigemptyset and sigaction get pointers to structs we own.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction =
+                on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
     }
-    &INTERRUPTED
+}
+
+/// SIGINT and SIGTERM received since [`catch_stop_signals`].
+pub fn stop_signals() -> u32 {
+    STOP_SIGNALS.load(Ordering::SeqCst)
+}
+
+/// Makes a child command die with portlab: it starts in a process group of its own (so
+/// [`signal_group`] reaches whatever it forks, and a terminal's Ctrl-C reaches only portlab,
+/// which then stops it in order), and on Linux gets SIGKILL when portlab's thread that
+/// started it ends, `kill -9` of portlab included (PR_SET_PDEATHSIG). Used for every command
+/// portlab starts (`target.exec`, and client commands).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_os = "linux")]
+    // SAFETY: getpid is async-signal-safe; it runs before fork.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (setpgid, prctl, getppid, _exit) with plain integers.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // portlab died between fork and prctl: the signal will never come.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `sig` to the process group a [`die_with_parent`] child leads (the child and what
+/// it forked), or to the child alone when that group is gone; true when delivered.
+pub fn signal_group(pid: u32, sig: libc::c_int) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with a negated pid (a process group) or a pid, and a valid signal.
+    unsafe { libc::kill(-pid, sig) == 0 || libc::kill(pid, sig) == 0 }
 }

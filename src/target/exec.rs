@@ -38,6 +38,16 @@ pub enum ExecError {
         /// Why.
         source: std::io::Error,
     },
+    /// A command from a file, without `--allow-exec`.
+    #[error("{key} in {file} would run `{command}` as this user; portlab runs a command from a file only with --allow-exec (read it first), or when given as a flag (--target-exec)")]
+    NotAllowed {
+        /// The scenario file.
+        file: String,
+        /// The key holding the command.
+        key: String,
+        /// The command line.
+        command: String,
+    },
     /// The address does not resolve.
     #[error("target.address (--target) '{address}' cannot be resolved for target.exec: {reason}; write IP:PORT, e.g. 127.0.0.1:8080")]
     Address {
@@ -72,6 +82,44 @@ pub enum ExecError {
     },
 }
 
+/// Consent for a command from a file: `key` (e.g. "target.exec") of the scenario file
+/// `file` holds `command`, which portlab would run as this user (root under sudo). It runs
+/// only with `--allow-exec`; a command given as a flag is its own consent (`from_flag`).
+/// The same rule holds for every command portlab runs (servers and client commands).
+pub fn consent(
+    file: &Path,
+    key: &str,
+    command: Option<&str>,
+    from_flag: bool,
+    allow_exec: bool,
+) -> Result<(), ExecError> {
+    match command {
+        Some(command) if !from_flag && !allow_exec => Err(ExecError::NotAllowed {
+            file: file.display().to_string(),
+            key: key.to_string(),
+            command: command.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// [`consent`] for every command a scenario file can name (`[target] exec`, `[client] exec`):
+/// `file` is the scenario file as read from `path`, `flags` the command line as a scenario.
+pub fn consent_scenario(
+    path: &Path,
+    file: &crate::plan::Scenario,
+    flags: &crate::plan::Scenario,
+    allow_exec: bool,
+) -> Result<(), ExecError> {
+    for (key, command, flag) in [
+        ("target.exec", &file.target.exec, &flags.target.exec),
+        ("client.exec", &file.client.exec, &flags.client.exec),
+    ] {
+        consent(path, key, command.as_deref(), flag.is_some(), allow_exec)?;
+    }
+    Ok(())
+}
+
 /// A running server command.
 pub struct ExecTarget {
     child: Option<Child>,
@@ -81,13 +129,17 @@ pub struct ExecTarget {
 }
 
 impl ExecTarget {
-    /// Starts `command` through the shell, its output appended to `log`.
-    pub fn start(command: &str, address: &str, log: &Path) -> Result<ExecTarget, ExecError> {
+    /// Starts `command` through the shell, its output going to `out`, the file at `log`.
+    pub fn start(
+        command: &str,
+        address: &str,
+        out: File,
+        log: &Path,
+    ) -> Result<ExecTarget, ExecError> {
         let spawn_err = |source| ExecError::Spawn {
             command: command.to_string(),
             source,
         };
-        let out = File::create(log).map_err(spawn_err)?;
         let err = out.try_clone().map_err(spawn_err)?;
         let child = os::shell(command)
             .stdin(Stdio::null())
@@ -118,6 +170,10 @@ impl ExecTarget {
             })?;
         let deadline = Instant::now() + timeout;
         loop {
+            // Ctrl-C while waiting: the run starts and stops at once, writing its results.
+            if crate::sys::stop_signals() > 0 {
+                return Ok(addr);
+            }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
@@ -235,11 +291,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_command_from_a_file_needs_allow_exec() {
+        let file = Path::new("x.toml");
+        let e = consent(file, "target.exec", Some("nginx"), false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("target.exec") && e.contains("x.toml") && e.contains("`nginx`"),
+            "{e}"
+        );
+        assert!(e.contains("--allow-exec"), "{e}");
+        assert!(consent(file, "target.exec", Some("nginx"), false, true).is_ok());
+        assert!(consent(file, "target.exec", Some("nginx"), true, false).is_ok());
+        assert!(consent(file, "target.exec", None, false, false).is_ok());
+    }
+
+    #[test]
     fn a_command_that_exits_early_is_reported_with_its_output() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = ExecTarget::start(
             "echo 'nginx: [emerg] bad config' >&2; exit 3",
             "127.0.0.1:9",
+            File::create(dir.path().join("log")).unwrap(),
             &dir.path().join("log"),
         )
         .unwrap();
@@ -262,6 +335,7 @@ mod tests {
         let mut t = ExecTarget::start(
             "sleep 30",
             &format!("127.0.0.1:{port}"),
+            File::create(dir.path().join("log")).unwrap(),
             &dir.path().join("log"),
         )
         .unwrap();

@@ -1,5 +1,6 @@
 //! Unix: the command runs as `sh -c 'exec COMMAND'` (the shell replaces itself, so signals
-//! reach the server), stopped with SIGTERM then SIGKILL.
+//! reach the server), in a process group of its own that dies with portlab
+//! ([`crate::sys::die_with_parent`]), stopped with SIGTERM then SIGKILL sent to that group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
@@ -12,25 +13,18 @@ pub const KILL_NAME: &str = "SIGKILL";
 pub fn shell(command: &str) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c").arg(format!("exec {command}"));
+    crate::sys::die_with_parent(&mut c);
     c
 }
 
-/// Sends SIGTERM; true when the signal was delivered.
+/// Sends SIGTERM to the command's process group; true when the signal was delivered.
 pub fn terminate(child: &Child) -> bool {
-    signal(child.id(), libc::SIGTERM)
+    crate::sys::signal_group(child.id(), libc::SIGTERM)
 }
 
-/// Sends SIGKILL.
+/// Sends SIGKILL to the command's process group.
 pub fn kill(pid: u32) {
-    signal(pid, libc::SIGKILL);
-}
-
-fn signal(pid: u32, sig: libc::c_int) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill(2) with the pid of our own unreaped child and a valid signal number.
-    unsafe { libc::kill(pid, sig) == 0 }
+    crate::sys::signal_group(pid, libc::SIGKILL);
 }
 
 pub fn signal_of(status: &ExitStatus) -> Option<i32> {

@@ -44,6 +44,19 @@ pub fn n(v: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} missing in {v:#}"))
 }
 
+/// True when `available`; otherwise prints SKIPPED with `reason`, except under CI=true,
+/// where a test that cannot run is a failure.
+pub fn can_run(test: &str, available: bool, reason: &str) -> bool {
+    if !available {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: {reason}; CI must run this test"
+        );
+        eprintln!("SKIPPED {test}: {reason}");
+    }
+    available
+}
+
 /// True when this process may create network namespaces (root, or unprivileged user
 /// namespaces). Under CI=true a missing namespace is a failure, not a skip.
 pub fn namespaces_available(test: &str) -> bool {

@@ -3,14 +3,18 @@
 
 use std::io::Write;
 
+use crate::report::document::Document;
+use crate::report::Render;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::inverse::{render_advice, Advice, Inverse};
-use super::num;
-use super::predict::Prediction;
-use super::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
-use super::ModelError;
+use crate::model::inverse::{render_advice, Advice, Inverse};
+use crate::model::num;
+use crate::model::predict::Prediction;
+use crate::model::profile::{
+    BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse,
+};
+use crate::model::ModelError;
 
 /// Who closes first, as a flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,14 +37,8 @@ impl From<CloseMode> for TimeWaitSide {
     }
 }
 
-/// Output format of `portlab predict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Human-readable, numbers with units.
-    Text,
-    /// One JSON object: {"input", "prediction", "inverse", "advice"}.
-    Json,
-}
+/// Output format of `portlab predict` (and inspect): the one every command takes.
+pub use crate::report::Format;
 
 /// Flags of `portlab predict`: the model's inputs. Profile defaults fill what is not given.
 #[derive(Debug, Clone, clap::Args)]
@@ -143,7 +141,8 @@ pub struct PredictArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preexisting: u32,
 
-    /// Output format: text or json.
+    /// Output format: text, json (one object: input, prediction, inverse, advice), or csv
+    /// and markdown (its fields as key,value rows).
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -264,24 +263,24 @@ struct Report<'a> {
 /// (downcast to map them to exit code 2).
 pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let input = input_from_args(args)?;
-    let (prediction, inv, advice) = super::analyse(&input);
-    let text = match args.format {
-        Format::Json => {
-            let report = Report {
-                input: &input,
-                prediction: &prediction,
-                inverse: inv.as_ref(),
-                advice: &advice,
-            };
-            serde_json::to_string_pretty(&report).context("serializing the prediction")? + "\n"
-        }
-        Format::Text => render_text(&input, &prediction, inv.as_ref(), &advice),
+    let (prediction, inv, advice) = crate::model::analyse(&input);
+    let report = Report {
+        input: &input,
+        prediction: &prediction,
+        inverse: inv.as_ref(),
+        advice: &advice,
     };
-    out.write_all(text.as_bytes())
-        .context("writing the prediction")
+    let text = || render_text(&input, &prediction, inv.as_ref(), &advice);
+    Document {
+        doc: &report,
+        text: &text,
+    }
+    .render(args.format, out)
+    .context("writing the prediction")
 }
 
-/// The text rendering: inputs, prediction, and what would fix it.
+/// The text rendering: inputs, prediction, and what would fix it. Over 100 lines: a
+/// straight sequence of labelled rows in their printed order.
 pub fn render_text(
     input: &ModelInput,
     p: &Prediction,

@@ -1,0 +1,20 @@
+//! Subcommand glue, one module per command: its flags where they are its own, its argument
+//! handling and its printing, so that `model/` stays pure arithmetic and main.rs only turns
+//! outcomes into exit codes.
+
+pub mod predict;
+pub mod report;
+pub mod run;
+
+/// portlab's exit codes (README's table).
+pub mod exit {
+    /// A check failed (the verdict).
+    pub const VERDICT: u8 = 1;
+    /// Bad input or a set-up failure: nothing was sent.
+    pub const SETUP: u8 = 2;
+    /// The run sent traffic but its results are incomplete: summary.json could not be
+    /// written (it went to stdout instead), or a worker's outcomes are missing.
+    pub const INCOMPLETE: u8 = 3;
+    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT), results written.
+    pub const INTERRUPTED: u8 = 130;
+}

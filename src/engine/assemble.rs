@@ -1,0 +1,276 @@
+//! The pure end of a run: what was measured and observed goes in, the summary (with the
+//! model's prediction and the verdict) comes out. No I/O, so every rule here is unit-tested.
+
+use crate::collect::Measured;
+use crate::model;
+use crate::observe::watch::TimewaitSummary;
+use crate::plan::{Plan, Scenario};
+use crate::report::{verdict, ExecSummary, LabSummary, Modelled, ServerSummary, Summary};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// What the kernel showed over the run (Linux).
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// TIME_WAIT by side.
+    pub timewait: TimewaitSummary,
+    /// Counter changes by kernel name (InSegs, OutSegs, TWRecycled ...).
+    pub kernel: BTreeMap<String, u64>,
+    /// Client sockets already holding a port toward the target when the run began.
+    pub preexisting: u64,
+}
+
+/// Everything a finished (or interrupted) run produced.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// The resolved plan as a scenario (summary.json's `plan`).
+    pub scenario: Scenario,
+    /// When the run began, RFC 3339.
+    pub started_at: String,
+    /// Where the connections went (the first destination).
+    pub target: SocketAddr,
+    /// The collector's totals and timeline.
+    pub measured: Measured,
+    /// From the first start to the end of the drain, seconds.
+    pub duration_s: f64,
+    /// While starts were issued, seconds.
+    pub load_duration_s: f64,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Abandoned at the drain timeout.
+    pub aborted: u64,
+    /// What the embedded server counted.
+    pub server: Option<ServerSummary>,
+    /// The server command and how it ended.
+    pub exec: Option<ExecSummary>,
+    /// The kernel's view, where it could be had.
+    pub observed: Option<Observed>,
+    /// The lab as it was.
+    pub lab: Option<LabSummary>,
+}
+
+/// The summary of a run: the figures, the model's prediction for `plan` under `settings`
+/// (the sysctls in force), and the verdict (against the model, the plan's `[expect]`, and
+/// `baseline` when given).
+pub fn assemble(
+    plan: &Plan,
+    facts: Facts,
+    settings: &BTreeMap<String, String>,
+    baseline: Option<(&Summary, f64)>,
+) -> Summary {
+    let mut summary = Summary::new(
+        facts.scenario,
+        facts.started_at,
+        facts.target.to_string(),
+        &facts.measured,
+        facts.duration_s,
+        facts.load_duration_s,
+        facts.interrupted,
+        facts.aborted,
+        facts.server,
+    );
+    let preexisting = facts.observed.as_ref().map_or(0, |o| o.preexisting);
+    if let Some(o) = facts.observed {
+        let segments = o
+            .kernel
+            .get("InSegs")
+            .zip(o.kernel.get("OutSegs"))
+            .map(|(i, o)| i + o);
+        summary.segments_per_request = segments
+            .filter(|_| summary.completed > 0)
+            .map(|s| s as f64 / summary.completed as f64);
+        summary.timewait = Some(o.timewait);
+        summary.kernel = Some(o.kernel);
+        summary.observation = Some(
+            if plan.isolated() {
+                "private network namespace: every kernel figure is this run's own"
+            } else {
+                "host namespace: TIME_WAIT by side is filtered to the target; tw_sockstat and the kernel counters include the host's other traffic"
+            }
+            .to_string(),
+        );
+    }
+    summary.lab = facts.lab;
+    let mut input = model::from_plan::input_for(plan, settings, facts.target);
+    // Ports already held toward this target when the run began (an earlier run's TIME_WAIT,
+    // the host's own connections) are not the run's to use. That holds for connect()'s
+    // per-destination ports; with bind before connect every socket on the range counts,
+    // which the sampler does not split out, so the model is left without them there.
+    if input.bind == model::BindModel::PerDestination {
+        input.preexisting = u32::try_from(preexisting).unwrap_or(u32::MAX);
+    }
+    let prediction = model::predict(&input);
+    summary.verdict = Some(verdict::assess(
+        &prediction,
+        &summary,
+        &facts.measured.timeline,
+        &plan.expect,
+        baseline,
+    ));
+    summary.prediction = Some(prediction);
+    summary.target_exec = facts.exec;
+    summary.modelled = modelled(plan, &summary);
+    summary
+}
+
+/// A time-scaled lab's figures in modelled seconds (None at scale 1).
+pub fn modelled(plan: &Plan, summary: &Summary) -> Option<Modelled> {
+    let k = plan.time_scale();
+    (k != 1.0).then(|| Modelled {
+        time_scale: k,
+        rate: summary.achieved_rate / k,
+        duration_s: summary.load_duration_s * k,
+        first_error_s: summary.exhaustion.first_s.map(|t| t * k),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::{Collector, ErrCode, Failure, Outcome, Phase, Shared};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    fn plan(toml_text: &str) -> Plan {
+        let scenario: Scenario = toml::from_str(toml_text).expect("a scenario");
+        Plan::resolve(&scenario).expect("a valid plan")
+    }
+
+    /// `ok` successes then `failed` EADDRNOTAVAIL at connect, one per ms.
+    fn measured(ok: u64, failed: u64) -> Measured {
+        let shared = Shared::default();
+        let mut c = Collector::new(Instant::now(), Duration::from_secs(1));
+        for i in 0..ok + failed {
+            let at = i * 1000;
+            let failure = (i >= ok).then(|| Failure {
+                code: ErrCode(libc_eaddrnotavail()),
+                phase: Phase::Connect,
+            });
+            c.record(&Outcome {
+                scheduled_us: at,
+                started_us: at,
+                connect_us: failure.is_none().then_some(50),
+                exchange_us: failure.is_none().then_some(5),
+                ended_us: at + 60,
+                failure,
+                status: 0,
+                opened: failure.is_none(),
+                reconnect: false,
+            });
+        }
+        shared.started.store(ok + failed, Ordering::Relaxed);
+        c.close_interval((ok + failed) as f64 / 1000.0, &shared);
+        c.measured(&shared)
+    }
+
+    fn libc_eaddrnotavail() -> i32 {
+        #[cfg(unix)]
+        return libc::EADDRNOTAVAIL;
+        #[cfg(not(unix))]
+        return 10049;
+    }
+
+    fn facts(plan: &Plan, m: Measured, observed: Option<Observed>) -> Facts {
+        Facts {
+            scenario: plan.to_scenario(),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            target: "127.0.0.1:9".parse().unwrap(),
+            measured: m,
+            duration_s: 1.0,
+            load_duration_s: 1.0,
+            interrupted: false,
+            aborted: 0,
+            server: None,
+            exec: None,
+            observed,
+            lab: None,
+        }
+    }
+
+    fn settings(range: &str) -> BTreeMap<String, String> {
+        [
+            ("net.ipv4.ip_local_port_range", range),
+            ("net.ipv4.tcp_tw_reuse", "0"),
+            ("net.ipv4.ip_local_reserved_ports", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn figures_come_from_the_measurement_and_segments_from_the_kernel() {
+        let p = plan("[load]\nrate = 100\nduration = \"1s\"\n");
+        let kernel: BTreeMap<String, u64> = [("InSegs", 600), ("OutSegs", 600), ("OutRsts", 0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let observed = Observed {
+            kernel,
+            ..Observed::default()
+        };
+        let s = assemble(
+            &p,
+            facts(&p, measured(100, 0), Some(observed)),
+            &settings("40000 40299"),
+            None,
+        );
+        assert_eq!((s.attempts, s.completed, s.failed), (100, 100, 0));
+        assert_eq!(s.segments_per_request, Some(12.0));
+        assert!(s
+            .observation
+            .as_deref()
+            .unwrap()
+            .starts_with("host namespace"));
+        assert_eq!(s.kernel.as_ref().unwrap()["OutRsts"], 0);
+        assert!(s.modelled.is_none(), "no time scale");
+        assert!(s.verdict.is_some() && s.prediction.is_some());
+    }
+
+    #[test]
+    fn without_the_kernel_there_is_no_observation() {
+        let p = plan("[load]\nrate = 100\nduration = \"1s\"\n");
+        let s = assemble(&p, facts(&p, measured(10, 0), None), &BTreeMap::new(), None);
+        assert!(s.timewait.is_none() && s.kernel.is_none());
+        assert!(s.segments_per_request.is_none() && s.observation.is_none());
+    }
+
+    #[test]
+    fn ports_held_before_the_run_are_not_the_runs() {
+        let p = plan("[load]\nrate = 100\nduration = \"5s\"\n");
+        let observed = Observed {
+            preexisting: 100,
+            ..Observed::default()
+        };
+        let s = assemble(
+            &p,
+            facts(&p, measured(200, 300), Some(observed)),
+            &settings("40000 40299"),
+            None,
+        );
+        let pred = s.prediction.as_ref().unwrap();
+        assert_eq!(pred.preexisting, Some(100));
+        assert_eq!(pred.ports_effective, 200, "300 ports, 100 already held");
+        assert_eq!(pred.first_error_s, Some(2.0), "200 / 100 per second");
+        assert!(pred.exhausts);
+    }
+
+    #[test]
+    fn the_verdict_judges_the_measurement_against_the_model() {
+        // 300 ports at 100/s: exhaustion at 3 s. A run with no error over 5 s fails the
+        // exhaustion check; the same run, told not to expect the model, passes.
+        let five_s = |p: &Plan| Facts {
+            duration_s: 5.0,
+            load_duration_s: 5.0,
+            ..facts(p, measured(500, 0), None)
+        };
+        let p = plan("[load]\nrate = 100\nduration = \"5s\"\n");
+        let s = assemble(&p, five_s(&p), &settings("40000 40299"), None);
+        let v = s.verdict.as_ref().unwrap();
+        assert!(!v.pass, "{v:#?}");
+        assert!(v.checks.iter().any(|c| c.name == "exhaustion" && !c.pass));
+        let p = plan("[load]\nrate = 100\nduration = \"5s\"\n[expect]\nmodel = false\n");
+        let s = assemble(&p, five_s(&p), &settings("40000 40299"), None);
+        assert!(s.verdict.unwrap().pass);
+    }
+}
