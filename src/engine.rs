@@ -276,7 +276,11 @@ async fn drive(
     let shared = Arc::new(Shared::default());
     let (tx, rx) = std::sync::mpsc::sync_channel(64 * 1024);
     let t0 = Instant::now();
-    let collector = Collector::new(t0, plan.load.interval);
+    // The port hold the model will judge the post-exhaustion rate over: the collector counts
+    // successes per hold by their own time, so that rate is exact whatever the interval.
+    let hold = model::predict(&model::from_plan::input_for(plan, settings, target)).hold_s;
+    let collector = Collector::new(t0, plan.load.interval)
+        .count_completions_per(Duration::try_from_secs_f64(hold).unwrap_or_default());
     let progress = progress_bar(plan, opts.progress);
     let collector_shared = shared.clone();
     let collector_thread = std::thread::Builder::new()
@@ -386,7 +390,7 @@ async fn drive(
     summary.verdict = Some(verdict::assess(
         &prediction,
         &summary,
-        &measured.timeline,
+        &measured.completions,
         &plan.expect,
         opts.baseline.as_ref().map(|(b, m)| (&**b, *m)),
     ));

@@ -122,6 +122,28 @@ pub struct Exhaustion {
     pub due_s: Option<f64>,
 }
 
+/// Successes counted by their own end time in consecutive periods of one port hold since
+/// t0: `counts[k]` holds those that ended in (k x period, (k + 1) x period]. The timeline's
+/// intervals cannot give a rate over a window that does not fall on their edges (a hold of
+/// 2.5 s against 1 s intervals); these counts are exact whatever the interval, and stay one
+/// number per hold however long the run (memory does not grow with the rate or interval).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Completions {
+    /// Length of one period, seconds (0: not counted).
+    pub period_s: f64,
+    /// Successes per period, from t0.
+    pub counts: Vec<u64>,
+}
+
+impl Completions {
+    /// Successes that ended in (`from` x period, `to` x period] (periods after the last
+    /// success hold none); None when no periods were counted.
+    pub fn between(&self, from: usize, to: usize) -> Option<u64> {
+        (self.period_s > 0.0 && from <= to)
+            .then(|| self.counts.iter().skip(from).take(to - from).sum::<u64>())
+    }
+}
+
 /// Everything the collector measured, for the summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
@@ -155,6 +177,8 @@ pub struct Measured {
     pub schedule_lag: Latency,
     /// Every interval, in order.
     pub timeline: Vec<TimelineRow>,
+    /// Successes by their end time, per port hold (see [`Collector::count_completions_per`]).
+    pub completions: Completions,
 }
 
 /// Where closed intervals go as the run goes (timeline.csv, progress display).
@@ -208,6 +232,9 @@ pub struct Collector {
     last_started: u64,
     last_dropped: u64,
     timeline: Vec<TimelineRow>,
+    /// Length of a [`Completions`] period in µs; 0 when not counted.
+    period_us: u64,
+    completions: Vec<u64>,
 }
 
 impl Collector {
@@ -234,7 +261,17 @@ impl Collector {
             last_started: 0,
             last_dropped: 0,
             timeline: Vec::new(),
+            period_us: 0,
+            completions: Vec::new(),
         }
+    }
+
+    /// Also counts successes by their own end time in periods of `period` since t0 (the
+    /// port hold, so the verdict can count the successes of whole holds exactly). A zero
+    /// period counts nothing.
+    pub fn count_completions_per(mut self, period: Duration) -> Collector {
+        self.period_us = period.as_micros().min(u128::from(u64::MAX)) as u64;
+        self
     }
 
     /// Counts one outcome.
@@ -264,6 +301,15 @@ impl Collector {
             None => {
                 self.completed += 1;
                 self.current.completed += 1;
+                // (k x period, (k + 1) x period]: a success exactly on an edge belongs to
+                // the period it closes. A zero period counts nothing.
+                if let Some(k) = o.ended_us.saturating_sub(1).checked_div(self.period_us) {
+                    let k = k as usize;
+                    if self.completions.len() <= k {
+                        self.completions.resize(k + 1, 0);
+                    }
+                    self.completions[k] += 1;
+                }
                 self.request
                     .saturating_record(o.ended_us.saturating_sub(o.scheduled_us));
             }
@@ -387,6 +433,10 @@ impl Collector {
             request_latency: Latency::of(&self.request),
             schedule_lag: Latency::of(&self.lag),
             timeline: self.timeline.clone(),
+            completions: Completions {
+                period_s: Duration::from_micros(self.period_us).as_secs_f64(),
+                counts: self.completions.clone(),
+            },
         }
     }
 
@@ -511,6 +561,47 @@ mod tests {
             m.connect_latency
         );
         assert!((4_995..=5_005).contains(&m.schedule_lag.max));
+    }
+
+    #[test]
+    fn successes_are_counted_by_their_own_time_per_hold_whatever_the_interval() {
+        // Hold 2.5 s against 1 s intervals: the periods do not fall on interval edges.
+        let mut c = Collector::new(Instant::now(), Duration::from_secs(1))
+            .count_completions_per(Duration::from_millis(2500));
+        let ended = |t_us: u64| {
+            let mut o = outcome(0, None);
+            o.ended_us = t_us;
+            o
+        };
+        for t in [
+            1_000_000, 2_500_000, 2_500_001, 4_999_999, 5_000_000, 7_400_000,
+        ] {
+            c.record(&ended(t));
+        }
+        let mut failed = ended(3_000_000);
+        failed.failure = Some(Failure {
+            code: ErrCode(99),
+            phase: Phase::Connect,
+        });
+        c.record(&failed); // not a success
+        let m = c.measured(&Shared::default());
+        assert_eq!(m.completions.period_s, 2.5);
+        assert_eq!(
+            m.completions.counts,
+            vec![2, 3, 1],
+            "edges close their period"
+        );
+        assert_eq!(m.completions.between(1, 3), Some(4));
+        assert_eq!(
+            m.completions.between(1, 9),
+            Some(4),
+            "past the end: none more"
+        );
+        let plain = Collector::new(Instant::now(), Duration::from_secs(1));
+        assert_eq!(
+            plain.measured(&Shared::default()).completions.between(0, 1),
+            None
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the one place where prediction and measurement meet.
 
 use super::Summary;
-use crate::collect::TimelineRow;
+use crate::collect::Completions;
 use crate::model::{Prediction, TimeWaitSide};
 use crate::plan::Expectations;
 use serde::{Deserialize, Serialize};
@@ -185,11 +185,11 @@ fn yes_no(name: &str, expected: bool, measured: bool, note: Option<String>) -> C
 pub fn assess(
     p: &Prediction,
     s: &Summary,
-    timeline: &[TimelineRow],
+    completions: &Completions,
     expect: &Expectations,
     baseline: Option<(&Summary, f64)>,
 ) -> Verdict {
-    let mut checks = judge(p, s, timeline, expect).checks;
+    let mut checks = judge(p, s, completions, expect).checks;
     if !expect.model {
         for c in &mut checks {
             c.advisory = true;
@@ -297,12 +297,12 @@ pub fn against_baseline(s: &Summary, base: &Summary, margin: f64) -> Vec<Check> 
     checks
 }
 
-/// Compares `p` with the run in `s` (and its timeline): the model's checks alone, each with
-/// its tolerance from `expect`.
+/// Compares `p` with the run in `s` (and its successes per hold): the model's checks alone,
+/// each with its tolerance from `expect`.
 pub fn judge(
     p: &Prediction,
     s: &Summary,
-    timeline: &[TimelineRow],
+    completions: &Completions,
     expect: &Expectations,
 ) -> Verdict {
     let tol = |name: &str| expect.tolerance_for(name);
@@ -396,18 +396,21 @@ pub fn judge(
     if let (true, Some(rate), Some(_)) = (expect_exhaustion, p.post_exhaustion_rate, measured_first)
     {
         // Ports first come free one hold after the run began; from then on each hold frees
-        // P ports. Averaged over whole holds, successes per second = P / hold.
+        // P ports. Averaged over whole holds, successes per second = P / hold. The collector
+        // counted successes by their own end time per hold (not per timeline interval, whose
+        // edges need not fall on the window's), so the count is exact at any --interval.
         let hold = p.hold_s;
-        let start = hold.max(measured_first.unwrap_or(0.0));
-        let end = s.load_duration_s;
-        let holds = ((end - start) / hold).floor();
-        if holds >= 2.0 {
-            let stop = start + holds * hold;
-            let completed: u64 = timeline
-                .iter()
-                .filter(|r| r.t_s > start + 0.5 && r.t_s <= stop + 0.5)
-                .map(|r| r.completed)
-                .sum();
+        let periods_match = hold > 0.0 && (completions.period_s - hold).abs() <= 1e-6 * hold;
+        let first = measured_first.unwrap_or(0.0);
+        // The window starts on the first hold boundary at or after both one hold and the
+        // first error (a period of the count), and covers whole holds up to the load's end.
+        let from = ((first / hold).ceil() as usize).max(1);
+        let start = from as f64 * hold;
+        let holds = ((s.load_duration_s - start) / hold + 1e-9).floor();
+        if periods_match && holds >= 2.0 {
+            let to = from + holds as usize;
+            let stop = to as f64 * hold;
+            let completed = completions.between(from, to).unwrap_or(0);
             let measured = completed as f64 / (stop - start);
             let mut c = numeric(
                 "post_exhaustion_rate",
@@ -417,7 +420,7 @@ pub fn judge(
                 None,
             );
             c.note = Some(format!(
-                "successes per second over ({start:.1} s, {stop:.1} s]"
+                "successes per second over ({start:.1} s, {stop:.1} s], counted by their own time"
             ));
             checks.push(c);
         }
@@ -499,11 +502,11 @@ mod tests {
         let mut late = s.clone();
         late.exhaustion.first_s = Some(3.3); // 10% after the model's 3.0 s
         let strict = Expectations::default();
-        let v = assess(&p, &late, &[], &strict, None);
+        let v = assess(&p, &late, &Completions::default(), &strict, None);
         assert!(!v.pass, "10% off with the default 5%");
         let mut loose = Expectations::default();
         loose.tolerance.insert("first_error_s".into(), 12.0);
-        let v = assess(&p, &late, &[], &loose, None);
+        let v = assess(&p, &late, &Completions::default(), &loose, None);
         assert!(
             find(&v.checks, "first_error_s").pass,
             "12% allowed for this check"
@@ -512,7 +515,7 @@ mod tests {
         // at 3.0 s is the one the model names, so the check holds and says why.
         let mut lagged = late.clone();
         lagged.exhaustion.due_s = Some(3.001);
-        let v = assess(&p, &lagged, &[], &strict, None);
+        let v = assess(&p, &lagged, &Completions::default(), &strict, None);
         let c = find(&v.checks, "first_error_s");
         assert!(c.pass, "{c:?}");
         assert!(
@@ -523,7 +526,7 @@ mod tests {
             model: false,
             ..Expectations::default()
         };
-        let v = assess(&p, &late, &[], &advisory, None);
+        let v = assess(&p, &late, &Completions::default(), &advisory, None);
         assert!(
             v.pass,
             "a failed model check does not count when model = false"
@@ -538,7 +541,12 @@ mod tests {
         let mut short = s.clone();
         short.attempts = 250; // fewer than the 300 ports, however long the run took
         short.exhaustion.first_s = None;
-        let v = judge(&p, &short, &[], &Expectations::default());
+        let v = judge(
+            &p,
+            &short,
+            &Completions::default(),
+            &Expectations::default(),
+        );
         assert!(find(&v.checks, "exhaustion").pass, "{:?}", v.checks);
     }
 }
