@@ -84,7 +84,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Starts per second (open loop: start i at t0 + i/R), or "max" for a closed loop
+    /// Starts per second (open loop: start i at t0 + i/R), or "max" for a closed loop, whose
+    /// model runs on the rate measured before the first port error (or over the whole run)
     /// [key: load.rate; default 100].
     #[arg(long, help_heading = "Load", value_name = "R|max")]
     pub rate: Option<Rate>,

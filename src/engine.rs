@@ -386,7 +386,21 @@ async fn drive(
             .as_ref()
             .map_or(0, |w| u32::try_from(w.preexisting()).unwrap_or(u32::MAX));
     }
-    let prediction = model::predict(&input);
+    let closed_loop = input
+        .rate
+        .is_none()
+        .then(|| closed_loop_rate(&summary))
+        .flatten();
+    if let Some((rate, _)) = &closed_loop {
+        input.rate = Some(*rate);
+    }
+    let mut prediction = model::predict(&input);
+    if let Some((_, how)) = closed_loop {
+        prediction.explanation = format!(
+            "Closed loop (--rate max): the model runs on the measured rate, {how}. {}",
+            prediction.explanation
+        );
+    }
     summary.verdict = Some(verdict::assess(
         &prediction,
         &summary,
@@ -421,6 +435,35 @@ async fn drive(
         return Err(anyhow!("{why} (what was measured is in {})", dir.display()));
     }
     Ok(summary)
+}
+
+/// The rate a closed loop (`--rate max`) took ports at, for the model, and how it was
+/// measured: up to the first "no port" error, attempts begun / when that attempt began (the
+/// rate before exhaustion; failing connects after it come at another pace and take no port);
+/// without one, the whole run's achieved rate. None when nothing was attempted.
+fn closed_loop_rate(s: &Summary) -> Option<(f64, String)> {
+    match (s.exhaustion.attempt, s.exhaustion.due_s) {
+        (Some(n), Some(t)) if n > 1 && t > 0.0 => {
+            // The attempts before the failing one took the ports.
+            let before = n - 1;
+            Some((
+                before as f64 / t,
+                format!(
+                    "{before} attempts in the {t:.3} s before the first port error = {:.1} conn/s",
+                    before as f64 / t
+                ),
+            ))
+        }
+        _ => (s.achieved_rate > 0.0).then(|| {
+            (
+                s.achieved_rate,
+                format!(
+                    "{} attempts in {:.3} s = {:.1} conn/s",
+                    s.attempts, s.load_duration_s, s.achieved_rate
+                ),
+            )
+        }),
+    }
 }
 
 /// A reader that went away (`portlab run | head`) is not an error.

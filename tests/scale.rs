@@ -193,3 +193,41 @@ fn a_run_that_made_its_load_passes_delivery() {
     assert_eq!(c["expected"], 1000.0, "{c}");
     assert_eq!(out.status.code(), Some(0), "{:#}", s["verdict"]);
 }
+
+#[test]
+fn a_closed_loop_that_exhausts_is_judged_on_its_measured_rate() {
+    // The run: 1,000 ports, no reuse, as fast as it goes. The model takes the rate
+    // the ports were taken at (attempts before the first error / its time) and predicts
+    // the exhaustion it measured.
+    let Some((out, s)) = lab(
+        "a_closed_loop_that_exhausts_is_judged_on_its_measured_rate",
+        &[
+            "--lab-port-range",
+            "40000-40999",
+            "--lab-tw-reuse",
+            "0",
+            "--rate",
+            "max",
+            "--duration",
+            "2s",
+        ],
+    ) else {
+        return;
+    };
+    let p = &s["prediction"];
+    assert_eq!(p["exhausts"], true, "{p:#}");
+    assert!(
+        p["explanation"]
+            .as_str()
+            .unwrap()
+            .starts_with("Closed loop"),
+        "{p:#}"
+    );
+    let attempt = s["exhaustion"]["attempt"]
+        .as_u64()
+        .expect("exhaustion.attempt");
+    assert!((1001..=1000 + 64).contains(&attempt), "{attempt}");
+    let c = check(&s, "first_error_s").expect("first_error_s check");
+    assert_eq!(c["pass"], true, "{c}");
+    assert_eq!(out.status.code(), Some(0), "{:#}", s["verdict"]);
+}

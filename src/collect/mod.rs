@@ -33,6 +33,8 @@ pub struct Outcome {
     pub exchange_us: Option<u32>,
     /// When it ended (closed, or failed).
     pub ended_us: u64,
+    /// Which attempt this was: attempts begun before it, plus one.
+    pub seq: u64,
     /// The error, if it failed.
     pub failure: Option<Failure>,
     /// HTTP status of the reply (0: not HTTP or no reply).
@@ -120,6 +122,11 @@ pub struct Exhaustion {
     /// so the verdict compares this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_s: Option<f64>,
+    /// Which attempt that was, counting from 1 in the order attempts began: how many
+    /// attempts had begun when the ports ran out. A closed loop's model rate is
+    /// `attempt / due_s`, the rate the ports were being taken at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u64>,
 }
 
 /// Successes counted by their own end time in consecutive periods of one port hold since
@@ -219,8 +226,8 @@ pub struct Collector {
     /// A handful of kinds in practice; a linear scan beats hashing here and allocates only
     /// when a new kind appears.
     errors: Vec<ErrorEntry>,
-    /// (when, when due, error, phase) of the first exhaustion error.
-    exhaustion: Option<(u64, u64, ErrCode, Phase)>,
+    /// (when, when due, error, phase, attempt) of the first exhaustion error.
+    exhaustion: Option<(u64, u64, ErrCode, Phase, u64)>,
     statuses: BTreeMap<u16, u64>,
     connected: u64,
     completed: u64,
@@ -316,12 +323,13 @@ impl Collector {
             Some(f) => {
                 self.failed += 1;
                 self.current.errors += 1;
-                self.count_error(f, o.ended_us, o.scheduled_us);
+                self.count_error(f, o);
             }
         }
     }
 
-    fn count_error(&mut self, f: Failure, at_us: u64, due_us: u64) {
+    fn count_error(&mut self, f: Failure, o: &Outcome) {
+        let at_us = o.ended_us;
         match self
             .errors
             .iter_mut()
@@ -342,7 +350,7 @@ impl Collector {
         }
         self.kinds.add(f.code);
         if f.code.is_exhaustion(f.phase) && self.exhaustion.is_none_or(|(t, ..)| at_us < t) {
-            self.exhaustion = Some((at_us, due_us, f.code, f.phase));
+            self.exhaustion = Some((at_us, o.scheduled_us, f.code, f.phase, o.seq));
         }
     }
 
@@ -405,11 +413,12 @@ impl Collector {
                 .or_insert(0) += e.count;
         }
         let exhaustion = match self.exhaustion {
-            Some((t, due, code, phase)) => Exhaustion {
+            Some((t, due, code, phase, seq)) => Exhaustion {
                 first_s: Some(us(t)),
                 kind: Some(code.name().into_owned()),
                 phase: Some(phase.as_str().to_string()),
                 due_s: Some(us(due)),
+                attempt: Some(seq),
             },
             None => Exhaustion::default(),
         };
@@ -512,6 +521,7 @@ mod tests {
             connect_us: failure.is_none().then_some(100),
             exchange_us: None,
             ended_us: at_us + 200,
+            seq: 0,
             failure,
             status: 0,
             opened: true,

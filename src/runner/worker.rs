@@ -124,13 +124,14 @@ pub async fn work(ctx: &Ctx, feed: Feed<'_>, tx: SyncSender<Outcome>) {
     let mut broken = false;
     while let Some(start) = feed.next(ctx).await {
         let started_us = ctx.now_us();
-        ctx.shared.started.fetch_add(1, Ordering::Relaxed);
+        let seq = ctx.shared.started.fetch_add(1, Ordering::Relaxed) + 1;
         let mut o = Outcome {
             scheduled_us: start.due_us,
             started_us,
             connect_us: None,
             exchange_us: None,
             ended_us: started_us,
+            seq,
             failure: None,
             status: 0,
             opened: false,
@@ -533,6 +534,7 @@ mod tests {
             connect_us: None,
             exchange_us: None,
             ended_us: 0,
+            seq: 0,
             failure: None,
             status: 0,
             opened: false,
