@@ -63,6 +63,9 @@ pub struct RunResult {
 /// Runs a plan: sets everything up (errors here mean nothing was sent), drives the load,
 /// writes results/<run>/ and prints the summary.
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
+    // A bad PORTLAB_PORT_SLICES is bad input: refused before anything is set up.
+    crate::runner::slices::wanted_size(std::env::var(crate::runner::slices::ENV).ok().as_deref())
+        .map_err(|e| anyhow!(e))?;
     let dir = results_dir(&plan.name, opts.out.as_deref())?;
     let scenario = plan.to_scenario();
     let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;

@@ -249,7 +249,7 @@ enum Started {
 /// runtime: the write of `first` tells (EAGAIN while the handshake is under way), or without
 /// one a peer address; SO_ERROR then tells a refusal from a handshake still under way.
 fn start_connect(ctx: &Ctx, o: &mut Outcome, first: &[u8]) -> Result<Started, Failure> {
-    let socket = ctx.factory.open()?;
+    let socket = ctx.factory.open(o.seq)?;
     let began = Instant::now();
     let cerr = |e: io::Error| Failure::new(Phase::Connect, &e);
     let in_progress = match socket2::SockRef::from(&socket).connect(&ctx.factory.target().into()) {
