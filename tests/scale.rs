@@ -331,3 +331,63 @@ fn recovery_after_a_sliced_exhaustion_is_measured_with_tw_reuse() {
     assert_eq!(c["pass"], true, "{c}");
     assert_eq!(out.status.code(), Some(0), "{:#}", s["verdict"]);
 }
+
+/// Passive close: the server's TIME_WAIT holds one socket per distinct client 4-tuple, and
+/// Linux's connect() steps through the floor(P / 2) ports of one parity in random steps of 1
+/// to 8: `expected` distinct ones after the run's connections (the model's figure).
+fn server_timewait_is_capped_by_client_tuples(
+    test: &str,
+    range: &str,
+    rate: &str,
+    tuples: f64,
+    expected: f64,
+) {
+    let Some((out, s)) = lab(
+        test,
+        &[
+            "--lab-port-range",
+            range,
+            "--close",
+            "passive",
+            "--rate",
+            rate,
+            "--duration",
+            "2s",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(
+        s["prediction"]["client_tuples"], tuples,
+        "{:#}",
+        s["prediction"]
+    );
+    let server = s["timewait"]["server_max"].as_f64().expect("server_max");
+    assert_close("server TIME_WAIT", server, expected, 3.0);
+    let c = check(&s, "timewait_max").expect("server-side timewait_max");
+    assert_eq!(c["expected"], expected, "{c}");
+    assert_eq!(c["pass"], true, "{c}");
+    assert!(
+        c["note"].as_str().unwrap().starts_with("server side"),
+        "{c}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{:#}", s["verdict"]);
+}
+
+#[test]
+fn passive_close_server_timewait_saturates_at_half_a_388_port_client_range() {
+    // The case: 613/s, where R x T = 36,780; 194 measured.
+    server_timewait_is_capped_by_client_tuples("passive_388", "40000-40387", "613", 194.0, 194.0);
+}
+
+#[test]
+fn passive_close_server_timewait_follows_the_allocator_before_it_saturates() {
+    // 2,000 connections over 3,000 ports of one parity: 1,588 distinct (1,585 measured).
+    server_timewait_is_capped_by_client_tuples(
+        "passive_6000",
+        "40000-45999",
+        "1000",
+        3000.0,
+        1588.0,
+    );
+}

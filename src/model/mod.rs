@@ -25,7 +25,7 @@ mod tests;
 
 pub use args::{input_from_args, run_predict, PredictArgs};
 pub use inverse::{advise, analyse, inverse, render_advice, Advice, Inverse};
-pub use predict::{predict, Prediction};
+pub use predict::{predict, tuples_reached, Prediction};
 pub use profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
 
 /// What a user can get wrong in the model's inputs. Every message names the flag (or the

@@ -484,6 +484,31 @@ fn bottleneck(s: &Summary, planned: f64) -> String {
     )
 }
 
+/// The server's TIME_WAIT when it closes first (passive close), where portlab can see it
+/// (its embedded server): one socket per distinct client 4-tuple used within T, so the most
+/// at once is the distinct 4-tuples among the connections completed (the model's
+/// [`crate::model::tuples_reached`]), at most the model's steady state.
+fn server_timewait(p: &Prediction, s: &Summary, tol: f64) -> Option<Check> {
+    let pooled = s.plan.client.pool.unwrap_or(0) > 0;
+    if p.timewait_side != TimeWaitSide::Server || pooled || s.server.is_none() {
+        return None;
+    }
+    let measured = s.timewait.as_ref()?.server_max? as f64;
+    // Every connection of the run, in a run shorter than T; a longer run keeps only the last
+    // T's, which the steady state (the model's, from R x T) bounds.
+    let made = s.completed as f64;
+    let expected = match p.client_tuples {
+        Some(n) => crate::model::tuples_reached(n, made),
+        None => made,
+    }
+    .min(p.steady_timewait?);
+    let mut c = numeric("timewait_max", expected.round(), measured, tol, None);
+    c.note = Some(
+        "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity".into(),
+    );
+    Some(c)
+}
+
 /// Compares `p` with the run in `s` (and its successes per hold): the model's checks alone,
 /// each with its tolerance from `expect`.
 pub fn judge(
@@ -579,6 +604,9 @@ pub fn judge(
             }
             checks.push(c);
         }
+    }
+    if let Some(c) = server_timewait(p, s, tol("timewait_max")) {
+        checks.push(c);
     }
     if let (true, Some(rate), Some(_)) = (expect_exhaustion, p.post_exhaustion_rate, measured_first)
     {

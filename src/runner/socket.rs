@@ -54,21 +54,27 @@ impl SocketFactory {
             slices: None,
             slices_unavailable: None,
         }
-        .with_port_slices()
+        .with_port_slices(matches!(
+            client.close,
+            CloseMode::Active | CloseMode::Linger(_)
+        ))
     }
 
-    /// Decides on port slices (see [`slices`]): connect() picks the port (bind auto or
-    /// no-port, at most one source address), one destination, a range of at least
+    /// Decides on port slices (see [`slices`]): the client holds its ports after close
+    /// (`client_holds`: active close or linger; otherwise a port is free again as soon as its
+    /// connection ends, the search finds one at once, and the allocator's own choice of ports
+    /// decides how many 4-tuples the server's TIME_WAIT holds), connect() picks the port (bind
+    /// auto or no-port, at most one source address), one destination, a range of at least
     /// [`slices::MIN_PORTS`] ports with none reserved, slices not turned off
     /// (PORTLAB_PORT_SLICES), and a kernel that takes IP_LOCAL_PORT_RANGE.
-    fn with_port_slices(mut self) -> SocketFactory {
+    fn with_port_slices(mut self, client_holds: bool) -> SocketFactory {
         let size = match slices::wanted_size(std::env::var(slices::ENV).ok().as_deref()) {
             Ok(Some(size)) => size,
             // Off, or a bad value (refused by the engine before any traffic).
             _ => return self,
         };
         let connect_picks = matches!(self.bind, BindMode::Auto | BindMode::NoPort);
-        if !connect_picks || self.sources.len() > 1 || self.targets.len() != 1 {
+        if !client_holds || !connect_picks || self.sources.len() > 1 || self.targets.len() != 1 {
             return self;
         }
         let Some((lo, hi)) = os::usable_range() else {
