@@ -451,6 +451,21 @@ fn bottleneck(s: &Summary, planned: f64) -> String {
     } else {
         String::new()
     };
+    let overflows = s
+        .kernel
+        .as_ref()
+        .and_then(|k| k.get("ListenOverflows"))
+        .copied()
+        .unwrap_or(0);
+    if overflows > 0 && connect.p99 >= 900_000 {
+        // A SYN dropped by a full accept queue is sent again after 1 s: connects of a second
+        // or more are the server not accepting fast enough, not the port search.
+        return format!(
+            "connect() took {:.1} ms at p99: the server's accept queue overflowed {} times (ListenOverflows) and each dropped SYN waited 1 s to be sent again; the server, or this machine's CPU, did not keep up with the accepts{in_flight}",
+            ms(connect.p99),
+            thousands(overflows as f64)
+        );
+    }
     if connect.count > 0 && connect.p99 >= exchange.p99 && connect.p99 >= 1000 {
         let why = if s.exhaustion.first_s.is_some() || s.timewait.is_some() {
             "the port search over a nearly full range, or a server's full SYN queue"

@@ -34,7 +34,7 @@
 pub const SLICE_PORTS: u32 = 64;
 
 /// Smallest range that is sliced: below it connect()'s global search costs little.
-pub const MIN_PORTS: u32 = 4096;
+pub const MIN_PORTS: u32 = 1024;
 
 /// The environment variable that turns slices off (`off`) or sets their size (a number).
 pub const ENV: &str = "PORTLAB_PORT_SLICES";
