@@ -168,7 +168,14 @@ fn linux_defaults() {
 /// due within 2% of P / R (lab) and of the modelled time, client TIME_WAIT within 2% of P.
 fn real_size_exhaustion(s: &Value, ports: f64, lab_rate: f64, modelled_s: f64, scale: f64) {
     assert_eq!(n(s, "dropped"), 0);
-    exhausted(s, "EADDRNOTAVAIL", "connect", ports / lab_rate);
+    assert_eq!(
+        s["exhaustion"]["kind"], "EADDRNOTAVAIL",
+        "{:#}",
+        s["exhaustion"]
+    );
+    assert_eq!(s["exhaustion"]["phase"], "connect", "{:#}", s["exhaustion"]);
+    // At 8,000-10,000 starts/s a machine busy with other work may make the attempt itself
+    // tens of ms late: the due time is what the model predicts, so that is checked at 2%.
     assert_close(
         "first error due (s, lab)",
         f(&s["exhaustion"]["due_s"]),

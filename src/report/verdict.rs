@@ -466,7 +466,24 @@ fn bottleneck(s: &Summary, planned: f64) -> String {
             thousands(overflows as f64)
         );
     }
-    if connect.count > 0 && connect.p99 >= exchange.p99 && connect.p99 >= 1000 {
+    if exchange.count > 0 && exchange.p99 >= 1000 && exchange.p99 >= connect.p99 {
+        return format!(
+            "the server took {:.1} ms at p99 to answer (exchange): a slow server (an accept delay, a busy backend){in_flight}",
+            ms(exchange.p99)
+        );
+    }
+    // The connections' own time (connect and exchange, from their actual start) already
+    // needs more slots than allowed: the limit, not the kernel or the server, is short.
+    let own_s = (connect.mean + exchange.mean) / 1e6;
+    if s.dropped > 0 && planned * own_s >= f64::from(max_in_flight) {
+        return format!(
+            "too few connections allowed in flight: at {:.3} ms per connection (connect and exchange) {} starts/s need about {} in flight, more than --max-in-flight {max_in_flight}: raise --max-in-flight",
+            own_s * 1000.0,
+            thousands(planned),
+            thousands((planned * own_s).ceil())
+        );
+    }
+    if connect.count > 0 && connect.p99 >= 1000 {
         let why = if s.exhaustion.first_s.is_some() || s.timewait.is_some() {
             "the port search over a nearly full range, or a server's full SYN queue"
         } else {
@@ -477,15 +494,9 @@ fn bottleneck(s: &Summary, planned: f64) -> String {
             ms(connect.p99)
         );
     }
-    if exchange.count > 0 && exchange.p99 >= 1000 {
-        return format!(
-            "the server took {:.1} ms at p99 to answer (exchange): a slow server (an accept delay, a busy backend){in_flight}",
-            ms(exchange.p99)
-        );
-    }
     if s.dropped > 0 {
         return format!(
-            "too few connections allowed in flight for the rate{in_flight}: raise --max-in-flight"
+            "too few connections allowed in flight for the rate{in_flight}: raise --max-in-flight, or give the client more CPU"
         );
     }
     if s.aborted > 0 {
