@@ -418,6 +418,7 @@ mod linux {
                     connect_us: Some(20 + (i % 300) as u32),
                     exchange_us: Some(5 + (i % 40) as u32),
                     ended_us: at + 400,
+                    seq: 0,
                     failure: (i % 1000 == 0).then_some(Failure {
                         code: portlab::collect::ErrCode(libc::EADDRNOTAVAIL),
                         phase: portlab::collect::Phase::Connect,

@@ -23,6 +23,7 @@ fn outcome(i: u64) -> Outcome {
         connect_us: Some(20 + (i % 300) as u32),
         exchange_us: Some(5 + (i % 40) as u32),
         ended_us: at + 400,
+        seq: 0,
         failure: (i % 1000 == 0).then_some(Failure {
             code: ErrCode(99),
             phase: Phase::Connect,

@@ -118,8 +118,9 @@ pub struct RunArgs {
     #[command(flatten, next_help_heading = "Expect (CI: a failed check exits 1)")]
     pub expect: ExpectSection,
     /// Tolerance of the model's checks in percent (PCT), or of one check (NAME=PCT, NAME one
-    /// of first_error_s, timewait_max, post_exhaustion_rate); repeat
-    /// [keys: expect.tolerance_pct, expect.tolerance.NAME; default 5].
+    /// of first_error_s, timewait_max, post_exhaustion_rate, delivery: the planned rate's
+    /// shortfall, default 1); repeat [keys: expect.tolerance_pct, expect.tolerance.NAME;
+    /// default 5].
     #[arg(
         long,
         help_heading = "Expect (CI: a failed check exits 1)",

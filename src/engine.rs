@@ -8,6 +8,7 @@
 use crate::collect::timeline::TimelineWriter;
 use crate::collect::{Collector, Shared, Sink, TimelineRow};
 use crate::lab;
+use crate::model;
 use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
@@ -84,6 +85,9 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     // Before anything is written: a signal from here on stops the run, which still writes
     // everything (main installs it earlier still; this covers library callers).
     crate::sys::catch_stop_signals();
+    // A bad PORTLAB_PORT_SLICES is bad input: refused before anything is set up.
+    crate::runner::slices::wanted_size(std::env::var(crate::runner::slices::ENV).ok().as_deref())
+        .map_err(|e| anyhow!(e))?;
     let dir = ResultsDir::prepare(&plan.name, opts.out.as_deref(), opts.force)?;
     let started = std::cell::Cell::new(false);
     match set_up_and_run(plan, opts, &dir, &started) {
@@ -347,7 +351,11 @@ async fn drive(
     let shared = Arc::new(Shared::default());
     let (tx, rx) = std::sync::mpsc::sync_channel(64 * 1024);
     let t0 = Instant::now();
-    let collector = Collector::new(t0, plan.load.interval);
+    // The port hold the model will judge the post-exhaustion rate over: the collector counts
+    // successes per hold by their own time, so that rate is exact whatever the interval.
+    let hold = model::predict(&model::from_plan::input_for(plan, settings, target)).hold_s;
+    let collector = Collector::new(t0, plan.load.interval)
+        .count_completions_per(Duration::try_from_secs_f64(hold).unwrap_or_default());
     let progress = progress_bar(plan, opts.progress);
     let collector_shared = shared.clone();
     let collector_thread = std::thread::Builder::new()

@@ -30,13 +30,7 @@ fn lab(test: &str, args: &[&str]) -> Option<Value> {
     }
     let before = host_sysctls();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(portlab())
-        .args(["run", "--lab"])
-        .args(args)
-        .args(["-q", "--format", "json", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = lab_run(Command::new(portlab()), args, dir.path());
     assert!(
         out.status.success(),
         "{}",

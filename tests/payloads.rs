@@ -127,7 +127,6 @@ fn max_in_flight_drops_due_starts_instead_of_queueing_them() {
             "tcp",
         ],
     );
-    assert!(out.status.success());
     let (attempts, dropped) = (n(&s, "attempts"), n(&s, "dropped"));
     assert_eq!(
         attempts + dropped,
@@ -135,6 +134,15 @@ fn max_in_flight_drops_due_starts_instead_of_queueing_them() {
         "every due start is either made or dropped"
     );
     assert!(dropped > 100, "dropped {dropped}");
+    // A run that dropped its starts did not deliver its load: the verdict fails (exit 1).
+    let delivery = s["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "delivery")
+        .expect("delivery check");
+    assert_eq!(delivery["pass"], false, "{delivery}");
+    assert_eq!(out.status.code(), Some(1));
 }
 
 /// Each connection's local address, as the server sees it (its peer), takes the sources in

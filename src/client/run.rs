@@ -286,6 +286,7 @@ pub async fn drive(
             .map(|_| "connect".to_string())
             .or_else(|| c.ports_full_s.map(|_| "ports full (seen in the samples; the client printed no failure portlab recognised)".to_string())),
         due_s: None,
+        attempt: None,
     };
     let measured = Measured {
         attempts: a.connections + counted.len() as u64,
@@ -303,6 +304,7 @@ pub async fn drive(
         request_latency: Latency::default(),
         schedule_lag: Latency::default(),
         timeline: Vec::new(),
+        completions: Default::default(),
     };
     let ran_s = (end_s - start).max(0.0);
     let mut summary = Summary::new(

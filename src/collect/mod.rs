@@ -33,6 +33,8 @@ pub struct Outcome {
     pub exchange_us: Option<u32>,
     /// When it ended (closed, or failed).
     pub ended_us: u64,
+    /// Which attempt this was: attempts begun before it, plus one.
+    pub seq: u64,
     /// The error, if it failed.
     pub failure: Option<Failure>,
     /// HTTP status of the reply (0: not HTTP or no reply).
@@ -120,6 +122,33 @@ pub struct Exhaustion {
     /// so the verdict compares this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_s: Option<f64>,
+    /// Which attempt that was, counting from 1 in the order attempts began: how many
+    /// attempts had begun when the ports ran out. A closed loop's model rate is
+    /// `attempt / due_s`, the rate the ports were being taken at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u64>,
+}
+
+/// Successes counted by their own end time in consecutive periods of one port hold since
+/// t0: `counts[k]` holds those that ended in (k x period, (k + 1) x period]. The timeline's
+/// intervals cannot give a rate over a window that does not fall on their edges (a hold of
+/// 2.5 s against 1 s intervals); these counts are exact whatever the interval, and stay one
+/// number per hold however long the run (memory does not grow with the rate or interval).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Completions {
+    /// Length of one period, seconds (0: not counted).
+    pub period_s: f64,
+    /// Successes per period, from t0.
+    pub counts: Vec<u64>,
+}
+
+impl Completions {
+    /// Successes that ended in (`from` x period, `to` x period] (periods after the last
+    /// success hold none); None when no periods were counted.
+    pub fn between(&self, from: usize, to: usize) -> Option<u64> {
+        (self.period_s > 0.0 && from <= to)
+            .then(|| self.counts.iter().skip(from).take(to - from).sum::<u64>())
+    }
 }
 
 /// Everything the collector measured, for the summary.
@@ -155,6 +184,8 @@ pub struct Measured {
     pub schedule_lag: Latency,
     /// Every interval, in order.
     pub timeline: Vec<TimelineRow>,
+    /// Successes by their end time, per port hold (see [`Collector::count_completions_per`]).
+    pub completions: Completions,
 }
 
 /// Where closed intervals go as the run goes (timeline.csv, progress display).
@@ -195,8 +226,8 @@ pub struct Collector {
     /// A handful of kinds in practice; a linear scan beats hashing here and allocates only
     /// when a new kind appears.
     errors: Vec<ErrorEntry>,
-    /// (when, when due, error, phase) of the first exhaustion error.
-    exhaustion: Option<(u64, u64, ErrCode, Phase)>,
+    /// (when, when due, error, phase, attempt) of the first exhaustion error.
+    exhaustion: Option<(u64, u64, ErrCode, Phase, u64)>,
     statuses: BTreeMap<u16, u64>,
     connected: u64,
     completed: u64,
@@ -208,6 +239,9 @@ pub struct Collector {
     last_started: u64,
     last_dropped: u64,
     timeline: Vec<TimelineRow>,
+    /// Length of a [`Completions`] period in µs; 0 when not counted.
+    period_us: u64,
+    completions: Vec<u64>,
 }
 
 impl Collector {
@@ -234,7 +268,17 @@ impl Collector {
             last_started: 0,
             last_dropped: 0,
             timeline: Vec::new(),
+            period_us: 0,
+            completions: Vec::new(),
         }
+    }
+
+    /// Also counts successes by their own end time in periods of `period` since t0 (the
+    /// port hold, so the verdict can count the successes of whole holds exactly). A zero
+    /// period counts nothing.
+    pub fn count_completions_per(mut self, period: Duration) -> Collector {
+        self.period_us = period.as_micros().min(u128::from(u64::MAX)) as u64;
+        self
     }
 
     /// Counts one outcome.
@@ -264,18 +308,28 @@ impl Collector {
             None => {
                 self.completed += 1;
                 self.current.completed += 1;
+                // (k x period, (k + 1) x period]: a success exactly on an edge belongs to
+                // the period it closes. A zero period counts nothing.
+                if let Some(k) = o.ended_us.saturating_sub(1).checked_div(self.period_us) {
+                    let k = k as usize;
+                    if self.completions.len() <= k {
+                        self.completions.resize(k + 1, 0);
+                    }
+                    self.completions[k] += 1;
+                }
                 self.request
                     .saturating_record(o.ended_us.saturating_sub(o.scheduled_us));
             }
             Some(f) => {
                 self.failed += 1;
                 self.current.errors += 1;
-                self.count_error(f, o.ended_us, o.scheduled_us);
+                self.count_error(f, o);
             }
         }
     }
 
-    fn count_error(&mut self, f: Failure, at_us: u64, due_us: u64) {
+    fn count_error(&mut self, f: Failure, o: &Outcome) {
+        let at_us = o.ended_us;
         match self
             .errors
             .iter_mut()
@@ -296,7 +350,7 @@ impl Collector {
         }
         self.kinds.add(f.code);
         if f.code.is_exhaustion(f.phase) && self.exhaustion.is_none_or(|(t, ..)| at_us < t) {
-            self.exhaustion = Some((at_us, due_us, f.code, f.phase));
+            self.exhaustion = Some((at_us, o.scheduled_us, f.code, f.phase, o.seq));
         }
     }
 
@@ -359,11 +413,12 @@ impl Collector {
                 .or_insert(0) += e.count;
         }
         let exhaustion = match self.exhaustion {
-            Some((t, due, code, phase)) => Exhaustion {
+            Some((t, due, code, phase, seq)) => Exhaustion {
                 first_s: Some(us(t)),
                 kind: Some(code.name().into_owned()),
                 phase: Some(phase.as_str().to_string()),
                 due_s: Some(us(due)),
+                attempt: Some(seq),
             },
             None => Exhaustion::default(),
         };
@@ -387,6 +442,10 @@ impl Collector {
             request_latency: Latency::of(&self.request),
             schedule_lag: Latency::of(&self.lag),
             timeline: self.timeline.clone(),
+            completions: Completions {
+                period_s: Duration::from_micros(self.period_us).as_secs_f64(),
+                counts: self.completions.clone(),
+            },
         }
     }
 
@@ -462,6 +521,7 @@ mod tests {
             connect_us: failure.is_none().then_some(100),
             exchange_us: None,
             ended_us: at_us + 200,
+            seq: 0,
             failure,
             status: 0,
             opened: true,
@@ -511,6 +571,47 @@ mod tests {
             m.connect_latency
         );
         assert!((4_995..=5_005).contains(&m.schedule_lag.max));
+    }
+
+    #[test]
+    fn successes_are_counted_by_their_own_time_per_hold_whatever_the_interval() {
+        // Hold 2.5 s against 1 s intervals: the periods do not fall on interval edges.
+        let mut c = Collector::new(Instant::now(), Duration::from_secs(1))
+            .count_completions_per(Duration::from_millis(2500));
+        let ended = |t_us: u64| {
+            let mut o = outcome(0, None);
+            o.ended_us = t_us;
+            o
+        };
+        for t in [
+            1_000_000, 2_500_000, 2_500_001, 4_999_999, 5_000_000, 7_400_000,
+        ] {
+            c.record(&ended(t));
+        }
+        let mut failed = ended(3_000_000);
+        failed.failure = Some(Failure {
+            code: ErrCode(99),
+            phase: Phase::Connect,
+        });
+        c.record(&failed); // not a success
+        let m = c.measured(&Shared::default());
+        assert_eq!(m.completions.period_s, 2.5);
+        assert_eq!(
+            m.completions.counts,
+            vec![2, 3, 1],
+            "edges close their period"
+        );
+        assert_eq!(m.completions.between(1, 3), Some(4));
+        assert_eq!(
+            m.completions.between(1, 9),
+            Some(4),
+            "past the end: none more"
+        );
+        let plain = Collector::new(Instant::now(), Duration::from_secs(1));
+        assert_eq!(
+            plain.measured(&Shared::default()).completions.between(0, 1),
+            None
+        );
     }
 
     #[test]

@@ -99,11 +99,26 @@ pub fn assemble(
     if input.bind == model::BindModel::PerDestination {
         input.preexisting = u32::try_from(preexisting).unwrap_or(u32::MAX);
     }
-    let prediction = model::predict(&input);
+    // A closed loop (--rate max) has no planned rate: the model runs on the measured one.
+    let closed_loop = input
+        .rate
+        .is_none()
+        .then(|| closed_loop_rate(&summary))
+        .flatten();
+    if let Some((rate, _)) = &closed_loop {
+        input.rate = Some(*rate);
+    }
+    let mut prediction = model::predict(&input);
+    if let Some((_, how)) = closed_loop {
+        prediction.explanation = format!(
+            "Closed loop (--rate max): the model runs on the measured rate, {how}. {}",
+            prediction.explanation
+        );
+    }
     summary.verdict = Some(verdict::assess(
         &prediction,
         &summary,
-        &facts.measured.timeline,
+        &facts.measured.completions,
         &plan.expect,
         baseline,
     ));
@@ -111,6 +126,35 @@ pub fn assemble(
     summary.target_exec = facts.exec;
     summary.modelled = modelled(plan, &summary);
     summary
+}
+
+/// The rate a closed loop (`--rate max`) took ports at, for the model, and how it was
+/// measured: up to the first "no port" error, attempts begun / when that attempt began (the
+/// rate before exhaustion; failing connects after it come at another pace and take no port);
+/// without one, the whole run's achieved rate. None when nothing was attempted.
+fn closed_loop_rate(s: &Summary) -> Option<(f64, String)> {
+    match (s.exhaustion.attempt, s.exhaustion.due_s) {
+        (Some(n), Some(t)) if n > 1 && t > 0.0 => {
+            // The attempts before the failing one took the ports.
+            let before = n - 1;
+            Some((
+                before as f64 / t,
+                format!(
+                    "{before} attempts in the {t:.3} s before the first port error = {:.1} conn/s",
+                    before as f64 / t
+                ),
+            ))
+        }
+        _ => (s.achieved_rate > 0.0).then(|| {
+            (
+                s.achieved_rate,
+                format!(
+                    "{} attempts in {:.3} s = {:.1} conn/s",
+                    s.attempts, s.load_duration_s, s.achieved_rate
+                ),
+            )
+        }),
+    }
 }
 
 /// A time-scaled lab's figures in modelled seconds (None at scale 1).
@@ -152,6 +196,7 @@ mod tests {
                 connect_us: failure.is_none().then_some(50),
                 exchange_us: failure.is_none().then_some(5),
                 ended_us: at + 60,
+                seq: i + 1,
                 failure,
                 status: 0,
                 opened: failure.is_none(),

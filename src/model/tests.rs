@@ -562,3 +562,58 @@ fn predict_json_has_input_prediction_and_advice() {
     assert_eq!(v["inverse"]["ports_needed"], 7200);
     assert!(v["advice"].as_array().is_some_and(|a| !a.is_empty()));
 }
+
+#[test]
+fn passive_close_server_timewait_is_capped_by_the_client_tuples() {
+    // Linux client, 388 ports, 613/s: R x T = 36,780, but connect() cycles through the 194
+    // ports of one parity, and a SYN takes over the server's TIME_WAIT of the same 4-tuple.
+    let input = ModelInput {
+        rate: Some(613.0),
+        timewait_side: TimeWaitSide::Server,
+        ..ModelInput::from_profile(Profile::Linux)
+    }
+    .with_ports(PortSpec::Count(388), 0)
+    .unwrap();
+    let p = predict(&input);
+    assert_eq!(p.client_tuples, Some(194.0));
+    let steady = p.steady_timewait.unwrap();
+    assert!((193.99..=194.0).contains(&steady), "{steady}");
+    assert!(
+        p.explanation.contains("at most 194 distinct ports"),
+        "{}",
+        p.explanation
+    );
+    // Two destinations: a port per destination, so twice the tuples.
+    let two = ModelInput {
+        destinations: 2,
+        ..input.clone()
+    };
+    assert_eq!(predict(&two).client_tuples, Some(388.0));
+    // Measured in the lab: 175 server TIME_WAIT after 400 connections over 388 ports (194 of
+    // one parity, visited in random steps of 1 to 8), 1,585 after 2,000 over 6,000 ports.
+    assert_eq!(tuples_reached(194.0, 400.0).round(), 175.0);
+    assert_eq!(tuples_reached(3000.0, 2000.0).round(), 1588.0);
+    assert_eq!(
+        tuples_reached(3000.0, 10.0),
+        10.0,
+        "never more than the connections"
+    );
+    // A slow client: 2/s x 60 s = 120 connections over 194 slots: about half are distinct.
+    let slow = ModelInput {
+        rate: Some(2.0),
+        ..input.clone()
+    };
+    let s = predict(&slow).steady_timewait.unwrap();
+    assert!((97.0..98.0).contains(&s), "{s}");
+    // Another OS's allocator is not modelled: R x T.
+    let windows = ModelInput {
+        rate: Some(613.0),
+        timewait_side: TimeWaitSide::Server,
+        ..ModelInput::from_profile(Profile::Windows2008)
+    };
+    let p = predict(&windows);
+    assert_eq!(
+        (p.steady_timewait, p.client_tuples),
+        (Some(613.0 * 240.0), None)
+    );
+}

@@ -5,7 +5,12 @@ use super::{invalid, ExpectSection, PlanError};
 
 /// The model's numeric checks, by the names the verdict gives them; `[expect.tolerance]`
 /// (and `--tolerance NAME=PCT`) accepts these names.
-pub const MODEL_CHECKS: [&str; 3] = ["first_error_s", "timewait_max", "post_exhaustion_rate"];
+pub const MODEL_CHECKS: [&str; 4] = [
+    "first_error_s",
+    "timewait_max",
+    "post_exhaustion_rate",
+    "delivery",
+];
 
 /// Default tolerance of every model check, percent.
 pub const DEFAULT_TOLERANCE_PCT: f64 = 5.0;

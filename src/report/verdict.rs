@@ -2,7 +2,7 @@
 //! the one place where prediction and measurement meet.
 
 use super::Summary;
-use crate::collect::TimelineRow;
+use crate::collect::Completions;
 use crate::model::{Prediction, TimeWaitSide};
 use crate::plan::Expectations;
 use serde::{Deserialize, Serialize};
@@ -191,18 +191,19 @@ pub(crate) fn yes_no(name: &str, expected: bool, measured: bool, note: Option<St
 pub fn assess(
     p: &Prediction,
     s: &Summary,
-    timeline: &[TimelineRow],
+    completions: &Completions,
     expect: &Expectations,
     baseline: Option<(&Summary, f64)>,
 ) -> Verdict {
-    let mut checks = judge(p, s, timeline, expect).checks;
+    let mut checks = judge(p, s, completions, expect).checks;
     if !expect.model {
         for c in &mut checks {
             c.advisory = true;
         }
     }
+    // Not a model check: a run that did not make its load proves nothing either way.
+    checks.push(delivery(s, expect));
     checks.extend(expectations(s, expect));
-    checks.extend(descriptors(s));
     if let Some((base, margin)) = baseline {
         checks.extend(against_baseline(s, base, margin));
     }
@@ -210,29 +211,6 @@ pub fn assess(
         pass: checks.iter().all(|c| c.pass || c.advisory),
         checks,
     }
-}
-
-/// A run that hit the descriptor limit (EMFILE, ENFILE) measured that limit, not the ports:
-/// it never passes. Present only when it happened.
-fn descriptors(s: &Summary) -> Option<Check> {
-    let hit: u64 = s
-        .errors
-        .iter()
-        .filter(|(name, _)| crate::collect::is_descriptor_limit(name))
-        .map(|(_, e)| e.count)
-        .sum();
-    (hit > 0).then(|| Check {
-        name: "descriptors".into(),
-        expected: json!(0),
-        measured: json!(hit),
-        error_pct: None,
-        tolerance_pct: None,
-        pass: false,
-        note: Some(
-            "EMFILE/ENFILE: the process ran out of file descriptors, not of ports; raise ulimit -n or lower --concurrency / --max-in-flight".into(),
-        ),
-        advisory: false,
-    })
 }
 
 /// failed / attempts and completed / attempts (None without attempts).
@@ -327,12 +305,248 @@ pub fn against_baseline(s: &Summary, base: &Summary, margin: f64) -> Vec<Check> 
     checks
 }
 
-/// Compares `p` with the run in `s` (and its timeline): the model's checks alone, each with
-/// its tolerance from `expect`.
+/// Resource failures that are neither port exhaustion nor the server's doing: the client's
+/// process or kernel ran short (descriptors, file table, memory, buffers).
+const RESOURCE_ERRORS: [&str; 4] = ["EMFILE", "ENFILE", "ENOMEM", "ENOBUFS"];
+
+/// How late the load phase may end (its last start made late) before `delivery` counts it
+/// against the rate, seconds.
+const LATE_END_S: f64 = 0.025;
+
+/// At most this share of attempts may fail for a resource (or an unexpected refusal).
+const RESOURCE_SHARE: f64 = 0.001;
+
+/// The `delivery` check: did the run make the load it planned? Starts per second made
+/// against planned (within 1% unless `--tolerance delivery=PCT`, or 25 ms of the load's length
+/// if more; a closed loop is judged by its own measured rate), no start dropped, none aborted by the drain, and resource failures
+/// that are not port exhaustion (EMFILE, ENFILE, ENOMEM, ENOBUFS, and ECONNREFUSED unless the
+/// scenario expects it) under 0.1% of attempts. A run that falls short says what fell short and
+/// its likely bottleneck, in the check's note.
+pub fn delivery(s: &Summary, expect: &Expectations) -> Check {
+    use crate::plan::Rate;
+    let scale = s
+        .plan
+        .lab
+        .as_ref()
+        .and_then(|l| l.time_scale)
+        .unwrap_or(1.0);
+    let planned = match s.plan.load.rate {
+        Some(Rate::PerSecond(r)) => r * scale,
+        // Closed loop: as fast as it goes, so its own rate is the plan.
+        Some(Rate::Max) | None => s.achieved_rate,
+    };
+    // 1%, but never less than 25 ms of the load's length: the last start of a short run
+    // made a few ms late on a busy machine (the pacer thread kept off the CPU) stretches the
+    // load phase, and with it the rate's denominator, without any start going unmade.
+    let tol = expect.tolerance.get("delivery").copied().unwrap_or(1.0);
+    let tol = match s.load_duration_s {
+        d if d > 0.0 => tol.max(LATE_END_S / d * 100.0),
+        _ => tol,
+    };
+    let mut c = bound("delivery", planned, s.achieved_rate, Bound::Min, Some(tol));
+    let eexhaustion = s.exhaustion.kind.as_deref();
+    let resource: Vec<(&str, u64)> = s
+        .errors
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.trim_start_matches("WSA");
+            (RESOURCE_ERRORS.contains(&name) && Some(name) != eexhaustion)
+                || (name == "ECONNREFUSED" && !expect.errors.iter().any(|e| e == "ECONNREFUSED"))
+        })
+        .map(|(name, e)| (name.as_str(), e.count))
+        .collect();
+    let resource_total: u64 = resource.iter().map(|(_, n)| n).sum();
+    let resource_limit = (s.attempts as f64 * RESOURCE_SHARE).floor() as u64;
+    let mut short = Vec::new();
+    if !c.pass && !s.interrupted {
+        short.push(format!(
+            "delivered {} of {} starts/s",
+            thousands(s.achieved_rate),
+            thousands(planned)
+        ));
+    }
+    if s.dropped > 0 {
+        short.push(format!(
+            "{} due starts dropped (--max-in-flight {} reached)",
+            thousands(s.dropped as f64),
+            s.plan.load.max_in_flight.unwrap_or(0)
+        ));
+    }
+    if s.aborted > 0 {
+        short.push(format!(
+            "{} connections still in flight were aborted when --drain-timeout ran out",
+            thousands(s.aborted as f64)
+        ));
+    }
+    if resource_total > resource_limit {
+        let list: Vec<String> = resource.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        short.push(format!(
+            "{} of {} attempts failed for want of a resource ({}), more than the {} allowed (0.1%)",
+            thousands(resource_total as f64),
+            thousands(s.attempts as f64),
+            list.join(", "),
+            resource_limit
+        ));
+    }
+    c.pass = c.pass && short.is_empty();
+    c.note = Some(if short.is_empty() {
+        format!(
+            "starts/s made of planned; dropped 0, aborted 0, resource failures {resource_total}"
+        )
+    } else {
+        format!(
+            "{}; likely bottleneck: {}",
+            short.join("; "),
+            bottleneck(s, planned)
+        )
+    });
+    c
+}
+
+/// 3575 -> "3,575" (rounded to a whole number).
+fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// Why a run fell short, in plain words, from its own figures: descriptors or memory first,
+/// then whichever part of a connection's time kept too many in flight for --max-in-flight
+/// (Little's law: in flight = rate x time per connection), then a client that could not keep
+/// its schedule.
+fn bottleneck(s: &Summary, planned: f64) -> String {
+    let has = |n: &str| s.errors.get(n).is_some_and(|e| e.count > 0);
+    if has("EMFILE") {
+        return "the process ran out of file descriptors (EMFILE): raise its limit (ulimit -n, RLIMIT_NOFILE) above the connections in flight".into();
+    }
+    if has("ENFILE") {
+        return "the system's file table is full (ENFILE): fs.file-max, or fewer connections in flight".into();
+    }
+    if has("ENOMEM") || has("ENOBUFS") {
+        return "the kernel ran short of socket memory (ENOMEM / ENOBUFS)".into();
+    }
+    if has("ECONNREFUSED") {
+        return "the target refused connections (ECONNREFUSED): is the server listening, and does it keep up?".into();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let connect = &s.connect_latency_actual_us;
+    let exchange = &s.exchange_latency_us;
+    let lag = &s.schedule_lag_us;
+    let max_in_flight = s.plan.load.max_in_flight.unwrap_or(0);
+    // Little's law on the run itself: with every slot busy, N slots carrying the achieved
+    // rate were each held N / achieved seconds per connection; the planned rate needed
+    // planned x that many in flight.
+    let in_flight = if s.dropped > 0 && s.achieved_rate > 0.0 {
+        let held_s = f64::from(max_in_flight) / s.achieved_rate;
+        format!(
+            " (each of the --max-in-flight {max_in_flight} slots was held {:.2} ms per connection, so {} starts/s needed about {} in flight)",
+            held_s * 1000.0,
+            thousands(planned),
+            thousands((planned * held_s).ceil())
+        )
+    } else {
+        String::new()
+    };
+    let overflows = s
+        .kernel
+        .as_ref()
+        .and_then(|k| k.get("ListenOverflows"))
+        .copied()
+        .unwrap_or(0);
+    if overflows > 0 && connect.p99 >= 900_000 {
+        // A SYN dropped by a full accept queue is sent again after 1 s: connects of a second
+        // or more are the server not accepting fast enough, not the port search.
+        return format!(
+            "connect() took {:.1} ms at p99: the server's accept queue overflowed {} times (ListenOverflows) and each dropped SYN waited 1 s to be sent again; the server, or this machine's CPU, did not keep up with the accepts{in_flight}",
+            ms(connect.p99),
+            thousands(overflows as f64)
+        );
+    }
+    if exchange.count > 0 && exchange.p99 >= 1000 && exchange.p99 >= connect.p99 {
+        return format!(
+            "the server took {:.1} ms at p99 to answer (exchange): a slow server (an accept delay, a busy backend){in_flight}",
+            ms(exchange.p99)
+        );
+    }
+    // The connections' own time (connect and exchange, from their actual start) already
+    // needs more slots than allowed: the limit, not the kernel or the server, is short.
+    let own_s = (connect.mean + exchange.mean) / 1e6;
+    if s.dropped > 0 && planned * own_s >= f64::from(max_in_flight) {
+        return format!(
+            "too few connections allowed in flight: at {:.3} ms per connection (connect and exchange) {} starts/s need about {} in flight, more than --max-in-flight {max_in_flight}: raise --max-in-flight",
+            own_s * 1000.0,
+            thousands(planned),
+            thousands((planned * own_s).ceil())
+        );
+    }
+    if connect.count > 0 && connect.p99 >= 1000 {
+        let why = if s.exhaustion.first_s.is_some() || s.timewait.is_some() {
+            "the port search over a nearly full range, or a server's full SYN queue"
+        } else {
+            "a server slow to complete handshakes (its SYN or accept queue)"
+        };
+        return format!(
+            "connect() took {:.1} ms at p99 inside the kernel: {why}{in_flight}",
+            ms(connect.p99)
+        );
+    }
+    if s.dropped > 0 {
+        return format!(
+            "too few connections allowed in flight for the rate{in_flight}: raise --max-in-flight, or give the client more CPU"
+        );
+    }
+    if s.aborted > 0 {
+        return format!(
+            "connections outlived --drain-timeout{in_flight}: raise it or the timeouts"
+        );
+    }
+    format!(
+        "the client could not keep its schedule (schedule lag p99 {:.1} ms): the machine's CPU, or fewer --threads than it needs",
+        ms(lag.p99)
+    )
+}
+
+/// The server's TIME_WAIT when it closes first (passive close), where portlab can see it
+/// (its embedded server): one socket per distinct client 4-tuple used within T, so the most
+/// at once is the distinct 4-tuples among the connections completed (the model's
+/// [`crate::model::tuples_reached`]), at most the model's steady state.
+fn server_timewait(p: &Prediction, s: &Summary, tol: f64) -> Option<Check> {
+    let pooled = s.plan.client.pool.unwrap_or(0) > 0;
+    if p.timewait_side != TimeWaitSide::Server || pooled || s.server.is_none() {
+        return None;
+    }
+    let measured = s.timewait.as_ref()?.server_max? as f64;
+    // Every connection of the run, in a run shorter than T; a longer run keeps only the last
+    // T's, which the steady state (the model's, from R x T) bounds.
+    let made = s.completed as f64;
+    let expected = match p.client_tuples {
+        Some(n) => crate::model::tuples_reached(n, made),
+        None => made,
+    }
+    .min(p.steady_timewait?);
+    let mut c = numeric("timewait_max", expected.round(), measured, tol, None);
+    c.note = Some(
+        "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity".into(),
+    );
+    Some(c)
+}
+
+/// Compares `p` with the run in `s` (and its successes per hold): the model's checks alone,
+/// each with its tolerance from `expect`.
 pub fn judge(
     p: &Prediction,
     s: &Summary,
-    timeline: &[TimelineRow],
+    completions: &Completions,
     expect: &Expectations,
 ) -> Verdict {
     let tol = |name: &str| expect.tolerance_for(name);
@@ -423,21 +637,27 @@ pub fn judge(
             checks.push(c);
         }
     }
+    if let Some(c) = server_timewait(p, s, tol("timewait_max")) {
+        checks.push(c);
+    }
     if let (true, Some(rate), Some(_)) = (expect_exhaustion, p.post_exhaustion_rate, measured_first)
     {
         // Ports first come free one hold after the run began; from then on each hold frees
-        // P ports. Averaged over whole holds, successes per second = P / hold.
+        // P ports. Averaged over whole holds, successes per second = P / hold. The collector
+        // counted successes by their own end time per hold (not per timeline interval, whose
+        // edges need not fall on the window's), so the count is exact at any --interval.
         let hold = p.hold_s;
-        let start = hold.max(measured_first.unwrap_or(0.0));
-        let end = s.load_duration_s;
-        let holds = ((end - start) / hold).floor();
-        if holds >= 2.0 {
-            let stop = start + holds * hold;
-            let completed: u64 = timeline
-                .iter()
-                .filter(|r| r.t_s > start + 0.5 && r.t_s <= stop + 0.5)
-                .map(|r| r.completed)
-                .sum();
+        let periods_match = hold > 0.0 && (completions.period_s - hold).abs() <= 1e-6 * hold;
+        let first = measured_first.unwrap_or(0.0);
+        // The window starts on the first hold boundary at or after both one hold and the
+        // first error (a period of the count), and covers whole holds up to the load's end.
+        let from = ((first / hold).ceil() as usize).max(1);
+        let start = from as f64 * hold;
+        let holds = ((s.load_duration_s - start) / hold + 1e-9).floor();
+        if periods_match && holds >= 2.0 {
+            let to = from + holds as usize;
+            let stop = to as f64 * hold;
+            let completed = completions.between(from, to).unwrap_or(0);
             let measured = completed as f64 / (stop - start);
             let mut c = numeric(
                 "post_exhaustion_rate",
@@ -447,7 +667,7 @@ pub fn judge(
                 None,
             );
             c.note = Some(format!(
-                "successes per second over ({start:.1} s, {stop:.1} s]"
+                "successes per second over ({start:.1} s, {stop:.1} s], counted by their own time"
             ));
             checks.push(c);
         }
@@ -529,11 +749,11 @@ mod tests {
         let mut late = s.clone();
         late.exhaustion.first_s = Some(3.3); // 10% after the model's 3.0 s
         let strict = Expectations::default();
-        let v = assess(&p, &late, &[], &strict, None);
+        let v = assess(&p, &late, &Completions::default(), &strict, None);
         assert!(!v.pass, "10% off with the default 5%");
         let mut loose = Expectations::default();
         loose.tolerance.insert("first_error_s".into(), 12.0);
-        let v = assess(&p, &late, &[], &loose, None);
+        let v = assess(&p, &late, &Completions::default(), &loose, None);
         assert!(
             find(&v.checks, "first_error_s").pass,
             "12% allowed for this check"
@@ -542,7 +762,7 @@ mod tests {
         // at 3.0 s is the one the model names, so the check holds and says why.
         let mut lagged = late.clone();
         lagged.exhaustion.due_s = Some(3.001);
-        let v = assess(&p, &lagged, &[], &strict, None);
+        let v = assess(&p, &lagged, &Completions::default(), &strict, None);
         let c = find(&v.checks, "first_error_s");
         assert!(c.pass, "{c:?}");
         assert!(
@@ -553,7 +773,7 @@ mod tests {
             model: false,
             ..Expectations::default()
         };
-        let v = assess(&p, &late, &[], &advisory, None);
+        let v = assess(&p, &late, &Completions::default(), &advisory, None);
         assert!(
             v.pass,
             "a failed model check does not count when model = false"
@@ -568,7 +788,98 @@ mod tests {
         let mut short = s.clone();
         short.attempts = 250; // fewer than the 300 ports, however long the run took
         short.exhaustion.first_s = None;
-        let v = judge(&p, &short, &[], &Expectations::default());
+        let v = judge(
+            &p,
+            &short,
+            &Completions::default(),
+            &Expectations::default(),
+        );
         assert!(find(&v.checks, "exhaustion").pass, "{:?}", v.checks);
+    }
+
+    #[test]
+    fn delivery_needs_the_planned_rate_no_drops_no_aborts_and_few_resource_failures() {
+        let s = fixture(); // 500 attempts at 100/s over 5 s, nothing dropped or aborted
+        let e = Expectations::default();
+        let c = delivery(&s, &e);
+        assert!(c.pass, "{c:?}");
+        assert_eq!(c.expected, json!(100.0));
+        let v = assess(&model(), &s, &Completions::default(), &e, None);
+        assert!(find(&v.checks, "delivery").pass);
+
+        let mut slow = s.clone();
+        slow.achieved_rate = 98.9; // 1.1% short
+        let c = delivery(&slow, &e);
+        assert!(!c.pass, "{c:?}");
+        assert!(
+            c.explain().contains("delivered 99 of 100 starts/s"),
+            "{}",
+            c.explain()
+        );
+        let mut loose = Expectations::default();
+        loose.tolerance.insert("delivery".into(), 2.0);
+        assert!(delivery(&slow, &loose).pass, "--tolerance delivery=2");
+
+        let mut dropped = s.clone();
+        dropped.dropped = 1;
+        let c = delivery(&dropped, &e);
+        assert!(
+            !c.pass && c.explain().contains("1 due starts dropped"),
+            "{c:?}"
+        );
+        let mut aborted = s.clone();
+        aborted.aborted = 3;
+        assert!(!delivery(&aborted, &e).pass);
+        let v = assess(&model(), &aborted, &Completions::default(), &e, None);
+        assert!(!v.pass, "a failed delivery fails the verdict");
+        let advisory = Expectations {
+            model: false,
+            ..Expectations::default()
+        };
+        let v = assess(&model(), &aborted, &Completions::default(), &advisory, None);
+        assert!(!v.pass, "model = false does not make delivery advisory");
+    }
+
+    #[test]
+    fn delivery_counts_resource_failures_but_not_expected_refusals() {
+        use crate::collect::ErrorStat;
+        let s = fixture();
+        let stat = |count| ErrorStat {
+            count,
+            phase: "socket".into(),
+            first_s: 0.1,
+            last_s: 0.2,
+            by_phase: Default::default(),
+        };
+        let mut one = s.clone(); // 500 attempts: 0.1% allows none
+        one.errors.insert("EMFILE".into(), stat(1));
+        let c = delivery(&one, &Expectations::default());
+        assert!(!c.pass, "{c:?}");
+        assert!(c.explain().contains("EMFILE 1"), "{}", c.explain());
+        assert!(c.explain().contains("ulimit -n"), "{}", c.explain());
+        let mut refused = s.clone();
+        refused.errors.insert("ECONNREFUSED".into(), stat(5));
+        assert!(!delivery(&refused, &Expectations::default()).pass);
+        let expected = Expectations {
+            errors: vec!["ECONNREFUSED".into()],
+            ..Expectations::default()
+        };
+        assert!(
+            delivery(&refused, &expected).pass,
+            "a refusal the scenario expects"
+        );
+        // A closed loop is judged by its own rate.
+        let mut closed = s.clone();
+        closed.plan.load.rate = Some(crate::plan::Rate::Max);
+        closed.achieved_rate = 12_345.0;
+        let c = delivery(&closed, &Expectations::default());
+        assert!(c.pass && c.expected == json!(12_345.0), "{c:?}");
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(3575.4), "3,575");
+        assert_eq!(thousands(1_110_013.0), "1,110,013");
+        assert_eq!(thousands(999.0), "999");
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod pacer;
 pub mod shards;
+pub mod slices;
 pub mod socket;
 pub mod worker;
 
@@ -97,6 +98,9 @@ pub async fn run(
         shared: shared.clone(),
         stop: Default::default(),
     });
+    if let Some(why) = ctx.factory.slices_unavailable() {
+        eprintln!("warning: {why}");
+    }
     tokio::pin!(shutdown);
     tokio::pin!(abandon);
     let mut interrupted = false;

@@ -3,6 +3,7 @@
 //! Each step reports its own phase, so EMFILE at socket(), EADDRINUSE at bind() and
 //! EADDRNOTAVAIL at connect() are told apart.
 
+use super::slices::{self, Slices};
 use crate::collect::{Failure, Phase};
 use crate::plan::{BindMode, Client, CloseMode};
 use socket2::{Domain, Protocol, SockAddr, Socket};
@@ -21,11 +22,16 @@ pub struct SocketFactory {
     nodelay: bool,
     linger: Option<Duration>,
     bind: BindMode,
-    /// IP_LOCAL_PORT_RANGE as the kernel takes it: (hi << 16) | lo.
-    local_port_range: Option<u32>,
+    /// The user's own per-socket port range (client.local_port_range: IP_LOCAL_PORT_RANGE).
+    local_port_range: Option<(u16, u16)>,
     sources: Vec<IpAddr>,
     /// Round robin over `sources`, and over the ports of a `range` bind.
     next: AtomicU64,
+    /// Per-socket port slices (IP_LOCAL_PORT_RANGE) when connect() picks the port from a
+    /// large range; None: the kernel's global search ([`slices`] says why and when).
+    slices: Option<Slices>,
+    /// Why slices were wanted but could not be had (the kernel lacks the option).
+    slices_unavailable: Option<String>,
 }
 
 impl SocketFactory {
@@ -45,12 +51,66 @@ impl SocketFactory {
             nodelay: client.nodelay,
             linger,
             bind: client.bind,
-            local_port_range: client
-                .local_port_range
-                .map(|r| (u32::from(r.hi) << 16) | u32::from(r.lo)),
+            local_port_range: client.local_port_range.map(|r| (r.lo, r.hi)),
             sources: client.sources.clone(),
             next: AtomicU64::new(0),
+            slices: None,
+            slices_unavailable: None,
         }
+        .with_port_slices(matches!(
+            client.close,
+            CloseMode::Active | CloseMode::Linger(_)
+        ))
+    }
+
+    /// Decides on port slices (see [`slices`]): the client holds its ports after close
+    /// (`client_holds`: active close or linger; otherwise a port is free again as soon as its
+    /// connection ends, the search finds one at once, and the allocator's own choice of ports
+    /// decides how many 4-tuples the server's TIME_WAIT holds), connect() picks the port (bind
+    /// auto or no-port, at most one source address), one destination, a range of at least
+    /// [`slices::MIN_PORTS`] ports with none reserved, slices not turned off
+    /// (PORTLAB_PORT_SLICES), and a kernel that takes IP_LOCAL_PORT_RANGE.
+    fn with_port_slices(mut self, client_holds: bool) -> SocketFactory {
+        let size = match slices::wanted_size(std::env::var(slices::ENV).ok().as_deref()) {
+            Ok(Some(size)) => size,
+            // Off, or a bad value (refused by the engine before any traffic).
+            _ => return self,
+        };
+        let connect_picks = matches!(self.bind, BindMode::Auto | BindMode::NoPort);
+        // A range of the user's own (client.local_port_range) is the socket's one range.
+        if self.local_port_range.is_some()
+            || !client_holds
+            || !connect_picks
+            || self.sources.len() > 1
+            || self.targets.len() != 1
+        {
+            return self;
+        }
+        let Some((lo, hi)) = os::usable_range() else {
+            return self;
+        };
+        if u32::from(hi) - u32::from(lo) + 1 < slices::MIN_PORTS {
+            return self;
+        }
+        match os::probe_local_port_range(Domain::for_address(self.targets[0]), (lo, hi)) {
+            Ok(()) => self.slices = Slices::cover(lo, hi, size),
+            Err(e) => {
+                self.slices_unavailable = Some(format!(
+                    "IP_LOCAL_PORT_RANGE is not available here ({e}; it needs Linux 6.3+): connect() searches the whole {lo}-{hi} range for each port, which slows down as the range fills, so a large range may exhaust later than P / R"
+                ))
+            }
+        }
+        self
+    }
+
+    /// How many port slices each socket's connect() searches in turn; None: the global search.
+    pub fn port_slices(&self) -> Option<usize> {
+        self.slices.as_ref().map(Slices::len)
+    }
+
+    /// Set when slices were wanted but the kernel lacks IP_LOCAL_PORT_RANGE: a warning.
+    pub fn slices_unavailable(&self) -> Option<&str> {
+        self.slices_unavailable.as_deref()
     }
 
     /// The destination of the next connection: the only one, or the next in turn.
@@ -64,8 +124,9 @@ impl SocketFactory {
         }
     }
 
-    /// A new non-blocking, unconnected socket, options set and bound as the plan says.
-    pub fn open(&self) -> Result<std::net::TcpStream, Failure> {
+    /// A new non-blocking, unconnected socket for attempt `seq` (counting from 1), options
+    /// set and bound as the plan says; with port slices, narrowed to the attempt's slice.
+    pub fn open(&self, seq: u64) -> Result<std::net::TcpStream, Failure> {
         let domain = Domain::for_address(self.targets[0]);
         let socket = Socket::new(domain, os::STREAM, Some(Protocol::TCP))
             .map_err(|e| Failure::new(Phase::Socket, &e))?;
@@ -82,8 +143,12 @@ impl SocketFactory {
         if let Some(l) = self.linger {
             opt(socket.set_linger(Some(l)))?;
         }
+        // The user's own range (client.local_port_range), or this attempt's slice: both are
+        // IP_LOCAL_PORT_RANGE, so one excludes the other (see with_port_slices).
         if let Some(range) = self.local_port_range {
-            opt(os::local_port_range(&socket, range))?;
+            opt(os::set_local_port_range(&socket, range))?;
+        } else if let Some(s) = &self.slices {
+            opt(os::set_local_port_range(&socket, s.for_attempt(seq)))?;
         }
         let turn = if self.sources.len() > 1 || matches!(self.bind, BindMode::Range(..)) {
             self.next.fetch_add(1, Ordering::Relaxed)
@@ -137,6 +202,8 @@ mod os {
     /// Whether [`STREAM`] already makes the socket non-blocking.
     pub const NONBLOCKING_AT_CREATION: bool = true;
 
+    pub use super::os_slices::*;
+
     /// IP_BIND_ADDRESS_NO_PORT: bind(ip, 0) reserves no port; connect() picks it per 4-tuple.
     /// socket2 has no setter for it, so this is the one raw setsockopt.
     pub fn bind_address_no_port(socket: &Socket) -> std::io::Result<()> {
@@ -157,18 +224,45 @@ mod os {
             Err(std::io::Error::last_os_error())
         }
     }
+}
 
-    /// IP_LOCAL_PORT_RANGE (Linux 6.3+; libc has no constant for it yet): the ports this
-    /// socket may be given, `(hi << 16) | lo`, within ip_local_port_range.
-    pub fn local_port_range(socket: &Socket, range: u32) -> std::io::Result<()> {
-        const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+#[cfg(target_os = "linux")]
+mod os_slices {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::AsRawFd;
+
+    /// IP_LOCAL_PORT_RANGE (include/uapi/linux/in.h; the libc crate does not name it yet).
+    const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+    /// This namespace's ip_local_port_range, when no port of it is reserved
+    /// (ip_local_reserved_ports): the kernel skips reserved ports, so slices holding some
+    /// would be smaller than the others and fill first.
+    pub fn usable_range() -> Option<(u16, u16)> {
+        let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"));
+        let range = read("ip_local_port_range").ok()?;
+        let mut it = range
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u16>().ok());
+        let (lo, hi) = (it.next()?, it.next()?);
+        let range = crate::plan::PortRange::new(lo, hi).ok()?;
+        let reserved = read("ip_local_reserved_ports").unwrap_or_default();
+        let reserved = crate::plan::PortRange::parse_list(reserved.trim()).ok()?;
+        reserved
+            .iter()
+            .all(|r| r.overlap(range) == 0)
+            .then_some((lo, hi))
+    }
+
+    /// Narrows connect()'s port search for this socket to `lo..=hi`.
+    pub fn set_local_port_range(socket: &Socket, (lo, hi): (u16, u16)) -> std::io::Result<()> {
+        let value: u32 = (u32::from(hi) << 16) | u32::from(lo);
         // SAFETY: a valid fd owned by `socket`, a u32 option value and its exact size.
         let rc = unsafe {
             libc::setsockopt(
                 socket.as_raw_fd(),
                 libc::IPPROTO_IP,
                 IP_LOCAL_PORT_RANGE,
-                (&range as *const u32).cast(),
+                (&value as *const u32).cast(),
                 std::mem::size_of::<u32>() as libc::socklen_t,
             )
         };
@@ -177,6 +271,12 @@ mod os {
         } else {
             Err(std::io::Error::last_os_error())
         }
+    }
+
+    /// Whether this kernel takes IP_LOCAL_PORT_RANGE, on a throwaway socket of `domain`.
+    pub fn probe_local_port_range(domain: Domain, range: (u16, u16)) -> std::io::Result<()> {
+        let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        set_local_port_range(&socket, range)
     }
 }
 
@@ -194,8 +294,22 @@ mod os {
         Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
     }
 
-    /// Only Linux has IP_LOCAL_PORT_RANGE; the plan refuses `local_port_range` elsewhere.
-    pub fn local_port_range(_socket: &Socket, _range: u32) -> std::io::Result<()> {
+    /// Port slices are Linux's (IP_LOCAL_PORT_RANGE): elsewhere connect() keeps the OS's
+    /// own search, so there is no range to slice.
+    pub fn usable_range() -> Option<(u16, u16)> {
+        None
+    }
+
+    /// Never called (no usable range); see the Linux version.
+    pub fn set_local_port_range(_socket: &Socket, _range: (u16, u16)) -> std::io::Result<()> {
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+
+    /// See the Linux version.
+    pub fn probe_local_port_range(
+        _domain: socket2::Domain,
+        _range: (u16, u16),
+    ) -> std::io::Result<()> {
         Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
     }
 }

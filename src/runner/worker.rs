@@ -125,13 +125,14 @@ pub async fn work(ctx: &Ctx, feed: Feed<'_>, tx: SyncSender<Outcome>) {
     let mut backoff = Backoff::default();
     while let Some(start) = feed.next(ctx).await {
         let started_us = ctx.now_us();
-        ctx.shared.started.fetch_add(1, Ordering::Relaxed);
+        let seq = ctx.shared.started.fetch_add(1, Ordering::Relaxed) + 1;
         let mut o = Outcome {
             scheduled_us: start.due_us,
             started_us,
             connect_us: None,
             exchange_us: None,
             ended_us: started_us,
+            seq,
             failure: None,
             status: 0,
             opened: false,
@@ -279,7 +280,7 @@ enum Started {
 /// runtime: the write of `first` tells (EAGAIN while the handshake is under way), or without
 /// one a peer address; SO_ERROR then tells a refusal from a handshake still under way.
 fn start_connect(ctx: &Ctx, o: &mut Outcome, first: &[u8]) -> Result<Started, Failure> {
-    let socket = ctx.factory.open()?;
+    let socket = ctx.factory.open(o.seq)?;
     let began = Instant::now();
     let cerr = |e: io::Error| Failure::new(Phase::Connect, &e);
     let in_progress = match socket2::SockRef::from(&socket).connect(&ctx.factory.target().into()) {
@@ -574,6 +575,7 @@ mod tests {
             connect_us: None,
             exchange_us: None,
             ended_us: 0,
+            seq: 0,
             failure: None,
             status: 0,
             opened: false,

@@ -25,6 +25,17 @@ pub fn run_json(dir: &Path, args: &[&str]) -> (Output, Value) {
     (out, summary)
 }
 
+/// Appends `run --lab ARGS -q --format json --out DIR` to `cmd` (portlab itself, or a shell
+/// that execs it) and runs it.
+pub fn lab_run(mut cmd: Command, args: &[&str], dir: &Path) -> Output {
+    cmd.args(["run", "--lab"])
+        .args(args)
+        .args(["-q", "--format", "json", "--out"])
+        .arg(dir)
+        .output()
+        .expect("running portlab")
+}
+
 /// The JSON summary on stdout, or a panic showing stderr.
 pub fn parse_summary(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
