@@ -421,9 +421,10 @@ async fn drive(
     let json = serde_json::to_string_pretty(&summary).context("serialising summary.json")?;
     std::fs::write(dir.join("summary.json"), json + "\n")
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+    report::html::write_report_or_warn(dir, &summary);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let rendered = report::reporter(opts.format).render(&summary, &mut out);
+    let rendered = report::html::render_run(opts.format, &summary, dir, &mut out);
     if opts.format == Format::Text {
         use std::io::Write;
         let _ = writeln!(out, "\nresults: {}/", dir.display());

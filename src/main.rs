@@ -43,6 +43,10 @@ fn predict(args: &portlab::model::PredictArgs) -> anyhow::Result<u8> {
 
 fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
     use portlab::report;
+    if args.format == report::Format::Html {
+        let stdout = std::io::stdout();
+        return report::html::report_dirs(&args.runs, &mut stdout.lock());
+    }
     let mut runs = Vec::with_capacity(args.runs.len());
     for path in &args.runs {
         let summary = report::load_summary(path)?;

@@ -456,9 +456,10 @@ pub fn publish(summary: &Summary, dir: &Path, format: crate::report::Format) -> 
     let json = serde_json::to_string_pretty(summary).context("serialising summary.json")?;
     std::fs::write(dir.join("summary.json"), json + "\n")
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+    crate::report::html::write_report_or_warn(dir, summary);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut rendered = crate::report::reporter(format).render(summary, &mut out);
+    let mut rendered = crate::report::html::render_run(format, summary, dir, &mut out);
     if format == crate::report::Format::Text && rendered.is_ok() {
         rendered = writeln!(out, "\nresults: {}/", dir.display());
     }
