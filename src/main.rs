@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         }
         Command::Report(args) => report(&args),
         Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
+        Command::Completions(args) => portlab::cli::completions(args.shell, &mut std::io::stdout()),
+        Command::Man => portlab::cli::man(&mut std::io::stdout()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
