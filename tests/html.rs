@@ -279,3 +279,50 @@ fn the_browser_checks_catch_a_script_error_and_a_blank_page() {
         "a hidden page counted as drawn"
     );
 }
+
+#[test]
+fn report_html_of_saved_runs_has_every_chart_and_the_model_line() {
+    // No browser needed: the saved fixtures drawn as one page and as a comparison.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs");
+    let page = |dirs: &[&str]| {
+        let out = Command::new(portlab())
+            .args(["report", "--format", "html"])
+            .args(dirs.iter().map(|d| fixtures.join(d)))
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    // One run's exit code is its verdict's, as when it ran (this fixture's failed).
+    let (code, one) = page(&["before"]);
+    assert_eq!(code, Some(1));
+    assert!(one.contains("<span class=\"fail\">FAIL</span>"));
+    for id in CHARTS {
+        assert!(figure(&one, id).contains("<polyline"), "{id} not drawn");
+    }
+    let tw = figure(&one, "chart-timewait");
+    assert!(tw.contains("model min(R × t, P)"), "no model line");
+    assert!(tw.contains("predicted P / R = 3.00 s"), "no predicted mark");
+    assert!(
+        tw.contains("measured first error 3.00 s"),
+        "no measured mark"
+    );
+    assert!(one.contains("<table class=\"verdict\">"));
+    assert!(one.contains("id=\"explanation\""));
+    let (code, both) = page(&["before", "after"]);
+    assert_eq!(code, Some(0), "a comparison only shows");
+    assert!(both.contains("2 runs compared"));
+    assert!(figure(&both, "chart-timewait").contains("after: model"));
+    // A path that is not a run says so and exits 2, before anything is printed.
+    let out = Command::new(portlab())
+        .args(["report", "--format", "html", "/nonexistent/run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("summary.json"));
+}

@@ -970,3 +970,44 @@ fn latency_chart(runs: &[Run], x_desc: &str) -> io::Result<String> {
         &[],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_interval_counts_become_steps_over_their_interval() {
+        let s = steps(vec![(1.0, 5.0), (2.0, 7.0)]);
+        assert_eq!(s, vec![(0.0, 5.0), (1.0, 5.0), (1.0, 7.0), (2.0, 7.0)]);
+        // Quarter-second intervals start a quarter second before their end.
+        let s = steps(vec![(0.25, 1.0), (0.5, 2.0)]);
+        assert_eq!(s[0], (0.0, 1.0));
+        assert!(steps(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn errors_by_kind_are_split_into_one_series_each() {
+        let tl = Timeline {
+            columns: ["t_s", "errors_by_kind"].map(String::from).to_vec(),
+            rows: vec![
+                vec!["1.000".into(), String::new()],
+                vec!["2.000".into(), "EADDRNOTAVAIL=12 ECONNRESET=1".into()],
+            ],
+        };
+        let kinds = tl.errors_by_kind();
+        assert_eq!(kinds["EADDRNOTAVAIL"], vec![(1.0, 0.0), (2.0, 12.0)]);
+        assert_eq!(kinds["ECONNRESET"], vec![(1.0, 0.0), (2.0, 1.0)]);
+        assert_eq!(kinds.len(), 2);
+    }
+
+    #[test]
+    fn text_is_escaped_and_axis_numbers_are_short() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(number(250.0), "250");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(12.5), "12.5");
+    }
+}
