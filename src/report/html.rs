@@ -689,11 +689,18 @@ fn draw(
             ))
             .map_err(chart_err)?;
         }
-        let corner = chart.backend_coord(&(0.0, ym));
+        // Notes sit in the lower right, above the axis, clear of the legend (upper right)
+        // and of lines rising from the origin; ~7 px per character at 14 px.
+        let corner = chart.backend_coord(&(xm, 0.0));
+        let widest = notes.iter().map(|n| n.chars().count()).max().unwrap_or(0) as i32;
+        let rows = notes.len() as i32;
         for (i, note) in notes.iter().enumerate() {
             root.draw(&Text::new(
                 note.clone(),
-                (corner.0 + 10, corner.1 + 8 + 18 * i as i32),
+                (
+                    corner.0 - 12 - 7 * widest,
+                    corner.1 - 22 - 18 * (rows - i as i32),
+                ),
                 ("sans-serif", 14).into_font().color(&RGBColor(51, 51, 51)),
             ))
             .map_err(chart_err)?;
