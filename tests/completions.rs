@@ -15,6 +15,23 @@ fn stdout_of(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `cmd` with `input` on its stdin; its output.
+fn piped(cmd: &mut Command, input: &str) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the command");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 const SUBCOMMANDS: [&str; 7] = [
     "run",
     "predict",
@@ -30,18 +47,7 @@ fn bash_completion_parses_and_completes_run_flags() {
     let script = stdout_of(&["completions", "bash"]);
     assert!(script.contains("--client-exec"), "no --client-exec");
     assert!(script.contains("--lab-port-range"), "no --lab-port-range");
-    let mut bash = Command::new("bash")
-        .arg("-n")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bash");
-    bash.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = bash.wait_with_output().unwrap();
+    let out = piped(Command::new("bash").arg("-n"), &script);
     assert!(
         out.status.success(),
         "bash -n rejects the script: {}",
@@ -83,21 +89,13 @@ fn man_page_has_a_page_per_subcommand_and_renders() {
         eprintln!("SKIPPED rendering with man -l: man is not installed");
         return;
     }
-    let mut man = Command::new("man")
-        .args(["-l", "-"])
-        .env("MANPAGER", "cat")
-        .env("MANWIDTH", "100")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    man.stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = man.wait_with_output().unwrap();
+    let out = piped(
+        Command::new("man")
+            .args(["-l", "-"])
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100"),
+        &page,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -155,33 +155,36 @@ fn assert_page_good(what: &str, seen: &Seen, lines_per_chart: usize) {
 }
 
 /// An exhausting lab run: 150 ports at 150/s run out at 1 s; 3 s in quarter-second intervals.
-fn lab_run(dir: &Path, rate: &str) -> bool {
-    let out = Command::new(portlab())
-        .args([
-            "run",
-            "--lab",
-            "--lab-port-range",
-            "40000-40149",
-            "--lab-tw-reuse",
-            "0",
-            "--rate",
-            rate,
-            "--duration",
-            "3s",
-            "--interval",
-            "250ms",
-            "-q",
-            "--out",
-        ])
-        .arg(dir)
-        .output()
-        .unwrap();
+fn lab_run(dir: &Path, rate: &str) {
+    let dir = dir.to_str().unwrap();
+    portlab_ok(&[
+        "run",
+        "--lab",
+        "--lab-port-range",
+        "40000-40149",
+        "--lab-tw-reuse",
+        "0",
+        "--rate",
+        rate,
+        "--duration",
+        "3s",
+        "--interval",
+        "250ms",
+        "-q",
+        "--out",
+        dir,
+    ]);
+}
+
+/// `portlab ARGS`, which must succeed; its stdout.
+fn portlab_ok(args: &[&str]) -> Vec<u8> {
+    let out = Command::new(portlab()).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "portlab {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    true
+    out.stdout
 }
 
 #[test]
@@ -216,18 +219,10 @@ fn report_html_of_an_exhausting_lab_run_and_a_comparison_render_in_chromium() {
     assert!(figure(&seen.dom, "chart-connections").contains("EADDRNOTAVAIL"));
 
     // `portlab report A B --format html`: both runs overlaid.
-    let out = Command::new(portlab())
-        .args(["report", "--format", "html"])
-        .args([&fast, &slow])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (fast_s, slow_s) = (fast.to_str().unwrap(), slow.to_str().unwrap());
+    let page = portlab_ok(&["report", "--format", "html", fast_s, slow_s]);
     let cmp = root.path().join("compare.html");
-    std::fs::write(&cmp, &out.stdout).unwrap();
+    std::fs::write(&cmp, page).unwrap();
     let seen = open(&cmp);
     assert_page_good("comparison", &seen, 2);
     for id in CHARTS {
@@ -239,13 +234,8 @@ fn report_html_of_an_exhausting_lab_run_and_a_comparison_render_in_chromium() {
     }
 
     // The suite form: a directory whose runs are its subdirectories.
-    let out = Command::new(portlab())
-        .args(["report", "--format", "html"])
-        .arg(root.path())
-        .output()
-        .unwrap();
-    let page = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && page.contains("2 runs compared"));
+    let page = portlab_ok(&["report", "--format", "html", root.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&page).contains("2 runs compared"));
 }
 
 #[test]
