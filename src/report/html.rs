@@ -717,8 +717,12 @@ fn draw(
                     .draw_series(LineSeries::new(l.points.clone(), style))
                     .map_err(chart_err)?
             };
+            // The legend's sample is dashed like its line: two short strokes with a gap.
+            let gap = if l.dashed { 5 } else { 0 };
             anno.label(l.label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(2))
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (11 - gap, 0)], c.stroke_width(2))
+                    + PathElement::new(vec![(11, 0), (22, 0)], c.stroke_width(2))
             });
         }
         if lines.iter().any(|l| !l.points.is_empty()) {
