@@ -32,11 +32,32 @@ impl Timeline {
     }
 
     /// The timeline of a results directory: timeline.csv, or for a `--client-exec` run its
-    /// client-samples.csv (t_s and TIME_WAIT on each side); empty when it has neither.
-    pub fn of_dir(dir: &Path) -> Timeline {
-        Timeline::read(&dir.join("timeline.csv"))
-            .or_else(|_| Timeline::read(&dir.join("client-samples.csv")))
-            .unwrap_or_default()
+    /// client-samples.csv (TIME_WAIT on each side, the client's rate), its times moved to
+    /// count from the client's first connection as the summary's do; empty when it has
+    /// neither.
+    pub fn of_dir(dir: &Path, summary: &Summary) -> Timeline {
+        if let Ok(t) = Timeline::read(&dir.join("timeline.csv")) {
+            return t;
+        }
+        let Ok(mut t) = Timeline::read(&dir.join("client-samples.csv")) else {
+            return Timeline::default();
+        };
+        let shift = summary
+            .client_exec
+            .as_ref()
+            .and_then(|c| c.first_connection_s)
+            .unwrap_or(0.0);
+        if let Some(i) = t.columns.iter().position(|c| c == "t_s") {
+            t.rows
+                .retain_mut(|row| match row.get(i).and_then(|v| v.parse::<f64>().ok()) {
+                    Some(v) if v >= shift => {
+                        row[i] = format!("{:.3}", v - shift);
+                        true
+                    }
+                    _ => false,
+                });
+        }
+        t
     }
 
     fn cell(&self, row: &[String], name: &str) -> Option<f64> {
@@ -116,7 +137,7 @@ impl super::Reporter for Html {
 
 /// Writes DIR/report.html for a run whose summary.json and timeline.csv are in DIR.
 pub fn write_report(dir: &Path, summary: &Summary) -> io::Result<()> {
-    let timeline = Timeline::of_dir(dir);
+    let timeline = Timeline::of_dir(dir, summary);
     let mut page = Vec::new();
     render(summary, &timeline, &mut page)?;
     std::fs::write(dir.join("report.html"), page)
@@ -141,7 +162,7 @@ pub fn render_run(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
-        super::Format::Html => render(summary, &Timeline::of_dir(dir), out),
+        super::Format::Html => render(summary, &Timeline::of_dir(dir, summary), out),
         format => super::reporter(format).render(summary, out),
     }
 }
@@ -172,7 +193,8 @@ pub fn report_dirs(paths: &[std::path::PathBuf], out: &mut dyn Write) -> anyhow:
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        loaded.push((label, summary, Timeline::of_dir(&dir)));
+        let timeline = Timeline::of_dir(&dir, &summary);
+        loaded.push((label, summary, timeline));
     }
     let written = match loaded.as_slice() {
         [(_, s, t)] => render(s, t, out),
@@ -231,7 +253,11 @@ pub fn render(summary: &Summary, timeline: &Timeline, out: &mut dyn Write) -> io
         out,
         "chart-connections",
         "Connections per interval",
-        "Attempts begun, connections completed, and failures by error kind in each interval.",
+        if summary.client_exec.is_some() {
+            "The client's connections per second, from the samples of its namespace."
+        } else {
+            "Attempts begun, connections completed, and failures by error kind in each interval."
+        },
         &connections_chart(&run, &axis)?,
     )?;
     figure(
@@ -337,7 +363,9 @@ fn axis_label(runs: &[Run]) -> String {
         .iter()
         .filter_map(|r| r.summary.modelled.as_ref().map(|m| m.time_scale))
         .collect();
+    let client = runs.iter().all(|r| r.summary.client_exec.is_some());
     match scales.as_slice() {
+        [] if client && !runs.is_empty() => "time since the client first connected (s)".into(),
         [] => "time since start (s)".into(),
         [k] if runs.len() == 1 => format!("lab seconds (1 lab s = {k} modelled s)"),
         _ => "lab seconds (time-scaled runs: modelled = lab × time scale)".into(),
@@ -578,7 +606,13 @@ fn number(v: f64) -> String {
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
     } else {
-        format!("{v:.2}").trim_end_matches('0').to_string()
+        let s = format!("{v:.2}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" {
+            "0".into()
+        } else {
+            s.to_string()
+        }
     }
 }
 
@@ -781,11 +815,25 @@ fn connections_chart(run: &Run, x_desc: &str) -> io::Result<String> {
             dashed: true,
         });
     }
+    // A --client-exec run has no per-interval counts: its sampled rate stands in.
+    let sampled = !tl.has("attempts") && tl.has("rate");
+    if sampled {
+        lines.push(Line {
+            label: "client connections /s (sampled)".into(),
+            points: tl.series("rate"),
+            color: color(0),
+            dashed: false,
+        });
+    }
     let markers = first_error_marker(run.summary)
         .into_iter()
         .collect::<Vec<_>>();
     draw(
-        "connections per interval",
+        if sampled {
+            "connections per second"
+        } else {
+            "connections per interval"
+        },
         x_desc,
         run_end(std::slice::from_ref(run)),
         &lines,
@@ -1020,5 +1068,7 @@ mod tests {
         assert_eq!(number(250.0), "250");
         assert_eq!(number(0.25), "0.25");
         assert_eq!(number(12.5), "12.5");
+        assert_eq!(number(0.999_999_9), "1");
+        assert_eq!(number(0.5), "0.5");
     }
 }
