@@ -51,6 +51,9 @@ pub enum Command {
     /// figures with their change from the first.
     ///
     /// Example: `portlab report results/before-* results/after-* --format markdown`.
+    /// With `--format html` it prints a self-contained page with charts (what each run writes
+    /// as report.html): one run, several runs overlaid, or a suite directory's runs.
+    ///
     /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input.
     Report(ReportArgs),
     /// Run every scenario of a directory (default scenarios/) and print one table: scenario,
@@ -69,6 +72,24 @@ pub enum Command {
     /// Exit codes: 0 every destination ok, 1 one in warning or exhausted, 2 bad input or no
     /// permission (the message names the missing capability).
     Watch(crate::watch::WatchArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// bash: `portlab completions bash > ~/.local/share/bash-completion/completions/portlab`;
+    /// zsh: `portlab completions zsh > ~/.zfunc/_portlab` (with ~/.zfunc in fpath);
+    /// fish: `portlab completions fish > ~/.config/fish/completions/portlab.fish`;
+    /// PowerShell: `portlab completions powershell >> $PROFILE`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout: `portlab man | man -l -`, or install it with
+    /// `portlab man > ~/.local/share/man/man1/portlab.1`.
+    Man,
+}
+
+/// `portlab completions SHELL`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `portlab report DIR... [--format F]`
@@ -234,6 +255,43 @@ impl std::str::FromStr for Tolerance {
             .parse()
             .map_err(|_| format!("'{s}' is not PCT or NAME=PCT, e.g. 10 or first_error_s=10"))?;
         Ok(Tolerance { check, pct })
+    }
+}
+
+/// `portlab completions SHELL`: the completion script on `out`.
+pub fn completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "portlab", &mut buf);
+    write_out(out, &buf, "the completion script")
+}
+
+/// `portlab man`: portlab(1) followed by a page per subcommand (portlab-run(1), ...), roff.
+pub fn man(out: &mut dyn std::io::Write) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("portlab-{}", sub.get_name());
+        let page = sub.clone().name(name.clone()).bin_name(name);
+        clap_mangen::Man::new(page).render(&mut buf)?;
+    }
+    write_out(out, &buf, "the manual page")
+}
+
+/// Writes `bytes`; a reader that went away (`portlab man | head`) is not an error.
+fn write_out(out: &mut dyn std::io::Write, bytes: &[u8], what: &str) -> anyhow::Result<u8> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context(format!("writing {what}")))
+        }
+        _ => Ok(0),
     }
 }
 

@@ -441,6 +441,7 @@ fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Ran {
                 dir.path().display()
             )
         });
+    crate::report::html::write_report_or_warn(dir, &summary);
     (summary, unsaved, failed)
 }
 

@@ -28,6 +28,8 @@ fn main() -> ExitCode {
             portlab::suite::run(&args, &mut out).map(|r| r.exit_code)
         }
         Command::Watch(args) => portlab::watch::run(&args),
+        Command::Completions(args) => portlab::cli::completions(args.shell, &mut out),
+        Command::Man => portlab::cli::man(&mut out),
     };
     let _ = out.flush();
     match result {

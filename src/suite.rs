@@ -444,6 +444,18 @@ pub fn write_report(r: &Report, format: Format, out: &mut dyn Write) -> std::io:
     match format {
         Format::Text => write_text(r, out),
         Format::Markdown => write_markdown(r, out),
+        // Every run's page overlaid: the runs' own results directories hold their timelines.
+        Format::Html => {
+            let dirs: Vec<PathBuf> = r
+                .scenarios
+                .iter()
+                .map(|row| PathBuf::from(&row.results))
+                .filter(|d| d.join("summary.json").is_file())
+                .collect();
+            crate::report::html::report_dirs(&dirs, out)
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+        }
         Format::Json => {
             let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
             writeln!(out, "{json}")

@@ -144,6 +144,14 @@ fn python_socket_loop_dies_with_errno_99() {
         (40.0..60.0).contains(&median),
         "median rate {median}: {rates:?}"
     );
+    // report.html draws the samples: the client's rate and its TIME_WAIT against the model.
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("client connections /s (sampled)"),
+        "no rate line"
+    );
+    assert!(page.contains("TIME_WAIT client") && page.contains("model min(R × t, P)"));
+    assert!(page.contains("time since the client first connected (s)"));
 }
 
 #[test]

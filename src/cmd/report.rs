@@ -8,6 +8,10 @@ use std::io::Write;
 /// `portlab report DIR...`: a directory that cannot be read is named and left out; the
 /// others are rendered, and the exit code is then 2.
 pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    if args.format == report::Format::Html {
+        // The page draws each run's timeline too, so it reads the directories itself.
+        return report::html::report_dirs(&args.runs, out);
+    }
     let mut runs = Vec::with_capacity(args.runs.len());
     let mut unreadable = 0;
     for path in &args.runs {

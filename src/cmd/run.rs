@@ -4,7 +4,7 @@ use super::exit;
 use crate::cli::RunArgs;
 use crate::engine::{self, Progress, RunOptions};
 use crate::plan::{self, Plan, Scenario};
-use crate::report::{Format, Render};
+use crate::report::Format;
 use std::io::Write;
 
 /// Runs `portlab run`; the exit code says how it went (see [`exit`]).
@@ -61,9 +61,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         },
     };
     let result = engine::run(plan, &opts)?;
-    result
-        .summary
-        .render(args.format, out)
+    crate::report::html::render_run(args.format, &result.summary, &result.dir, out)
         .and_then(|()| match args.format {
             Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),
             _ => Ok(()),

@@ -382,6 +382,7 @@ impl Collector {
         if !self.interval_connect.is_empty() {
             row.connect_p50_us = Some(self.interval_connect.value_at_quantile(0.5));
             row.connect_p99_us = Some(self.interval_connect.value_at_quantile(0.99));
+            row.connect_max_us = Some(self.interval_connect.max());
         }
         self.interval_connect.reset();
         self.last_started = started;

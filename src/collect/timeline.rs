@@ -29,6 +29,10 @@ pub struct TimelineRow {
     pub connect_p50_us: Option<u64>,
     /// 99th percentile connect latency from the scheduled start, µs.
     pub connect_p99_us: Option<u64>,
+    /// Slowest connect in the interval from the scheduled start, µs (absent in timelines
+    /// written before the column existed).
+    #[serde(default)]
+    pub connect_max_us: Option<u64>,
     /// Kernel observations for the interval (name -> value), empty when not observed.
     #[serde(skip)]
     pub kernel: Vec<(&'static str, Option<f64>)>,
@@ -67,7 +71,7 @@ pub struct TimelineWriter {
     header_written: bool,
 }
 
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "t_s",
     "attempts",
     "connected",
@@ -78,6 +82,7 @@ const COLUMNS: [&str; 10] = [
     "in_flight",
     "connect_p50_us",
     "connect_p99_us",
+    "connect_max_us",
 ];
 
 impl TimelineWriter {
@@ -114,6 +119,7 @@ impl TimelineWriter {
             row.in_flight.to_string(),
             opt(row.connect_p50_us),
             opt(row.connect_p99_us),
+            opt(row.connect_max_us),
         ];
         rec.extend(
             row.kernel
@@ -166,6 +172,7 @@ mod tests {
             errors: 10,
             errors_by_kind: "TIMEOUT=10".into(),
             connect_p50_us: Some(80),
+            connect_max_us: Some(900),
             ..TimelineRow::default()
         };
         w.append(&row).unwrap();

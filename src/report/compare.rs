@@ -292,6 +292,11 @@ pub fn render(c: &Comparison, format: Format, out: &mut dyn Write) -> io::Result
             }
             Ok(())
         }
+        // The page overlays the runs' timelines, which a comparison table does not hold.
+        Format::Html => Err(io::Error::other(
+            "an html comparison is drawn from the runs' directories: \
+             portlab report DIR DIR... --format html",
+        )),
         Format::Text => {
             let label = |r: &Row| {
                 if r.unit.is_empty() {

@@ -4,6 +4,7 @@
 pub mod compare;
 mod csv_format;
 pub mod document;
+pub mod html;
 mod json;
 mod markdown;
 pub mod output;
@@ -62,6 +63,8 @@ pub enum Format {
     Csv,
     /// Tables for a pull-request comment.
     Markdown,
+    /// A self-contained HTML page with charts (what report.html holds).
+    Html,
 }
 
 /// Renders a summary in one format.
@@ -98,6 +101,7 @@ pub fn reporter(format: Format) -> Box<dyn Reporter> {
         Format::Json => Box::new(json::Json),
         Format::Csv => Box::new(csv_format::Csv),
         Format::Markdown => Box::new(markdown::Markdown),
+        Format::Html => Box::new(html::Html),
     }
 }
 
