@@ -423,7 +423,10 @@ async fn drive(
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let rendered = report::reporter(opts.format).render(&summary, &mut out);
+    let rendered = match opts.format {
+        Format::Junit => report::junit::render(&summary, Some(dir), &mut out),
+        f => report::reporter(f).render(&summary, &mut out),
+    };
     if opts.format == Format::Text {
         use std::io::Write;
         let _ = writeln!(out, "\nresults: {}/", dir.display());

@@ -59,6 +59,21 @@ fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = match runs.as_slice() {
+        _ if args.format == report::Format::Junit => {
+            let suites: Vec<report::junit::SuiteRun> = runs
+                .iter()
+                .zip(&args.runs)
+                .map(|((_, s), path)| {
+                    let dir = if path.is_dir() {
+                        path.as_path()
+                    } else {
+                        path.parent().unwrap_or(path)
+                    };
+                    report::junit::SuiteRun::Ran(s, Some(dir))
+                })
+                .collect();
+            report::junit::render_suite(&suites, &mut out)
+        }
         [(_, one)] => report::reporter(args.format).render(one, &mut out),
         _ => report::compare::render(&report::compare::compare(&runs), args.format, &mut out),
     };
@@ -68,10 +83,40 @@ fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
         }
         _ => {}
     }
-    // One run: its verdict decides, as it did when it ran; a comparison only shows.
-    let failed =
-        matches!(runs.as_slice(), [(_, one)] if one.verdict.as_ref().is_some_and(|v| !v.pass));
+    // One run: its verdict decides, as it did when it ran; a comparison only shows. JUnit
+    // of several runs is a verdict of each, so any failed one fails.
+    let failed = match runs.as_slice() {
+        [(_, one)] => one.verdict.as_ref().is_some_and(|v| !v.pass),
+        many if args.format == report::Format::Junit => many
+            .iter()
+            .any(|(_, s)| s.verdict.as_ref().is_some_and(|v| !v.pass)),
+        _ => false,
+    };
+    if failed {
+        for (_, s) in &runs {
+            name_failed_checks(s);
+        }
+    }
     Ok(if failed { EXIT_VERDICT } else { 0 })
+}
+
+/// Exit 1 says why on stderr, whatever stdout holds (JSON, JUnit) and even with --quiet:
+/// every failed check that counts, as the sentence the text report gives.
+fn name_failed_checks(s: &portlab::report::Summary) {
+    let Some(v) = &s.verdict else { return };
+    let failed: Vec<_> = v.checks.iter().filter(|c| !c.pass && !c.advisory).collect();
+    if failed.is_empty() {
+        return;
+    }
+    eprintln!(
+        "portlab: {:?} FAILED {} of {} checks (exit {EXIT_VERDICT}):",
+        s.scenario,
+        failed.len(),
+        v.checks.iter().filter(|c| !c.advisory).count()
+    );
+    for c in failed {
+        eprintln!("  {}", c.explain());
+    }
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<u8> {
@@ -109,6 +154,9 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
     };
     let result = engine::run(plan, &opts)?;
     let failed = result.summary.verdict.as_ref().is_some_and(|v| !v.pass);
+    if failed && !result.summary.interrupted {
+        name_failed_checks(&result.summary);
+    }
     Ok(match (result.summary.interrupted, failed) {
         (true, _) => EXIT_INTERRUPTED,
         (false, true) => EXIT_VERDICT,

@@ -404,7 +404,42 @@ fn write_files(report: &Report, dir: &Path) -> Result<()> {
     let mut md = Vec::new();
     write_markdown(report, &mut md).context("rendering suite.md")?;
     std::fs::write(dir.join("suite.md"), md)
-        .with_context(|| format!("writing {}", dir.join("suite.md").display()))
+        .with_context(|| format!("writing {}", dir.join("suite.md").display()))?;
+    let mut xml = Vec::new();
+    write_junit(report, &mut xml).context("rendering suite.junit.xml")?;
+    std::fs::write(dir.join("suite.junit.xml"), xml)
+        .with_context(|| format!("writing {}", dir.join("suite.junit.xml").display()))
+}
+
+/// The suite as JUnit XML: one test suite per scenario (its checks as test cases), read back
+/// from each run's summary.json; a scenario without one is a test case in error.
+pub fn write_junit(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    use crate::report::junit::SuiteRun;
+    let loaded: Vec<(&Row, Result<crate::report::Summary, String>)> = r
+        .scenarios
+        .iter()
+        .map(|row| {
+            let s =
+                crate::report::load_summary(Path::new(&row.results)).map_err(|e| format!("{e:#}"));
+            (row, s)
+        })
+        .collect();
+    let runs: Vec<SuiteRun> = loaded
+        .iter()
+        .map(|(row, s)| match s {
+            Ok(s) => SuiteRun::Ran(s, Some(Path::new(&row.results))),
+            Err(e) => SuiteRun::Failed {
+                name: &row.scenario,
+                results_dir: Path::new(&row.results),
+                why: if row.problems.is_empty() {
+                    e.clone()
+                } else {
+                    row.problems.join("; ")
+                },
+            },
+        })
+        .collect();
+    crate::report::junit::render_suite(&runs, out)
 }
 
 fn cell(s: &str) -> String {

@@ -458,7 +458,10 @@ pub fn publish(summary: &Summary, dir: &Path, format: crate::report::Format) -> 
         .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut rendered = crate::report::reporter(format).render(summary, &mut out);
+    let mut rendered = match format {
+        crate::report::Format::Junit => crate::report::junit::render(summary, Some(dir), &mut out),
+        f => crate::report::reporter(f).render(summary, &mut out),
+    };
     if format == crate::report::Format::Text && rendered.is_ok() {
         rendered = writeln!(out, "\nresults: {}/", dir.display());
     }

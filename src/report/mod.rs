@@ -4,6 +4,7 @@
 pub mod compare;
 mod csv_format;
 mod json;
+pub mod junit;
 mod markdown;
 mod summary;
 mod text;
@@ -24,6 +25,8 @@ pub enum Format {
     Csv,
     /// Tables for a pull-request comment.
     Markdown,
+    /// JUnit XML: one test case per verdict check, for CI servers' test reports.
+    Junit,
 }
 
 /// Renders a summary in one format.
@@ -39,6 +42,7 @@ pub fn reporter(format: Format) -> Box<dyn Reporter> {
         Format::Json => Box::new(json::Json),
         Format::Csv => Box::new(csv_format::Csv),
         Format::Markdown => Box::new(markdown::Markdown),
+        Format::Junit => Box::new(junit::Junit),
     }
 }
 
