@@ -241,6 +241,15 @@ pub struct RunArgs {
         value_name = "F"
     )]
     pub min_success_rate: Option<f64>,
+    /// The ports must cover at least F times what the load holds: P / (R x T) >= F, e.g. 2
+    /// (fails a client that stopped reusing connections or a settings change that narrowed
+    /// the headroom) [key: expect.min_margin].
+    #[arg(
+        long,
+        help_heading = "Expect (CI: a failed check exits 1)",
+        value_name = "F"
+    )]
+    pub min_margin: Option<f64>,
     /// An error kind that must appear (as summary.errors names it, e.g. ECONNRESET); repeat
     /// or comma-separate [key: expect.errors].
     #[arg(
@@ -366,6 +375,7 @@ impl RunArgs {
             max_error_rate: self.max_error_rate,
             max_connect_p99_ms: self.max_connect_p99_ms,
             min_success_rate: self.min_success_rate,
+            min_margin: self.min_margin,
             errors: (!self.expect_error.is_empty()).then(|| self.expect_error.clone()),
             model: self.model_checks,
             tolerance_pct,

@@ -271,7 +271,13 @@ async fn drive(
             target,
             settings,
         };
-        let summary = crate::client::run::drive(setup, shutdown_signal()).await?;
+        let mut summary = crate::client::run::drive(setup, shutdown_signal()).await?;
+        if let Some((base, margin)) = &opts.baseline {
+            let extra = verdict::against_baseline(&summary, base, *margin);
+            if let Some(v) = summary.verdict.as_mut() {
+                verdict::add_checks(v, extra);
+            }
+        }
         crate::client::run::publish(&summary, dir, opts.format)?;
         return Ok(summary);
     }

@@ -371,6 +371,7 @@ pub async fn drive(
     }
     summary.client_exec = Some(c);
     checks.extend(verdict::expectations(&summary, &plan.expect));
+    checks.extend(verdict::margin_check(&prediction, &plan.expect));
     summary.verdict = Some(verdict::Verdict {
         pass: checks.iter().all(|c| c.pass || c.advisory),
         checks,

@@ -149,6 +149,10 @@ pub struct ExpectSection {
     pub min_success_rate: Option<f64>,
     /// `--expect-error`: error kinds (summary.errors keys) that must each appear.
     pub errors: Option<Vec<String>>,
+    /// `--min-margin`: the ports must cover at least F times what the load holds,
+    /// P / (R x T) >= F (the model's `margin` R x T / P at most 1 / F), e.g. 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_margin: Option<f64>,
     /// `--model-checks`: whether the model's checks count toward the verdict (default true;
     /// false still reports them).
     pub model: Option<bool>,
@@ -215,6 +219,7 @@ impl Scenario {
             max_error_rate,
             max_connect_p99_ms,
             min_success_rate,
+            min_margin,
             errors,
             model,
             tolerance_pct
