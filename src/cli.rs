@@ -69,7 +69,8 @@ pub struct ReportArgs {
     /// Results directories (results/<run>/) or their summary.json files.
     #[arg(required = true, value_name = "RESULTS_DIR")]
     pub runs: Vec<PathBuf>,
-    /// Output format; markdown fits a pull-request comment.
+    /// Output format; markdown fits a pull-request comment, junit a CI server's test report
+    /// (one test suite per run).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -262,6 +262,7 @@ async fn drive(
     if let Some(cx) = &plan.client_exec {
         let setup = crate::client::run::Setup {
             plan,
+            quiet: opts.progress == Progress::Never,
             cx,
             scenario,
             dir,
