@@ -38,6 +38,10 @@ pub struct SuiteArgs {
     /// pgbench-*) run; without it a directory holding one is refused before anything runs.
     #[arg(long)]
     pub allow_exec: bool,
+    /// The table on stdout: text, markdown (suite.md), json (suite.json) or junit
+    /// (suite.junit.xml: one test suite per scenario, one test case per check).
+    #[arg(long, value_enum, default_value_t = crate::report::Format::Text)]
+    pub format: crate::report::Format,
 }
 
 /// How one scenario ended.
@@ -170,6 +174,12 @@ pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
 pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
+    use crate::report::Format;
+    if args.format == Format::Csv {
+        anyhow::bail!(
+            "--format csv: a suite has no CSV form; write --format text, markdown, json or junit"
+        );
+    }
     let files = collect(&args.dir, args.allow_exec)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
     let dir = crate::engine::results_dir("suite", args.out.as_deref())?;
@@ -213,7 +223,14 @@ pub fn run(args: &SuiteArgs) -> Result<SuiteResult> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let printed = write_text(&report, &mut out);
+    let printed = match args.format {
+        Format::Junit => write_junit(&report, &mut out),
+        Format::Markdown => write_markdown(&report, &mut out),
+        Format::Json => serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|j| writeln!(out, "{j}")),
+        _ => write_text(&report, &mut out),
+    };
     if let Err(e) = printed {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e).context("writing the table to stdout");

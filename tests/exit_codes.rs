@@ -93,6 +93,15 @@ fn two_for_bad_input_before_any_traffic() {
         assert!(err.starts_with("error: ") && err.contains(flag), "{err}");
         assert!(!dir.join("summary.json").exists(), "nothing ran");
     }
+    // A suite has no CSV form: refused before any scenario runs.
+    let out = Command::new(portlab())
+        .args(["suite", "scenarios", "--format", "csv", "--out"])
+        .arg(tmp.path().join("suite"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format csv"));
+    assert!(!tmp.path().join("suite").exists());
     // `report` of something that is not a run.
     let out = Command::new(portlab())
         .args(["report", "--format", "junit"])

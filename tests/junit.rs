@@ -166,3 +166,43 @@ fn a_saved_runs_model_checks_with_their_sentences() {
             == format!("portlab.{}", summary["scenario"].as_str().unwrap())
     );
 }
+
+#[test]
+fn a_suite_is_one_test_suite_per_scenario() {
+    if !validators("a_suite_is_one_test_suite_per_scenario") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("scenarios");
+    std::fs::create_dir(&dir).unwrap();
+    // 40 loopback connections: the first expects no exhaustion (holds), the second expects
+    // it (fails).
+    for (name, want) in [("a-holds", false), ("b-fails", true)] {
+        std::fs::write(
+            dir.join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\n[load]\nrate = 200\ncount = 40\n[client]\nclose = \"reset\"\n[expect]\nexhaustion = {want}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = Command::new(portlab())
+        .arg("suite")
+        .arg(&dir)
+        .args(["-q", "--format", "junit", "--out"])
+        .arg(tmp.path().join("results"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let suites = parse(tmp.path(), &out.stdout);
+    let names: Vec<&str> = suites.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a-holds", "b-fails"]);
+    assert_eq!(case(&suites[0], "expect.exhaustion")["result"], "passed");
+    assert_eq!(
+        case(&suites[1], "expect.exhaustion")["result"],
+        "failure: expect.exhaustion: expected true, measured false"
+    );
+    // The same document is kept in the suite's directory.
+    let kept = std::fs::read(tmp.path().join("results/suite.junit.xml")).unwrap();
+    assert_eq!(parse(tmp.path(), &kept), suites);
+}
