@@ -5,23 +5,14 @@
 //! The tools come from PyPI (.ci/run installs them); missing, the test prints SKIPPED
 //! (a failure under CI=true).
 
+mod common;
+use common::have;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
 const GITHUB: &str = "examples/ci/github-actions.yml";
 const GITLAB: &str = "examples/ci/gitlab-ci.yml";
-
-fn have(test: &str, what: &str, probe: &mut Command) -> bool {
-    let ok = probe.output().is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: needs {what}; CI must run this test");
-        }
-        eprintln!("SKIPPED {test}: needs {what}");
-    }
-    ok
-}
 
 fn schema_check(schema: &str, file: &Path) -> std::process::Output {
     Command::new("check-jsonschema")

@@ -138,3 +138,16 @@ pub fn assert_close(what: &str, measured: f64, expected: f64, pct: f64) {
         "{what}: measured {measured}, expected {expected} within {pct}% (off by {err:.2}%)"
     );
 }
+
+/// True when `probe` runs and succeeds (a tool the test needs, e.g. `java -version`);
+/// otherwise the test prints SKIPPED, or fails under CI=true where the tool must be present.
+pub fn have(test: &str, what: &str, probe: &mut Command) -> bool {
+    let ok = probe.output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: needs {what}; CI must run this test");
+        }
+        eprintln!("SKIPPED {test}: needs {what}");
+    }
+    ok
+}
