@@ -64,10 +64,11 @@ fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
                 .iter()
                 .zip(&args.runs)
                 .map(|((_, s), path)| {
-                    let dir = if path.is_dir() {
-                        path.as_path()
-                    } else {
-                        path.parent().unwrap_or(path)
+                    // The results directory: the one named, or the summary.json's.
+                    let dir = match path.parent() {
+                        _ if path.is_dir() => path.as_path(),
+                        Some(p) if !p.as_os_str().is_empty() => p,
+                        _ => std::path::Path::new("."),
                     };
                     report::junit::SuiteRun::Ran(s, Some(dir))
                 })
