@@ -303,7 +303,8 @@ pub struct RunArgs {
     /// Show progress even when stderr is not a terminal (one line per interval).
     #[arg(long, help_heading = "Output", conflicts_with = "quiet")]
     pub progress: bool,
-    /// No progress display.
+    /// No progress display and no notes: stderr holds only errors, warnings and, on exit 1,
+    /// the failed checks (stdout keeps the --format output).
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
 }
