@@ -4,31 +4,8 @@
 //! stderr holds nothing for a passing run, and only the failed checks for a failing one.
 
 mod common;
-use common::portlab;
-use std::process::{Command, Output};
-
-fn run(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(portlab())
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(dir)
-        .output()
-        .expect("running portlab")
-}
-
-/// 40 connections on loopback: no exhaustion, all complete. The model's checks are advisory:
-/// on a shared host other programs' TIME_WAIT toward the port can count in timewait_max.
-const SMALL: [&str; 8] = [
-    "--rate",
-    "200",
-    "--count",
-    "40",
-    "--close",
-    "reset",
-    "--model-checks",
-    "false",
-];
+use common::{portlab, run_out as run, LOOPBACK_40 as SMALL};
+use std::process::Command;
 
 #[test]
 fn zero_when_every_check_holds_and_quiet_stays_silent() {

@@ -40,13 +40,9 @@ fn parse(dir: &Path, xml: &[u8]) -> Vec<Value> {
 }
 
 fn run_junit(dir: &Path, args: &[&str]) -> Output {
-    Command::new(portlab())
-        .arg("run")
-        .args(args)
-        .args(["-q", "--format", "junit", "--out"])
-        .arg(dir)
-        .output()
-        .expect("running portlab")
+    let mut args = args.to_vec();
+    args.extend(["-q", "--format", "junit"]);
+    common::run_out(dir, &args)
 }
 
 fn case<'a>(suite: &'a Value, name: &str) -> &'a Value {
@@ -64,19 +60,8 @@ fn a_passing_and_a_failing_run_are_valid_junit() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    // 40 connections cannot use up the host's ports: no exhaustion, every attempt completes.
-    // The model's checks are advisory (<skipped>): on a shared host other programs' TIME_WAIT
-    // toward the same port can count in timewait_max; the [expect] checks are this run's.
-    let base = [
-        "--rate",
-        "200",
-        "--count",
-        "40",
-        "--close",
-        "reset",
-        "--model-checks",
-        "false",
-    ];
+    // 40 loopback connections: no exhaustion; the model's checks advisory (<skipped>).
+    let base = common::LOOPBACK_40;
     let mut pass = base.to_vec();
     pass.extend(["--expect-exhaustion", "false", "--min-success-rate", "0.9"]);
     let out = run_junit(&tmp.path().join("pass"), &pass);

@@ -151,3 +151,28 @@ pub fn have(test: &str, what: &str, probe: &mut Command) -> bool {
     }
     ok
 }
+
+/// 40 connections on loopback at 200/s, closed with a reset: no exhaustion, all complete.
+/// The model's checks are advisory: on a shared host other programs' TIME_WAIT toward the
+/// port can count in timewait_max, so a test of `[expect]` keys judges only those.
+pub const LOOPBACK_40: [&str; 8] = [
+    "--rate",
+    "200",
+    "--count",
+    "40",
+    "--close",
+    "reset",
+    "--model-checks",
+    "false",
+];
+
+/// Runs `portlab run ARGS --out DIR` on the host and returns its output as it is.
+pub fn run_out(dir: &Path, args: &[&str]) -> Output {
+    Command::new(portlab())
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .expect("running portlab")
+}
