@@ -98,7 +98,8 @@ pub struct ReportArgs {
     /// Results directories (results/<run>/) or their summary.json files.
     #[arg(required = true, value_name = "RESULTS_DIR")]
     pub runs: Vec<PathBuf>,
-    /// Output format; markdown fits a pull-request comment.
+    /// Output format; markdown fits a pull-request comment, junit a CI server's test report
+    /// (one test suite per run), html a page with charts.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -181,7 +182,8 @@ pub struct RunArgs {
     /// Show progress even when stderr is not a terminal (one line per interval).
     #[arg(long, help_heading = "Output", conflicts_with = "quiet")]
     pub progress: bool,
-    /// No progress display.
+    /// No progress display and no notes: stderr holds only errors, warnings and, on exit 1,
+    /// the failed checks (stdout keeps the --format output).
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
     /// Parse, merge and validate (the host checks too), then print the resolved plan (TOML;

@@ -329,6 +329,7 @@ async fn drive(
         started.set(true);
         let setup = crate::client::run::Setup {
             plan,
+            quiet: opts.progress == Progress::Never,
             cx,
             scenario,
             dir,
@@ -338,7 +339,13 @@ async fn drive(
             exec,
             settings,
         };
-        let summary = crate::client::run::drive(setup, signalled(1)).await?;
+        let mut summary = crate::client::run::drive(setup, signalled(1)).await?;
+        if let Some((base, margin)) = &opts.baseline {
+            let extra = crate::report::verdict::against_baseline(&summary, base, *margin);
+            if let Some(v) = summary.verdict.as_mut() {
+                crate::report::verdict::add_checks(v, extra);
+            }
+        }
         return Ok(save(dir, summary, None));
     }
     let watch = kernel_watch(&targets, applied)?;

@@ -33,7 +33,8 @@ pub struct SuiteArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Output format on stdout: text (the table), json (suite.json), markdown (suite.md),
-    /// csv (one row per scenario).
+    /// csv (one row per scenario), junit (suite.junit.xml: one test suite per scenario, one
+    /// test case per check), html (every run's page overlaid).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Use a non-empty --out directory, replacing portlab's own files in it (passed on to
@@ -424,7 +425,42 @@ fn write_files(report: &Report, dir: &Path) -> Result<()> {
     let mut md = Vec::new();
     write_markdown(report, &mut md).context("rendering suite.md")?;
     write_atomic(&dir.join("suite.md"), &md)
-        .with_context(|| format!("writing {}", dir.join("suite.md").display()))
+        .with_context(|| format!("writing {}", dir.join("suite.md").display()))?;
+    let mut xml = Vec::new();
+    write_junit(report, &mut xml).context("rendering suite.junit.xml")?;
+    write_atomic(&dir.join("suite.junit.xml"), &xml)
+        .with_context(|| format!("writing {}", dir.join("suite.junit.xml").display()))
+}
+
+/// The suite as JUnit XML: one test suite per scenario (its checks as test cases), read back
+/// from each run's summary.json; a scenario without one is a test case in error.
+pub fn write_junit(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    use crate::report::junit::SuiteRun;
+    let loaded: Vec<(&Row, Result<crate::report::Summary, String>)> = r
+        .scenarios
+        .iter()
+        .map(|row| {
+            let s =
+                crate::report::load_summary(Path::new(&row.results)).map_err(|e| format!("{e:#}"));
+            (row, s)
+        })
+        .collect();
+    let runs: Vec<SuiteRun> = loaded
+        .iter()
+        .map(|(row, s)| match s {
+            Ok(s) => SuiteRun::Ran(s, Some(Path::new(&row.results))),
+            Err(e) => SuiteRun::Failed {
+                name: &row.scenario,
+                results_dir: Path::new(&row.results),
+                why: if row.problems.is_empty() {
+                    e.clone()
+                } else {
+                    row.problems.join("; ")
+                },
+            },
+        })
+        .collect();
+    crate::report::junit::render_suite(&runs, out)
 }
 
 fn cell(s: &str) -> String {
@@ -444,6 +480,7 @@ pub fn write_report(r: &Report, format: Format, out: &mut dyn Write) -> std::io:
     match format {
         Format::Text => write_text(r, out),
         Format::Markdown => write_markdown(r, out),
+        Format::Junit => write_junit(r, out),
         // Every run's page overlaid: the runs' own results directories hold their timelines.
         Format::Html => {
             let dirs: Vec<PathBuf> = r

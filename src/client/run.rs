@@ -28,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Setup<'a> {
     /// The plan.
     pub plan: &'a Plan,
+    /// `--quiet`: no informational lines on stderr.
+    pub quiet: bool,
     /// Its client command.
     pub cx: &'a ClientExec,
     /// The plan as a scenario (plan.toml, summary.plan).
@@ -122,7 +124,9 @@ pub async fn drive(
         (p, k)
     };
     let (base, base_kernel) = take(&mut client, &mut server, 0.0, requests());
-    eprintln!("portlab: running your client: {}", cx.command);
+    if !s.quiet {
+        eprintln!("portlab: running your client: {}", cx.command);
+    }
     let mut proc =
         ClientProcess::start(&cx.command, &process::environment(target, rate)).map_err(|e| {
             anyhow!(
@@ -364,6 +368,7 @@ pub async fn drive(
     }
     summary.client_exec = Some(c);
     checks.extend(verdict::expectations(&summary, &plan.expect));
+    checks.extend(verdict::margin_check(&prediction, &plan.expect));
     summary.verdict = Some(verdict::Verdict {
         pass: checks.iter().all(|c| c.pass || c.advisory),
         checks,

@@ -6,6 +6,26 @@ pub mod predict;
 pub mod report;
 pub mod run;
 
+/// Exit 1 says why on stderr, whatever stdout holds (JSON, JUnit) and even with --quiet:
+/// every failed check that counts, as the sentence the text report gives.
+pub fn name_failed_checks(s: &crate::report::Summary) {
+    let Some(v) = &s.verdict else { return };
+    let failed: Vec<_> = v.checks.iter().filter(|c| !c.pass && !c.advisory).collect();
+    if failed.is_empty() {
+        return;
+    }
+    eprintln!(
+        "portlab: {:?} FAILED {} of {} checks (exit {}):",
+        s.scenario,
+        failed.len(),
+        v.checks.iter().filter(|c| !c.advisory).count(),
+        exit::VERDICT
+    );
+    for c in failed {
+        eprintln!("  {}", c.explain());
+    }
+}
+
 /// portlab's exit codes (README's table).
 pub mod exit {
     /// A check failed (the verdict).

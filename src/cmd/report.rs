@@ -32,21 +32,56 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 || path.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
-        runs.push((label, summary));
+        // The results directory: the one named, or the summary.json's.
+        let dir = match path.parent() {
+            _ if path.is_dir() => path.clone(),
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        runs.push((label, summary, dir));
     }
     if runs.is_empty() {
         anyhow::bail!("none of the {} directories could be read", args.runs.len());
     }
     match runs.as_slice() {
-        [(_, one)] => one.render(args.format, out),
-        _ => report::compare::compare(&runs).render(args.format, out),
+        // JUnit holds verdicts, one test suite per run, whatever their number.
+        _ if args.format == report::Format::Junit => {
+            let suites: Vec<report::junit::SuiteRun> = runs
+                .iter()
+                .map(|(_, s, dir)| report::junit::SuiteRun::Ran(s, Some(dir)))
+                .collect();
+            report::junit::render_suite(&suites, out)
+        }
+        [(_, one, dir)] => report::render_run(args.format, one, dir, out),
+        _ => {
+            let labelled: Vec<(String, report::Summary)> =
+                runs.into_iter().map(|(l, s, _)| (l, s)).collect();
+            let written = report::compare::compare(&labelled).render(args.format, out);
+            runs = labelled
+                .into_iter()
+                .map(|(l, s)| (l, s, std::path::PathBuf::new()))
+                .collect();
+            written
+        }
     }
     .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
     if unreadable > 0 {
         return Ok(exit::SETUP);
     }
-    // One run: its verdict decides, as it did when it ran; a comparison only shows.
-    let failed =
-        matches!(runs.as_slice(), [(_, one)] if one.verdict.as_ref().is_some_and(|v| !v.pass));
+    // One run: its verdict decides, as it did when it ran; a comparison only shows. JUnit of
+    // several runs is a verdict of each, so any failed one fails.
+    let verdict_failed = |s: &report::Summary| s.verdict.as_ref().is_some_and(|v| !v.pass);
+    let failed = match runs.as_slice() {
+        [(_, one, _)] => verdict_failed(one),
+        many if args.format == report::Format::Junit => {
+            many.iter().any(|(_, s, _)| verdict_failed(s))
+        }
+        _ => false,
+    };
+    if failed {
+        for (_, s, _) in &runs {
+            super::name_failed_checks(s);
+        }
+    }
     Ok(if failed { exit::VERDICT } else { 0 })
 }

@@ -61,7 +61,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         },
     };
     let result = engine::run(plan, &opts)?;
-    crate::report::html::render_run(args.format, &result.summary, &result.dir, out)
+    crate::report::render_run(args.format, &result.summary, &result.dir, out)
         .and_then(|()| match args.format {
             Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),
             _ => Ok(()),
@@ -88,6 +88,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         incomplete = true;
     }
     let failed = result.summary.verdict.as_ref().is_some_and(|v| !v.pass);
+    if failed && !result.summary.interrupted {
+        super::name_failed_checks(&result.summary);
+    }
     Ok(match (incomplete, result.summary.interrupted, failed) {
         (true, _, _) => exit::INCOMPLETE,
         (false, true, _) => exit::INTERRUPTED,

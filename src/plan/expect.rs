@@ -26,6 +26,8 @@ pub struct Expectations {
     pub max_connect_p99_ms: Option<f64>,
     /// completed / attempts, at least.
     pub min_success_rate: Option<f64>,
+    /// Headroom the ports must keep: P / (R x T) at least this.
+    pub min_margin: Option<f64>,
     /// Error kinds that must each appear (upper case, as in summary.errors).
     pub errors: Vec<String>,
     /// Whether the model's checks count toward the verdict.
@@ -43,6 +45,7 @@ impl Default for Expectations {
             max_error_rate: None,
             max_connect_p99_ms: None,
             min_success_rate: None,
+            min_margin: None,
             errors: Vec::new(),
             model: true,
             tolerance_pct: DEFAULT_TOLERANCE_PCT,
@@ -86,6 +89,16 @@ impl Expectations {
                     "expect.max_connect_p99_ms",
                     "--max-connect-p99-ms",
                     format!("{ms} is not a latency; write milliseconds above 0, e.g. 50"),
+                ))
+            }
+            v => v,
+        };
+        let min_margin = match e.min_margin {
+            Some(f) if !(f.is_finite() && f > 0.0) => {
+                return Err(invalid(
+                    "expect.min_margin",
+                    "--min-margin",
+                    format!("{f} is not a headroom factor; write a number above 0, e.g. 2 for ports enough for twice the load"),
                 ))
             }
             v => v,
@@ -141,6 +154,7 @@ impl Expectations {
                 "expect.min_success_rate",
                 "--min-success-rate",
             )?,
+            min_margin,
             errors,
             model: e.model.unwrap_or(true),
             tolerance_pct: percent(
@@ -159,6 +173,7 @@ impl Expectations {
             max_error_rate: self.max_error_rate,
             max_connect_p99_ms: self.max_connect_p99_ms,
             min_success_rate: self.min_success_rate,
+            min_margin: self.min_margin,
             errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
             model: (!self.model).then_some(false),
             tolerance_pct: (self.tolerance_pct != DEFAULT_TOLERANCE_PCT)

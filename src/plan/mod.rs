@@ -718,6 +718,10 @@ mod tests {
                 &["expect.min_success_rate", "fraction"],
             ),
             (
+                "[expect]\nmin_margin = 0",
+                &["expect.min_margin", "--min-margin", "above 0"],
+            ),
+            (
                 "[expect]\nmax_connect_p99_ms = 0",
                 &["expect.max_connect_p99_ms", "above 0"],
             ),

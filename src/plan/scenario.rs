@@ -254,6 +254,12 @@ section! {
         /// completed / attempts must reach at least F, e.g. 0.99 [key: expect.min_success_rate].
         #[arg(long, allow_hyphen_values = true, value_name = "F")]
         pub min_success_rate: Option<f64>,
+        /// The ports must cover at least F times what the load holds: P / (R x T) >= F, e.g.
+        /// 2 (fails a client that stopped reusing connections or a settings change that
+        /// narrowed the headroom) [key: expect.min_margin].
+        #[arg(long, allow_hyphen_values = true, value_name = "F")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub min_margin: Option<f64>,
         /// An error kind that must appear (as summary.errors names it, e.g. ECONNRESET);
         /// repeat or comma-separate [key: expect.errors].
         #[arg(long = "expect-error", value_delimiter = ',', value_name = "KIND")]

@@ -239,6 +239,11 @@ fn change(c: Option<f64>) -> String {
 /// arm per format, each a few lines of layout.
 pub fn render(c: &Comparison, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
+        // JUnit holds verdicts, not a comparison: `portlab report --format junit` writes one
+        // test suite per run (junit::render_suite) and never comes here.
+        Format::Junit => Err(io::Error::other(
+            "a comparison has no JUnit form; junit::render_suite renders the runs",
+        )),
         Format::Json => {
             let text = serde_json::to_string_pretty(c).map_err(io::Error::other)?;
             writeln!(out, "{text}")

@@ -55,10 +55,10 @@ pub fn render<T: Serialize>(
             Ok(())
         }
         Format::Text | Format::Json => Ok(()), // handled above
-        // A page needs a run's timeline; a command's document is a table.
-        Format::Html => Err(io::Error::new(
+        // A page needs a run's timeline, JUnit a verdict; a command's document is a table.
+        Format::Html | Format::Junit => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "--format html draws runs (run, report, suite); this command prints text, json, csv or markdown",
+            "--format html and junit show runs (run, report, suite); this command prints text, json, csv or markdown",
         )),
     }
 }

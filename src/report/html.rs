@@ -155,19 +155,6 @@ pub fn write_report_or_warn(dir: &super::output::ResultsDir, summary: &Summary) 
     }
 }
 
-/// Prints a finished run in `format`; html is the page with the charts from DIR's timeline.
-pub fn render_run(
-    format: super::Format,
-    summary: &Summary,
-    dir: &Path,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    match format {
-        super::Format::Html => render(summary, &Timeline::of_dir(dir, summary), out),
-        format => super::reporter(format).render(summary, out),
-    }
-}
-
 /// `portlab report PATH... --format html`: one run's page, or the runs overlaid. A suite
 /// directory (no summary.json, its runs in subdirectories) stands for its runs. Returns the
 /// exit code: 1 when a single run's verdict failed, as when it ran.

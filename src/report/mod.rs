@@ -6,6 +6,7 @@ mod csv_format;
 pub mod document;
 pub mod html;
 mod json;
+pub mod junit;
 mod markdown;
 pub mod output;
 pub(crate) mod summary;
@@ -65,6 +66,8 @@ pub enum Format {
     Markdown,
     /// A self-contained HTML page with charts (what report.html holds).
     Html,
+    /// JUnit XML: one test case per verdict check, for CI servers' test reports.
+    Junit,
 }
 
 /// Renders a summary in one format.
@@ -102,6 +105,22 @@ pub fn reporter(format: Format) -> Box<dyn Reporter> {
         Format::Csv => Box::new(csv_format::Csv),
         Format::Markdown => Box::new(markdown::Markdown),
         Format::Html => Box::new(html::Html),
+        Format::Junit => Box::new(junit::Junit),
+    }
+}
+
+/// Prints a run whose results are in `dir`: html draws the charts from its timeline, junit
+/// names `dir` as the attachment; the other formats need the summary alone.
+pub fn render_run(
+    format: Format,
+    summary: &Summary,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Html => html::render(summary, &html::Timeline::of_dir(dir, summary), out),
+        Format::Junit => junit::render(summary, Some(dir), out),
+        format => reporter(format).render(summary, out),
     }
 }
 

@@ -41,8 +41,8 @@ impl Check {
     pub fn expected_text(&self) -> String {
         let v = compact(&self.expected);
         match self.note.as_deref() {
-            Some("at most") => format!("<= {v}"),
-            Some("at least") => format!(">= {v}"),
+            Some(n) if n.starts_with("at most") => format!("<= {v}"),
+            Some(n) if n.starts_with("at least") => format!(">= {v}"),
             _ => v,
         }
     }
@@ -69,9 +69,13 @@ impl Check {
             (Some(e), None) if e > 0.0 => format!(": off by {e:.1}%"),
             _ => String::new(),
         };
+        // A bound's note is "at most" / "at least", with its reason after ": " if any.
         let why = match self.note.as_deref() {
             None | Some("at most") | Some("at least") => String::new(),
-            Some(n) => format!(" ({n})"),
+            Some(n) => match n.split_once(": ") {
+                Some(("at most" | "at least", reason)) => format!(" ({reason})"),
+                _ => format!(" ({n})"),
+            },
         };
         format!(
             "{}: expected {}, measured {}{by}{why}",
@@ -204,6 +208,7 @@ pub fn assess(
     // Not a model check: a run that did not make its load proves nothing either way.
     checks.push(delivery(s, expect));
     checks.extend(expectations(s, expect));
+    checks.extend(margin_check(p, expect));
     if let Some((base, margin)) = baseline {
         checks.extend(against_baseline(s, base, margin));
     }
@@ -281,12 +286,67 @@ pub fn expectations(s: &Summary, e: &Expectations) -> Vec<Check> {
     checks
 }
 
+/// `[expect] min_margin`: the headroom P / (R x T), the inverse of the model's margin, must
+/// reach the minimum. It narrows when the rate or the hold time rises, when the ports shrink,
+/// and when a client stops reusing connections (its R becomes the request rate).
+pub fn margin_check(p: &Prediction, e: &Expectations) -> Option<Check> {
+    let min = e.min_margin?;
+    let name = "expect.min_margin";
+    let explained = |mut c: Check, why: String| {
+        c.note = Some(why);
+        c
+    };
+    Some(match p.margin {
+        Some(m) if m > 0.0 => {
+            let mut c = bound(name, min, 1.0 / m, Bound::Min, None);
+            if !c.pass {
+                c = explained(
+                    c,
+                    format!(
+                        "at least: ports / (rate x hold), the load would hold {:.0} ports of {}",
+                        m * p.ports_effective as f64,
+                        p.ports_effective
+                    ),
+                );
+            }
+            c
+        }
+        Some(_) => explained(
+            yes_no(name, true, true, None),
+            "the load holds no port; any headroom".into(),
+        ),
+        None => Check {
+            name: name.to_string(),
+            expected: json!(min),
+            measured: Value::Null,
+            error_pct: None,
+            tolerance_pct: None,
+            pass: false,
+            note: Some(if p.ports_effective == 0 {
+                "no port is free at all".into()
+            } else {
+                "no rate, so no margin; give the load a rate".into()
+            }),
+            advisory: false,
+        },
+    })
+}
+
+/// The checks `extra` added to a verdict, which then passes only if they hold too.
+pub fn add_checks(v: &mut Verdict, extra: Vec<Check>) {
+    v.checks.extend(extra);
+    v.pass = v.checks.iter().all(|c| c.pass || c.advisory);
+}
+
 /// `--baseline`: p99 connect latency may not rise, nor the success rate fall, by more than
 /// `margin` percent of the baseline's.
 pub fn against_baseline(s: &Summary, base: &Summary, margin: f64) -> Vec<Check> {
     let mut checks = Vec::new();
+    // Your own client's figures are not portlab's attempts and connect latencies (a pooled
+    // client completes many requests per connection): its baseline check is its pooling.
+    let own_client = s.client_exec.is_some() || base.client_exec.is_some();
     let (new, old) = (&s.connect_latency_us, &base.connect_latency_us);
-    if new.count > 0 && old.count > 0 {
+    if new.count > 0 && old.count > 0 && !own_client {
         let mut c = bound(
             "baseline.connect_p99_us",
             old.p99 as f64,
@@ -297,10 +357,31 @@ pub fn against_baseline(s: &Summary, base: &Summary, margin: f64) -> Vec<Check> 
         c.note = Some(format!("baseline p99, at most {margin}% higher"));
         checks.push(c);
     }
-    if let (Some((_, new)), Some((_, old))) = (rates(s), rates(base)) {
+    if let (Some((_, new)), Some((_, old)), false) = (rates(s), rates(base), own_client) {
         let mut c = bound("baseline.success_rate", old, new, Bound::Min, Some(margin));
         c.note = Some(format!("baseline success rate, at most {margin}% lower"));
         checks.push(c);
+    }
+    // Your own client (--client-exec): one that reused its connections must still do so.
+    if let (Some(new), Some(old)) = (&s.client_exec, &base.client_exec) {
+        if old.pooled {
+            let per = |c: &crate::client::result::ClientExecSummary| match c.requests {
+                Some(r) => format!("{} connections for {r} requests", c.connections),
+                None => format!("{} connections", c.connections),
+            };
+            checks.push(yes_no(
+                "baseline.client_pooled",
+                true,
+                new.pooled,
+                (!new.pooled).then(|| {
+                    format!(
+                        "the client stopped reusing connections: {}, the baseline {}",
+                        per(new),
+                        per(old)
+                    )
+                }),
+            ));
+        }
     }
     checks
 }
@@ -779,6 +860,26 @@ mod tests {
             "a failed model check does not count when model = false"
         );
         assert!(find(&v.checks, "first_error_s").advisory);
+    }
+
+    #[test]
+    fn min_margin_is_ports_over_what_the_load_holds() {
+        // 300 ports, 100/s held 60 s: the load would hold 6000, a headroom of 0.05.
+        let p = model();
+        let e = |f| Expectations {
+            min_margin: Some(f),
+            ..Expectations::default()
+        };
+        let c = margin_check(&p, &e(0.04)).unwrap();
+        assert!(c.pass, "{c:?}");
+        assert!((c.measured.as_f64().unwrap() - 0.05).abs() < 1e-9, "{c:?}");
+        let c = margin_check(&p, &e(2.0)).unwrap();
+        assert!(!c.pass);
+        assert_eq!(
+            c.explain(),
+            "expect.min_margin: expected >= 2, measured 0.050: off by 97.5% (ports / (rate x hold), the load would hold 6000 ports of 300)"
+        );
+        assert!(margin_check(&p, &Expectations::default()).is_none());
     }
 
     #[test]

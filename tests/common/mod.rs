@@ -162,3 +162,41 @@ pub fn assert_close(what: &str, measured: f64, expected: f64, pct: f64) {
         "{what}: measured {measured}, expected {expected} within {pct}% (off by {err:.2}%)"
     );
 }
+
+/// True when `probe` runs and succeeds (a tool the test needs, e.g. `java -version`);
+/// otherwise the test prints SKIPPED, or fails under CI=true where the tool must be present.
+pub fn have(test: &str, what: &str, probe: &mut Command) -> bool {
+    let ok = probe.output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: needs {what}; CI must run this test");
+        }
+        eprintln!("SKIPPED {test}: needs {what}");
+    }
+    ok
+}
+
+/// 40 connections on loopback at 200/s, closed with a reset: no exhaustion, all complete.
+/// The model's checks are advisory: on a shared host other programs' TIME_WAIT toward the
+/// port can count in timewait_max, so a test of `[expect]` keys judges only those.
+pub const LOOPBACK_40: [&str; 8] = [
+    "--rate",
+    "200",
+    "--count",
+    "40",
+    "--close",
+    "reset",
+    "--model-checks",
+    "false",
+];
+
+/// Runs `portlab run ARGS --out DIR` on the host and returns its output as it is.
+pub fn run_out(dir: &Path, args: &[&str]) -> Output {
+    Command::new(portlab())
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .expect("running portlab")
+}
