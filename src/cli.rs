@@ -70,6 +70,11 @@ pub enum Command {
     /// Exit codes: 0 every destination ok, 1 one in warning or exhausted, 2 bad input or no
     /// permission (the message names the missing capability).
     Watch(crate::watch::WatchArgs),
+    /// List the built-in scenarios (compiled into the binary) with their one-line story, or
+    /// print one to copy and edit: `portlab scenarios show quickstart > my.toml`.
+    ///
+    /// `portlab run NAME` runs one from any directory (a file of that name wins).
+    Scenarios(crate::catalog::ScenariosArgs),
 }
 
 /// `portlab report DIR... [--format F]`
@@ -86,7 +91,9 @@ pub struct ReportArgs {
 /// `portlab run [SCENARIO.toml] [FLAGS]`
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML). Flags override its keys.
+    /// Scenario file (TOML), or the name of a built-in scenario (`portlab scenarios` lists
+    /// them; a file that exists wins). Flags override its keys.
+    #[arg(value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
 
     /// Run name, used for the results directory [key: name].

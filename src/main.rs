@@ -4,7 +4,7 @@
 use clap::Parser;
 use portlab::cli::{Cli, Command, RunArgs};
 use portlab::engine::{self, Progress, RunOptions};
-use portlab::plan::{self, Plan, Scenario};
+use portlab::plan::{Plan, Scenario};
 use std::process::ExitCode;
 
 /// Exit code for a run whose verdict failed (a check did not hold).
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report(&args),
         Command::Suite(args) => portlab::suite::run(&args).map(|r| r.exit_code),
         Command::Watch(args) => portlab::watch::run(&args),
+        Command::Scenarios(args) => portlab::catalog::run(&args, &mut std::io::stdout().lock()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -77,7 +78,7 @@ fn report(args: &portlab::cli::ReportArgs) -> anyhow::Result<u8> {
 
 fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let file = match &args.scenario {
-        Some(path) => plan::load_scenario(path)?,
+        Some(path) => portlab::catalog::load(path)?,
         None => Scenario::default(),
     };
     portlab::client::check_consent(&file, &args.to_scenario(), args.allow_exec)?;
