@@ -120,3 +120,18 @@ fn quickstart_runs_from_any_directory_and_says_where_it_wrote() {
     assert!(dir.join("summary.json").is_file(), "{}", dir.display());
     assert!(line.starts_with("results/quickstart-"), "{line}");
 }
+
+#[test]
+fn suite_without_a_scenarios_directory_takes_the_catalog() {
+    // The catalog names commands (java-bindexception), so without --allow-exec the whole
+    // suite is refused before anything runs: proof that it read the built-in files.
+    let cwd = tempfile::tempdir().unwrap();
+    let out = portlab_in(cwd.path(), &["suite"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("java-bindexception") && err.contains("--allow-exec"),
+        "{err}"
+    );
+    assert!(!cwd.path().join("results").exists(), "nothing may run");
+}
