@@ -387,6 +387,7 @@ async fn drive(
             "time_scale": lab.time_scale(),
             "emulated_time_wait_s": lab.emulated_hold().map(|d| d.as_secs_f64()),
             "warnings": a.warnings,
+            "tw_reuse_note": lab.tw_reuse_note,
         }));
     }
     let mut input = model::from_plan::input_for(plan, settings, target);

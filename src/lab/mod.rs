@@ -71,7 +71,8 @@ pub struct LabConfig {
     pub port_range: Option<String>,
     /// `net.ipv4.ip_local_reserved_ports` in kernel syntax, e.g. "1000-1010,2000"; "" clears it.
     pub reserved_ports: Option<String>,
-    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default).
+    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default). Unset,
+    /// the lab writes 0 (as toward another host), or 1 with a delay or time_wait.
     pub tw_reuse: Option<u8>,
     /// `net.ipv4.tcp_tw_reuse_delay` in ms (1..=60000, Linux 6.14+): how long after entering
     /// TIME_WAIT a port may be reused when tw_reuse allows it.
@@ -134,7 +135,9 @@ pub struct LabArgs {
     #[arg(long, value_name = "LIST")]
     pub lab_reserved_ports: Option<String>,
     /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
-    /// Applies to connect() only, and only when TCP timestamps were on.
+    /// Applies to connect() only, and only when TCP timestamps were on. Unset, the lab writes
+    /// 0, as for traffic to another host (the kernel's default 2 exempts loopback, so a lab
+    /// on loopback would never run out); 2 gives the loopback behaviour.
     #[arg(long, value_name = "0|1|2")]
     pub lab_tw_reuse: Option<u8>,
     /// net.ipv4.tcp_tw_reuse_delay in milliseconds (1-60000, Linux 6.14+): with tw_reuse on,

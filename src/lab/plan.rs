@@ -69,7 +69,16 @@ pub struct LabPlan {
     time_scale: f64,
     /// Non-fatal notes worth printing and keeping in the report.
     pub warnings: Vec<String>,
+    /// Which tcp_tw_reuse the lab used and why, when the scenario did not say (the lab's
+    /// default, 0: see [`DEFAULT_TW_REUSE_NOTE`]).
+    pub tw_reuse_note: Option<&'static str>,
 }
+
+/// Why a lab whose scenario leaves tw_reuse unset writes tcp_tw_reuse = 0.
+pub const DEFAULT_TW_REUSE_NOTE: &str = "tw_reuse unset: the lab writes tcp_tw_reuse = 0, as \
+    for traffic to another host (the kernel default 2 reuses TIME_WAIT ports toward loopback \
+    only, which production traffic to another host does not get); write tw_reuse = 2 in [lab] \
+    (--lab-tw-reuse 2) for the loopback behaviour";
 
 impl LabPlan {
     /// The factor the runner multiplies the scenario's rate by (= time scale).
@@ -361,6 +370,7 @@ impl LabConfig {
                 lab_hold: None,
                 time_scale: 1.0,
                 warnings: Vec::new(),
+                tw_reuse_note: None,
             });
         }
 
@@ -515,6 +525,13 @@ impl LabConfig {
                 Some(tw)
             }
         };
+        // Unless the scenario says otherwise, the lab behaves like traffic to another host:
+        // the loopback exemption of the kernel default (2) would hide the exhaustion.
+        let tw_reuse_note =
+            (common.tw_reuse.is_none() && common.tw_reuse_delay_ms.is_none()).then(|| {
+                common.tw_reuse = Some(0);
+                DEFAULT_TW_REUSE_NOTE
+            });
         let lab_hold = common
             .tw_reuse_delay_ms
             .map(|ms| Duration::from_millis(u64::from(ms)));
@@ -555,6 +572,7 @@ impl LabConfig {
             lab_hold,
             time_scale: scale,
             warnings,
+            tw_reuse_note,
         })
     }
 }
@@ -586,8 +604,9 @@ mod tests {
     fn accepted_table() {
         type Case = (&'static str, LabConfig, Vec<(&'static str, &'static str)>);
         let cases: Vec<Case> = vec![
-            // Isolation alone writes nothing: a private namespace with kernel defaults.
-            ("isolate only", lab(), vec![]),
+            // Isolation alone: a private namespace with kernel defaults, except tw_reuse = 0
+            // (traffic to another host has no loopback exemption).
+            ("isolate only", lab(), vec![("net.ipv4.tcp_tw_reuse", "0")]),
             // Not isolated and nothing set: a "host" plan that writes nothing.
             ("host, nothing set", LabConfig::default(), vec![]),
             // A 200-port range is written in the kernel's "LO HI" form.
@@ -597,7 +616,10 @@ mod tests {
                     port_range: Some("32768-32967".into()),
                     ..lab()
                 },
-                vec![("net.ipv4.ip_local_port_range", "32768 32967")],
+                vec![
+                    ("net.ipv4.ip_local_port_range", "32768 32967"),
+                    ("net.ipv4.tcp_tw_reuse", "0"),
+                ],
             ),
             // A one-port range is legal (the kernel only refuses hi < lo).
             (
@@ -606,7 +628,10 @@ mod tests {
                     port_range: Some("40000-40000".into()),
                     ..lab()
                 },
-                vec![("net.ipv4.ip_local_port_range", "40000 40000")],
+                vec![
+                    ("net.ipv4.ip_local_port_range", "40000 40000"),
+                    ("net.ipv4.tcp_tw_reuse", "0"),
+                ],
             ),
             // Reserved ports are normalised the way the kernel prints them back.
             (
@@ -615,7 +640,10 @@ mod tests {
                     reserved_ports: Some("2000, 1000-1010,1005-1011".into()),
                     ..lab()
                 },
-                vec![("net.ipv4.ip_local_reserved_ports", "1000-1011,2000")],
+                vec![
+                    ("net.ipv4.ip_local_reserved_ports", "1000-1011,2000"),
+                    ("net.ipv4.tcp_tw_reuse", "0"),
+                ],
             ),
             // The seed case: 240 s TIME_WAIT at time scale 10 -> reuse 1, delay 24000 ms.
             (
@@ -726,6 +754,35 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{what}");
         }
+    }
+
+    /// The lab's tw_reuse: 0 with a note when the scenario leaves it unset, the scenario's
+    /// own value (and no note) when it sets one or asks for a hold.
+    #[test]
+    fn tw_reuse_defaults_to_zero_and_says_why() {
+        let plan = lab().validate().unwrap();
+        assert_eq!(value(&plan, "net.ipv4.tcp_tw_reuse"), Some("0"));
+        assert!(plan.tw_reuse_note.unwrap().contains("tw_reuse = 2"));
+        for (set, want) in [(Some(2), "2"), (Some(1), "1"), (Some(0), "0")] {
+            let plan = LabConfig {
+                tw_reuse: set,
+                ..lab()
+            }
+            .validate()
+            .unwrap();
+            assert_eq!(value(&plan, "net.ipv4.tcp_tw_reuse"), Some(want));
+            assert_eq!(plan.tw_reuse_note, None);
+        }
+        let held = LabConfig {
+            time_wait: Some("240s".into()),
+            time_scale: Some(10.0),
+            ..lab()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(value(&held, "net.ipv4.tcp_tw_reuse"), Some("1"));
+        assert_eq!(held.tw_reuse_note, None);
+        assert_eq!(LabConfig::default().validate().unwrap().sysctls, vec![]);
     }
 
     /// Refused configurations: (what it shows, config, a fragment the message must contain).

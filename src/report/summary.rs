@@ -210,6 +210,19 @@ impl Summary {
         ]
     }
 
+    /// "lab: tcp_tw_reuse 0, ..." for a lab run: the value the lab used and why.
+    pub fn lab_tw_reuse_line(&self) -> Option<String> {
+        let lab = self.lab.as_ref()?;
+        let value = lab["settings"]["net.ipv4.tcp_tw_reuse"].as_str()?;
+        Some(match lab["tw_reuse_note"].as_str() {
+            Some(_) => format!(
+                "lab: tcp_tw_reuse {value}, the lab's default: as toward another host (the \
+                 kernel's 2 exempts loopback); tw_reuse = 2 in [lab] for that"
+            ),
+            None => format!("lab: tcp_tw_reuse {value}, as the scenario sets it"),
+        })
+    }
+
     /// "rate 200/s, close active, bind auto, payload none, pool 0" from the plan.
     pub fn plan_line(&self) -> String {
         let p = &self.plan;

@@ -27,6 +27,9 @@ impl Reporter for Text {
             )?,
             None => writeln!(out, "  target {}; {}", s.target, s.plan_line())?,
         }
+        if let Some(line) = s.lab_tw_reuse_line() {
+            writeln!(out, "  {line}")?;
+        }
         writeln!(
             out,
             "  connected {}   completed {}   failed {}   dropped {}   aborted {}",
