@@ -54,7 +54,8 @@ pub enum Command {
     /// Example: `portlab report results/before-* results/after-* --format markdown`.
     /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input.
     Report(ReportArgs),
-    /// Run every scenario of a directory (default scenarios/) and print one table: scenario,
+    /// Run every scenario of a directory (default scenarios/, or the built-in catalog when
+    /// ./scenarios does not exist) and print one table: scenario,
     /// what the model predicted, what was measured, verdict. Writes suite.md and suite.json
     /// (results/suite-<time>/, each run's directory underneath).
     ///
