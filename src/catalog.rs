@@ -148,16 +148,36 @@ pub fn load(arg: &Path) -> Result<crate::plan::Scenario> {
     Ok(scenario)
 }
 
-/// Writes the client programs into a fresh directory of its own under the temporary
-/// directory (created new, so nobody else's files are used) and returns it.
+/// The client programs on disk: a directory of this version's copies under the temporary
+/// directory, reused when it is this user's own, nobody else can write to it, and its files
+/// are exactly the embedded ones; otherwise a fresh directory of its own (created new, so
+/// nobody else's files are run).
 fn unpack_clients() -> Result<PathBuf> {
     let base = std::env::temp_dir();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = base.join(format!("portlab-clients-{}-{stamp}", std::process::id()));
-    std::fs::create_dir(&dir)
-        .with_context(|| format!("creating {} for the scenario's client", dir.display()))?;
+    let shared = base.join(format!("portlab-{}-clients", env!("CARGO_PKG_VERSION")));
+    let reusable = |dir: &Path| {
+        std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && crate::sys::private_to_me(&m))
+            && CLIENTS.iter().all(|(file, text)| {
+                std::fs::symlink_metadata(dir.join(file))
+                    .is_ok_and(|m| m.is_file() && crate::sys::private_to_me(&m))
+                    && std::fs::read_to_string(dir.join(file)).is_ok_and(|t| t == *text)
+            })
+    };
+    if reusable(&shared) {
+        return Ok(shared);
+    }
+    // The shared name when it is free, else one for this process alone.
+    let dir = if std::fs::create_dir(&shared).is_ok() {
+        shared
+    } else {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let own = base.join(format!("portlab-clients-{}-{stamp}", std::process::id()));
+        std::fs::create_dir(&own)
+            .with_context(|| format!("creating {} for the scenario's client", own.display()))?;
+        own
+    };
     for (file, text) in CLIENTS {
         std::fs::write(dir.join(file), text)
             .with_context(|| format!("writing {}", dir.join(file).display()))?;
@@ -278,6 +298,8 @@ mod tests {
         let dir = unpack_clients().unwrap();
         let java = std::fs::read_to_string(dir.join("Client.java")).unwrap();
         assert!(java.contains("class"));
-        std::fs::remove_dir_all(dir).unwrap();
+        // A second run reuses the same copy (nothing piles up under the temporary directory).
+        #[cfg(unix)]
+        assert_eq!(unpack_clients().unwrap(), dir);
     }
 }

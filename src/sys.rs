@@ -8,7 +8,8 @@ mod os;
 mod os;
 
 pub use os::{
-    catch_interrupt, connect_in_progress, nofile_limit, precise_sleep, raise_nofile_limit,
+    catch_interrupt, connect_in_progress, nofile_limit, precise_sleep, private_to_me,
+    raise_nofile_limit,
 };
 
 /// RLIMIT_NOFILE as it stands: the most descriptors (sockets included) this process may

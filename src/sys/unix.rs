@@ -92,3 +92,11 @@ pub fn catch_interrupt() -> &'static AtomicBool {
     }
     &INTERRUPTED
 }
+
+/// True when `meta` is this user's own and nobody else may write to it (not group- or
+/// other-writable): safe to run files from, even under a shared temporary directory.
+pub fn private_to_me(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o022 == 0
+}
