@@ -56,7 +56,8 @@ pub enum Command {
     ///
     /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input.
     Report(ReportArgs),
-    /// Run every scenario of a directory (default scenarios/) and print one table: scenario,
+    /// Run every scenario of a directory (default scenarios/, or the built-in catalog when
+    /// ./scenarios does not exist) and print one table: scenario,
     /// what the model predicted, what was measured, verdict. Writes suite.md and suite.json
     /// (results/suite-<time>/, each run's directory underneath).
     ///
@@ -72,6 +73,11 @@ pub enum Command {
     /// Exit codes: 0 every destination ok, 1 one in warning or exhausted, 2 bad input or no
     /// permission (the message names the missing capability).
     Watch(crate::watch::WatchArgs),
+    /// List the built-in scenarios (compiled into the binary) with their one-line story, or
+    /// print one to copy and edit: `portlab scenarios show quickstart > my.toml`.
+    ///
+    /// `portlab run NAME` runs one from any directory (a file of that name wins).
+    Scenarios(crate::catalog::ScenariosArgs),
     /// Print a shell completion script to stdout.
     ///
     /// bash: `portlab completions bash > ~/.local/share/bash-completion/completions/portlab`;
@@ -107,7 +113,9 @@ pub struct ReportArgs {
 /// `portlab run [SCENARIO.toml] [FLAGS]`
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML). Flags override its keys.
+    /// Scenario file (TOML), or the name of a built-in scenario (`portlab scenarios` lists
+    /// them; a file that exists wins). Flags override its keys.
+    #[arg(value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
 
     /// Run name, used for the results directory [key: name].

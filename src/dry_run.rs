@@ -92,9 +92,7 @@ pub fn suite(dir: &Path, format: Format, out: &mut dyn std::io::Write) -> anyhow
     let files = crate::suite::scenario_files(dir)?;
     let mut refused = 0;
     for file in &files {
-        let result = plan::load_scenario(file)
-            .map_err(anyhow::Error::from)
-            .and_then(|s| render(&s, format));
+        let result = crate::catalog::load(file).and_then(|s| render(&s, format));
         match result {
             Ok(text) => {
                 writeln!(out, "# === {} ===", file.display())?;

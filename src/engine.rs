@@ -560,6 +560,7 @@ pub(crate) fn lab_summary(a: &lab::Applied, lab: &crate::lab::LabPlan) -> LabSum
         time_scale: lab.time_scale(),
         emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
         warnings: a.warnings.clone(),
+        tw_reuse_note: lab.tw_reuse_note.map(str::to_string),
     }
 }
 

@@ -58,6 +58,7 @@
 //! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 
+pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod cmd;

@@ -20,9 +20,11 @@ fn main() -> ExitCode {
         Command::Predict(args) => portlab::cmd::predict::run_predict(&args, &mut out).map(|()| 0),
         Command::Inspect(args) => portlab::inspect::run(&args, &mut out).map(|()| 0),
         Command::Report(args) => cmd::report::run(&args, &mut out),
-        Command::Suite(args) if args.dry_run => {
-            portlab::dry_run::suite(&args.dir, portlab::report::Format::Text, &mut out)
-        }
+        Command::Suite(args) if args.dry_run => portlab::dry_run::suite(
+            &portlab::suite::scenarios_dir(&args),
+            portlab::report::Format::Text,
+            &mut out,
+        ),
         Command::Suite(args) => {
             portlab::sys::catch_stop_signals();
             portlab::suite::run(&args, &mut out).map(|r| r.exit_code)
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => portlab::watch::run(&args),
         Command::Completions(args) => portlab::cli::completions(args.shell, &mut out),
         Command::Man => portlab::cli::man(&mut out),
+        Command::Scenarios(args) => portlab::catalog::run(&args, &mut out),
     };
     let _ = out.flush();
     match result {

@@ -25,9 +25,10 @@ use std::time::{Instant, SystemTime};
 /// `portlab suite [DIR] [FLAGS]`
 #[derive(Debug, Clone, clap::Args)]
 pub struct SuiteArgs {
-    /// Directory of scenario files; every *.toml in it runs, in file-name order.
-    #[arg(default_value = "scenarios")]
-    pub dir: PathBuf,
+    /// Directory of scenario files; every *.toml in it runs, in file-name order [default:
+    /// scenarios/, or the built-in catalog (`portlab scenarios`) when ./scenarios does not
+    /// exist].
+    pub dir: Option<PathBuf>,
     /// Results directory for the suite [default results/suite-<UTC time>/]; each run gets a
     /// directory underneath.
     #[arg(long, value_name = "DIR")]
@@ -148,6 +149,11 @@ pub struct SuiteResult {
 /// The `*.toml` files of `dir`, in name order; an unreadable or empty directory is an error
 /// saying what to name (`portlab suite [--dry-run] DIR`).
 pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if dir.as_os_str() == BUILT_IN {
+        return Ok(crate::catalog::entries()
+            .map(|e| PathBuf::from(e.name))
+            .collect());
+    }
     let entries = std::fs::read_dir(dir).with_context(|| {
         format!(
             "cannot read the scenario directory {} (name a directory of *.toml files: portlab suite DIR)",
@@ -171,11 +177,27 @@ pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The scenario files of `dir`, in name order, each validated as `portlab run` would (a
 /// file's command runs only with `allow_exec`).
 pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
-    let files = scenario_files(dir)?;
+    validate(scenario_files(dir)?, allow_exec)
+}
+
+/// What `Report::scenarios_dir` says when the suite ran the built-in catalog.
+pub const BUILT_IN: &str = "(built-in catalog)";
+
+/// The suite's directory: the one named, else ./scenarios, else the built-in catalog.
+pub fn scenarios_dir(args: &SuiteArgs) -> PathBuf {
+    match &args.dir {
+        Some(dir) => dir.clone(),
+        None if Path::new("scenarios").exists() => PathBuf::from("scenarios"),
+        None => PathBuf::from(BUILT_IN),
+    }
+}
+
+/// Each scenario (a file, or a built-in name) parsed and validated, with its name.
+fn validate(files: Vec<PathBuf>, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::with_capacity(files.len());
     let mut names = std::collections::BTreeMap::new();
     for file in files {
-        let scenario = plan::load_scenario(&file)?;
+        let scenario = crate::catalog::load(&file)?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
         crate::target::exec::consent_scenario(&file, &scenario, &Default::default(), allow_exec)?;
         plan::check_host(&scenario, &plan).with_context(|| format!("{}", file.display()))?;
@@ -194,14 +216,15 @@ pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
 pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
-    let files = collect(&args.dir, args.allow_exec)?;
+    let scenarios_dir = scenarios_dir(args);
+    let files = collect(&scenarios_dir, args.allow_exec)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;
     let results = ResultsDir::prepare("suite", args.out.as_deref(), args.force)?;
     let dir = results.path().to_path_buf();
     crate::sys::catch_stop_signals();
     let began = Instant::now();
     let mut report = Report {
-        scenarios_dir: args.dir.display().to_string(),
+        scenarios_dir: scenarios_dir.display().to_string(),
         results: dir.display().to_string(),
         started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         wall_s: 0.0,

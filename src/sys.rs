@@ -8,8 +8,8 @@ mod os;
 mod os;
 
 pub use os::{
-    catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep, raise_nofile_limit,
-    stop_signals,
+    catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep, private_to_me,
+    raise_nofile_limit, stop_signals,
 };
 #[cfg(unix)]
 pub use os::{die_with_parent, signal_group};

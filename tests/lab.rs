@@ -81,6 +81,34 @@ fn lab_active_close_exhausts_at_ports_over_rate_and_fills_the_range() {
 }
 
 #[test]
+fn lab_reproduces_by_default_as_toward_another_host() {
+    // No tw_reuse given: the lab writes tcp_tw_reuse = 0 (the kernel default 2 would exempt
+    // loopback and nothing would run out): 1000 ports at 250/s run out at 1000 / 250 = 4 s,
+    // and the summary says which value the lab used and why.
+    let Some(s) = lab(
+        "lab_reproduces_by_default",
+        &[
+            "--lab-port-range",
+            "40000-40999",
+            "--rate",
+            "250",
+            "--duration",
+            "5s",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(s["exhaustion"]["kind"], "EADDRNOTAVAIL", "{s:#}");
+    assert_close("first error (s)", f(&s["exhaustion"]["first_s"]), 4.0, 5.0);
+    assert_eq!(s["lab"]["settings"]["net.ipv4.tcp_tw_reuse"], "0");
+    let note = s["lab"]["tw_reuse_note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("another host") && note.contains("tw_reuse = 2"),
+        "{note}"
+    );
+}
+
+#[test]
 fn lab_time_scaled_time_wait_sets_the_post_exhaustion_rate() {
     // Emulate a 20 s TIME_WAIT at time scale 10: tw_reuse 1, delay 2000 ms, rate 40 -> 400/s.
     // 200 ports run out at 0.5 s; from then on at most 200 ports per 2 s succeed: 100/s in

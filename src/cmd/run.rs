@@ -11,7 +11,7 @@ use std::io::Write;
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let file = match &args.scenario {
         Some(path) => {
-            let file = plan::load_scenario(path)?;
+            let file = crate::catalog::load(path)?;
             crate::target::exec::consent_scenario(
                 path,
                 &file,

@@ -22,7 +22,8 @@ pub struct LabConfig {
     pub port_range: Option<String>,
     /// `net.ipv4.ip_local_reserved_ports` in kernel syntax, e.g. "1000-1010,2000"; "" clears it.
     pub reserved_ports: Option<String>,
-    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default).
+    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default). Unset,
+    /// the lab writes 0 (as toward another host), or 1 with a delay or time_wait.
     pub tw_reuse: Option<u8>,
     /// `net.ipv4.tcp_tw_reuse_delay` in ms (1..=60000, Linux 6.14+): how long after entering
     /// TIME_WAIT a port may be reused when tw_reuse allows it.
@@ -85,7 +86,9 @@ pub struct LabArgs {
     #[arg(long, value_name = "LIST")]
     pub lab_reserved_ports: Option<String>,
     /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
-    /// Applies to connect() only, and only when TCP timestamps were on.
+    /// Applies to connect() only, and only when TCP timestamps were on. Unset, the lab writes
+    /// 0, as for traffic to another host (the kernel's default 2 exempts loopback, so a lab
+    /// on loopback would never run out); 2 gives the loopback behaviour.
     #[arg(long, value_name = "0|1|2")]
     pub lab_tw_reuse: Option<u8>,
     /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other one:
@@ -321,7 +324,16 @@ pub struct LabPlan {
     time_scale: f64,
     /// Non-fatal notes worth printing and keeping in the report.
     pub warnings: Vec<String>,
+    /// Which tcp_tw_reuse the lab used and why, when the scenario did not say (the lab's
+    /// default, 0: see [`DEFAULT_TW_REUSE_NOTE`]).
+    pub tw_reuse_note: Option<&'static str>,
 }
+
+/// Why a lab whose scenario leaves tw_reuse unset writes tcp_tw_reuse = 0.
+pub const DEFAULT_TW_REUSE_NOTE: &str = "tw_reuse unset: the lab writes tcp_tw_reuse = 0, as \
+    for traffic to another host (the kernel default 2 reuses TIME_WAIT ports toward loopback \
+    only, which production traffic to another host does not get); write tw_reuse = 2 in [lab] \
+    (--lab-tw-reuse 2) for the loopback behaviour";
 
 impl LabPlan {
     /// The factor the runner multiplies the scenario's rate by (= time scale).
@@ -633,6 +645,13 @@ impl LabConfig {
         };
         let scale = self.scale()?;
         let time_wait = self.emulate_time_wait(&mut common, scale)?;
+        // Unless the scenario says otherwise, the lab behaves like traffic to another host:
+        // the loopback exemption of the kernel default (2) would hide the exhaustion.
+        let tw_reuse_note =
+            (common.tw_reuse.is_none() && common.tw_reuse_delay_ms.is_none()).then(|| {
+                common.tw_reuse = Some(0);
+                DEFAULT_TW_REUSE_NOTE
+            });
         let lab_hold = common
             .tw_reuse_delay_ms
             .map(|ms| Duration::from_millis(u64::from(ms)));
@@ -673,6 +692,7 @@ impl LabConfig {
             lab_hold,
             time_scale: scale,
             warnings,
+            tw_reuse_note,
         })
     }
 
@@ -711,6 +731,7 @@ impl LabConfig {
             lab_hold: None,
             time_scale: 1.0,
             warnings: Vec::new(),
+            tw_reuse_note: None,
         })
     }
 
@@ -894,8 +915,9 @@ mod tests {
     fn accepted_table() {
         type Case = (&'static str, LabConfig, Vec<(&'static str, &'static str)>);
         let cases: Vec<Case> = vec![
-            // Isolation alone writes nothing: a private namespace with kernel defaults.
-            ("isolate only", lab(), vec![]),
+            // Isolation alone: a private namespace with kernel defaults, except tw_reuse = 0
+            // (traffic to another host has no loopback exemption).
+            ("isolate only", lab(), vec![("net.ipv4.tcp_tw_reuse", "0")]),
             // Not isolated and nothing set: a "host" plan that writes nothing.
             ("host, nothing set", LabConfig::default(), vec![]),
             // A 200-port range is written in the kernel's "LO HI" form.
@@ -905,7 +927,10 @@ mod tests {
                     port_range: Some("32768-32967".into()),
                     ..lab()
                 },
-                vec![("net.ipv4.ip_local_port_range", "32768 32967")],
+                vec![
+                    ("net.ipv4.ip_local_port_range", "32768 32967"),
+                    ("net.ipv4.tcp_tw_reuse", "0"),
+                ],
             ),
             // A one-port range is legal (the kernel only refuses hi < lo).
             (
@@ -914,7 +939,10 @@ mod tests {
                     port_range: Some("40000-40000".into()),
                     ..lab()
                 },
-                vec![("net.ipv4.ip_local_port_range", "40000 40000")],
+                vec![
+                    ("net.ipv4.ip_local_port_range", "40000 40000"),
+                    ("net.ipv4.tcp_tw_reuse", "0"),
+                ],
             ),
             // Reserved ports are normalised the way the kernel prints them back.
             (
@@ -923,7 +951,10 @@ mod tests {
                     reserved_ports: Some("2000, 1000-1010,1005-1011".into()),
                     ..lab()
                 },
-                vec![("net.ipv4.ip_local_reserved_ports", "1000-1011,2000")],
+                vec![
+                    ("net.ipv4.ip_local_reserved_ports", "1000-1011,2000"),
+                    ("net.ipv4.tcp_tw_reuse", "0"),
+                ],
             ),
             // The seed case: 240 s TIME_WAIT at time scale 10 -> reuse 1, delay 24000 ms.
             (
@@ -1034,6 +1065,35 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{what}");
         }
+    }
+
+    /// The lab's tw_reuse: 0 with a note when the scenario leaves it unset, the scenario's
+    /// own value (and no note) when it sets one or asks for a hold.
+    #[test]
+    fn tw_reuse_defaults_to_zero_and_says_why() {
+        let plan = lab().validate().unwrap();
+        assert_eq!(value(&plan, "net.ipv4.tcp_tw_reuse"), Some("0"));
+        assert!(plan.tw_reuse_note.unwrap().contains("tw_reuse = 2"));
+        for (set, want) in [(Some(2), "2"), (Some(1), "1"), (Some(0), "0")] {
+            let plan = LabConfig {
+                tw_reuse: set,
+                ..lab()
+            }
+            .validate()
+            .unwrap();
+            assert_eq!(value(&plan, "net.ipv4.tcp_tw_reuse"), Some(want));
+            assert_eq!(plan.tw_reuse_note, None);
+        }
+        let held = LabConfig {
+            time_wait: Some(span("240s")),
+            time_scale: Some(10.0),
+            ..lab()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(value(&held, "net.ipv4.tcp_tw_reuse"), Some("1"));
+        assert_eq!(held.tw_reuse_note, None);
+        assert_eq!(LabConfig::default().validate().unwrap().sysctls, vec![]);
     }
 
     /// Refused configurations: (what it shows, config, a fragment the message must contain).

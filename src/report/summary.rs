@@ -156,6 +156,10 @@ pub struct LabSummary {
     pub emulated_time_wait_s: Option<f64>,
     /// What the lab could not do as asked.
     pub warnings: Vec<String>,
+    /// Why the lab wrote tcp_tw_reuse = 0 when the scenario left it unset (as toward another
+    /// host); absent when the scenario set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tw_reuse_note: Option<String>,
 }
 
 /// One sysctl the lab wrote.
@@ -258,6 +262,19 @@ impl Summary {
             ("request (from schedule)", &self.request_latency_us),
             ("schedule lag", &self.schedule_lag_us),
         ]
+    }
+
+    /// "lab: tcp_tw_reuse 0, ..." for a lab run: the value the lab used and why.
+    pub fn lab_tw_reuse_line(&self) -> Option<String> {
+        let lab = self.lab.as_ref()?;
+        let value = lab.settings.get("net.ipv4.tcp_tw_reuse")?;
+        Some(match &lab.tw_reuse_note {
+            Some(_) => format!(
+                "lab: tcp_tw_reuse {value}, the lab's default: as toward another host (the \
+                 kernel's 2 exempts loopback); tw_reuse = 2 in [lab] for that"
+            ),
+            None => format!("lab: tcp_tw_reuse {value}, as the scenario sets it"),
+        })
     }
 
     /// "rate 200/s, close active, bind auto, payload none, pool 0" from the plan.

@@ -37,6 +37,9 @@ fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         )?,
         None => writeln!(out, "  target {}; {}", s.target, s.plan_line())?,
     }
+    if let Some(line) = s.lab_tw_reuse_line() {
+        writeln!(out, "  {line}")?;
+    }
     writeln!(
         out,
         "  connected {}   completed {}   failed {}   dropped {}   aborted {}",

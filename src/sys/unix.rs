@@ -154,3 +154,11 @@ pub fn signal_group(pid: u32, sig: libc::c_int) -> bool {
     // SAFETY: kill(2) with a negated pid (a process group) or a pid, and a valid signal.
     unsafe { libc::kill(-pid, sig) == 0 || libc::kill(pid, sig) == 0 }
 }
+
+/// True when `meta` is this user's own and nobody else may write to it (not group- or
+/// other-writable): safe to run files from, even under a shared temporary directory.
+pub fn private_to_me(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o022 == 0
+}
