@@ -135,7 +135,7 @@ fn set_up_and_run(
     };
     if let Some(a) = &applied {
         for w in &a.warnings {
-            eprintln!("warning: lab: {w}");
+            crate::say::warning!("lab: {w}");
         }
     }
     // The settings the model works from: the lab's, read back, or this namespace's own.
@@ -198,8 +198,8 @@ fn bind_listeners(
         })?;
         if i == 0 && applied.is_none() && !addr.ip().is_loopback() {
             let at = listener.local_addr().unwrap_or(addr);
-            eprintln!(
-                "warning: the embedded server listens on {at}, beyond loopback: other machines can connect to it during the run; --listen 127.0.0.1:0 keeps it on this machine"
+            crate::say::warning!(
+                "the embedded server listens on {at}, beyond loopback: other machines can connect to it during the run; --listen 127.0.0.1:0 keeps it on this machine"
             );
         }
         listeners.push(listener);
@@ -224,7 +224,7 @@ fn start_exec(
                 command: x.command.clone(),
                 source,
             })?;
-    eprintln!("portlab: starting target.exec: `{}`", x.command);
+    crate::say::note!("starting target.exec: `{}`", x.command);
     let path = dir.path().join("target-exec.log");
     let start = || ExecTarget::start(&x.command, address, log, &path);
     let mut running = match applied {
@@ -242,8 +242,8 @@ fn warn_of_descriptor_limit(plan: &Plan) {
     };
     let need = plan.descriptors_needed();
     if need > limit {
-        eprintln!(
-            "warning: this run may hold {need} file descriptors but RLIMIT_NOFILE is {limit}; \
+        crate::say::warning!(
+            "this run may hold {need} file descriptors but RLIMIT_NOFILE is {limit}; \
              EMFILE errors would be the limit, not the ports (raise it with ulimit -n, or lower \
              --max-in-flight / --concurrency)"
         );
@@ -329,7 +329,6 @@ async fn drive(
         started.set(true);
         let setup = crate::client::run::Setup {
             plan,
-            quiet: opts.progress == Progress::Never,
             cx,
             scenario,
             dir,
@@ -518,13 +517,13 @@ pub(crate) async fn stop_servers(
             let address = s.addr.to_string();
             let left = s.stop(grace).await;
             if left > 0 {
-                eprintln!("warning: the embedded server ({address}) still had {left} connections open after --drain-timeout");
+                crate::say::warning!("the embedded server ({address}) still had {left} connections open after --drain-timeout");
             }
         }
     };
     tokio::select! {
         () = stopping => {}
-        () = signalled(2) => eprintln!("warning: second signal: the embedded server's connections were not waited for"),
+        () = signalled(2) => crate::say::warning!("second signal: the embedded server's connections were not waited for"),
     }
     let mut summary: Option<ServerSummary> = None;
     for (addr, st) in &stats {
@@ -575,8 +574,8 @@ async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
         .find(|a| want_v6.is_none_or(|v6| a.is_ipv6() == v6))
         .ok_or_else(|| anyhow!("target.address (--target) '{address}' has no address of the source addresses' family"))?;
     if !plan.isolated() && !is_local(addr.ip()) {
-        eprintln!(
-            "notice: target {address} ({addr}) is not on this machine: the traffic leaves it"
+        crate::say::notice!(
+            "target {address} ({addr}) is not on this machine: the traffic leaves it"
         );
     }
     if crate::sys::stop_signals() > 0 {
@@ -687,7 +686,9 @@ impl Sink for RunSink {
     fn interval(&mut self, row: &TimelineRow) {
         if let Some(w) = self.writer.as_mut() {
             if let Err(e) = w.append(row) {
-                eprintln!("warning: timeline.csv can no longer be written ({e}); the run goes on");
+                crate::say::warning!(
+                    "timeline.csv can no longer be written ({e}); the run goes on"
+                );
                 self.writer = None;
             }
         }

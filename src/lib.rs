@@ -50,6 +50,7 @@
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
 //!   Markdown renderings; `report::document` gives any command's document every format;
 //!   `report::output` writes results files safely (new files only, atomic summary.json).
+//! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
@@ -73,6 +74,7 @@ pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod say;
 pub mod suite;
 pub mod sys;
 pub mod target;

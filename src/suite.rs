@@ -282,7 +282,7 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
     Ok(SuiteResult { report, exit_code })
 }
 
-/// Runs one scenario as `portlab run FILE --out DIR -q --format json` and reads its summary.
+/// Runs one scenario as `portlab run FILE --out DIR --format json` and reads its summary.
 /// `flags` are the suite's own passed on (--force, --allow-exec).
 fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, flags: &[&str]) -> Row {
     let began = Instant::now();
@@ -291,7 +291,8 @@ fn run_one(exe: &Path, file: &Path, name: &str, out: &Path, flags: &[&str]) -> R
         .arg(file)
         .arg("--out")
         .arg(out)
-        .args(["-q", "--format", "json"])
+        // Not --quiet: its warnings belong in stderr.log (no progress shows off a terminal).
+        .args(["--format", "json"])
         .args(flags)
         .stdin(Stdio::null())
         .output();

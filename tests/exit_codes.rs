@@ -102,3 +102,28 @@ fn two_for_bad_input_before_any_traffic() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// `--quiet` prints nothing but errors: a warning the run would print (a server listening
+/// beyond loopback) shows without it and not with it.
+#[test]
+fn quiet_silences_warnings_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (quiet, dir) in [(false, "loud"), (true, "quiet")] {
+        let mut args = SMALL.to_vec();
+        args.extend(["--listen", "0.0.0.0:0"]);
+        if quiet {
+            args.push("-q");
+        }
+        let out = run(&tmp.path().join(dir), &args);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.contains("warning: the embedded server listens on 0.0.0.0"),
+            !quiet,
+            "quiet {quiet}: {err}"
+        );
+        if quiet {
+            assert_eq!(err, "", "-q: errors only");
+        }
+    }
+}

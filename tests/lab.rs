@@ -171,10 +171,22 @@ fn lab_time_scaled_time_wait_sets_the_post_exhaustion_rate() {
 #[test]
 fn lab_passive_close_piles_time_wait_on_the_server_at_the_rate() {
     // The server closes first: no client error, and the server holds rate x time sockets
-    // (3 s at 200/s, well inside the 60 s TIME_WAIT).
+    // (3 s at 200/s, well inside the 60 s TIME_WAIT). The verdict's server-side check gets
+    // this test's own 10%: on a loaded machine the shards' concurrent connect()s sometimes
+    // land on a 4-tuple whose server socket is still in TIME_WAIT (the SYN takes it over), 557
+    // of 600 once in a full `cargo test` beside another build.
     let Some(s) = lab(
         "lab_passive",
-        &["--close", "passive", "--rate", "200", "--duration", "3s"],
+        &[
+            "--close",
+            "passive",
+            "--rate",
+            "200",
+            "--duration",
+            "3s",
+            "--tolerance",
+            "timewait_max=10",
+        ],
     ) else {
         return;
     };

@@ -137,8 +137,8 @@ fn read_lines(pipe: impl Read + Send + 'static, stream: &'static str, tx: mpsc::
             }
         });
     if let Err(e) = spawned {
-        eprintln!(
-            "warning: the client's {stream} cannot be read ({e}); its failure lines will be missed"
+        crate::say::warning!(
+            "the client's {stream} cannot be read ({e}); its failure lines will be missed"
         );
     }
 }

@@ -28,8 +28,6 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Setup<'a> {
     /// The plan.
     pub plan: &'a Plan,
-    /// `--quiet`: no informational lines on stderr.
-    pub quiet: bool,
     /// Its client command.
     pub cx: &'a ClientExec,
     /// The plan as a scenario (plan.toml, summary.plan).
@@ -124,9 +122,7 @@ pub async fn drive(
         (p, k)
     };
     let (base, base_kernel) = take(&mut client, &mut server, 0.0, requests());
-    if !s.quiet {
-        eprintln!("portlab: running your client: {}", cx.command);
-    }
+    crate::say::note!("running your client: {}", cx.command);
     let mut proc =
         ClientProcess::start(&cx.command, &process::environment(target, rate)).map_err(|e| {
             anyhow!(

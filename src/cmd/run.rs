@@ -9,6 +9,7 @@ use std::io::Write;
 
 /// Runs `portlab run`; the exit code says how it went (see [`exit`]).
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    crate::say::set_quiet(args.quiet);
     let file = match &args.scenario {
         Some(path) => {
             let file = crate::catalog::load(path)?;

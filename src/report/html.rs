@@ -148,8 +148,8 @@ pub fn write_report(dir: &super::output::ResultsDir, summary: &Summary) -> io::R
 /// report.html cannot be written still succeeds with everything else on disk.
 pub fn write_report_or_warn(dir: &super::output::ResultsDir, summary: &Summary) {
     if let Err(e) = write_report(dir, summary) {
-        eprintln!(
-            "warning: {} cannot be written ({e}); the run's other results are complete",
+        crate::say::warning!(
+            "{} cannot be written ({e}); the run's other results are complete",
             dir.path().join("report.html").display()
         );
     }

@@ -99,7 +99,7 @@ pub async fn run(
         stop: Default::default(),
     });
     if let Some(why) = ctx.factory.slices_unavailable() {
-        eprintln!("warning: {why}");
+        crate::say::warning!("{why}");
     }
     tokio::pin!(shutdown);
     tokio::pin!(abandon);

@@ -12,12 +12,14 @@ pub fn portlab() -> PathBuf {
     cargo_bin("portlab")
 }
 
-/// Runs `portlab run ARGS --out DIR -q --format json` on the host (loopback only).
+/// Runs `portlab run ARGS --out DIR --format json` on the host (loopback only).
 pub fn run_json(dir: &Path, args: &[&str]) -> (Output, Value) {
     let out = Command::new(portlab())
         .arg("run")
         .args(args)
-        .args(["-q", "--format", "json", "--out"])
+        // Not --quiet: tests read the warnings and notices on stderr (no progress shows off a
+        // terminal anyway).
+        .args(["--format", "json", "--out"])
         .arg(dir)
         .output()
         .expect("running portlab");
