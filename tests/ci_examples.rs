@@ -23,6 +23,7 @@ fn schema_check(schema: &str, file: &Path) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs PyPI check-jsonschema and pyyaml; cargo test -- --include-ignored runs it"]
 fn the_workflows_pass_their_linters_and_a_broken_one_does_not() {
     let test = "ci_workflows_lint";
     if !have(
@@ -69,6 +70,7 @@ fn the_workflows_pass_their_linters_and_a_broken_one_does_not() {
 }
 
 #[test]
+#[ignore = "needs PyPI check-jsonschema and pyyaml; cargo test -- --include-ignored runs it"]
 fn the_workflows_install_run_publish_keep_and_fail() {
     let test = "ci_workflows_content";
     if !have(

@@ -83,6 +83,7 @@ fn assert_ran_out_as_predicted(v: &Value, kind: &str, line_has: &str) {
 }
 
 #[test]
+#[ignore = "needs a JDK (java); cargo test -- --include-ignored runs it"]
 fn java_socket_per_request_throws_bindexception_at_ports_over_rate() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let test = "java_socket_per_request";
@@ -170,6 +171,7 @@ fn python_urllib_over_http_runs_out_too() {
 }
 
 #[test]
+#[ignore = "needs Node.js (apt-get install nodejs); cargo test -- --include-ignored runs it"]
 fn node_net_connect_per_request_fails_with_eaddrnotavail() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let test = "node_net_loop";
@@ -207,6 +209,7 @@ fn a_curl_loop_is_measured_not_trusted() {
 }
 
 #[test]
+#[ignore = "needs a JDK (java); cargo test -- --include-ignored runs it"]
 fn java_httpurlconnection_with_keep_alive_pools_and_never_runs_out() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let test = "java_keep_alive";
@@ -337,6 +340,7 @@ fn pgbench_run(test: &str, flags: &str) -> Option<Value> {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL and pgbench (apt-get install postgresql); cargo test -- --include-ignored runs it"]
 fn pgbench_with_a_connection_per_transaction_runs_out() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(v) = pgbench_run("pgbench_no_pooling", "-C -T 20") else {
@@ -351,6 +355,7 @@ fn pgbench_with_a_connection_per_transaction_runs_out() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL and pgbench (apt-get install postgresql); cargo test -- --include-ignored runs it"]
 fn plain_pgbench_holds_its_connections_and_never_runs_out() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(v) = pgbench_run("pgbench_pooling", "-c 4 -T 6") else {

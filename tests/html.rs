@@ -188,6 +188,7 @@ fn portlab_ok(args: &[&str]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs chromium (apt-get install chromium); cargo test -- --include-ignored runs it"]
 fn report_html_of_an_exhausting_lab_run_and_a_comparison_render_in_chromium() {
     let test = "report_html_in_chromium";
     if !chromium_available(test) || !namespaces_available(test) {
@@ -239,6 +240,7 @@ fn report_html_of_an_exhausting_lab_run_and_a_comparison_render_in_chromium() {
 }
 
 #[test]
+#[ignore = "needs chromium (apt-get install chromium); cargo test -- --include-ignored runs it"]
 fn the_browser_checks_catch_a_script_error_and_a_blank_page() {
     let test = "html_checks_can_fail";
     if !chromium_available(test) {

@@ -104,6 +104,7 @@ fn assert_stopped_cleanly(s: &Value, conf: &Path) {
 }
 
 #[test]
+#[ignore = "needs nginx (apt-get install nginx-light); cargo test -- --include-ignored runs it"]
 fn nginx_client_closing_first_exhausts_at_ports_over_rate() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !nginx_available("nginx_client_closing_first") || !namespaces_available("nginx") {
@@ -154,6 +155,7 @@ fn nginx_client_closing_first_exhausts_at_ports_over_rate() {
 }
 
 #[test]
+#[ignore = "needs nginx (apt-get install nginx-light); cargo test -- --include-ignored runs it"]
 fn nginx_server_closing_first_never_exhausts_the_client() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !nginx_available("nginx_server_closing_first") || !namespaces_available("nginx") {
@@ -199,6 +201,7 @@ fn nginx_server_closing_first_never_exhausts_the_client() {
 }
 
 #[test]
+#[ignore = "needs nginx (apt-get install nginx-light); cargo test -- --include-ignored runs it"]
 fn nginx_that_cannot_start_is_a_setup_error_quoting_its_output() {
     if !nginx_available("nginx_cannot_start") || !namespaces_available("nginx") {
         return;

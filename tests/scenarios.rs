@@ -482,6 +482,7 @@ const POSTGRES: &str =
     "command -v pgbench && { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; }";
 
 #[test]
+#[ignore = "needs a JDK (java); cargo test -- --include-ignored runs it"]
 fn java_bindexception() {
     if !tool("java_bindexception", "java", "java -version") {
         return;
@@ -503,6 +504,7 @@ fn java_bindexception() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL and pgbench (apt-get install postgresql); cargo test -- --include-ignored runs it"]
 fn pgbench_no_pooling() {
     if !tool("pgbench_no_pooling", "PostgreSQL and pgbench", POSTGRES) {
         return;
@@ -518,6 +520,7 @@ fn pgbench_no_pooling() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL and pgbench (apt-get install postgresql); cargo test -- --include-ignored runs it"]
 fn pgbench_pooling() {
     if !tool("pgbench_pooling", "PostgreSQL and pgbench", POSTGRES) {
         return;

@@ -82,6 +82,7 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
+#[ignore = "needs wine and mingw-w64 (apt-get install wine gcc-mingw-w64-x86-64); cargo test -- --include-ignored runs it"]
 fn predict_under_wine_matches_the_linux_build() {
     if !available("predict_under_wine") {
         return;
@@ -106,6 +107,7 @@ fn predict_under_wine_matches_the_linux_build() {
 }
 
 #[test]
+#[ignore = "needs wine and mingw-w64 (apt-get install wine gcc-mingw-w64-x86-64); cargo test -- --include-ignored runs it"]
 fn inspect_reads_back_the_registry_values_wine_holds() {
     if !available("inspect_under_wine") {
         return;
@@ -152,6 +154,7 @@ fn inspect_reads_back_the_registry_values_wine_holds() {
 }
 
 #[test]
+#[ignore = "needs wine and mingw-w64 (apt-get install wine gcc-mingw-w64-x86-64); cargo test -- --include-ignored runs it"]
 fn a_short_run_writes_its_results_under_a_windows_path() {
     if !available("run_under_wine") {
         return;
