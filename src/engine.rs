@@ -347,7 +347,15 @@ async fn drive(
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
     );
 
-    let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let start_wall = SystemTime::now();
+    let started_at = humantime::format_rfc3339_millis(start_wall).to_string();
+    let hlog = crate::collect::hlog::HlogWriter::new(
+        dir.create("histograms.hlog").with_context(|| {
+            format!("creating {}", dir.path().join("histograms.hlog").display())
+        })?,
+        start_wall,
+    )
+    .with_context(|| format!("writing {}", dir.path().join("histograms.hlog").display()))?;
     let shared = Arc::new(Shared::default());
     let (tx, rx) = std::sync::mpsc::sync_channel(64 * 1024);
     let t0 = Instant::now();
@@ -363,6 +371,7 @@ async fn drive(
         .spawn(move || {
             let mut sink = RunSink {
                 writer: Some(writer),
+                hlog: Some(hlog),
                 progress,
                 watch,
             };
@@ -664,11 +673,23 @@ fn progress_bar(plan: &Plan, mode: Progress) -> Option<ProgressDisplay> {
 
 struct RunSink {
     writer: Option<TimelineWriter>,
+    hlog: Option<crate::collect::hlog::HlogWriter>,
     progress: Option<ProgressDisplay>,
     watch: Option<KernelWatch>,
 }
 
 impl Sink for RunSink {
+    fn histograms(&mut self, start: Duration, end: Duration, set: &crate::collect::hlog::Set) {
+        if let Some(w) = self.hlog.as_mut() {
+            if let Err(e) = w.append(start, end, set) {
+                eprintln!(
+                    "warning: histograms.hlog can no longer be written ({e}); the run goes on"
+                );
+                self.hlog = None;
+            }
+        }
+    }
+
     fn observe(&mut self, row: &mut TimelineRow) {
         if let Some(w) = self.watch.as_mut() {
             row.kernel = w.interval();
