@@ -347,6 +347,22 @@ async fn drive(
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
     );
 
+    // --start-at: every shard begins at the same instant (a countdown on stderr meanwhile).
+    let late = match plan.load.start_at {
+        Some(at) => match crate::shard::wait_until(at.0, signalled(1)).await {
+            Some(late) => {
+                if late >= Duration::from_millis(10) {
+                    eprintln!(
+                        "warning: this run began {:.3}s late against --start-at {at}",
+                        late.as_secs_f64()
+                    );
+                }
+                Some(late)
+            }
+            None => anyhow::bail!("interrupted while waiting for --start-at; nothing was sent"),
+        },
+        None => None,
+    };
     let start_wall = SystemTime::now();
     let started_at = humantime::format_rfc3339_millis(start_wall).to_string();
     let hlog = crate::collect::hlog::HlogWriter::new(
@@ -430,7 +446,15 @@ async fn drive(
             .map(|(a, lab)| lab_summary(a, lab)),
     };
     let baseline = opts.baseline.as_ref().map(|(b, m)| (&**b, *m));
-    let summary = assemble(plan, facts, settings, baseline);
+    let mut summary = assemble(plan, facts, settings, baseline);
+    summary.shard = plan.load.shard.map(|s| crate::shard::ShardSummary {
+        index: s.index,
+        count: s.count,
+        start_at: plan.load.start_at.map(|a| a.rfc3339()),
+        late_s: late.map(|l| l.as_secs_f64()),
+        total_rate: s.total_rate,
+        total_count: s.total_count,
+    });
     Ok(save(dir, summary, end.failed))
 }
 

@@ -72,6 +72,7 @@ pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod suite;
 pub mod sys;
 pub mod target;

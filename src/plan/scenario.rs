@@ -102,6 +102,15 @@ section! {
         /// Timeline and progress interval [key: load.interval; default 1s].
         #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
         pub interval: Option<Span>,
+        /// Run shard I of N (from 0): rate R/N, first start at I/R, count split exactly, so
+        /// N shards on N machines make one even schedule; "N" alone takes I from
+        /// $JOB_COMPLETION_INDEX [key: load.shard].
+        #[arg(long, value_name = "I/N")]
+        pub shard: Option<crate::shard::ShardSpec>,
+        /// Begin the load at this instant (RFC 3339 UTC or Unix seconds), with a countdown;
+        /// give every shard the same one [key: load.start_at].
+        #[arg(long, value_name = "TIME")]
+        pub start_at: Option<crate::shard::StartAt>,
     }
 }
 

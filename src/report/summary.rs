@@ -135,6 +135,9 @@ pub struct Summary {
     /// The user's own client (`--client-exec`): what it did and what the samples showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_exec: Option<crate::client::result::ClientExecSummary>,
+    /// `--shard I/N`: which shard this run was, and when it began against `--start-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardSummary>,
 }
 
 /// What the lab was, as the run found it (`lab` in summary.json).
@@ -246,6 +249,7 @@ impl Summary {
             modelled: None,
             target_exec: None,
             client_exec: None,
+            shard: None,
         }
     }
 

@@ -118,6 +118,7 @@ pub async fn run(
                 rate,
                 duration: plan.load.duration,
                 count: plan.load.count,
+                offset: plan.load.shard.map_or(Duration::ZERO, |s| s.offset(rate)),
             };
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             let pacer_ctx = ctx.clone();
