@@ -21,6 +21,8 @@ use std::time::{Duration, SystemTime};
 pub struct Set {
     /// connect(), from the scheduled start (coordinated-omission corrected), µs.
     pub connect: Histogram<u64>,
+    /// connect(), from the actual start, µs.
+    pub connect_actual: Histogram<u64>,
     /// The exchange after connect, µs.
     pub exchange: Histogram<u64>,
     /// The whole request, from the scheduled start to the reply, µs.
@@ -30,13 +32,20 @@ pub struct Set {
 }
 
 /// The tags, in the order every interval writes them.
-pub const TAGS: [&str; 4] = ["connect", "exchange", "request", "schedule_lag"];
+pub const TAGS: [&str; 5] = [
+    "connect",
+    "connect_actual",
+    "exchange",
+    "request",
+    "schedule_lag",
+];
 
 impl Set {
     /// Four empty histograms made by `new`.
     pub fn new(new: impl Fn() -> Histogram<u64>) -> Set {
         Set {
             connect: new(),
+            connect_actual: new(),
             exchange: new(),
             request: new(),
             schedule_lag: new(),
@@ -47,6 +56,7 @@ impl Set {
     pub fn get_mut(&mut self, tag: &str) -> Option<&mut Histogram<u64>> {
         match tag {
             "connect" => Some(&mut self.connect),
+            "connect_actual" => Some(&mut self.connect_actual),
             "exchange" => Some(&mut self.exchange),
             "request" => Some(&mut self.request),
             "schedule_lag" => Some(&mut self.schedule_lag),
@@ -55,9 +65,10 @@ impl Set {
     }
 
     /// (tag, histogram) in [`TAGS`] order.
-    pub fn each(&self) -> [(&'static str, &Histogram<u64>); 4] {
+    pub fn each(&self) -> [(&'static str, &Histogram<u64>); 5] {
         [
             ("connect", &self.connect),
+            ("connect_actual", &self.connect_actual),
             ("exchange", &self.exchange),
             ("request", &self.request),
             ("schedule_lag", &self.schedule_lag),
@@ -88,6 +99,7 @@ impl Set {
     /// Empties all four.
     pub fn reset(&mut self) {
         self.connect.reset();
+        self.connect_actual.reset();
         self.exchange.reset();
         self.request.reset();
         self.schedule_lag.reset();
@@ -107,7 +119,7 @@ impl HlogWriter {
     pub fn new(mut file: File, start: SystemTime) -> io::Result<HlogWriter> {
         let mut serializer = V2DeflateSerializer::new();
         IntervalLogWriterBuilder::new()
-            .add_comment("portlab histograms.hlog: values in microseconds; tags connect, exchange, request, schedule_lag")
+            .add_comment("portlab histograms.hlog: values in microseconds; tags connect, connect_actual, exchange, request, schedule_lag")
             .with_start_time(start)
             .with_base_time(start)
             .begin_log_with(&mut file, &mut serializer)?;

@@ -77,7 +77,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
+    /// The summary figures of `h`.
+    pub fn of(h: &Histogram<u64>) -> Latency {
         if h.is_empty() {
             return Latency::default();
         }
@@ -203,7 +204,9 @@ pub trait Sink: Send {
 /// Highest latency a histogram keeps exactly: one hour in µs (larger values are clamped).
 const MAX_US: u64 = 3_600_000_000;
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram with the bounds every run uses (µs, 1 to one hour, 3
+/// significant figures); `portlab merge` refuses histograms with others.
+pub fn histogram() -> Histogram<u64> {
     // Bounds and precision are constants, so this cannot fail at run time.
     Histogram::new_with_bounds(1, MAX_US, 3).expect("constant histogram bounds are valid")
 }
@@ -220,8 +223,7 @@ struct ErrorEntry {
 pub struct Collector {
     t0: Instant,
     interval: Duration,
-    connect_actual: Histogram<u64>,
-    /// connect, exchange, request and schedule lag of the intervals closed so far.
+    /// connect, connect_actual, exchange, request and schedule lag of the intervals closed so far.
     total: hlog::Set,
     /// The same of the current interval (histograms.hlog, the timeline's p50/p99): added to
     /// `total` and reset when the interval closes, so each value is recorded once.
@@ -255,7 +257,6 @@ impl Collector {
         Collector {
             t0,
             interval,
-            connect_actual: histogram(),
             total: hlog::Set::new(histogram),
             now: hlog::Set::new(histogram),
             now_start_us: 0,
@@ -291,7 +292,7 @@ impl Collector {
         if let Some(c) = o.connect_us {
             let c = u64::from(c);
             self.now.connect.saturating_record(lag + c);
-            self.connect_actual.saturating_record(c);
+            self.now.connect_actual.saturating_record(c);
         }
         if o.opened && o.connect_us.is_some() {
             self.connected += 1;
@@ -447,7 +448,7 @@ impl Collector {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             connect_latency: Latency::of(&all.connect),
-            connect_latency_actual: Latency::of(&self.connect_actual),
+            connect_latency_actual: Latency::of(&all.connect_actual),
             exchange_latency: Latency::of(&all.exchange),
             request_latency: Latency::of(&all.request),
             schedule_lag: Latency::of(&all.schedule_lag),
