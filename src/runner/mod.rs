@@ -142,7 +142,8 @@ pub async fn run(
                     done_rx.await.unwrap_or_else(|_| t0.elapsed())
                 }
             };
-            (elapsed, workers)
+            // A shard's starts begin at its offset: its load phase is from there on.
+            (elapsed.saturating_sub(schedule.offset), workers)
         }
         Rate::Max => {
             let tickets = Arc::new(AtomicU64::new(0));
