@@ -365,3 +365,108 @@ fn three_lab_shards_merged_equal_one_unsharded_run() {
         );
     }
 }
+
+#[test]
+fn kubernetes_manifests_are_indexed_jobs_with_their_required_fields() {
+    // A real YAML parser (PyPI PyYAML) reads every document; the Job API's fields are
+    // checked here on what it parsed.
+    let script = "import json, sys, yaml\n\
+        docs = []\n\
+        for f in sys.argv[1:]:\n\
+        \x20   docs += [[f, d] for d in yaml.safe_load_all(open(f)) if d is not None]\n\
+        print(json.dumps(docs))";
+    let files = [
+        "deploy/kubernetes/shards-job.yaml",
+        "deploy/kubernetes/merge-job.yaml",
+        "deploy/kubernetes/results-pvc.yaml",
+    ];
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args(files)
+        .output();
+    let usable = out.as_ref().is_ok_and(|o| o.status.success());
+    if !common::can_run(
+        "kubernetes_manifests",
+        usable,
+        "python3 with PyYAML is needed (pip install pyyaml; .ci/run installs it)",
+    ) {
+        return;
+    }
+    let docs: Vec<(String, Value)> = serde_json::from_slice(&out.unwrap().stdout).unwrap();
+    let jobs: Vec<&Value> = docs
+        .iter()
+        .filter(|(_, d)| d["kind"] == "Job")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(jobs.len(), 2, "the shards Job and the merge Job");
+    let mut claims = Vec::new();
+    for (file, d) in &docs {
+        if d["kind"] == "PersistentVolumeClaim" {
+            claims.push(d["metadata"]["name"].as_str().unwrap().to_string());
+        }
+        assert!(d["metadata"]["name"].is_string(), "{file}: metadata.name");
+    }
+    for job in &jobs {
+        let name = job["metadata"]["name"].as_str().unwrap();
+        assert_eq!(job["apiVersion"], "batch/v1", "{name}");
+        let spec = &job["spec"];
+        assert_eq!(spec["completions"], spec["parallelism"], "{name}");
+        let pod = &spec["template"]["spec"];
+        let policy = pod["restartPolicy"].as_str().unwrap_or("");
+        assert!(
+            ["Never", "OnFailure"].contains(&policy),
+            "{name}: a Job's pods restart Never or OnFailure, not {policy:?}"
+        );
+        let containers = pod["containers"].as_array().expect("containers");
+        assert!(!containers.is_empty());
+        for c in containers {
+            assert!(c["name"].is_string() && c["image"].is_string(), "{name}");
+            assert!(
+                c["args"].as_array().is_some_and(|a| !a.is_empty()),
+                "{name}"
+            );
+        }
+        for v in pod["volumes"].as_array().into_iter().flatten() {
+            let claim = v["persistentVolumeClaim"]["claimName"].as_str().unwrap();
+            assert!(claims.iter().any(|c| c == claim), "{name}: claim {claim}");
+        }
+    }
+    let shards = jobs
+        .iter()
+        .find(|j| j["metadata"]["name"] == "portlab-shards")
+        .expect("portlab-shards");
+    assert_eq!(shards["spec"]["completionMode"], "Indexed");
+    let n = shards["spec"]["completions"].as_u64().unwrap();
+    let c = &shards["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let after = |flag: &str| {
+        args.iter()
+            .position(|a| *a == flag)
+            .map(|i| args[i + 1])
+            .unwrap_or_else(|| panic!("{flag} missing in {args:?}"))
+    };
+    assert_eq!(args[0], "run");
+    assert_eq!(after("--shard"), n.to_string(), "--shard N = completions");
+    assert_eq!(after("--start-at"), "$(START_AT)");
+    assert!(after("--out").contains("$(JOB_COMPLETION_INDEX)"));
+    let env: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"JOB_COMPLETION_INDEX") && env.contains(&"START_AT"));
+    // The shard arguments the Job passes are accepted by portlab itself.
+    let o = Command::new(portlab())
+        .args(["run", "--rate", "8000", "--duration", "60s", "--dry-run"])
+        .args(["--shard", after("--shard")])
+        .env("JOB_COMPLETION_INDEX", (n - 1).to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
