@@ -143,6 +143,16 @@ fn add_kinds(into: &mut Vec<(String, u64)>, text: &str) {
 /// One interval of the merged run: its histograms, its timeline row, its errors by kind.
 type Bucket = (Set, TimelineRow, Vec<(String, u64)>);
 
+/// Bucket `k`, made (empty) when the merged run had none that far yet.
+fn slot(buckets: &mut Vec<Bucket>, k: usize) -> &mut Bucket {
+    if buckets.len() <= k {
+        buckets.resize_with(k + 1, || {
+            (Set::new(histogram), TimelineRow::default(), Vec::new())
+        });
+    }
+    &mut buckets[k]
+}
+
 /// The merged directory's contents, built from the inputs (no files touched).
 pub struct Merged {
     /// summary.json.
@@ -255,12 +265,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         let hoff = secs_between(hbase, base);
         for (start, _len, set) in &inp.hlog.intervals {
             let k = bucket(hoff + start);
-            if buckets.len() <= k {
-                buckets.resize_with(k + 1, || {
-                    (Set::new(histogram), TimelineRow::default(), Vec::new())
-                });
-            }
-            buckets[k].0.add(set);
+            slot(&mut buckets, k).0.add(set);
             totals.add(set);
         }
         // Timeline rows: each into the bucket of its absolute start (the previous row's end).
@@ -268,12 +273,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         for row in &inp.timeline {
             let k = bucket(off + prev);
             prev = row.t_s;
-            if buckets.len() <= k {
-                buckets.resize_with(k + 1, || {
-                    (Set::new(histogram), TimelineRow::default(), Vec::new())
-                });
-            }
-            let (_, r, kinds) = &mut buckets[k];
+            let (_, r, kinds) = slot(&mut buckets, k);
             r.attempts += row.attempts;
             r.connected += row.connected;
             r.completed += row.completed;
