@@ -40,6 +40,7 @@ fn pacer(c: &mut Criterion) {
         rate: 30_000.0,
         duration: Some(Duration::from_secs(3600)),
         count: None,
+        offset: Duration::ZERO,
     };
     // The pacer thread asks once per start (and once per wait): one decision's cost.
     g.bench_function("decide", |b| {

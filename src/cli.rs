@@ -56,6 +56,15 @@ pub enum Command {
     ///
     /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input.
     Report(ReportArgs),
+    /// Merge the results of the shards of one run (`run --shard I/N`, one per machine) into
+    /// one results directory: histograms added exactly from each histograms.hlog, counts and
+    /// errors summed (earliest first_s), timelines aligned on each run's started_at; each
+    /// shard's first exhaustion, model check and start skew, and the overall verdict.
+    ///
+    /// Example: `portlab merge results/shard-* --out results/merged`.
+    /// Exit codes: 0 merged, 1 a shard's verdict failed, 2 an input is not a run or its
+    /// histograms have other bounds (nothing written).
+    Merge(crate::cmd::merge::MergeArgs),
     /// Run every scenario of a directory (default scenarios/, or the built-in catalog when
     /// ./scenarios does not exist) and print one table: scenario,
     /// what the model predicted, what was measured, verdict. Writes suite.md and suite.json

@@ -353,7 +353,31 @@ async fn drive(
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
     );
 
-    let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    // --start-at: every shard begins at the same instant (a countdown on stderr meanwhile).
+    let late = match plan.load.start_at {
+        Some(at) => match crate::shard::wait_until(at.0, signalled(1)).await {
+            Some(late) => {
+                if late >= Duration::from_millis(10) {
+                    eprintln!(
+                        "warning: this run began {:.3}s late against --start-at {at}",
+                        late.as_secs_f64()
+                    );
+                }
+                Some(late)
+            }
+            None => anyhow::bail!("interrupted while waiting for --start-at; nothing was sent"),
+        },
+        None => None,
+    };
+    let start_wall = SystemTime::now();
+    let started_at = humantime::format_rfc3339_millis(start_wall).to_string();
+    let hlog = crate::collect::hlog::HlogWriter::new(
+        dir.create("histograms.hlog").with_context(|| {
+            format!("creating {}", dir.path().join("histograms.hlog").display())
+        })?,
+        start_wall,
+    )
+    .with_context(|| format!("writing {}", dir.path().join("histograms.hlog").display()))?;
     let shared = Arc::new(Shared::default());
     let (tx, rx) = std::sync::mpsc::sync_channel(64 * 1024);
     let t0 = Instant::now();
@@ -369,6 +393,7 @@ async fn drive(
         .spawn(move || {
             let mut sink = RunSink {
                 writer: Some(writer),
+                hlog: Some(hlog),
                 progress,
                 watch,
             };
@@ -427,7 +452,15 @@ async fn drive(
             .map(|(a, lab)| lab_summary(a, lab)),
     };
     let baseline = opts.baseline.as_ref().map(|(b, m)| (&**b, *m));
-    let summary = assemble(plan, facts, settings, baseline);
+    let mut summary = assemble(plan, facts, settings, baseline);
+    summary.shard = plan.load.shard.map(|s| crate::shard::ShardSummary {
+        index: s.index,
+        count: s.count,
+        start_at: plan.load.start_at.map(|a| a.rfc3339()),
+        late_s: late.map(|l| l.as_secs_f64()),
+        total_rate: s.total_rate,
+        total_count: s.total_count,
+    });
     Ok(save(dir, summary, end.failed))
 }
 
@@ -672,11 +705,23 @@ fn progress_bar(plan: &Plan, mode: Progress) -> Option<ProgressDisplay> {
 
 struct RunSink {
     writer: Option<TimelineWriter>,
+    hlog: Option<crate::collect::hlog::HlogWriter>,
     progress: Option<ProgressDisplay>,
     watch: Option<KernelWatch>,
 }
 
 impl Sink for RunSink {
+    fn histograms(&mut self, start: Duration, end: Duration, set: &crate::collect::hlog::Set) {
+        if let Some(w) = self.hlog.as_mut() {
+            if let Err(e) = w.append(start, end, set) {
+                eprintln!(
+                    "warning: histograms.hlog can no longer be written ({e}); the run goes on"
+                );
+                self.hlog = None;
+            }
+        }
+    }
+
     fn observe(&mut self, row: &mut TimelineRow) {
         if let Some(w) = self.watch.as_mut() {
             row.kernel = w.interval();

@@ -41,7 +41,11 @@
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
 //!   (socket2), pooling, shutdown, and the shards (one thread and event loop per core) that
 //!   the workers and the embedded server run on.
-//! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline.
+//! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline
+//!   and histograms.hlog (the intervals' histograms, which `portlab merge` adds exactly).
+//! - [`shard`]: one run split over N machines (`--shard I/N`, `--start-at`): the even
+//!   interleaved schedule, the exact count split, the countdown. (Not [`runner`]'s shards,
+//!   which are the threads of one run.)
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles; pure (no
 //!   flags, no I/O).
@@ -75,6 +79,7 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod say;
+pub mod shard;
 pub mod suite;
 pub mod sys;
 pub mod target;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => portlab::cmd::predict::run_predict(&args, &mut out).map(|()| 0),
         Command::Inspect(args) => portlab::inspect::run(&args, &mut out).map(|()| 0),
         Command::Report(args) => cmd::report::run(&args, &mut out),
+        Command::Merge(args) => cmd::merge::run(&args, &mut out),
         Command::Suite(args) if args.dry_run => portlab::dry_run::suite(
             &portlab::suite::scenarios_dir(&args),
             portlab::report::Format::Text,

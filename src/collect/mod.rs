@@ -6,6 +6,7 @@
 //! at the end it returns the [`Measured`] totals.
 
 mod errors;
+pub mod hlog;
 pub mod timeline;
 
 pub use errors::{is_descriptor_limit, ErrCode, Failure, Phase};
@@ -76,7 +77,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
+    /// The summary figures of `h`.
+    pub fn of(h: &Histogram<u64>) -> Latency {
         if h.is_empty() {
             return Latency::default();
         }
@@ -192,6 +194,9 @@ pub struct Measured {
 pub trait Sink: Send {
     /// Adds observations of its own (kernel counts) to an interval's row before it is kept.
     fn observe(&mut self, _row: &mut TimelineRow) {}
+    /// Called with each interval's histograms (from `start` to `end` since t0) just before
+    /// the interval closes (histograms.hlog).
+    fn histograms(&mut self, _start: Duration, _end: Duration, _set: &hlog::Set) {}
     /// Called once per closed interval, in order, and once more for the last partial one.
     fn interval(&mut self, row: &TimelineRow);
 }
@@ -199,7 +204,9 @@ pub trait Sink: Send {
 /// Highest latency a histogram keeps exactly: one hour in µs (larger values are clamped).
 const MAX_US: u64 = 3_600_000_000;
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram with the bounds every run uses (µs, 1 to one hour, 3
+/// significant figures); `portlab merge` refuses histograms with others.
+pub fn histogram() -> Histogram<u64> {
     // Bounds and precision are constants, so this cannot fail at run time.
     Histogram::new_with_bounds(1, MAX_US, 3).expect("constant histogram bounds are valid")
 }
@@ -216,13 +223,13 @@ struct ErrorEntry {
 pub struct Collector {
     t0: Instant,
     interval: Duration,
-    connect: Histogram<u64>,
-    connect_actual: Histogram<u64>,
-    exchange: Histogram<u64>,
-    request: Histogram<u64>,
-    lag: Histogram<u64>,
-    /// Reset every interval, for the timeline's p50/p99.
-    interval_connect: Histogram<u64>,
+    /// connect, connect_actual, exchange, request and schedule lag of the intervals closed so far.
+    total: hlog::Set,
+    /// The same of the current interval (histograms.hlog, the timeline's p50/p99): added to
+    /// `total` and reset when the interval closes, so each value is recorded once.
+    now: hlog::Set,
+    /// When the current interval began, µs since t0.
+    now_start_us: u64,
     /// A handful of kinds in practice; a linear scan beats hashing here and allocates only
     /// when a new kind appears.
     errors: Vec<ErrorEntry>,
@@ -250,12 +257,9 @@ impl Collector {
         Collector {
             t0,
             interval,
-            connect: histogram(),
-            connect_actual: histogram(),
-            exchange: histogram(),
-            request: histogram(),
-            lag: histogram(),
-            interval_connect: histogram(),
+            total: hlog::Set::new(histogram),
+            now: hlog::Set::new(histogram),
+            now_start_us: 0,
             errors: Vec::new(),
             exhaustion: None,
             statuses: BTreeMap::new(),
@@ -284,12 +288,11 @@ impl Collector {
     /// Counts one outcome.
     pub fn record(&mut self, o: &Outcome) {
         let lag = o.started_us.saturating_sub(o.scheduled_us);
-        self.lag.saturating_record(lag);
+        self.now.schedule_lag.saturating_record(lag);
         if let Some(c) = o.connect_us {
             let c = u64::from(c);
-            self.connect.saturating_record(lag + c);
-            self.connect_actual.saturating_record(c);
-            self.interval_connect.saturating_record(lag + c);
+            self.now.connect.saturating_record(lag + c);
+            self.now.connect_actual.saturating_record(c);
         }
         if o.opened && o.connect_us.is_some() {
             self.connected += 1;
@@ -299,7 +302,7 @@ impl Collector {
             self.reconnects += 1;
         }
         if let Some(x) = o.exchange_us {
-            self.exchange.saturating_record(u64::from(x));
+            self.now.exchange.saturating_record(u64::from(x));
         }
         if o.status != 0 {
             *self.statuses.entry(o.status).or_insert(0) += 1;
@@ -317,7 +320,8 @@ impl Collector {
                     }
                     self.completions[k] += 1;
                 }
-                self.request
+                self.now
+                    .request
                     .saturating_record(o.ended_us.saturating_sub(o.scheduled_us));
             }
             Some(f) => {
@@ -357,6 +361,8 @@ impl Collector {
     /// Closes the interval ending at `end_s`, lets the sink add its observations, keeps the
     /// row and hands it to the sink.
     fn close_with(&mut self, end_s: f64, shared: &Shared, sink: &mut dyn Sink) {
+        let start = Duration::from_micros(self.now_start_us);
+        sink.histograms(start, Duration::from_secs_f64(end_s).max(start), &self.now);
         let mut row = self.take_interval(end_s, shared);
         sink.observe(&mut row);
         self.timeline.push(row);
@@ -379,12 +385,14 @@ impl Collector {
         row.attempts = started - self.last_started;
         row.dropped = dropped - self.last_dropped;
         row.in_flight = shared.in_flight.load(Ordering::Relaxed).max(0) as u64;
-        if !self.interval_connect.is_empty() {
-            row.connect_p50_us = Some(self.interval_connect.value_at_quantile(0.5));
-            row.connect_p99_us = Some(self.interval_connect.value_at_quantile(0.99));
-            row.connect_max_us = Some(self.interval_connect.max());
+        if !self.now.connect.is_empty() {
+            row.connect_p50_us = Some(self.now.connect.value_at_quantile(0.5));
+            row.connect_p99_us = Some(self.now.connect.value_at_quantile(0.99));
+            row.connect_max_us = Some(self.now.connect.max());
         }
-        self.interval_connect.reset();
+        self.total.add(&self.now);
+        self.now.reset();
+        self.now_start_us = (end_s * 1e6).round() as u64;
         self.last_started = started;
         self.last_dropped = dropped;
         row
@@ -392,6 +400,9 @@ impl Collector {
 
     /// Totals so far (used at the end, and by tests).
     pub fn measured(&self, shared: &Shared) -> Measured {
+        // The closed intervals and the current one (empty after the last close).
+        let mut all = self.total.clone();
+        all.add(&self.now);
         let us = |v: u64| v as f64 / 1e6;
         let mut errors: BTreeMap<String, ErrorStat> = BTreeMap::new();
         let mut entries: Vec<&ErrorEntry> = self.errors.iter().collect();
@@ -437,11 +448,11 @@ impl Collector {
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
-            connect_latency: Latency::of(&self.connect),
-            connect_latency_actual: Latency::of(&self.connect_actual),
-            exchange_latency: Latency::of(&self.exchange),
-            request_latency: Latency::of(&self.request),
-            schedule_lag: Latency::of(&self.lag),
+            connect_latency: Latency::of(&all.connect),
+            connect_latency_actual: Latency::of(&all.connect_actual),
+            exchange_latency: Latency::of(&all.exchange),
+            request_latency: Latency::of(&all.request),
+            schedule_lag: Latency::of(&all.schedule_lag),
             timeline: self.timeline.clone(),
             completions: Completions {
                 period_s: Duration::from_micros(self.period_us).as_secs_f64(),

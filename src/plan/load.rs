@@ -57,7 +57,17 @@ pub(super) fn resolve(l: &LoadSection, pool: u32) -> Result<Load, PlanError> {
         }
         t => t,
     };
+    let (rate, count, shard) = match l.shard {
+        None => (rate, count, None),
+        Some(spec) => split(spec, rate, count)?,
+    };
+    if let Some(at) = l.start_at {
+        at.check(std::time::SystemTime::now())
+            .map_err(|m| invalid("load.start_at", "--start-at", m))?;
+    }
     Ok(Load {
+        shard,
+        start_at: l.start_at,
         rate,
         concurrency,
         threads,
@@ -89,4 +99,40 @@ pub(super) fn resolve(l: &LoadSection, pool: u32) -> Result<Load, PlanError> {
         )?,
         interval,
     })
+}
+
+/// This shard's rate (R / N) and count (its exact share of C), and the shard resolved.
+fn split(
+    spec: crate::shard::ShardSpec,
+    rate: Rate,
+    count: Option<u64>,
+) -> Result<(Rate, Option<u64>, Option<crate::shard::Shard>), PlanError> {
+    use crate::shard::{Shard, INDEX_ENV};
+    let env = std::env::var(INDEX_ENV).ok();
+    let (index, n) =
+        Shard::resolve(spec, env.as_deref()).map_err(|m| invalid("load.shard", "--shard", m))?;
+    let mine = match count {
+        Some(c) if c < u64::from(n) => {
+            return Err(invalid(
+                "load.shard",
+                "--shard",
+                format!("--count {c} over {n} shards leaves some shards no start; use at most {c} shards or a larger --count"),
+            ))
+        }
+        c => c.map(|c| Shard::share(index, n, c)),
+    };
+    let (shard_rate, total_rate) = match rate {
+        Rate::PerSecond(r) => (Rate::PerSecond(r / f64::from(n)), Some(r)),
+        Rate::Max => (Rate::Max, None),
+    };
+    Ok((
+        shard_rate,
+        mine,
+        Some(Shard {
+            index,
+            count: n,
+            total_rate,
+            total_count: count,
+        }),
+    ))
 }

@@ -151,6 +151,10 @@ pub struct Load {
     pub drain_timeout: Duration,
     /// Timeline and progress granularity.
     pub interval: Duration,
+    /// `--shard I/N`: `rate` and `count` above are this shard's share (R / N, C split).
+    pub shard: Option<crate::shard::Shard>,
+    /// `--start-at`: the instant the load begins.
+    pub start_at: Option<crate::shard::StartAt>,
 }
 
 /// The client's socket behaviour.
@@ -445,17 +449,27 @@ impl Plan {
             name: Some(self.name.clone()),
             description: self.description.clone(),
             load: LoadSection {
-                rate: Some(l.rate),
+                // A shard writes back the whole run's rate and count with its shard: the
+                // plan re-runs as the same shard of the same schedule.
+                rate: Some(match l.shard.and_then(|s| s.total_rate) {
+                    Some(r) => Rate::PerSecond(r),
+                    None => l.rate,
+                }),
                 concurrency: Some(l.concurrency),
                 // Unset stays unset: the plan re-run elsewhere takes that machine's cores.
                 threads: l.threads,
                 duration: l.duration.map(Span),
-                count: l.count,
+                count: l.shard.map_or(l.count, |s| s.total_count),
                 max_in_flight: Some(l.max_in_flight),
                 connect_timeout: Some(Span(l.connect_timeout)),
                 exchange_timeout: Some(Span(l.exchange_timeout)),
                 drain_timeout: Some(Span(l.drain_timeout)),
                 interval: Some(Span(l.interval)),
+                shard: l.shard.map(|s| crate::shard::ShardSpec {
+                    index: Some(s.index),
+                    count: s.count,
+                }),
+                start_at: l.start_at,
             },
             client: ClientSection {
                 close: Some(c.close),

@@ -102,6 +102,17 @@ section! {
         /// Timeline and progress interval [key: load.interval; default 1s].
         #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
         pub interval: Option<Span>,
+        /// Run shard I of N (from 0): rate R/N, first start at I/R, count split exactly, so
+        /// N shards on N machines make one even schedule; "N" alone takes I from
+        /// $JOB_COMPLETION_INDEX [key: load.shard].
+        #[arg(long, value_name = "I/N")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub shard: Option<crate::shard::ShardSpec>,
+        /// Begin the load at this instant (RFC 3339 UTC or Unix seconds), with a countdown;
+        /// give every shard the same one [key: load.start_at].
+        #[arg(long, value_name = "TIME")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub start_at: Option<crate::shard::StartAt>,
     }
 }
 

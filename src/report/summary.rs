@@ -135,6 +135,12 @@ pub struct Summary {
     /// The user's own client (`--client-exec`): what it did and what the samples showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_exec: Option<crate::client::result::ClientExecSummary>,
+    /// `--shard I/N`: which shard this run was, and when it began against `--start-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardSummary>,
+    /// `portlab merge`: each shard as it ran, the earliest exhaustion, the start spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<crate::cmd::merge::MergeSummary>,
 }
 
 /// What the lab was, as the run found it (`lab` in summary.json).
@@ -250,6 +256,8 @@ impl Summary {
             modelled: None,
             target_exec: None,
             client_exec: None,
+            shard: None,
+            merge: None,
         }
     }
 

@@ -411,8 +411,10 @@ pub fn delivery(s: &Summary, expect: &Expectations) -> Check {
         .as_ref()
         .and_then(|l| l.time_scale)
         .unwrap_or(1.0);
+    // A shard's plan holds the whole run's rate R; the shard itself makes R / N.
+    let shards = s.plan.load.shard.map_or(1.0, |sh| f64::from(sh.count));
     let planned = match s.plan.load.rate {
-        Some(Rate::PerSecond(r)) => r * scale,
+        Some(Rate::PerSecond(r)) => r * scale / shards,
         // Closed loop: as fast as it goes, so its own rate is the plan.
         Some(Rate::Max) | None => s.achieved_rate,
     };

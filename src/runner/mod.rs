@@ -118,6 +118,7 @@ pub async fn run(
                 rate,
                 duration: plan.load.duration,
                 count: plan.load.count,
+                offset: plan.load.shard.map_or(Duration::ZERO, |s| s.offset(rate)),
             };
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             let pacer_ctx = ctx.clone();
@@ -141,7 +142,8 @@ pub async fn run(
                     done_rx.await.unwrap_or_else(|_| t0.elapsed())
                 }
             };
-            (elapsed, workers)
+            // A shard's starts begin at its offset: its load phase is from there on.
+            (elapsed.saturating_sub(schedule.offset), workers)
         }
         Rate::Max => {
             let tickets = Arc::new(AtomicU64::new(0));

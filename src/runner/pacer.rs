@@ -38,12 +38,15 @@ pub struct ConstantRate {
     pub duration: Option<Duration>,
     /// At most this many starts.
     pub count: Option<u64>,
+    /// When start 0 is due after t0 (a shard's I / R, so that N shards interleave; zero
+    /// otherwise).
+    pub offset: Duration,
 }
 
 impl ConstantRate {
-    /// Due time of start i: i / R after t0.
+    /// Due time of start i: offset + i / R after t0.
     pub fn due(&self, i: u64) -> Duration {
-        Duration::from_secs_f64(i as f64 / self.rate)
+        self.offset + Duration::from_secs_f64(i as f64 / self.rate)
     }
 
     /// The length of the whole schedule: the duration, or count / R, whichever is shorter.
@@ -85,11 +88,27 @@ mod tests {
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
     #[test]
+    fn an_offset_shifts_every_start_and_keeps_the_duration_bound() {
+        let p = ConstantRate {
+            rate: 100.0,
+            duration: Some(MS(1000)),
+            count: None,
+            offset: MS(3),
+        };
+        assert_eq!(p.decide(MS(0), 0), Decision::Wait(MS(3)));
+        assert_eq!(p.due(2), MS(23));
+        // start 99 is due at 993 ms, inside the duration; start 100 at 1003 ms is not
+        assert!(matches!(p.decide(MS(2000), 99), Decision::Start { .. }));
+        assert_eq!(p.decide(MS(2000), 100), Decision::Done);
+    }
+
+    #[test]
     fn constant_rate_table() {
         let p = ConstantRate {
             rate: 100.0,
             duration: Some(MS(1000)),
             count: None,
+            offset: Duration::ZERO,
         };
         // (elapsed ms, started so far, expected decision)
         let cases = [
@@ -153,6 +172,7 @@ mod tests {
             rate: 1000.0,
             duration: None,
             count: Some(3),
+            offset: Duration::ZERO,
         };
         // (elapsed ms, started, expected)
         let cases = [
@@ -180,6 +200,7 @@ mod tests {
             rate: 30_000.0,
             duration: None,
             count: None,
+            offset: Duration::ZERO,
         };
         let due = p.due(999_999).as_nanos() as f64 / 1e9;
         assert!((due - 999_999.0 / 30_000.0).abs() < 1e-9, "{due}");

@@ -1,0 +1,458 @@
+//! `portlab merge DIR... --out DIR`: the shards of one run (`--shard I/N`, one per machine)
+//! made into one results directory, exactly: histograms added from each run's
+//! histograms.hlog (percentiles cannot be merged from summaries), counts and errors summed,
+//! timelines aligned on absolute time (each run's `started_at`). Each shard was its own host
+//! with its own ports, so each keeps its own model check; the merged verdict holds when every
+//! shard's did. The result is an ordinary results directory: `portlab report` renders it.
+
+use crate::collect::hlog::{self, HlogWriter, Set};
+use crate::collect::{histogram, timeline, ErrorStat, Exhaustion, Latency, TimelineRow};
+use crate::report::output::ResultsDir;
+use crate::report::summary::Summary;
+use crate::report::verdict::{Check, Verdict};
+use crate::report::{Format, Render};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `portlab merge DIR... --out DIR`
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results directories (each with summary.json and histograms.hlog).
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Where the merged results go: a new or empty directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace portlab's own files in a non-empty --out directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Format of the merged summary printed on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `merge` in a merged summary.json: each shard as it ran, and what they add up to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeSummary {
+    /// Each input, in the order given.
+    pub shards: Vec<MergedShard>,
+    /// The earliest first exhaustion, seconds since the merged `started_at`; null when no
+    /// shard ran out of ports.
+    pub earliest_exhaustion_s: Option<f64>,
+    /// Which input that was (its directory).
+    pub earliest_exhaustion_dir: Option<String>,
+    /// The spread of the shards' actual starts (latest `started_at` minus earliest), seconds:
+    /// how far apart their clocks and schedules began.
+    pub start_spread_s: f64,
+    /// Every shard's verdict passed (a shard without a verdict does not count against it).
+    pub pass: bool,
+}
+
+/// One merged input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// Its results directory.
+    pub dir: String,
+    /// `shard.index`/`shard.count`, when it was run with --shard.
+    pub shard: Option<String>,
+    /// Its `started_at`.
+    pub started_at: String,
+    /// Its start after the earliest one, seconds.
+    pub offset_s: f64,
+    /// Its actual start against the `--start-at` it was given, seconds (its clock's skew
+    /// plus its lateness); null without --start-at.
+    pub skew_s: Option<f64>,
+    /// Its attempts.
+    pub attempts: u64,
+    /// Its first exhaustion, seconds since its own start.
+    pub first_exhaustion_s: Option<f64>,
+    /// What its model predicted for the first error (its own ports at its own rate R / N).
+    pub predicted_first_error_s: Option<f64>,
+    /// Its verdict (null when it had none).
+    pub pass: Option<bool>,
+}
+
+struct Input {
+    dir: String,
+    summary: Summary,
+    hlog: hlog::Hlog,
+    timeline: Vec<TimelineRow>,
+    started: SystemTime,
+}
+
+fn read_input(path: &Path) -> Result<Input> {
+    let dir = path.display().to_string();
+    let not_a_run = |what: &str| {
+        format!("{dir} is not a portlab run ({what}); name results directories written by `portlab run` (results/<run>/)")
+    };
+    if !path.is_dir() {
+        bail!(not_a_run("not a directory"));
+    }
+    for name in ["summary.json", "histograms.hlog"] {
+        if !path.join(name).is_file() {
+            bail!(not_a_run(&format!("no {name}")));
+        }
+    }
+    let summary = crate::report::load_summary(path)?;
+    let bytes = std::fs::read(path.join("histograms.hlog"))
+        .with_context(|| format!("reading {dir}/histograms.hlog"))?;
+    let hlog = hlog::read(&bytes, &histogram)
+        .map_err(|e| anyhow::anyhow!("{dir}/histograms.hlog: {e}"))?;
+    let timeline = match path.join("timeline.csv") {
+        p if p.is_file() => {
+            timeline::read(&p).with_context(|| format!("reading {dir}/timeline.csv"))?
+        }
+        _ => Vec::new(),
+    };
+    let started = humantime::parse_rfc3339_weak(&summary.started_at)
+        .with_context(|| format!("{dir}/summary.json: started_at is not an RFC 3339 time"))?;
+    Ok(Input {
+        dir,
+        summary,
+        hlog,
+        timeline,
+        started,
+    })
+}
+
+fn secs_between(later: SystemTime, earlier: SystemTime) -> f64 {
+    match later.duration_since(earlier) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// Adds "EADDRNOTAVAIL=3 ECONNRESET=1" texts kind by kind, in order of first appearance.
+fn add_kinds(into: &mut Vec<(String, u64)>, text: &str) {
+    for pair in text.split_whitespace() {
+        if let Some((k, n)) = pair.rsplit_once('=') {
+            let n: u64 = n.parse().unwrap_or(0);
+            match into.iter_mut().find(|(kind, _)| kind == k) {
+                Some((_, c)) => *c += n,
+                None => into.push((k.to_string(), n)),
+            }
+        }
+    }
+}
+
+/// One interval of the merged run: its histograms, its timeline row, its errors by kind.
+type Bucket = (Set, TimelineRow, Vec<(String, u64)>);
+
+/// Bucket `k`, made (empty) when the merged run had none that far yet.
+fn slot(buckets: &mut Vec<Bucket>, k: usize) -> &mut Bucket {
+    if buckets.len() <= k {
+        buckets.resize_with(k + 1, || {
+            (Set::new(histogram), TimelineRow::default(), Vec::new())
+        });
+    }
+    &mut buckets[k]
+}
+
+/// The merged directory's contents, built from the inputs (no files touched).
+pub struct Merged {
+    /// summary.json.
+    pub summary: Summary,
+    /// timeline.csv's rows.
+    pub timeline: Vec<TimelineRow>,
+    /// histograms.hlog: BaseTime and each interval (start, end since it).
+    pub base: SystemTime,
+    /// Each interval of the merged log.
+    pub intervals: Vec<(Duration, Duration, Set)>,
+}
+
+/// Merges `paths` (read and checked first: a directory that is not a run, or whose
+/// histograms have other bounds, is refused by name).
+pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
+    let inputs = paths
+        .iter()
+        .map(|p| read_input(p))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &inputs[0];
+    let base = inputs
+        .iter()
+        .map(|i| i.started)
+        .min()
+        .expect("at least one input");
+    let interval_s = first
+        .summary
+        .plan
+        .load
+        .interval
+        .map_or(1.0, |s| s.secs())
+        .max(0.01);
+    let bucket = |abs_s: f64| (abs_s / interval_s + 1e-6).floor().max(0.0) as usize;
+
+    let mut s = first.summary.clone();
+    let mut errors: BTreeMap<String, ErrorStat> = BTreeMap::new();
+    let mut exhaustion = Exhaustion::default();
+    let mut http_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut kernel: BTreeMap<String, u64> = BTreeMap::new();
+    let mut totals = Set::new(histogram);
+    let mut buckets: Vec<Bucket> = Vec::new();
+    let mut shards = Vec::new();
+    let (mut end_s, mut load_end_s) = (0f64, 0f64);
+    let mut checks: Vec<Check> = Vec::new();
+    let mut earliest: Option<(f64, String)> = None;
+    let mut targets: Vec<String> = Vec::new();
+    macro_rules! zero {
+        ($($f:ident),*) => { $( s.$f = 0; )* };
+    }
+    zero!(attempts, connected, completed, failed, dropped, aborted, reconnects);
+    s.interrupted = false;
+    for inp in &inputs {
+        let x = &inp.summary;
+        let off = secs_between(inp.started, base);
+        s.attempts += x.attempts;
+        s.connected += x.connected;
+        s.completed += x.completed;
+        s.failed += x.failed;
+        s.dropped += x.dropped;
+        s.aborted += x.aborted;
+        s.reconnects += x.reconnects;
+        s.interrupted |= x.interrupted;
+        end_s = end_s.max(off + x.duration_s);
+        load_end_s = load_end_s.max(off + x.load_duration_s);
+        if !targets.contains(&x.target) {
+            targets.push(x.target.clone());
+        }
+        for (kind, e) in &x.errors {
+            let e_first = off + e.first_s;
+            let stat = errors.entry(kind.clone()).or_insert_with(|| ErrorStat {
+                count: 0,
+                phase: e.phase.clone(),
+                first_s: e_first,
+                last_s: off + e.last_s,
+                by_phase: BTreeMap::new(),
+            });
+            stat.count += e.count;
+            if e_first < stat.first_s {
+                stat.first_s = e_first;
+                stat.phase = e.phase.clone();
+            }
+            stat.last_s = stat.last_s.max(off + e.last_s);
+            for (p, n) in &e.by_phase {
+                *stat.by_phase.entry(p.clone()).or_insert(0) += n;
+            }
+        }
+        if let Some(t) = x.exhaustion.first_s {
+            if earliest.as_ref().is_none_or(|(e, _)| off + t < *e) {
+                earliest = Some((off + t, inp.dir.clone()));
+                exhaustion = Exhaustion {
+                    first_s: Some(off + t),
+                    kind: x.exhaustion.kind.clone(),
+                    phase: x.exhaustion.phase.clone(),
+                    due_s: x.exhaustion.due_s.map(|d| off + d),
+                    attempt: None,
+                };
+            }
+        }
+        for (k, n) in &x.http_status {
+            *http_status.entry(k.clone()).or_insert(0) += n;
+        }
+        for (k, n) in x.kernel.iter().flatten() {
+            *kernel.entry(k.clone()).or_insert(0) += n;
+        }
+        // Histograms: each interval into the bucket of its absolute start.
+        let hbase = inp
+            .hlog
+            .base_time_s
+            .map_or(inp.started, |b| UNIX_EPOCH + Duration::from_secs_f64(b));
+        let hoff = secs_between(hbase, base);
+        for (start, _len, set) in &inp.hlog.intervals {
+            let k = bucket(hoff + start);
+            slot(&mut buckets, k).0.add(set);
+            totals.add(set);
+        }
+        // Timeline rows: each into the bucket of its absolute start (the previous row's end).
+        let mut prev = 0.0;
+        for row in &inp.timeline {
+            let k = bucket(off + prev);
+            prev = row.t_s;
+            let (_, r, kinds) = slot(&mut buckets, k);
+            r.attempts += row.attempts;
+            r.connected += row.connected;
+            r.completed += row.completed;
+            r.dropped += row.dropped;
+            r.errors += row.errors;
+            r.in_flight += row.in_flight;
+            r.t_s = r.t_s.max(off + row.t_s);
+            add_kinds(kinds, &row.errors_by_kind);
+        }
+        let label = x
+            .shard
+            .as_ref()
+            .map(|sh| format!("{}/{}", sh.index, sh.count));
+        let name = label
+            .as_ref()
+            .map_or_else(|| inp.dir.clone(), |l| format!("shard {l}"));
+        for c in x.verdict.iter().flat_map(|v| v.checks.iter()) {
+            let mut c = c.clone();
+            c.name = format!("{name}: {}", c.name);
+            checks.push(c);
+        }
+        shards.push(MergedShard {
+            dir: inp.dir.clone(),
+            shard: label,
+            started_at: x.started_at.clone(),
+            offset_s: off,
+            skew_s: x
+                .shard
+                .as_ref()
+                .and_then(|sh| sh.start_at.as_deref())
+                .and_then(|a| humantime::parse_rfc3339_weak(a).ok())
+                .map(|a| secs_between(inp.started, a)),
+            attempts: x.attempts,
+            first_exhaustion_s: x.exhaustion.first_s,
+            predicted_first_error_s: x.prediction.as_ref().and_then(|p| p.first_error_s),
+            pass: x.verdict.as_ref().map(|v| v.pass),
+        });
+    }
+    let latency = |h: &hdrhistogram::Histogram<u64>| Latency::of(h);
+    s.started_at = humantime::format_rfc3339_millis(base).to_string();
+    s.duration_s = end_s;
+    s.load_duration_s = load_end_s;
+    s.achieved_rate = if load_end_s > 0.0 {
+        s.attempts as f64 / load_end_s
+    } else {
+        0.0
+    };
+    s.target = targets.join(", ");
+    s.errors = errors;
+    s.exhaustion = exhaustion;
+    s.http_status = http_status;
+    s.connect_latency_us = latency(&totals.connect);
+    s.connect_latency_actual_us = latency(&totals.connect_actual);
+    s.exchange_latency_us = latency(&totals.exchange);
+    s.request_latency_us = latency(&totals.request);
+    s.schedule_lag_us = latency(&totals.schedule_lag);
+    // Per host figures have no one value for several hosts: each shard's stay in its own
+    // directory, and its model check is in the verdict below.
+    s.server = None;
+    s.timewait = None;
+    s.kernel = (!kernel.is_empty()).then_some(kernel);
+    s.segments_per_request = None;
+    s.observation = Some(format!(
+        "merged from {} runs by `portlab merge`; kernel counters are their sum",
+        inputs.len()
+    ));
+    s.lab = None;
+    s.prediction = None;
+    s.modelled = None;
+    s.target_exec = None;
+    s.client_exec = None;
+    s.shard = None;
+    // The merged plan is the unsharded run: plan.toml of a shard holds the whole rate/count.
+    s.plan.load.shard = None;
+    let pass = checks.iter().all(|c| c.pass || c.advisory);
+    s.verdict = (!checks.is_empty()).then_some(Verdict { pass, checks });
+    let starts: Vec<f64> = shards.iter().map(|m| m.offset_s).collect();
+    s.merge = Some(MergeSummary {
+        earliest_exhaustion_s: earliest.as_ref().map(|(t, _)| *t),
+        earliest_exhaustion_dir: earliest.map(|(_, d)| d),
+        start_spread_s: starts.iter().cloned().fold(0.0, f64::max),
+        pass,
+        shards,
+    });
+    let mut rows = Vec::with_capacity(buckets.len());
+    let mut intervals = Vec::with_capacity(buckets.len());
+    for (k, (set, mut row, kinds)) in buckets.into_iter().enumerate() {
+        let start = k as f64 * interval_s;
+        let end = ((k + 1) as f64 * interval_s).min(end_s.max(start));
+        row.t_s = end;
+        row.errors_by_kind = kinds
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !set.connect.is_empty() {
+            row.connect_p50_us = Some(set.connect.value_at_quantile(0.5));
+            row.connect_p99_us = Some(set.connect.value_at_quantile(0.99));
+            row.connect_max_us = Some(set.connect.max());
+        }
+        rows.push(row);
+        intervals.push((
+            Duration::from_secs_f64(start),
+            Duration::from_secs_f64(end),
+            set,
+        ));
+    }
+    Ok(Merged {
+        summary: s,
+        timeline: rows,
+        base,
+        intervals,
+    })
+}
+
+/// Runs `portlab merge`: merges, writes the directory, prints the merged summary and each
+/// shard's line. Exit 1 when a shard's verdict failed, as `report` does for one run.
+pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
+    let merged = merge(&args.runs)?;
+    let dir = ResultsDir::prepare("merge", Some(&args.out), args.force)?;
+    let shown = |n: &str| dir.path().join(n).display().to_string();
+    let mut hw = HlogWriter::new(
+        dir.create("histograms.hlog")
+            .with_context(|| format!("creating {}", shown("histograms.hlog")))?,
+        merged.base,
+    )
+    .with_context(|| format!("writing {}", shown("histograms.hlog")))?;
+    for (start, end, set) in &merged.intervals {
+        hw.append(*start, *end, set)
+            .with_context(|| format!("writing {}", shown("histograms.hlog")))?;
+    }
+    let mut tw = timeline::TimelineWriter::new(
+        dir.create("timeline.csv")
+            .with_context(|| format!("creating {}", shown("timeline.csv")))?,
+    );
+    for row in &merged.timeline {
+        tw.append(row)
+            .with_context(|| format!("writing {}", shown("timeline.csv")))?;
+    }
+    let json = serde_json::to_string_pretty(&merged.summary)? + "\n";
+    dir.write_atomic("summary.json", json.as_bytes())
+        .with_context(|| format!("writing {}", shown("summary.json")))?;
+    merged.summary.render(args.format, out)?;
+    if args.format == Format::Text {
+        if let Some(m) = &merged.summary.merge {
+            writeln!(out, "\nshards:")?;
+            for sh in &m.shards {
+                let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}s"));
+                writeln!(
+                    out,
+                    "  {} ({}): {} attempts, starts +{:.3}s, skew {}, first exhaustion {} (model {}), verdict {}",
+                    sh.shard.as_deref().unwrap_or("-"),
+                    sh.dir,
+                    sh.attempts,
+                    sh.offset_s,
+                    opt(sh.skew_s),
+                    opt(sh.first_exhaustion_s),
+                    opt(sh.predicted_first_error_s),
+                    sh.pass.map_or("-", |p| if p { "pass" } else { "FAIL" }),
+                )?;
+            }
+            writeln!(
+                out,
+                "earliest exhaustion: {}; start spread {:.3}s; overall {}",
+                m.earliest_exhaustion_s.map_or("none".into(), |t| format!(
+                    "{t:.3}s ({})",
+                    m.earliest_exhaustion_dir.as_deref().unwrap_or("-")
+                )),
+                m.start_spread_s,
+                if m.pass { "pass" } else { "FAIL" }
+            )?;
+            writeln!(out, "\nresults: {}/", dir.path().display())?;
+        }
+    }
+    Ok(
+        if merged.summary.verdict.as_ref().is_some_and(|v| !v.pass) {
+            super::exit::VERDICT
+        } else {
+            0
+        },
+    )
+}
