@@ -10,6 +10,9 @@
 //! -> `report`; `model` is a pure function of the plan and host settings, and only the
 //! report sees both the prediction and the measurement.
 //!
+//! - [`catalog`]: the built-in scenario catalog (scenarios/*.toml and the client programs
+//!   they run, compiled in): `portlab run NAME`, `portlab scenarios`, `suite` without a
+//!   directory.
 //! - [`cli`]: clap definitions, raw flags only.
 //! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
 //!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
