@@ -117,9 +117,14 @@ fn ports_already_held_toward_the_target_reduce_the_model_s_ports() {
     let (out, s2) = run_json(second.path(), &args);
     assert!(out.status.success(), "{s2:#}");
     let held = s_held(&s2);
+    // What the first run left in TIME_WAIT as it counted them at its end (a TIME_WAIT socket
+    // may be killed early by an RST to a reordered ACK, tcp-facts: 99 of 100 once in CI).
+    let left = s["timewait"]["client_end"]
+        .as_u64()
+        .expect("timewait.client_end");
     assert!(
-        held >= 100,
-        "the first run's 100 TIME_WAIT are still there: {held}"
+        left >= 90 && held >= left,
+        "the first run's {left} TIME_WAIT (of 100 connections) are still there: {held}"
     );
     assert_eq!(s2["prediction"]["ports_effective"], hi - lo + 1 - held);
     let why = s2["prediction"]["explanation"].as_str().unwrap();
