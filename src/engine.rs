@@ -294,7 +294,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 /// True when `ip` is an address of this machine (it can be bound), so traffic to it stays
 /// here.
 fn is_local(ip: std::net::IpAddr) -> bool {
-    ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok()
+    ip.is_loopback() || crate::plan::host::bind_probe(ip).is_ok()
 }
 
 /// What carries the run, set up before the runtime: the embedded server's listeners (one per

@@ -39,7 +39,7 @@ fn check_sources(plan: &Plan) -> Result<(), PlanError> {
                     ),
                 ));
             }
-        } else if let Err(e) = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)) {
+        } else if let Err(e) = bind_probe(ip) {
             return Err(invalid(
                 "client.source",
                 "--source",
@@ -50,6 +50,12 @@ fn check_sources(plan: &Plan) -> Result<(), PlanError> {
         }
     }
     Ok(())
+}
+
+/// Whether `ip` is an address of this host: it can be bound (a UDP socket, no traffic). Valid
+/// in a namespace whose loopback is up (with lo down, Linux lets any address be bound).
+pub fn bind_probe(ip: std::net::IpAddr) -> std::io::Result<()> {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).map(drop)
 }
 
 /// The first kernel with IP_LOCAL_PORT_RANGE.

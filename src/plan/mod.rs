@@ -6,7 +6,7 @@
 pub mod bounds;
 mod client;
 mod expect;
-mod host;
+pub mod host;
 pub mod lab;
 mod load;
 mod payload;
