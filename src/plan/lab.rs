@@ -1,5 +1,6 @@
-//! The lab's pure half: the `[lab]` table ([`LabConfig`]), its flags ([`LabArgs`]), and
-//! [`LabConfig::validate`], the step from the table to the exact sysctls to write and the
+//! The lab's pure half: the `[lab]` and `[lab.server]` sections ([`LabConfig`],
+//! [`ServerSideConfig`]: each field is one key and one `--lab-*` flag, laid over the file by
+//! the same `section!` overlay as every section), and [`LabConfig::validate`], the step from the table to the exact sysctls to write and the
 //! emulation arithmetic. Entering namespaces and writing sysctls is `crate::lab`'s.
 
 use std::fmt;
@@ -9,151 +10,145 @@ use serde::{Deserialize, Serialize};
 
 use super::Span;
 
-/// The `[lab]` table of a scenario file. Every key is optional; nothing is written unless
-/// `isolate = true`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LabConfig {
-    /// Enter a private network namespace before the run (Linux only). Required for every
-    /// other key: the lab never changes the host.
-    #[serde(default)]
-    pub isolate: bool,
-    /// `net.ipv4.ip_local_port_range` as "LO-HI" (inclusive), e.g. "32768-32967" = 200 ports.
-    pub port_range: Option<String>,
-    /// `net.ipv4.ip_local_reserved_ports` in kernel syntax, e.g. "1000-1010,2000"; "" clears it.
-    pub reserved_ports: Option<String>,
-    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default). Unset,
-    /// the lab writes 0 (as toward another host), or 1 with a delay or time_wait.
-    pub tw_reuse: Option<u8>,
-    /// `net.ipv4.tcp_tw_reuse_delay` in ms (1..=60000, Linux 6.14+): how long after entering
-    /// TIME_WAIT a port may be reused when tw_reuse allows it.
-    pub tw_reuse_delay_ms: Option<u32>,
-    /// `net.ipv4.tcp_max_tw_buckets`: above this many, closing sockets skip TIME_WAIT.
-    pub max_tw_buckets: Option<u64>,
-    /// `net.ipv4.tcp_fin_timeout` in seconds (bounds orphaned FIN_WAIT_2; not TIME_WAIT).
-    pub fin_timeout: Option<u32>,
-    /// `net.ipv4.tcp_timestamps` (tcp_tw_reuse needs them).
-    pub timestamps: Option<bool>,
-    /// `net.core.somaxconn`: the cap on every listen() backlog.
-    pub somaxconn: Option<u32>,
-    /// `net.ipv4.tcp_abort_on_overflow`: RST instead of a silent drop when the accept queue is full.
-    pub abort_on_overflow: Option<bool>,
-    /// A TIME_WAIT to emulate, e.g. "240s" (Windows' default; a bare number is seconds),
-    /// through tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time_wait / time_scale.
-    pub time_wait: Option<Span>,
-    /// Compress time by this factor: the emulated hold is divided and the rate multiplied by it.
-    pub time_scale: Option<f64>,
-    /// "loopback" (default: client and server share one namespace) or "veth" (two namespaces
-    /// joined by a veth pair, 198.18.0.1 and 198.18.0.2).
-    pub topology: Option<String>,
-    /// With topology = "veth": the server namespace's own settings.
-    pub server: Option<ServerSideConfig>,
-}
-
-/// The `[lab.server]` table: settings of the server's namespace in the veth topology.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSideConfig {
-    /// `net.ipv4.tcp_tw_reuse` in the server namespace (0, 1 or 2).
-    pub tw_reuse: Option<u8>,
-    /// `net.ipv4.tcp_tw_reuse_delay` in ms in the server namespace (1..=60000).
-    pub tw_reuse_delay_ms: Option<u32>,
-    /// `net.ipv4.tcp_max_tw_buckets` in the server namespace.
-    pub max_tw_buckets: Option<u64>,
-    /// `net.core.somaxconn` in the server namespace.
-    pub somaxconn: Option<u32>,
-    /// `net.ipv4.tcp_abort_on_overflow` in the server namespace.
-    pub abort_on_overflow: Option<bool>,
-    /// `net.ipv4.tcp_fin_timeout` in the server namespace, in seconds.
-    pub fin_timeout: Option<u32>,
-    /// `net.ipv4.tcp_timestamps` in the server namespace.
-    pub timestamps: Option<bool>,
-}
-
-/// The `--lab-*` flags. Each overrides the scenario's `[lab]` key of the same name.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct LabArgs {
-    /// Run inside a private network namespace (Linux; root, or an unprivileged user where user
-    /// namespaces are enabled). Needed by every other --lab-* flag: the host is never changed.
-    #[arg(long = "lab")]
-    pub lab: bool,
-    /// Ephemeral port range inside the lab, "LO-HI" inclusive (net.ipv4.ip_local_port_range),
-    /// e.g. 32768-32967 for 200 ports.
-    #[arg(long, value_name = "LO-HI")]
-    pub lab_port_range: Option<String>,
-    /// Ports the kernel must not hand out automatically (net.ipv4.ip_local_reserved_ports),
-    /// kernel syntax "1000-1010,2000".
-    #[arg(long, value_name = "LIST")]
-    pub lab_reserved_ports: Option<String>,
-    /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
-    /// Applies to connect() only, and only when TCP timestamps were on. Unset, the lab writes
-    /// 0, as for traffic to another host (the kernel's default 2 exempts loopback, so a lab
-    /// on loopback would never run out); 2 gives the loopback behaviour.
-    #[arg(long, value_name = "0|1|2")]
-    pub lab_tw_reuse: Option<u8>,
-    /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other one:
-    /// 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with tw_reuse on,
-    /// this is the effective TIME_WAIT hold for port reuse. The scenario key keeps its unit in
-    /// its name: lab.tw_reuse_delay_ms.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub lab_tw_reuse_delay: Option<Span>,
-    /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets skip
-    /// TIME_WAIT (counted as TCPTimeWaitOverflow).
-    #[arg(long, value_name = "N")]
-    pub lab_max_tw_buckets: Option<u64>,
-    /// net.ipv4.tcp_fin_timeout in seconds. Bounds orphaned FIN_WAIT_2 only; it does NOT
-    /// shorten TIME_WAIT (a popular myth this lets you test).
-    #[arg(long, value_name = "SECONDS")]
-    pub lab_fin_timeout: Option<u32>,
-    /// net.ipv4.tcp_timestamps on or off (true/false); tcp_tw_reuse needs them on.
-    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
-    pub lab_timestamps: Option<bool>,
-    /// net.core.somaxconn: the cap on every listen() backlog inside the lab.
-    #[arg(long, value_name = "N")]
-    pub lab_somaxconn: Option<u32>,
-    /// net.ipv4.tcp_abort_on_overflow (true/false): a full accept queue answers the final ACK
-    /// with RST (client sees ECONNRESET) instead of dropping it.
-    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
-    pub lab_abort_on_overflow: Option<bool>,
-    /// A TIME_WAIT to emulate, e.g. 240s (Windows default); done with tcp_tw_reuse = 1 and
-    /// tcp_tw_reuse_delay = time-wait / time-scale, which must come to at most 60 s.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub lab_time_wait: Option<Span>,
-    /// Compress time by this factor (with --lab-time-wait): the emulated hold is divided and the
-    /// request rate multiplied by it; reports give lab and modelled seconds.
-    #[arg(long, value_name = "FACTOR")]
-    pub lab_time_scale: Option<f64>,
-    /// loopback (client and server in one namespace) or veth (two namespaces joined by a veth
-    /// pair, client 198.18.0.1, server 198.18.0.2: traffic is not loopback).
-    #[arg(long, value_name = "loopback|veth")]
-    pub lab_topology: Option<String>,
-}
-
-impl LabConfig {
-    /// Flags override the file, key by key. `--lab` can only turn isolation on.
-    pub fn merge_args(self, args: &LabArgs) -> LabConfig {
-        LabConfig {
-            isolate: self.isolate || args.lab,
-            port_range: args.lab_port_range.clone().or(self.port_range),
-            reserved_ports: args.lab_reserved_ports.clone().or(self.reserved_ports),
-            tw_reuse: args.lab_tw_reuse.or(self.tw_reuse),
-            // In whole milliseconds, the kernel's unit; a sub-millisecond or huge value
-            // becomes one validation refuses by name (0, or past 60000).
-            tw_reuse_delay_ms: args
-                .lab_tw_reuse_delay
-                .map(|d| u32::try_from(d.0.as_millis()).unwrap_or(u32::MAX))
-                .or(self.tw_reuse_delay_ms),
-            max_tw_buckets: args.lab_max_tw_buckets.or(self.max_tw_buckets),
-            fin_timeout: args.lab_fin_timeout.or(self.fin_timeout),
-            timestamps: args.lab_timestamps.or(self.timestamps),
-            somaxconn: args.lab_somaxconn.or(self.somaxconn),
-            abort_on_overflow: args.lab_abort_on_overflow.or(self.abort_on_overflow),
-            time_wait: args.lab_time_wait.or(self.time_wait),
-            time_scale: args.lab_time_scale.or(self.time_scale),
-            topology: args.lab_topology.clone().or(self.topology),
-            server: self.server,
-        }
+super::scenario::section! {
+    /// `[lab]`: a private network namespace with its own sysctls (flags under "Lab (Linux)",
+    /// each `--lab-<key>`). Every key is optional; nothing is written unless `isolate = true`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct LabConfig {
+        /// Run inside a private network namespace (Linux; root, or an unprivileged user where
+        /// user namespaces are enabled). Needed by every other --lab-* flag: the host is never
+        /// changed [key: lab.isolate].
+        #[arg(id = "isolate", long = "lab")]
+        #[serde(default)]
+        pub isolate: bool,
+        /// Ephemeral port range inside the lab, "LO-HI" inclusive
+        /// (net.ipv4.ip_local_port_range), e.g. 32768-32967 for 200 ports
+        /// [key: lab.port_range].
+        #[arg(long = "lab-port-range", value_name = "LO-HI")]
+        pub port_range: Option<String>,
+        /// Ports the kernel must not hand out automatically (net.ipv4.ip_local_reserved_ports),
+        /// kernel syntax "1000-1010,2000"; "" clears it [key: lab.reserved_ports].
+        #[arg(long = "lab-reserved-ports", value_name = "LIST")]
+        pub reserved_ports: Option<String>,
+        /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
+        /// Applies to connect() only, and only when TCP timestamps were on. Unset, the lab
+        /// writes 0, as for traffic to another host (the kernel's default 2 exempts loopback,
+        /// so a lab on loopback would never run out); 2 gives the loopback behaviour
+        /// [key: lab.tw_reuse].
+        #[arg(long = "lab-tw-reuse", value_name = "0|1|2")]
+        pub tw_reuse: Option<u8>,
+        /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other
+        /// one: 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with
+        /// tw_reuse on, this is the effective TIME_WAIT hold for port reuse. The scenario key
+        /// keeps its unit in its name: whole milliseconds [key: lab.tw_reuse_delay_ms].
+        #[arg(long = "lab-tw-reuse-delay", value_name = "DURATION", allow_hyphen_values = true, value_parser = delay_ms)]
+        pub tw_reuse_delay_ms: Option<u32>,
+        /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets
+        /// skip TIME_WAIT (counted as TCPTimeWaitOverflow) [key: lab.max_tw_buckets].
+        #[arg(long = "lab-max-tw-buckets", value_name = "N")]
+        pub max_tw_buckets: Option<u64>,
+        /// net.ipv4.tcp_fin_timeout in seconds. Bounds orphaned FIN_WAIT_2 only; it does NOT
+        /// shorten TIME_WAIT (a popular myth this lets you test) [key: lab.fin_timeout].
+        #[arg(long = "lab-fin-timeout", value_name = "SECONDS")]
+        pub fin_timeout: Option<u32>,
+        /// net.ipv4.tcp_timestamps on or off (true/false); tcp_tw_reuse needs them on
+        /// [key: lab.timestamps].
+        #[arg(long = "lab-timestamps", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        pub timestamps: Option<bool>,
+        /// net.core.somaxconn: the cap on every listen() backlog inside the lab
+        /// [key: lab.somaxconn].
+        #[arg(long = "lab-somaxconn", value_name = "N")]
+        pub somaxconn: Option<u32>,
+        /// net.ipv4.tcp_abort_on_overflow (true/false): a full accept queue answers the final
+        /// ACK with RST (client sees ECONNRESET) instead of dropping it
+        /// [key: lab.abort_on_overflow].
+        #[arg(long = "lab-abort-on-overflow", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        pub abort_on_overflow: Option<bool>,
+        /// A TIME_WAIT to emulate, e.g. 240s (Windows default; a bare number is seconds);
+        /// done with tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time-wait / time-scale, which
+        /// must come to at most 60 s [key: lab.time_wait].
+        #[arg(long = "lab-time-wait", value_name = "DURATION", allow_hyphen_values = true)]
+        pub time_wait: Option<Span>,
+        /// Compress time by this factor (with --lab-time-wait): the emulated hold is divided
+        /// and the request rate multiplied by it; reports give lab and modelled seconds
+        /// [key: lab.time_scale].
+        #[arg(long = "lab-time-scale", value_name = "FACTOR", allow_hyphen_values = true)]
+        pub time_scale: Option<f64>,
+        /// loopback (client and server in one namespace) or veth (two namespaces joined by a
+        /// veth pair, client 198.18.0.1, server 198.18.0.2: traffic is not loopback)
+        /// [key: lab.topology].
+        #[arg(long = "lab-topology", value_name = "loopback|veth")]
+        pub topology: Option<String>,
+        /// `[lab.server]`: with topology = "veth", the server namespace's own settings.
+        #[command(flatten, next_help_heading = "Lab server (Linux, --lab-topology veth)")]
+        #[serde(
+            default,
+            serialize_with = "ServerSideConfig::as_option",
+            deserialize_with = "ServerSideConfig::or_null"
+        )]
+        pub server: ServerSideConfig,
     }
+}
+
+super::scenario::section! {
+    /// `[lab.server]`: settings of the server's namespace in the veth topology (flags
+    /// `--lab-server-<key>`; clap ids are the keys as `server.<key>`, as messages name them).
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct ServerSideConfig {
+        /// net.ipv4.tcp_tw_reuse in the server namespace (0, 1 or 2)
+        /// [key: lab.server.tw_reuse].
+        #[arg(id = "server.tw_reuse", long = "lab-server-tw-reuse", value_name = "0|1|2")]
+        pub tw_reuse: Option<u8>,
+        /// net.ipv4.tcp_tw_reuse_delay in the server namespace, a duration (1ms-60s); the key
+        /// is in whole milliseconds [key: lab.server.tw_reuse_delay_ms].
+        #[arg(id = "server.tw_reuse_delay_ms", long = "lab-server-tw-reuse-delay", value_name = "DURATION", allow_hyphen_values = true, value_parser = delay_ms)]
+        pub tw_reuse_delay_ms: Option<u32>,
+        /// net.ipv4.tcp_max_tw_buckets in the server namespace
+        /// [key: lab.server.max_tw_buckets].
+        #[arg(id = "server.max_tw_buckets", long = "lab-server-max-tw-buckets", value_name = "N")]
+        pub max_tw_buckets: Option<u64>,
+        /// net.core.somaxconn in the server namespace [key: lab.server.somaxconn].
+        #[arg(id = "server.somaxconn", long = "lab-server-somaxconn", value_name = "N")]
+        pub somaxconn: Option<u32>,
+        /// net.ipv4.tcp_abort_on_overflow in the server namespace (true/false)
+        /// [key: lab.server.abort_on_overflow].
+        #[arg(id = "server.abort_on_overflow", long = "lab-server-abort-on-overflow", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        pub abort_on_overflow: Option<bool>,
+        /// net.ipv4.tcp_fin_timeout in the server namespace, in seconds
+        /// [key: lab.server.fin_timeout].
+        #[arg(id = "server.fin_timeout", long = "lab-server-fin-timeout", value_name = "SECONDS")]
+        pub fin_timeout: Option<u32>,
+        /// net.ipv4.tcp_timestamps in the server namespace (true/false)
+        /// [key: lab.server.timestamps].
+        #[arg(id = "server.timestamps", long = "lab-server-timestamps", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        pub timestamps: Option<bool>,
+    }
+}
+
+impl ServerSideConfig {
+    /// No `[lab.server]` key is set (the table is absent).
+    pub fn is_empty(&self) -> bool {
+        *self == ServerSideConfig::default()
+    }
+
+    /// An empty table as `None`: JSON writes `"server": null` as it always has, TOML nothing.
+    fn as_option<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (!self.is_empty()).then_some(self).serialize(s)
+    }
+
+    /// `"server": null`, as summaries before the table became a section wrote an absent one.
+    fn or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<ServerSideConfig>::deserialize(d)?.unwrap_or_default())
+    }
+}
+
+/// `--lab-tw-reuse-delay DURATION` as the key's whole milliseconds, the kernel's unit: a
+/// sub-millisecond or huge value becomes one validation refuses by name (0, or past 60000).
+fn delay_ms(text: &str) -> Result<u32, String> {
+    let span: Span = text.parse().map_err(|e| format!("{e}"))?;
+    Ok(u32::try_from(span.0.as_millis()).unwrap_or(u32::MAX))
 }
 
 /// What a user (scenario, flags) or the OS can get wrong in the lab. Messages name the key
@@ -227,18 +222,22 @@ pub enum LabError {
     },
 }
 
-/// The `run` flag that sets lab key `key`, if it has one (`[lab.server]` keys have none).
-pub fn flag_of(key: &str) -> Option<&'static str> {
-    match key {
-        "time_wait" => Some("--lab-time-wait"),
-        "time_scale" => Some("--lab-time-scale"),
-        "topology" => Some("--lab-topology"),
-        // A sysctl's flag is in the registry; [lab.server] keys have none.
-        _ => super::sysctl::REGISTRY
-            .iter()
-            .find(|k| k.lab_key == key)
-            .map(|k| k.lab_flag),
-    }
+/// The `run` flag that sets lab key `key` (`"tw_reuse"`, `"server.tw_reuse"`): read from the
+/// `#[arg]` of its field in [`LabConfig`] / [`ServerSideConfig`], the one place a lab key is
+/// given its flag.
+pub fn flag_of(key: &str) -> Option<String> {
+    use clap::Args;
+    static FLAGS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    FLAGS
+        .get_or_init(|| {
+            LabConfig::augment_args(clap::Command::new("lab"))
+                .get_arguments()
+                .filter_map(|a| Some((a.get_id().to_string(), format!("--{}", a.get_long()?))))
+                .collect()
+        })
+        .iter()
+        .find(|(id, _)| id == key)
+        .map(|(_, flag)| flag.clone())
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -619,7 +618,7 @@ impl LabConfig {
             return self.host_only(topology);
         }
 
-        if self.server.is_some() && topology != Topology::Veth {
+        if !self.server.is_empty() && topology != Topology::Veth {
             return Err(LabError::Conflict(
                 "[lab.server] only applies with topology = \"veth\" (with loopback, client and \
                  server share one namespace and its settings): set topology = \"veth\" or \
@@ -659,16 +658,16 @@ impl LabConfig {
         common_sysctls(&common, false, topology, &mut sysctls, &mut warnings)?;
 
         let mut server_sysctls = Vec::new();
-        if let Some(ServerSideConfig {
-            tw_reuse,
-            tw_reuse_delay_ms,
-            max_tw_buckets,
-            somaxconn,
-            abort_on_overflow,
-            fin_timeout,
-            timestamps,
-        }) = &self.server
-        {
+        if !self.server.is_empty() {
+            let ServerSideConfig {
+                tw_reuse,
+                tw_reuse_delay_ms,
+                max_tw_buckets,
+                somaxconn,
+                abort_on_overflow,
+                fin_timeout,
+                timestamps,
+            } = &self.server;
             let server = Common {
                 tw_reuse: *tw_reuse,
                 tw_reuse_delay_ms: *tw_reuse_delay_ms,
@@ -712,7 +711,7 @@ impl LabConfig {
             ("time_wait", self.time_wait.is_some()),
             ("time_scale", self.time_scale.is_some()),
             ("topology", topology != Topology::Loopback),
-            ("server", self.server.is_some()),
+            ("server", !self.server.is_empty()),
         ];
         keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
         if !keys.is_empty() {
@@ -1321,10 +1320,10 @@ mod tests {
                 "server max_tw_buckets past the kernel's int",
                 LabConfig {
                     topology: Some("veth".into()),
-                    server: Some(ServerSideConfig {
+                    server: ServerSideConfig {
                         max_tw_buckets: Some(1 << 40),
                         ..Default::default()
-                    }),
+                    },
                     ..lab()
                 },
                 "lab.server.max_tw_buckets",
@@ -1359,7 +1358,10 @@ mod tests {
             (
                 "server table on loopback",
                 LabConfig {
-                    server: Some(ServerSideConfig::default()),
+                    server: ServerSideConfig {
+                        somaxconn: Some(5),
+                        ..ServerSideConfig::default()
+                    },
                     ..lab()
                 },
                 "only applies with topology = \"veth\"",
@@ -1369,10 +1371,10 @@ mod tests {
                 "server tw_reuse 5",
                 LabConfig {
                     topology: Some("veth".into()),
-                    server: Some(ServerSideConfig {
+                    server: ServerSideConfig {
                         tw_reuse: Some(5),
                         ..ServerSideConfig::default()
-                    }),
+                    },
                     ..lab()
                 },
                 "lab.server.tw_reuse = 5",
@@ -1452,11 +1454,11 @@ mod tests {
         let plan = LabConfig {
             topology: Some("veth".into()),
             tw_reuse: Some(2),
-            server: Some(ServerSideConfig {
+            server: ServerSideConfig {
                 somaxconn: Some(5),
                 abort_on_overflow: Some(true),
                 ..ServerSideConfig::default()
-            }),
+            },
             ..lab()
         }
         .validate()
@@ -1486,25 +1488,35 @@ mod tests {
             "isolate = false\nport_range = \"40000-40099\"\ntw_reuse = 2\n[server]\nsomaxconn = 5\n",
         )
         .expect("parses");
-        let args = super::LabArgs {
-            lab: true,
-            lab_port_range: Some("50000-50009".into()),
+        let args = LabConfig {
+            isolate: true,
+            port_range: Some("50000-50009".into()),
+            server: ServerSideConfig {
+                fin_timeout: Some(7),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let merged = cfg.merge_args(&args);
+        let mut merged = cfg;
+        merged.overlay(args);
         assert!(merged.isolate);
         assert_eq!(merged.port_range.as_deref(), Some("50000-50009"));
         assert_eq!(merged.tw_reuse, Some(2));
-        assert_eq!(merged.server.and_then(|s| s.somaxconn), Some(5));
+        // [lab.server] merges key by key too.
+        assert_eq!(merged.server.somaxconn, Some(5));
+        assert_eq!(merged.server.fin_timeout, Some(7));
+        // A switch left off on top does not turn the file's isolation off.
+        merged.overlay(LabConfig::default());
+        assert!(merged.isolate);
     }
 
     #[test]
-    fn lab_args_parse_from_flags() {
+    fn lab_flags_parse_into_the_section() {
         use clap::Parser;
         #[derive(Parser)]
         struct Cli {
             #[command(flatten)]
-            lab: super::LabArgs,
+            lab: LabConfig,
         }
         let cli = Cli::try_parse_from([
             "portlab",
@@ -1519,32 +1531,36 @@ mod tests {
             "off",
             "--lab-tw-reuse-delay",
             "1.5",
+            "--lab-server-somaxconn",
+            "7",
         ])
         .expect("flags parse");
-        assert!(cli.lab.lab);
-        assert_eq!(cli.lab.lab_timestamps, Some(false));
-        assert_eq!(cli.lab.lab_time_scale, Some(10.0));
+        assert!(cli.lab.isolate);
+        assert_eq!(cli.lab.timestamps, Some(false));
+        assert_eq!(cli.lab.time_scale, Some(10.0));
+        assert_eq!(cli.lab.time_wait, Some(span("240s")));
+        assert_eq!(cli.lab.port_range.as_deref(), Some("1025-5000"));
+        assert_eq!(cli.lab.server.somaxconn, Some(7));
         // A bare number is seconds, as in every other duration; the key stays in ms.
-        assert_eq!(
-            cli.lab.lab_tw_reuse_delay,
-            Some(super::Span(Duration::from_millis(1500)))
-        );
-        let merged = LabConfig::default().merge_args(&cli.lab);
-        assert_eq!(merged.tw_reuse_delay_ms, Some(1500));
+        assert_eq!(cli.lab.tw_reuse_delay_ms, Some(1500));
         // 4000 read as seconds is past the kernel's 60 s: refused naming the key and flag.
         let cli =
             Cli::try_parse_from(["portlab", "--lab", "--lab-tw-reuse-delay", "4000"]).unwrap();
-        let e = LabConfig::default()
-            .merge_args(&cli.lab)
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let e = cli.lab.validate().unwrap_err().to_string();
         assert!(
             e.contains("lab.tw_reuse_delay_ms")
                 && e.contains("--lab-tw-reuse-delay")
                 && e.contains("60000"),
             "{e}"
         );
+        // The flags a message names are the ones clap parses, for both tables.
+        assert_eq!(flag_of("tw_reuse").as_deref(), Some("--lab-tw-reuse"));
+        assert_eq!(
+            flag_of("server.max_tw_buckets").as_deref(),
+            Some("--lab-server-max-tw-buckets")
+        );
+        assert_eq!(flag_of("isolate").as_deref(), Some("--lab"));
+        assert_eq!(flag_of("no_such_key"), None);
     }
 
     #[test]

@@ -38,26 +38,57 @@ pub struct Scenario {
 /// One definition per key: a section field's doc comment is its `--help` text, its `#[arg]`
 /// its `portlab run` flag, its name (and serde attributes) its scenario key, and the overlay of
 /// flags on a file follows from the same list. Adding a key is one field here plus its
-/// resolution in the section's own file (plan/load.rs, client.rs, ...).
+/// resolution in the section's own file (plan/load.rs, client.rs, ...). A field's type says
+/// how a flag lays over the file's value ([`Layer`]): an `Option` is replaced when the flag is
+/// given, a `bool` switch can only be turned on, a nested section merges key by key.
 macro_rules! section {
     (
         $(#[$m:meta])*
         pub struct $name:ident {
-            $( $(#[$fm:meta])* pub $f:ident : Option<$t:ty>, )+
+            $( $(#[$fm:meta])* pub $f:ident : $t:ty, )+
         }
     ) => {
         $(#[$m])*
         pub struct $name {
-            $( $(#[$fm])* pub $f: Option<$t>, )+
+            $( $(#[$fm])* pub $f: $t, )+
         }
 
         impl $name {
             /// `top`'s keys over `self`'s: a key set in `top` wins.
             pub fn overlay(&mut self, top: $name) {
-                $( if top.$f.is_some() { self.$f = top.$f; } )+
+                $( $crate::plan::scenario::Layer::layer(&mut self.$f, top.$f); )+
+            }
+        }
+
+        impl $crate::plan::scenario::Layer for $name {
+            fn layer(&mut self, top: Self) {
+                self.overlay(top);
             }
         }
     };
+}
+pub(crate) use section;
+
+/// How one key of a section takes the value laid over it (the flags over the file).
+pub trait Layer {
+    /// Puts `top` over `self`.
+    fn layer(&mut self, top: Self);
+}
+
+impl<T> Layer for Option<T> {
+    /// A key set on top wins; an unset one leaves the value below alone.
+    fn layer(&mut self, top: Self) {
+        if top.is_some() {
+            *self = top;
+        }
+    }
+}
+
+impl Layer for bool {
+    /// A switch (`--lab`) can only be turned on: an absent flag is `false`, not "off".
+    fn layer(&mut self, top: Self) {
+        *self |= top;
+    }
 }
 
 section! {
@@ -294,12 +325,18 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 impl Scenario {
-    /// Puts `top` (usually the flags) over `self` (usually the file), key by key; a `[lab]`
-    /// in `top` replaces the file's (the --lab-* flags merge by `LabConfig::merge_args`).
+    /// Puts `top` (usually the flags) over `self` (usually the file), key by key, `[lab]`
+    /// and `[lab.server]` included.
     pub fn overlay(mut self, mut top: Scenario) -> Scenario {
         self.name = top.name.or(self.name);
         self.description = top.description.or(self.description);
-        self.lab = top.lab.or(self.lab);
+        self.lab = match (self.lab.take(), top.lab.take()) {
+            (Some(mut file), Some(flags)) => {
+                file.overlay(flags);
+                Some(file)
+            }
+            (file, flags) => flags.or(file),
+        };
         // Per-check tolerances merge by name: a flag replaces the file's value for its check.
         if let (Some(file), Some(flags)) = (&self.expect.tolerance, &mut top.expect.tolerance) {
             for (name, pct) in file {

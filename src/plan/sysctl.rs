@@ -10,8 +10,6 @@ pub struct Knob {
     pub name: &'static str,
     /// The `[lab]` key that sets it.
     pub lab_key: &'static str,
-    /// The `portlab run` flag that sets it.
-    pub lab_flag: &'static str,
     /// The `[lab.server]` key (veth's server namespace), if the server side has one.
     pub server_key: Option<&'static str>,
     /// What the lab accepts.
@@ -33,7 +31,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.ip_local_port_range",
         lab_key: "port_range",
-        lab_flag: "--lab-port-range",
         server_key: None,
         range: "LO-HI, 1024 <= LO <= HI <= 65535",
         since: "2.6",
@@ -44,7 +41,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.ip_local_reserved_ports",
         lab_key: "reserved_ports",
-        lab_flag: "--lab-reserved-ports",
         server_key: None,
         range: "ports and LO-HI ranges, comma separated",
         since: "2.6.35",
@@ -55,7 +51,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.tcp_tw_reuse",
         lab_key: "tw_reuse",
-        lab_flag: "--lab-tw-reuse",
         server_key: Some("server.tw_reuse"),
         range: "0, 1 or 2",
         since: "2.6",
@@ -66,7 +61,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.tcp_tw_reuse_delay",
         lab_key: "tw_reuse_delay_ms",
-        lab_flag: "--lab-tw-reuse-delay",
         server_key: Some("server.tw_reuse_delay_ms"),
         range: "1-60000 ms",
         since: "6.14",
@@ -78,7 +72,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.tcp_max_tw_buckets",
         lab_key: "max_tw_buckets",
-        lab_flag: "--lab-max-tw-buckets",
         server_key: Some("server.max_tw_buckets"),
         range: "0-2147483647",
         since: "2.4",
@@ -89,7 +82,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.tcp_fin_timeout",
         lab_key: "fin_timeout",
-        lab_flag: "--lab-fin-timeout",
         server_key: Some("server.fin_timeout"),
         range: "0-2147483 s",
         since: "2.4",
@@ -100,7 +92,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.tcp_timestamps",
         lab_key: "timestamps",
-        lab_flag: "--lab-timestamps",
         server_key: Some("server.timestamps"),
         range: "true or false",
         since: "2.4",
@@ -111,7 +102,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.core.somaxconn",
         lab_key: "somaxconn",
-        lab_flag: "--lab-somaxconn",
         server_key: Some("server.somaxconn"),
         range: "0-2147483647",
         since: "2.4",
@@ -122,7 +112,6 @@ pub const REGISTRY: [Knob; 9] = [
     Knob {
         name: "net.ipv4.tcp_abort_on_overflow",
         lab_key: "abort_on_overflow",
-        lab_flag: "--lab-abort-on-overflow",
         server_key: Some("server.abort_on_overflow"),
         range: "true or false",
         since: "2.4",
@@ -164,8 +153,10 @@ mod tests {
         for k in &REGISTRY {
             assert_eq!(by_name(k.name), Some(k));
             assert_eq!(by_lab_key(k.lab_key), Some(k));
+            // Its flags are those of the [lab] and [lab.server] fields it names.
+            let flag = crate::plan::lab::flag_of(k.lab_key).expect(k.lab_key);
             assert_eq!(
-                k.lab_flag,
+                flag,
                 format!(
                     "--lab-{}",
                     k.lab_key.trim_end_matches("_ms").replace('_', "-")
@@ -173,6 +164,8 @@ mod tests {
             );
             if let Some(s) = k.server_key {
                 assert_eq!(s, format!("server.{}", k.lab_key));
+                let server_flag = crate::plan::lab::flag_of(s).expect(s);
+                assert_eq!(server_flag, flag.replace("--lab-", "--lab-server-"));
             }
         }
         // Every lab key of the registry is a key of [lab] (deny_unknown_fields refuses others).
