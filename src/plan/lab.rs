@@ -1,7 +1,8 @@
 //! The lab's pure half: the `[lab]` and `[lab.server]` sections ([`LabConfig`],
 //! [`ServerSideConfig`]: each field is one key and one `--lab-*` flag, laid over the file by
-//! the same `section!` overlay as every section), and [`LabConfig::validate`], the step from the table to the exact sysctls to write and the
-//! emulation arithmetic. Entering namespaces and writing sysctls is `crate::lab`'s.
+//! the same `section!` overlay as every section), and [`LabConfig::validate`], the step from
+//! the table to the exact sysctls to write and the emulation arithmetic. Entering namespaces
+//! and writing sysctls is `crate::lab`'s.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,7 +16,7 @@ super::scenario::section! {
     /// each `--lab-<key>`). Every key is optional; nothing is written unless `isolate = true`.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
     #[serde(deny_unknown_fields)]
-    pub struct LabConfig {
+    pub struct LabConfig in "lab" {
         /// Run inside a private network namespace (Linux; root, or an unprivileged user where
         /// user namespaces are enabled). Needed by every other --lab-* flag: the host is never
         /// changed [key: lab.isolate].
@@ -42,7 +43,12 @@ super::scenario::section! {
         /// one: 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with
         /// tw_reuse on, this is the effective TIME_WAIT hold for port reuse. The scenario key
         /// keeps its unit in its name: whole milliseconds [key: lab.tw_reuse_delay_ms].
-        #[arg(long = "lab-tw-reuse-delay", value_name = "DURATION", allow_hyphen_values = true, value_parser = delay_ms)]
+        #[arg(
+            long = "lab-tw-reuse-delay",
+            value_name = "DURATION",
+            allow_hyphen_values = true,
+            value_parser = delay_ms,
+        )]
         pub tw_reuse_delay_ms: Option<u32>,
         /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets
         /// skip TIME_WAIT (counted as TCPTimeWaitOverflow) [key: lab.max_tw_buckets].
@@ -54,7 +60,11 @@ super::scenario::section! {
         pub fin_timeout: Option<u32>,
         /// net.ipv4.tcp_timestamps on or off (true/false); tcp_tw_reuse needs them on
         /// [key: lab.timestamps].
-        #[arg(long = "lab-timestamps", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(
+            long = "lab-timestamps",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
         pub timestamps: Option<bool>,
         /// net.core.somaxconn: the cap on every listen() backlog inside the lab
         /// [key: lab.somaxconn].
@@ -63,7 +73,11 @@ super::scenario::section! {
         /// net.ipv4.tcp_abort_on_overflow (true/false): a full accept queue answers the final
         /// ACK with RST (client sees ECONNRESET) instead of dropping it
         /// [key: lab.abort_on_overflow].
-        #[arg(long = "lab-abort-on-overflow", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(
+            long = "lab-abort-on-overflow",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
         pub abort_on_overflow: Option<bool>,
         /// A TIME_WAIT to emulate, e.g. 240s (Windows default; a bare number is seconds);
         /// done with tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time-wait / time-scale, which
@@ -96,14 +110,20 @@ super::scenario::section! {
     /// `--lab-server-<key>`; clap ids are the keys as `server.<key>`, as messages name them).
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
     #[serde(deny_unknown_fields)]
-    pub struct ServerSideConfig {
+    pub struct ServerSideConfig in "lab.server" {
         /// net.ipv4.tcp_tw_reuse in the server namespace (0, 1 or 2)
         /// [key: lab.server.tw_reuse].
         #[arg(id = "server.tw_reuse", long = "lab-server-tw-reuse", value_name = "0|1|2")]
         pub tw_reuse: Option<u8>,
         /// net.ipv4.tcp_tw_reuse_delay in the server namespace, a duration (1ms-60s); the key
         /// is in whole milliseconds [key: lab.server.tw_reuse_delay_ms].
-        #[arg(id = "server.tw_reuse_delay_ms", long = "lab-server-tw-reuse-delay", value_name = "DURATION", allow_hyphen_values = true, value_parser = delay_ms)]
+        #[arg(
+            id = "server.tw_reuse_delay_ms",
+            long = "lab-server-tw-reuse-delay",
+            value_name = "DURATION",
+            allow_hyphen_values = true,
+            value_parser = delay_ms,
+        )]
         pub tw_reuse_delay_ms: Option<u32>,
         /// net.ipv4.tcp_max_tw_buckets in the server namespace
         /// [key: lab.server.max_tw_buckets].
@@ -114,7 +134,12 @@ super::scenario::section! {
         pub somaxconn: Option<u32>,
         /// net.ipv4.tcp_abort_on_overflow in the server namespace (true/false)
         /// [key: lab.server.abort_on_overflow].
-        #[arg(id = "server.abort_on_overflow", long = "lab-server-abort-on-overflow", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(
+            id = "server.abort_on_overflow",
+            long = "lab-server-abort-on-overflow",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
         pub abort_on_overflow: Option<bool>,
         /// net.ipv4.tcp_fin_timeout in the server namespace, in seconds
         /// [key: lab.server.fin_timeout].
@@ -122,7 +147,12 @@ super::scenario::section! {
         pub fin_timeout: Option<u32>,
         /// net.ipv4.tcp_timestamps in the server namespace (true/false)
         /// [key: lab.server.timestamps].
-        #[arg(id = "server.timestamps", long = "lab-server-timestamps", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(
+            id = "server.timestamps",
+            long = "lab-server-timestamps",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
         pub timestamps: Option<bool>,
     }
 }
@@ -222,22 +252,10 @@ pub enum LabError {
     },
 }
 
-/// The `run` flag that sets lab key `key` (`"tw_reuse"`, `"server.tw_reuse"`): read from the
-/// `#[arg]` of its field in [`LabConfig`] / [`ServerSideConfig`], the one place a lab key is
-/// given its flag.
-pub fn flag_of(key: &str) -> Option<String> {
-    use clap::Args;
-    static FLAGS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-    FLAGS
-        .get_or_init(|| {
-            LabConfig::augment_args(clap::Command::new("lab"))
-                .get_arguments()
-                .filter_map(|a| Some((a.get_id().to_string(), format!("--{}", a.get_long()?))))
-                .collect()
-        })
-        .iter()
-        .find(|(id, _)| id == key)
-        .map(|(_, flag)| flag.clone())
+/// The `run` flag that sets lab key `key` (`"tw_reuse"`, `"server.tw_reuse"`), as the
+/// `#[arg]` of its field in [`LabConfig`] / [`ServerSideConfig`] spells it.
+pub fn flag_of(key: &str) -> Option<&'static str> {
+    LabConfig::flag_of(key)
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -1554,12 +1572,12 @@ mod tests {
             "{e}"
         );
         // The flags a message names are the ones clap parses, for both tables.
-        assert_eq!(flag_of("tw_reuse").as_deref(), Some("--lab-tw-reuse"));
+        assert_eq!(flag_of("tw_reuse"), Some("--lab-tw-reuse"));
         assert_eq!(
-            flag_of("server.max_tw_buckets").as_deref(),
+            flag_of("server.max_tw_buckets"),
             Some("--lab-server-max-tw-buckets")
         );
-        assert_eq!(flag_of("isolate").as_deref(), Some("--lab"));
+        assert_eq!(flag_of("isolate"), Some("--lab"));
         assert_eq!(flag_of("no_such_key"), None);
     }
 
