@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::sysctl::{Knob, REGISTRY, TIMESTAMPS, TW_REUSE, TW_REUSE_DELAY};
 use super::Span;
+use std::collections::BTreeMap;
 
 super::scenario::section! {
     /// `[lab]`: a private network namespace with its own sysctls (flags under "Lab (Linux)",
@@ -271,14 +273,6 @@ impl LabError {
 /// Highest value the kernel accepts for net.ipv4.tcp_tw_reuse_delay (ms).
 pub const MAX_TW_REUSE_DELAY_MS: u32 = 60_000;
 
-/// Largest tcp_max_tw_buckets and somaxconn: the kernel stores both in a C int and refuses
-/// more.
-pub const MAX_KERNEL_INT: u64 = i32::MAX as u64;
-
-/// Largest tcp_fin_timeout, seconds: the kernel stores it in jiffies in a C int and refuses a
-/// value whose jiffies overflow (INT_MAX / HZ, with HZ up to 1000).
-pub const MAX_FIN_TIMEOUT_S: u32 = i32::MAX as u32 / 1000;
-
 /// Accepted time scales: beyond these the emulated hold or the scaled rate leave every range.
 pub const TIME_SCALE_RANGE: (f64, f64) = (0.001, 10_000.0);
 
@@ -445,163 +439,121 @@ pub fn format_reserved_ports(ranges: &[PortRange]) -> String {
         .join(",")
 }
 
-fn bool_value(b: bool) -> String {
-    if b { "1" } else { "0" }.to_string()
-}
-
-/// The sysctls shared by the client's [`LabConfig`] and the server's [`ServerSideConfig`].
-struct Common {
-    tw_reuse: Option<u8>,
-    tw_reuse_delay_ms: Option<u32>,
-    max_tw_buckets: Option<u64>,
-    fin_timeout: Option<u32>,
-    timestamps: Option<bool>,
-    somaxconn: Option<u32>,
-    abort_on_overflow: Option<bool>,
-}
-
-/// Values the kernel keeps in a C int (max_tw_buckets; fin_timeout in jiffies) and would
-/// refuse past it: refused here by name, before set-up.
-fn kernel_limits(c: &Common, server: bool) -> Result<(), LabError> {
-    let key = |k: &'static str, server_k: &'static str| if server { server_k } else { k };
-    if let Some(v) = c.max_tw_buckets.filter(|v| *v > MAX_KERNEL_INT) {
-        return Err(LabError::Invalid {
-            key: key("max_tw_buckets", "server.max_tw_buckets"),
-            value: v.to_string(),
-            expected: format!("0-{MAX_KERNEL_INT} (the kernel keeps it in an int)"),
-        });
-    }
-    if let Some(v) = c.fin_timeout.filter(|v| *v > MAX_FIN_TIMEOUT_S) {
-        return Err(LabError::Invalid {
-            key: key("fin_timeout", "server.fin_timeout"),
-            value: v.to_string(),
-            expected: format!(
-                "0-{MAX_FIN_TIMEOUT_S} seconds (the kernel keeps it in jiffies in an int)"
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Checks and emits the sysctls both sides share; `server` picks the key names in messages.
-fn common_sysctls(
-    c: &Common,
+/// The values one side (`[lab]`, or `[lab.server]` with `server`) gives the knobs both sides
+/// share, by registry row, as numbers (a bool as 0 or 1). They are read through serde, whose
+/// field names are the registry's `lab_key`s (its test checks each is a key of `[lab]`), so a
+/// new knob needs no line here.
+struct Side {
+    values: BTreeMap<&'static str, u64>,
     server: bool,
-    topology: Topology,
-    out: &mut Vec<Sysctl>,
-    warnings: &mut Vec<String>,
-) -> Result<(), LabError> {
-    let (k_reuse, k_delay) = if server {
-        ("server.tw_reuse", "server.tw_reuse_delay_ms")
-    } else {
-        ("tw_reuse", "tw_reuse_delay_ms")
-    };
-    if let Some(r) = c.tw_reuse {
-        if r > 2 {
-            return Err(LabError::Invalid {
-                key: k_reuse,
-                value: r.to_string(),
-                expected: "0 (off), 1 (any destination) or 2 (loopback only)".into(),
-            });
+}
+
+/// The knobs both sides have, in write order.
+fn shared() -> impl Iterator<Item = &'static Knob> {
+    REGISTRY.iter().filter(|k| k.server_key.is_some())
+}
+
+impl Side {
+    fn of<T: Serialize>(section: &T, server: bool) -> Side {
+        let fields = serde_json::to_value(section).unwrap_or_default();
+        let values = shared()
+            .filter_map(|k| {
+                let v = fields.get(k.lab_key)?;
+                Some((k.name, v.as_u64().or_else(|| v.as_bool().map(u64::from))?))
+            })
+            .collect();
+        Side { values, server }
+    }
+
+    fn get(&self, k: &Knob) -> Option<u64> {
+        self.values.get(k.name).copied()
+    }
+
+    fn set(&mut self, k: &Knob, v: u64) {
+        self.values.insert(k.name, v);
+    }
+
+    /// The key messages name: `tw_reuse` or `server.tw_reuse`.
+    fn key(&self, k: &Knob) -> &'static str {
+        match (self.server, k.server_key) {
+            (true, Some(key)) => key,
+            _ => k.lab_key,
         }
     }
-    if let Some(d) = c.tw_reuse_delay_ms {
-        if d == 0 || d > MAX_TW_REUSE_DELAY_MS {
-            return Err(LabError::Invalid {
-                key: k_delay,
-                value: d.to_string(),
-                expected: format!(
-                    "1-{MAX_TW_REUSE_DELAY_MS} ms (the kernel's range for tcp_tw_reuse_delay); \
-                     for a longer hold use time_wait with time_scale"
-                ),
-            });
-        }
-        match c.tw_reuse {
-            Some(0) => {
-                return Err(LabError::Conflict(format!(
-                    "lab.{k_delay} = {d} has no effect with {k_reuse} = 0: set {k_reuse} = 1 \
-                     (any destination) or 2 (loopback only), or drop {k_delay}"
-                )))
+
+    /// Every value within what its knob accepts (the kernel would refuse the others): refused
+    /// here by name, before set-up.
+    fn check(&self) -> Result<(), LabError> {
+        for k in shared() {
+            if let Some(v) = self.get(k) {
+                k.accepts.check(v).map_err(|expected| LabError::Invalid {
+                    key: self.key(k),
+                    value: v.to_string(),
+                    expected: expected.into(),
+                })?;
             }
-            Some(2) if topology == Topology::Veth => warnings.push(format!(
-                "{k_delay} = {d} with {k_reuse} = 2: over veth the traffic is not loopback, \
-                 so tcp_tw_reuse = 2 never reuses and the delay does not apply"
-            )),
-            _ => {}
         }
+        Ok(())
     }
-    if c.timestamps == Some(false) && matches!(c.tw_reuse, Some(1 | 2)) {
-        warnings.push(format!(
-            "{k_reuse} with timestamps = false: tcp_tw_reuse only reuses a port whose old \
-             connection used TCP timestamps, so no reuse will happen"
-        ));
-    }
-    if let Some(v) = c.timestamps {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_timestamps",
-            value: bool_value(v),
-        });
-    }
-    // A delay without tw_reuse: the delay only acts when reuse is on, so the lab turns it on
-    // (1: any destination), and says so.
-    let reuse = match (c.tw_reuse, c.tw_reuse_delay_ms) {
-        (None, Some(_)) => {
+
+    /// The rules between tw_reuse, its delay and timestamps: a delay that reuse 0 would
+    /// ignore is refused; one without tw_reuse turns reuse on (1); the rest are warnings.
+    fn relations(
+        &mut self,
+        topology: Topology,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), LabError> {
+        let (k_reuse, k_delay) = (self.key(&TW_REUSE), self.key(&TW_REUSE_DELAY));
+        let reuse = self.get(&TW_REUSE);
+        if let Some(d) = self.get(&TW_REUSE_DELAY) {
+            match reuse {
+                Some(0) => {
+                    return Err(LabError::Conflict(format!(
+                        "lab.{k_delay} = {d} has no effect with {k_reuse} = 0: set {k_reuse} = 1 \
+                         (any destination) or 2 (loopback only), or drop {k_delay}"
+                    )))
+                }
+                Some(2) if topology == Topology::Veth => warnings.push(format!(
+                    "{k_delay} = {d} with {k_reuse} = 2: over veth the traffic is not loopback, \
+                     so tcp_tw_reuse = 2 never reuses and the delay does not apply"
+                )),
+                _ => {}
+            }
+        }
+        if self.get(&TIMESTAMPS) == Some(0) && matches!(reuse, Some(1 | 2)) {
+            warnings.push(format!(
+                "{k_reuse} with timestamps = false: tcp_tw_reuse only reuses a port whose old \
+                 connection used TCP timestamps, so no reuse will happen"
+            ));
+        }
+        // A delay without tw_reuse: the delay only acts when reuse is on, so the lab turns it
+        // on (1: any destination), and says so.
+        if reuse.is_none() && self.get(&TW_REUSE_DELAY).is_some() {
             warnings.push(format!(
                 "{k_delay} set without {k_reuse}: setting tcp_tw_reuse = 1 so the delay applies"
             ));
-            Some(1)
+            self.set(&TW_REUSE, 1);
         }
-        (r, _) => r,
-    };
-    if let Some(r) = reuse {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_tw_reuse",
-            value: r.to_string(),
-        });
+        Ok(())
     }
-    if let Some(d) = c.tw_reuse_delay_ms {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_tw_reuse_delay",
-            value: d.to_string(),
-        });
+
+    /// Checks the side and appends its sysctls, in registry order, to `out`.
+    fn sysctls(
+        mut self,
+        topology: Topology,
+        out: &mut Vec<Sysctl>,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), LabError> {
+        self.check()?;
+        self.relations(topology, warnings)?;
+        out.extend(shared().filter_map(|k| {
+            Some(Sysctl {
+                name: k.name,
+                value: k.accepts.check(self.get(k)?).ok()?,
+            })
+        }));
+        Ok(())
     }
-    kernel_limits(c, server)?;
-    if let Some(v) = c.max_tw_buckets {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_max_tw_buckets",
-            value: v.to_string(),
-        });
-    }
-    if let Some(v) = c.fin_timeout {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_fin_timeout",
-            value: v.to_string(),
-        });
-    }
-    if let Some(v) = c.somaxconn {
-        if v > i32::MAX as u32 {
-            return Err(LabError::Invalid {
-                key: if server {
-                    "server.somaxconn"
-                } else {
-                    "somaxconn"
-                },
-                value: v.to_string(),
-                expected: format!("0-{}", i32::MAX),
-            });
-        }
-        out.push(Sysctl {
-            name: "net.core.somaxconn",
-            value: v.to_string(),
-        });
-    }
-    if let Some(v) = c.abort_on_overflow {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_abort_on_overflow",
-            value: bool_value(v),
-        });
-    }
-    Ok(())
 }
 
 impl LabConfig {
@@ -651,51 +603,22 @@ impl LabConfig {
         let (port_range, reserved_ports) = self.ports(&mut sysctls)?;
 
         // Time scale: emulate `time_wait` with tw_reuse = 1 and a delay of time_wait / scale.
-        let mut common = Common {
-            tw_reuse: self.tw_reuse,
-            tw_reuse_delay_ms: self.tw_reuse_delay_ms,
-            max_tw_buckets: self.max_tw_buckets,
-            fin_timeout: self.fin_timeout,
-            timestamps: self.timestamps,
-            somaxconn: self.somaxconn,
-            abort_on_overflow: self.abort_on_overflow,
-        };
+        let mut common = Side::of(self, false);
         let scale = self.scale()?;
         let time_wait = self.emulate_time_wait(&mut common, scale)?;
         // Unless the scenario says otherwise, the lab behaves like traffic to another host:
         // the loopback exemption of the kernel default (2) would hide the exhaustion.
         let tw_reuse_note =
-            (common.tw_reuse.is_none() && common.tw_reuse_delay_ms.is_none()).then(|| {
-                common.tw_reuse = Some(0);
+            (common.get(&TW_REUSE).is_none() && common.get(&TW_REUSE_DELAY).is_none()).then(|| {
+                common.set(&TW_REUSE, 0);
                 DEFAULT_TW_REUSE_NOTE
             });
-        let lab_hold = common
-            .tw_reuse_delay_ms
-            .map(|ms| Duration::from_millis(u64::from(ms)));
-
-        common_sysctls(&common, false, topology, &mut sysctls, &mut warnings)?;
+        let lab_hold = common.get(&TW_REUSE_DELAY).map(Duration::from_millis);
+        common.sysctls(topology, &mut sysctls, &mut warnings)?;
 
         let mut server_sysctls = Vec::new();
         if !self.server.is_empty() {
-            let ServerSideConfig {
-                tw_reuse,
-                tw_reuse_delay_ms,
-                max_tw_buckets,
-                somaxconn,
-                abort_on_overflow,
-                fin_timeout,
-                timestamps,
-            } = &self.server;
-            let server = Common {
-                tw_reuse: *tw_reuse,
-                tw_reuse_delay_ms: *tw_reuse_delay_ms,
-                max_tw_buckets: *max_tw_buckets,
-                fin_timeout: *fin_timeout,
-                timestamps: *timestamps,
-                somaxconn: *somaxconn,
-                abort_on_overflow: *abort_on_overflow,
-            };
-            common_sysctls(&server, true, topology, &mut server_sysctls, &mut warnings)?;
+            Side::of(&self.server, true).sysctls(topology, &mut server_sysctls, &mut warnings)?;
         }
 
         Ok(LabPlan {
@@ -715,17 +638,14 @@ impl LabConfig {
 
     /// The plan with isolation off: nothing may be set (the lab never changes the host).
     fn host_only(&self, topology: Topology) -> Result<LabPlan, LabError> {
-        let mut keys = Vec::new();
-        let set: [(&str, bool); 13] = [
-            ("port_range", self.port_range.is_some()),
-            ("reserved_ports", self.reserved_ports.is_some()),
-            ("tw_reuse", self.tw_reuse.is_some()),
-            ("tw_reuse_delay_ms", self.tw_reuse_delay_ms.is_some()),
-            ("max_tw_buckets", self.max_tw_buckets.is_some()),
-            ("fin_timeout", self.fin_timeout.is_some()),
-            ("timestamps", self.timestamps.is_some()),
-            ("somaxconn", self.somaxconn.is_some()),
-            ("abort_on_overflow", self.abort_on_overflow.is_some()),
+        // Every registry knob whose key is set, then the lab's own keys.
+        let fields = serde_json::to_value(self).unwrap_or_default();
+        let mut keys: Vec<&str> = REGISTRY
+            .iter()
+            .map(|k| k.lab_key)
+            .filter(|key| !fields[key].is_null())
+            .collect();
+        let set = [
             ("time_wait", self.time_wait.is_some()),
             ("time_scale", self.time_scale.is_some()),
             ("topology", topology != Topology::Loopback),
@@ -814,7 +734,7 @@ impl LabConfig {
     /// `common`); returns the TIME_WAIT being emulated.
     fn emulate_time_wait(
         &self,
-        common: &mut Common,
+        common: &mut Side,
         scale: f64,
     ) -> Result<Option<Duration>, LabError> {
         Ok(match &self.time_wait {
@@ -838,7 +758,7 @@ impl LabConfig {
                         expected: "a duration above zero, e.g. \"240s\"".into(),
                     });
                 }
-                if common.tw_reuse_delay_ms.is_some() {
+                if common.get(&TW_REUSE_DELAY).is_some() {
                     return Err(LabError::Conflict(
                         "lab.time_wait and lab.tw_reuse_delay_ms both set the reuse delay: \
                      keep time_wait (+ time_scale) to emulate a hold, or tw_reuse_delay_ms \
@@ -846,14 +766,14 @@ impl LabConfig {
                             .into(),
                     ));
                 }
-                if matches!(common.tw_reuse, Some(0 | 2)) {
+                if let Some(r @ (0 | 2)) = common.get(&TW_REUSE) {
                     return Err(LabError::Conflict(format!(
                         "lab.time_wait is emulated with tw_reuse = 1, but tw_reuse = {} is set: \
                      drop tw_reuse (or set it to 1)",
-                        common.tw_reuse.unwrap_or_default()
+                        r
                     )));
                 }
-                if common.timestamps == Some(false) {
+                if common.get(&TIMESTAMPS) == Some(0) {
                     return Err(LabError::Conflict(
                         "lab.time_wait is emulated with tcp_tw_reuse, which only reuses ports \
                      whose connection used TCP timestamps: drop timestamps = false"
@@ -893,8 +813,8 @@ impl LabConfig {
                         ),
                     });
                 }
-                common.tw_reuse = Some(1);
-                common.tw_reuse_delay_ms = Some(delay_ms as u32);
+                common.set(&TW_REUSE, 1);
+                common.set(&TW_REUSE_DELAY, delay_ms as u64);
                 Some(tw)
             }
         })

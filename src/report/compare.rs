@@ -170,9 +170,12 @@ fn figures() -> Vec<(&'static str, &'static str, Box<dyn Fn(&Summary) -> Cell>)>
     ]
 }
 
-/// Lab settings worth a row: the ones that differ between runs (what changed), and the port
-/// range and TIME_WAIT knobs whenever any run has them.
-const SETTINGS_ALWAYS: [&str; 2] = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
+/// Lab settings worth a row: the ones that differ between runs (what changed), and the knobs
+/// the sysctl registry marks `compared` (the port range, tcp_tw_reuse) whenever any run has
+/// them.
+fn always_compared(name: &str) -> bool {
+    crate::plan::sysctl::by_name(name).is_some_and(|k| k.compared)
+}
 
 /// Builds the table for `runs` (label, summary).
 pub fn compare(runs: &[(String, Summary)]) -> Comparison {
@@ -217,7 +220,7 @@ pub fn compare(runs: &[(String, Summary)]) -> Comparison {
     for name in names {
         let values: Vec<Option<String>> = runs.iter().map(|(_, s)| setting(s, &name)).collect();
         let differs = values.windows(2).any(|w| w[0] != w[1]);
-        if differs || SETTINGS_ALWAYS.contains(&name.as_str()) {
+        if differs || always_compared(&name) {
             let cells = values
                 .into_iter()
                 .map(|v| v.map(|t| (t.clone(), t.trim().parse::<f64>().ok())))
