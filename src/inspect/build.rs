@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::parse::{
     parse_netsh_dynamicport, parse_netsh_excluded, parse_netstat_states, parse_reg_dword,
-    parse_sysctl,
+    parse_sysctl, DynamicPorts,
 };
 use super::{HostReport, Setting, Sockets};
 use crate::model::host::linux_input;
@@ -125,92 +125,21 @@ pub fn windows_report(
     reg: Option<&str>,
     netstat: Option<&str>,
 ) -> HostReport {
-    let dynamic = netsh.and_then(parse_netsh_dynamicport);
-    let excluded_ranges = excluded.map(parse_netsh_excluded).unwrap_or_default();
-    let mut notes = Vec::new();
-    let mut dword = |name: &str| match reg.map(|t| parse_reg_dword(t, name)) {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            notes.push(e);
-            None
-        }
-        None => None,
-    };
-    let max_user_port = dword("MaxUserPort");
-    let delay = dword("TcpTimedWaitDelay");
-    let (input, more) = windows_input(dynamic, &excluded_ranges, max_user_port, delay);
+    let read = WindowsRead::parse(netsh, excluded, reg);
+    let mut notes = read.notes.clone();
+    let (input, more) = windows_input(read.dynamic, &read.excluded, read.max_user_port, read.delay);
     notes.extend(more);
     if reg.is_none() {
         notes.push(format!(
             "reg query {TCPIP_PARAMETERS} could not be run: registry values shown as defaults"
         ));
     }
-
-    let mut rows = vec![Setting {
-        name: "netsh int ipv4 show dynamicport tcp".into(),
-        value: match dynamic {
-            Some(d) => format!("start {}, {} ports", d.start, d.count),
-            None => "not available".into(),
-        },
-        default: false,
-        note: Some(match (dynamic, input.port_range) {
-            (Some(_), Some(r)) => {
-                format!("ports {r}; change with netsh int ipv4 set dynamicport tcp start=N num=M")
-            }
-            _ => {
-                "netsh could not be run or printed no range (Vista / 2008 and later have it)".into()
-            }
-        }),
-    }];
-    rows.push(Setting {
-        name: "netsh int ipv4 show excludedportrange protocol=tcp".into(),
-        value: match excluded {
-            None => "not available".into(),
-            Some(_) if excluded_ranges.is_empty() => "none".into(),
-            Some(_) => excluded_ranges
-                .iter()
-                .map(|&(lo, hi)| {
-                    if lo == hi {
-                        lo.to_string()
-                    } else {
-                        format!("{lo}-{hi}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-        },
-        default: false,
-        note: Some(match dynamic {
-            Some(_) => format!(
-                "{} of them inside the dynamic range, never handed out (Hyper-V, WinNAT, ...)",
-                input.reserved
-            ),
-            None => "reserved ranges (Hyper-V, WinNAT, ...)".into(),
-        }),
-    });
-    rows.push(Setting {
-        name: "MaxUserPort".into(),
-        value: match max_user_port {
-            Some(m) => m.to_string(),
-            None => "default (5000)".into(),
-        },
-        default: max_user_port.is_none(),
-        note: Some(if dynamic.is_some() {
-            "XP / 2003 only (ports 1025-MaxUserPort); not the range in force here".into()
-        } else {
-            "XP / 2003: ephemeral ports are 1025-MaxUserPort; a change needs a reboot".into()
-        }),
-    });
-    rows.push(Setting {
-        name: "TcpTimedWaitDelay".into(),
-        value: match delay {
-            Some(t) => t.to_string(),
-            None => "default (240)".into(),
-        },
-        default: delay.is_none(),
-        note: Some("s: how long TIME_WAIT lasts; a change needs a reboot".into()),
-    });
-
+    let rows = vec![
+        read.dynamic_row(&input),
+        read.excluded_row(excluded.is_some(), &input),
+        read.max_user_port_row(),
+        read.delay_row(),
+    ];
     let counts = netstat.and_then(parse_netstat_states);
     let sockets = Sockets {
         time_wait: counts.map(|c| c.time_wait),
@@ -218,7 +147,7 @@ pub fn windows_report(
         time_wait_by_destination: None,
         source: counts.map(|_| "netstat -an".into()),
     };
-    let time_wait_from = match delay.filter(|&t| t > 0) {
+    let time_wait_from = match read.delay.filter(|&t| t > 0) {
         Some(_) => "TcpTimedWaitDelay".to_string(),
         None => "TcpTimedWaitDelay not set: the default".to_string(),
     };
@@ -232,6 +161,116 @@ pub fn windows_report(
         sockets,
         notes,
     )
+}
+
+/// What netsh and the registry gave on Windows, parsed, and the rows that show it.
+struct WindowsRead {
+    dynamic: Option<DynamicPorts>,
+    excluded: Vec<(u16, u16)>,
+    max_user_port: Option<u32>,
+    delay: Option<u32>,
+    /// Registry values that did not parse.
+    notes: Vec<String>,
+}
+
+impl WindowsRead {
+    fn parse(netsh: Option<&str>, excluded: Option<&str>, reg: Option<&str>) -> WindowsRead {
+        let mut notes = Vec::new();
+        let mut dword = |name: &str| match reg.map(|t| parse_reg_dword(t, name)) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                notes.push(e);
+                None
+            }
+            None => None,
+        };
+        let max_user_port = dword("MaxUserPort");
+        let delay = dword("TcpTimedWaitDelay");
+        WindowsRead {
+            dynamic: netsh.and_then(parse_netsh_dynamicport),
+            excluded: excluded.map(parse_netsh_excluded).unwrap_or_default(),
+            max_user_port,
+            delay,
+            notes,
+        }
+    }
+
+    fn dynamic_row(&self, input: &ModelInput) -> Setting {
+        Setting {
+            name: "netsh int ipv4 show dynamicport tcp".into(),
+            value: match self.dynamic {
+                Some(d) => format!("start {}, {} ports", d.start, d.count),
+                None => "not available".into(),
+            },
+            default: false,
+            note: Some(match (self.dynamic, input.port_range) {
+                (Some(_), Some(r)) => format!(
+                    "ports {r}; change with netsh int ipv4 set dynamicport tcp start=N num=M"
+                ),
+                _ => "netsh could not be run or printed no range (Vista / 2008 and later have it)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// `read`: whether netsh's excluded ranges could be read at all.
+    fn excluded_row(&self, read: bool, input: &ModelInput) -> Setting {
+        let list = self
+            .excluded
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect::<Vec<_>>();
+        Setting {
+            name: "netsh int ipv4 show excludedportrange protocol=tcp".into(),
+            value: match (read, list.is_empty()) {
+                (false, _) => "not available".into(),
+                (true, true) => "none".into(),
+                (true, false) => list.join(","),
+            },
+            default: false,
+            note: Some(match self.dynamic {
+                Some(_) => format!(
+                    "{} of them inside the dynamic range, never handed out (Hyper-V, WinNAT, ...)",
+                    input.reserved
+                ),
+                None => "reserved ranges (Hyper-V, WinNAT, ...)".into(),
+            }),
+        }
+    }
+
+    fn max_user_port_row(&self) -> Setting {
+        Setting {
+            name: "MaxUserPort".into(),
+            value: match self.max_user_port {
+                Some(m) => m.to_string(),
+                None => "default (5000)".into(),
+            },
+            default: self.max_user_port.is_none(),
+            note: Some(if self.dynamic.is_some() {
+                "XP / 2003 only (ports 1025-MaxUserPort); not the range in force here".into()
+            } else {
+                "XP / 2003: ephemeral ports are 1025-MaxUserPort; a change needs a reboot".into()
+            }),
+        }
+    }
+
+    fn delay_row(&self) -> Setting {
+        Setting {
+            name: "TcpTimedWaitDelay".into(),
+            value: match self.delay {
+                Some(t) => t.to_string(),
+                None => "default (240)".into(),
+            },
+            default: self.delay.is_none(),
+            note: Some("s: how long TIME_WAIT lasts; a change needs a reboot".into()),
+        }
+    }
 }
 
 /// macOS: the output of `sysctl NAMES` and `netstat -an -p tcp` (None: could not be run),
@@ -317,7 +356,6 @@ pub fn defaults_report(profile: Profile, nofile: Option<NofileLimit>) -> HostRep
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::host::DynamicPorts;
     use crate::model::{PortRange, TwReuse};
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::sysctl::{Knob, REGISTRY, TIMESTAMPS, TW_REUSE, TW_REUSE_DELAY};
+use super::sysctl::{
+    Knob, PORT_RANGE, REGISTRY, RESERVED_PORTS, TIMESTAMPS, TW_REUSE, TW_REUSE_DELAY,
+};
 use super::Span;
 use std::collections::BTreeMap;
 
@@ -684,7 +686,7 @@ impl LabConfig {
         };
         if let Some(r) = port_range {
             sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_port_range",
+                name: PORT_RANGE.name,
                 value: format!("{} {}", r.lo, r.hi),
             });
         }
@@ -705,7 +707,7 @@ impl LabConfig {
                 }
             }
             sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_reserved_ports",
+                name: RESERVED_PORTS.name,
                 value: format_reserved_ports(r),
             });
         }
