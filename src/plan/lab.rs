@@ -850,6 +850,7 @@ mod tests {
     }
 
     /// Accepted configurations: (what it shows, config, expected sysctls in write order).
+    /// Over 100 lines because it is a table, one case per entry: a case is added as an entry.
     #[test]
     fn accepted_table() {
         type Case = (&'static str, LabConfig, Vec<(&'static str, &'static str)>);
@@ -1036,6 +1037,7 @@ mod tests {
     }
 
     /// Refused configurations: (what it shows, config, a fragment the message must contain).
+    /// Over 100 lines because it is a table, one case per entry: a case is added as an entry.
     #[test]
     fn refused_table() {
         let cases: Vec<(&str, LabConfig, &str)> = vec![
