@@ -41,7 +41,7 @@ pub(super) fn reserved_in(list: &str, range: PortRange) -> u32 {
 /// (sysctl name -> value, as `lab::read_settings` gives them; a missing or unreadable one
 /// keeps the default) laid over them: port range, reserved ports, tcp_tw_reuse, its delay and
 /// tcp_max_tw_buckets. The workload fields (rate, close, ...) are the defaults of
-/// [`ModelInput::from_profile`]. Used by [`input_for`] and by `portlab inspect`.
+/// [`ModelInput::from_profile`]. Used by [`super::from_plan::input_for`], `portlab inspect` and `portlab watch`.
 pub fn host_input(settings: &BTreeMap<String, String>) -> ModelInput {
     let mut input = ModelInput::from_profile(host_profile());
     if let Some(r) = setting(settings, PORT_RANGE.name) {

@@ -192,7 +192,7 @@ pub enum LabError {
     /// A key has a value outside what it accepts.
     #[error("lab.{key} = {value}{}: {expected}", flag_of(key).map(|f| format!(" (flag {f})")).unwrap_or_default())]
     Invalid {
-        /// The scenario key (flags use --lab-<key with dashes>).
+        /// The scenario key (its flag: [`flag_of`]).
         key: &'static str,
         /// The value as given.
         value: String,
