@@ -51,7 +51,7 @@ mod ns_tests;
 ///
 /// [`read_settings`] and [`Applied::settings`] report each of these that the kernel has,
 /// whether the lab set it or not.
-pub const MODEL_SYSCTLS: [&str; 9] = crate::plan::sysctl::NAMES;
+pub const MODEL_SYSCTLS: [&str; crate::plan::sysctl::REGISTRY.len()] = crate::plan::sysctl::NAMES;
 
 /// What [`enter`] did: the mode, and the values the kernel really holds.
 #[derive(Debug, Serialize)]
