@@ -457,6 +457,8 @@ fn shared() -> impl Iterator<Item = &'static Knob> {
 
 impl Side {
     fn of<T: Serialize>(section: &T, server: bool) -> Side {
+        // A section of options, numbers and strings always serializes (a NaN time_scale
+        // becomes null); the fallback (no values) is unreachable.
         let fields = serde_json::to_value(section).unwrap_or_default();
         let values = shared()
             .filter_map(|k| {

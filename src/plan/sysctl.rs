@@ -286,4 +286,52 @@ mod tests {
         // The lab reads back exactly these, in this order.
         assert_eq!(crate::lab::MODEL_SYSCTLS, NAMES);
     }
+
+    /// The lab checks and writes every knob both sides share from its row alone: a value past
+    /// the row's range is refused naming the key, its flag and the row's wording, on either
+    /// side; one within it is written under the row's name.
+    #[test]
+    fn lab_checks_and_writes_every_shared_knob_from_its_row() {
+        use crate::plan::lab::{flag_of, LabConfig};
+        let plan = |text: &str| toml::from_str::<LabConfig>(text).unwrap().validate();
+        for k in REGISTRY.iter().filter(|k| k.server_key.is_some()) {
+            let (ok, written) = match k.accepts {
+                Accepts::Bool => ("true".to_string(), "1".to_string()),
+                Accepts::Int { hi, .. } => (hi.to_string(), hi.to_string()),
+                Accepts::Ports(_) => unreachable!("{}: ports are [lab]-only", k.name),
+            };
+            let p = plan(&format!(
+                "isolate = true\ntopology = \"veth\"\n{} = {ok}\n[server]\n{} = {ok}",
+                k.lab_key, k.lab_key
+            ))
+            .unwrap_or_else(|e| panic!("{}: {e}", k.name));
+            for side in [&p.sysctls, &p.server_sysctls] {
+                let got = side.iter().find(|s| s.name == k.name);
+                assert_eq!(
+                    got.map(|s| s.value.as_str()),
+                    Some(written.as_str()),
+                    "{}",
+                    k.name
+                );
+            }
+            let Accepts::Int { hi, expected, .. } = k.accepts else {
+                continue;
+            };
+            let past = hi + 1;
+            for (text, key) in [
+                (format!("isolate = true\n{} = {past}", k.lab_key), k.lab_key),
+                (
+                    format!(
+                        "isolate = true\ntopology = \"veth\"\n[server]\n{} = {past}",
+                        k.lab_key
+                    ),
+                    k.server_key.unwrap(),
+                ),
+            ] {
+                let e = plan(&text).expect_err(&text).to_string();
+                let flag = flag_of(key).expect(key);
+                assert_eq!(e, format!("lab.{key} = {past} (flag {flag}): {expected}"));
+            }
+        }
+    }
 }
