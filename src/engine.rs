@@ -859,3 +859,50 @@ impl Sink for RunSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(toml_text: &str) -> Plan {
+        let scenario: crate::plan::Scenario = toml::from_str(toml_text).expect("a scenario");
+        Plan::resolve(&scenario).expect("a valid plan")
+    }
+
+    #[test]
+    fn a_listener_on_every_interface_is_reached_over_loopback() {
+        let cases = [
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("[::]:8080", "[::1]:8080"),
+            ("127.0.0.2:9", "127.0.0.2:9"),
+            ("[::1]:9", "[::1]:9"),
+            ("198.18.0.2:80", "198.18.0.2:80"),
+        ];
+        for (listen, want) in cases {
+            let got = reachable(listen.parse().unwrap());
+            assert_eq!(got, want.parse::<SocketAddr>().unwrap(), "{listen}");
+        }
+    }
+
+    #[test]
+    fn outside_a_lab_each_destination_listens_on_the_next_port() {
+        let p = plan("");
+        let at = |listen: &str, i| listen_addr(&p, listen.parse().unwrap(), None, i).to_string();
+        assert_eq!(at("127.0.0.1:8080", 0), "127.0.0.1:8080");
+        assert_eq!(at("127.0.0.1:8080", 2), "127.0.0.1:8082");
+        // Port 0: each listener takes whatever the kernel gives it.
+        assert_eq!(at("127.0.0.1:0", 3), "127.0.0.1:0");
+        assert_eq!(at("127.0.0.1:65535", 1), "127.0.0.1:65535", "saturates");
+    }
+
+    #[test]
+    fn a_sharded_run_says_which_shard_and_how_late_it_began() {
+        assert!(shard_summary(&plan(""), None).is_none());
+        let p = plan("[load]\nrate = 300\ncount = 1000\nshard = \"1/3\"\n");
+        let s = shard_summary(&p, Some(Duration::from_millis(250))).expect("a shard");
+        assert_eq!((s.index, s.count), (1, 3));
+        assert_eq!((s.total_rate, s.total_count), (Some(300.0), Some(1000)));
+        assert_eq!(s.late_s, Some(0.25));
+        assert!(s.start_at.is_none(), "no --start-at");
+    }
+}
