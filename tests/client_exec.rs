@@ -453,3 +453,48 @@ fn stop_after_the_first_failure_and_the_users_own_pattern() {
         "{log}"
     );
 }
+
+/// On the host (no lab) the kernel's ActiveOpens counts every process's connections: a
+/// client that opens none must not be credited with another program's (this test's own
+/// churn to a listener of its own, on loopback, while portlab runs). It once made the
+/// scenarios suite test fail when other tests ran beside it.
+#[test]
+fn on_the_host_another_programs_connections_are_not_the_clients() {
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            drop(c);
+        }
+    });
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut made = 0u32;
+            // Bounded: at most 20,000 connections, about 10 s.
+            while !stop.load(Ordering::Relaxed) && made < 20_000 {
+                if TcpStream::connect(addr).is_ok() {
+                    made += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+            made
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (out, v) = run_json(
+        dir.path(),
+        &["--client-exec", "sleep 1", "--duration", "5s"],
+    );
+    stop.store(true, Ordering::Relaxed);
+    let made = churn.join().unwrap();
+    assert!(made > 50, "the churn made only {made} connections");
+    let c = &v["client_exec"];
+    assert!(c.is_object(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(c["connections"], 0, "{c:#}");
+    assert_eq!(c["measured_rate"], Value::Null, "{c:#}");
+}

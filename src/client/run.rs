@@ -159,6 +159,10 @@ struct Probe {
     client: Sampler,
     server: Option<Sampler>,
     stats: Vec<Arc<ServerStats>>,
+    /// On the host (no lab), ActiveOpens counts every process's connections (another test's
+    /// once made a client that opened none look like one at 60/s): the client's connections
+    /// are then the ones the embedded server accepted.
+    opens_from_server: bool,
 }
 
 impl Probe {
@@ -173,10 +177,12 @@ impl Probe {
             }
             _ => None,
         };
+        let on_host = applied.is_none_or(|a| a.mode == "host");
         Ok(Probe {
             client: Sampler::new(target),
             server,
             stats: servers.iter().map(|x| x.stats.clone()).collect(),
+            opens_from_server: on_host && !servers.is_empty(),
         })
     }
 
@@ -193,9 +199,19 @@ impl Probe {
                 .map(|x| x.requests.load(Ordering::Relaxed))
                 .sum()
         });
+        let accepted = || {
+            self.stats
+                .iter()
+                .map(|x| x.accepted.load(Ordering::Relaxed))
+                .sum()
+        };
         let p = Point {
             t_s: t,
-            active_opens: k.counters.get(Counter::ActiveOpens),
+            active_opens: if self.opens_from_server {
+                Some(accepted())
+            } else {
+                k.counters.get(Counter::ActiveOpens)
+            },
             tw_client: k.tw_client,
             tw_server,
             established_client: k.established_client,

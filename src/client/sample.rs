@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 pub struct Point {
     /// Seconds since the command started (negative: the baseline before it).
     pub t_s: f64,
-    /// Tcp ActiveOpens, raw.
+    /// Connections the client opened so far: Tcp ActiveOpens, raw, in the lab's namespace;
+    /// on the host, where ActiveOpens counts every process, the embedded server's accepts.
     pub active_opens: Option<u64>,
     /// TIME_WAIT sockets toward the target (the client's side).
     pub tw_client: Option<u64>,
