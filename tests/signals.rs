@@ -220,9 +220,12 @@ fn kill_9_of_portlab_kills_the_target_exec_server() {
     wait_for("a timeline row", || {
         std::fs::read_to_string(&timeline).is_ok_and(|t| t.lines().count() >= 2)
     });
-    let children =
-        std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
-            .unwrap();
+    // Children of every thread (a task's file lists only the ones that thread forked).
+    let children: String = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .collect::<Vec<_>>()
+        .join(" ");
     let server_pid: u32 = children
         .split_whitespace()
         .next()
