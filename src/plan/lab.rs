@@ -48,6 +48,11 @@ pub struct LabConfig {
     pub topology: Option<String>,
     /// With topology = "veth": the server namespace's own settings.
     pub server: Option<ServerSideConfig>,
+    /// K client namespaces (1..=64) in front of the one server namespace, each with its own
+    /// address, its own sysctls and its own shard of the load; K > 1 means veth
+    /// (see [`super::clients`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u32>,
 }
 
 /// The `[lab.server]` table: settings of the server's namespace in the veth topology.
@@ -127,6 +132,11 @@ pub struct LabArgs {
     /// pair, client 198.18.0.1, server 198.18.0.2: traffic is not loopback).
     #[arg(long, value_name = "loopback|veth")]
     pub lab_topology: Option<String>,
+    /// K client namespaces (1-64) in front of one server namespace, each with its own address
+    /// (198.18.0.10 + k), the lab's client sysctls and shard k of the load (rate R / K); the
+    /// server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth.
+    #[arg(long, value_name = "K")]
+    pub lab_clients: Option<u32>,
 }
 
 impl LabConfig {
@@ -152,6 +162,7 @@ impl LabConfig {
             time_scale: args.lab_time_scale.or(self.time_scale),
             topology: args.lab_topology.clone().or(self.topology),
             server: self.server,
+            clients: args.lab_clients.or(self.clients),
         }
     }
 }
@@ -233,6 +244,7 @@ pub fn flag_of(key: &str) -> Option<&'static str> {
         "time_wait" => Some("--lab-time-wait"),
         "time_scale" => Some("--lab-time-scale"),
         "topology" => Some("--lab-topology"),
+        "clients" => Some("--lab-clients"),
         // A sysctl's flag is in the registry; [lab.server] keys have none.
         _ => super::sysctl::REGISTRY
             .iter()
@@ -322,6 +334,8 @@ pub struct LabPlan {
     pub lab_hold: Option<Duration>,
     /// Lab seconds -> modelled seconds factor (1 without time_scale).
     time_scale: f64,
+    /// Client namespaces in front of the server (1 unless `clients` was set).
+    pub clients: u32,
     /// Non-fatal notes worth printing and keeping in the report.
     pub warnings: Vec<String>,
     /// Which tcp_tw_reuse the lab used and why, when the scenario did not say (the lab's
@@ -602,6 +616,8 @@ impl LabConfig {
     /// - `time_scale` without `time_wait` is an error (there is nothing to scale).
     pub fn validate(&self) -> Result<LabPlan, LabError> {
         let topology = match self.topology.as_deref().map(str::trim) {
+            // K > 1 clients need their own namespaces: veth unless said otherwise.
+            None if self.clients.is_some_and(|k| k > 1) => Topology::Veth,
             None | Some("loopback") => Topology::Loopback,
             Some("veth") => Topology::Veth,
             Some(other) => {
@@ -618,6 +634,7 @@ impl LabConfig {
         if !self.isolate {
             return self.host_only(topology);
         }
+        let clients = super::clients::validate(self.clients, topology)?;
 
         if self.server.is_some() && topology != Topology::Veth {
             return Err(LabError::Conflict(
@@ -691,6 +708,7 @@ impl LabConfig {
             time_wait,
             lab_hold,
             time_scale: scale,
+            clients,
             warnings,
             tw_reuse_note,
         })
@@ -699,7 +717,7 @@ impl LabConfig {
     /// The plan with isolation off: nothing may be set (the lab never changes the host).
     fn host_only(&self, topology: Topology) -> Result<LabPlan, LabError> {
         let mut keys = Vec::new();
-        let set: [(&str, bool); 13] = [
+        let set: [(&str, bool); 14] = [
             ("port_range", self.port_range.is_some()),
             ("reserved_ports", self.reserved_ports.is_some()),
             ("tw_reuse", self.tw_reuse.is_some()),
@@ -713,6 +731,7 @@ impl LabConfig {
             ("time_scale", self.time_scale.is_some()),
             ("topology", topology != Topology::Loopback),
             ("server", self.server.is_some()),
+            ("clients", self.clients.is_some()),
         ];
         keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
         if !keys.is_empty() {
@@ -730,6 +749,7 @@ impl LabConfig {
             time_wait: None,
             lab_hold: None,
             time_scale: 1.0,
+            clients: 1,
             warnings: Vec::new(),
             tw_reuse_note: None,
         })
