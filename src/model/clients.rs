@@ -39,7 +39,11 @@ impl ClientLoad {
 
 /// The server's TIME_WAIT at its most: the sum over the clients of each one's share.
 pub fn server_timewait(clients: &[ClientLoad]) -> f64 {
-    clients.iter().map(ClientLoad::server_timewait).sum()
+    // A fold from +0.0: an empty f64 sum is -0.0, which would print as "-0".
+    clients
+        .iter()
+        .map(ClientLoad::server_timewait)
+        .fold(0.0, |a, b| a + b)
 }
 
 #[cfg(test)]

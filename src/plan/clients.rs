@@ -74,6 +74,11 @@ pub fn check(plan: &Plan) -> Result<(), String> {
             "already splits the load into shards, one per client namespace: drop load.shard (--shard)",
         ));
     }
+    if !plan.client.sources.is_empty() {
+        return Err(why(
+            "gives each client namespace its own address (198.18.0.10 + k): drop client.source (--source)",
+        ));
+    }
     if plan.client_exec.is_some() {
         return Err(why(
             "runs portlab's own client in each namespace: drop client.exec (--client-exec)",
