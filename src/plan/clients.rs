@@ -53,6 +53,19 @@ pub fn validate(clients: Option<u32>, topology: Topology) -> Result<u32, LabErro
     Ok(k)
 }
 
+/// Refuses `lab.clients` without the lab (isolate = false), naming its flag.
+pub fn needs_isolation(clients: Option<u32>) -> Result<(), LabError> {
+    match clients {
+        None => Ok(()),
+        Some(k) => Err(LabError::Invalid {
+            key: "clients",
+            value: k.to_string(),
+            expected: "client namespaces need the lab: set isolate = true in [lab] (or pass --lab)"
+                .into(),
+        }),
+    }
+}
+
 /// K when the plan asks for more than one client namespace.
 pub fn many(plan: &Plan) -> Option<u32> {
     plan.lab

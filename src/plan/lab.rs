@@ -632,6 +632,7 @@ impl LabConfig {
         };
 
         if !self.isolate {
+            super::clients::needs_isolation(self.clients)?;
             return self.host_only(topology);
         }
         let clients = super::clients::validate(self.clients, topology)?;

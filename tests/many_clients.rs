@@ -1,0 +1,343 @@
+//! The many-client lab (issue 16, item 5; the shard tests of item 6 that need it):
+//! `--lab-clients K` puts K client namespaces, each its own host with its own ports and its
+//! own shard of the load, in front of one server namespace, and merges their results.
+#![cfg(target_os = "linux")]
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `portlab run --lab ARGS` into `dir` (JSON on stdout), its exit code and summary.
+fn run_lab(dir: &Path, args: &[&str]) -> (Option<i32>, Value) {
+    let out = lab_run(Command::new(portlab()), args, dir);
+    (out.status.code(), parse_summary(&out))
+}
+
+/// Client k's own summary.json.
+fn client_summary(dir: &Path, k: usize) -> Value {
+    let path = dir.join(format!("client-{k}/summary.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("a client's summary.json"))
+        .expect("JSON")
+}
+
+fn error_count(s: &Value, kind: &str) -> u64 {
+    s["errors"][kind]["count"].as_u64().unwrap_or(0)
+}
+
+/// The merged counts equal the clients' sums.
+fn assert_sums(dir: &Path, merged: &Value, k: usize) {
+    let clients: Vec<Value> = (0..k).map(|i| client_summary(dir, i)).collect();
+    for key in ["attempts", "connected", "completed", "failed", "dropped"] {
+        let sum: u64 = clients.iter().map(|c| n(c, key)).sum();
+        assert_eq!(
+            n(merged, key),
+            sum,
+            "{key}: merged against the clients' sum"
+        );
+    }
+    let kinds = merged["errors"].as_object().expect("errors");
+    for kind in kinds.keys() {
+        let sum: u64 = clients.iter().map(|c| error_count(c, kind)).sum();
+        assert_eq!(error_count(merged, kind), sum, "errors.{kind}");
+    }
+    let count = |s: &Value| s["connect_latency_us"]["count"].as_u64().unwrap_or(0);
+    let sum: u64 = clients.iter().map(count).sum();
+    assert_eq!(count(merged), sum, "the merged connect histogram");
+}
+
+/// Three client namespaces of 200 ports at 300/s in all (100/s each): each runs out at
+/// P / (R / K) = 2 s, within 5%; the merged result is the sum of the three.
+#[test]
+fn three_clients_each_run_out_at_their_own_p_over_r_and_merge_into_one_result() {
+    let test = "three_clients_each_run_out_at_their_own_p_over_r_and_merge_into_one_result";
+    if !namespaces_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, s) = run_lab(
+        dir.path(),
+        &[
+            "--lab-clients",
+            "3",
+            "--lab-port-range",
+            "40000-40199",
+            "--rate",
+            "300",
+            "--duration",
+            "3s",
+        ],
+    );
+    assert_eq!(code, Some(0), "{s:#}");
+    assert_sums(dir.path(), &s, 3);
+    let lab = &s["lab"]["clients"];
+    assert_eq!(lab["count"], 3);
+    let addresses: std::collections::BTreeSet<&str> = lab["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        addresses.len(),
+        3,
+        "each client its own address: {addresses:?}"
+    );
+    assert!(lab["server_address"]
+        .as_str()
+        .unwrap()
+        .starts_with("198.18.0.2:"));
+    for (k, c) in lab["clients"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(c["ports"], 200, "client {k}: {c:#}");
+        assert_eq!(c["port_range"], "40000 40199");
+        let first = c["first_exhaustion_s"].as_f64().expect("ran out");
+        assert!(
+            (first - 2.0).abs() <= 0.1,
+            "client {k} ran out at {first} s, not 2 s"
+        );
+        assert_eq!(
+            c["timewait_max"], 200,
+            "client {k}: its own 200 ports in TIME_WAIT"
+        );
+        assert_eq!(c["ended"], "exit 0");
+    }
+    // The clients closed first: the server holds nothing, as the model says.
+    assert_eq!(lab["server_timewait_max"], 0);
+    assert_eq!(lab["model_server_timewait"], 0.0);
+}
+
+/// Seed 004: the server closes first and holds the TIME_WAIT of every client; each client
+/// gives it at most its distinct 4-tuples (its ports of one parity, 100 of 200), so the
+/// server's TIME_WAIT is the sum over the clients, whatever the connections were (1,200).
+#[test]
+fn the_servers_timewait_is_the_sum_of_the_clients_distinct_ports() {
+    let test = "the_servers_timewait_is_the_sum_of_the_clients_distinct_ports";
+    if !namespaces_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, s) = run_lab(
+        dir.path(),
+        &[
+            "--lab-clients",
+            "3",
+            "--lab-port-range",
+            "40000-40199",
+            "--rate",
+            "300",
+            "--duration",
+            "4s",
+            "--close",
+            "passive",
+        ],
+    );
+    assert_eq!(code, Some(0), "{s:#}");
+    assert_sums(dir.path(), &s, 3);
+    assert_eq!(n(&s, "connected"), 1200);
+    let lab = &s["lab"]["clients"];
+    let server = lab["server_timewait_max"].as_u64().expect("sampled") as f64;
+    let tuples: f64 = lab["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tuples"].as_f64().expect("tuples"))
+        .sum();
+    assert_eq!(tuples, 300.0);
+    // 400 connections over 100 tuples reach 98.9% of them: the model's sum is 296.7.
+    let model = lab["model_server_timewait"].as_f64().unwrap();
+    assert!((model - 296.7).abs() < 0.1, "{model}");
+    assert!(
+        (server - model).abs() <= 0.03 * model,
+        "server TIME_WAIT {server} against the sum over clients {model}"
+    );
+    assert!(
+        server <= tuples,
+        "never more than the clients' distinct tuples"
+    );
+    let check = s["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "server timewait_max")
+        .expect("the server's TIME_WAIT is checked");
+    assert_eq!(check["pass"], true);
+    for c in lab["clients"].as_array().unwrap() {
+        assert_eq!(c["timewait_max"], 0, "the clients hold none: {c:#}");
+    }
+    // The kernel memory: a figure, or why there is none.
+    let slab = &lab["tw_slab"];
+    match slab["bytes"].as_u64() {
+        Some(bytes) => {
+            assert!(bytes > 0, "{slab:#}");
+            assert_eq!(
+                lab["server_timewait_bytes"].as_u64(),
+                Some(server as u64 * slab["objsize"].as_u64().unwrap())
+            );
+        }
+        None => assert!(
+            !slab["unavailable"].as_str().unwrap().is_empty(),
+            "{slab:#}"
+        ),
+    }
+}
+
+/// One schedule run unsharded (one client namespace) and over three client namespaces
+/// (three shards against one server): the same attempts, connections, errors, and the
+/// merged histogram holds exactly as many samples as the unsharded one.
+#[test]
+fn three_shards_in_three_namespaces_equal_one_unsharded_run() {
+    let test = "three_shards_in_three_namespaces_equal_one_unsharded_run";
+    if !namespaces_available(test) {
+        return;
+    }
+    let common = [
+        "--lab-topology",
+        "veth",
+        "--lab-port-range",
+        "20000-40000",
+        "--rate",
+        "600",
+        "--count",
+        "1501",
+    ];
+    let one = tempfile::tempdir().unwrap();
+    let (code, single) = run_lab(one.path(), &common);
+    assert_eq!(code, Some(0), "{single:#}");
+    let three = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain(["--lab-clients", "3"])
+        .collect();
+    let (code, merged) = run_lab(three.path(), &args);
+    assert_eq!(code, Some(0), "{merged:#}");
+    assert_sums(three.path(), &merged, 3);
+    for key in ["attempts", "connected", "completed", "failed", "dropped"] {
+        assert_eq!(n(&merged, key), n(&single, key), "{key}");
+    }
+    assert_eq!(n(&merged, "attempts"), 1501);
+    assert_eq!(merged["errors"], single["errors"]);
+    assert_eq!(
+        merged["connect_latency_us"]["count"],
+        single["connect_latency_us"]["count"]
+    );
+    // The count split exactly: 501, 500, 500.
+    let shares: Vec<u64> = (0..3)
+        .map(|k| n(&client_summary(three.path(), k), "attempts"))
+        .collect();
+    assert_eq!(shares, [501, 500, 500]);
+}
+
+/// Ctrl-C during the load: the clients stop in order and what they measured is merged
+/// (exit 130, counts the clients' sums, fewer than planned).
+#[test]
+fn ctrl_c_merges_what_the_clients_measured() {
+    let test = "ctrl_c_merges_what_the_clients_measured";
+    if !namespaces_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(portlab())
+        .args(["run", "--lab", "--lab-clients", "2", "--rate", "200"])
+        .args(["--duration", "60s", "-q", "--format", "json", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The event: client 0's first timeline row (written one interval into its load).
+    let timeline = dir.path().join("client-0/timeline.csv");
+    let began = Instant::now();
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the load never began"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own, not yet reaped, child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = parse_summary(&out);
+    assert_eq!(s["interrupted"], true);
+    assert_sums(dir.path(), &s, 2);
+    let attempts = n(&s, "attempts");
+    assert!(attempts > 0 && attempts < 12_000, "{attempts}");
+    for c in s["lab"]["clients"]["clients"].as_array().unwrap() {
+        assert_eq!(c["ended"], "exit 130", "{c:#}");
+    }
+}
+
+/// Bad input is refused before anything is set up (exit 2, nothing written), naming the key
+/// and its flag. Needs no namespace.
+#[test]
+fn bad_client_counts_and_combinations_are_refused_naming_the_key() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--lab", "--lab-clients", "0"], "accepted 1 to 64"),
+        (&["--lab", "--lab-clients", "65"], "accepted 1 to 64"),
+        (
+            &["--lab", "--lab-clients", "3", "--lab-topology", "loopback"],
+            "veth",
+        ),
+        (&["--lab-clients", "3"], "isolate = true"),
+        (
+            &["--lab", "--lab-clients", "3", "--shard", "0/2"],
+            "--shard",
+        ),
+        (
+            &["--lab", "--lab-clients", "3", "--target", "127.0.0.1:9"],
+            "--target",
+        ),
+        (
+            &["--lab", "--lab-clients", "3", "--destinations", "2"],
+            "--destinations",
+        ),
+        (
+            &["--lab", "--lab-clients", "3", "--client-exec", "true"],
+            "--client-exec",
+        ),
+    ];
+    for (args, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out_dir = dir.path().join("out");
+        let out = Command::new(portlab())
+            .arg("run")
+            .args(*args)
+            .args(["--duration", "1s", "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("lab.clients") && err.contains("--lab-clients"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!out_dir.exists(), "{args:?}: nothing may be written");
+    }
+    // The same from a scenario file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, "[lab]\nisolate = true\nclients = 0\n").unwrap();
+    let out = Command::new(portlab())
+        .arg("run")
+        .arg(&file)
+        .args(["--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("lab.clients = 0 (flag --lab-clients)"),
+        "{err}"
+    );
+}
