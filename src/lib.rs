@@ -25,7 +25,10 @@
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection (and takes
 //!   back what it created). `engine::assemble` is the pure step from what was measured to
-//!   the summary, prediction and verdict.
+//!   the summary, prediction and verdict. `engine::run_many` is the many-client lab
+//!   (`--lab-clients K`, Linux): K client processes, each a shard in its own namespace,
+//!   against one server namespace, merged (engine/clients.rs; the pure half is
+//!   [`plan::clients`], the server's TIME_WAIT arithmetic [`model::clients`]).
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
 //!   validated [`plan::Plan`]. One definition per key: each section (`[load]`, `[client]`,
 //!   `[payload]`, `[target]`, `[expect]`) is one struct in plan/scenario.rs that is both its
@@ -37,7 +40,8 @@
 //!   kernel knobs; `plan::check_host` the checks against this host (local sources,
 //!   descriptor limit, kernel version).
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
-//!   sysctls (Linux only; elsewhere a clear error). It imports plan, never the reverse.
+//!   sysctls (Linux only; elsewhere a clear error); lab/clients.rs makes the many-client
+//!   lab's namespaces. It imports plan, never the reverse.
 //! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
 //!   (one listener per destination), and `target::exec`: a server command portlab starts
 //!   inside the lab, waits for, and stops.

@@ -103,8 +103,19 @@ fn set_up_and_run(
     );
     shards.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
-    let (server_addr, children, sampled, failed) = ran?;
+    let (server_addr, children, sampled, mut failed) = ran?;
     let summary = merge(plan, lab_plan, &many, dir, server_addr, children, sampled)?;
+    let lost = summary
+        .lab
+        .as_ref()
+        .and_then(|l| l.clients.as_ref())
+        .map_or(0, |c| c.lost.len());
+    // A client stopped by Ctrl-C before its start sent nothing: nothing of it is missing.
+    if failed.is_none() && lost > 0 && crate::sys::stop_signals() == 0 {
+        failed = Some(format!(
+            "{lost} client(s) left no results (lab.clients.lost says which)"
+        ));
+    }
     Ok((summary, failed))
 }
 

@@ -80,11 +80,13 @@ pub fn render_text(c: &ClientsSummary, out: &mut dyn Write) -> io::Result<()> {
     for l in &c.clients {
         writeln!(
             out,
-            "  client {} {} ports {} (P {}): {} attempts, {} connected, {} failed, first exhaustion {} (model {}), TIME_WAIT max {}, {}",
+            "  client {} {} ports {} (P {}{}): {} attempts, {} connected, {} failed, first exhaustion {} (model {}), TIME_WAIT max {}, {}",
             l.index,
             l.address,
             l.port_range.as_deref().unwrap_or("-"),
             opt_n(l.ports),
+            l.tuples
+                .map_or(String::new(), |t| format!(", {t:.0} tuples toward the server")),
             l.attempts,
             l.connected,
             l.failed,
