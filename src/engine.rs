@@ -87,15 +87,28 @@ impl RunResult {
 /// created in its results directory is taken back), drives the load and writes
 /// results/<run>/. Printing is the caller's.
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
+    let name = plan.name.clone();
+    in_results_dir(&name, opts, |dir, started| {
+        set_up_and_run(plan, opts, dir, started)
+    })
+}
+
+/// Prepares the results directory and runs `f` in it; `f` sets `started` when the load
+/// begins. An error before that means nothing was sent: what the run created is taken back.
+fn in_results_dir(
+    name: &str,
+    opts: &RunOptions,
+    f: impl FnOnce(&ResultsDir, &std::cell::Cell<bool>) -> Result<Ran>,
+) -> Result<RunResult> {
     // Before anything is written: a signal from here on stops the run, which still writes
     // everything (main installs it earlier still; this covers library callers).
     crate::sys::catch_stop_signals();
     // A bad PORTLAB_PORT_SLICES is bad input: refused before anything is set up.
     crate::runner::slices::wanted_size(std::env::var(crate::runner::slices::ENV).ok().as_deref())
         .map_err(|e| anyhow!(e))?;
-    let dir = ResultsDir::prepare(&plan.name, opts.out.as_deref(), opts.force)?;
+    let dir = ResultsDir::prepare(name, opts.out.as_deref(), opts.force)?;
     let started = std::cell::Cell::new(false);
-    match set_up_and_run(plan, opts, &dir, &started) {
+    match f(&dir, &started) {
         Err(e) if !started.get() => {
             dir.discard();
             Err(e)

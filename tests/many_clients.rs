@@ -16,6 +16,20 @@ fn run_lab(dir: &Path, args: &[&str]) -> (Option<i32>, Value) {
     (out.status.code(), parse_summary(&out))
 }
 
+/// Three client namespaces of 200 ports each at 300/s in all (100/s each), plus `extra`.
+fn three_clients(dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec![
+        "--lab-clients",
+        "3",
+        "--lab-port-range",
+        "40000-40199",
+        "--rate",
+        "300",
+    ];
+    args.extend_from_slice(extra);
+    run_lab(dir, &args)
+}
+
 /// Client k's own summary.json.
 fn client_summary(dir: &Path, k: usize) -> Value {
     let path = dir.join(format!("client-{k}/summary.json"));
@@ -57,19 +71,7 @@ fn three_clients_each_run_out_at_their_own_p_over_r_and_merge_into_one_result() 
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (code, s) = run_lab(
-        dir.path(),
-        &[
-            "--lab-clients",
-            "3",
-            "--lab-port-range",
-            "40000-40199",
-            "--rate",
-            "300",
-            "--duration",
-            "3s",
-        ],
-    );
+    let (code, s) = three_clients(dir.path(), &["--duration", "3s"]);
     assert_eq!(code, Some(0), "{s:#}");
     assert_sums(dir.path(), &s, 3);
     let lab = &s["lab"]["clients"];
@@ -118,21 +120,7 @@ fn the_servers_timewait_is_the_sum_of_the_clients_distinct_ports() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (code, s) = run_lab(
-        dir.path(),
-        &[
-            "--lab-clients",
-            "3",
-            "--lab-port-range",
-            "40000-40199",
-            "--rate",
-            "300",
-            "--duration",
-            "4s",
-            "--close",
-            "passive",
-        ],
-    );
+    let (code, s) = three_clients(dir.path(), &["--duration", "4s", "--close", "passive"]);
     assert_eq!(code, Some(0), "{s:#}");
     assert_sums(dir.path(), &s, 3);
     assert_eq!(n(&s, "connected"), 1200);

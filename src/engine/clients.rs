@@ -43,25 +43,9 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs the many-client lab; see the module's documentation.
 pub(super) fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
-    crate::sys::catch_stop_signals();
-    let dir = ResultsDir::prepare(&plan.name, opts.out.as_deref(), opts.force)?;
-    let started = std::cell::Cell::new(false);
-    match set_up_and_run(&plan, opts, &dir, &started) {
-        Err(e) if !started.get() => {
-            dir.discard();
-            Err(e)
-        }
-        Err(e) => Err(e.context(format!(
-            "the run stopped; what was measured is in {}",
-            dir.path().display()
-        ))),
-        Ok((summary, failed)) => Ok(RunResult {
-            summary,
-            dir: dir.path().to_path_buf(),
-            unsaved: None,
-            failed,
-        }),
-    }
+    super::in_results_dir(&plan.name, opts, |dir, started| {
+        set_up_and_run(&plan, opts, dir, started)
+    })
 }
 
 /// One client process while it runs.
@@ -76,7 +60,7 @@ fn set_up_and_run(
     opts: &RunOptions,
     dir: &ResultsDir,
     started: &std::cell::Cell<bool>,
-) -> Result<(Summary, Option<String>)> {
+) -> Result<super::Ran> {
     let (Some(lab_plan), Target::Embedded(cfg)) = (&plan.lab, &plan.target) else {
         bail!("internal: the many-client lab needs a lab and the embedded server");
     };
@@ -116,7 +100,7 @@ fn set_up_and_run(
             "{lost} client(s) left no results (lab.clients.lost says which)"
         ));
     }
-    Ok((summary, failed))
+    Ok((summary, None, failed))
 }
 
 /// What the server-side sampler saw: TIME_WAIT max and at the end, and the slab.
