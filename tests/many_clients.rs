@@ -124,6 +124,8 @@ fn the_servers_timewait_is_the_sum_of_the_clients_distinct_ports() {
     assert_eq!(code, Some(0), "{s:#}");
     assert_sums(dir.path(), &s, 3);
     assert_eq!(n(&s, "connected"), 1200);
+    // The one server served them all (and each client's reachability probe).
+    assert_eq!(n(&s["server"], "accepted"), 1200 + 3);
     let lab = &s["lab"]["clients"];
     let server = lab["server_timewait_max"].as_u64().expect("sampled") as f64;
     let tuples: f64 = lab["clients"]

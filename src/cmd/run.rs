@@ -83,13 +83,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     };
     crate::report::render_run(args.format, &result.summary, &result.dir, out)
         .and_then(|()| match args.format {
-            Format::Text => {
-                let clients = result.summary.lab.as_ref().and_then(|l| l.clients.as_ref());
-                if let Some(c) = clients {
-                    crate::report::lab_clients::render_text(c, out)?;
-                }
-                writeln!(out, "\nresults: {}/", result.dir.display())
-            }
+            Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),
             _ => Ok(()),
         })
         .map_err(|e| anyhow::Error::new(e).context("writing the summary to stdout"))?;

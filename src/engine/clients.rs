@@ -87,8 +87,9 @@ fn set_up_and_run(
     );
     shards.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
-    let (server_addr, children, sampled, mut failed) = ran?;
-    let summary = merge(plan, lab_plan, &many, dir, server_addr, children, sampled)?;
+    let served = ran?;
+    let mut failed = served.failed.clone();
+    let summary = merge(plan, lab_plan, &many, dir, served)?;
     let lost = summary
         .lab
         .as_ref()
@@ -106,6 +107,17 @@ fn set_up_and_run(
 /// What the server-side sampler saw: TIME_WAIT max and at the end, and the slab.
 type Sampled = (Option<u64>, Option<u64>, SlabSummary);
 
+/// What serving the clients left: where the server was, how each client ended, what the
+/// server namespace showed, what the embedded server counted, and why the results are
+/// incomplete (a client killed past its time).
+struct Served {
+    server_addr: SocketAddr,
+    children: Vec<Running>,
+    sampled: Sampled,
+    server: Option<crate::report::ServerSummary>,
+    failed: Option<String>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn serve_and_wait(
     plan: &Plan,
@@ -117,7 +129,7 @@ fn serve_and_wait(
     shards: &Shards,
     runtime: &tokio::runtime::Runtime,
     started: &std::cell::Cell<bool>,
-) -> Result<(SocketAddr, Vec<Running>, Sampled, Option<String>)> {
+) -> Result<Served> {
     let server = crate::target::Server::start(plan, cfg, listener, shards.handles())
         .context("starting the embedded server")?;
     let server_addr = server.addr;
@@ -192,7 +204,7 @@ fn serve_and_wait(
 
     let deadline = Instant::now() + lead + load_bound(plan) + GRACE;
     let mut failed = None;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let mut forwarded = 0;
         let mut killed = false;
         while children.iter().any(|c| c.ended.is_none()) {
@@ -226,13 +238,19 @@ fn serve_and_wait(
                 }
             }
         }
-        stop_servers(vec![server], &[server_addr], plan.load.drain_timeout).await;
+        stop_servers(vec![server], &[server_addr], plan.load.drain_timeout).await
     });
     let _ = stop_sampling.send(());
     let sampled = sampler
         .join()
         .map_err(|_| anyhow!("the server sampler thread panicked"))?;
-    Ok((server_addr, children, sampled, failed))
+    Ok(Served {
+        server_addr,
+        children,
+        sampled,
+        failed,
+        server: served,
+    })
 }
 
 fn many_count(many: &ManyClients) -> u32 {
@@ -299,9 +317,13 @@ fn merge(
     lab_plan: &lab::LabPlan,
     many: &ManyClients,
     dir: &ResultsDir,
-    server_addr: SocketAddr,
-    children: Vec<Running>,
-    (tw_max, tw_end, slab): Sampled,
+    Served {
+        server_addr,
+        children,
+        sampled: (tw_max, tw_end, slab),
+        server,
+        ..
+    }: Served,
 ) -> Result<Summary> {
     let mut lost = Vec::new();
     let mut runs = Vec::new();
@@ -384,6 +406,9 @@ fn merge(
     };
     let s = &mut merged.summary;
     s.interrupted |= crate::sys::stop_signals() > 0;
+    // The one server all the clients shared (its accepted count includes each client's
+    // reachability probe).
+    s.server = server;
     s.observation = Some(format!(
         "{} client namespaces, merged; kernel counters are their sum; the server's TIME_WAIT is in lab.clients",
         lab_plan.clients
