@@ -176,6 +176,29 @@ fn the_servers_timewait_is_the_sum_of_the_clients_distinct_ports() {
     }
 }
 
+/// The server's tcp_max_tw_buckets (`[lab.server] max_tw_buckets`) caps the sum: 150 of
+/// the 297 the three clients would give it.
+#[test]
+fn the_servers_max_tw_buckets_caps_the_sum() {
+    let test = "the_servers_max_tw_buckets_caps_the_sum";
+    if !namespaces_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capped.toml");
+    std::fs::write(
+        &file,
+        "[client]\nclose = \"passive\"\n[lab]\nisolate = true\n[lab.server]\nmax_tw_buckets = 150\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (code, s) = three_clients(&out, &[file.to_str().unwrap(), "--duration", "3s"]);
+    assert_eq!(code, Some(0), "{s:#}");
+    let lab = &s["lab"]["clients"];
+    assert_eq!(lab["model_server_timewait"], 150.0);
+    assert_eq!(lab["server_timewait_max"], 150);
+}
+
 /// One schedule run unsharded (one client namespace) and over three client namespaces
 /// (three shards against one server): the same attempts, connections, errors, and the
 /// merged histogram holds exactly as many samples as the unsharded one.

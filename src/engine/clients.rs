@@ -392,7 +392,12 @@ fn merge(
         );
     }
     let mut merged = crate::cmd::merge::merge(&runs)?;
-    let model = server_timewait(&loads);
+    let buckets = lab_plan
+        .server_sysctls
+        .iter()
+        .find(|w| w.name == "net.ipv4.tcp_max_tw_buckets")
+        .and_then(|w| w.value.trim().parse().ok());
+    let model = server_timewait(&loads, buckets);
     let clients = ClientsSummary {
         count: lab_plan.clients,
         server_address: server_addr.to_string(),

@@ -37,13 +37,16 @@ impl ClientLoad {
     }
 }
 
-/// The server's TIME_WAIT at its most: the sum over the clients of each one's share.
-pub fn server_timewait(clients: &[ClientLoad]) -> f64 {
+/// The server's TIME_WAIT at its most: the sum over the clients of each one's share, at most
+/// the server's tcp_max_tw_buckets (`max_tw_buckets`: beyond it closing sockets skip
+/// TIME_WAIT).
+pub fn server_timewait(clients: &[ClientLoad], max_tw_buckets: Option<u64>) -> f64 {
     // A fold from +0.0: an empty f64 sum is -0.0, which would print as "-0".
-    clients
+    let sum = clients
         .iter()
         .map(ClientLoad::server_timewait)
-        .fold(0.0, |a, b| a + b)
+        .fold(0.0, |a, b| a + b);
+    max_tw_buckets.map_or(sum, |cap| sum.min(cap as f64))
 }
 
 #[cfg(test)]
@@ -67,7 +70,7 @@ mod tests {
         let share = one.server_timewait();
         assert!((share - tuples_reached(100.0, 100.0)).abs() < 1e-9);
         assert!(share < 100.0 && share > 60.0, "{share}");
-        assert!((server_timewait(&[one, one, one]) - 3.0 * share).abs() < 1e-9);
+        assert!((server_timewait(&[one, one, one], None) - 3.0 * share).abs() < 1e-9);
     }
 
     #[test]
@@ -81,7 +84,11 @@ mod tests {
         // Without a tuple model, the connections made.
         let unmodelled = client(50.0, 40.0, None);
         assert_eq!(unmodelled.server_timewait(), 40.0);
-        assert!((server_timewait(&[capped, slow, unmodelled]) - 170.0).abs() < 0.01);
-        assert_eq!(server_timewait(&[]), 0.0);
+        let all = [capped, slow, unmodelled];
+        assert!((server_timewait(&all, None) - 170.0).abs() < 0.01);
+        // The server's tcp_max_tw_buckets caps the sum.
+        assert_eq!(server_timewait(&all, Some(150)), 150.0);
+        assert!((server_timewait(&all, Some(1000)) - 170.0).abs() < 0.01);
+        assert_eq!(server_timewait(&[], None).to_string(), "0");
     }
 }
