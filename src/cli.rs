@@ -149,9 +149,10 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Client")]
     pub allow_exec: bool,
 
-    /// The Linux lab: a private network namespace with its own sysctls [keys: lab.*].
+    /// `[lab]` and `[lab.server]`: the Linux lab, a private network namespace with its own
+    /// sysctls (plan/lab.rs).
     #[command(flatten, next_help_heading = "Lab (Linux)")]
-    pub lab: crate::lab::LabArgs,
+    pub lab: crate::lab::LabConfig,
     /// Internal (a many-client lab starts its clients with it): this process already stands
     /// in a lab client namespace whose sysctls are set, and its target is the server's one
     /// address ADDR (198.18.0.2:PORT): it enters no namespace and writes no sysctl.
@@ -225,7 +226,7 @@ impl RunArgs {
             client: self.client.clone(),
             payload: self.payload.clone(),
             target: self.target.clone(),
-            lab: None,
+            lab: (self.lab != crate::lab::LabConfig::default()).then(|| self.lab.clone()),
             expect: self.expect_section(),
         }
     }
@@ -251,8 +252,8 @@ impl RunArgs {
     /// The scenario `file` with these flags laid over it, `[lab]` included.
     pub fn over(&self, file: Scenario) -> Scenario {
         let mut s = file.overlay(self.to_scenario());
-        let lab = s.lab.take().unwrap_or_default().merge_args(&self.lab);
-        s.lab = (lab != crate::lab::LabConfig::default()).then_some(lab);
+        // A `[lab]` that sets nothing is no lab (as if the table were absent).
+        s.lab = s.lab.filter(|l| *l != crate::lab::LabConfig::default());
         s
     }
 }

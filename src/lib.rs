@@ -31,14 +31,17 @@
 //!   [`plan::clients`], the server's TIME_WAIT arithmetic [`model::clients`]).
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
 //!   validated [`plan::Plan`]. One definition per key: each section (`[load]`, `[client]`,
-//!   `[payload]`, `[target]`, `[expect]`) is one struct in plan/scenario.rs that is both its
-//!   flags (clap, flattened into `run`) and its keys (serde), and resolves itself in its own
-//!   file (plan/load.rs, client.rs, payload.rs, target.rs, expect.rs); [`plan::bounds`]
-//!   holds every key's accepted range, [`plan::values`] the one grammar of durations, rates,
-//!   port ranges and bytes; [`plan::lab`] is the lab's pure half (the `[lab]` table, its
-//!   flags, validation, the time-scale arithmetic) and [`plan::sysctl`] the registry of
-//!   kernel knobs; `plan::check_host` the checks against this host (local sources,
-//!   descriptor limit, kernel version).
+//!   `[payload]`, `[target]`, `[expect]`, `[lab]`, `[lab.server]`) is one struct in its own
+//!   file (plan/load.rs, client.rs, payload.rs, target.rs, expect.rs, lab.rs) that is both
+//!   its flags (clap, flattened into `run`) and its keys (serde), writes each key's accepted
+//!   range beside the field, and resolves itself there; plan/scenario.rs holds the
+//!   `section!` macro (overlay of flags on the file, bounds, key -> flag) and the
+//!   [`plan::Scenario`] of all sections; [`plan::bounds`] the limits and their wording,
+//!   [`plan::values`] the one grammar of durations, rates, port ranges and bytes;
+//!   [`plan::lab`] is the lab's pure half (validation, the time-scale arithmetic) and
+//!   [`plan::sysctl`] the registry of kernel knobs that lab validation, inspect, the model's
+//!   host input and `compare` iterate; `plan::check_host` the checks against this host
+//!   (local sources, descriptor limit, kernel version).
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
 //!   sysctls (Linux only; elsewhere a clear error); lab/clients.rs makes the many-client
 //!   lab's namespaces. It imports plan, never the reverse.
@@ -55,7 +58,8 @@
 //!   which are the threads of one run.)
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles; pure (no
-//!   flags, no I/O).
+//!   flags, no I/O). `model::host` turns the settings read on each OS (Linux sysctls,
+//!   Windows netsh and registry, macOS sysctl) into the model's input.
 //! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
 //!   model for a rate (read only).
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and

@@ -219,8 +219,15 @@ fn three_shards_in_three_namespaces_equal_one_unsharded_run() {
         "1501",
     ];
     let one = tempfile::tempdir().unwrap();
-    let (code, single) = run_lab(one.path(), &common);
+    let single_args: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain(["--lab-clients", "1"])
+        .collect();
+    let (code, single) = run_lab(one.path(), &single_args);
     assert_eq!(code, Some(0), "{single:#}");
+    // One client is the ordinary lab: no client processes, nothing to merge.
+    assert!(single["lab"]["clients"].is_null() && single["merge"].is_null());
     let three = tempfile::tempdir().unwrap();
     let args: Vec<&str> = common
         .iter()

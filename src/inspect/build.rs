@@ -8,117 +8,100 @@ use super::parse::{
     parse_sysctl, DynamicPorts,
 };
 use super::{HostReport, Setting, Sockets};
-use crate::model::from_plan::host_input;
-use crate::model::{num, ModelError, ModelInput, PortRange, PortSpec, Profile, TwReuse};
+use crate::model::host::linux_input;
+pub use crate::model::host::{macos_input, windows_input};
+use crate::model::{num, ModelInput, Profile};
 use crate::observe::KernelSample;
+use crate::plan::sysctl::{
+    Knob, PORT_RANGE, REGISTRY, RESERVED_PORTS, TIMESTAMPS, TW_REUSE, TW_REUSE_DELAY,
+};
 use crate::sys::NofileLimit;
 
 /// The registry key holding MaxUserPort and TcpTimedWaitDelay.
 pub const TCPIP_PARAMETERS: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters";
 
-fn value_of<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    settings.get(name).map(|v| v.trim())
-}
-
 /// Linux: the sysctls `lab::read_settings` gives, one socket sample of the namespace, and
-/// RLIMIT_NOFILE.
+/// RLIMIT_NOFILE. One row per registry knob, in registry order.
 pub fn linux_report(
     settings: &BTreeMap<String, String>,
     sample: &KernelSample,
     nofile: Option<NofileLimit>,
 ) -> HostReport {
-    let mut input = host_input(settings);
-    let mut notes = Vec::new();
-    let get = |name: &str| value_of(settings, name);
-    let mut rows = Vec::new();
-    let row = |name: &str, note: Option<String>| {
-        let (value, note) = match get(name) {
-            Some("") => ("(empty)".to_string(), note),
-            // Tabs (ip_local_port_range) print as one space.
-            Some(v) => (v.split_whitespace().collect::<Vec<_>>().join(" "), note),
-            None => (
-                "not available".to_string(),
-                Some("not in this kernel, or not readable".to_string()),
-            ),
-        };
-        Setting {
-            name: name.to_string(),
-            value,
-            default: false,
-            note,
-        }
-    };
+    let (input, notes) = linux_input(settings);
+    let rows = REGISTRY
+        .iter()
+        .map(|k| linux_row(k, settings.get(k.name).map(|v| v.trim()), &input))
+        .collect();
+    HostReport::new(
+        "linux",
+        "/proc/sys (the network namespace portlab runs in)".into(),
+        rows,
+        input,
+        "fixed in the kernel (TCP_TIMEWAIT_LEN); no sysctl changes it".into(),
+        nofile,
+        linux_sockets(sample),
+        notes,
+    )
+}
 
-    rows.push(row(
-        "net.ipv4.ip_local_port_range",
-        input.port_range.map(|r| format!("{} ports", r.len())),
-    ));
-    rows.push(row(
-        "net.ipv4.ip_local_reserved_ports",
-        Some(match input.reserved {
+/// One knob's row: its value as read (tabs, as in ip_local_port_range, print as one space)
+/// and what it means here.
+fn linux_row(k: &Knob, value: Option<&str>, input: &ModelInput) -> Setting {
+    let (value, note) = match value {
+        Some("") => ("(empty)".to_string(), linux_note(k, "", input)),
+        Some(v) => (
+            v.split_whitespace().collect::<Vec<_>>().join(" "),
+            linux_note(k, v, input),
+        ),
+        None if *k == TW_REUSE_DELAY => {
+            return Setting {
+                name: k.name.into(),
+                value: "default (1000)".into(),
+                default: true,
+                note: Some("not in this kernel (Linux 6.14+): reuse after 1 s".into()),
+            }
+        }
+        None => (
+            "not available".to_string(),
+            Some("not in this kernel, or not readable".to_string()),
+        ),
+    };
+    Setting {
+        name: k.name.to_string(),
+        value,
+        default: false,
+        note,
+    }
+}
+
+/// What `value` of knob `k` means on this host: the figure the model took from it where
+/// there is one, else the registry's note.
+fn linux_note(k: &Knob, value: &str, input: &ModelInput) -> Option<String> {
+    Some(match *k {
+        PORT_RANGE => return input.port_range.map(|r| format!("{} ports", r.len())),
+        RESERVED_PORTS => match input.reserved {
             0 => "none inside the range".to_string(),
             n => format!("{n} of them inside the range, never picked for connect()"),
-        }),
-    ));
-    let reuse_note = match get("net.ipv4.tcp_tw_reuse") {
-        Some("0") => "off: connect() never takes a port still in TIME_WAIT",
-        Some("1") => "on: connect() may reuse a TIME_WAIT port after the delay",
-        Some("2") => {
-            "loopback only (the default): connect() may reuse a TIME_WAIT port after the delay"
+        },
+        TW_REUSE => match value {
+            "0" => "off: connect() never takes a port still in TIME_WAIT",
+            "1" => "on: connect() may reuse a TIME_WAIT port after the delay",
+            "2" => {
+                "loopback only (the default): connect() may reuse a TIME_WAIT port after the delay"
+            }
+            _ => "unrecognised value",
         }
-        _ => "unrecognised value",
-    };
-    rows.push(row("net.ipv4.tcp_tw_reuse", Some(reuse_note.to_string())));
-    if get("net.ipv4.tcp_tw_reuse_delay").is_some() {
-        rows.push(row(
-            "net.ipv4.tcp_tw_reuse_delay",
-            Some(format!(
-                "ms: the port hold where tcp_tw_reuse applies ({} s)",
-                num(input.tw_reuse_delay_s)
-            )),
-        ));
-    } else {
-        rows.push(Setting {
-            name: "net.ipv4.tcp_tw_reuse_delay".into(),
-            value: "default (1000)".into(),
-            default: true,
-            note: Some("not in this kernel (Linux 6.14+): reuse after 1 s".into()),
-        });
-    }
-    rows.push(row(
-        "net.ipv4.tcp_max_tw_buckets",
-        registry_note("net.ipv4.tcp_max_tw_buckets"),
-    ));
-    let timestamps_off = get("net.ipv4.tcp_timestamps") == Some("0");
-    rows.push(row(
-        "net.ipv4.tcp_timestamps",
-        Some(if timestamps_off {
-            "off: tcp_tw_reuse has no effect without them".into()
-        } else {
-            "on: tcp_tw_reuse can work".into()
-        }),
-    ));
-    rows.push(row(
-        "net.ipv4.tcp_fin_timeout",
-        registry_note("net.ipv4.tcp_fin_timeout"),
-    ));
-    rows.push(row(
-        "net.core.somaxconn",
-        registry_note("net.core.somaxconn"),
-    ));
-    rows.push(row(
-        "net.ipv4.tcp_abort_on_overflow",
-        registry_note("net.ipv4.tcp_abort_on_overflow"),
-    ));
-    if timestamps_off && input.tw_reuse != TwReuse::Off {
-        notes.push(format!(
-            "tcp_tw_reuse = {} but tcp_timestamps = 0: reuse needs timestamps on the old connection, so the model takes tcp_tw_reuse as 0",
-            input.tw_reuse.value()
-        ));
-        input.tw_reuse = TwReuse::Off;
-    }
+        .to_string(),
+        TW_REUSE_DELAY => format!("{} ({} s)", k.note, num(input.tw_reuse_delay_s)),
+        TIMESTAMPS if value == "0" => format!("off: {}", k.note),
+        TIMESTAMPS => "on: tcp_tw_reuse can work".to_string(),
+        _ => k.note.to_string(),
+    })
+}
 
-    let sockets = Sockets {
+/// The namespace's socket counts, and where they came from.
+fn linux_sockets(sample: &KernelSample) -> Sockets {
+    Sockets {
         time_wait: sample.tw_total.or(sample.tw_sockstat),
         established: sample.established,
         time_wait_by_destination: sample.tw_by_destination.clone().filter(|d| !d.is_empty()),
@@ -130,96 +113,7 @@ pub fn linux_report(
             (None, Some(_)) => Some("/proc/net/sockstat (TIME_WAIT only)".into()),
             (None, None) => None,
         },
-    };
-    HostReport::new(
-        "linux",
-        "/proc/sys (the network namespace portlab runs in)".into(),
-        rows,
-        input,
-        "fixed in the kernel (TCP_TIMEWAIT_LEN); no sysctl changes it".into(),
-        nofile,
-        sockets,
-        notes,
-    )
-}
-
-/// Windows' model input: the dynamic port range netsh shows (Vista / 2008 and later) or,
-/// without it, MaxUserPort (XP / 2003: ports 1025-MaxUserPort); TcpTimedWaitDelay in
-/// seconds. Absent values take the windows-2008 (or, with MaxUserPort, windows-2003)
-/// defaults: 49152-65535, 240 s. Returns the notes on what was assumed.
-///
-/// `excluded` are netsh's excluded port ranges: those inside the dynamic range count as
-/// reserved (never handed out).
-pub fn windows_input(
-    dynamic: Option<DynamicPorts>,
-    excluded: &[(u16, u16)],
-    max_user_port: Option<u32>,
-    timed_wait_delay: Option<u32>,
-) -> (ModelInput, Vec<String>) {
-    let mut notes = Vec::new();
-    let mut input = match (dynamic, max_user_port) {
-        (Some(d), _) => {
-            let base = ModelInput::from_profile(Profile::Windows2008);
-            let last = (u32::from(d.start).saturating_add(d.count.max(1) - 1)).min(65535) as u16;
-            if u32::from(last) - u32::from(d.start) + 1 < d.count {
-                notes.push(format!(
-                    "netsh's range starting at {} with {} ports would pass 65535; counted up to 65535",
-                    d.start, d.count
-                ));
-            }
-            if let Some(m) = max_user_port {
-                notes.push(format!(
-                    "MaxUserPort = {m} is set, but it is the XP / 2003 setting: Vista / 2008 and later take their ports from the dynamic port range netsh shows, which the model uses"
-                ));
-            }
-            let Ok(range) = PortRange::new(d.start, last) else {
-                return (base, notes);
-            };
-            let reserved = excluded_in(excluded, range);
-            match base.clone().with_ports(PortSpec::Range(range), reserved) {
-                Ok(i) => i,
-                Err(_) => {
-                    notes.push(format!(
-                        "the excluded port ranges cover all of {range}; ignored"
-                    ));
-                    base.with_ports(PortSpec::Range(range), 0)
-                        .unwrap_or_else(|_| ModelInput::from_profile(Profile::Windows2008))
-                }
-            }
-        }
-        (None, Some(m)) if (1025..=65535).contains(&m) => {
-            let base = ModelInput::from_profile(Profile::Windows2003);
-            PortRange::new(1025, m as u16)
-                .map_err(ModelError::from)
-                .and_then(|r| base.clone().with_ports(PortSpec::Range(r), 0))
-                .unwrap_or(base)
-        }
-        (None, m) => {
-            if let Some(m) = m {
-                notes.push(format!("MaxUserPort = {m} is outside 5000-65534; ignored"));
-            }
-            notes.push(
-                "no dynamic port range could be read: the model uses the Vista / 2008 default, 49152-65535"
-                    .into(),
-            );
-            ModelInput::from_profile(Profile::Windows2008)
-        }
-    };
-    match timed_wait_delay {
-        Some(0) => {
-            notes.push("TcpTimedWaitDelay = 0 is not a delay; the default 240 s is used".into())
-        }
-        Some(t) => input.time_wait_s = f64::from(t),
-        None => {}
     }
-    (input, notes)
-}
-
-/// Ports of `range` inside the (possibly overlapping) `excluded` ranges.
-fn excluded_in(excluded: &[(u16, u16)], range: PortRange) -> u32 {
-    (range.lo..=range.hi)
-        .filter(|p| excluded.iter().any(|&(lo, hi)| (lo..=hi).contains(p)))
-        .count() as u32
 }
 
 /// Windows: the outputs of `netsh int ipv4 show dynamicport tcp`, `reg query` of
@@ -231,92 +125,21 @@ pub fn windows_report(
     reg: Option<&str>,
     netstat: Option<&str>,
 ) -> HostReport {
-    let dynamic = netsh.and_then(parse_netsh_dynamicport);
-    let excluded_ranges = excluded.map(parse_netsh_excluded).unwrap_or_default();
-    let mut notes = Vec::new();
-    let mut dword = |name: &str| match reg.map(|t| parse_reg_dword(t, name)) {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            notes.push(e);
-            None
-        }
-        None => None,
-    };
-    let max_user_port = dword("MaxUserPort");
-    let delay = dword("TcpTimedWaitDelay");
-    let (input, more) = windows_input(dynamic, &excluded_ranges, max_user_port, delay);
+    let read = WindowsRead::parse(netsh, excluded, reg);
+    let mut notes = read.notes.clone();
+    let (input, more) = windows_input(read.dynamic, &read.excluded, read.max_user_port, read.delay);
     notes.extend(more);
     if reg.is_none() {
         notes.push(format!(
             "reg query {TCPIP_PARAMETERS} could not be run: registry values shown as defaults"
         ));
     }
-
-    let mut rows = vec![Setting {
-        name: "netsh int ipv4 show dynamicport tcp".into(),
-        value: match dynamic {
-            Some(d) => format!("start {}, {} ports", d.start, d.count),
-            None => "not available".into(),
-        },
-        default: false,
-        note: Some(match (dynamic, input.port_range) {
-            (Some(_), Some(r)) => {
-                format!("ports {r}; change with netsh int ipv4 set dynamicport tcp start=N num=M")
-            }
-            _ => {
-                "netsh could not be run or printed no range (Vista / 2008 and later have it)".into()
-            }
-        }),
-    }];
-    rows.push(Setting {
-        name: "netsh int ipv4 show excludedportrange protocol=tcp".into(),
-        value: match excluded {
-            None => "not available".into(),
-            Some(_) if excluded_ranges.is_empty() => "none".into(),
-            Some(_) => excluded_ranges
-                .iter()
-                .map(|&(lo, hi)| {
-                    if lo == hi {
-                        lo.to_string()
-                    } else {
-                        format!("{lo}-{hi}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-        },
-        default: false,
-        note: Some(match dynamic {
-            Some(_) => format!(
-                "{} of them inside the dynamic range, never handed out (Hyper-V, WinNAT, ...)",
-                input.reserved
-            ),
-            None => "reserved ranges (Hyper-V, WinNAT, ...)".into(),
-        }),
-    });
-    rows.push(Setting {
-        name: "MaxUserPort".into(),
-        value: match max_user_port {
-            Some(m) => m.to_string(),
-            None => "default (5000)".into(),
-        },
-        default: max_user_port.is_none(),
-        note: Some(if dynamic.is_some() {
-            "XP / 2003 only (ports 1025-MaxUserPort); not the range in force here".into()
-        } else {
-            "XP / 2003: ephemeral ports are 1025-MaxUserPort; a change needs a reboot".into()
-        }),
-    });
-    rows.push(Setting {
-        name: "TcpTimedWaitDelay".into(),
-        value: match delay {
-            Some(t) => t.to_string(),
-            None => "default (240)".into(),
-        },
-        default: delay.is_none(),
-        note: Some("s: how long TIME_WAIT lasts; a change needs a reboot".into()),
-    });
-
+    let rows = vec![
+        read.dynamic_row(&input),
+        read.excluded_row(excluded.is_some(), &input),
+        read.max_user_port_row(),
+        read.delay_row(),
+    ];
     let counts = netstat.and_then(parse_netstat_states);
     let sockets = Sockets {
         time_wait: counts.map(|c| c.time_wait),
@@ -324,7 +147,7 @@ pub fn windows_report(
         time_wait_by_destination: None,
         source: counts.map(|_| "netstat -an".into()),
     };
-    let time_wait_from = match delay.filter(|&t| t > 0) {
+    let time_wait_from = match read.delay.filter(|&t| t > 0) {
         Some(_) => "TcpTimedWaitDelay".to_string(),
         None => "TcpTimedWaitDelay not set: the default".to_string(),
     };
@@ -340,35 +163,114 @@ pub fn windows_report(
     )
 }
 
-/// macOS' model input from its sysctls: net.inet.ip.portrange.first / last and
-/// net.inet.tcp.msl (ms; TIME_WAIT = 2 x MSL). Absent or unusable values keep the macos
-/// profile's defaults (49152-65535, MSL 15 s so 30 s).
-pub fn macos_input(settings: &BTreeMap<String, String>) -> (ModelInput, Vec<String>) {
-    let mut input = ModelInput::from_profile(Profile::Macos);
-    let mut notes = Vec::new();
-    let port = |name: &str| value_of(settings, name).and_then(|v| v.parse::<u16>().ok());
-    let default = input.port_range.expect("macos has a range");
-    let (first, last) = (
-        port("net.inet.ip.portrange.first").unwrap_or(default.lo),
-        port("net.inet.ip.portrange.last").unwrap_or(default.hi),
-    );
-    // The kernel accepts first > last and then counts downwards.
-    let (lo, hi) = (first.min(last), first.max(last));
-    match PortRange::new(lo, hi)
-        .map_err(ModelError::from)
-        .and_then(|r| input.clone().with_ports(PortSpec::Range(r), 0))
-    {
-        Ok(i) => input = i,
-        Err(e) => notes.push(format!(
-            "port range {first}-{last} not usable ({e}); default used"
-        )),
+/// What netsh and the registry gave on Windows, parsed, and the rows that show it.
+struct WindowsRead {
+    dynamic: Option<DynamicPorts>,
+    excluded: Vec<(u16, u16)>,
+    max_user_port: Option<u32>,
+    delay: Option<u32>,
+    /// Registry values that did not parse.
+    notes: Vec<String>,
+}
+
+impl WindowsRead {
+    fn parse(netsh: Option<&str>, excluded: Option<&str>, reg: Option<&str>) -> WindowsRead {
+        let mut notes = Vec::new();
+        let mut dword = |name: &str| match reg.map(|t| parse_reg_dword(t, name)) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                notes.push(e);
+                None
+            }
+            None => None,
+        };
+        let max_user_port = dword("MaxUserPort");
+        let delay = dword("TcpTimedWaitDelay");
+        WindowsRead {
+            dynamic: netsh.and_then(parse_netsh_dynamicport),
+            excluded: excluded.map(parse_netsh_excluded).unwrap_or_default(),
+            max_user_port,
+            delay,
+            notes,
+        }
     }
-    match value_of(settings, "net.inet.tcp.msl").and_then(|v| v.parse::<f64>().ok()) {
-        Some(ms) if ms > 0.0 => input.time_wait_s = 2.0 * ms / 1000.0,
-        Some(_) => notes.push("net.inet.tcp.msl is 0; the default 15000 ms is used".into()),
-        None => {}
+
+    fn dynamic_row(&self, input: &ModelInput) -> Setting {
+        Setting {
+            name: "netsh int ipv4 show dynamicport tcp".into(),
+            value: match self.dynamic {
+                Some(d) => format!("start {}, {} ports", d.start, d.count),
+                None => "not available".into(),
+            },
+            default: false,
+            note: Some(match (self.dynamic, input.port_range) {
+                (Some(_), Some(r)) => format!(
+                    "ports {r}; change with netsh int ipv4 set dynamicport tcp start=N num=M"
+                ),
+                _ => "netsh could not be run or printed no range (Vista / 2008 and later have it)"
+                    .into(),
+            }),
+        }
     }
-    (input, notes)
+
+    /// `read`: whether netsh's excluded ranges could be read at all.
+    fn excluded_row(&self, read: bool, input: &ModelInput) -> Setting {
+        let list = self
+            .excluded
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect::<Vec<_>>();
+        Setting {
+            name: "netsh int ipv4 show excludedportrange protocol=tcp".into(),
+            value: match (read, list.is_empty()) {
+                (false, _) => "not available".into(),
+                (true, true) => "none".into(),
+                (true, false) => list.join(","),
+            },
+            default: false,
+            note: Some(match self.dynamic {
+                Some(_) => format!(
+                    "{} of them inside the dynamic range, never handed out (Hyper-V, WinNAT, ...)",
+                    input.reserved
+                ),
+                None => "reserved ranges (Hyper-V, WinNAT, ...)".into(),
+            }),
+        }
+    }
+
+    fn max_user_port_row(&self) -> Setting {
+        Setting {
+            name: "MaxUserPort".into(),
+            value: match self.max_user_port {
+                Some(m) => m.to_string(),
+                None => "default (5000)".into(),
+            },
+            default: self.max_user_port.is_none(),
+            note: Some(if self.dynamic.is_some() {
+                "XP / 2003 only (ports 1025-MaxUserPort); not the range in force here".into()
+            } else {
+                "XP / 2003: ephemeral ports are 1025-MaxUserPort; a change needs a reboot".into()
+            }),
+        }
+    }
+
+    fn delay_row(&self) -> Setting {
+        Setting {
+            name: "TcpTimedWaitDelay".into(),
+            value: match self.delay {
+                Some(t) => t.to_string(),
+                None => "default (240)".into(),
+            },
+            default: self.delay.is_none(),
+            note: Some("s: how long TIME_WAIT lasts; a change needs a reboot".into()),
+        }
+    }
 }
 
 /// macOS: the output of `sysctl NAMES` and `netstat -an -p tcp` (None: could not be run),
@@ -384,7 +286,7 @@ pub fn macos_report(
         notes.push("sysctl could not be run: defaults shown".into());
     }
     let row = |name: &str, default: &str, note: String| {
-        let v = value_of(&settings, name);
+        let v = settings.get(name).map(|v| v.trim());
         Setting {
             name: name.to_string(),
             value: v.map_or(format!("default ({default})"), str::to_string),
@@ -451,14 +353,10 @@ pub fn defaults_report(profile: Profile, nofile: Option<NofileLimit>) -> HostRep
     )
 }
 
-/// The note the sysctl registry keeps for `name` (plan::sysctl).
-fn registry_note(name: &str) -> Option<String> {
-    crate::plan::sysctl::by_name(name).map(|k| k.note.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{PortRange, TwReuse};
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

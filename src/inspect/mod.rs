@@ -311,10 +311,22 @@ fn count(v: Option<u64>) -> String {
     v.map_or("not observed".into(), |n| n.to_string())
 }
 
-/// The text rendering: settings, sockets, capacity, and with a rate the model. Over 100
-/// lines: a straight sequence of report lines in their printed order (tests/inspect.rs
-/// reads them); splitting it would only scatter that order.
+/// The text rendering: settings, sockets, capacity, and with a rate the model, in the order
+/// tests/inspect.rs reads them.
 pub fn render(host: &HostReport, m: &ModelReport) -> String {
+    format!(
+        "portlab inspect: {}, read from {}\n\n{}\n{}\n{}{}",
+        host.os,
+        host.read_from,
+        settings_text(host),
+        sockets_text(host),
+        capacity_text(m),
+        model_text(m)
+    )
+}
+
+/// The settings table, then the TIME_WAIT hold and RLIMIT_NOFILE, in aligned columns.
+fn settings_text(host: &HostReport) -> String {
     let mut rows: Vec<(String, String, String)> = host
         .settings
         .iter()
@@ -340,17 +352,19 @@ pub fn render(host: &HostReport, m: &ModelReport) -> String {
     }
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let vw = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).min(16);
-    let mut s = format!(
-        "portlab inspect: {}, read from {}\n\nSettings\n",
-        host.os, host.read_from
-    );
+    let mut s = String::from("Settings\n");
     for (name, value, note) in &rows {
         let line = format!("  {name:<w$}  {value:<vw$}  {note}");
         s += line.trim_end();
         s += "\n";
     }
 
-    s += "\nSockets now, every address";
+    s
+}
+
+/// The socket counts of the namespace and the notes on what was read.
+fn sockets_text(host: &HostReport) -> String {
+    let mut s = String::from("Sockets now, every address");
     if let Some(src) = &host.sockets.source {
         s += &format!(" ({src})");
     }
@@ -371,9 +385,13 @@ pub fn render(host: &HostReport, m: &ModelReport) -> String {
         s += &format!("  note: {n}\n");
     }
 
-    let p = &m.prediction;
-    let input = &m.input;
-    s += "\nCapacity\n";
+    s
+}
+
+/// Ports, close side and the sustainable rate.
+fn capacity_text(m: &ModelReport) -> String {
+    let (p, input) = (&m.prediction, &m.input);
+    let mut s = String::from("Capacity\n");
     let range = input
         .port_range
         .map_or(String::new(), |r| format!("range {r}, "));
@@ -423,6 +441,13 @@ pub fn render(host: &HostReport, m: &ModelReport) -> String {
             num(input.tw_reuse_delay_s)
         );
     }
+    s
+}
+
+/// Without a rate, how to get one; with one, the verdict at that rate and the model's text.
+fn model_text(m: &ModelReport) -> String {
+    let (p, input) = (&m.prediction, &m.input);
+    let mut s = String::new();
     match input.rate {
         None => s += "  give --rate R for the model at your rate (time to exhaustion, steady TIME_WAIT, margin)\n",
         Some(r) => {

@@ -4,14 +4,7 @@
 
 use std::collections::BTreeMap;
 
-/// The dynamic (ephemeral) port range `netsh int ipv4 show dynamicport tcp` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DynamicPorts {
-    /// "Start Port".
-    pub start: u16,
-    /// "Number of Ports".
-    pub count: u32,
-}
+pub use crate::model::host::DynamicPorts;
 
 /// Parses `netsh int ipv4 show dynamicport tcp`:
 ///

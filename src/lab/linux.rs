@@ -111,18 +111,19 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
 }
 
 /// "server:" + name for the written-record of server-side sysctls, without allocating a
-/// 'static string per call: the set of names is fixed.
+/// 'static string per call: one per registry knob, built once.
 fn server_name(name: &'static str) -> &'static str {
-    match name {
-        "net.ipv4.tcp_tw_reuse" => "server:net.ipv4.tcp_tw_reuse",
-        "net.ipv4.tcp_tw_reuse_delay" => "server:net.ipv4.tcp_tw_reuse_delay",
-        "net.ipv4.tcp_max_tw_buckets" => "server:net.ipv4.tcp_max_tw_buckets",
-        "net.ipv4.tcp_fin_timeout" => "server:net.ipv4.tcp_fin_timeout",
-        "net.ipv4.tcp_timestamps" => "server:net.ipv4.tcp_timestamps",
-        "net.core.somaxconn" => "server:net.core.somaxconn",
-        "net.ipv4.tcp_abort_on_overflow" => "server:net.ipv4.tcp_abort_on_overflow",
-        other => other,
-    }
+    static NAMES: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            crate::plan::sysctl::REGISTRY
+                .iter()
+                .map(|k| (k.name, format!("server:{}", k.name)))
+                .collect()
+        })
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(name, |(_, server)| server.as_str())
 }
 
 /// Enters a new network namespace: as root (or with CAP_SYS_ADMIN) directly; otherwise in a
@@ -319,7 +320,7 @@ pub(super) fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
 /// Compares what was written with what the kernel prints: whitespace-insensitive, and for
 /// the reserved-port list by the set of ports.
 fn same_value(name: &str, wanted: &str, got: &str) -> bool {
-    if name == "net.ipv4.ip_local_reserved_ports" {
+    if name == crate::plan::sysctl::RESERVED_PORTS.name {
         return match (
             parse_reserved_ports("reserved_ports", wanted),
             parse_reserved_ports("reserved_ports", got),

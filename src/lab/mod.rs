@@ -7,8 +7,8 @@
 //!
 //! The flow is:
 //!
-//! 1. [`LabConfig`] (the `[lab]` table of a scenario) merged with [`LabArgs`] (the `--lab-*`
-//!    flags) by [`LabConfig::merge_args`];
+//! 1. [`LabConfig`]: the `[lab]` table of a scenario with the `--lab-*` flags laid over it
+//!    (one struct for both, like every scenario section);
 //! 2. [`LabConfig::validate`] (pure) turns it into a [`LabPlan`]: the exact sysctls to write,
 //!    the time scale, and refusals with a message saying what would work;
 //! 3. [`enter`] (Linux) carries the plan out and returns what the kernel really holds
@@ -25,9 +25,8 @@ use serde::Serialize;
 // only enters namespaces and reads and writes sysctls, so lab imports plan and never the
 // other way round.
 pub use crate::plan::lab::{
-    flag_of, format_reserved_ports, parse_port_range, parse_reserved_ports, LabArgs, LabConfig,
-    LabError, LabPlan, PortRange, ServerSideConfig, Sysctl, Topology, MAX_TW_REUSE_DELAY_MS,
-    MIN_RANGE_START,
+    flag_of, format_reserved_ports, parse_port_range, parse_reserved_ports, LabConfig, LabError,
+    LabPlan, PortRange, ServerSideConfig, Sysctl, Topology, MAX_TW_REUSE_DELAY_MS, MIN_RANGE_START,
 };
 
 #[cfg(target_os = "linux")]
@@ -58,7 +57,7 @@ mod ns_tests;
 ///
 /// [`read_settings`] and [`Applied::settings`] report each of these that the kernel has,
 /// whether the lab set it or not.
-pub const MODEL_SYSCTLS: [&str; 9] = crate::plan::sysctl::NAMES;
+pub const MODEL_SYSCTLS: [&str; crate::plan::sysctl::REGISTRY.len()] = crate::plan::sysctl::NAMES;
 
 /// What [`enter`] did: the mode, and the values the kernel really holds.
 #[derive(Debug, Serialize)]

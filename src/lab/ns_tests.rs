@@ -248,10 +248,10 @@ fn child_reuse2() {
         tw_reuse: Some(2),
         tw_reuse_delay_ms: Some(1),
         topology: Some(topology.into()),
-        server: (topology == "veth").then(|| ServerSideConfig {
-            somaxconn: Some(33),
+        server: ServerSideConfig {
+            somaxconn: (topology == "veth").then_some(33),
             ..ServerSideConfig::default()
-        }),
+        },
         ..LabConfig::default()
     }
     .validate()

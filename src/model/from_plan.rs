@@ -1,72 +1,13 @@
 //! The model's inputs from a run's plan and the settings in force (the lab's, read back, or
 //! the host's). Pure: no I/O, so the same plan and settings always give the same prediction.
 
-use super::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
+pub use super::host::{host_input, host_profile};
+use super::host::{reserved_in, setting};
+use super::profile::{BindModel, ModelInput, PortRange, PortSpec, TimeWaitSide};
+use crate::plan::sysctl::{RESERVED_PORTS, TIMESTAMPS};
 use crate::plan::{BindMode, CloseMode, Plan, Rate};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-
-/// The profile of the OS portlab runs on.
-pub fn host_profile() -> Profile {
-    if cfg!(target_os = "linux") {
-        Profile::Linux
-    } else if cfg!(target_os = "macos") {
-        Profile::Macos
-    } else if cfg!(target_os = "freebsd") {
-        Profile::Freebsd
-    } else if cfg!(windows) {
-        Profile::Windows2008
-    } else {
-        Profile::Custom
-    }
-}
-
-fn setting<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    settings.get(name).map(|v| v.trim())
-}
-
-/// Counts the reserved ports ("1000-1010,2000") that fall inside `range`; a list the
-/// kernel would not have printed counts as none.
-fn reserved_in(list: &str, range: PortRange) -> u32 {
-    PortRange::parse_list(list)
-        .map(|l| l.iter().map(|r| r.overlap(range)).sum())
-        .unwrap_or(0)
-}
-
-/// The host's side of the model: [`host_profile`]'s defaults with the Linux `settings`
-/// (sysctl name -> value, as `lab::read_settings` gives them; a missing or unreadable one
-/// keeps the default) laid over them: port range, reserved ports, tcp_tw_reuse, its delay and
-/// tcp_max_tw_buckets. The workload fields (rate, close, ...) are the defaults of
-/// [`ModelInput::from_profile`]. Used by [`input_for`] and by `portlab inspect`.
-pub fn host_input(settings: &BTreeMap<String, String>) -> ModelInput {
-    let mut input = ModelInput::from_profile(host_profile());
-    if let Some(r) = setting(settings, "net.ipv4.ip_local_port_range") {
-        let mut it = r.split_whitespace().filter_map(|p| p.parse::<u16>().ok());
-        if let (Some(lo), Some(hi)) = (it.next(), it.next()) {
-            if let Ok(range) = PortRange::new(lo, hi) {
-                let reserved = setting(settings, "net.ipv4.ip_local_reserved_ports")
-                    .map_or(0, |l| reserved_in(l, range));
-                if let Ok(i) = input.clone().with_ports(PortSpec::Range(range), reserved) {
-                    input = i;
-                }
-            }
-        }
-    }
-    input.tw_reuse = match setting(settings, "net.ipv4.tcp_tw_reuse") {
-        Some("0") => TwReuse::Off,
-        Some("1") => TwReuse::On,
-        Some("2") => TwReuse::Loopback,
-        _ => input.tw_reuse,
-    };
-    if let Some(ms) =
-        setting(settings, "net.ipv4.tcp_tw_reuse_delay").and_then(|v| v.parse::<f64>().ok())
-    {
-        input.tw_reuse_delay_s = ms / 1000.0;
-    }
-    input.max_tw_buckets =
-        setting(settings, "net.ipv4.tcp_max_tw_buckets").and_then(|v| v.parse().ok());
-    input
-}
 
 /// What the model needs from `plan`, run against `target`, with `settings` (sysctl name ->
 /// value, as `lab::read_settings` gives them; empty where they cannot be read).
@@ -103,8 +44,8 @@ pub fn input_for(
     if let (Some(own), Some(system)) = (plan.client.local_port_range, input.port_range) {
         let (lo, hi) = (own.lo.max(system.lo), own.hi.min(system.hi));
         if let Ok(range) = PortRange::new(lo, hi) {
-            let reserved = setting(settings, "net.ipv4.ip_local_reserved_ports")
-                .map_or(0, |l| reserved_in(l, range));
+            let reserved =
+                setting(settings, RESERVED_PORTS.name).map_or(0, |l| reserved_in(l, range));
             if let Ok(i) = input.clone().with_ports(PortSpec::Range(range), reserved) {
                 input = i;
             }
@@ -114,7 +55,7 @@ pub fn input_for(
     input.explicit_bind_reuse_addr = cfg!(target_os = "linux")
         && plan.client.reuse_addr
         && matches!(plan.client.bind, BindMode::Range(..));
-    input.timestamps = setting(settings, "net.ipv4.tcp_timestamps") != Some("0");
+    input.timestamps = setting(settings, TIMESTAMPS.name) != Some("0");
     input.sources = u32::try_from(plan.client.sources.len())
         .unwrap_or(u32::MAX)
         .max(1);
@@ -127,6 +68,7 @@ pub fn input_for(
 mod tests {
     use super::*;
     use crate::model::predict;
+    use crate::model::TwReuse;
     use crate::plan::Scenario;
 
     fn plan(toml_text: &str) -> Plan {

@@ -7,6 +7,7 @@
 //!
 //! - [`profile`]: OS profiles and their defaults, and [`ModelInput`], the one struct the
 //!   model reads.
+//! - [`host`]: the host's settings as read on each OS -> the [`ModelInput`] defaults.
 //! - [`predict()`]: [`ModelInput`] -> [`Prediction`].
 //! - [`inverse()`] / [`advise`]: what would make an unsustainable rate sustainable, and the
 //!   registry / netsh / sysctl commands that apply it.
@@ -15,6 +16,7 @@
 
 pub mod clients;
 pub mod from_plan;
+pub mod host;
 pub mod inverse;
 pub mod predict;
 pub mod profile;

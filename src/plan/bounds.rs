@@ -2,11 +2,13 @@
 //! else so that no value a user types can overflow an allocation, a `Duration` or an `Instant`
 //! later (issue 12). Each refusal names the key, its flag and the range.
 //!
-//! Lower bounds that carry their own wording (a count of 0, an interval under 10ms, 1 to 8
-//! destinations) stay where the key is resolved; this table holds the maxima and the limits
-//! that only exist to keep arithmetic finite.
+//! The bounds themselves are written beside their keys, in each section's file
+//! (`where v => bounds::range(...)` after the field, see `scenario::section!`); this file holds
+//! the limits and the helpers that word the refusals. Lower bounds that carry their own
+//! wording (a count of 0, an interval under 10ms, 1 to 8 destinations) stay where the key is
+//! resolved; these are the maxima and the limits that only exist to keep arithmetic finite.
 
-use super::{invalid, PlanError, Rate, Scenario, Span};
+use super::{PlanError, Scenario, Span};
 use std::time::Duration;
 
 /// Slowest open-loop rate: one start every ~17 minutes. Below it the schedule's arithmetic
@@ -34,8 +36,12 @@ pub const MAX_LINGER_S: u32 = 3_600;
 /// Largest tolerance or baseline margin, percent.
 pub const MAX_PCT: f64 = 10_000.0;
 
+/// The unit of the keys bounded by [`MAX_WORKERS`].
+pub const DESCRIPTORS: &str = " (each needs a descriptor)";
+
 /// A bounded value as a message shows it (floats in exponent form when extreme).
-trait Shown: PartialOrd + Copy {
+pub trait Shown: PartialOrd + Copy {
+    /// The value as the message writes it.
     fn show(self) -> String;
 }
 
@@ -50,180 +56,44 @@ impl Shown for f64 {
     }
 }
 
-fn above<T: Shown>(
-    v: Option<T>,
-    lo: T,
-    hi: T,
-    key: &'static str,
-    flag: &'static str,
-    unit: &str,
-) -> Result<(), PlanError> {
+/// `v`, when given, within `lo..=hi` (`unit` follows the range in the message).
+pub fn range<T: Shown>(v: Option<T>, lo: T, hi: T, unit: &str) -> Result<(), String> {
     match v {
-        Some(v) if v < lo || v > hi => Err(invalid(
-            key,
-            flag,
-            format!(
-                "{} is out of range: accepted {} to {}{unit}",
-                v.show(),
-                lo.show(),
-                hi.show()
-            ),
+        Some(v) if v < lo || v > hi => Err(format!(
+            "{} is out of range: accepted {} to {}{unit}",
+            v.show(),
+            lo.show(),
+            hi.show()
         )),
         _ => Ok(()),
     }
 }
 
-fn span(
-    v: Option<Span>,
-    hi: Duration,
-    key: &'static str,
-    flag: &'static str,
-) -> Result<(), PlanError> {
+/// A duration, when given, of at most `hi`.
+pub fn at_most(v: Option<Span>, hi: Duration) -> Result<(), String> {
     match v {
-        Some(Span(d)) if d > hi => Err(invalid(
-            key,
-            flag,
-            format!(
-                "{} is out of range: accepted at most {}",
-                humantime::format_duration(d),
-                humantime::format_duration(hi)
-            ),
+        Some(Span(d)) if d > hi => Err(format!(
+            "{} is out of range: accepted at most {}",
+            humantime::format_duration(d),
+            humantime::format_duration(hi)
         )),
         _ => Ok(()),
     }
 }
 
-fn bytes(len: usize, key: &'static str, flag: &'static str) -> Result<(), PlanError> {
-    above(Some(len), 0, MAX_PAYLOAD, key, flag, " bytes")
+/// A payload's length, when given, of at most [`MAX_PAYLOAD`].
+pub fn bytes(len: Option<usize>) -> Result<(), String> {
+    range(len, 0, MAX_PAYLOAD, " bytes")
 }
 
-/// Checks every bounded key of `s`; the first out of range is refused.
+/// Checks every bounded key of `s`, section by section; the first out of range is refused.
+/// Each bound is written beside its key in its section's file (`where v => ...`).
 pub fn check(s: &Scenario) -> Result<(), PlanError> {
-    let l = &s.load;
-    let rate = l.rate.and_then(Rate::per_second);
-    above(
-        rate,
-        MIN_RATE,
-        MAX_RATE,
-        "load.rate",
-        "--rate",
-        " starts per second (or max)",
-    )?;
-    above(
-        l.count.filter(|c| *c > 0),
-        1,
-        MAX_COUNT,
-        "load.count",
-        "--count",
-        "",
-    )?;
-    span(l.duration, MAX_DURATION, "load.duration", "--duration")?;
-    // 0 is left to the key's own "at least 1" (pool 0 means no pool).
-    for (v, lo, key, flag) in [
-        (l.concurrency, 1, "load.concurrency", "--concurrency"),
-        (l.max_in_flight, 1, "load.max_in_flight", "--max-in-flight"),
-        (s.client.pool, 0, "client.pool", "--pool"),
-    ] {
-        let v = v.filter(|v| *v > 0);
-        above(v, lo, MAX_WORKERS, key, flag, " (each needs a descriptor)")?;
-    }
-    waits(s)?;
-    sizes(s)
-}
-
-/// Timeouts, pauses and the interval.
-fn waits(s: &Scenario) -> Result<(), PlanError> {
-    let (l, t) = (&s.load, &s.target);
-    for (v, key, flag) in [
-        (
-            l.connect_timeout,
-            "load.connect_timeout",
-            "--connect-timeout",
-        ),
-        (
-            l.exchange_timeout,
-            "load.exchange_timeout",
-            "--exchange-timeout",
-        ),
-        (l.drain_timeout, "load.drain_timeout", "--drain-timeout"),
-        (l.interval, "load.interval", "--interval"),
-        (t.accept_delay, "target.accept_delay", "--accept-delay"),
-        (t.ready_timeout, "target.ready_timeout", "--ready-timeout"),
-    ] {
-        span(v, MAX_WAIT, key, flag)?;
-    }
-    Ok(())
-}
-
-/// Linger, backlog, payload sizes and the expectations' numbers.
-fn sizes(s: &Scenario) -> Result<(), PlanError> {
-    let t = &s.target;
-    if let Some(super::CloseMode::Linger(n)) = s.client.close {
-        above(
-            Some(n),
-            0,
-            MAX_LINGER_S,
-            "client.close",
-            "--close",
-            " seconds of linger",
-        )?;
-    }
-    above(
-        t.backlog.filter(|b| *b > 0),
-        1,
-        MAX_BACKLOG,
-        "target.backlog",
-        "--backlog",
-        "",
-    )?;
-    let p = &s.payload;
-    if let Some(b) = &p.send {
-        bytes(b.0.len(), "payload.send", "--send")?;
-    }
-    if let Some(b) = &p.response {
-        bytes(b.0.len(), "payload.response", "--response")?;
-    }
-    if let Some(super::Expect::Bytes(n)) = p.expect {
-        bytes(n, "payload.expect", "--expect")?;
-    }
-    if let Some(path) = &p.path {
-        above(
-            Some(path.len()),
-            1,
-            MAX_PATH,
-            "payload.path",
-            "--path",
-            " bytes",
-        )?;
-    }
-    let e = &s.expect;
-    above(
-        e.max_connect_p99_ms.filter(|v| v.is_finite()),
-        0.0,
-        MAX_WAIT.as_secs_f64() * 1000.0,
-        "expect.max_connect_p99_ms",
-        "--max-connect-p99-ms",
-        " ms",
-    )?;
-    above(
-        e.tolerance_pct,
-        0.0,
-        MAX_PCT,
-        "expect.tolerance_pct",
-        "--tolerance",
-        " %",
-    )?;
-    for v in e.tolerance.iter().flat_map(|t| t.values()) {
-        above(
-            Some(*v),
-            0.0,
-            MAX_PCT,
-            "expect.tolerance",
-            "--tolerance",
-            " %",
-        )?;
-    }
-    Ok(())
+    s.load.check_bounds()?;
+    s.client.check_bounds()?;
+    s.payload.check_bounds()?;
+    s.target.check_bounds()?;
+    s.expect.check_bounds()
 }
 
 #[cfg(test)]

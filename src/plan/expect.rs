@@ -1,7 +1,61 @@
 //! `[expect]`: the user's own checks and the model checks' tolerances; resolved and checked
 //! here.
 
-use super::{invalid, ExpectSection, PlanError};
+use super::bounds::{self, MAX_PCT, MAX_WAIT};
+use super::{invalid, PlanError};
+use serde::{Deserialize, Serialize};
+
+super::scenario::section! {
+    /// `[expect]`: the user's own expectations (flags under "Expect"). Each key set becomes a
+    /// verdict check named `expect.<key>`; a failed one makes the run exit 1.
+    #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct ExpectSection in "expect" {
+        /// The run must (true) or must not (false) run out of ports [key: expect.exhaustion].
+        #[arg(long = "expect-exhaustion", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+        pub exhaustion: Option<bool>,
+        /// failed / attempts must stay at or below F, e.g. 0.01 [key: expect.max_error_rate].
+        #[arg(long, allow_hyphen_values = true, value_name = "F")]
+        pub max_error_rate: Option<f64>,
+        /// p99 connect latency must stay at or below MS milliseconds
+        /// [key: expect.max_connect_p99_ms].
+        #[arg(long, allow_hyphen_values = true, value_name = "MS")]
+        pub max_connect_p99_ms: Option<f64>
+            where v => {
+                let max_ms = MAX_WAIT.as_secs_f64() * 1000.0;
+                bounds::range(v.filter(|ms| ms.is_finite()), 0.0, max_ms, " ms")
+            },
+        /// completed / attempts must reach at least F, e.g. 0.99 [key: expect.min_success_rate].
+        #[arg(long, allow_hyphen_values = true, value_name = "F")]
+        pub min_success_rate: Option<f64>,
+        /// The ports must cover at least F times what the load holds: P / (R x T) >= F, e.g.
+        /// 2 (fails a client that stopped reusing connections or a settings change that
+        /// narrowed the headroom) [key: expect.min_margin].
+        #[arg(long, allow_hyphen_values = true, value_name = "F")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub min_margin: Option<f64>,
+        /// An error kind that must appear (as summary.errors names it, e.g. ECONNRESET);
+        /// repeat or comma-separate [key: expect.errors].
+        #[arg(long = "expect-error", value_delimiter = ',', value_name = "KIND")]
+        pub errors: Option<Vec<String>>,
+        /// Whether the model's checks count toward the verdict; false reports them only
+        /// [key: expect.model; default true].
+        #[arg(long = "model-checks", value_name = "BOOL")]
+        pub model: Option<bool>,
+        /// Tolerance of every model check, percent (default 5); the flag is --tolerance PCT.
+        #[arg(skip)]
+        pub tolerance_pct: Option<f64>
+            where("--tolerance") v => bounds::range(*v, 0.0, MAX_PCT, " %"),
+        /// Tolerance of one model check, by its name; the flag is --tolerance NAME=PCT.
+        #[arg(skip)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tolerance: Option<std::collections::BTreeMap<String, f64>>
+            where("--tolerance") v => v
+                .iter()
+                .flat_map(|t| t.values())
+                .try_for_each(|pct| bounds::range(Some(*pct), 0.0, MAX_PCT, " %")),
+    }
+}
 
 /// The model's numeric checks, by the names the verdict gives them; `[expect.tolerance]`
 /// (and `--tolerance NAME=PCT`) accepts these names.

@@ -1,170 +1,194 @@
-//! The lab's pure half: the `[lab]` table ([`LabConfig`]), its flags ([`LabArgs`]), and
-//! [`LabConfig::validate`], the step from the table to the exact sysctls to write and the
-//! emulation arithmetic. Entering namespaces and writing sysctls is `crate::lab`'s.
+//! The lab's pure half: the `[lab]` and `[lab.server]` sections ([`LabConfig`],
+//! [`ServerSideConfig`]: each field is one key and one `--lab-*` flag, laid over the file by
+//! the same `section!` overlay as every section), and [`LabConfig::validate`], the step from
+//! the table to the exact sysctls to write and the emulation arithmetic. Entering namespaces
+//! and writing sysctls is `crate::lab`'s.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::sysctl::{
+    Knob, PORT_RANGE, REGISTRY, RESERVED_PORTS, TIMESTAMPS, TW_REUSE, TW_REUSE_DELAY,
+};
 use super::Span;
+use std::collections::BTreeMap;
 
-/// The `[lab]` table of a scenario file. Every key is optional; nothing is written unless
-/// `isolate = true`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LabConfig {
-    /// Enter a private network namespace before the run (Linux only). Required for every
-    /// other key: the lab never changes the host.
-    #[serde(default)]
-    pub isolate: bool,
-    /// `net.ipv4.ip_local_port_range` as "LO-HI" (inclusive), e.g. "32768-32967" = 200 ports.
-    pub port_range: Option<String>,
-    /// `net.ipv4.ip_local_reserved_ports` in kernel syntax, e.g. "1000-1010,2000"; "" clears it.
-    pub reserved_ports: Option<String>,
-    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (the kernel default). Unset,
-    /// the lab writes 0 (as toward another host), or 1 with a delay or time_wait.
-    pub tw_reuse: Option<u8>,
-    /// `net.ipv4.tcp_tw_reuse_delay` in ms (1..=60000, Linux 6.14+): how long after entering
-    /// TIME_WAIT a port may be reused when tw_reuse allows it.
-    pub tw_reuse_delay_ms: Option<u32>,
-    /// `net.ipv4.tcp_max_tw_buckets`: above this many, closing sockets skip TIME_WAIT.
-    pub max_tw_buckets: Option<u64>,
-    /// `net.ipv4.tcp_fin_timeout` in seconds (bounds orphaned FIN_WAIT_2; not TIME_WAIT).
-    pub fin_timeout: Option<u32>,
-    /// `net.ipv4.tcp_timestamps` (tcp_tw_reuse needs them).
-    pub timestamps: Option<bool>,
-    /// `net.core.somaxconn`: the cap on every listen() backlog.
-    pub somaxconn: Option<u32>,
-    /// `net.ipv4.tcp_abort_on_overflow`: RST instead of a silent drop when the accept queue is full.
-    pub abort_on_overflow: Option<bool>,
-    /// A TIME_WAIT to emulate, e.g. "240s" (Windows' default; a bare number is seconds),
-    /// through tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time_wait / time_scale.
-    pub time_wait: Option<Span>,
-    /// Compress time by this factor: the emulated hold is divided and the rate multiplied by it.
-    pub time_scale: Option<f64>,
-    /// "loopback" (default: client and server share one namespace) or "veth" (two namespaces
-    /// joined by a veth pair, 198.18.0.1 and 198.18.0.2).
-    pub topology: Option<String>,
-    /// With topology = "veth": the server namespace's own settings.
-    pub server: Option<ServerSideConfig>,
-    /// K client namespaces (1..=64) in front of the one server namespace, each with its own
-    /// address, its own sysctls and its own shard of the load; K > 1 means veth
-    /// (see [`super::clients`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clients: Option<u32>,
-}
-
-/// The `[lab.server]` table: settings of the server's namespace in the veth topology.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSideConfig {
-    /// `net.ipv4.tcp_tw_reuse` in the server namespace (0, 1 or 2).
-    pub tw_reuse: Option<u8>,
-    /// `net.ipv4.tcp_tw_reuse_delay` in ms in the server namespace (1..=60000).
-    pub tw_reuse_delay_ms: Option<u32>,
-    /// `net.ipv4.tcp_max_tw_buckets` in the server namespace.
-    pub max_tw_buckets: Option<u64>,
-    /// `net.core.somaxconn` in the server namespace.
-    pub somaxconn: Option<u32>,
-    /// `net.ipv4.tcp_abort_on_overflow` in the server namespace.
-    pub abort_on_overflow: Option<bool>,
-    /// `net.ipv4.tcp_fin_timeout` in the server namespace, in seconds.
-    pub fin_timeout: Option<u32>,
-    /// `net.ipv4.tcp_timestamps` in the server namespace.
-    pub timestamps: Option<bool>,
-}
-
-/// The `--lab-*` flags. Each overrides the scenario's `[lab]` key of the same name.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct LabArgs {
-    /// Run inside a private network namespace (Linux; root, or an unprivileged user where user
-    /// namespaces are enabled). Needed by every other --lab-* flag: the host is never changed.
-    #[arg(long = "lab")]
-    pub lab: bool,
-    /// Ephemeral port range inside the lab, "LO-HI" inclusive (net.ipv4.ip_local_port_range),
-    /// e.g. 32768-32967 for 200 ports.
-    #[arg(long, value_name = "LO-HI")]
-    pub lab_port_range: Option<String>,
-    /// Ports the kernel must not hand out automatically (net.ipv4.ip_local_reserved_ports),
-    /// kernel syntax "1000-1010,2000".
-    #[arg(long, value_name = "LIST")]
-    pub lab_reserved_ports: Option<String>,
-    /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
-    /// Applies to connect() only, and only when TCP timestamps were on. Unset, the lab writes
-    /// 0, as for traffic to another host (the kernel's default 2 exempts loopback, so a lab
-    /// on loopback would never run out); 2 gives the loopback behaviour.
-    #[arg(long, value_name = "0|1|2")]
-    pub lab_tw_reuse: Option<u8>,
-    /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other one:
-    /// 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with tw_reuse on,
-    /// this is the effective TIME_WAIT hold for port reuse. The scenario key keeps its unit in
-    /// its name: lab.tw_reuse_delay_ms.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub lab_tw_reuse_delay: Option<Span>,
-    /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets skip
-    /// TIME_WAIT (counted as TCPTimeWaitOverflow).
-    #[arg(long, value_name = "N")]
-    pub lab_max_tw_buckets: Option<u64>,
-    /// net.ipv4.tcp_fin_timeout in seconds. Bounds orphaned FIN_WAIT_2 only; it does NOT
-    /// shorten TIME_WAIT (a popular myth this lets you test).
-    #[arg(long, value_name = "SECONDS")]
-    pub lab_fin_timeout: Option<u32>,
-    /// net.ipv4.tcp_timestamps on or off (true/false); tcp_tw_reuse needs them on.
-    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
-    pub lab_timestamps: Option<bool>,
-    /// net.core.somaxconn: the cap on every listen() backlog inside the lab.
-    #[arg(long, value_name = "N")]
-    pub lab_somaxconn: Option<u32>,
-    /// net.ipv4.tcp_abort_on_overflow (true/false): a full accept queue answers the final ACK
-    /// with RST (client sees ECONNRESET) instead of dropping it.
-    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
-    pub lab_abort_on_overflow: Option<bool>,
-    /// A TIME_WAIT to emulate, e.g. 240s (Windows default); done with tcp_tw_reuse = 1 and
-    /// tcp_tw_reuse_delay = time-wait / time-scale, which must come to at most 60 s.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub lab_time_wait: Option<Span>,
-    /// Compress time by this factor (with --lab-time-wait): the emulated hold is divided and the
-    /// request rate multiplied by it; reports give lab and modelled seconds.
-    #[arg(long, value_name = "FACTOR")]
-    pub lab_time_scale: Option<f64>,
-    /// loopback (client and server in one namespace) or veth (two namespaces joined by a veth
-    /// pair, client 198.18.0.1, server 198.18.0.2: traffic is not loopback).
-    #[arg(long, value_name = "loopback|veth")]
-    pub lab_topology: Option<String>,
-    /// K client namespaces (1-64) in front of one server namespace, each with its own address
-    /// (198.18.0.10 + k), the lab's client sysctls and shard k of the load (rate R / K); the
-    /// server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth.
-    #[arg(long, value_name = "K")]
-    pub lab_clients: Option<u32>,
-}
-
-impl LabConfig {
-    /// Flags override the file, key by key. `--lab` can only turn isolation on.
-    pub fn merge_args(self, args: &LabArgs) -> LabConfig {
-        LabConfig {
-            isolate: self.isolate || args.lab,
-            port_range: args.lab_port_range.clone().or(self.port_range),
-            reserved_ports: args.lab_reserved_ports.clone().or(self.reserved_ports),
-            tw_reuse: args.lab_tw_reuse.or(self.tw_reuse),
-            // In whole milliseconds, the kernel's unit; a sub-millisecond or huge value
-            // becomes one validation refuses by name (0, or past 60000).
-            tw_reuse_delay_ms: args
-                .lab_tw_reuse_delay
-                .map(|d| u32::try_from(d.0.as_millis()).unwrap_or(u32::MAX))
-                .or(self.tw_reuse_delay_ms),
-            max_tw_buckets: args.lab_max_tw_buckets.or(self.max_tw_buckets),
-            fin_timeout: args.lab_fin_timeout.or(self.fin_timeout),
-            timestamps: args.lab_timestamps.or(self.timestamps),
-            somaxconn: args.lab_somaxconn.or(self.somaxconn),
-            abort_on_overflow: args.lab_abort_on_overflow.or(self.abort_on_overflow),
-            time_wait: args.lab_time_wait.or(self.time_wait),
-            time_scale: args.lab_time_scale.or(self.time_scale),
-            topology: args.lab_topology.clone().or(self.topology),
-            server: self.server,
-            clients: args.lab_clients.or(self.clients),
-        }
+super::scenario::section! {
+    /// `[lab]`: a private network namespace with its own sysctls (flags under "Lab (Linux)",
+    /// each `--lab-<key>`). Every key is optional; nothing is written unless `isolate = true`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct LabConfig in "lab" {
+        /// Run inside a private network namespace (Linux; root, or an unprivileged user where
+        /// user namespaces are enabled). Needed by every other --lab-* flag: the host is never
+        /// changed [key: lab.isolate].
+        #[arg(id = "isolate", long = "lab")]
+        #[serde(default)]
+        pub isolate: bool,
+        /// Ephemeral port range inside the lab, "LO-HI" inclusive
+        /// (net.ipv4.ip_local_port_range), e.g. 32768-32967 for 200 ports
+        /// [key: lab.port_range].
+        #[arg(long = "lab-port-range", value_name = "LO-HI")]
+        pub port_range: Option<String>,
+        /// Ports the kernel must not hand out automatically (net.ipv4.ip_local_reserved_ports),
+        /// kernel syntax "1000-1010,2000"; "" clears it [key: lab.reserved_ports].
+        #[arg(long = "lab-reserved-ports", value_name = "LIST")]
+        pub reserved_ports: Option<String>,
+        /// net.ipv4.tcp_tw_reuse inside the lab: 0 off, 1 any destination, 2 loopback only.
+        /// Applies to connect() only, and only when TCP timestamps were on. Unset, the lab
+        /// writes 0, as for traffic to another host (the kernel's default 2 exempts loopback,
+        /// so a lab on loopback would never run out); 2 gives the loopback behaviour
+        /// [key: lab.tw_reuse].
+        #[arg(long = "lab-tw-reuse", value_name = "0|1|2")]
+        pub tw_reuse: Option<u8>,
+        /// net.ipv4.tcp_tw_reuse_delay (1ms-60s, Linux 6.14+), a duration like every other
+        /// one: 250ms, 4s, or a bare number of seconds (as `predict --tw-reuse-delay`); with
+        /// tw_reuse on, this is the effective TIME_WAIT hold for port reuse. The scenario key
+        /// keeps its unit in its name: whole milliseconds [key: lab.tw_reuse_delay_ms].
+        #[arg(
+            long = "lab-tw-reuse-delay",
+            value_name = "DURATION",
+            allow_hyphen_values = true,
+            value_parser = delay_ms,
+        )]
+        pub tw_reuse_delay_ms: Option<u32>,
+        /// net.ipv4.tcp_max_tw_buckets: beyond this many TIME_WAIT sockets, closing sockets
+        /// skip TIME_WAIT (counted as TCPTimeWaitOverflow) [key: lab.max_tw_buckets].
+        #[arg(long = "lab-max-tw-buckets", value_name = "N")]
+        pub max_tw_buckets: Option<u64>,
+        /// net.ipv4.tcp_fin_timeout in seconds. Bounds orphaned FIN_WAIT_2 only; it does NOT
+        /// shorten TIME_WAIT (a popular myth this lets you test) [key: lab.fin_timeout].
+        #[arg(long = "lab-fin-timeout", value_name = "SECONDS")]
+        pub fin_timeout: Option<u32>,
+        /// net.ipv4.tcp_timestamps on or off (true/false); tcp_tw_reuse needs them on
+        /// [key: lab.timestamps].
+        #[arg(
+            long = "lab-timestamps",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
+        pub timestamps: Option<bool>,
+        /// net.core.somaxconn: the cap on every listen() backlog inside the lab
+        /// [key: lab.somaxconn].
+        #[arg(long = "lab-somaxconn", value_name = "N")]
+        pub somaxconn: Option<u32>,
+        /// net.ipv4.tcp_abort_on_overflow (true/false): a full accept queue answers the final
+        /// ACK with RST (client sees ECONNRESET) instead of dropping it
+        /// [key: lab.abort_on_overflow].
+        #[arg(
+            long = "lab-abort-on-overflow",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
+        pub abort_on_overflow: Option<bool>,
+        /// A TIME_WAIT to emulate, e.g. 240s (Windows default; a bare number is seconds);
+        /// done with tcp_tw_reuse = 1 and tcp_tw_reuse_delay = time-wait / time-scale, which
+        /// must come to at most 60 s [key: lab.time_wait].
+        #[arg(long = "lab-time-wait", value_name = "DURATION", allow_hyphen_values = true)]
+        pub time_wait: Option<Span>,
+        /// Compress time by this factor (with --lab-time-wait): the emulated hold is divided
+        /// and the request rate multiplied by it; reports give lab and modelled seconds
+        /// [key: lab.time_scale].
+        #[arg(long = "lab-time-scale", value_name = "FACTOR", allow_hyphen_values = true)]
+        pub time_scale: Option<f64>,
+        /// loopback (client and server in one namespace) or veth (two namespaces joined by a
+        /// veth pair, client 198.18.0.1, server 198.18.0.2: traffic is not loopback)
+        /// [key: lab.topology].
+        #[arg(long = "lab-topology", value_name = "loopback|veth")]
+        pub topology: Option<String>,
+        /// K client namespaces (1-64) in front of one server namespace, each with its own
+        /// address (198.18.0.10 + k), the lab's client sysctls and shard k of the load (rate
+        /// R / K); the server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth
+        /// (plan/clients.rs) [key: lab.clients].
+        #[arg(long = "lab-clients", value_name = "K")]
+        pub clients: Option<u32>,
+        /// `[lab.server]`: with topology = "veth", the server namespace's own settings.
+        #[command(flatten, next_help_heading = "Lab server (Linux, --lab-topology veth)")]
+        #[serde(
+            default,
+            serialize_with = "ServerSideConfig::as_option",
+            deserialize_with = "ServerSideConfig::or_null"
+        )]
+        pub server: ServerSideConfig,
     }
+}
+
+super::scenario::section! {
+    /// `[lab.server]`: settings of the server's namespace in the veth topology (flags
+    /// `--lab-server-<key>`; clap ids are the keys as `server.<key>`, as messages name them).
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct ServerSideConfig in "lab.server" {
+        /// net.ipv4.tcp_tw_reuse in the server namespace (0, 1 or 2)
+        /// [key: lab.server.tw_reuse].
+        #[arg(id = "server.tw_reuse", long = "lab-server-tw-reuse", value_name = "0|1|2")]
+        pub tw_reuse: Option<u8>,
+        /// net.ipv4.tcp_tw_reuse_delay in the server namespace, a duration (1ms-60s); the key
+        /// is in whole milliseconds [key: lab.server.tw_reuse_delay_ms].
+        #[arg(
+            id = "server.tw_reuse_delay_ms",
+            long = "lab-server-tw-reuse-delay",
+            value_name = "DURATION",
+            allow_hyphen_values = true,
+            value_parser = delay_ms,
+        )]
+        pub tw_reuse_delay_ms: Option<u32>,
+        /// net.ipv4.tcp_max_tw_buckets in the server namespace
+        /// [key: lab.server.max_tw_buckets].
+        #[arg(id = "server.max_tw_buckets", long = "lab-server-max-tw-buckets", value_name = "N")]
+        pub max_tw_buckets: Option<u64>,
+        /// net.core.somaxconn in the server namespace [key: lab.server.somaxconn].
+        #[arg(id = "server.somaxconn", long = "lab-server-somaxconn", value_name = "N")]
+        pub somaxconn: Option<u32>,
+        /// net.ipv4.tcp_abort_on_overflow in the server namespace (true/false)
+        /// [key: lab.server.abort_on_overflow].
+        #[arg(
+            id = "server.abort_on_overflow",
+            long = "lab-server-abort-on-overflow",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
+        pub abort_on_overflow: Option<bool>,
+        /// net.ipv4.tcp_fin_timeout in the server namespace, in seconds
+        /// [key: lab.server.fin_timeout].
+        #[arg(id = "server.fin_timeout", long = "lab-server-fin-timeout", value_name = "SECONDS")]
+        pub fin_timeout: Option<u32>,
+        /// net.ipv4.tcp_timestamps in the server namespace (true/false)
+        /// [key: lab.server.timestamps].
+        #[arg(
+            id = "server.timestamps",
+            long = "lab-server-timestamps",
+            value_name = "BOOL",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
+        pub timestamps: Option<bool>,
+    }
+}
+
+impl ServerSideConfig {
+    /// No `[lab.server]` key is set (the table is absent).
+    pub fn is_empty(&self) -> bool {
+        *self == ServerSideConfig::default()
+    }
+
+    /// An empty table as `None`: JSON writes `"server": null` as it always has, TOML nothing.
+    fn as_option<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (!self.is_empty()).then_some(self).serialize(s)
+    }
+
+    /// `"server": null`, as summaries before the table became a section wrote an absent one.
+    fn or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<ServerSideConfig>::deserialize(d)?.unwrap_or_default())
+    }
+}
+
+/// `--lab-tw-reuse-delay DURATION` as the key's whole milliseconds, the kernel's unit: a
+/// sub-millisecond or huge value becomes one validation refuses by name (0, or past 60000).
+fn delay_ms(text: &str) -> Result<u32, String> {
+    let span: Span = text.parse().map_err(|e| format!("{e}"))?;
+    Ok(u32::try_from(span.0.as_millis()).unwrap_or(u32::MAX))
 }
 
 /// What a user (scenario, flags) or the OS can get wrong in the lab. Messages name the key
@@ -174,7 +198,7 @@ pub enum LabError {
     /// A key has a value outside what it accepts.
     #[error("lab.{key} = {value}{}: {expected}", flag_of(key).map(|f| format!(" (flag {f})")).unwrap_or_default())]
     Invalid {
-        /// The scenario key (flags use --lab-<key with dashes>).
+        /// The scenario key (its flag: [`flag_of`]).
         key: &'static str,
         /// The value as given.
         value: String,
@@ -238,19 +262,10 @@ pub enum LabError {
     },
 }
 
-/// The `run` flag that sets lab key `key`, if it has one (`[lab.server]` keys have none).
+/// The `run` flag that sets lab key `key` (`"tw_reuse"`, `"server.tw_reuse"`), as the
+/// `#[arg]` of its field in [`LabConfig`] / [`ServerSideConfig`] spells it.
 pub fn flag_of(key: &str) -> Option<&'static str> {
-    match key {
-        "time_wait" => Some("--lab-time-wait"),
-        "time_scale" => Some("--lab-time-scale"),
-        "topology" => Some("--lab-topology"),
-        "clients" => Some("--lab-clients"),
-        // A sysctl's flag is in the registry; [lab.server] keys have none.
-        _ => super::sysctl::REGISTRY
-            .iter()
-            .find(|k| k.lab_key == key)
-            .map(|k| k.lab_flag),
-    }
+    LabConfig::flag_of(key)
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -265,14 +280,6 @@ impl LabError {
 
 /// Highest value the kernel accepts for net.ipv4.tcp_tw_reuse_delay (ms).
 pub const MAX_TW_REUSE_DELAY_MS: u32 = 60_000;
-
-/// Largest tcp_max_tw_buckets and somaxconn: the kernel stores both in a C int and refuses
-/// more.
-pub const MAX_KERNEL_INT: u64 = i32::MAX as u64;
-
-/// Largest tcp_fin_timeout, seconds: the kernel stores it in jiffies in a C int and refuses a
-/// value whose jiffies overflow (INT_MAX / HZ, with HZ up to 1000).
-pub const MAX_FIN_TIMEOUT_S: u32 = i32::MAX as u32 / 1000;
 
 /// Accepted time scales: beyond these the emulated hold or the scaled rate leave every range.
 pub const TIME_SCALE_RANGE: (f64, f64) = (0.001, 10_000.0);
@@ -442,163 +449,123 @@ pub fn format_reserved_ports(ranges: &[PortRange]) -> String {
         .join(",")
 }
 
-fn bool_value(b: bool) -> String {
-    if b { "1" } else { "0" }.to_string()
-}
-
-/// The sysctls shared by the client's [`LabConfig`] and the server's [`ServerSideConfig`].
-struct Common {
-    tw_reuse: Option<u8>,
-    tw_reuse_delay_ms: Option<u32>,
-    max_tw_buckets: Option<u64>,
-    fin_timeout: Option<u32>,
-    timestamps: Option<bool>,
-    somaxconn: Option<u32>,
-    abort_on_overflow: Option<bool>,
-}
-
-/// Values the kernel keeps in a C int (max_tw_buckets; fin_timeout in jiffies) and would
-/// refuse past it: refused here by name, before set-up.
-fn kernel_limits(c: &Common, server: bool) -> Result<(), LabError> {
-    let key = |k: &'static str, server_k: &'static str| if server { server_k } else { k };
-    if let Some(v) = c.max_tw_buckets.filter(|v| *v > MAX_KERNEL_INT) {
-        return Err(LabError::Invalid {
-            key: key("max_tw_buckets", "server.max_tw_buckets"),
-            value: v.to_string(),
-            expected: format!("0-{MAX_KERNEL_INT} (the kernel keeps it in an int)"),
-        });
-    }
-    if let Some(v) = c.fin_timeout.filter(|v| *v > MAX_FIN_TIMEOUT_S) {
-        return Err(LabError::Invalid {
-            key: key("fin_timeout", "server.fin_timeout"),
-            value: v.to_string(),
-            expected: format!(
-                "0-{MAX_FIN_TIMEOUT_S} seconds (the kernel keeps it in jiffies in an int)"
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Checks and emits the sysctls both sides share; `server` picks the key names in messages.
-fn common_sysctls(
-    c: &Common,
+/// The values one side (`[lab]`, or `[lab.server]` with `server`) gives the knobs both sides
+/// share, by registry row, as numbers (a bool as 0 or 1). They are read through serde, whose
+/// field names are the registry's `lab_key`s (its test checks each is a key of `[lab]`), so a
+/// new knob needs no line here.
+struct Side {
+    values: BTreeMap<&'static str, u64>,
     server: bool,
-    topology: Topology,
-    out: &mut Vec<Sysctl>,
-    warnings: &mut Vec<String>,
-) -> Result<(), LabError> {
-    let (k_reuse, k_delay) = if server {
-        ("server.tw_reuse", "server.tw_reuse_delay_ms")
-    } else {
-        ("tw_reuse", "tw_reuse_delay_ms")
-    };
-    if let Some(r) = c.tw_reuse {
-        if r > 2 {
-            return Err(LabError::Invalid {
-                key: k_reuse,
-                value: r.to_string(),
-                expected: "0 (off), 1 (any destination) or 2 (loopback only)".into(),
-            });
+}
+
+/// The knobs both sides have, in write order.
+fn shared() -> impl Iterator<Item = &'static Knob> {
+    REGISTRY.iter().filter(|k| k.server_key.is_some())
+}
+
+impl Side {
+    fn of<T: Serialize>(section: &T, server: bool) -> Side {
+        // A section of options, numbers and strings always serializes (a NaN time_scale
+        // becomes null); the fallback (no values) is unreachable.
+        let fields = serde_json::to_value(section).unwrap_or_default();
+        let values = shared()
+            .filter_map(|k| {
+                let v = fields.get(k.lab_key)?;
+                Some((k.name, v.as_u64().or_else(|| v.as_bool().map(u64::from))?))
+            })
+            .collect();
+        Side { values, server }
+    }
+
+    fn get(&self, k: &Knob) -> Option<u64> {
+        self.values.get(k.name).copied()
+    }
+
+    fn set(&mut self, k: &Knob, v: u64) {
+        self.values.insert(k.name, v);
+    }
+
+    /// The key messages name: `tw_reuse` or `server.tw_reuse`.
+    fn key(&self, k: &Knob) -> &'static str {
+        match (self.server, k.server_key) {
+            (true, Some(key)) => key,
+            _ => k.lab_key,
         }
     }
-    if let Some(d) = c.tw_reuse_delay_ms {
-        if d == 0 || d > MAX_TW_REUSE_DELAY_MS {
-            return Err(LabError::Invalid {
-                key: k_delay,
-                value: d.to_string(),
-                expected: format!(
-                    "1-{MAX_TW_REUSE_DELAY_MS} ms (the kernel's range for tcp_tw_reuse_delay); \
-                     for a longer hold use time_wait with time_scale"
-                ),
-            });
-        }
-        match c.tw_reuse {
-            Some(0) => {
-                return Err(LabError::Conflict(format!(
-                    "lab.{k_delay} = {d} has no effect with {k_reuse} = 0: set {k_reuse} = 1 \
-                     (any destination) or 2 (loopback only), or drop {k_delay}"
-                )))
+
+    /// Every value within what its knob accepts (the kernel would refuse the others): refused
+    /// here by name, before set-up.
+    fn check(&self) -> Result<(), LabError> {
+        for k in shared() {
+            if let Some(v) = self.get(k) {
+                k.accepts.check(v).map_err(|expected| LabError::Invalid {
+                    key: self.key(k),
+                    value: v.to_string(),
+                    expected: expected.into(),
+                })?;
             }
-            Some(2) if topology == Topology::Veth => warnings.push(format!(
-                "{k_delay} = {d} with {k_reuse} = 2: over veth the traffic is not loopback, \
-                 so tcp_tw_reuse = 2 never reuses and the delay does not apply"
-            )),
-            _ => {}
         }
+        Ok(())
     }
-    if c.timestamps == Some(false) && matches!(c.tw_reuse, Some(1 | 2)) {
-        warnings.push(format!(
-            "{k_reuse} with timestamps = false: tcp_tw_reuse only reuses a port whose old \
-             connection used TCP timestamps, so no reuse will happen"
-        ));
-    }
-    if let Some(v) = c.timestamps {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_timestamps",
-            value: bool_value(v),
-        });
-    }
-    // A delay without tw_reuse: the delay only acts when reuse is on, so the lab turns it on
-    // (1: any destination), and says so.
-    let reuse = match (c.tw_reuse, c.tw_reuse_delay_ms) {
-        (None, Some(_)) => {
+
+    /// The rules between tw_reuse, its delay and timestamps: a delay that reuse 0 would
+    /// ignore is refused; one without tw_reuse turns reuse on (1); the rest are warnings.
+    fn relations(
+        &mut self,
+        topology: Topology,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), LabError> {
+        let (k_reuse, k_delay) = (self.key(&TW_REUSE), self.key(&TW_REUSE_DELAY));
+        let reuse = self.get(&TW_REUSE);
+        if let Some(d) = self.get(&TW_REUSE_DELAY) {
+            match reuse {
+                Some(0) => {
+                    return Err(LabError::Conflict(format!(
+                        "lab.{k_delay} = {d} has no effect with {k_reuse} = 0: set {k_reuse} = 1 \
+                         (any destination) or 2 (loopback only), or drop {k_delay}"
+                    )))
+                }
+                Some(2) if topology == Topology::Veth => warnings.push(format!(
+                    "{k_delay} = {d} with {k_reuse} = 2: over veth the traffic is not loopback, \
+                     so tcp_tw_reuse = 2 never reuses and the delay does not apply"
+                )),
+                _ => {}
+            }
+        }
+        if self.get(&TIMESTAMPS) == Some(0) && matches!(reuse, Some(1 | 2)) {
+            warnings.push(format!(
+                "{k_reuse} with timestamps = false: tcp_tw_reuse only reuses a port whose old \
+                 connection used TCP timestamps, so no reuse will happen"
+            ));
+        }
+        // A delay without tw_reuse: the delay only acts when reuse is on, so the lab turns it
+        // on (1: any destination), and says so.
+        if reuse.is_none() && self.get(&TW_REUSE_DELAY).is_some() {
             warnings.push(format!(
                 "{k_delay} set without {k_reuse}: setting tcp_tw_reuse = 1 so the delay applies"
             ));
-            Some(1)
+            self.set(&TW_REUSE, 1);
         }
-        (r, _) => r,
-    };
-    if let Some(r) = reuse {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_tw_reuse",
-            value: r.to_string(),
-        });
+        Ok(())
     }
-    if let Some(d) = c.tw_reuse_delay_ms {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_tw_reuse_delay",
-            value: d.to_string(),
-        });
+
+    /// Checks the side and appends its sysctls, in registry order, to `out`.
+    fn sysctls(
+        mut self,
+        topology: Topology,
+        out: &mut Vec<Sysctl>,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), LabError> {
+        self.check()?;
+        self.relations(topology, warnings)?;
+        out.extend(shared().filter_map(|k| {
+            Some(Sysctl {
+                name: k.name,
+                value: k.accepts.check(self.get(k)?).ok()?,
+            })
+        }));
+        Ok(())
     }
-    kernel_limits(c, server)?;
-    if let Some(v) = c.max_tw_buckets {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_max_tw_buckets",
-            value: v.to_string(),
-        });
-    }
-    if let Some(v) = c.fin_timeout {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_fin_timeout",
-            value: v.to_string(),
-        });
-    }
-    if let Some(v) = c.somaxconn {
-        if v > i32::MAX as u32 {
-            return Err(LabError::Invalid {
-                key: if server {
-                    "server.somaxconn"
-                } else {
-                    "somaxconn"
-                },
-                value: v.to_string(),
-                expected: format!("0-{}", i32::MAX),
-            });
-        }
-        out.push(Sysctl {
-            name: "net.core.somaxconn",
-            value: v.to_string(),
-        });
-    }
-    if let Some(v) = c.abort_on_overflow {
-        out.push(Sysctl {
-            name: "net.ipv4.tcp_abort_on_overflow",
-            value: bool_value(v),
-        });
-    }
-    Ok(())
 }
 
 impl LabConfig {
@@ -637,7 +604,7 @@ impl LabConfig {
         }
         let clients = super::clients::validate(self.clients, topology)?;
 
-        if self.server.is_some() && topology != Topology::Veth {
+        if !self.server.is_empty() && topology != Topology::Veth {
             return Err(LabError::Conflict(
                 "[lab.server] only applies with topology = \"veth\" (with loopback, client and \
                  server share one namespace and its settings): set topology = \"veth\" or \
@@ -652,51 +619,22 @@ impl LabConfig {
         let (port_range, reserved_ports) = self.ports(&mut sysctls)?;
 
         // Time scale: emulate `time_wait` with tw_reuse = 1 and a delay of time_wait / scale.
-        let mut common = Common {
-            tw_reuse: self.tw_reuse,
-            tw_reuse_delay_ms: self.tw_reuse_delay_ms,
-            max_tw_buckets: self.max_tw_buckets,
-            fin_timeout: self.fin_timeout,
-            timestamps: self.timestamps,
-            somaxconn: self.somaxconn,
-            abort_on_overflow: self.abort_on_overflow,
-        };
+        let mut common = Side::of(self, false);
         let scale = self.scale()?;
         let time_wait = self.emulate_time_wait(&mut common, scale)?;
         // Unless the scenario says otherwise, the lab behaves like traffic to another host:
         // the loopback exemption of the kernel default (2) would hide the exhaustion.
         let tw_reuse_note =
-            (common.tw_reuse.is_none() && common.tw_reuse_delay_ms.is_none()).then(|| {
-                common.tw_reuse = Some(0);
+            (common.get(&TW_REUSE).is_none() && common.get(&TW_REUSE_DELAY).is_none()).then(|| {
+                common.set(&TW_REUSE, 0);
                 DEFAULT_TW_REUSE_NOTE
             });
-        let lab_hold = common
-            .tw_reuse_delay_ms
-            .map(|ms| Duration::from_millis(u64::from(ms)));
-
-        common_sysctls(&common, false, topology, &mut sysctls, &mut warnings)?;
+        let lab_hold = common.get(&TW_REUSE_DELAY).map(Duration::from_millis);
+        common.sysctls(topology, &mut sysctls, &mut warnings)?;
 
         let mut server_sysctls = Vec::new();
-        if let Some(ServerSideConfig {
-            tw_reuse,
-            tw_reuse_delay_ms,
-            max_tw_buckets,
-            somaxconn,
-            abort_on_overflow,
-            fin_timeout,
-            timestamps,
-        }) = &self.server
-        {
-            let server = Common {
-                tw_reuse: *tw_reuse,
-                tw_reuse_delay_ms: *tw_reuse_delay_ms,
-                max_tw_buckets: *max_tw_buckets,
-                fin_timeout: *fin_timeout,
-                timestamps: *timestamps,
-                somaxconn: *somaxconn,
-                abort_on_overflow: *abort_on_overflow,
-            };
-            common_sysctls(&server, true, topology, &mut server_sysctls, &mut warnings)?;
+        if !self.server.is_empty() {
+            Side::of(&self.server, true).sysctls(topology, &mut server_sysctls, &mut warnings)?;
         }
 
         Ok(LabPlan {
@@ -717,22 +655,18 @@ impl LabConfig {
 
     /// The plan with isolation off: nothing may be set (the lab never changes the host).
     fn host_only(&self, topology: Topology) -> Result<LabPlan, LabError> {
-        let mut keys = Vec::new();
-        let set: [(&str, bool); 14] = [
-            ("port_range", self.port_range.is_some()),
-            ("reserved_ports", self.reserved_ports.is_some()),
-            ("tw_reuse", self.tw_reuse.is_some()),
-            ("tw_reuse_delay_ms", self.tw_reuse_delay_ms.is_some()),
-            ("max_tw_buckets", self.max_tw_buckets.is_some()),
-            ("fin_timeout", self.fin_timeout.is_some()),
-            ("timestamps", self.timestamps.is_some()),
-            ("somaxconn", self.somaxconn.is_some()),
-            ("abort_on_overflow", self.abort_on_overflow.is_some()),
+        // Every registry knob whose key is set, then the lab's own keys.
+        let fields = serde_json::to_value(self).unwrap_or_default();
+        let mut keys: Vec<&str> = REGISTRY
+            .iter()
+            .map(|k| k.lab_key)
+            .filter(|key| !fields[key].is_null())
+            .collect();
+        let set = [
             ("time_wait", self.time_wait.is_some()),
             ("time_scale", self.time_scale.is_some()),
             ("topology", topology != Topology::Loopback),
-            ("server", self.server.is_some()),
-            ("clients", self.clients.is_some()),
+            ("server", !self.server.is_empty()),
         ];
         keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
         if !keys.is_empty() {
@@ -768,7 +702,7 @@ impl LabConfig {
         };
         if let Some(r) = port_range {
             sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_port_range",
+                name: PORT_RANGE.name,
                 value: format!("{} {}", r.lo, r.hi),
             });
         }
@@ -789,7 +723,7 @@ impl LabConfig {
                 }
             }
             sysctls.push(Sysctl {
-                name: "net.ipv4.ip_local_reserved_ports",
+                name: RESERVED_PORTS.name,
                 value: format_reserved_ports(r),
             });
         }
@@ -818,7 +752,7 @@ impl LabConfig {
     /// `common`); returns the TIME_WAIT being emulated.
     fn emulate_time_wait(
         &self,
-        common: &mut Common,
+        common: &mut Side,
         scale: f64,
     ) -> Result<Option<Duration>, LabError> {
         Ok(match &self.time_wait {
@@ -842,7 +776,7 @@ impl LabConfig {
                         expected: "a duration above zero, e.g. \"240s\"".into(),
                     });
                 }
-                if common.tw_reuse_delay_ms.is_some() {
+                if common.get(&TW_REUSE_DELAY).is_some() {
                     return Err(LabError::Conflict(
                         "lab.time_wait and lab.tw_reuse_delay_ms both set the reuse delay: \
                      keep time_wait (+ time_scale) to emulate a hold, or tw_reuse_delay_ms \
@@ -850,14 +784,14 @@ impl LabConfig {
                             .into(),
                     ));
                 }
-                if matches!(common.tw_reuse, Some(0 | 2)) {
+                if let Some(r @ (0 | 2)) = common.get(&TW_REUSE) {
                     return Err(LabError::Conflict(format!(
                         "lab.time_wait is emulated with tw_reuse = 1, but tw_reuse = {} is set: \
                      drop tw_reuse (or set it to 1)",
-                        common.tw_reuse.unwrap_or_default()
+                        r
                     )));
                 }
-                if common.timestamps == Some(false) {
+                if common.get(&TIMESTAMPS) == Some(0) {
                     return Err(LabError::Conflict(
                         "lab.time_wait is emulated with tcp_tw_reuse, which only reuses ports \
                      whose connection used TCP timestamps: drop timestamps = false"
@@ -897,8 +831,8 @@ impl LabConfig {
                         ),
                     });
                 }
-                common.tw_reuse = Some(1);
-                common.tw_reuse_delay_ms = Some(delay_ms as u32);
+                common.set(&TW_REUSE, 1);
+                common.set(&TW_REUSE_DELAY, delay_ms as u64);
                 Some(tw)
             }
         })
@@ -932,6 +866,7 @@ mod tests {
     }
 
     /// Accepted configurations: (what it shows, config, expected sysctls in write order).
+    /// Over 100 lines because it is a table, one case per entry: a case is added as an entry.
     #[test]
     fn accepted_table() {
         type Case = (&'static str, LabConfig, Vec<(&'static str, &'static str)>);
@@ -1118,6 +1053,7 @@ mod tests {
     }
 
     /// Refused configurations: (what it shows, config, a fragment the message must contain).
+    /// Over 100 lines because it is a table, one case per entry: a case is added as an entry.
     #[test]
     fn refused_table() {
         let cases: Vec<(&str, LabConfig, &str)> = vec![
@@ -1342,10 +1278,10 @@ mod tests {
                 "server max_tw_buckets past the kernel's int",
                 LabConfig {
                     topology: Some("veth".into()),
-                    server: Some(ServerSideConfig {
+                    server: ServerSideConfig {
                         max_tw_buckets: Some(1 << 40),
                         ..Default::default()
-                    }),
+                    },
                     ..lab()
                 },
                 "lab.server.max_tw_buckets",
@@ -1380,7 +1316,10 @@ mod tests {
             (
                 "server table on loopback",
                 LabConfig {
-                    server: Some(ServerSideConfig::default()),
+                    server: ServerSideConfig {
+                        somaxconn: Some(5),
+                        ..ServerSideConfig::default()
+                    },
                     ..lab()
                 },
                 "only applies with topology = \"veth\"",
@@ -1390,10 +1329,10 @@ mod tests {
                 "server tw_reuse 5",
                 LabConfig {
                     topology: Some("veth".into()),
-                    server: Some(ServerSideConfig {
+                    server: ServerSideConfig {
                         tw_reuse: Some(5),
                         ..ServerSideConfig::default()
-                    }),
+                    },
                     ..lab()
                 },
                 "lab.server.tw_reuse = 5",
@@ -1473,11 +1412,11 @@ mod tests {
         let plan = LabConfig {
             topology: Some("veth".into()),
             tw_reuse: Some(2),
-            server: Some(ServerSideConfig {
+            server: ServerSideConfig {
                 somaxconn: Some(5),
                 abort_on_overflow: Some(true),
                 ..ServerSideConfig::default()
-            }),
+            },
             ..lab()
         }
         .validate()
@@ -1507,25 +1446,35 @@ mod tests {
             "isolate = false\nport_range = \"40000-40099\"\ntw_reuse = 2\n[server]\nsomaxconn = 5\n",
         )
         .expect("parses");
-        let args = super::LabArgs {
-            lab: true,
-            lab_port_range: Some("50000-50009".into()),
+        let args = LabConfig {
+            isolate: true,
+            port_range: Some("50000-50009".into()),
+            server: ServerSideConfig {
+                fin_timeout: Some(7),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let merged = cfg.merge_args(&args);
+        let mut merged = cfg;
+        merged.overlay(args);
         assert!(merged.isolate);
         assert_eq!(merged.port_range.as_deref(), Some("50000-50009"));
         assert_eq!(merged.tw_reuse, Some(2));
-        assert_eq!(merged.server.and_then(|s| s.somaxconn), Some(5));
+        // [lab.server] merges key by key too.
+        assert_eq!(merged.server.somaxconn, Some(5));
+        assert_eq!(merged.server.fin_timeout, Some(7));
+        // A switch left off on top does not turn the file's isolation off.
+        merged.overlay(LabConfig::default());
+        assert!(merged.isolate);
     }
 
     #[test]
-    fn lab_args_parse_from_flags() {
+    fn lab_flags_parse_into_the_section() {
         use clap::Parser;
         #[derive(Parser)]
         struct Cli {
             #[command(flatten)]
-            lab: super::LabArgs,
+            lab: LabConfig,
         }
         let cli = Cli::try_parse_from([
             "portlab",
@@ -1540,32 +1489,36 @@ mod tests {
             "off",
             "--lab-tw-reuse-delay",
             "1.5",
+            "--lab-server-somaxconn",
+            "7",
         ])
         .expect("flags parse");
-        assert!(cli.lab.lab);
-        assert_eq!(cli.lab.lab_timestamps, Some(false));
-        assert_eq!(cli.lab.lab_time_scale, Some(10.0));
+        assert!(cli.lab.isolate);
+        assert_eq!(cli.lab.timestamps, Some(false));
+        assert_eq!(cli.lab.time_scale, Some(10.0));
+        assert_eq!(cli.lab.time_wait, Some(span("240s")));
+        assert_eq!(cli.lab.port_range.as_deref(), Some("1025-5000"));
+        assert_eq!(cli.lab.server.somaxconn, Some(7));
         // A bare number is seconds, as in every other duration; the key stays in ms.
-        assert_eq!(
-            cli.lab.lab_tw_reuse_delay,
-            Some(super::Span(Duration::from_millis(1500)))
-        );
-        let merged = LabConfig::default().merge_args(&cli.lab);
-        assert_eq!(merged.tw_reuse_delay_ms, Some(1500));
+        assert_eq!(cli.lab.tw_reuse_delay_ms, Some(1500));
         // 4000 read as seconds is past the kernel's 60 s: refused naming the key and flag.
         let cli =
             Cli::try_parse_from(["portlab", "--lab", "--lab-tw-reuse-delay", "4000"]).unwrap();
-        let e = LabConfig::default()
-            .merge_args(&cli.lab)
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let e = cli.lab.validate().unwrap_err().to_string();
         assert!(
             e.contains("lab.tw_reuse_delay_ms")
                 && e.contains("--lab-tw-reuse-delay")
                 && e.contains("60000"),
             "{e}"
         );
+        // The flags a message names are the ones clap parses, for both tables.
+        assert_eq!(flag_of("tw_reuse"), Some("--lab-tw-reuse"));
+        assert_eq!(
+            flag_of("server.max_tw_buckets"),
+            Some("--lab-server-max-tw-buckets")
+        );
+        assert_eq!(flag_of("isolate"), Some("--lab"));
+        assert_eq!(flag_of("no_such_key"), None);
     }
 
     #[test]

@@ -1,10 +1,85 @@
 //! `[load]`: how fast, how long, how many at once; resolved and checked here.
 
-use super::{
-    invalid, positive, span_or, Load, LoadSection, PlanError, Rate, DEFAULT_CONCURRENCY,
-    DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RATE, MAX_THREADS,
+use super::bounds::{
+    self, DESCRIPTORS, MAX_COUNT, MAX_DURATION, MAX_RATE, MAX_WAIT, MAX_WORKERS, MIN_RATE,
 };
+use super::Span;
+use super::{
+    invalid, positive, span_or, Load, PlanError, Rate, DEFAULT_CONCURRENCY, DEFAULT_DURATION,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_RATE, MAX_THREADS,
+};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+super::scenario::section! {
+    /// `[load]`: how fast, how long, how many at once (flags under "Load").
+    #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct LoadSection in "load" {
+        /// Starts per second (open loop: start i at t0 + i/R; also 200/s or 1800/min), or
+        /// "max" for a closed loop [key: load.rate; default 100].
+        #[arg(long, allow_hyphen_values = true, value_name = "R|max")]
+        pub rate: Option<Rate>
+            where v => bounds::range(
+                v.and_then(Rate::per_second),
+                MIN_RATE,
+                MAX_RATE,
+                " starts per second (or max)",
+            ),
+        /// Closed-loop workers with --rate max [key: load.concurrency; default 32, or the pool
+        /// size].
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
+        pub concurrency: Option<u32>
+            where v => bounds::range(v.filter(|n| *n > 0), 1, MAX_WORKERS, DESCRIPTORS),
+        /// Client threads, each running its share of the workers on its own event loop
+        /// [key: load.threads; default one per core].
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
+        pub threads: Option<u32>,
+        /// How long to issue starts, e.g. 5s, 2m [key: load.duration; default 10s unless
+        /// --count].
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        pub duration: Option<Span>
+            where v => bounds::at_most(*v, MAX_DURATION),
+        /// Total starts [key: load.count].
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
+        pub count: Option<u64>
+            where v => bounds::range(v.filter(|n| *n > 0), 1, MAX_COUNT, ""),
+        /// A start due while N are in flight is dropped and counted, not queued
+        /// [key: load.max_in_flight; default 1024].
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
+        pub max_in_flight: Option<u32>
+            where v => bounds::range(v.filter(|n| *n > 0), 1, MAX_WORKERS, DESCRIPTORS),
+        /// connect() bound; past it the attempt fails as TIMEOUT [key: load.connect_timeout;
+        /// default 5s].
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        pub connect_timeout: Option<Span>
+            where v => bounds::at_most(*v, MAX_WAIT),
+        /// Exchange bound after connect [key: load.exchange_timeout; default 5s].
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        pub exchange_timeout: Option<Span>
+            where v => bounds::at_most(*v, MAX_WAIT),
+        /// After the last start or Ctrl-C, how long in-flight connections may finish
+        /// [key: load.drain_timeout; default 3s].
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        pub drain_timeout: Option<Span>
+            where v => bounds::at_most(*v, MAX_WAIT),
+        /// Timeline and progress interval [key: load.interval; default 1s].
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        pub interval: Option<Span>
+            where v => bounds::at_most(*v, MAX_WAIT),
+        /// Run shard I of N (from 0): rate R/N, first start at I/R, count split exactly, so
+        /// N shards on N machines make one even schedule; "N" alone takes I from
+        /// $JOB_COMPLETION_INDEX [key: load.shard].
+        #[arg(long, value_name = "I/N")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub shard: Option<crate::shard::ShardSpec>,
+        /// Begin the load at this instant (RFC 3339 UTC or Unix seconds), with a countdown;
+        /// give every shard the same one [key: load.start_at].
+        #[arg(long, value_name = "TIME")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub start_at: Option<crate::shard::StartAt>,
+    }
+}
 
 /// `[load]` with its defaults filled in; `pool` (client.pool) sets the default concurrency.
 pub(super) fn resolve(l: &LoadSection, pool: u32) -> Result<Load, PlanError> {

@@ -16,11 +16,14 @@ pub mod sysctl;
 mod target;
 pub mod values;
 
+pub use client::ClientSection;
+pub use expect::ExpectSection;
 pub use expect::{Expectations, DEFAULT_TOLERANCE_PCT, MODEL_CHECKS};
 pub use host::check_host;
-pub use scenario::{
-    ClientSection, ExpectSection, LoadSection, PayloadSection, Scenario, TargetSection,
-};
+pub use load::LoadSection;
+pub use payload::PayloadSection;
+pub use scenario::Scenario;
+pub use target::TargetSection;
 pub use values::{
     BindMode, Bytes, CloseMode, Expect, PayloadKind, PortRange, Rate, ServerClose, Span,
 };

@@ -1,6 +1,40 @@
 //! `[payload]`: what is exchanged on each connection; resolved and checked here.
 
-use super::{invalid, Bytes, CloseMode, Expect, Payload, PayloadKind, PayloadSection, PlanError};
+use super::bounds::{self, MAX_PATH};
+use super::{invalid, Bytes, CloseMode, Expect, Payload, PayloadKind, PlanError};
+use serde::{Deserialize, Serialize};
+
+super::scenario::section! {
+    /// `[payload]`: what is exchanged on each connection (flags under "Payload").
+    #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct PayloadSection in "payload" {
+        /// none (connect, close), tcp (--send/--expect), http (GET --path) [key: payload.kind;
+        /// default none].
+        #[arg(long = "payload", value_name = "KIND")]
+        pub kind: Option<PayloadKind>,
+        /// tcp: bytes to send, as text or hex:0a0b.. [key: payload.send; default "hello\n"].
+        #[arg(long, value_name = "BYTES")]
+        pub send: Option<Bytes>
+            where v => bounds::bytes(v.as_ref().map(|b| b.0.len())),
+        /// tcp: bytes to read back before closing, or eof [key: payload.expect; default the
+        /// reply's length].
+        #[arg(long, allow_hyphen_values = true, value_name = "N|eof")]
+        pub expect: Option<Expect>
+            where v => match v {
+                Some(Expect::Bytes(n)) => bounds::bytes(Some(*n)),
+                _ => Ok(()),
+            },
+        /// tcp: the embedded server's reply [key: payload.response; default "ok\n"].
+        #[arg(long, value_name = "BYTES")]
+        pub response: Option<Bytes>
+            where v => bounds::bytes(v.as_ref().map(|b| b.0.len())),
+        /// http: request path [key: payload.path; default /].
+        #[arg(long, value_name = "PATH")]
+        pub path: Option<String>
+            where v => bounds::range(v.as_ref().map(String::len), 1, MAX_PATH, " bytes"),
+    }
+}
 
 /// `[payload]` with its defaults filled in; `external` is target.address (an external
 /// server's reply length is unknown), `close` the client's close mode.

@@ -1,12 +1,61 @@
 //! `[target]`: where connections go (the embedded server or an external one, and a command
 //! serving it); resolved and checked here.
 
+use super::bounds::{self, MAX_BACKLOG, MAX_WAIT};
+use super::Span;
 use super::{
     invalid, positive, span_or, CloseMode, EmbeddedServer, PayloadSection, PlanError, ServerClose,
-    Target, TargetExec, TargetSection, DEFAULT_READY_TIMEOUT, MAX_DESTINATIONS,
+    Target, TargetExec, DEFAULT_READY_TIMEOUT, MAX_DESTINATIONS,
 };
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+super::scenario::section! {
+    /// `[target]`: where connections go, the embedded server (default) or an external one
+    /// (flags under "Target").
+    #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    pub struct TargetSection in "target" {
+        /// HOST:PORT of an external server instead of the embedded one [key: target.address].
+        #[arg(long = "target", value_name = "HOST:PORT")]
+        pub address: Option<String>,
+        /// Embedded server address [key: target.listen; default 127.0.0.1:0].
+        #[arg(long, value_name = "IP:PORT")]
+        pub listen: Option<String>,
+        /// Embedded server listen() backlog (capped by somaxconn) [key: target.backlog;
+        /// default 4096].
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
+        pub backlog: Option<u32>
+            where v => bounds::range(v.filter(|n| *n > 0), 1, MAX_BACKLOG, ""),
+        /// Embedded server pause before each accept(), to fill its backlog
+        /// [key: target.accept_delay].
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        pub accept_delay: Option<Span>
+            where v => bounds::at_most(*v, MAX_WAIT),
+        /// Embedded server close: first, after-client, reset [key: target.server_close;
+        /// default follows --close].
+        #[arg(long, value_name = "HOW")]
+        pub server_close: Option<ServerClose>,
+        /// Embedded server ports (destinations) the client round-robins over; connect()
+        /// shares a local port across destinations, bind(0) does not
+        /// [key: target.destinations; default 1].
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub destinations: Option<u32>,
+        /// A command serving --target (e.g. "nginx -c /tmp/x/nginx.conf"), started before the
+        /// run (inside the lab when there is one) and stopped after it [key: target.exec].
+        #[arg(long = "target-exec", value_name = "COMMAND")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub exec: Option<String>,
+        /// How long the --target-exec command may take to accept on --target
+        /// [key: target.ready_timeout; default 10s].
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ready_timeout: Option<Span>
+            where v => bounds::at_most(*v, MAX_WAIT),
+    }
+}
 
 /// `[target]` with its defaults filled in; `p` is `[payload]` (a response is the embedded
 /// server's), `close` the client's close mode (the server's default follows it).

@@ -170,9 +170,12 @@ fn figures() -> Vec<(&'static str, &'static str, Box<dyn Fn(&Summary) -> Cell>)>
     ]
 }
 
-/// Lab settings worth a row: the ones that differ between runs (what changed), and the port
-/// range and TIME_WAIT knobs whenever any run has them.
-const SETTINGS_ALWAYS: [&str; 2] = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
+/// Lab settings worth a row: the ones that differ between runs (what changed), and the knobs
+/// the sysctl registry marks `compared` (the port range, tcp_tw_reuse) whenever any run has
+/// them.
+fn always_compared(name: &str) -> bool {
+    crate::plan::sysctl::by_name(name).is_some_and(|k| k.compared)
+}
 
 /// Builds the table for `runs` (label, summary).
 pub fn compare(runs: &[(String, Summary)]) -> Comparison {
@@ -217,7 +220,7 @@ pub fn compare(runs: &[(String, Summary)]) -> Comparison {
     for name in names {
         let values: Vec<Option<String>> = runs.iter().map(|(_, s)| setting(s, &name)).collect();
         let differs = values.windows(2).any(|w| w[0] != w[1]);
-        if differs || SETTINGS_ALWAYS.contains(&name.as_str()) {
+        if differs || always_compared(&name) {
             let cells = values
                 .into_iter()
                 .map(|v| v.map(|t| (t.clone(), t.trim().parse::<f64>().ok())))
@@ -235,8 +238,7 @@ fn change(c: Option<f64>) -> String {
     c.map_or(String::new(), |c| format!("{c:+.1}%"))
 }
 
-/// Writes the table in `format` (the comparison's [`super::Render`]). Over 100 lines: one
-/// arm per format, each a few lines of layout.
+/// Writes the table in `format` (the comparison's [`super::Render`]).
 pub fn render(c: &Comparison, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
         // JUnit holds verdicts, not a comparison: `portlab report --format junit` writes one
@@ -248,112 +250,121 @@ pub fn render(c: &Comparison, format: Format, out: &mut dyn Write) -> io::Result
             let text = serde_json::to_string_pretty(c).map_err(io::Error::other)?;
             writeln!(out, "{text}")
         }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            let mut header = vec!["metric".to_string(), "unit".to_string()];
-            header.extend(c.runs.iter().cloned());
-            header.extend(c.runs.iter().skip(1).map(|r| format!("{r} change %")));
-            w.write_record(&header)?;
-            for r in &c.rows {
-                let mut rec = vec![r.metric.clone(), r.unit.to_string()];
-                rec.extend(r.values.iter().map(|v| v.clone().unwrap_or_default()));
-                rec.extend(
-                    r.change_pct
-                        .iter()
-                        .skip(1)
-                        .map(|v| v.map_or(String::new(), |v| format!("{v:.3}"))),
-                );
-                w.write_record(&rec)?;
-            }
-            w.flush()
-        }
-        Format::Markdown => {
-            write!(out, "| figure |")?;
-            for (i, run) in c.runs.iter().enumerate() {
-                write!(out, " `{run}` |")?;
-                if i > 0 {
-                    write!(out, " change |")?;
-                }
-            }
-            write!(out, "\n|---|")?;
-            for i in 0..c.runs.len() {
-                write!(out, "---:|{}", if i > 0 { "---:|" } else { "" })?;
-            }
-            writeln!(out)?;
-            for r in &c.rows {
-                let unit = if r.unit.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", r.unit)
-                };
-                write!(out, "| {}{unit} |", r.metric)?;
-                for (i, v) in r.values.iter().enumerate() {
-                    write!(out, " {} |", v.as_deref().unwrap_or("-"))?;
-                    if i > 0 {
-                        write!(out, " {} |", change(r.change_pct[i]))?;
-                    }
-                }
-                writeln!(out)?;
-            }
-            Ok(())
-        }
+        Format::Csv => render_csv(c, out),
+        Format::Markdown => render_markdown(c, out),
         // The page overlays the runs' timelines, which a comparison table does not hold.
         Format::Html => Err(io::Error::other(
             "an html comparison is drawn from the runs' directories: \
              portlab report DIR DIR... --format html",
         )),
-        Format::Text => {
-            let label = |r: &Row| {
-                if r.unit.is_empty() {
-                    r.metric.clone()
-                } else {
-                    format!("{} ({})", r.metric, r.unit)
-                }
-            };
-            let first = c.rows.iter().map(|r| label(r).len()).max().unwrap_or(6);
-            // Long free text (the plan line) would stretch every column: it gets a line each.
-            let wide = |r: &Row| r.metric == "plan";
-            let width: Vec<usize> = (0..c.runs.len())
-                .map(|i| {
-                    c.rows
-                        .iter()
-                        .filter(|r| !wide(r))
-                        .filter_map(|r| r.values[i].as_ref().map(String::len))
-                        .chain([c.runs[i].len()])
-                        .max()
-                        .unwrap_or(1)
-                })
-                .collect();
-            write!(out, "{:<first$}", "")?;
-            for (i, run) in c.runs.iter().enumerate() {
-                write!(out, "  {run:>w$}", w = width[i])?;
-                if i > 0 {
-                    write!(out, " {:>8}", "change")?;
-                }
-            }
-            writeln!(out)?;
-            for r in &c.rows {
-                if wide(r) {
-                    for (run, v) in c.runs.iter().zip(&r.values) {
-                        writeln!(
-                            out,
-                            "{:<first$}  {run}: {}",
-                            label(r),
-                            v.as_deref().unwrap_or("-")
-                        )?;
-                    }
-                    continue;
-                }
-                write!(out, "{:<first$}", label(r))?;
-                for (i, v) in r.values.iter().enumerate() {
-                    write!(out, "  {:>w$}", v.as_deref().unwrap_or("-"), w = width[i])?;
-                    if i > 0 {
-                        write!(out, " {:>8}", change(r.change_pct[i]))?;
-                    }
-                }
-                writeln!(out)?;
-            }
-            Ok(())
+        Format::Text => render_text(c, out),
+    }
+}
+
+/// One record per figure: metric, unit, each run's value, each later run's change.
+fn render_csv(c: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let mut header = vec!["metric".to_string(), "unit".to_string()];
+    header.extend(c.runs.iter().cloned());
+    header.extend(c.runs.iter().skip(1).map(|r| format!("{r} change %")));
+    w.write_record(&header)?;
+    for r in &c.rows {
+        let mut rec = vec![r.metric.clone(), r.unit.to_string()];
+        rec.extend(r.values.iter().map(|v| v.clone().unwrap_or_default()));
+        rec.extend(
+            r.change_pct
+                .iter()
+                .skip(1)
+                .map(|v| v.map_or(String::new(), |v| format!("{v:.3}"))),
+        );
+        w.write_record(&rec)?;
+    }
+    w.flush()
+}
+
+/// A Markdown table: a column per run, and a change column after each later run.
+fn render_markdown(c: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+    write!(out, "| figure |")?;
+    for (i, run) in c.runs.iter().enumerate() {
+        write!(out, " `{run}` |")?;
+        if i > 0 {
+            write!(out, " change |")?;
         }
     }
+    write!(out, "\n|---|")?;
+    for i in 0..c.runs.len() {
+        write!(out, "---:|{}", if i > 0 { "---:|" } else { "" })?;
+    }
+    writeln!(out)?;
+    for r in &c.rows {
+        let unit = if r.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.unit)
+        };
+        write!(out, "| {}{unit} |", r.metric)?;
+        for (i, v) in r.values.iter().enumerate() {
+            write!(out, " {} |", v.as_deref().unwrap_or("-"))?;
+            if i > 0 {
+                write!(out, " {} |", change(r.change_pct[i]))?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Aligned columns; the plan line, too long for a column, gets a line per run.
+fn render_text(c: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+    let label = |r: &Row| {
+        if r.unit.is_empty() {
+            r.metric.clone()
+        } else {
+            format!("{} ({})", r.metric, r.unit)
+        }
+    };
+    let first = c.rows.iter().map(|r| label(r).len()).max().unwrap_or(6);
+    // Long free text (the plan line) would stretch every column: it gets a line each.
+    let wide = |r: &Row| r.metric == "plan";
+    let width: Vec<usize> = (0..c.runs.len())
+        .map(|i| {
+            c.rows
+                .iter()
+                .filter(|r| !wide(r))
+                .filter_map(|r| r.values[i].as_ref().map(String::len))
+                .chain([c.runs[i].len()])
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    write!(out, "{:<first$}", "")?;
+    for (i, run) in c.runs.iter().enumerate() {
+        write!(out, "  {run:>w$}", w = width[i])?;
+        if i > 0 {
+            write!(out, " {:>8}", "change")?;
+        }
+    }
+    writeln!(out)?;
+    for r in &c.rows {
+        if wide(r) {
+            for (run, v) in c.runs.iter().zip(&r.values) {
+                writeln!(
+                    out,
+                    "{:<first$}  {run}: {}",
+                    label(r),
+                    v.as_deref().unwrap_or("-")
+                )?;
+            }
+            continue;
+        }
+        write!(out, "{:<first$}", label(r))?;
+        for (i, v) in r.values.iter().enumerate() {
+            write!(out, "  {:>w$}", v.as_deref().unwrap_or("-"), w = width[i])?;
+            if i > 0 {
+                write!(out, " {:>8}", change(r.change_pct[i]))?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
 }

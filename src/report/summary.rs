@@ -279,7 +279,7 @@ impl Summary {
     /// "lab: tcp_tw_reuse 0, ..." for a lab run: the value the lab used and why.
     pub fn lab_tw_reuse_line(&self) -> Option<String> {
         let lab = self.lab.as_ref()?;
-        let value = lab.settings.get("net.ipv4.tcp_tw_reuse")?;
+        let value = lab.settings.get(crate::plan::sysctl::TW_REUSE.name)?;
         Some(match &lab.tw_reuse_note {
             Some(_) => format!(
                 "lab: tcp_tw_reuse {value}, the lab's default: as toward another host (the \
