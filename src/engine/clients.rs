@@ -331,7 +331,8 @@ fn merge(
     let mut loads = Vec::new();
     let per_client_rate = match plan.lab_rate() {
         Rate::PerSecond(r) => r / f64::from(lab_plan.clients),
-        Rate::Max => f64::NAN,
+        // A closed loop has no planned R: the connections each client made bound its share.
+        Rate::Max => f64::INFINITY,
     };
     let hold_s = crate::model::Profile::Linux.time_wait_s().unwrap_or(60.0);
     for (k, c) in children.iter().enumerate() {

@@ -103,6 +103,7 @@ super::scenario::section! {
         /// R / K); the server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth
         /// (plan/clients.rs) [key: lab.clients].
         #[arg(long = "lab-clients", value_name = "K")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub clients: Option<u32>,
         /// `[lab.server]`: with topology = "veth", the server namespace's own settings.
         #[command(flatten, next_help_heading = "Lab server (Linux, --lab-topology veth)")]
