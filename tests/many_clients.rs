@@ -299,6 +299,65 @@ fn ctrl_c_merges_what_the_clients_measured() {
     }
 }
 
+/// A client that never ends (stopped here with SIGSTOP) is killed once its load, drain and
+/// timeouts are over plus the grace; the others' results are merged, the lost one is named,
+/// and the run is incomplete (exit 3).
+#[test]
+fn a_client_that_never_ends_is_killed_and_named() {
+    let test = "a_client_that_never_ends_is_killed_and_named";
+    if !namespaces_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(portlab())
+        .args(["run", "--lab", "--lab-clients", "2", "--rate", "100"])
+        .args(["--duration", "1s", "--drain-timeout", "500ms"])
+        .args(["--connect-timeout", "1s", "--exchange-timeout", "1s"])
+        .args(["-q", "--format", "json", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The event: client 0's process exists (a child of portlab's main thread, `--shard 0/2`).
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let began = Instant::now();
+    let client0 = loop {
+        let pids = std::fs::read_to_string(&children).unwrap_or_default();
+        let found = pids.split_whitespace().find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"0/2"))
+        });
+        if let Some(pid) = found {
+            break pid.parse::<i32>().unwrap();
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "client 0 never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SAFETY: kill(2) on a process this test saw started; SIGSTOP only pauses it.
+    assert_eq!(unsafe { libc::kill(client0, libc::SIGSTOP) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("client 0") && err.contains("killed"), "{err}");
+    let s = parse_summary(&out);
+    let c = &s["lab"]["clients"];
+    assert_eq!(c["clients"][0]["ended"], "signal 9", "{c:#}");
+    assert!(
+        c["lost"][0].as_str().unwrap().starts_with("client 0"),
+        "{c:#}"
+    );
+    // What client 1 measured is the merged result.
+    assert_eq!(
+        n(&s, "attempts"),
+        n(&client_summary(dir.path(), 1), "attempts")
+    );
+    assert_eq!(n(&s, "attempts"), 50);
+}
+
 /// Bad input is refused before anything is set up (exit 2, nothing written), naming the key
 /// and its flag. Needs no namespace.
 #[test]
