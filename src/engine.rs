@@ -19,7 +19,7 @@ use crate::target;
 use crate::target::exec::ExecTarget;
 use crate::target::Server;
 use anyhow::{anyhow, Context, Result};
-pub use assemble::{assemble, modelled, Facts, Observed};
+pub use assemble::{assemble, figures, modelled, Facts, Observed, Watcher};
 
 mod assemble;
 #[cfg(target_os = "linux")]
@@ -363,6 +363,8 @@ struct Traffic<'a> {
     started: &'a std::cell::Cell<bool>,
 }
 
+/// The run once everything is set up: the targets, then either the user's client program
+/// (`--client-exec`) or portlab's own load, and summary.json.
 async fn drive(
     plan: &Plan,
     scenario: crate::plan::Scenario,
@@ -379,7 +381,6 @@ async fn drive(
 ) -> Result<Ran> {
     // Target first: a bad address fails before anything else happens.
     let (servers, targets, host) = start_targets(plan, listeners, shards).await?;
-    let target = targets[0];
     // --client-exec: the user's program is the client; portlab only watches (src/client).
     if let Some(cx) = &plan.client_exec {
         started.set(true);
@@ -394,130 +395,228 @@ async fn drive(
             exec,
             settings,
         };
-        let mut summary = crate::client::run::drive(setup, signalled(1)).await?;
-        if let Some((base, margin)) = &opts.baseline {
-            let extra = crate::report::verdict::against_baseline(&summary, base, *margin);
-            if let Some(v) = summary.verdict.as_mut() {
-                crate::report::verdict::add_checks(v, extra);
-            }
-        }
-        return Ok(save(dir, summary, None));
+        let summary = crate::client::run::drive(setup, signalled(1)).await?;
+        return Ok(save(dir, with_baseline(summary, opts), None));
     }
     let watch = kernel_watch(&targets, applied)?;
     let writer = TimelineWriter::new(
         dir.create("timeline.csv")
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
     );
-
-    // --start-at: every shard begins at the same instant (a countdown on stderr meanwhile).
-    let late = match plan.load.start_at {
-        Some(at) => match crate::shard::wait_until(at.0, signalled(1)).await {
-            Some(late) => {
-                if late >= Duration::from_millis(10) {
-                    eprintln!(
-                        "warning: this run began {:.3}s late against --start-at {at}",
-                        late.as_secs_f64()
-                    );
-                }
-                Some(late)
-            }
-            None => anyhow::bail!("interrupted while waiting for --start-at; nothing was sent"),
-        },
-        None => None,
-    };
-    let start_wall = SystemTime::now();
-    let started_at = humantime::format_rfc3339_millis(start_wall).to_string();
-    let hlog = crate::collect::hlog::HlogWriter::new(
-        dir.create("histograms.hlog").with_context(|| {
-            format!("creating {}", dir.path().join("histograms.hlog").display())
-        })?,
-        start_wall,
-    )
-    .with_context(|| format!("writing {}", dir.path().join("histograms.hlog").display()))?;
-    let shared = Arc::new(Shared::default());
-    let (tx, rx) = std::sync::mpsc::sync_channel(64 * 1024);
-    let t0 = Instant::now();
-    // The port hold the model will judge the post-exhaustion rate over: the collector counts
-    // successes per hold by their own time, so that rate is exact whatever the interval.
-    let hold = model::predict(&model::from_plan::input_for(plan, settings, target)).hold_s;
-    let collector = Collector::new(t0, plan.load.interval)
-        .count_completions_per(Duration::try_from_secs_f64(hold).unwrap_or_default());
-    let progress = progress_bar(plan, opts.progress);
-    let collector_shared = shared.clone();
-    let collector_thread = std::thread::Builder::new()
-        .name("portlab-collector".into())
-        .spawn(move || {
-            let mut sink = RunSink {
-                writer: Some(writer),
-                hlog: Some(hlog),
-                progress,
-                watch,
-            };
-            let m = collector.collect(rx, &collector_shared, &mut sink);
-            if let Some(p) = &sink.progress {
-                p.bar.finish_and_clear();
-            }
-            (m, sink.watch)
-        })
-        .context("starting the collector thread")?;
-
-    // The collector takes its last sample when every sender is gone: this one is held until
-    // the embedded server has closed its side too.
-    let hold_collector = tx.clone();
-    let outlet = runner::Outlet {
-        t0,
-        shared: shared.clone(),
-        tx,
-    };
+    let late = wait_for_start_at(plan).await?;
+    let recorder = Recorder::start(plan, dir, opts, watch, writer, targets[0], settings)?;
     started.set(true);
-    let end = runner::run(
-        plan,
-        shards,
-        &targets,
-        &host,
-        outlet,
-        signalled(1),
-        signalled(2),
-    )
-    .await;
-    let duration_s = t0.elapsed().as_secs_f64();
-    let server_summary = stop_servers(servers, &targets, plan.load.drain_timeout).await;
-    let exec_summary = exec.map(ExecTarget::stop);
-    drop(hold_collector);
-    let (measured, watch) = collector_thread
-        .join()
-        .map_err(|_| anyhow!("the collector thread panicked"))?;
-    let facts = Facts {
-        scenario,
-        started_at,
-        target,
-        measured,
-        duration_s,
-        load_duration_s: end.load_elapsed.as_secs_f64(),
-        interrupted: end.interrupted,
-        aborted: end.aborted,
-        server: server_summary,
-        exec: exec_summary,
-        observed: watch.map(|w| Observed {
-            timewait: w.timewait().clone(),
-            kernel: w.kernel_deltas(),
-            preexisting: w.preexisting(),
-        }),
-        lab: applied
-            .zip(plan.lab.as_ref())
-            .map(|(a, lab)| lab_summary(a, lab)),
-    };
+    let ended = load(plan, shards, &targets, &host, recorder, servers, exec).await?;
+    let failed = ended.end.failed.clone();
+    let facts = ended.facts(plan, scenario, targets[0], applied);
     let baseline = opts.baseline.as_ref().map(|(b, m)| (&**b, *m));
     let mut summary = assemble(plan, facts, settings, baseline);
-    summary.shard = plan.load.shard.map(|s| crate::shard::ShardSummary {
+    summary.shard = shard_summary(plan, late);
+    Ok(save(dir, summary, failed))
+}
+
+/// A client-exec run's summary with `--baseline`'s checks added to its verdict.
+fn with_baseline(mut summary: Summary, opts: &RunOptions) -> Summary {
+    if let Some((base, margin)) = &opts.baseline {
+        let extra = crate::report::verdict::against_baseline(&summary, base, *margin);
+        if let Some(v) = summary.verdict.as_mut() {
+            crate::report::verdict::add_checks(v, extra);
+        }
+    }
+    summary
+}
+
+/// `--start-at`: waits until every shard begins at the same instant (a countdown on stderr
+/// meanwhile) and returns how late this one began; None without `--start-at`.
+async fn wait_for_start_at(plan: &Plan) -> Result<Option<Duration>> {
+    let Some(at) = plan.load.start_at else {
+        return Ok(None);
+    };
+    let Some(late) = crate::shard::wait_until(at.0, signalled(1)).await else {
+        anyhow::bail!("interrupted while waiting for --start-at; nothing was sent");
+    };
+    if late >= Duration::from_millis(10) {
+        eprintln!(
+            "warning: this run began {:.3}s late against --start-at {at}",
+            late.as_secs_f64()
+        );
+    }
+    Ok(Some(late))
+}
+
+/// summary.json's `shard` for a sharded run (`--shard`).
+fn shard_summary(plan: &Plan, late: Option<Duration>) -> Option<crate::shard::ShardSummary> {
+    plan.load.shard.map(|s| crate::shard::ShardSummary {
         index: s.index,
         count: s.count,
         start_at: plan.load.start_at.map(|a| a.rfc3339()),
         late_s: late.map(|l| l.as_secs_f64()),
         total_rate: s.total_rate,
         total_count: s.total_count,
-    });
-    Ok(save(dir, summary, end.failed))
+    })
+}
+
+/// The collector thread, recording from t0 on, and the ends the load sends its outcomes
+/// into.
+struct Recorder {
+    started_at: String,
+    t0: Instant,
+    shared: Arc<Shared>,
+    tx: std::sync::mpsc::SyncSender<crate::collect::Outcome>,
+    thread: std::thread::JoinHandle<(crate::collect::Measured, Option<KernelWatch>)>,
+}
+
+impl Recorder {
+    /// Starts the clock (t0), histograms.hlog and the collector thread, which writes the
+    /// timeline, shows progress and samples the kernel every interval.
+    fn start(
+        plan: &Plan,
+        dir: &ResultsDir,
+        opts: &RunOptions,
+        watch: Option<KernelWatch>,
+        writer: TimelineWriter,
+        target: SocketAddr,
+        settings: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Recorder> {
+        let start_wall = SystemTime::now();
+        let started_at = humantime::format_rfc3339_millis(start_wall).to_string();
+        let hlog_path = dir.path().join("histograms.hlog");
+        let hlog = crate::collect::hlog::HlogWriter::new(
+            dir.create("histograms.hlog")
+                .with_context(|| format!("creating {}", hlog_path.display()))?,
+            start_wall,
+        )
+        .with_context(|| format!("writing {}", hlog_path.display()))?;
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = std::sync::mpsc::sync_channel(64 * 1024);
+        let t0 = Instant::now();
+        // The port hold the model will judge the post-exhaustion rate over: the collector
+        // counts successes per hold by their own time, so that rate is exact whatever the
+        // interval.
+        let hold = model::predict(&model::from_plan::input_for(plan, settings, target)).hold_s;
+        let collector = Collector::new(t0, plan.load.interval)
+            .count_completions_per(Duration::try_from_secs_f64(hold).unwrap_or_default());
+        let progress = progress_bar(plan, opts.progress);
+        let collector_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("portlab-collector".into())
+            .spawn(move || {
+                let mut sink = RunSink {
+                    writer: Some(writer),
+                    hlog: Some(hlog),
+                    progress,
+                    watch,
+                };
+                let m = collector.collect(rx, &collector_shared, &mut sink);
+                if let Some(p) = &sink.progress {
+                    p.bar.finish_and_clear();
+                }
+                (m, sink.watch)
+            })
+            .context("starting the collector thread")?;
+        Ok(Recorder {
+            started_at,
+            t0,
+            shared,
+            tx,
+            thread,
+        })
+    }
+}
+
+/// What the load left once the servers stopped and the collector finished.
+struct Ended {
+    started_at: String,
+    end: runner::RunEnd,
+    duration_s: f64,
+    server: Option<ServerSummary>,
+    exec: Option<crate::report::ExecSummary>,
+    measured: crate::collect::Measured,
+    watch: Option<KernelWatch>,
+}
+
+/// Runs the load until its bounds or a signal, then stops the servers (the embedded one
+/// closes its side, the server command ends) and waits for the collector's last sample.
+async fn load(
+    plan: &Plan,
+    shards: &Shards,
+    targets: &[SocketAddr],
+    host: &str,
+    recorder: Recorder,
+    servers: Vec<Server>,
+    exec: Option<ExecTarget>,
+) -> Result<Ended> {
+    let Recorder {
+        started_at,
+        t0,
+        shared,
+        tx,
+        thread,
+    } = recorder;
+    // The collector takes its last sample when every sender is gone: this one is held until
+    // the embedded server has closed its side too.
+    let hold_collector = tx.clone();
+    let outlet = runner::Outlet { t0, shared, tx };
+    let end = runner::run(
+        plan,
+        shards,
+        targets,
+        host,
+        outlet,
+        signalled(1),
+        signalled(2),
+    )
+    .await;
+    let duration_s = t0.elapsed().as_secs_f64();
+    let server = stop_servers(servers, targets, plan.load.drain_timeout).await;
+    let exec = exec.map(ExecTarget::stop);
+    drop(hold_collector);
+    let (measured, watch) = thread
+        .join()
+        .map_err(|_| anyhow!("the collector thread panicked"))?;
+    Ok(Ended {
+        started_at,
+        end,
+        duration_s,
+        server,
+        exec,
+        measured,
+        watch,
+    })
+}
+
+impl Ended {
+    /// What [`assemble`] takes.
+    fn facts(
+        self,
+        plan: &Plan,
+        scenario: crate::plan::Scenario,
+        target: SocketAddr,
+        applied: Option<&lab::Applied>,
+    ) -> Facts {
+        Facts {
+            scenario,
+            started_at: self.started_at,
+            target,
+            measured: self.measured,
+            duration_s: self.duration_s,
+            load_duration_s: self.end.load_elapsed.as_secs_f64(),
+            achieved_rate: None,
+            interrupted: self.end.interrupted,
+            aborted: self.end.aborted,
+            server: self.server,
+            exec: self.exec,
+            observed: self.watch.map(|w| Observed {
+                timewait: w.timewait().clone(),
+                kernel: w.kernel_deltas(),
+                preexisting: w.preexisting(),
+                by: Watcher::Run,
+            }),
+            lab: applied
+                .zip(plan.lab.as_ref())
+                .map(|(a, lab)| lab_summary(a, lab)),
+        }
+    }
 }
 
 /// Writes summary.json atomically; when it cannot be written, says why (the caller prints
@@ -815,5 +914,52 @@ impl Sink for RunSink {
             p.bar.set_position((row.t_s * 10.0) as u64);
             p.bar.set_message(msg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(toml_text: &str) -> Plan {
+        let scenario: crate::plan::Scenario = toml::from_str(toml_text).expect("a scenario");
+        Plan::resolve(&scenario).expect("a valid plan")
+    }
+
+    #[test]
+    fn a_listener_on_every_interface_is_reached_over_loopback() {
+        let cases = [
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("[::]:8080", "[::1]:8080"),
+            ("127.0.0.2:9", "127.0.0.2:9"),
+            ("[::1]:9", "[::1]:9"),
+            ("198.18.0.2:80", "198.18.0.2:80"),
+        ];
+        for (listen, want) in cases {
+            let got = reachable(listen.parse().unwrap());
+            assert_eq!(got, want.parse::<SocketAddr>().unwrap(), "{listen}");
+        }
+    }
+
+    #[test]
+    fn outside_a_lab_each_destination_listens_on_the_next_port() {
+        let p = plan("");
+        let at = |listen: &str, i| listen_addr(&p, listen.parse().unwrap(), None, i).to_string();
+        assert_eq!(at("127.0.0.1:8080", 0), "127.0.0.1:8080");
+        assert_eq!(at("127.0.0.1:8080", 2), "127.0.0.1:8082");
+        // Port 0: each listener takes whatever the kernel gives it.
+        assert_eq!(at("127.0.0.1:0", 3), "127.0.0.1:0");
+        assert_eq!(at("127.0.0.1:65535", 1), "127.0.0.1:65535", "saturates");
+    }
+
+    #[test]
+    fn a_sharded_run_says_which_shard_and_how_late_it_began() {
+        assert!(shard_summary(&plan(""), None).is_none());
+        let p = plan("[load]\nrate = 300\ncount = 1000\nshard = \"1/3\"\n");
+        let s = shard_summary(&p, Some(Duration::from_millis(250))).expect("a shard");
+        assert_eq!((s.index, s.count), (1, 3));
+        assert_eq!((s.total_rate, s.total_count), (Some(300.0), Some(1000)));
+        assert_eq!(s.late_s, Some(0.25));
+        assert!(s.start_at.is_none(), "no --start-at");
     }
 }

@@ -25,10 +25,11 @@
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection (and takes
 //!   back what it created). `engine::assemble` is the pure step from what was measured to
-//!   the summary, prediction and verdict. `engine::run_many` is the many-client lab
-//!   (`--lab-clients K`, Linux): K client processes, each a shard in its own namespace,
-//!   against one server namespace, merged (engine/clients.rs; the pure half is
-//!   [`plan::clients`], the server's TIME_WAIT arithmetic [`model::clients`]).
+//!   the summary, prediction and verdict; its `engine::figures` builds the measured part of
+//!   the summary for a built-in run and a `--client-exec` run alike. `engine::run_many` is
+//!   the many-client lab (`--lab-clients K`, Linux): K client processes, each a shard in its
+//!   own namespace, against one server namespace, merged (engine/clients.rs; the pure half
+//!   is [`plan::clients`], the server's TIME_WAIT arithmetic [`model::clients`]).
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
 //!   validated [`plan::Plan`]. One definition per key: each section (`[load]`, `[client]`,
 //!   `[payload]`, `[target]`, `[expect]`, `[lab]`, `[lab.server]`) is one struct in its own

@@ -149,13 +149,9 @@ pub fn model_side(close_side: &str) -> TimeWaitSide {
     }
 }
 
-/// The text report's lines: what the client did, in plain words.
-pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> {
-    let mut lines = vec![format!("your client: `{}`", c.command)];
-    let rate = c
-        .measured_rate
-        .map_or("an unmeasured number of".to_string(), |r| format!("{r:.1}"));
-    let closed = match (c.close_side.as_str(), c.client_share) {
+/// How the client closed its connections, from where TIME_WAIT was.
+fn closing(c: &ClientExecSummary) -> String {
+    match (c.close_side.as_str(), c.client_share) {
         ("client", Some(s)) if s >= 1.0 => "closed first every time".to_string(),
         ("client", Some(s)) => format!(
             "closed first ({:.0}% of the TIME_WAIT on its side)",
@@ -171,27 +167,12 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
             s * 100.0
         ),
         _ => "left no TIME_WAIT on either side".to_string(),
-    };
-    let pooled = if c.pooled {
-        "pooled its connections"
-    } else {
-        "did not pool"
-    };
-    let requests = c
-        .requests
-        .map(|r| format!(", {r} requests"))
-        .unwrap_or_default();
-    lines.push(if c.pooled {
-        format!(
-            "  opened {} connections in all ({rate}/s{requests}) and kept up to {} open: it {pooled}",
-            c.connections, c.established_max
-        )
-    } else {
-        format!(
-            "  opened {rate} connections/s ({} in all{requests}), {closed}, {pooled}",
-            c.connections
-        )
-    });
+    }
+}
+
+/// Whether and when it ran out, against P / R; or why it did not. `rate` is the measured
+/// rate as the text shows it.
+fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String {
     match (
         c.first_failure_s.or(c.ports_full_s),
         c.model_rate.or(c.measured_rate),
@@ -203,7 +184,7 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
             } else {
                 "while"
             };
-            lines.push(format!(
+            format!(
                 "  ran out after {t:.2} s {how} {} / {r:.1} = {pr:.2} s predicts{}",
                 c.ports,
                 if c.first_failure_s.is_none() {
@@ -211,9 +192,9 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
                 } else {
                     ""
                 }
-            ));
+            )
         }
-        (Some(t), None) => lines.push(format!("  ran out after {t:.2} s")),
+        (Some(t), None) => format!("  ran out after {t:.2} s"),
         (None, _) => {
             let why = match (c.close_side.as_str(), c.pooled, predicted) {
                 (_, true, _) => "it pools: a few connections carry every request".to_string(),
@@ -234,9 +215,39 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
                     c.ports
                 ),
             };
-            lines.push(format!("  did not run out: {why}"));
+            format!("  did not run out: {why}")
         }
     }
+}
+
+/// The text report's lines: what the client did, in plain words.
+pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> {
+    let mut lines = vec![format!("your client: `{}`", c.command)];
+    let rate = c
+        .measured_rate
+        .map_or("an unmeasured number of".to_string(), |r| format!("{r:.1}"));
+    let closed = closing(c);
+    let pooled = if c.pooled {
+        "pooled its connections"
+    } else {
+        "did not pool"
+    };
+    let requests = c
+        .requests
+        .map(|r| format!(", {r} requests"))
+        .unwrap_or_default();
+    lines.push(if c.pooled {
+        format!(
+            "  opened {} connections in all ({rate}/s{requests}) and kept up to {} open: it {pooled}",
+            c.connections, c.established_max
+        )
+    } else {
+        format!(
+            "  opened {rate} connections/s ({} in all{requests}), {closed}, {pooled}",
+            c.connections
+        )
+    });
+    lines.push(outcome(c, &rate, predicted));
     if let Some(t) = c.ports_full_s.filter(|_| c.first_failure_s.is_some()) {
         lines.push(format!(
             "  ports full (TIME_WAIT + ESTABLISHED = {}) at {t:.2} s",
@@ -319,5 +330,68 @@ mod tests {
         // Failing that early is not what the model says.
         let early = checks(&p, &client(Some(2.0), 48.3), 3.0, None, |_| 5.0);
         assert!(!check(&early, "exhaustion").pass, "{early:#?}");
+    }
+
+    fn closed_by(side: &str, share: Option<f64>) -> ClientExecSummary {
+        ClientExecSummary {
+            close_side: side.into(),
+            client_share: share,
+            ports: 300,
+            ..ClientExecSummary::default()
+        }
+    }
+
+    #[test]
+    fn closing_says_who_held_time_wait() {
+        let cases = [
+            ("client", Some(1.0), "closed first every time"),
+            (
+                "client",
+                Some(0.9),
+                "closed first (90% of the TIME_WAIT on its side)",
+            ),
+            (
+                "mixed",
+                Some(0.5),
+                "closed first about 50% of the time (50% of the TIME_WAIT on its side)",
+            ),
+            ("none", None, "left no TIME_WAIT on either side"),
+        ];
+        for (side, share, want) in cases {
+            assert_eq!(closing(&closed_by(side, share)), want);
+        }
+        assert!(
+            closing(&closed_by("server", Some(0.25))).starts_with("the server closed first (75%")
+        );
+    }
+
+    #[test]
+    fn outcome_compares_the_run_out_with_p_over_r() {
+        let ran_out = |first: Option<f64>, full: Option<f64>| ClientExecSummary {
+            first_failure_s: first,
+            ports_full_s: full,
+            measured_rate: Some(100.0),
+            ..closed_by("client", Some(1.0))
+        };
+        // 300 ports at 100/s: 3 s. Within 5% "as", otherwise "while".
+        let line = outcome(&ran_out(Some(3.1), None), "100.0", None);
+        assert_eq!(
+            line,
+            "  ran out after 3.10 s as 300 / 100.0 = 3.00 s predicts"
+        );
+        let line = outcome(&ran_out(Some(4.0), None), "100.0", None);
+        assert!(line.contains("4.00 s while 300"), "{line}");
+        let line = outcome(&ran_out(None, Some(3.0)), "100.0", None);
+        assert!(
+            line.ends_with("it printed no failure portlab recognised)"),
+            "{line}"
+        );
+        let line = outcome(&ran_out(None, None), "100.0", Some(6.0));
+        assert_eq!(
+            line,
+            "  did not run out: the run ended before P / R = 6.00 s"
+        );
+        let line = outcome(&closed_by("server", Some(0.0)), "-", None);
+        assert!(line.contains("the server closes first"), "{line}");
     }
 }

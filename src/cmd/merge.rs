@@ -162,7 +162,7 @@ pub struct Merged {
     /// histograms.hlog: BaseTime and each interval (start, end since it).
     pub base: SystemTime,
     /// Each interval of the merged log.
-    pub intervals: Vec<(Duration, Duration, Set)>,
+    pub intervals: Intervals,
 }
 
 /// Merges `paths` (read and checked first: a directory that is not a run, or whose
@@ -172,12 +172,14 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         .iter()
         .map(|p| read_input(p))
         .collect::<Result<Vec<_>>>()?;
-    let first = &inputs[0];
+    let Some(first) = inputs.first() else {
+        bail!("portlab merge needs at least one results directory");
+    };
     let base = inputs
         .iter()
         .map(|i| i.started)
         .min()
-        .expect("at least one input");
+        .unwrap_or(first.started);
     let interval_s = first
         .summary
         .plan
@@ -185,28 +187,69 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         .interval
         .map_or(1.0, |s| s.secs())
         .max(0.01);
-    let bucket = |abs_s: f64| (abs_s / interval_s + 1e-6).floor().max(0.0) as usize;
-
-    let mut s = first.summary.clone();
-    let mut errors: BTreeMap<String, ErrorStat> = BTreeMap::new();
-    let mut exhaustion = Exhaustion::default();
-    let mut http_status: BTreeMap<String, u64> = BTreeMap::new();
-    let mut kernel: BTreeMap<String, u64> = BTreeMap::new();
-    let mut totals = Set::new(histogram);
-    let mut buckets: Vec<Bucket> = Vec::new();
-    let mut shards = Vec::new();
-    let (mut end_s, mut load_end_s) = (0f64, 0f64);
-    let mut checks: Vec<Check> = Vec::new();
-    let mut earliest: Option<(f64, String)> = None;
-    let mut targets: Vec<String> = Vec::new();
-    macro_rules! zero {
-        ($($f:ident),*) => { $( s.$f = 0; )* };
-    }
-    zero!(attempts, connected, completed, failed, dropped, aborted, reconnects);
-    s.interrupted = false;
+    let mut acc = Acc::new(&first.summary, base, interval_s);
     for inp in &inputs {
+        acc.add(inp);
+    }
+    Ok(acc.finish(inputs.len()))
+}
+
+/// The merged run as the inputs are added one by one.
+struct Acc {
+    /// The first input's summary, its counts summed over the inputs.
+    s: Summary,
+    /// The earliest start: the merged run's t = 0.
+    base: SystemTime,
+    interval_s: f64,
+    errors: BTreeMap<String, ErrorStat>,
+    exhaustion: Exhaustion,
+    http_status: BTreeMap<String, u64>,
+    kernel: BTreeMap<String, u64>,
+    totals: Set,
+    buckets: Vec<Bucket>,
+    shards: Vec<MergedShard>,
+    end_s: f64,
+    load_end_s: f64,
+    checks: Vec<Check>,
+    /// The earliest first exhaustion (merged seconds) and whose it was.
+    earliest: Option<(f64, String)>,
+    targets: Vec<String>,
+}
+
+impl Acc {
+    fn new(first: &Summary, base: SystemTime, interval_s: f64) -> Acc {
+        let mut s = first.clone();
+        (s.attempts, s.connected, s.completed, s.failed) = (0, 0, 0, 0);
+        (s.dropped, s.aborted, s.reconnects) = (0, 0, 0);
+        s.interrupted = false;
+        Acc {
+            s,
+            base,
+            interval_s,
+            errors: BTreeMap::new(),
+            exhaustion: Exhaustion::default(),
+            http_status: BTreeMap::new(),
+            kernel: BTreeMap::new(),
+            totals: Set::new(histogram),
+            buckets: Vec::new(),
+            shards: Vec::new(),
+            end_s: 0.0,
+            load_end_s: 0.0,
+            checks: Vec::new(),
+            earliest: None,
+            targets: Vec::new(),
+        }
+    }
+
+    /// The interval an absolute time (merged seconds) falls in.
+    fn bucket(&self, abs_s: f64) -> usize {
+        (abs_s / self.interval_s + 1e-6).floor().max(0.0) as usize
+    }
+
+    fn add(&mut self, inp: &Input) {
         let x = &inp.summary;
-        let off = secs_between(inp.started, base);
+        let off = secs_between(inp.started, self.base);
+        let s = &mut self.s;
         s.attempts += x.attempts;
         s.connected += x.connected;
         s.completed += x.completed;
@@ -215,34 +258,16 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         s.aborted += x.aborted;
         s.reconnects += x.reconnects;
         s.interrupted |= x.interrupted;
-        end_s = end_s.max(off + x.duration_s);
-        load_end_s = load_end_s.max(off + x.load_duration_s);
-        if !targets.contains(&x.target) {
-            targets.push(x.target.clone());
+        self.end_s = self.end_s.max(off + x.duration_s);
+        self.load_end_s = self.load_end_s.max(off + x.load_duration_s);
+        if !self.targets.contains(&x.target) {
+            self.targets.push(x.target.clone());
         }
-        for (kind, e) in &x.errors {
-            let e_first = off + e.first_s;
-            let stat = errors.entry(kind.clone()).or_insert_with(|| ErrorStat {
-                count: 0,
-                phase: e.phase.clone(),
-                first_s: e_first,
-                last_s: off + e.last_s,
-                by_phase: BTreeMap::new(),
-            });
-            stat.count += e.count;
-            if e_first < stat.first_s {
-                stat.first_s = e_first;
-                stat.phase = e.phase.clone();
-            }
-            stat.last_s = stat.last_s.max(off + e.last_s);
-            for (p, n) in &e.by_phase {
-                *stat.by_phase.entry(p.clone()).or_insert(0) += n;
-            }
-        }
+        add_errors(&mut self.errors, &x.errors, off);
         if let Some(t) = x.exhaustion.first_s {
-            if earliest.as_ref().is_none_or(|(e, _)| off + t < *e) {
-                earliest = Some((off + t, inp.dir.clone()));
-                exhaustion = Exhaustion {
+            if self.earliest.as_ref().is_none_or(|(e, _)| off + t < *e) {
+                self.earliest = Some((off + t, inp.dir.clone()));
+                self.exhaustion = Exhaustion {
                     first_s: Some(off + t),
                     kind: x.exhaustion.kind.clone(),
                     phase: x.exhaustion.phase.clone(),
@@ -252,28 +277,37 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
             }
         }
         for (k, n) in &x.http_status {
-            *http_status.entry(k.clone()).or_insert(0) += n;
+            *self.http_status.entry(k.clone()).or_insert(0) += n;
         }
         for (k, n) in x.kernel.iter().flatten() {
-            *kernel.entry(k.clone()).or_insert(0) += n;
+            *self.kernel.entry(k.clone()).or_insert(0) += n;
         }
-        // Histograms: each interval into the bucket of its absolute start.
+        self.add_histograms(inp);
+        self.add_timeline(&inp.timeline, off);
+        self.add_shard(inp, off);
+    }
+
+    /// Each interval of the input's histograms into the bucket of its absolute start.
+    fn add_histograms(&mut self, inp: &Input) {
         let hbase = inp
             .hlog
             .base_time_s
             .map_or(inp.started, |b| UNIX_EPOCH + Duration::from_secs_f64(b));
-        let hoff = secs_between(hbase, base);
+        let hoff = secs_between(hbase, self.base);
         for (start, _len, set) in &inp.hlog.intervals {
-            let k = bucket(hoff + start);
-            slot(&mut buckets, k).0.add(set);
-            totals.add(set);
+            let k = self.bucket(hoff + start);
+            slot(&mut self.buckets, k).0.add(set);
+            self.totals.add(set);
         }
-        // Timeline rows: each into the bucket of its absolute start (the previous row's end).
+    }
+
+    /// Each timeline row into the bucket of its absolute start (the previous row's end).
+    fn add_timeline(&mut self, timeline: &[TimelineRow], off: f64) {
         let mut prev = 0.0;
-        for row in &inp.timeline {
-            let k = bucket(off + prev);
+        for row in timeline {
+            let k = self.bucket(off + prev);
             prev = row.t_s;
-            let (_, r, kinds) = slot(&mut buckets, k);
+            let (_, r, kinds) = slot(&mut self.buckets, k);
             r.attempts += row.attempts;
             r.connected += row.connected;
             r.completed += row.completed;
@@ -283,6 +317,11 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
             r.t_s = r.t_s.max(off + row.t_s);
             add_kinds(kinds, &row.errors_by_kind);
         }
+    }
+
+    /// The input's own line in `merge.shards`, and its checks under its name.
+    fn add_shard(&mut self, inp: &Input, off: f64) {
+        let x = &inp.summary;
         let label = x
             .shard
             .as_ref()
@@ -293,9 +332,9 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         for c in x.verdict.iter().flat_map(|v| v.checks.iter()) {
             let mut c = c.clone();
             c.name = format!("{name}: {}", c.name);
-            checks.push(c);
+            self.checks.push(c);
         }
-        shards.push(MergedShard {
+        self.shards.push(MergedShard {
             dir: inp.dir.clone(),
             shard: label,
             started_at: x.started_at.clone(),
@@ -312,52 +351,102 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
             pass: x.verdict.as_ref().map(|v| v.pass),
         });
     }
-    let latency = |h: &hdrhistogram::Histogram<u64>| Latency::of(h);
-    s.started_at = humantime::format_rfc3339_millis(base).to_string();
-    s.duration_s = end_s;
-    s.load_duration_s = load_end_s;
-    s.achieved_rate = if load_end_s > 0.0 {
-        s.attempts as f64 / load_end_s
-    } else {
-        0.0
-    };
-    s.target = targets.join(", ");
-    s.errors = errors;
-    s.exhaustion = exhaustion;
-    s.http_status = http_status;
-    s.connect_latency_us = latency(&totals.connect);
-    s.connect_latency_actual_us = latency(&totals.connect_actual);
-    s.exchange_latency_us = latency(&totals.exchange);
-    s.request_latency_us = latency(&totals.request);
-    s.schedule_lag_us = latency(&totals.schedule_lag);
-    // Per host figures have no one value for several hosts: each shard's stay in its own
-    // directory, and its model check is in the verdict below.
-    s.server = None;
-    s.timewait = None;
-    s.kernel = (!kernel.is_empty()).then_some(kernel);
-    s.segments_per_request = None;
-    s.observation = Some(format!(
-        "merged from {} runs by `portlab merge`; kernel counters are their sum",
-        inputs.len()
-    ));
-    s.lab = None;
-    s.prediction = None;
-    s.modelled = None;
-    s.target_exec = None;
-    s.client_exec = None;
-    s.shard = None;
-    // The merged plan is the unsharded run: plan.toml of a shard holds the whole rate/count.
-    s.plan.load.shard = None;
-    let pass = checks.iter().all(|c| c.pass || c.advisory);
-    s.verdict = (!checks.is_empty()).then_some(Verdict { pass, checks });
-    let starts: Vec<f64> = shards.iter().map(|m| m.offset_s).collect();
-    s.merge = Some(MergeSummary {
-        earliest_exhaustion_s: earliest.as_ref().map(|(t, _)| *t),
-        earliest_exhaustion_dir: earliest.map(|(_, d)| d),
-        start_spread_s: starts.iter().cloned().fold(0.0, f64::max),
-        pass,
-        shards,
-    });
+
+    /// The merged directory's contents from `inputs` inputs.
+    fn finish(self, inputs: usize) -> Merged {
+        let mut s = self.s;
+        let latency = |h: &hdrhistogram::Histogram<u64>| Latency::of(h);
+        s.started_at = humantime::format_rfc3339_millis(self.base).to_string();
+        s.duration_s = self.end_s;
+        s.load_duration_s = self.load_end_s;
+        s.achieved_rate = if self.load_end_s > 0.0 {
+            s.attempts as f64 / self.load_end_s
+        } else {
+            0.0
+        };
+        s.target = self.targets.join(", ");
+        s.errors = self.errors;
+        s.exhaustion = self.exhaustion;
+        s.http_status = self.http_status;
+        s.connect_latency_us = latency(&self.totals.connect);
+        s.connect_latency_actual_us = latency(&self.totals.connect_actual);
+        s.exchange_latency_us = latency(&self.totals.exchange);
+        s.request_latency_us = latency(&self.totals.request);
+        s.schedule_lag_us = latency(&self.totals.schedule_lag);
+        // Per host figures have no one value for several hosts: each shard's stay in its own
+        // directory, and its model check is in the verdict below.
+        s.server = None;
+        s.timewait = None;
+        s.kernel = (!self.kernel.is_empty()).then_some(self.kernel);
+        s.segments_per_request = None;
+        s.observation = Some(format!(
+            "merged from {inputs} runs by `portlab merge`; kernel counters are their sum"
+        ));
+        s.lab = None;
+        s.prediction = None;
+        s.modelled = None;
+        s.target_exec = None;
+        s.client_exec = None;
+        s.shard = None;
+        // The merged plan is the unsharded run: plan.toml of a shard holds the whole rate/count.
+        s.plan.load.shard = None;
+        let pass = self.checks.iter().all(|c| c.pass || c.advisory);
+        s.verdict = (!self.checks.is_empty()).then_some(Verdict {
+            pass,
+            checks: self.checks,
+        });
+        let starts: Vec<f64> = self.shards.iter().map(|m| m.offset_s).collect();
+        s.merge = Some(MergeSummary {
+            earliest_exhaustion_s: self.earliest.as_ref().map(|(t, _)| *t),
+            earliest_exhaustion_dir: self.earliest.map(|(_, d)| d),
+            start_spread_s: starts.iter().cloned().fold(0.0, f64::max),
+            pass,
+            shards: self.shards,
+        });
+        let (timeline, intervals) = rows(self.buckets, self.interval_s, self.end_s);
+        Merged {
+            summary: s,
+            timeline,
+            base: self.base,
+            intervals,
+        }
+    }
+}
+
+/// Adds one input's errors (its seconds `off` after the merged start) kind by kind: counts
+/// and phases summed, the earliest first time (and its phase) and the latest last time.
+fn add_errors(
+    into: &mut BTreeMap<String, ErrorStat>,
+    errors: &BTreeMap<String, ErrorStat>,
+    off: f64,
+) {
+    for (kind, e) in errors {
+        let e_first = off + e.first_s;
+        let stat = into.entry(kind.clone()).or_insert_with(|| ErrorStat {
+            count: 0,
+            phase: e.phase.clone(),
+            first_s: e_first,
+            last_s: off + e.last_s,
+            by_phase: BTreeMap::new(),
+        });
+        stat.count += e.count;
+        if e_first < stat.first_s {
+            stat.first_s = e_first;
+            stat.phase = e.phase.clone();
+        }
+        stat.last_s = stat.last_s.max(off + e.last_s);
+        for (p, n) in &e.by_phase {
+            *stat.by_phase.entry(p.clone()).or_insert(0) += n;
+        }
+    }
+}
+
+/// histograms.hlog's intervals: (start, end) since the merged start, and the histograms.
+type Intervals = Vec<(Duration, Duration, Set)>;
+
+/// The merged timeline rows and histogram intervals, one per bucket of `interval_s`; the
+/// last ends at `end_s`.
+fn rows(buckets: Vec<Bucket>, interval_s: f64, end_s: f64) -> (Vec<TimelineRow>, Intervals) {
     let mut rows = Vec::with_capacity(buckets.len());
     let mut intervals = Vec::with_capacity(buckets.len());
     for (k, (set, mut row, kinds)) in buckets.into_iter().enumerate() {
@@ -381,12 +470,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
             set,
         ));
     }
-    Ok(Merged {
-        summary: s,
-        timeline: rows,
-        base,
-        intervals,
-    })
+    (rows, intervals)
 }
 
 /// Writes a merged run into `dir`: histograms.hlog, timeline.csv and summary.json (last,
@@ -462,4 +546,71 @@ pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
             0
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(count: u64, phase: &str, first_s: f64, last_s: f64) -> ErrorStat {
+        ErrorStat {
+            count,
+            phase: phase.into(),
+            first_s,
+            last_s,
+            by_phase: [(phase.to_string(), count)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn errors_add_up_on_the_merged_clock() {
+        let mut into = BTreeMap::new();
+        let a = [("EADDRNOTAVAIL".to_string(), stat(3, "connect", 2.0, 4.0))].into();
+        let b = [
+            ("EADDRNOTAVAIL".to_string(), stat(2, "bind", 0.5, 1.0)),
+            ("ECONNRESET".to_string(), stat(1, "exchange", 0.0, 0.0)),
+        ]
+        .into();
+        add_errors(&mut into, &a, 0.0);
+        // The second run began 1 s later: its 0.5 s is the merged 1.5 s, before the first's 2 s.
+        add_errors(&mut into, &b, 1.0);
+        let e = &into["EADDRNOTAVAIL"];
+        assert_eq!((e.count, e.first_s, e.last_s), (5, 1.5, 4.0));
+        assert_eq!(e.phase, "bind", "the phase of the earliest");
+        assert_eq!((e.by_phase["connect"], e.by_phase["bind"]), (3, 2));
+        let r = &into["ECONNRESET"];
+        assert_eq!((r.count, r.first_s, r.last_s), (1, 1.0, 1.0));
+    }
+
+    #[test]
+    fn rows_end_on_their_interval_and_the_last_at_the_runs_end() {
+        let bucket = |attempts: u64, kinds: &[(&str, u64)]| -> Bucket {
+            let row = TimelineRow {
+                attempts,
+                ..TimelineRow::default()
+            };
+            let kinds = kinds.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+            (Set::new(histogram), row, kinds)
+        };
+        let buckets = vec![
+            bucket(10, &[]),
+            bucket(20, &[("EADDRNOTAVAIL", 3), ("ECONNRESET", 1)]),
+            bucket(5, &[]),
+        ];
+        let (rows, intervals) = rows(buckets, 1.0, 2.5);
+        let ends: Vec<f64> = rows.iter().map(|r| r.t_s).collect();
+        assert_eq!(ends, [1.0, 2.0, 2.5]);
+        assert_eq!(rows[1].attempts, 20);
+        assert_eq!(rows[1].errors_by_kind, "EADDRNOTAVAIL=3 ECONNRESET=1");
+        assert_eq!(rows[0].errors_by_kind, "");
+        assert!(
+            rows[0].connect_p50_us.is_none(),
+            "no histogram, no percentile"
+        );
+        let last = &intervals[2];
+        assert_eq!(
+            (last.0, last.1),
+            (Duration::from_secs(2), Duration::from_millis(2500))
+        );
+    }
 }

@@ -18,6 +18,32 @@ pub struct Observed {
     pub kernel: BTreeMap<String, u64>,
     /// Client sockets already holding a port toward the target when the run began.
     pub preexisting: u64,
+    /// Who took these figures.
+    pub by: Watcher,
+}
+
+/// Who sampled the kernel, which decides what its figures hold and how summary.json
+/// describes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Watcher {
+    /// The run's own sampler: TIME_WAIT by side, tw_sockstat and the Tcp counters, from
+    /// which segments per request are derived.
+    #[default]
+    Run,
+    /// A client-exec run's samples (src/client): TIME_WAIT by side and the Tcp counters, no
+    /// tw_sockstat; the connections are the user's program's, so no segments per request.
+    ClientExec,
+}
+
+impl Watcher {
+    /// summary.json's `observation`: whose traffic the kernel figures count.
+    fn observation(self, isolated: bool) -> &'static str {
+        match (isolated, self) {
+            (true, _) => "private network namespace: every kernel figure is this run's own",
+            (false, Watcher::Run) => "host namespace: TIME_WAIT by side is filtered to the target; tw_sockstat and the kernel counters include the host's other traffic",
+            (false, Watcher::ClientExec) => "host namespace: TIME_WAIT by side is filtered to the target; the kernel counters include the host's other traffic",
+        }
+    }
 }
 
 /// Everything a finished (or interrupted) run produced.
@@ -35,6 +61,9 @@ pub struct Facts {
     pub duration_s: f64,
     /// While starts were issued, seconds.
     pub load_duration_s: f64,
+    /// The achieved rate when it is not attempts / `load_duration_s`: a client-exec run's
+    /// connections per second, from the kernel's ActiveOpens.
+    pub achieved_rate: Option<f64>,
     /// Stopped by a signal.
     pub interrupted: bool,
     /// Abandoned at the drain timeout.
@@ -58,39 +87,66 @@ pub fn assemble(
     settings: &BTreeMap<String, String>,
     baseline: Option<(&Summary, f64)>,
 ) -> Summary {
+    let mut summary = figures(plan, &facts);
+    let prediction = predict(plan, &facts, settings, &summary);
+    summary.verdict = Some(verdict::assess(
+        &prediction,
+        &summary,
+        &facts.measured.completions,
+        &plan.expect,
+        baseline,
+    ));
+    summary.prediction = Some(prediction);
+    summary
+}
+
+/// The summary without the model and the verdict: what was measured and observed, the lab,
+/// the server command, the modelled-time figures. Built the same way for a built-in run
+/// and a client-exec run (which adds its own model and verdict, src/client/run.rs).
+pub fn figures(plan: &Plan, facts: &Facts) -> Summary {
     let mut summary = Summary::new(
-        facts.scenario,
-        facts.started_at,
+        facts.scenario.clone(),
+        facts.started_at.clone(),
         facts.target.to_string(),
         &facts.measured,
         facts.duration_s,
         facts.load_duration_s,
         facts.interrupted,
         facts.aborted,
-        facts.server,
+        facts.server.clone(),
     );
-    let preexisting = facts.observed.as_ref().map_or(0, |o| o.preexisting);
-    if let Some(o) = facts.observed {
-        let segments = o
-            .kernel
-            .get("InSegs")
-            .zip(o.kernel.get("OutSegs"))
-            .map(|(i, o)| i + o);
-        summary.segments_per_request = segments
-            .filter(|_| summary.completed > 0)
-            .map(|s| s as f64 / summary.completed as f64);
-        summary.timewait = Some(o.timewait);
-        summary.kernel = Some(o.kernel);
-        summary.observation = Some(
-            if plan.isolated() {
-                "private network namespace: every kernel figure is this run's own"
-            } else {
-                "host namespace: TIME_WAIT by side is filtered to the target; tw_sockstat and the kernel counters include the host's other traffic"
-            }
-            .to_string(),
-        );
+    if let Some(rate) = facts.achieved_rate {
+        summary.achieved_rate = rate;
     }
-    summary.lab = facts.lab;
+    if let Some(o) = &facts.observed {
+        if o.by == Watcher::Run {
+            summary.segments_per_request = segments_per_request(&o.kernel, summary.completed);
+        }
+        summary.timewait = Some(o.timewait.clone());
+        summary.kernel = Some(o.kernel.clone());
+        summary.observation = Some(o.by.observation(plan.isolated()).to_string());
+    }
+    summary.lab = facts.lab.clone();
+    summary.target_exec = facts.exec.clone();
+    summary.modelled = modelled(plan, &summary);
+    summary
+}
+
+/// (InSegs + OutSegs) / completed, when the counters and a completion are there.
+fn segments_per_request(kernel: &BTreeMap<String, u64>, completed: u64) -> Option<f64> {
+    let segments = kernel.get("InSegs")?.checked_add(*kernel.get("OutSegs")?)?;
+    (completed > 0).then(|| segments as f64 / completed as f64)
+}
+
+/// The model's prediction for a built-in run: the plan under `settings`, less the ports
+/// already held toward the target, on the measured rate in a closed loop.
+fn predict(
+    plan: &Plan,
+    facts: &Facts,
+    settings: &BTreeMap<String, String>,
+    summary: &Summary,
+) -> model::Prediction {
+    let preexisting = facts.observed.as_ref().map_or(0, |o| o.preexisting);
     let mut input = model::from_plan::input_for(plan, settings, facts.target);
     // Ports already held toward this target when the run began (an earlier run's TIME_WAIT,
     // the host's own connections) are not the run's to use. That holds for connect()'s
@@ -103,7 +159,7 @@ pub fn assemble(
     let closed_loop = input
         .rate
         .is_none()
-        .then(|| closed_loop_rate(&summary))
+        .then(|| closed_loop_rate(summary))
         .flatten();
     if let Some((rate, _)) = &closed_loop {
         input.rate = Some(*rate);
@@ -115,17 +171,7 @@ pub fn assemble(
             prediction.explanation
         );
     }
-    summary.verdict = Some(verdict::assess(
-        &prediction,
-        &summary,
-        &facts.measured.completions,
-        &plan.expect,
-        baseline,
-    ));
-    summary.prediction = Some(prediction);
-    summary.target_exec = facts.exec;
-    summary.modelled = modelled(plan, &summary);
-    summary
+    prediction
 }
 
 /// The rate a closed loop (`--rate max`) took ports at, for the model, and how it was
@@ -223,6 +269,7 @@ mod tests {
             measured: m,
             duration_s: 1.0,
             load_duration_s: 1.0,
+            achieved_rate: None,
             interrupted: false,
             aborted: 0,
             server: None,
@@ -317,5 +364,62 @@ mod tests {
         let p = plan("[load]\nrate = 100\nduration = \"5s\"\n[expect]\nmodel = false\n");
         let s = assemble(&p, five_s(&p), &settings("40000 40299"), None);
         assert!(s.verdict.unwrap().pass);
+    }
+
+    #[test]
+    fn segments_per_request_needs_both_counters_and_a_completion() {
+        let k = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+        };
+        type Case = (&'static [(&'static str, u64)], u64, Option<f64>);
+        let cases: &[Case] = &[
+            (&[("InSegs", 50), ("OutSegs", 50)], 10, Some(10.0)),
+            (&[("InSegs", 50), ("OutSegs", 50)], 0, None),
+            (&[("InSegs", 50)], 10, None),
+            (&[("OutSegs", 50)], 10, None),
+            (&[("InSegs", u64::MAX), ("OutSegs", 1)], 10, None),
+        ];
+        for (counters, completed, want) in cases {
+            assert_eq!(
+                segments_per_request(&k(counters), *completed),
+                *want,
+                "{counters:?} {completed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_client_exec_run_gets_the_same_figures_its_own_way() {
+        let p = plan("[load]\nrate = 100\nduration = \"1s\"\n");
+        let kernel: BTreeMap<String, u64> = [("InSegs", 600), ("OutSegs", 600)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let mut f = facts(&p, measured(100, 0), None);
+        f.achieved_rate = Some(42.5);
+        f.observed = Some(Observed {
+            kernel,
+            by: Watcher::ClientExec,
+            ..Observed::default()
+        });
+        let s = figures(&p, &f);
+        assert_eq!(
+            s.achieved_rate, 42.5,
+            "the client's measured rate, not attempts / s"
+        );
+        assert_eq!(s.completed, 100);
+        assert!(s.segments_per_request.is_none());
+        assert!(!s.observation.as_deref().unwrap().contains("tw_sockstat"));
+        assert!(
+            s.prediction.is_none() && s.verdict.is_none(),
+            "the client judges itself"
+        );
+        // The same facts from the run's own sampler.
+        f.observed.as_mut().unwrap().by = Watcher::Run;
+        f.achieved_rate = None;
+        let s = figures(&p, &f);
+        assert_eq!(s.achieved_rate, 100.0);
+        assert_eq!(s.segments_per_request, Some(12.0));
+        assert!(s.observation.as_deref().unwrap().contains("tw_sockstat"));
     }
 }

@@ -123,7 +123,6 @@ fn supply_phrase(input: &ModelInput, p_eff: u64) -> String {
 pub fn predict(input: &ModelInput) -> Prediction {
     let p_eff = capacity(input).saturating_sub(u64::from(input.preexisting));
     let p = p_eff as f64;
-    let t = input.time_wait_s;
     let reuse = reuse_applies(input);
     let error = if input.explicit_bind_reuse_addr {
         // bind() succeeds on a TIME_WAIT port; connect() finds the 4-tuple taken.
@@ -153,95 +152,121 @@ pub fn predict(input: &ModelInput) -> Prediction {
     };
 
     if p_eff == 0 {
-        out.exhausts = true;
-        out.first_error_s = Some(0.0);
-        out.margin = None;
-        out.sustainable_rate = Some(0.0);
-        out.post_exhaustion_rate = Some(0.0);
-        out.explanation =
-            format!("No port is free ({supply}), so the very first connection fails with {error}.");
+        no_port(&supply, &mut out);
         return out;
     }
-
     if input.pool > 0 {
-        let n = input.pool;
-        out.timewait_side = TimeWaitSide::Nobody;
-        out.margin = Some(f64::from(n) / p);
-        out.exhausts = u64::from(n) > p_eff;
-        out.explanation = if out.exhausts {
-            out.first_error_s = input.rate.map(|r| p / r);
-            let when = match input.rate {
-                Some(r) => format!(
-                    " (at the latest after {p_eff} / {} conn/s = {} s, as the pool fills)",
-                    num(r),
-                    num(p / r)
-                ),
-                None => String::new(),
-            };
-            format!(
-                "A pool of {n} persistent connections needs {n} ports but there are only {supply}: connection {} fails with {error}{when}.",
-                p_eff + 1
-            )
-        } else {
-            format!(
-                "A pool of {n} persistent connections holds {n} of the {supply} and never closes them, so nothing enters TIME_WAIT and the ports never run out."
-            )
-        };
+        pooled(input, &supply, &mut out);
         return out;
     }
-
     match input.timewait_side {
         TimeWaitSide::Nobody => {
             out.explanation = "Connections end with a reset (SO_LINGER 0): neither side keeps TIME_WAIT and each port is free again as soon as its connection ends, so the ports never run out.".into();
         }
-        TimeWaitSide::Server => {
-            // The server's TIME_WAIT is on its own port; tcp_tw_reuse is a connect() matter
-            // and does not shorten it. max_tw_buckets caps it only when the server is this
-            // host (loopback); a remote server's limit is not known here.
-            let cap = input
-                .max_tw_buckets
-                .filter(|_| input.loopback)
-                .map_or(f64::INFINITY, |b| b as f64);
-            // It holds one socket per distinct client 4-tuple: a SYN on a 4-tuple the server
-            // holds in TIME_WAIT takes that socket over. The client's ports are free again as
-            // soon as each connection ends, and Linux's connect() tries ports of the range's
-            // low parity first, moving on from the last one taken: it cycles through those
-            // floor(P / 2) ports (per destination and source) and never needs the others.
-            let tuples = server_tuples(input);
-            out.client_tuples = tuples;
-            let steady = input.rate.map(|r| {
-                let reached = tuples.map_or(r * t, |n| tuples_reached(n, r * t));
-                reached.min(cap)
-            });
-            out.steady_timewait = steady;
-            out.steady_timewait_max = steady;
-            let held = match (steady, input.rate, tuples) {
-                (Some(s), Some(r), Some(n)) if s < (r * t).min(cap) => format!(
-                    " (about {} sockets at steady state: not {} x {} s = {}, because the client reuses at most {} distinct ports toward it, the ports of one parity that connect() cycles through, and a SYN takes over the server's TIME_WAIT of the same 4-tuple)",
-                    num(s), num(r), num(t), num(r * t), num(n)
-                ),
-                (Some(s), _, _) => format!(" (about {} sockets at steady state)", num(s)),
-                _ => String::new(),
-            };
-            out.explanation = format!(
-                "The server closes first, so TIME_WAIT sits on the server{held} and costs the client no port: each client port is free again as soon as its connection ends, so the ports never run out."
-            );
-        }
+        TimeWaitSide::Server => server_side(input, &mut out),
         TimeWaitSide::Client if input.explicit_bind_reuse_addr && input.timestamps => {
-            // Each connect() from an explicitly bound SO_REUSEADDR port replaces the TIME_WAIT
-            // socket of its 4-tuple: ports stay in TIME_WAIT (up to P of them) but never block.
-            let steady = input.rate.map(|r| (r * input.time_wait_s).min(p));
-            out.steady_timewait = steady;
-            out.steady_timewait_max = steady;
-            out.explanation = format!(
-                "The client binds its own ports ({supply}) with SO_REUSEADDR and TCP timestamps are on, so connect() takes over the TIME_WAIT socket of the same 4-tuple at once (TWRecycled), whatever tcp_tw_reuse says: the ports never run out, and up to {} sockets sit in TIME_WAIT.",
-                num(steady.unwrap_or(p))
-            );
+            reuse_addr_takeover(input, p, &supply, &mut out);
         }
         TimeWaitSide::Client => client(input, p, reuse, &supply, &mut out),
     }
     out.sustainable_rate_per_destination = out.sustainable_rate.map(per_dest);
     out
+}
+
+/// No port is free at all: the first connection fails.
+fn no_port(supply: &str, out: &mut Prediction) {
+    out.exhausts = true;
+    out.first_error_s = Some(0.0);
+    out.margin = None;
+    out.sustainable_rate = Some(0.0);
+    out.post_exhaustion_rate = Some(0.0);
+    out.explanation = format!(
+        "No port is free ({supply}), so the very first connection fails with {}.",
+        out.exhaustion_error
+    );
+}
+
+/// A pool of persistent connections: it needs one port each and never closes them, so it
+/// runs out only when the pool is larger than the ports.
+fn pooled(input: &ModelInput, supply: &str, out: &mut Prediction) {
+    let (n, p_eff, error) = (
+        input.pool,
+        out.ports_effective,
+        out.exhaustion_error.clone(),
+    );
+    let p = p_eff as f64;
+    out.timewait_side = TimeWaitSide::Nobody;
+    out.margin = Some(f64::from(n) / p);
+    out.exhausts = u64::from(n) > p_eff;
+    out.explanation = if out.exhausts {
+        out.first_error_s = input.rate.map(|r| p / r);
+        let when = match input.rate {
+            Some(r) => format!(
+                " (at the latest after {p_eff} / {} conn/s = {} s, as the pool fills)",
+                num(r),
+                num(p / r)
+            ),
+            None => String::new(),
+        };
+        format!(
+            "A pool of {n} persistent connections needs {n} ports but there are only {supply}: connection {} fails with {error}{when}.",
+            p_eff + 1
+        )
+    } else {
+        format!(
+            "A pool of {n} persistent connections holds {n} of the {supply} and never closes them, so nothing enters TIME_WAIT and the ports never run out."
+        )
+    };
+}
+
+/// The server closes first: TIME_WAIT sits on the server, one socket per distinct client
+/// 4-tuple, and costs the client no port.
+fn server_side(input: &ModelInput, out: &mut Prediction) {
+    let t = input.time_wait_s;
+    // The server's TIME_WAIT is on its own port; tcp_tw_reuse is a connect() matter
+    // and does not shorten it. max_tw_buckets caps it only when the server is this
+    // host (loopback); a remote server's limit is not known here.
+    let cap = input
+        .max_tw_buckets
+        .filter(|_| input.loopback)
+        .map_or(f64::INFINITY, |b| b as f64);
+    // It holds one socket per distinct client 4-tuple: a SYN on a 4-tuple the server
+    // holds in TIME_WAIT takes that socket over. The client's ports are free again as
+    // soon as each connection ends, and Linux's connect() tries ports of the range's
+    // low parity first, moving on from the last one taken: it cycles through those
+    // floor(P / 2) ports (per destination and source) and never needs the others.
+    let tuples = server_tuples(input);
+    out.client_tuples = tuples;
+    let steady = input.rate.map(|r| {
+        let reached = tuples.map_or(r * t, |n| tuples_reached(n, r * t));
+        reached.min(cap)
+    });
+    out.steady_timewait = steady;
+    out.steady_timewait_max = steady;
+    let held = match (steady, input.rate, tuples) {
+        (Some(s), Some(r), Some(n)) if s < (r * t).min(cap) => format!(
+            " (about {} sockets at steady state: not {} x {} s = {}, because the client reuses at most {} distinct ports toward it, the ports of one parity that connect() cycles through, and a SYN takes over the server's TIME_WAIT of the same 4-tuple)",
+            num(s), num(r), num(t), num(r * t), num(n)
+        ),
+        (Some(s), _, _) => format!(" (about {} sockets at steady state)", num(s)),
+        _ => String::new(),
+    };
+    out.explanation = format!(
+        "The server closes first, so TIME_WAIT sits on the server{held} and costs the client no port: each client port is free again as soon as its connection ends, so the ports never run out."
+    );
+}
+
+/// Each connect() from an explicitly bound SO_REUSEADDR port replaces the TIME_WAIT socket
+/// of its 4-tuple (timestamps on): ports stay in TIME_WAIT (up to P of them) but never
+/// block.
+fn reuse_addr_takeover(input: &ModelInput, p: f64, supply: &str, out: &mut Prediction) {
+    let steady = input.rate.map(|r| (r * input.time_wait_s).min(p));
+    out.steady_timewait = steady;
+    out.steady_timewait_max = steady;
+    out.explanation = format!(
+        "The client binds its own ports ({supply}) with SO_REUSEADDR and TCP timestamps are on, so connect() takes over the TIME_WAIT socket of the same 4-tuple at once (TWRecycled), whatever tcp_tw_reuse says: the ports never run out, and up to {} sockets sit in TIME_WAIT.",
+        num(steady.unwrap_or(p))
+    );
 }
 
 /// The distinct client 4-tuples a server can hold in TIME_WAIT when the client's ports are

@@ -118,25 +118,6 @@ impl Expectations {
     }
 
     pub(super) fn resolve(e: &ExpectSection) -> Result<Expectations, PlanError> {
-        let fraction = |v: Option<f64>, key, flag| match v {
-            Some(f) if !(0.0..=1.0).contains(&f) => Err(invalid(
-                key,
-                flag,
-                format!("{f} is not a fraction; write a number from 0 to 1, e.g. 0.01 for 1%"),
-            )),
-            v => Ok(v),
-        };
-        let percent = |v: f64, key, flag| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(v)
-            } else {
-                Err(invalid(
-                    key,
-                    flag,
-                    format!("{v} is not a tolerance; write a percentage of 0 or more, e.g. 5"),
-                ))
-            }
-        };
         let max_connect_p99_ms = match e.max_connect_p99_ms {
             Some(ms) if !(ms.is_finite() && ms > 0.0) => {
                 return Err(invalid(
@@ -157,44 +138,8 @@ impl Expectations {
             }
             v => v,
         };
-        let errors = e
-            .errors
-            .iter()
-            .flatten()
-            .map(|name| {
-                let upper = name.trim().to_ascii_uppercase();
-                if upper.is_empty()
-                    || !upper
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    Err(invalid(
-                        "expect.errors",
-                        "--expect-error",
-                        format!("'{name}' is not an error name; write one as summary.errors shows it, e.g. ECONNRESET or TIMEOUT"),
-                    ))
-                } else {
-                    Ok(upper)
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut tolerance = std::collections::BTreeMap::new();
-        for (name, v) in e.tolerance.iter().flatten() {
-            if !MODEL_CHECKS.contains(&name.as_str()) {
-                return Err(invalid(
-                    "expect.tolerance",
-                    "--tolerance",
-                    format!(
-                        "'{name}' is not a model check; tolerances apply to {}",
-                        MODEL_CHECKS.join(", ")
-                    ),
-                ));
-            }
-            tolerance.insert(
-                name.clone(),
-                percent(*v, "expect.tolerance", "--tolerance")?,
-            );
-        }
+        let errors = error_names(e.errors.iter().flatten())?;
+        let tolerance = tolerances(e.tolerance.iter().flatten())?;
         Ok(Expectations {
             exhaustion: e.exhaustion,
             max_error_rate: fraction(
@@ -234,5 +179,133 @@ impl Expectations {
                 .then_some(self.tolerance_pct),
             tolerance: (!self.tolerance.is_empty()).then(|| self.tolerance.clone()),
         }
+    }
+}
+
+/// A fraction from 0 to 1 (`key`, `flag` name it in the error).
+fn fraction(
+    v: Option<f64>,
+    key: &'static str,
+    flag: &'static str,
+) -> Result<Option<f64>, PlanError> {
+    match v {
+        Some(f) if !(0.0..=1.0).contains(&f) => Err(invalid(
+            key,
+            flag,
+            format!("{f} is not a fraction; write a number from 0 to 1, e.g. 0.01 for 1%"),
+        )),
+        v => Ok(v),
+    }
+}
+
+/// A tolerance: a percentage of 0 or more.
+fn percent(v: f64, key: &'static str, flag: &'static str) -> Result<f64, PlanError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(invalid(
+            key,
+            flag,
+            format!("{v} is not a tolerance; write a percentage of 0 or more, e.g. 5"),
+        ))
+    }
+}
+
+/// `expect.errors`: error names as summary.errors shows them, upper-cased.
+fn error_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<Vec<String>, PlanError> {
+    names
+        .map(|name| {
+            let upper = name.trim().to_ascii_uppercase();
+            if upper.is_empty()
+                || !upper
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                Err(invalid(
+                    "expect.errors",
+                    "--expect-error",
+                    format!("'{name}' is not an error name; write one as summary.errors shows it, e.g. ECONNRESET or TIMEOUT"),
+                ))
+            } else {
+                Ok(upper)
+            }
+        })
+        .collect()
+}
+
+/// `expect.tolerance`: per model check, a percentage.
+fn tolerances<'a>(
+    given: impl Iterator<Item = (&'a String, &'a f64)>,
+) -> Result<std::collections::BTreeMap<String, f64>, PlanError> {
+    let mut tolerance = std::collections::BTreeMap::new();
+    for (name, v) in given {
+        if !MODEL_CHECKS.contains(&name.as_str()) {
+            return Err(invalid(
+                "expect.tolerance",
+                "--tolerance",
+                format!(
+                    "'{name}' is not a model check; tolerances apply to {}",
+                    MODEL_CHECKS.join(", ")
+                ),
+            ));
+        }
+        tolerance.insert(
+            name.clone(),
+            percent(*v, "expect.tolerance", "--tolerance")?,
+        );
+    }
+    Ok(tolerance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key a refused section names, or "" when it resolves.
+    fn refused_key(toml_text: &str) -> &'static str {
+        let e: ExpectSection = toml::from_str(toml_text).expect("an [expect] table");
+        match Expectations::resolve(&e) {
+            Ok(_) => "",
+            Err(PlanError::Invalid { key, .. }) => key,
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key_and_the_first_one_wins() {
+        let cases = [
+            ("", ""),
+            ("max_error_rate = 0.5\nmin_success_rate = 1", ""),
+            ("max_error_rate = 1.5", "expect.max_error_rate"),
+            ("min_success_rate = -0.1", "expect.min_success_rate"),
+            ("max_connect_p99_ms = 0", "expect.max_connect_p99_ms"),
+            ("min_margin = -1", "expect.min_margin"),
+            ("errors = [\"econnreset\", \"TIMEOUT\"]", ""),
+            ("errors = [\"\"]", "expect.errors"),
+            ("errors = [\"E-1\"]", "expect.errors"),
+            ("tolerance = { first_error_s = 10 }", ""),
+            ("tolerance = { nonsense = 10 }", "expect.tolerance"),
+            ("tolerance = { first_error_s = -1 }", "expect.tolerance"),
+            ("tolerance_pct = -5", "expect.tolerance_pct"),
+            // Several wrong: the latency is checked before the fractions.
+            (
+                "max_error_rate = 2\nmax_connect_p99_ms = -1",
+                "expect.max_connect_p99_ms",
+            ),
+        ];
+        for (text, key) in cases {
+            assert_eq!(refused_key(text), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn error_names_are_upper_cased_and_tolerances_kept_per_check() {
+        let e: ExpectSection =
+            toml::from_str("errors = [\" econnreset \"]\ntolerance = { first_error_s = 12 }")
+                .unwrap();
+        let x = Expectations::resolve(&e).unwrap();
+        assert_eq!(x.errors, ["ECONNRESET"]);
+        assert_eq!(x.tolerance_for("first_error_s"), 12.0);
+        assert_eq!(x.tolerance_for("timewait_max"), DEFAULT_TOLERANCE_PCT);
     }
 }

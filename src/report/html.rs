@@ -664,6 +664,17 @@ fn y_max(lines: &[Line]) -> f64 {
     }
 }
 
+/// Where each note's text begins: in the lower right, above the axis whose right end is
+/// at `corner`, clear of the legend (upper right) and of lines rising from the origin;
+/// ~7 px per character at 14 px, one 18 px row each, the last lowest.
+fn note_positions(corner: (i32, i32), notes: &[String]) -> Vec<(i32, i32)> {
+    let widest = notes.iter().map(|n| n.chars().count()).max().unwrap_or(0) as i32;
+    let rows = notes.len() as i32;
+    (0..rows)
+        .map(|i| (corner.0 - 12 - 7 * widest, corner.1 - 22 - 18 * (rows - i)))
+        .collect()
+}
+
 /// Draws lines and markers on one set of axes and returns the SVG.
 fn draw(
     y_desc: &str,
@@ -713,18 +724,11 @@ fn draw(
             ))
             .map_err(chart_err)?;
         }
-        // Notes sit in the lower right, above the axis, clear of the legend (upper right)
-        // and of lines rising from the origin; ~7 px per character at 14 px.
         let corner = chart.backend_coord(&(xm, 0.0));
-        let widest = notes.iter().map(|n| n.chars().count()).max().unwrap_or(0) as i32;
-        let rows = notes.len() as i32;
-        for (i, note) in notes.iter().enumerate() {
+        for (note, at) in notes.iter().zip(note_positions(corner, notes)) {
             root.draw(&Text::new(
                 note.clone(),
-                (
-                    corner.0 - 12 - 7 * widest,
-                    corner.1 - 22 - 18 * (rows - i as i32),
-                ),
+                at,
                 ("sans-serif", 14).into_font().color(&RGBColor(51, 51, 51)),
             ))
             .map_err(chart_err)?;
@@ -1065,5 +1069,14 @@ mod tests {
         assert_eq!(number(12.5), "12.5");
         assert_eq!(number(0.999_999_9), "1");
         assert_eq!(number(0.5), "0.5");
+    }
+
+    #[test]
+    fn notes_stack_up_from_the_axis_aligned_on_the_widest() {
+        let notes = ["ab".to_string(), "abcd".to_string()];
+        // 4 characters wide: 12 + 28 px left of the corner; rows 18 px apart, the last 40 px
+        // above the axis.
+        assert_eq!(note_positions((500, 300), &notes), [(460, 242), (460, 260)]);
+        assert!(note_positions((500, 300), &[]).is_empty());
     }
 }

@@ -624,6 +624,90 @@ fn server_timewait(p: &Prediction, s: &Summary, tol: f64) -> Option<Check> {
     Some(c)
 }
 
+/// TIME_WAIT on the client's side (or on either, when nobody should hold it) against the
+/// model's range: between what the hold keeps and what TIME_WAIT keeps, capped by the
+/// connections made.
+fn client_timewait(p: &Prediction, s: &Summary, t: f64) -> Option<Check> {
+    let tw = s.timewait.as_ref()?;
+    // TIME_WAIT cannot exceed the connections made; with tcp_tw_reuse a reusable socket
+    // may linger until taken, so the count lies between the two model figures.
+    let made = s.connected as f64;
+    // Only a connection that completed surely ended with the client's FIN: one that
+    // failed after connect (its handshake ACK dropped by a full accept queue, say) may
+    // end with a reset and no TIME_WAIT. So the low bound counts completed ones.
+    let closed = s.completed.min(s.connected) as f64;
+    let (lo, hi) = match (p.timewait_side, s.plan.client.pool.unwrap_or(0)) {
+        // Pooled connections enter TIME_WAIT only when the pool closes at the end.
+        (_, pool) if pool > 0 => (Some(0.0), Some(f64::from(pool))),
+        (TimeWaitSide::Nobody, _) => (Some(0.0), Some(0.0)),
+        // Sockets already there when the run began are counted too (at most all of them,
+        // at least none: an earlier run's TIME_WAIT may expire during this one).
+        (TimeWaitSide::Client, _) => (
+            p.steady_timewait.map(|v| v.min(closed)),
+            p.steady_timewait_max
+                .or(p.steady_timewait)
+                .map(|v| v.min(made) + p.preexisting.unwrap_or(0) as f64),
+        ),
+        (TimeWaitSide::Server, _) => (None, None),
+    };
+    let pooled = s.plan.client.pool.unwrap_or(0) > 0;
+    let measured = match p.timewait_side {
+        TimeWaitSide::Nobody if !pooled => tw.client_max.zip(tw.server_max).map(|(c, s)| c.max(s)),
+        _ => tw.client_max,
+    };
+    let (lo, hi, m) = (lo?, hi?, measured? as f64);
+    let mut c = if m < lo {
+        numeric("timewait_max", lo, m, t, None)
+    } else if m > hi {
+        numeric("timewait_max", hi, m, t, None)
+    } else {
+        numeric("timewait_max", m, m, t, None)
+    };
+    if lo != hi {
+        c.expected = json!([lo, hi]);
+        c.note = Some(
+            "between min(R x hold, P) and min(R x TIME_WAIT, P), capped by connections made".into(),
+        );
+    }
+    Some(c)
+}
+
+/// Successes per second after the ports ran out against the model's P / hold, over whole
+/// holds from the first hold boundary after the first error (None when the run had fewer
+/// than two such holds, or counted over another period).
+fn post_exhaustion_rate(
+    p: &Prediction,
+    s: &Summary,
+    completions: &Completions,
+    tol: f64,
+) -> Option<Check> {
+    let rate = p.post_exhaustion_rate?;
+    let first = s.exhaustion.first_s?;
+    // Ports first come free one hold after the run began; from then on each hold frees
+    // P ports. Averaged over whole holds, successes per second = P / hold. The collector
+    // counted successes by their own end time per hold (not per timeline interval, whose
+    // edges need not fall on the window's), so the count is exact at any --interval.
+    let hold = p.hold_s;
+    let periods_match = hold > 0.0 && (completions.period_s - hold).abs() <= 1e-6 * hold;
+    // The window starts on the first hold boundary at or after both one hold and the
+    // first error (a period of the count), and covers whole holds up to the load's end.
+    let from = ((first / hold).ceil() as usize).max(1);
+    let start = from as f64 * hold;
+    let holds = ((s.load_duration_s - start) / hold + 1e-9).floor();
+    if !periods_match || holds < 2.0 {
+        return None;
+    }
+    let to = from + holds as usize;
+    let stop = to as f64 * hold;
+    let completed = completions.between(from, to).unwrap_or(0);
+    let measured = completed as f64 / (stop - start);
+    let mut c = numeric("post_exhaustion_rate", rate, measured, tol, None);
+    c.note = Some(format!(
+        "successes per second over ({start:.1} s, {stop:.1} s], counted by their own time"
+    ));
+    Some(c)
+}
+
 /// Compares `p` with the run in `s` (and its successes per hold): the model's checks alone,
 /// each with its tolerance from `expect`.
 pub fn judge(
@@ -674,86 +758,17 @@ pub fn judge(
             note,
         ));
     }
-    if let Some(tw) = &s.timewait {
-        // TIME_WAIT cannot exceed the connections made; with tcp_tw_reuse a reusable socket
-        // may linger until taken, so the count lies between the two model figures.
-        let made = s.connected as f64;
-        // Only a connection that completed surely ended with the client's FIN: one that
-        // failed after connect (its handshake ACK dropped by a full accept queue, say) may
-        // end with a reset and no TIME_WAIT. So the low bound counts completed ones.
-        let closed = s.completed.min(s.connected) as f64;
-        let (lo, hi) = match (p.timewait_side, s.plan.client.pool.unwrap_or(0)) {
-            // Pooled connections enter TIME_WAIT only when the pool closes at the end.
-            (_, pool) if pool > 0 => (Some(0.0), Some(f64::from(pool))),
-            (TimeWaitSide::Nobody, _) => (Some(0.0), Some(0.0)),
-            // Sockets already there when the run began are counted too (at most all of them,
-            // at least none: an earlier run's TIME_WAIT may expire during this one).
-            (TimeWaitSide::Client, _) => (
-                p.steady_timewait.map(|v| v.min(closed)),
-                p.steady_timewait_max
-                    .or(p.steady_timewait)
-                    .map(|v| v.min(made) + p.preexisting.unwrap_or(0) as f64),
-            ),
-            (TimeWaitSide::Server, _) => (None, None),
-        };
-        let pooled = s.plan.client.pool.unwrap_or(0) > 0;
-        let measured = match p.timewait_side {
-            TimeWaitSide::Nobody if !pooled => {
-                tw.client_max.zip(tw.server_max).map(|(c, s)| c.max(s))
-            }
-            _ => tw.client_max,
-        };
-        if let (Some(lo), Some(hi), Some(m)) = (lo, hi, measured) {
-            let m = m as f64;
-            let t = tol("timewait_max");
-            let mut c = if m < lo {
-                numeric("timewait_max", lo, m, t, None)
-            } else if m > hi {
-                numeric("timewait_max", hi, m, t, None)
-            } else {
-                numeric("timewait_max", m, m, t, None)
-            };
-            if lo != hi {
-                c.expected = json!([lo, hi]);
-                c.note = Some("between min(R x hold, P) and min(R x TIME_WAIT, P), capped by connections made".into());
-            }
-            checks.push(c);
-        }
-    }
+    checks.extend(client_timewait(p, s, tol("timewait_max")));
     if let Some(c) = server_timewait(p, s, tol("timewait_max")) {
         checks.push(c);
     }
-    if let (true, Some(rate), Some(_)) = (expect_exhaustion, p.post_exhaustion_rate, measured_first)
-    {
-        // Ports first come free one hold after the run began; from then on each hold frees
-        // P ports. Averaged over whole holds, successes per second = P / hold. The collector
-        // counted successes by their own end time per hold (not per timeline interval, whose
-        // edges need not fall on the window's), so the count is exact at any --interval.
-        let hold = p.hold_s;
-        let periods_match = hold > 0.0 && (completions.period_s - hold).abs() <= 1e-6 * hold;
-        let first = measured_first.unwrap_or(0.0);
-        // The window starts on the first hold boundary at or after both one hold and the
-        // first error (a period of the count), and covers whole holds up to the load's end.
-        let from = ((first / hold).ceil() as usize).max(1);
-        let start = from as f64 * hold;
-        let holds = ((s.load_duration_s - start) / hold + 1e-9).floor();
-        if periods_match && holds >= 2.0 {
-            let to = from + holds as usize;
-            let stop = to as f64 * hold;
-            let completed = completions.between(from, to).unwrap_or(0);
-            let measured = completed as f64 / (stop - start);
-            let mut c = numeric(
-                "post_exhaustion_rate",
-                rate,
-                measured,
-                tol("post_exhaustion_rate"),
-                None,
-            );
-            c.note = Some(format!(
-                "successes per second over ({start:.1} s, {stop:.1} s], counted by their own time"
-            ));
-            checks.push(c);
-        }
+    if expect_exhaustion {
+        checks.extend(post_exhaustion_rate(
+            p,
+            s,
+            completions,
+            tol("post_exhaustion_rate"),
+        ));
     }
     Verdict {
         pass: checks.iter().all(|c| c.pass),
@@ -984,5 +999,62 @@ mod tests {
         assert_eq!(thousands(3575.4), "3,575");
         assert_eq!(thousands(1_110_013.0), "1,110,013");
         assert_eq!(thousands(999.0), "999");
+    }
+
+    #[test]
+    fn client_timewait_is_judged_against_the_models_range() {
+        // 300 ports, 60 s TIME_WAIT, client side: the range is [min(R x hold, completed),
+        // min(R x T, made)], the fixture's 300 ports in both.
+        let p = model();
+        let with = |client_max: Option<u64>, pool: Option<u32>| {
+            let mut s = fixture();
+            s.timewait.as_mut().unwrap().client_max = client_max;
+            s.plan.client.pool = pool;
+            s
+        };
+        // (TIME_WAIT measured, pool, passes)
+        let cases = [
+            (Some(300), None, true),
+            (Some(150), None, false),
+            (Some(3), Some(4), true),
+            (Some(5), Some(4), false),
+        ];
+        for (tw, pool, pass) in cases {
+            let c = client_timewait(&p, &with(tw, pool), 5.0).expect("a check");
+            assert_eq!(c.pass, pass, "{tw:?} {pool:?}: {c:?}");
+        }
+        assert!(client_timewait(&p, &with(None, None), 5.0).is_none());
+        let mut unseen = fixture();
+        unseen.timewait = None;
+        assert!(client_timewait(&p, &unseen, 5.0).is_none());
+    }
+
+    #[test]
+    fn post_exhaustion_rate_needs_two_whole_holds_counted_over_the_hold() {
+        let p = model();
+        let mut s = fixture();
+        s.exhaustion.first_s = Some(3.0);
+        let hold = p.hold_s;
+        assert!(hold > 0.0 && p.post_exhaustion_rate.is_some(), "{p:?}");
+        // Too short for two holds after the first boundary, or counted per another period.
+        s.load_duration_s = 2.5 * hold;
+        let counted = Completions::default();
+        assert!(post_exhaustion_rate(&p, &s, &counted, 5.0).is_none());
+        s.load_duration_s = 10.0 * hold;
+        assert!(post_exhaustion_rate(&p, &s, &counted, 5.0).is_none());
+        // P successes per hold is the model's P / hold; half as many fails.
+        let per_hold = |n: u64| Completions {
+            period_s: hold,
+            counts: vec![n; 12],
+        };
+        let c = post_exhaustion_rate(&p, &s, &per_hold(300), 5.0).expect("a check");
+        assert!(c.pass, "{c:?}");
+        assert!(c
+            .note
+            .as_deref()
+            .unwrap()
+            .contains(&format!("{:.1} s", 10.0 * hold)));
+        let c = post_exhaustion_rate(&p, &s, &per_hold(150), 5.0).expect("a check");
+        assert!(!c.pass, "{c:?}");
     }
 }

@@ -103,72 +103,9 @@ pub async fn run(
     }
     tokio::pin!(shutdown);
     tokio::pin!(abandon);
-    let mut interrupted = false;
-
-    let (load_elapsed, mut workers) = match plan.lab_rate() {
-        Rate::PerSecond(rate) => {
-            let max_in_flight = plan.load.max_in_flight;
-            let (start_tx, start_rx) = async_channel::bounded::<Start>(max_in_flight as usize);
-            let workers = shards.spawn_workers(plan.workers(), |_| {
-                let (ctx, rx, tx) = (ctx.clone(), start_rx.clone(), tx.clone());
-                async move { worker::work(&ctx, Feed::Paced(rx), tx).await }
-            });
-            drop(start_rx);
-            let schedule = ConstantRate {
-                rate,
-                duration: plan.load.duration,
-                count: plan.load.count,
-                offset: plan.load.shard.map_or(Duration::ZERO, |s| s.offset(rate)),
-            };
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let pacer_ctx = ctx.clone();
-            std::thread::Builder::new()
-                .name("portlab-pacer".into())
-                .spawn(move || {
-                    crate::sys::precise_sleep();
-                    pace(&schedule, &pacer_ctx, max_in_flight, &start_tx);
-                    let _ = done_tx.send(pacer_ctx.t0.elapsed());
-                })
-                .expect("spawning the pacer thread");
-            tokio::pin!(done_rx);
-            // A schedule that ran its course covers its whole window (start i of n is due at
-            // i / R, the window ends at n / R), even though the last start came 1/R earlier.
-            let window = schedule.window();
-            let elapsed = tokio::select! {
-                r = &mut done_rx => r.unwrap_or_else(|_| t0.elapsed()).max(window),
-                () = &mut shutdown => {
-                    interrupted = true;
-                    ctx.stop.store(true, Ordering::Relaxed);
-                    done_rx.await.unwrap_or_else(|_| t0.elapsed())
-                }
-            };
-            // A shard's starts begin at its offset: its load phase is from there on.
-            (elapsed.saturating_sub(schedule.offset), workers)
-        }
-        Rate::Max => {
-            let tickets = Arc::new(AtomicU64::new(0));
-            let deadline = plan.load.duration.map(|d| t0 + d);
-            let count = plan.load.count;
-            let workers = shards.spawn_workers(plan.workers(), |_| {
-                let (ctx, tickets, tx) = (ctx.clone(), tickets.clone(), tx.clone());
-                async move {
-                    let feed = Feed::Closed {
-                        tickets: &tickets,
-                        count,
-                        deadline,
-                    };
-                    worker::work(&ctx, feed, tx).await
-                }
-            });
-            // Closed-loop workers stop by themselves at the deadline or count; the load
-            // phase ends when the first of them runs dry or at Ctrl-C.
-            tokio::select! {
-                () = workers.first_done() => {}
-                () = &mut shutdown => interrupted = true,
-            }
-            ctx.stop.store(true, Ordering::Relaxed);
-            (t0.elapsed(), workers)
-        }
+    let (load_elapsed, mut workers, mut interrupted) = match plan.lab_rate() {
+        Rate::PerSecond(rate) => paced(plan, shards, &ctx, &tx, rate, shutdown.as_mut()).await,
+        Rate::Max => closed_loop(plan, shards, &ctx, &tx, shutdown.as_mut()).await,
     };
     // Every worker holds its own sender: the collector ends when the last worker does.
     drop(tx);
@@ -196,6 +133,97 @@ pub async fn run(
             .panicked()
             .then(|| "internal error: a worker panicked; its outcomes are missing".into()),
     }
+}
+
+/// The open loop: the pacer thread hands starts to the workers at `rate` until the
+/// schedule ends or `shutdown`. Returns (load phase, workers, interrupted).
+async fn paced(
+    plan: &Plan,
+    shards: &shards::Shards,
+    ctx: &Arc<Ctx>,
+    tx: &SyncSender<Outcome>,
+    rate: f64,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> (Duration, shards::Workers, bool) {
+    let t0 = ctx.t0;
+    let max_in_flight = plan.load.max_in_flight;
+    let (start_tx, start_rx) = async_channel::bounded::<Start>(max_in_flight as usize);
+    let workers = shards.spawn_workers(plan.workers(), |_| {
+        let (ctx, rx, tx) = (ctx.clone(), start_rx.clone(), tx.clone());
+        async move { worker::work(&ctx, Feed::Paced(rx), tx).await }
+    });
+    drop(start_rx);
+    let schedule = ConstantRate {
+        rate,
+        duration: plan.load.duration,
+        count: plan.load.count,
+        offset: plan.load.shard.map_or(Duration::ZERO, |s| s.offset(rate)),
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let pacer_ctx = ctx.clone();
+    std::thread::Builder::new()
+        .name("portlab-pacer".into())
+        .spawn(move || {
+            crate::sys::precise_sleep();
+            pace(&schedule, &pacer_ctx, max_in_flight, &start_tx);
+            let _ = done_tx.send(pacer_ctx.t0.elapsed());
+        })
+        .expect("spawning the pacer thread");
+    tokio::pin!(done_rx);
+    // A schedule that ran its course covers its whole window (start i of n is due at
+    // i / R, the window ends at n / R), even though the last start came 1/R earlier.
+    let window = schedule.window();
+    let mut interrupted = false;
+    let elapsed = tokio::select! {
+        r = &mut done_rx => r.unwrap_or_else(|_| t0.elapsed()).max(window),
+        () = &mut shutdown => {
+            interrupted = true;
+            ctx.stop.store(true, Ordering::Relaxed);
+            done_rx.await.unwrap_or_else(|_| t0.elapsed())
+        }
+    };
+    // A shard's starts begin at its offset: its load phase is from there on.
+    (
+        elapsed.saturating_sub(schedule.offset),
+        workers,
+        interrupted,
+    )
+}
+
+/// The closed loop (`--rate max`): each worker starts its next connection when the last
+/// ends, until the deadline or count, or `shutdown`. Returns (load phase, workers,
+/// interrupted).
+async fn closed_loop(
+    plan: &Plan,
+    shards: &shards::Shards,
+    ctx: &Arc<Ctx>,
+    tx: &SyncSender<Outcome>,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> (Duration, shards::Workers, bool) {
+    let t0 = ctx.t0;
+    let tickets = Arc::new(AtomicU64::new(0));
+    let deadline = plan.load.duration.map(|d| t0 + d);
+    let count = plan.load.count;
+    let workers = shards.spawn_workers(plan.workers(), |_| {
+        let (ctx, tickets, tx) = (ctx.clone(), tickets.clone(), tx.clone());
+        async move {
+            let feed = Feed::Closed {
+                tickets: &tickets,
+                count,
+                deadline,
+            };
+            worker::work(&ctx, feed, tx).await
+        }
+    });
+    // Closed-loop workers stop by themselves at the deadline or count; the load phase ends
+    // when the first of them runs dry or at Ctrl-C.
+    let mut interrupted = false;
+    tokio::select! {
+        () = workers.first_done() => {}
+        () = shutdown => interrupted = true,
+    }
+    ctx.stop.store(true, Ordering::Relaxed);
+    (t0.elapsed(), workers, interrupted)
 }
 
 /// The pacer loop (on its own thread): hands each due start to a worker, or counts it as

@@ -672,70 +672,57 @@ fn state_of(
     }
 }
 
-/// Evaluates one sample: per destination its rate, P, T, ETA and state, worst first.
-/// `previous` is the sample before (for the ActiveOpens rate).
-pub fn evaluate(
+/// One destination's row: its rate, the model's hold and whether it runs out, its ETA and
+/// state against `p` usable ports.
+fn destination(s: &Snapshot, g: &GroupCounts, p: u64, warn_within_s: f64) -> DestinationReport {
+    let rate = g.rate();
+    let input = ModelInput {
+        rate: Some(rate),
+        ports: u32::try_from(p).unwrap_or(u32::MAX),
+        // tcp_tw_reuse = 2: the kernel checks either end for loopback.
+        loopback: g.local.is_loopback() || g.destination.ip().is_loopback(),
+        ..s.input.clone()
+    };
+    // The model's rules: the hold (T, or the reuse delay) and R x hold > P.
+    let model = predict(&input);
+    let (hold, runs_out) = (model.hold_s, model.exhausts && rate > 0.0);
+    let free = p.saturating_sub(g.used) as f64;
+    DestinationReport {
+        destination: g.destination.to_string(),
+        local: g.local.to_string(),
+        time_wait: g.time_wait,
+        established: g.established,
+        syn_sent: g.syn_sent,
+        used: g.used,
+        rate,
+        rate_window_s: g.rate_window_s(),
+        usable_ports: p,
+        hold_s: hold,
+        tw_reuse_applies: model.reuse_applies,
+        steady_ports: rate * hold,
+        eta_s: if g.used >= p {
+            Some(0.0)
+        } else {
+            runs_out.then(|| free / rate)
+        },
+        headroom_s: (rate > 0.0).then(|| free / rate),
+        state: state_of(g.used, p, rate, hold, runs_out, warn_within_s),
+        model: model.explanation,
+    }
+}
+
+/// The whole range as one pool (a client that binds before connect()): every destination's
+/// rate together against the ports in use.
+fn whole_range(
     s: &Snapshot,
-    previous: Option<&Snapshot>,
+    destinations: &[DestinationReport],
+    p: u64,
     warn_within_s: f64,
-    namespace: &str,
-) -> WatchReport {
-    let p = usable(s);
-    let mut destinations: Vec<DestinationReport> = s
-        .groups
-        .iter()
-        .map(|g| {
-            let rate = g.rate();
-            let input = ModelInput {
-                rate: Some(rate),
-                ports: u32::try_from(p).unwrap_or(u32::MAX),
-                // tcp_tw_reuse = 2: the kernel checks either end for loopback.
-                loopback: g.local.is_loopback() || g.destination.ip().is_loopback(),
-                ..s.input.clone()
-            };
-            // The model's rules: the hold (T, or the reuse delay) and R x hold > P.
-            let model = predict(&input);
-            let (hold, runs_out) = (model.hold_s, model.exhausts && rate > 0.0);
-            let free = p.saturating_sub(g.used) as f64;
-            DestinationReport {
-                destination: g.destination.to_string(),
-                local: g.local.to_string(),
-                time_wait: g.time_wait,
-                established: g.established,
-                syn_sent: g.syn_sent,
-                used: g.used,
-                rate,
-                rate_window_s: g.rate_window_s(),
-                usable_ports: p,
-                hold_s: hold,
-                tw_reuse_applies: model.reuse_applies,
-                steady_ports: rate * hold,
-                eta_s: if g.used >= p {
-                    Some(0.0)
-                } else {
-                    runs_out.then(|| free / rate)
-                },
-                headroom_s: (rate > 0.0).then(|| free / rate),
-                state: state_of(g.used, p, rate, hold, runs_out, warn_within_s),
-                model: model.explanation,
-            }
-        })
-        .collect();
-    destinations.sort_by(|a, b| {
-        b.state
-            .cmp(&a.state)
-            .then(
-                a.eta_s
-                    .unwrap_or(f64::INFINITY)
-                    .total_cmp(&b.eta_s.unwrap_or(f64::INFINITY)),
-            )
-            .then(b.used.cmp(&a.used))
-            .then(a.destination.cmp(&b.destination))
-    });
+) -> WholeRange {
     let total_rate: f64 = destinations.iter().map(|d| d.rate).sum();
     let in_use = u64::from(s.ports_in_use);
     let whole_runs_out = total_rate * s.input.time_wait_s > p as f64;
-    let whole_range = WholeRange {
+    WholeRange {
         ports_in_use: in_use,
         usable_ports: p,
         rate: total_rate,
@@ -752,7 +739,35 @@ pub fn evaluate(
             whole_runs_out,
             warn_within_s,
         ),
-    };
+    }
+}
+
+/// Evaluates one sample: per destination its rate, P, T, ETA and state, worst first.
+/// `previous` is the sample before (for the ActiveOpens rate).
+pub fn evaluate(
+    s: &Snapshot,
+    previous: Option<&Snapshot>,
+    warn_within_s: f64,
+    namespace: &str,
+) -> WatchReport {
+    let p = usable(s);
+    let mut destinations: Vec<DestinationReport> = s
+        .groups
+        .iter()
+        .map(|g| destination(s, g, p, warn_within_s))
+        .collect();
+    destinations.sort_by(|a, b| {
+        b.state
+            .cmp(&a.state)
+            .then(
+                a.eta_s
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&b.eta_s.unwrap_or(f64::INFINITY)),
+            )
+            .then(b.used.cmp(&a.used))
+            .then(a.destination.cmp(&b.destination))
+    });
+    let whole_range = whole_range(s, &destinations, p, warn_within_s);
     let active_opens_rate = previous.and_then(|prev| {
         let dt = s.mono_s - prev.mono_s;
         let d = s.active_opens?.checked_sub(prev.active_opens?)?;

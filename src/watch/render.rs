@@ -54,74 +54,7 @@ pub fn table(r: &WatchReport) -> String {
         r.tw_reuse,
         num(r.tw_reuse_delay_s)
     );
-    if r.destinations.is_empty() {
-        s += "\nno client sockets toward any destination";
-        if r.other_destinations > 0 {
-            let _ = write!(s, " listed ({} beyond the bound)", r.other_destinations);
-        }
-        s += "\n";
-    } else {
-        let header = [
-            "DESTINATION",
-            "LOCAL",
-            "TIME_WAIT",
-            "ESTAB",
-            "SYN_SENT",
-            "USED/P",
-            "RATE/s",
-            "HOLD",
-            "RxT",
-            "ETA",
-            "STATE",
-        ];
-        let mut rows: Vec<[String; 11]> = vec![header.map(String::from)];
-        for d in r.destinations.iter().take(TABLE_ROWS) {
-            rows.push([
-                d.destination.clone(),
-                d.local.clone(),
-                d.time_wait.to_string(),
-                d.established.to_string(),
-                d.syn_sent.to_string(),
-                format!("{}/{}", d.used, d.usable_ports),
-                format!("{:.1}", d.rate),
-                format!("{} s", num(d.hold_s)),
-                num(d.steady_ports),
-                eta(d.eta_s),
-                d.state.name().to_string(),
-            ]);
-        }
-        let mut widths = [0usize; 11];
-        for row in &rows {
-            for (w, c) in widths.iter_mut().zip(row) {
-                *w = (*w).max(c.len());
-            }
-        }
-        s += "\n";
-        for row in &rows {
-            let mut l = String::new();
-            for (i, (c, w)) in row.iter().zip(widths).enumerate() {
-                // Text left, numbers right.
-                if i < 2 || i == 10 {
-                    let _ = write!(l, "{c:<w$}  ");
-                } else {
-                    let _ = write!(l, "{c:>w$}  ");
-                }
-            }
-            s += l.trim_end();
-            s += "\n";
-        }
-        if r.destinations.len() > TABLE_ROWS {
-            let _ = writeln!(
-                s,
-                "... and {} more destinations (--format json lists them all)",
-                r.destinations.len() - TABLE_ROWS
-            );
-        }
-        s += "\n";
-        if let Some(d) = r.destinations.first() {
-            let _ = writeln!(s, "{} from {}: {}", d.destination, d.local, d.model);
-        }
-    }
+    s += &destinations(r);
     if r.other_destinations > 0 {
         let _ = writeln!(
             s,
@@ -159,6 +92,89 @@ pub fn table(r: &WatchReport) -> String {
             State::Exhausted => "EXHAUSTED",
         }
     );
+    s
+}
+
+/// The destinations' part of the table: one row per destination (worst first, at most
+/// [`TABLE_ROWS`]) and the model's line for the worst; or that there are none.
+fn destinations(r: &WatchReport) -> String {
+    let mut s = String::new();
+    if r.destinations.is_empty() {
+        s += "\nno client sockets toward any destination";
+        if r.other_destinations > 0 {
+            let _ = write!(s, " listed ({} beyond the bound)", r.other_destinations);
+        }
+        s += "\n";
+        return s;
+    }
+    let header = [
+        "DESTINATION",
+        "LOCAL",
+        "TIME_WAIT",
+        "ESTAB",
+        "SYN_SENT",
+        "USED/P",
+        "RATE/s",
+        "HOLD",
+        "RxT",
+        "ETA",
+        "STATE",
+    ];
+    let mut rows: Vec<[String; 11]> = vec![header.map(String::from)];
+    for d in r.destinations.iter().take(TABLE_ROWS) {
+        rows.push([
+            d.destination.clone(),
+            d.local.clone(),
+            d.time_wait.to_string(),
+            d.established.to_string(),
+            d.syn_sent.to_string(),
+            format!("{}/{}", d.used, d.usable_ports),
+            format!("{:.1}", d.rate),
+            format!("{} s", num(d.hold_s)),
+            num(d.steady_ports),
+            eta(d.eta_s),
+            d.state.name().to_string(),
+        ]);
+    }
+    s += "\n";
+    // Text left (destination, local address, state), numbers right.
+    s += &grid(&rows, &[0, 1, 10]);
+    if r.destinations.len() > TABLE_ROWS {
+        let _ = writeln!(
+            s,
+            "... and {} more destinations (--format json lists them all)",
+            r.destinations.len() - TABLE_ROWS
+        );
+    }
+    s += "\n";
+    if let Some(d) = r.destinations.first() {
+        let _ = writeln!(s, "{} from {}: {}", d.destination, d.local, d.model);
+    }
+    s
+}
+
+/// Rows as aligned columns two spaces apart, one line each: the columns in `left`
+/// left-aligned, the others right-aligned; no trailing spaces.
+fn grid<const N: usize>(rows: &[[String; N]], left: &[usize]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut s = String::new();
+    for row in rows {
+        let mut l = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if left.contains(&i) {
+                let _ = write!(l, "{c:<w$}  ");
+            } else {
+                let _ = write!(l, "{c:>w$}  ");
+            }
+        }
+        s += l.trim_end();
+        s += "\n";
+    }
     s
 }
 
@@ -260,4 +276,29 @@ pub fn prometheus(r: &WatchReport) -> String {
 
 fn w_ports(r: &WatchReport) -> f64 {
     r.whole_range.ports_in_use as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_aligns_text_left_and_numbers_right() {
+        let rows = [
+            ["NAME".to_string(), "N".to_string(), "STATE".to_string()],
+            ["a".to_string(), "1234".to_string(), "ok".to_string()],
+            [
+                "longer".to_string(),
+                "5".to_string(),
+                "EXHAUSTED".to_string(),
+            ],
+        ];
+        let want = "\
+NAME       N  STATE
+a       1234  ok
+longer     5  EXHAUSTED
+";
+        assert_eq!(grid(&rows, &[0, 2]), want);
+        assert_eq!(grid::<2>(&[], &[0]), "");
+    }
 }
