@@ -138,14 +138,53 @@ fn serve_and_wait(
     // Every client begins at the same instant, far enough ahead for K processes to start.
     let lead = Duration::from_millis(2000 + 100 * u64::from(many_count(many)));
     let at = SystemTime::now() + lead;
+    let (mut children, rx) = spawn_clients(many, dir, opts, server_addr, at, started)?;
+    crate::say::note!(
+        "{} clients start at {} in their own namespaces, the server at {server_addr}",
+        children.len(),
+        humantime::format_rfc3339_millis(at)
+    );
+    let deadline = Instant::now() + lead + load_bound(plan) + GRACE;
+    let (failed, served) = runtime.block_on(async {
+        let failed = wait_for_clients(&mut children, rx, deadline).await;
+        let served = stop_servers(vec![server], &[server_addr], plan.load.drain_timeout).await;
+        (failed, served)
+    });
+    let _ = stop_sampling.send(());
+    let sampled = sampler
+        .join()
+        .map_err(|_| anyhow!("the server sampler thread panicked"))?;
+    Ok(Served {
+        server_addr,
+        children,
+        sampled,
+        failed,
+        server: served,
+    })
+}
+
+/// Each client's end, as its waiter thread reports it: (k, how it ended).
+type Ends = tokio::sync::mpsc::UnboundedReceiver<(usize, String)>;
+
+/// Starts client k of K inside client namespace k, for every k: `portlab run OUT/plan.toml
+/// --shard k/K --start-at AT --in-lab-client SERVER --out OUT/client-k`, its stderr in
+/// OUT/client-k.log, each watched by a thread that reports its end.
+fn spawn_clients(
+    many: &ManyClients,
+    dir: &ResultsDir,
+    opts: &RunOptions,
+    server_addr: SocketAddr,
+    at: SystemTime,
+    started: &std::cell::Cell<bool>,
+) -> Result<(Vec<Running>, Ends)> {
     let at_unix = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default();
     let exe = std::env::current_exe().context("finding portlab's own executable")?;
     let k_count = many_count(many);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
-    let mut children = Vec::new();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
+    let mut children: Vec<Running> = Vec::new();
     for k in 0..k_count as usize {
         let out = dir.path().join(format!("client-{k}"));
         let log_name = format!("client-{k}.log");
@@ -173,9 +212,8 @@ fn serve_and_wait(
         let mut child = match many.spawn_in(k, &mut cmd) {
             Ok(c) => c,
             Err(e) => {
-                // The ones already started end with the stop below; nothing was sent yet.
+                // The ones already started wait for a start that will not come: end them.
                 for c in &children {
-                    let c: &Running = c;
                     crate::sys::signal_group(c.pid, libc::SIGKILL);
                 }
                 return Err(anyhow!("starting client {k} ({}): {e}", exe.display()));
@@ -196,61 +234,50 @@ fn serve_and_wait(
             })
             .context("starting a client's waiter thread")?;
     }
-    drop(tx);
-    crate::say::note!(
-        "{k_count} clients start at {} in their own namespaces, the server at {server_addr}",
-        humantime::format_rfc3339_millis(at)
-    );
+    Ok((children, rx))
+}
 
-    let deadline = Instant::now() + lead + load_bound(plan) + GRACE;
+/// Waits until every client has ended: each stop signal this process gets is passed on as
+/// one SIGTERM to every client still running, and at `deadline` the ones still running are
+/// killed. Returns why the results are incomplete when some were.
+async fn wait_for_clients(
+    children: &mut [Running],
+    mut ends: Ends,
+    deadline: Instant,
+) -> Option<String> {
+    let mut forwarded = 0;
     let mut failed = None;
-    let served = runtime.block_on(async {
-        let mut forwarded = 0;
-        let mut killed = false;
-        while children.iter().any(|c| c.ended.is_none()) {
-            tokio::select! {
-                got = rx.recv() => match got {
-                    Some((k, ended)) => children[k].ended = Some(ended),
-                    None => break,
-                },
-                () = signalled(forwarded + 1) => {
-                    forwarded += 1;
-                    for c in children.iter().filter(|c| c.ended.is_none()) {
-                        crate::sys::signal_group(c.pid, libc::SIGTERM);
-                    }
-                }
-                () = tokio::time::sleep_until(deadline.into()), if !killed => {
-                    killed = true;
-                    let late: Vec<String> = children
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| c.ended.is_none())
-                        .map(|(k, c)| {
-                            crate::sys::signal_group(c.pid, libc::SIGKILL);
-                            format!("client {k}")
-                        })
-                        .collect();
-                    failed = Some(format!(
-                        "{} still ran {}s past the end of the load and were killed",
-                        late.join(", "),
-                        GRACE.as_secs()
-                    ));
+    while children.iter().any(|c| c.ended.is_none()) {
+        tokio::select! {
+            got = ends.recv() => match got {
+                Some((k, ended)) => children[k].ended = Some(ended),
+                None => break,
+            },
+            () = signalled(forwarded + 1) => {
+                forwarded += 1;
+                for c in children.iter().filter(|c| c.ended.is_none()) {
+                    crate::sys::signal_group(c.pid, libc::SIGTERM);
                 }
             }
+            () = tokio::time::sleep_until(deadline.into()), if failed.is_none() => {
+                let late: Vec<String> = children
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.ended.is_none())
+                    .map(|(k, c)| {
+                        crate::sys::signal_group(c.pid, libc::SIGKILL);
+                        format!("client {k}")
+                    })
+                    .collect();
+                failed = Some(format!(
+                    "{} still ran {}s past the end of the load and were killed",
+                    late.join(", "),
+                    GRACE.as_secs()
+                ));
+            }
         }
-        stop_servers(vec![server], &[server_addr], plan.load.drain_timeout).await
-    });
-    let _ = stop_sampling.send(());
-    let sampled = sampler
-        .join()
-        .map_err(|_| anyhow!("the server sampler thread panicked"))?;
-    Ok(Served {
-        server_addr,
-        children,
-        sampled,
-        failed,
-        server: served,
-    })
+    }
+    failed
 }
 
 fn many_count(many: &ManyClients) -> u32 {
@@ -325,64 +352,25 @@ fn merge(
         ..
     }: Served,
 ) -> Result<Summary> {
-    let mut lost = Vec::new();
-    let mut runs = Vec::new();
-    let mut lines = Vec::new();
-    let mut loads = Vec::new();
     let per_client_rate = match plan.lab_rate() {
         Rate::PerSecond(r) => r / f64::from(lab_plan.clients),
         // A closed loop has no planned R: the connections each client made bound its share.
         Rate::Max => f64::INFINITY,
     };
-    let hold_s = crate::model::Profile::Linux.time_wait_s().unwrap_or(60.0);
+    let (mut lost, mut runs, mut lines, mut loads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (k, c) in children.iter().enumerate() {
-        let ended = c.ended.clone().unwrap_or_else(|| "not waited for".into());
-        let (address, settings) = &many.clients[k];
-        let mut line = ClientLine {
-            index: k as u32,
-            address: address.to_string(),
-            port_range: settings.get("net.ipv4.ip_local_port_range").cloned(),
-            dir: c.dir.display().to_string(),
-            ended: ended.clone(),
-            ..ClientLine::default()
-        };
-        let is_run = ["summary.json", "histograms.hlog"]
-            .iter()
-            .all(|f| c.dir.join(f).is_file());
-        let summary = if is_run {
-            crate::report::load_summary(&c.dir).ok()
-        } else {
-            None
-        };
-        let Some(s) = summary else {
-            lost.push(format!(
-                "client {k} ({address}): no results in {} ({ended}); its output is in client-{k}.log",
-                c.dir.display()
-            ));
-            lines.push(line);
-            continue;
-        };
-        line.attempts = s.attempts;
-        line.connected = s.connected;
-        line.failed = s.failed;
-        line.first_exhaustion_s = s.exhaustion.first_s;
-        line.timewait_max = s.timewait.as_ref().and_then(|t| t.client_max);
-        if let Some(p) = &s.prediction {
-            line.ports = Some(p.ports_effective);
-            line.predicted_first_error_s = p.first_error_s;
-            if p.timewait_side == crate::model::TimeWaitSide::Server {
-                line.tuples = p.client_tuples;
-                let load = ClientLoad {
-                    rate: per_client_rate,
-                    hold_s,
-                    made: s.completed as f64,
-                    tuples: p.client_tuples,
-                };
-                line.model_server_timewait = load.server_timewait();
-                loads.push(load);
+        let (line, load) = client_line(k, c, many, per_client_rate);
+        match load {
+            Some(load) => {
+                runs.push(c.dir.clone());
+                loads.extend(load);
             }
+            None => lost.push(format!(
+                "client {k} ({}): no results in {} ({}); its output is in client-{k}.log",
+                line.address, line.dir, line.ended
+            )),
         }
-        runs.push(c.dir.clone());
         lines.push(line);
     }
     if runs.is_empty() {
@@ -399,6 +387,18 @@ fn merge(
         .find(|w| w.name == "net.ipv4.tcp_max_tw_buckets")
         .and_then(|w| w.value.trim().parse().ok());
     let model = server_timewait(&loads, buckets);
+    let s = &mut merged.summary;
+    s.interrupted |= crate::sys::stop_signals() > 0;
+    // The one server all the clients shared (its accepted count includes each client's
+    // reachability probe).
+    s.server = server;
+    s.observation = Some(format!(
+        "{} client namespaces, merged; kernel counters are their sum; the server's TIME_WAIT is in lab.clients",
+        lab_plan.clients
+    ));
+    if let (false, Some(measured)) = (loads.is_empty(), tw_max) {
+        check_server_timewait(plan, s, model, measured);
+    }
     let clients = ClientsSummary {
         count: lab_plan.clients,
         server_address: server_addr.to_string(),
@@ -410,32 +410,96 @@ fn merge(
         tw_slab: slab,
         lost,
     };
-    let s = &mut merged.summary;
-    s.interrupted |= crate::sys::stop_signals() > 0;
-    // The one server all the clients shared (its accepted count includes each client's
-    // reachability probe).
-    s.server = server;
-    s.observation = Some(format!(
-        "{} client namespaces, merged; kernel counters are their sum; the server's TIME_WAIT is in lab.clients",
-        lab_plan.clients
-    ));
-    // The server's TIME_WAIT against the sum over the clients, when the server closes first.
-    if let (false, Some(measured), Some(v)) = (loads.is_empty(), tw_max, s.verdict.as_mut()) {
-        let tol = plan.expect.tolerance_for("timewait_max");
-        let mut c = crate::report::verdict::numeric(
-            "server timewait_max",
-            model.round(),
-            measured as f64,
-            tol,
-            None,
-        );
-        c.note = Some("the server namespace's TIME_WAIT against the sum over clients of min(R_k x T, the distinct 4-tuples each reached)".into());
-        crate::report::verdict::add_checks(v, vec![c]);
-        if let Some(m) = s.merge.as_mut() {
-            m.pass = v.pass;
+    s.lab = Some(lab_summary(many, lab_plan, clients));
+    crate::cmd::merge::write(&merged, dir)?;
+    crate::report::html::write_report_or_warn(dir, &merged.summary);
+    Ok(merged.summary)
+}
+
+/// Client k's line of `lab.clients`, and, when it left results, its share of the server's
+/// TIME_WAIT (`Some(None)` when the server does not hold its TIME_WAIT; `None`: no results).
+fn client_line(
+    k: usize,
+    c: &Running,
+    many: &ManyClients,
+    rate: f64,
+) -> (ClientLine, Option<Option<ClientLoad>>) {
+    let (address, settings) = &many.clients[k];
+    let mut line = ClientLine {
+        index: k as u32,
+        address: address.to_string(),
+        port_range: settings.get("net.ipv4.ip_local_port_range").cloned(),
+        dir: c.dir.display().to_string(),
+        ended: c.ended.clone().unwrap_or_else(|| "not waited for".into()),
+        ..ClientLine::default()
+    };
+    let is_run = ["summary.json", "histograms.hlog"]
+        .iter()
+        .all(|f| c.dir.join(f).is_file());
+    let Some(s) = is_run
+        .then(|| crate::report::load_summary(&c.dir).ok())
+        .flatten()
+    else {
+        return (line, None);
+    };
+    line.attempts = s.attempts;
+    line.connected = s.connected;
+    line.failed = s.failed;
+    line.first_exhaustion_s = s.exhaustion.first_s;
+    line.timewait_max = s.timewait.as_ref().and_then(|t| t.client_max);
+    let mut load = None;
+    if let Some(p) = &s.prediction {
+        line.ports = Some(p.ports_effective);
+        line.predicted_first_error_s = p.first_error_s;
+        if p.timewait_side == crate::model::TimeWaitSide::Server {
+            line.tuples = p.client_tuples;
+            let share = ClientLoad {
+                rate,
+                // The server's TIME_WAIT is Linux's fixed one, whatever the clients' reuse.
+                hold_s: crate::model::Profile::Linux.time_wait_s().unwrap_or(60.0),
+                made: s.completed as f64,
+                tuples: p.client_tuples,
+            };
+            line.model_server_timewait = share.server_timewait();
+            load = Some(share);
         }
     }
-    s.lab = Some(LabSummary {
+    (line, Some(load))
+}
+
+/// The verdict's `server timewait_max`: the server namespace's TIME_WAIT against the model's
+/// sum over the clients (when the server closes first).
+fn check_server_timewait(plan: &Plan, s: &mut Summary, model: f64, measured: u64) {
+    let Some(v) = s.verdict.as_mut() else { return };
+    let tol = plan.expect.tolerance_for("timewait_max");
+    let mut c = crate::report::verdict::numeric(
+        "server timewait_max",
+        model.round(),
+        measured as f64,
+        tol,
+        None,
+    );
+    c.note = Some("the server namespace's TIME_WAIT against the sum over clients of min(R_k x T, the distinct 4-tuples each reached)".into());
+    crate::report::verdict::add_checks(v, vec![c]);
+    if let Some(m) = s.merge.as_mut() {
+        m.pass = v.pass;
+    }
+}
+
+/// `lab` of the merged summary: the lab as the clients' namespaces hold it (client 0's
+/// settings; each client's range is in `clients`), the server's, and `clients`.
+fn lab_summary(many: &ManyClients, lab_plan: &lab::LabPlan, clients: ClientsSummary) -> LabSummary {
+    let side = |prefix: &str, list: &[crate::lab::Sysctl]| -> Vec<WrittenSysctl> {
+        list.iter()
+            .map(|w| WrittenSysctl {
+                name: format!("{prefix}{}", w.name),
+                value: w.value.clone(),
+            })
+            .collect()
+    };
+    let mut written = side("", &lab_plan.sysctls);
+    written.extend(side("server:", &lab_plan.server_sysctls));
+    LabSummary {
         mode: many.mode.to_string(),
         topology: lab_plan.topology.to_string(),
         settings: many
@@ -444,28 +508,11 @@ fn merge(
             .map(|c| c.1.clone())
             .unwrap_or_default(),
         server_settings: Some(many.server_settings.clone()),
-        written: lab_plan
-            .sysctls
-            .iter()
-            .map(|w| (String::new(), w))
-            .chain(
-                lab_plan
-                    .server_sysctls
-                    .iter()
-                    .map(|w| ("server:".into(), w)),
-            )
-            .map(|(side, w)| WrittenSysctl {
-                name: format!("{side}{}", w.name),
-                value: w.value.clone(),
-            })
-            .collect(),
+        written,
         time_scale: lab_plan.time_scale(),
         emulated_time_wait_s: lab_plan.emulated_hold().map(|d| d.as_secs_f64()),
         warnings: lab_plan.warnings.clone(),
         tw_reuse_note: lab_plan.tw_reuse_note.map(str::to_string),
         clients: Some(clients),
-    });
-    crate::cmd::merge::write(&merged, dir)?;
-    crate::report::html::write_report_or_warn(dir, &merged.summary);
-    Ok(merged.summary)
+    }
 }
