@@ -37,6 +37,7 @@ const FILES: &[(&str, &str)] = embedded!("scenarios/":
     "reuse-addr-no-timestamps.toml",
     "reuse-addr.toml",
     "rst-close.toml",
+    "server-timewait-many-clients.toml",
     "two-destinations.toml",
     "windows-2003-bindexception.toml",
     "windows-2003-tuned.toml",

@@ -153,6 +153,11 @@ pub struct RunArgs {
     /// sysctls (plan/lab.rs).
     #[command(flatten, next_help_heading = "Lab (Linux)")]
     pub lab: crate::lab::LabConfig,
+    /// Internal (a many-client lab starts its clients with it): this process already stands
+    /// in a lab client namespace whose sysctls are set, and its target is the server's one
+    /// address ADDR (198.18.0.2:PORT): it enters no namespace and writes no sysctl.
+    #[arg(long, hide = true, value_name = "ADDR")]
+    pub in_lab_client: Option<std::net::SocketAddr>,
 
     /// `[expect]` (its tolerances are --tolerance below).
     #[command(flatten, next_help_heading = "Expect (CI: a failed check exits 1)")]

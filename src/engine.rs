@@ -22,6 +22,8 @@ use anyhow::{anyhow, Context, Result};
 pub use assemble::{assemble, figures, modelled, Facts, Observed, Watcher};
 
 mod assemble;
+#[cfg(target_os = "linux")]
+mod clients;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -42,6 +44,9 @@ pub struct RunOptions {
     /// `--baseline`: an earlier run's summary, and the margin in percent its p99 connect
     /// latency and success rate may worsen by.
     pub baseline: Option<(Box<Summary>, f64)>,
+    /// This process is client k of a many-client lab (`--in-lab-client`): it already stands
+    /// in its lab client namespace, whose sysctls are set, so it enters and writes nothing.
+    pub in_lab_client: bool,
 }
 
 /// Whether to show progress.
@@ -82,15 +87,28 @@ impl RunResult {
 /// created in its results directory is taken back), drives the load and writes
 /// results/<run>/. Printing is the caller's.
 pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
+    let name = plan.name.clone();
+    in_results_dir(&name, opts, |dir, started| {
+        set_up_and_run(plan, opts, dir, started)
+    })
+}
+
+/// Prepares the results directory and runs `f` in it; `f` sets `started` when the load
+/// begins. An error before that means nothing was sent: what the run created is taken back.
+fn in_results_dir(
+    name: &str,
+    opts: &RunOptions,
+    f: impl FnOnce(&ResultsDir, &std::cell::Cell<bool>) -> Result<Ran>,
+) -> Result<RunResult> {
     // Before anything is written: a signal from here on stops the run, which still writes
     // everything (main installs it earlier still; this covers library callers).
     crate::sys::catch_stop_signals();
     // A bad PORTLAB_PORT_SLICES is bad input: refused before anything is set up.
     crate::runner::slices::wanted_size(std::env::var(crate::runner::slices::ENV).ok().as_deref())
         .map_err(|e| anyhow!(e))?;
-    let dir = ResultsDir::prepare(&plan.name, opts.out.as_deref(), opts.force)?;
+    let dir = ResultsDir::prepare(name, opts.out.as_deref(), opts.force)?;
     let started = std::cell::Cell::new(false);
-    match set_up_and_run(plan, opts, &dir, &started) {
+    match f(&dir, &started) {
         Err(e) if !started.get() => {
             dir.discard();
             Err(e)
@@ -108,6 +126,34 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     }
 }
 
+/// Writes plan.toml, the resolved plan (every default filled in), and returns it.
+fn write_plan(plan: &Plan, dir: &ResultsDir) -> Result<crate::plan::Scenario> {
+    let scenario = plan.to_scenario();
+    let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;
+    let plan_path = dir.path().join("plan.toml");
+    dir.create("plan.toml")
+        .and_then(|mut f| std::io::Write::write_all(&mut f, plan_toml.as_bytes()))
+        .with_context(|| format!("writing {}", plan_path.display()))?;
+    Ok(scenario)
+}
+
+/// Runs a many-client lab (`lab.clients = K` > 1, see [`crate::plan::clients`]): K client
+/// namespaces, each a `portlab run --shard k/K` of its own, against the embedded server in
+/// the server namespace, merged into one results directory with `lab.clients` in its
+/// summary. Linux only.
+pub fn run_many(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
+    #[cfg(target_os = "linux")]
+    return clients::run(plan, opts);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (plan, opts);
+        Err(lab::LabError::Unsupported {
+            os: std::env::consts::OS,
+        }
+        .into())
+    }
+}
+
 /// What a run that went ahead left: its summary, why summary.json could not be written,
 /// why the results are incomplete.
 type Ran = (Summary, Option<String>, Option<String>);
@@ -120,17 +166,15 @@ fn set_up_and_run(
     dir: &ResultsDir,
     started: &std::cell::Cell<bool>,
 ) -> Result<Ran> {
-    let scenario = plan.to_scenario();
-    let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;
-    let plan_path = dir.path().join("plan.toml");
-    dir.create("plan.toml")
-        .and_then(|mut f| std::io::Write::write_all(&mut f, plan_toml.as_bytes()))
-        .with_context(|| format!("writing {}", plan_path.display()))?;
+    let scenario = write_plan(&plan, dir)?;
 
     // The lab comes first: a namespace is entered by this thread and inherited only by the
-    // threads it starts afterwards (the runtime, the pacer, the collector).
+    // threads it starts afterwards (the runtime, the pacer, the collector). A client of a
+    // many-client lab already stands in its namespace.
     let applied = match &plan.lab {
-        Some(lab) if lab.isolate => Some(lab::enter(lab).context("setting up the lab")?),
+        Some(lab) if lab.isolate && !opts.in_lab_client => {
+            Some(lab::enter(lab).context("setting up the lab")?)
+        }
         _ => None,
     };
     if let Some(a) = &applied {
@@ -265,12 +309,24 @@ fn listen_addr(
     let (Some(a), Some(lab)) = (applied, &plan.lab) else {
         return SocketAddr::new(listen.ip(), fixed(listen.port()));
     };
+    lab_listen_addr(listen, a.server_addr, lab.port_range, i)
+}
+
+/// [`listen_addr`] in a lab whose server is at `server_ip` and whose clients' ephemeral
+/// range is `range`.
+pub(crate) fn lab_listen_addr(
+    listen: SocketAddr,
+    server_ip: std::net::IpAddr,
+    range: Option<crate::plan::PortRange>,
+    i: u16,
+) -> SocketAddr {
+    let fixed = |port: u16| if port == 0 { 0 } else { port.saturating_add(i) };
     let ip = if listen.ip().is_loopback() || listen.ip().is_unspecified() {
-        a.server_addr
+        server_ip
     } else {
         listen.ip()
     };
-    let port = match (listen.port(), lab.port_range) {
+    let port = match (listen.port(), range) {
         (0, Some(r)) if r.lo > 1025 + i => r.lo - 1 - i,
         (0, Some(r)) if r.hi < u16::MAX - i => r.hi + 1 + i,
         (port, _) => fixed(port),
@@ -692,6 +748,7 @@ pub(crate) fn lab_summary(a: &lab::Applied, lab: &crate::lab::LabPlan) -> LabSum
         emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
         warnings: a.warnings.clone(),
         tw_reuse_note: lab.tw_reuse_note.map(str::to_string),
+        clients: None,
     }
 }
 

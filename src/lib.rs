@@ -26,7 +26,10 @@
 //!   summary; every set-up failure happens here before the first connection (and takes
 //!   back what it created). `engine::assemble` is the pure step from what was measured to
 //!   the summary, prediction and verdict; its `engine::figures` builds the measured part of
-//!   the summary for a built-in run and a `--client-exec` run alike.
+//!   the summary for a built-in run and a `--client-exec` run alike. `engine::run_many` is
+//!   the many-client lab (`--lab-clients K`, Linux): K client processes, each a shard in its
+//!   own namespace, against one server namespace, merged (engine/clients.rs; the pure half
+//!   is [`plan::clients`], the server's TIME_WAIT arithmetic [`model::clients`]).
 //! - [`plan`]: scenario files (TOML, unknown keys refused) merged with flags into one
 //!   validated [`plan::Plan`]. One definition per key: each section (`[load]`, `[client]`,
 //!   `[payload]`, `[target]`, `[expect]`, `[lab]`, `[lab.server]`) is one struct in its own
@@ -41,7 +44,8 @@
 //!   host input and `compare` iterate; `plan::check_host` the checks against this host
 //!   (local sources, descriptor limit, kernel version).
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
-//!   sysctls (Linux only; elsewhere a clear error). It imports plan, never the reverse.
+//!   sysctls (Linux only; elsewhere a clear error); lab/clients.rs makes the many-client
+//!   lab's namespaces. It imports plan, never the reverse.
 //! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
 //!   (one listener per destination), and `target::exec`: a server command portlab starts
 //!   inside the lab, waits for, and stops.

@@ -315,6 +315,34 @@ fn passive_close() {
     );
 }
 
+/// Seed 004: four client hosts (namespaces) in front of one server that closes first.
+#[test]
+fn server_timewait_many_clients() {
+    let Some(s) = scenario("server-timewait-many-clients") else {
+        return;
+    };
+    no_failures(&s);
+    assert_eq!(n(&s, "connected"), 3200);
+    let c = &s["lab"]["clients"];
+    assert_eq!(c["count"], 4);
+    assert_close(
+        "model server TIME_WAIT",
+        f(&c["model_server_timewait"]),
+        791.0,
+        0.5,
+    );
+    assert_close(
+        "server TIME_WAIT",
+        f(&c["server_timewait_max"]),
+        f(&c["model_server_timewait"]),
+        5.0,
+    );
+    for client in c["clients"].as_array().unwrap() {
+        assert_eq!(client["timewait_max"], 0, "{client:#}");
+        assert_eq!(client["tuples"], 200.0);
+    }
+}
+
 #[test]
 fn rst_close() {
     let Some(s) = scenario("rst-close") else {

@@ -2,39 +2,14 @@
 
 mod common;
 
-use common::{lab_run, namespaces_available, parse_summary, portlab};
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use hdrhistogram::serialization::Deserializer;
+use common::{
+    assert_merged_histograms_exact, hlog_totals, lab_run, namespaces_available, parse_summary,
+    portlab,
+};
 use hdrhistogram::Histogram;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Every histogram of an hlog added up by tag, with the hdrhistogram crate alone (base64
-/// decoded here), independently of portlab's own reader.
-fn hlog_totals(path: &Path) -> BTreeMap<String, Histogram<u64>> {
-    use base64::Engine as _;
-    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut de = Deserializer::new();
-    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
-    for entry in IntervalLogIterator::new(&text) {
-        if let LogEntry::Interval(ih) = entry.expect("a valid interval log") {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(ih.encoded_histogram())
-                .unwrap();
-            let h: Histogram<u64> = de.deserialize(&mut bytes.as_slice()).unwrap();
-            let tag = ih.tag().expect("every line is tagged").as_str().to_string();
-            match totals.get_mut(&tag) {
-                Some(t) => t.add(&h).unwrap(),
-                None => {
-                    totals.insert(tag, h);
-                }
-            }
-        }
-    }
-    totals
-}
 
 fn merge(dirs: &[PathBuf], out: &Path) -> std::process::Output {
     Command::new(portlab())
@@ -55,49 +30,6 @@ fn fixtures() -> Vec<PathBuf> {
     (0..3)
         .map(|i| PathBuf::from(format!("tests/fixtures/shards/shard-{i}")))
         .collect()
-}
-
-/// The merged histograms equal one histogram of every shard's samples, exactly.
-fn assert_merged_histograms_exact(shards: &[PathBuf], merged: &Path) {
-    let m = hlog_totals(&merged.join("histograms.hlog"));
-    let mut sum: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
-    for d in shards {
-        for (tag, h) in hlog_totals(&d.join("histograms.hlog")) {
-            match sum.get_mut(&tag) {
-                Some(t) => t.add(&h).unwrap(),
-                None => {
-                    sum.insert(tag, h);
-                }
-            }
-        }
-    }
-    assert_eq!(
-        m.keys().collect::<Vec<_>>(),
-        vec![
-            "connect",
-            "connect_actual",
-            "exchange",
-            "request",
-            "schedule_lag"
-        ]
-    );
-    for (tag, h) in &sum {
-        let mh = &m[tag];
-        assert_eq!(mh.len(), h.len(), "{tag}: total count");
-        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
-            assert_eq!(
-                mh.value_at_quantile(q),
-                h.value_at_quantile(q),
-                "{tag} at {q}"
-            );
-        }
-        assert_eq!(mh, h, "{tag}: every bucket");
-    }
-    let s = summary(merged);
-    let c = &sum["connect"];
-    assert_eq!(s["connect_latency_us"]["count"], c.len());
-    assert_eq!(s["connect_latency_us"]["p99"], c.value_at_quantile(0.99));
-    assert_eq!(s["connect_latency_us"]["max"], c.max());
 }
 
 #[test]

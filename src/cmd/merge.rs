@@ -473,11 +473,9 @@ fn rows(buckets: Vec<Bucket>, interval_s: f64, end_s: f64) -> (Vec<TimelineRow>,
     (rows, intervals)
 }
 
-/// Runs `portlab merge`: merges, writes the directory, prints the merged summary and each
-/// shard's line. Exit 1 when a shard's verdict failed, as `report` does for one run.
-pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
-    let merged = merge(&args.runs)?;
-    let dir = ResultsDir::prepare("merge", Some(&args.out), args.force)?;
+/// Writes a merged run into `dir`: histograms.hlog, timeline.csv and summary.json (last,
+/// atomically).
+pub fn write(merged: &Merged, dir: &ResultsDir) -> Result<()> {
     let shown = |n: &str| dir.path().join(n).display().to_string();
     let mut hw = HlogWriter::new(
         dir.create("histograms.hlog")
@@ -500,6 +498,15 @@ pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
     let json = serde_json::to_string_pretty(&merged.summary)? + "\n";
     dir.write_atomic("summary.json", json.as_bytes())
         .with_context(|| format!("writing {}", shown("summary.json")))?;
+    Ok(())
+}
+
+/// Runs `portlab merge`: merges, writes the directory, prints the merged summary and each
+/// shard's line. Exit 1 when a shard's verdict failed, as `report` does for one run.
+pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
+    let merged = merge(&args.runs)?;
+    let dir = ResultsDir::prepare("merge", Some(&args.out), args.force)?;
+    write(&merged, &dir)?;
     merged.summary.render(args.format, out)?;
     if args.format == Format::Text {
         if let Some(m) = &merged.summary.merge {

@@ -28,8 +28,22 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         .dry_run
         .then(|| crate::dry_run::render(&given, args.format))
         .transpose()?;
-    let plan = Plan::resolve(&given)?;
+    let mut plan = Plan::resolve(&given)?;
     plan::check_host(&given, &plan)?;
+    let many = match args.in_lab_client {
+        // Client k of a many-client lab: the server is the one the parent serves.
+        Some(server) => {
+            plan.target = plan::Target::External(server.to_string());
+            false
+        }
+        None => {
+            plan::clients::check(&plan).map_err(anyhow::Error::msg)?;
+            if plan::clients::many(&plan).is_some() && args.baseline.is_some() {
+                anyhow::bail!("--baseline compares one run; drop it with lab.clients (--lab-clients) > 1, and compare the merged summary with `portlab report`");
+            }
+            plan::clients::many(&plan).is_some()
+        }
+    };
     let baseline = match &args.baseline {
         Some(path) => {
             let margin = args
@@ -60,8 +74,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             (false, true) => Progress::Always,
             (false, false) => Progress::Auto,
         },
+        in_lab_client: args.in_lab_client.is_some(),
     };
-    let result = engine::run(plan, &opts)?;
+    let result = if many {
+        engine::run_many(plan, &opts)?
+    } else {
+        engine::run(plan, &opts)?
+    };
     crate::report::render_run(args.format, &result.summary, &result.dir, out)
         .and_then(|()| match args.format {
             Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),

@@ -128,7 +128,7 @@ fn server_name(name: &'static str) -> &'static str {
 
 /// Enters a new network namespace: as root (or with CAP_SYS_ADMIN) directly; otherwise in a
 /// new user namespace too, mapping the caller's uid/gid to 0 inside it.
-fn unshare_net() -> Result<&'static str, LabError> {
+pub(super) fn unshare_net() -> Result<&'static str, LabError> {
     match unshare(libc::CLONE_NEWNET) {
         Ok(()) => return Ok("root"),
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
@@ -176,7 +176,7 @@ fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
-fn unshare(flags: libc::c_int) -> io::Result<()> {
+pub(super) fn unshare(flags: libc::c_int) -> io::Result<()> {
     // SAFETY: unshare() takes flags only; it changes this thread's namespaces.
     if unsafe { libc::unshare(flags) } == 0 {
         Ok(())
@@ -196,7 +196,7 @@ pub(crate) fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// The calling thread's network namespace as an fd (thread-self: namespaces are per thread).
-fn open_current_netns() -> Result<OwnedFd, LabError> {
+pub(super) fn open_current_netns() -> Result<OwnedFd, LabError> {
     fs::File::open("/proc/thread-self/ns/net")
         .map(OwnedFd::from)
         .map_err(|e| LabError::setup("opening /proc/thread-self/ns/net", e))
@@ -226,7 +226,7 @@ pub(crate) fn in_server_ns<T>(ns: &Namespaces, f: impl FnOnce() -> T) -> Result<
 
 /// Sets IFF_UP on an interface of the calling thread's namespace with the classic
 /// SIOCGIFFLAGS / SIOCSIFFLAGS ioctls on a throwaway datagram socket.
-fn interface_up(name: &str) -> io::Result<()> {
+pub(super) fn interface_up(name: &str) -> io::Result<()> {
     // SAFETY: socket() takes no pointers; the result is checked and then owned.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -269,7 +269,7 @@ fn missing_hint(name: &str) -> &'static str {
 }
 
 /// Writes every sysctl in order, reading each back.
-fn write_all(sysctls: &[Sysctl]) -> Result<(), LabError> {
+pub(super) fn write_all(sysctls: &[Sysctl]) -> Result<(), LabError> {
     for s in sysctls {
         write_sysctl(s)?;
     }
@@ -392,7 +392,22 @@ fn cstr(s: &str) -> Vec<u8> {
 /// Creates the veth pair in the calling thread's namespace, its peer moved at creation into
 /// the namespace behind `peer_ns` (IFLA_NET_NS_FD inside VETH_INFO_PEER).
 fn create_veth(peer_ns: BorrowedFd<'_>) -> Result<(), LabError> {
-    let err = |e| LabError::setup("creating the veth pair (rtnetlink RTM_NEWLINK)", e);
+    create_veth_pair(VETH_CLIENT_IF, VETH_SERVER_IF, peer_ns)
+}
+
+/// Creates veth `name` in the calling thread's namespace with its peer `peer_name` moved at
+/// creation into the namespace behind `peer_ns`.
+pub(super) fn create_veth_pair(
+    name: &str,
+    peer_name: &str,
+    peer_ns: BorrowedFd<'_>,
+) -> Result<(), LabError> {
+    let err = |e| {
+        LabError::setup(
+            format!("creating the veth pair {name}/{peer_name} (rtnetlink RTM_NEWLINK)"),
+            e,
+        )
+    };
     let mut nl = NlSocket::open(libc::NETLINK_ROUTE).map_err(err)?;
     let seq = nl.next_seq();
     let fd = peer_ns.as_raw_fd() as u32;
@@ -402,14 +417,14 @@ fn create_veth(peer_ns: BorrowedFd<'_>) -> Result<(), LabError> {
         seq,
     )
     .raw(&ifinfomsg(0))
-    .attr(IFLA_IFNAME, &cstr(VETH_CLIENT_IF))
+    .attr(IFLA_IFNAME, &cstr(name))
     .begin_nest(IFLA_LINKINFO)
     .attr(IFLA_INFO_KIND, b"veth")
     .begin_nest(IFLA_INFO_DATA)
     .begin_nest(VETH_INFO_PEER)
     // The peer is described by its own ifinfomsg followed by its attributes.
     .raw(&ifinfomsg(0))
-    .attr(IFLA_IFNAME, &cstr(VETH_SERVER_IF))
+    .attr(IFLA_IFNAME, &cstr(peer_name))
     .attr(IFLA_NET_NS_FD, &fd.to_ne_bytes())
     .finish();
     nl.request_ack(&msg, seq).map_err(err)
@@ -417,7 +432,23 @@ fn create_veth(peer_ns: BorrowedFd<'_>) -> Result<(), LabError> {
 
 /// Adds `addr`/30 to an interface of the calling thread's namespace and brings it up.
 fn add_addr_and_up(ifname: &str, addr: Ipv4Addr) -> Result<(), LabError> {
-    let what = format!("adding {addr}/{VETH_PREFIX} to {ifname} (rtnetlink RTM_NEWADDR)");
+    add_peer_addr_and_up(ifname, addr, addr, VETH_PREFIX)
+}
+
+/// Adds `local` to an interface of the calling thread's namespace, with `peer`/`prefix` as
+/// its other end (IFA_ADDRESS: a point-to-point address when it differs from `local`, whose
+/// route to `peer` the kernel adds), and brings the interface up.
+pub(super) fn add_peer_addr_and_up(
+    ifname: &str,
+    local: Ipv4Addr,
+    peer: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), LabError> {
+    let what = if local == peer {
+        format!("adding {local}/{prefix} to {ifname} (rtnetlink RTM_NEWADDR)")
+    } else {
+        format!("adding {local} peer {peer}/{prefix} to {ifname} (rtnetlink RTM_NEWADDR)")
+    };
     let name =
         CString::new(ifname).map_err(|e| LabError::setup(what.clone(), io::Error::other(e)))?;
     // SAFETY: name is a valid NUL-terminated string for the duration of the call.
@@ -433,9 +464,9 @@ fn add_addr_and_up(ifname: &str, addr: Ipv4Addr) -> Result<(), LabError> {
         NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         seq,
     )
-    .raw(&ifaddrmsg(VETH_PREFIX, index))
-    .attr(IFA_LOCAL, &addr.octets())
-    .attr(IFA_ADDRESS, &addr.octets())
+    .raw(&ifaddrmsg(prefix, index))
+    .attr(IFA_LOCAL, &local.octets())
+    .attr(IFA_ADDRESS, &peer.octets())
     .finish();
     nl.request_ack(&msg, seq)
         .map_err(|e| LabError::setup(what, e))?;

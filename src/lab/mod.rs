@@ -35,6 +35,10 @@ mod linux;
 pub(crate) mod netlink;
 #[cfg(target_os = "linux")]
 use linux as os;
+#[cfg(target_os = "linux")]
+mod clients;
+#[cfg(target_os = "linux")]
+use clients as many_os;
 /// Moves the calling thread into the network namespace `fd` refers to (`portlab watch`).
 #[cfg(target_os = "linux")]
 pub(crate) use linux::setns;
@@ -43,6 +47,8 @@ pub(crate) use linux::setns;
 mod other;
 #[cfg(not(target_os = "linux"))]
 use other as os;
+#[cfg(not(target_os = "linux"))]
+use other as many_os;
 
 #[cfg(all(test, target_os = "linux"))]
 mod ns_tests;
@@ -114,5 +120,44 @@ impl Applied {
     #[cfg(target_os = "linux")]
     pub fn server_ns(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.ns.as_ref().and_then(|ns| ns.server_fd())
+    }
+}
+
+/// A many-client lab (`lab.clients = K`, see [`crate::plan::clients`]): the calling thread is
+/// in the server's namespace, and K client namespaces stand beside it, each joined to it by a
+/// veth pair.
+pub struct ManyClients {
+    ns: many_os::Many,
+    /// "root" or "user-namespace", as [`Applied::mode`].
+    pub mode: &'static str,
+    /// The server namespace's effective sysctls.
+    pub server_settings: BTreeMap<String, String>,
+    /// Each client namespace's address and effective sysctls, client 0 first.
+    pub clients: Vec<(std::net::Ipv4Addr, BTreeMap<String, String>)>,
+    /// The one address every client reaches the server at (198.18.0.2).
+    pub server_addr: std::net::IpAddr,
+}
+
+impl ManyClients {
+    /// Makes the server namespace (the calling thread moves into it and stays) and the
+    /// plan's client namespaces. Call it before any thread exists, like [`enter`].
+    pub fn enter(plan: &LabPlan) -> Result<ManyClients, LabError> {
+        let e = many_os::enter_many(plan)?;
+        Ok(ManyClients {
+            ns: e.ns,
+            mode: e.mode,
+            server_settings: e.server_settings,
+            clients: e.clients,
+            server_addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 2)),
+        })
+    }
+
+    /// Starts `cmd` inside client namespace `k` (from 0).
+    pub fn spawn_in(
+        &self,
+        k: usize,
+        cmd: &mut std::process::Command,
+    ) -> std::io::Result<std::process::Child> {
+        many_os::spawn_in(&self.ns, k, cmd)
     }
 }

@@ -24,6 +24,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 mod parse;
 pub use parse::{parse_proc_net_tcp_line, parse_sockstat_tw, parse_table, ProcTcpEntry};
 
+pub mod slab;
 pub(crate) mod tally;
 pub mod watch;
 

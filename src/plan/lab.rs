@@ -98,6 +98,13 @@ super::scenario::section! {
         /// [key: lab.topology].
         #[arg(long = "lab-topology", value_name = "loopback|veth")]
         pub topology: Option<String>,
+        /// K client namespaces (1-64) in front of one server namespace, each with its own
+        /// address (198.18.0.10 + k), the lab's client sysctls and shard k of the load (rate
+        /// R / K); the server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth
+        /// (plan/clients.rs) [key: lab.clients].
+        #[arg(long = "lab-clients", value_name = "K")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub clients: Option<u32>,
         /// `[lab.server]`: with topology = "veth", the server namespace's own settings.
         #[command(flatten, next_help_heading = "Lab server (Linux, --lab-topology veth)")]
         #[serde(
@@ -335,6 +342,8 @@ pub struct LabPlan {
     pub lab_hold: Option<Duration>,
     /// Lab seconds -> modelled seconds factor (1 without time_scale).
     time_scale: f64,
+    /// Client namespaces in front of the server (1 unless `clients` was set).
+    pub clients: u32,
     /// Non-fatal notes worth printing and keeping in the report.
     pub warnings: Vec<String>,
     /// Which tcp_tw_reuse the lab used and why, when the scenario did not say (the lab's
@@ -575,6 +584,8 @@ impl LabConfig {
     /// - `time_scale` without `time_wait` is an error (there is nothing to scale).
     pub fn validate(&self) -> Result<LabPlan, LabError> {
         let topology = match self.topology.as_deref().map(str::trim) {
+            // K > 1 clients need their own namespaces: veth unless said otherwise.
+            None if self.clients.is_some_and(|k| k > 1) => Topology::Veth,
             None | Some("loopback") => Topology::Loopback,
             Some("veth") => Topology::Veth,
             Some(other) => {
@@ -589,8 +600,10 @@ impl LabConfig {
         };
 
         if !self.isolate {
+            super::clients::needs_isolation(self.clients)?;
             return self.host_only(topology);
         }
+        let clients = super::clients::validate(self.clients, topology)?;
 
         if !self.server.is_empty() && topology != Topology::Veth {
             return Err(LabError::Conflict(
@@ -635,6 +648,7 @@ impl LabConfig {
             time_wait,
             lab_hold,
             time_scale: scale,
+            clients,
             warnings,
             tw_reuse_note,
         })
@@ -671,6 +685,7 @@ impl LabConfig {
             time_wait: None,
             lab_hold: None,
             time_scale: 1.0,
+            clients: 1,
             warnings: Vec::new(),
             tw_reuse_note: None,
         })

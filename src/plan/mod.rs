@@ -5,6 +5,7 @@
 
 pub mod bounds;
 mod client;
+pub mod clients;
 mod expect;
 pub mod host;
 pub mod lab;

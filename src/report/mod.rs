@@ -7,6 +7,7 @@ pub mod document;
 pub mod html;
 mod json;
 pub mod junit;
+pub mod lab_clients;
 mod markdown;
 pub mod output;
 pub(crate) mod summary;

@@ -166,6 +166,10 @@ pub struct LabSummary {
     /// host); absent when the scenario set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tw_reuse_note: Option<String>,
+    /// A many-client lab (`lab.clients = K`): each client, the server's TIME_WAIT and its
+    /// kernel memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<super::lab_clients::ClientsSummary>,
 }
 
 /// One sysctl the lab wrote.

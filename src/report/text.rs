@@ -233,6 +233,9 @@ fn servers(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             srv.address, srv.accepted, srv.accept_errors, srv.connection_errors
         )?;
     }
+    if let Some(c) = s.lab.as_ref().and_then(|l| l.clients.as_ref()) {
+        super::lab_clients::render_text(c, out)?;
+    }
     Ok(())
 }
 

@@ -3,7 +3,11 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use assert_cmd::cargo::cargo_bin;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -195,4 +199,73 @@ pub fn run_out(dir: &Path, args: &[&str]) -> Output {
         .arg(dir)
         .output()
         .expect("running portlab")
+}
+
+/// Every histogram of an hlog added up by tag, with the hdrhistogram crate alone (base64
+/// decoded here), independently of portlab's own reader.
+pub fn hlog_totals(path: &Path) -> BTreeMap<String, Histogram<u64>> {
+    use base64::Engine as _;
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut de = Deserializer::new();
+    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for entry in IntervalLogIterator::new(&text) {
+        if let LogEntry::Interval(ih) = entry.expect("a valid interval log") {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(ih.encoded_histogram())
+                .unwrap();
+            let h: Histogram<u64> = de.deserialize(&mut bytes.as_slice()).unwrap();
+            let tag = ih.tag().expect("every line is tagged").as_str().to_string();
+            match totals.get_mut(&tag) {
+                Some(t) => t.add(&h).unwrap(),
+                None => {
+                    totals.insert(tag, h);
+                }
+            }
+        }
+    }
+    totals
+}
+
+/// The merged histograms equal one histogram of every shard's samples, exactly.
+pub fn assert_merged_histograms_exact(shards: &[PathBuf], merged: &Path) {
+    let m = hlog_totals(&merged.join("histograms.hlog"));
+    let mut sum: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for d in shards {
+        for (tag, h) in hlog_totals(&d.join("histograms.hlog")) {
+            match sum.get_mut(&tag) {
+                Some(t) => t.add(&h).unwrap(),
+                None => {
+                    sum.insert(tag, h);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        m.keys().collect::<Vec<_>>(),
+        vec![
+            "connect",
+            "connect_actual",
+            "exchange",
+            "request",
+            "schedule_lag"
+        ]
+    );
+    for (tag, h) in &sum {
+        let mh = &m[tag];
+        assert_eq!(mh.len(), h.len(), "{tag}: total count");
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(
+                mh.value_at_quantile(q),
+                h.value_at_quantile(q),
+                "{tag} at {q}"
+            );
+        }
+        assert_eq!(mh, h, "{tag}: every bucket");
+    }
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(merged.join("summary.json")).unwrap()).unwrap();
+    let c = &sum["connect"];
+    assert_eq!(s["connect_latency_us"]["count"], c.len());
+    assert_eq!(s["connect_latency_us"]["p99"], c.value_at_quantile(0.99));
+    assert_eq!(s["connect_latency_us"]["max"], c.max());
 }

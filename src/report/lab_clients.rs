@@ -1,0 +1,129 @@
+//! `lab.clients` in summary.json: a many-client lab (`--lab-clients K`) client by client,
+//! the server namespace's TIME_WAIT against the model's sum over the clients, and what that
+//! TIME_WAIT cost the server in kernel memory.
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, Write};
+
+use crate::observe::slab::SlabSummary;
+
+/// `lab.clients`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientsSummary {
+    /// K, the client namespaces.
+    pub count: u32,
+    /// The one address:port every client reached the server at.
+    pub server_address: String,
+    /// Each client namespace, client 0 first.
+    pub clients: Vec<ClientLine>,
+    /// Most TIME_WAIT sockets on the server's port seen in the server namespace in one sample.
+    pub server_timewait_max: Option<u64>,
+    /// The server namespace's TIME_WAIT after the run.
+    pub server_timewait_end: Option<u64>,
+    /// The model's server TIME_WAIT: the sum over clients of min(R_k x T, the distinct
+    /// 4-tuples it reached) (model/clients.rs); 0 when the clients close first.
+    pub model_server_timewait: f64,
+    /// The server's TIME_WAIT at its most in kernel memory: server_timewait_max x the
+    /// tw_sock_TCP object size (null when slabinfo could not be read).
+    pub server_timewait_bytes: Option<u64>,
+    /// The tw_sock_TCP slab over the run (host-wide: every namespace's TIME_WAIT, the
+    /// clients' too), or why it could not be read.
+    pub tw_slab: SlabSummary,
+    /// Clients whose results are missing (the process failed before writing them), and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
+}
+
+/// One client namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientLine {
+    /// k, from 0 (its shard k/K).
+    pub index: u32,
+    /// Its address (198.18.0.(10 + k)).
+    pub address: String,
+    /// Its ip_local_port_range, as its namespace holds it.
+    pub port_range: Option<String>,
+    /// P: the ports it may use toward the one server address:port (its own model's).
+    pub ports: Option<u64>,
+    /// The distinct 4-tuples it reaches toward the server when the server closes first
+    /// (Linux's connect() cycles through the floor(P / 2) ports of one parity).
+    pub tuples: Option<f64>,
+    /// Its results directory.
+    pub dir: String,
+    /// How its process ended (exit code, or the signal).
+    pub ended: String,
+    /// Its attempts, connections and failures.
+    pub attempts: u64,
+    /// Connections it made.
+    pub connected: u64,
+    /// Connections that failed.
+    pub failed: u64,
+    /// Its first port exhaustion, seconds since its own start.
+    pub first_exhaustion_s: Option<f64>,
+    /// Its model's first error: its P at its own rate R / K.
+    pub predicted_first_error_s: Option<f64>,
+    /// Most TIME_WAIT sockets toward the server in its namespace.
+    pub timewait_max: Option<u64>,
+    /// Its share of the model's server TIME_WAIT.
+    pub model_server_timewait: f64,
+}
+
+/// The text report's lines for a many-client lab.
+pub fn render_text(c: &ClientsSummary, out: &mut dyn Write) -> io::Result<()> {
+    let opt_s = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}s"));
+    let opt_n = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    writeln!(
+        out,
+        "\n{} client namespaces, one server at {}:",
+        c.count, c.server_address
+    )?;
+    for l in &c.clients {
+        writeln!(
+            out,
+            "  client {} {} ports {} (P {}{}): {} attempts, {} connected, {} failed, first exhaustion {} (model {}), TIME_WAIT max {}, {}",
+            l.index,
+            l.address,
+            l.port_range.as_deref().unwrap_or("-"),
+            opt_n(l.ports),
+            l.tuples
+                .map_or(String::new(), |t| format!(", {t:.0} tuples toward the server")),
+            l.attempts,
+            l.connected,
+            l.failed,
+            opt_s(l.first_exhaustion_s),
+            opt_s(l.predicted_first_error_s),
+            opt_n(l.timewait_max),
+            l.ended
+        )?;
+    }
+    writeln!(
+        out,
+        "  server TIME_WAIT max {} (model: the sum over clients {:.0})",
+        opt_n(c.server_timewait_max),
+        c.model_server_timewait
+    )?;
+    match (&c.tw_slab.bytes, &c.tw_slab.unavailable) {
+        (Some(bytes), _) => writeln!(
+            out,
+            "  kernel memory for the server's TIME_WAIT: {} B ({} sockets x {} B, {}); the slab grew by {} B at most ({} objects, host-wide)",
+            c.server_timewait_bytes.unwrap_or(0),
+            c.server_timewait_max.unwrap_or(0),
+            c.tw_slab.objsize.unwrap_or(0),
+            c.tw_slab.cache,
+            bytes,
+            c.tw_slab
+                .active_max
+                .unwrap_or(0)
+                .saturating_sub(c.tw_slab.active_before.unwrap_or(0)),
+        )?,
+        (None, why) => writeln!(
+            out,
+            "  kernel memory for TIME_WAIT: not measured: {}",
+            why.as_deref().unwrap_or("unknown")
+        )?,
+    }
+    for l in &c.lost {
+        writeln!(out, "  LOST: {l}")?;
+    }
+    Ok(())
+}
