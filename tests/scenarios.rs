@@ -589,7 +589,10 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn suite_runs_every_file_writes_the_table_and_exits_1_on_a_failed_verdict() {
     let scenarios = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let run = "[load]\nrate = 200\ncount = 100\n[client]\nclose = \"reset\"\n";
+    // Any delivery error allowed: a scheduler stall under load must not decide which
+    // verdict fails (the test is about the suite; b-wrong fails on exhaustion alone).
+    let run = "[load]\nrate = 200\ncount = 100\n[client]\nclose = \"reset\"\n\
+               [expect.tolerance]\ndelivery = 1000\n";
     write(scenarios.path(), "a-ok.toml", run);
     // The same run, expected to exhaust the ports: it cannot, so its verdict fails.
     write(
