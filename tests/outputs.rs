@@ -143,25 +143,9 @@ fn report_names_an_unreadable_directory_and_renders_the_rest() {
     let parent = tempfile::tempdir().unwrap();
     let a = parent.path().join("a");
     let b = parent.path().join("b");
-    // This test is about `report`: a scheduler stall under load must not fail these runs'
-    // delivery check (5 starts in 80 ms), so delivery may be off by anything.
+    // This test is about `report`, not the runs' delivery check (5 starts in 80 ms).
     for d in [&a, &b] {
-        let (out, _) = run_json(
-            d,
-            &[
-                "--rate",
-                "50",
-                "--count",
-                "5",
-                "--tolerance",
-                "delivery=1000",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_json_ok(d, &["--rate", "50", "--count", "5"]);
     }
     let bad = parent.path().join("bad");
     std::fs::create_dir(&bad).unwrap();

@@ -58,25 +58,10 @@ fn rerunning_a_port_range_still_in_time_wait_fails_the_verdict_with_exit_1() {
 #[test]
 fn summary_carries_prediction_and_verdict_checks() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, s) = run_json(
+    // The test is about the summary's fields, not the run's delivery check.
+    let s = run_json_ok(
         dir.path(),
-        // The test is about the summary's fields: a scheduler stall under load must not
-        // fail the run's delivery check.
-        &[
-            "--rate",
-            "200",
-            "--count",
-            "100",
-            "--close",
-            "reset",
-            "--tolerance",
-            "delivery=1000",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &["--rate", "200", "--count", "100", "--close", "reset"],
     );
     for key in [
         "exhausts",

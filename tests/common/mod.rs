@@ -31,6 +31,21 @@ pub fn run_json(dir: &Path, args: &[&str]) -> (Output, Value) {
     (out, summary)
 }
 
+/// `run_json` for a test that is not about the delivery check: `args` plus a tolerance
+/// that lets any delivery error pass (a scheduler stall under load can make a short run's
+/// starts late by more than its 25 ms allowance), and the run must succeed.
+pub fn run_json_ok(dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--tolerance", "delivery=1000"]);
+    let (out, v) = run_json(dir, &all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
+}
+
 /// Appends `run --lab ARGS -q --format json --out DIR` to `cmd` (portlab itself, or a shell
 /// that execs it) and runs it.
 pub fn lab_run(mut cmd: Command, args: &[&str], dir: &Path) -> Output {
