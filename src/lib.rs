@@ -71,7 +71,8 @@
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting,
-//!   children that die with portlab), one file per OS.
+//!   children that die with portlab), one file per OS, and `sys::netlink` (Linux): the
+//!   netlink client that lab (rtnetlink) and observe (sock_diag) both use.
 //! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 
