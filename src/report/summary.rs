@@ -4,6 +4,8 @@ use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
 use crate::model::Prediction;
 use crate::observe::watch::TimewaitSummary;
 use crate::plan::Scenario;
+/// Defined beside the code that starts and stops the command; part of the summary.
+pub use crate::target::exec::ExecSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -18,25 +20,6 @@ pub struct ServerSummary {
     pub accept_errors: u64,
     /// Connections that ended in an error on the server's side.
     pub connection_errors: u64,
-}
-
-/// The server command portlab started (`[target] exec`) and how it ended.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExecSummary {
-    /// The command line as given.
-    pub command: String,
-    /// The address it served.
-    pub address: String,
-    /// Its stdout and stderr.
-    pub log: String,
-    /// How portlab stopped it: SIGTERM, SIGKILL (after the grace period), or it had exited.
-    pub stopped_by: String,
-    /// "exit 0", "signal 15 (SIGTERM)", or "unknown".
-    pub exit_status: String,
-    /// Its exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// The signal that ended it, when one did (Unix).
-    pub signal: Option<i32>,
 }
 
 /// One run. Times are seconds (`_s`), latencies microseconds (`_us`).
