@@ -39,6 +39,7 @@
 //!   `section!` macro (overlay of flags on the file, bounds, key -> flag) and the
 //!   [`plan::Scenario`] of all sections; [`plan::bounds`] the limits and their wording,
 //!   [`plan::values`] the one grammar of durations, rates, port ranges and bytes;
+//!   [`plan::client_exec`] the resolved `client.exec` keys;
 //!   [`plan::lab`] is the lab's pure half (validation, the time-scale arithmetic) and
 //!   [`plan::sysctl`] the registry of kernel knobs that lab validation, inspect, the model's
 //!   host input and `compare` iterate; `plan::check_host` the checks against this host
