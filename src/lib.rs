@@ -65,7 +65,8 @@
 //! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
 //!   model for a rate (read only).
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
-//!   Markdown renderings; `report::document` gives any command's document every format;
+//!   Markdown renderings (`report::client_exec`: summary.json's `client_exec` and its text
+//!   lines); `report::document` gives any command's document every format;
 //!   `report::output` writes results files safely (new files only, atomic summary.json).
 //! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.

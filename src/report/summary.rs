@@ -117,7 +117,7 @@ pub struct Summary {
     pub target_exec: Option<ExecSummary>,
     /// The user's own client (`--client-exec`): what it did and what the samples showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_exec: Option<crate::client::result::ClientExecSummary>,
+    pub client_exec: Option<crate::report::client_exec::ClientExecSummary>,
     /// `--shard I/N`: which shard this run was, and when it began against `--start-at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::ShardSummary>,
