@@ -66,7 +66,8 @@
 //!   model for a rate (read only).
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
 //!   Markdown renderings (`report::client_exec`: summary.json's `client_exec` and its text
-//!   lines); `report::document` gives any command's document every format;
+//!   lines; `report::merge`: shards' runs added into one, for `portlab merge` and the
+//!   many-client lab); `report::document` gives any command's document every format;
 //!   `report::output` writes results files safely (new files only, atomic summary.json).
 //! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.

@@ -10,6 +10,7 @@ mod json;
 pub mod junit;
 pub mod lab_clients;
 mod markdown;
+pub mod merge;
 pub mod output;
 pub(crate) mod summary;
 mod text;

@@ -123,7 +123,7 @@ pub struct Summary {
     pub shard: Option<crate::shard::ShardSummary>,
     /// `portlab merge`: each shard as it ran, the earliest exhaustion, the start spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge: Option<crate::cmd::merge::MergeSummary>,
+    pub merge: Option<super::merge::MergeSummary>,
 }
 
 /// What the lab was, as the run found it (`lab` in summary.json).
