@@ -39,6 +39,7 @@
 //!   `section!` macro (overlay of flags on the file, bounds, key -> flag) and the
 //!   [`plan::Scenario`] of all sections; [`plan::bounds`] the limits and their wording,
 //!   [`plan::values`] the one grammar of durations, rates, port ranges and bytes;
+//!   [`plan::client_exec`] the resolved `client.exec` keys;
 //!   [`plan::lab`] is the lab's pure half (validation, the time-scale arithmetic) and
 //!   [`plan::sysctl`] the registry of kernel knobs that lab validation, inspect, the model's
 //!   host input and `compare` iterate; `plan::check_host` the checks against this host
@@ -64,14 +65,17 @@
 //! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
 //!   model for a rate (read only).
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
-//!   Markdown renderings; `report::document` gives any command's document every format;
+//!   Markdown renderings (`report::client_exec`: summary.json's `client_exec` and its text
+//!   lines; `report::merge`: shards' runs added into one, for `portlab merge` and the
+//!   many-client lab); `report::document` gives any command's document every format;
 //!   `report::output` writes results files safely (new files only, atomic summary.json).
 //! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting,
-//!   children that die with portlab), one file per OS.
+//!   children that die with portlab), one file per OS, and `sys::netlink` (Linux): the
+//!   netlink client that lab (rtnetlink) and observe (sock_diag) both use.
 //! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 

@@ -7,6 +7,10 @@ mod os;
 #[path = "sys/other.rs"]
 mod os;
 
+/// A minimal synchronous netlink client (rtnetlink for the lab, sock_diag for observe).
+#[cfg(target_os = "linux")]
+pub(crate) mod netlink;
+
 pub use os::{
     catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep, private_to_me,
     raise_nofile_limit, stop_signals,

@@ -11,7 +11,10 @@
 //!   the ports were full).
 //! - [`process`]: the child process: environment, output reader, stop.
 //! - [`run`]: one run, from the command's start to the verdict.
-//! - [`result`]: summary.json's `client_exec`, the verdict's checks, the text report.
+//! - [`result`]: the verdict's checks on the measured rate (summary.json's `client_exec`
+//!   and its text lines are `report::client_exec`).
+//!
+//! The resolved `client.exec` keys ([`ClientExec`]) are defined in `plan::client_exec`.
 
 pub mod process;
 pub mod result;
@@ -19,131 +22,11 @@ pub mod run;
 pub mod sample;
 pub mod signatures;
 
-use crate::plan::{ClientSection, PlanError, Span};
-use std::time::Duration;
-
-/// Default sampling interval of the client's namespace.
-pub const DEFAULT_SAMPLE: Duration = Duration::from_millis(100);
-
-/// `client.exec` and its companions, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClientExec {
-    /// The command line, run by `sh -c` (Unix) in the client's namespace.
-    pub command: String,
-    /// How often the client's namespace is sampled.
-    pub sample: Duration,
-    /// Stop the client this long after its first recognised failure (None: at the end of
-    /// the run's duration, or when it exits).
-    pub stop_after: Option<Duration>,
-    /// The user's own failure regex, checked after the built-in signatures.
-    pub failure_pattern: Option<String>,
-}
-
-fn invalid(key: &'static str, flag: &'static str, message: impl Into<String>) -> PlanError {
-    PlanError::Invalid {
-        key,
-        flag,
-        message: message.into(),
-    }
-}
-
-impl ClientExec {
-    /// The `[client]` keys of a client command; None without `client.exec`, an error when
-    /// a companion key is set without it or a value is out of range.
-    pub fn resolve(c: &ClientSection) -> Result<Option<ClientExec>, PlanError> {
-        let Some(command) = &c.exec else {
-            for (set, key, flag) in [
-                (c.sample.is_some(), "client.sample", "--client-sample"),
-                (
-                    c.stop_after.is_some(),
-                    "client.stop_after",
-                    "--client-stop-after",
-                ),
-                (
-                    c.failure_pattern.is_some(),
-                    "client.failure_pattern",
-                    "--failure-pattern",
-                ),
-            ] {
-                if set {
-                    return Err(invalid(key, flag, "only applies to a client command: set client.exec (--client-exec) or drop it"));
-                }
-            }
-            return Ok(None);
-        };
-        if command.trim().is_empty() {
-            return Err(invalid(
-                "client.exec",
-                "--client-exec",
-                "is empty: write the command that runs your client, e.g. \"java Client.java\"",
-            ));
-        }
-        let sample = c.sample.map_or(DEFAULT_SAMPLE, |s| s.0);
-        if !(Duration::from_millis(10)..=Duration::from_secs(1)).contains(&sample) {
-            return Err(invalid(
-                "client.sample",
-                "--client-sample",
-                format!("{sample:?} is out of range: write 10ms to 1s (e.g. 100ms); the ports-full time is only as exact as one sample"),
-            ));
-        }
-        if let Some(pattern) = &c.failure_pattern {
-            regex::Regex::new(pattern).map_err(|e| {
-                invalid(
-                    "client.failure_pattern",
-                    "--failure-pattern",
-                    format!("is not a valid regular expression: {e}"),
-                )
-            })?;
-        }
-        Ok(Some(ClientExec {
-            command: command.trim().to_string(),
-            sample,
-            stop_after: c.stop_after.map(|s| s.0),
-            failure_pattern: c.failure_pattern.clone(),
-        }))
-    }
-
-    /// Writes the keys back into a `[client]` section (plan.toml).
-    pub fn write_back(this: Option<&ClientExec>, c: &mut ClientSection) {
-        if let Some(x) = this {
-            c.exec = Some(x.command.clone());
-            c.sample = Some(Span(x.sample));
-            c.stop_after = x.stop_after.map(Span);
-            c.failure_pattern = x.failure_pattern.clone();
-        }
-    }
-}
+pub use crate::plan::client_exec::{ClientExec, DEFAULT_SAMPLE};
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::plan::Scenario;
-
-    fn section(text: &str) -> Result<Option<ClientExec>, PlanError> {
-        let s: Scenario = toml::from_str(text).unwrap();
-        ClientExec::resolve(&s.client)
-    }
-
-    #[test]
-    fn defaults_and_bad_values_name_their_key() {
-        let x = section("[client]\nexec = \"java Client.java\"\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(x.sample, DEFAULT_SAMPLE);
-        assert_eq!(x.stop_after, None);
-        for (text, key) in [
-            ("[client]\nexec = \" \"\n", "client.exec"),
-            ("[client]\nexec = \"x\"\nsample = \"5s\"\n", "client.sample"),
-            (
-                "[client]\nexec = \"x\"\nfailure_pattern = \"(\"\n",
-                "client.failure_pattern",
-            ),
-            ("[client]\nstop_after = \"1s\"\n", "client.stop_after"),
-        ] {
-            let e = section(text).unwrap_err().to_string();
-            assert!(e.starts_with(key), "{text}: {e}");
-        }
-    }
 
     #[test]
     fn a_files_command_needs_allow_exec_a_flags_does_not() {

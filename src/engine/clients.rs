@@ -380,7 +380,7 @@ fn merge(
             dir.path().display()
         );
     }
-    let mut merged = crate::cmd::merge::merge(&runs)?;
+    let mut merged = crate::report::merge::merge(&runs)?;
     let buckets = lab_plan
         .server_sysctls
         .iter()
@@ -411,7 +411,7 @@ fn merge(
         lost,
     };
     s.lab = Some(lab_summary(many, lab_plan, clients));
-    crate::cmd::merge::write(&merged, dir)?;
+    crate::report::merge::write(&merged, dir)?;
     crate::report::html::write_report_or_warn(dir, &merged.summary);
     Ok(merged.summary)
 }

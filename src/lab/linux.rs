@@ -7,9 +7,11 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::netlink::{MsgBuilder, NlSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use super::{parse_reserved_ports, Sysctl, Topology};
 use super::{Applied, LabError, LabPlan, MODEL_SYSCTLS};
+use crate::sys::netlink::{
+    MsgBuilder, NlSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+};
 
 /// Client side of the veth pair (RFC 2544 benchmarking range 198.18.0.0/15).
 pub const VETH_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -353,7 +355,7 @@ pub(crate) fn read_settings() -> Result<BTreeMap<String, String>, LabError> {
 }
 
 // rtnetlink constants and layouts (linux/rtnetlink.h, linux/if_link.h, linux/veth.h,
-// linux/if_addr.h). See lab/netlink.rs for why they are written by hand.
+// linux/if_addr.h). See sys/netlink.rs for why they are written by hand.
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
 const IFLA_IFNAME: u16 = 3;

@@ -32,8 +32,6 @@ pub use crate::plan::lab::{
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) mod netlink;
-#[cfg(target_os = "linux")]
 use linux as os;
 #[cfg(target_os = "linux")]
 mod clients;

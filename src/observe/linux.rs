@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::parse::{parse_proc_net_tcp_line, parse_sockstat_tw, parse_table};
 use super::tally::{Tally, TCP_ESTABLISHED, TCP_LISTEN, TCP_TIME_WAIT};
 use super::{Counter, KernelSample, SocketSource, TcpCounters};
-use crate::lab::netlink::{
+use crate::sys::netlink::{
     ack_result, align4, MsgBuilder, NlSocket, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_DUMP,
     NLM_F_REQUEST,
 };

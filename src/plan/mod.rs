@@ -5,6 +5,7 @@
 
 pub mod bounds;
 mod client;
+pub mod client_exec;
 pub mod clients;
 mod expect;
 pub mod host;
@@ -255,7 +256,7 @@ pub struct Plan {
     /// `[expect]`, validated.
     pub expect: Expectations,
     /// The user's own client (`client.exec`), run instead of portlab's.
-    pub client_exec: Option<crate::client::ClientExec>,
+    pub client_exec: Option<client_exec::ClientExec>,
 }
 
 /// Default pace when neither file nor flags give one.
@@ -292,7 +293,7 @@ impl Plan {
             payload,
             target,
             exec,
-            client_exec: crate::client::ClientExec::resolve(&s.client)?,
+            client_exec: client_exec::ClientExec::resolve(&s.client)?,
         };
         plan.check_consistency()?;
         if let Rate::PerSecond(r) = plan.lab_rate() {
@@ -505,7 +506,7 @@ impl Plan {
             lab: self.lab_config.clone(),
             expect: self.expect.to_section(),
         };
-        crate::client::ClientExec::write_back(self.client_exec.as_ref(), &mut scenario.client);
+        client_exec::ClientExec::write_back(self.client_exec.as_ref(), &mut scenario.client);
         scenario
     }
 }

@@ -1,6 +1,7 @@
 //! Reports: the summary (what summary.json holds) and its renderings, one file per format
 //! behind one trait. `portlab report` re-renders a saved summary the same way.
 
+pub mod client_exec;
 pub mod compare;
 mod csv_format;
 pub mod document;
@@ -9,6 +10,7 @@ mod json;
 pub mod junit;
 pub mod lab_clients;
 mod markdown;
+pub mod merge;
 pub mod output;
 pub(crate) mod summary;
 mod text;

@@ -4,6 +4,8 @@ use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
 use crate::model::Prediction;
 use crate::observe::watch::TimewaitSummary;
 use crate::plan::Scenario;
+/// Defined beside the code that starts and stops the command; part of the summary.
+pub use crate::target::exec::ExecSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -18,25 +20,6 @@ pub struct ServerSummary {
     pub accept_errors: u64,
     /// Connections that ended in an error on the server's side.
     pub connection_errors: u64,
-}
-
-/// The server command portlab started (`[target] exec`) and how it ended.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExecSummary {
-    /// The command line as given.
-    pub command: String,
-    /// The address it served.
-    pub address: String,
-    /// Its stdout and stderr.
-    pub log: String,
-    /// How portlab stopped it: SIGTERM, SIGKILL (after the grace period), or it had exited.
-    pub stopped_by: String,
-    /// "exit 0", "signal 15 (SIGTERM)", or "unknown".
-    pub exit_status: String,
-    /// Its exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// The signal that ended it, when one did (Unix).
-    pub signal: Option<i32>,
 }
 
 /// One run. Times are seconds (`_s`), latencies microseconds (`_us`).
@@ -134,13 +117,13 @@ pub struct Summary {
     pub target_exec: Option<ExecSummary>,
     /// The user's own client (`--client-exec`): what it did and what the samples showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_exec: Option<crate::client::result::ClientExecSummary>,
+    pub client_exec: Option<crate::report::client_exec::ClientExecSummary>,
     /// `--shard I/N`: which shard this run was, and when it began against `--start-at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::ShardSummary>,
     /// `portlab merge`: each shard as it ran, the earliest exhaustion, the start spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge: Option<crate::cmd::merge::MergeSummary>,
+    pub merge: Option<super::merge::MergeSummary>,
 }
 
 /// What the lab was, as the run found it (`lab` in summary.json).

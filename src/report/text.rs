@@ -136,7 +136,7 @@ fn errors(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(c) = &s.client_exec {
         let predicted = s.prediction.as_ref().and_then(|p| p.first_error_s);
         writeln!(out)?;
-        for line in crate::client::result::text_lines(c, predicted) {
+        for line in super::client_exec::text_lines(c, predicted) {
             writeln!(out, "{line}")?;
         }
     }

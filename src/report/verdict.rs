@@ -365,7 +365,7 @@ pub fn against_baseline(s: &Summary, base: &Summary, margin: f64) -> Vec<Check> 
     // Your own client (--client-exec): one that reused its connections must still do so.
     if let (Some(new), Some(old)) = (&s.client_exec, &base.client_exec) {
         if old.pooled {
-            let per = |c: &crate::client::result::ClientExecSummary| match c.requests {
+            let per = |c: &crate::report::client_exec::ClientExecSummary| match c.requests {
                 Some(r) => format!("{} connections for {r} requests", c.connections),
                 None => format!("{} connections", c.connections),
             };

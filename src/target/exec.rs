@@ -6,7 +6,6 @@
 //! stderr go to `target-exec.log` in the results directory; a command that exits early or
 //! never accepts is a set-up error quoting the end of that log.
 
-use crate::report::ExecSummary;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -18,9 +17,29 @@ use std::time::{Duration, Instant};
 #[cfg(unix)]
 #[path = "exec_unix.rs"]
 mod os;
+
 #[cfg(not(unix))]
 #[path = "exec_other.rs"]
 mod os;
+
+/// The server command portlab started (`[target] exec`) and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExecSummary {
+    /// The command line as given.
+    pub command: String,
+    /// The address it served.
+    pub address: String,
+    /// Its stdout and stderr.
+    pub log: String,
+    /// How portlab stopped it: SIGTERM, SIGKILL (after the grace period), or it had exited.
+    pub stopped_by: String,
+    /// "exit 0", "signal 15 (SIGTERM)", or "unknown".
+    pub exit_status: String,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did (Unix).
+    pub signal: Option<i32>,
+}
 
 /// How long a stopped command may take to exit after SIGTERM before it gets SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);

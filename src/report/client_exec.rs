@@ -1,0 +1,264 @@
+//! What a `--client-exec` run reports: summary.json's `client_exec` and the plain-words
+//! lines of the text report. The verdict's checks on the measured rate are
+//! `client::result`'s.
+
+use serde::{Deserialize, Serialize};
+
+/// summary.json `client_exec`. Times are seconds since the client's first connection
+/// (`first_connection_s` places that after the command started).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientExecSummary {
+    /// The command line.
+    pub command: String,
+    /// Seconds from the command's start to its first connection (start-up: a JVM's ~0.4 s).
+    pub first_connection_s: Option<f64>,
+    /// Connections per second from the first connection until the ports were full (or its
+    /// first failure, or the end): the model's R.
+    pub measured_rate: Option<f64>,
+    /// The rate the model is given: `measured_rate`, times `client_share` when both sides
+    /// hold TIME_WAIT (only the connections the client closed first cost it a port).
+    pub model_rate: Option<f64>,
+    /// The rate it was asked for (PORTLAB_RATE), which it may not reach.
+    pub requested_rate: Option<f64>,
+    /// Who holds TIME_WAIT: client, server, mixed, none.
+    pub close_side: String,
+    /// The client's share of the TIME_WAIT sockets (null: none at all).
+    pub client_share: Option<f64>,
+    /// Most TIME_WAIT sockets toward the target at once (the client's side).
+    pub tw_client_max: u64,
+    /// Most TIME_WAIT sockets on the target's port at once (the server's side).
+    pub tw_server_max: u64,
+    /// Most ESTABLISHED connections toward the target at once.
+    pub established_max: u64,
+    /// Whether it reuses connections (far fewer connections than requests).
+    pub pooled: bool,
+    /// Connections it opened (ActiveOpens).
+    pub connections: u64,
+    /// Requests the embedded server answered (null with another server).
+    pub requests: Option<u64>,
+    /// Its first recognised failure.
+    pub first_failure_s: Option<f64>,
+    /// That failure's line, as printed.
+    pub failure_line: Option<String>,
+    /// The error name that line maps to (EADDRNOTAVAIL, ...).
+    pub failure_kind: Option<String>,
+    /// Which signature matched (java, python, go, node, dotnet, libpq, strerror, curl,
+    /// failure_pattern).
+    pub failure_signature: Option<String>,
+    /// Recognised failure lines in all.
+    pub failures: u64,
+    /// When TIME_WAIT + ESTABLISHED toward the target first reached P (one sample late at most).
+    pub ports_full_s: Option<f64>,
+    /// P: the ports the client had toward the target.
+    pub ports: u64,
+    /// Where `exhaustion.first_s` comes from: failure_line, ports_full, or none.
+    pub exhaustion_source: String,
+    /// "exit 1", "signal 15", or "unknown".
+    pub exit_status: String,
+    /// How portlab stopped it: null (it exited by itself), SIGTERM or SIGKILL.
+    pub stopped_by: Option<String>,
+    /// Why the run ended: exited, duration, stop_after, interrupted.
+    pub ended_by: String,
+    /// Its output, one line each: seconds since the command started, stream, text.
+    pub log: String,
+    /// The samples, one row each (client-samples.csv).
+    pub samples: String,
+    /// The sampling interval, seconds.
+    pub sample_s: f64,
+}
+
+/// How the client closed its connections, from where TIME_WAIT was.
+fn closing(c: &ClientExecSummary) -> String {
+    match (c.close_side.as_str(), c.client_share) {
+        ("client", Some(s)) if s >= 1.0 => "closed first every time".to_string(),
+        ("client", Some(s)) => format!(
+            "closed first ({:.0}% of the TIME_WAIT on its side)",
+            s * 100.0
+        ),
+        ("server", Some(s)) => format!(
+            "the server closed first ({:.0}% of the TIME_WAIT on the server, which costs the client no port)",
+            (1.0 - s) * 100.0
+        ),
+        ("mixed", Some(s)) => format!(
+            "closed first about {:.0}% of the time ({:.0}% of the TIME_WAIT on its side)",
+            s * 100.0,
+            s * 100.0
+        ),
+        _ => "left no TIME_WAIT on either side".to_string(),
+    }
+}
+
+/// Whether and when it ran out, against P / R; or why it did not. `rate` is the measured
+/// rate as the text shows it.
+fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String {
+    match (
+        c.first_failure_s.or(c.ports_full_s),
+        c.model_rate.or(c.measured_rate),
+    ) {
+        (Some(t), Some(r)) => {
+            let pr = c.ports as f64 / r;
+            let how = if (t - pr).abs() <= pr * 0.05 {
+                "as"
+            } else {
+                "while"
+            };
+            format!(
+                "  ran out after {t:.2} s {how} {} / {r:.1} = {pr:.2} s predicts{}",
+                c.ports,
+                if c.first_failure_s.is_none() {
+                    " (the ports were seen full; it printed no failure portlab recognised)"
+                } else {
+                    ""
+                }
+            )
+        }
+        (Some(t), None) => format!("  ran out after {t:.2} s"),
+        (None, _) => {
+            let why = match (c.close_side.as_str(), c.pooled, predicted) {
+                (_, true, _) => "it pools: a few connections carry every request".to_string(),
+                ("mixed", _, t) => format!(
+                    "the server closed first often enough that only {:.0}% of its connections held a port in TIME_WAIT; at {} conn/s that runs out after {}",
+                    c.client_share.unwrap_or(0.0) * 100.0,
+                    c.model_rate.map_or("-".into(), |r| format!("{r:.1}")),
+                    t.map_or("never".into(), |t| format!("{t:.2} s, later than the run"))
+                ),
+                ("server", _, _) => {
+                    "the server closes first, so its TIME_WAIT holds none of the client's ports"
+                        .to_string()
+                }
+                ("none", _, _) => "no TIME_WAIT held its ports".to_string(),
+                (_, _, Some(t)) => format!("the run ended before P / R = {t:.2} s"),
+                _ => format!(
+                    "{rate} conn/s x the hold stays within the {} ports",
+                    c.ports
+                ),
+            };
+            format!("  did not run out: {why}")
+        }
+    }
+}
+
+/// The text report's lines: what the client did, in plain words.
+pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> {
+    let mut lines = vec![format!("your client: `{}`", c.command)];
+    let rate = c
+        .measured_rate
+        .map_or("an unmeasured number of".to_string(), |r| format!("{r:.1}"));
+    let closed = closing(c);
+    let pooled = if c.pooled {
+        "pooled its connections"
+    } else {
+        "did not pool"
+    };
+    let requests = c
+        .requests
+        .map(|r| format!(", {r} requests"))
+        .unwrap_or_default();
+    lines.push(if c.pooled {
+        format!(
+            "  opened {} connections in all ({rate}/s{requests}) and kept up to {} open: it {pooled}",
+            c.connections, c.established_max
+        )
+    } else {
+        format!(
+            "  opened {rate} connections/s ({} in all{requests}), {closed}, {pooled}",
+            c.connections
+        )
+    });
+    lines.push(outcome(c, &rate, predicted));
+    if let Some(t) = c.ports_full_s.filter(|_| c.first_failure_s.is_some()) {
+        lines.push(format!(
+            "  ports full (TIME_WAIT + ESTABLISHED = {}) at {t:.2} s",
+            c.ports
+        ));
+    }
+    if let (Some(line), Some(kind)) = (&c.failure_line, &c.failure_kind) {
+        lines.push(format!("  its first failure ({kind}): `{}`", line.trim()));
+    }
+    lines.push(format!(
+        "  TIME_WAIT at most: client {}, server {}",
+        c.tw_client_max, c.tw_server_max
+    ));
+    let how = match c.ended_by.as_str() {
+        "exited" => "it exited by itself".to_string(),
+        "duration" => "stopped at --duration".to_string(),
+        "stop_after" => "stopped --client-stop-after its first failure".to_string(),
+        other => other.to_string(),
+    };
+    let with = c
+        .stopped_by
+        .as_deref()
+        .map(|s| format!(" with {s}"))
+        .unwrap_or_default();
+    lines.push(format!("  ended: {how}{with}, {}", c.exit_status));
+    lines.push(format!("  its output: {}", c.log));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed_by(side: &str, share: Option<f64>) -> ClientExecSummary {
+        ClientExecSummary {
+            close_side: side.into(),
+            client_share: share,
+            ports: 300,
+            ..ClientExecSummary::default()
+        }
+    }
+
+    #[test]
+    fn closing_says_who_held_time_wait() {
+        let cases = [
+            ("client", Some(1.0), "closed first every time"),
+            (
+                "client",
+                Some(0.9),
+                "closed first (90% of the TIME_WAIT on its side)",
+            ),
+            (
+                "mixed",
+                Some(0.5),
+                "closed first about 50% of the time (50% of the TIME_WAIT on its side)",
+            ),
+            ("none", None, "left no TIME_WAIT on either side"),
+        ];
+        for (side, share, want) in cases {
+            assert_eq!(closing(&closed_by(side, share)), want);
+        }
+        assert!(
+            closing(&closed_by("server", Some(0.25))).starts_with("the server closed first (75%")
+        );
+    }
+
+    #[test]
+    fn outcome_compares_the_run_out_with_p_over_r() {
+        let ran_out = |first: Option<f64>, full: Option<f64>| ClientExecSummary {
+            first_failure_s: first,
+            ports_full_s: full,
+            measured_rate: Some(100.0),
+            ..closed_by("client", Some(1.0))
+        };
+        // 300 ports at 100/s: 3 s. Within 5% "as", otherwise "while".
+        let line = outcome(&ran_out(Some(3.1), None), "100.0", None);
+        assert_eq!(
+            line,
+            "  ran out after 3.10 s as 300 / 100.0 = 3.00 s predicts"
+        );
+        let line = outcome(&ran_out(Some(4.0), None), "100.0", None);
+        assert!(line.contains("4.00 s while 300"), "{line}");
+        let line = outcome(&ran_out(None, Some(3.0)), "100.0", None);
+        assert!(
+            line.ends_with("it printed no failure portlab recognised)"),
+            "{line}"
+        );
+        let line = outcome(&ran_out(None, None), "100.0", Some(6.0));
+        assert_eq!(
+            line,
+            "  did not run out: the run ended before P / R = 6.00 s"
+        );
+        let line = outcome(&closed_by("server", Some(0.0)), "-", None);
+        assert!(line.contains("the server closes first"), "{line}");
+    }
+}
