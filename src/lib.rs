@@ -18,8 +18,8 @@
 //!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
 //!   and `suite` keep their glue beside their logic. main.rs parses, dispatches, and handles
 //!   a closed stdout once.
-//! - [`dry_run`]: `run --dry-run` and `suite --dry-run`: validate and show the resolved plan
-//!   with the model's prediction, sending nothing.
+//!   `cmd::dry_run` is `run --dry-run` and `suite --dry-run`: validate and show the
+//!   resolved plan with the model's prediction, sending nothing.
 //! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json) and a seeded
 //!   mutator, shared by the property test, the cargo-fuzz targets and the example driver.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
@@ -80,7 +80,6 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod collect;
-pub mod dry_run;
 pub mod engine;
 pub mod fuzz;
 pub mod inspect;

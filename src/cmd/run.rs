@@ -26,7 +26,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let given = args.over(file);
     let dry_run = args
         .dry_run
-        .then(|| crate::dry_run::render(&given, args.format))
+        .then(|| crate::cmd::dry_run::render(&given, args.format))
         .transpose()?;
     let mut plan = Plan::resolve(&given)?;
     plan::check_host(&given, &plan)?;
