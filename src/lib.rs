@@ -13,7 +13,8 @@
 //! - [`catalog`]: the built-in scenario catalog (scenarios/*.toml and the client programs
 //!   they run, compiled in): `portlab run NAME`, `portlab scenarios`, `suite` without a
 //!   directory.
-//! - [`cli`]: clap definitions, raw flags only.
+//! - [`cli`]: the clap `Command` enum, assembled from each command's `Args` struct (which
+//!   lives in its `cmd/<command>.rs`), completions and the manual page.
 //! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
 //!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
 //!   and `suite` keep their glue beside their logic. main.rs parses, dispatches, and handles
