@@ -39,7 +39,8 @@
 //!   range beside the field, and resolves itself there; plan/scenario.rs holds the
 //!   `section!` macro (overlay of flags on the file, bounds, key -> flag) and the
 //!   [`plan::Scenario`] of all sections; [`plan::bounds`] the limits and their wording,
-//!   [`plan::values`] the one grammar of durations, rates, port ranges and bytes;
+//!   [`plan::values`] the one grammar of durations, rates, port ranges, close modes and
+//!   bytes (and the `--rate`/`--close` parsers predict and inspect share);
 //!   [`plan::lab`] is the lab's pure half (validation, the time-scale arithmetic) and
 //!   [`plan::sysctl`] the registry of kernel knobs that lab validation, inspect, the model's
 //!   host input and `compare` iterate; `plan::check_host` the checks against this host
@@ -66,7 +67,8 @@
 //!   model for a rate (read only).
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
 //!   Markdown renderings; `report::document` gives any command's document every format;
-//!   `report::output` writes results files safely (new files only, atomic summary.json).
+//!   `report::output` writes results files safely (new files only, atomic summary.json);
+//!   `report::prediction` renders the model's prediction as text (predict, inspect, dry run).
 //! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure

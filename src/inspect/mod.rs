@@ -13,11 +13,14 @@ use std::io::Write;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::cmd::predict::{parse_rate, render_text, CloseMode, Format};
 use crate::model::{
     num, Advice, Inverse, ModelError, ModelInput, PortRange, Prediction, TimeWaitSide, TwReuse,
 };
 use crate::observe::DestinationCount;
+use crate::plan::values::parse_rate;
+use crate::plan::CloseMode;
+use crate::report::prediction::render_text;
+use crate::report::Format;
 use crate::sys::NofileLimit;
 
 pub mod build;

@@ -217,6 +217,28 @@ string_value!(
     Rate::from_num
 );
 
+/// Parses a rate with the one rate grammar ([`Rate`]: `30`, `30/s`, `1800/min`);
+/// the model needs a number, so `max` is refused here.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<Rate>() {
+        Ok(Rate::PerSecond(r)) => Ok(r),
+        Ok(Rate::Max) => {
+            Err("max (a closed loop) has no rate to model; write e.g. 30, 30/s or 1800/min".into())
+        }
+        Err(e) => Err(e.0),
+    }
+}
+
+/// Parses a duration into seconds with the one duration grammar ([`Span`]:
+/// `240s`, `4m`, `250ms`, or a bare number of seconds); zero is refused.
+pub fn parse_duration_s(s: &str) -> Result<f64, String> {
+    match s.parse::<Span>() {
+        Ok(d) if !d.0.is_zero() => Ok(d.secs()),
+        Ok(_) => Err("must be a positive duration, e.g. 240s, 4m, 250ms or 60 (seconds)".into()),
+        Err(e) => Err(e.0),
+    }
+}
+
 /// Who closes the connection, and how. Decides deterministically who holds TIME_WAIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseMode {
@@ -248,6 +270,27 @@ impl FromStr for CloseMode {
                 )),
             },
         }
+    }
+}
+
+/// `--close` of predict and inspect (clap lists these three; `linger=N` is run's alone, and
+/// for the model it is `active`).
+impl clap::ValueEnum for CloseMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[CloseMode::Active, CloseMode::Passive, CloseMode::Reset]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            CloseMode::Active => PossibleValue::new("active")
+                .help("The client closes first and keeps TIME_WAIT (also a non-zero SO_LINGER)"),
+            CloseMode::Passive => PossibleValue::new("passive")
+                .help("The server closes first and keeps TIME_WAIT on its side"),
+            CloseMode::Reset => PossibleValue::new("reset")
+                .help("The client resets (SO_LINGER 0): no TIME_WAIT on either side"),
+            CloseMode::Linger(_) => return None,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ pub mod junit;
 pub mod lab_clients;
 mod markdown;
 pub mod output;
+pub mod prediction;
 pub(crate) mod summary;
 mod text;
 pub mod verdict;
