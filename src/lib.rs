@@ -25,9 +25,8 @@
 //!   mutator, shared by the property test, the cargo-fuzz targets and the example driver.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection (and takes
-//!   back what it created). `engine::assemble` is the pure step from what was measured to
-//!   the summary, prediction and verdict; its `engine::figures` builds the measured part of
-//!   the summary for a built-in run and a `--client-exec` run alike. `engine::run_many` is
+//!   back what it created); it dispatches a `--client-exec` run to [`client`], which never
+//!   imports it. `engine::run_many` is
 //!   the many-client lab (`--lab-clients K`, Linux): K client processes, each a shard in its
 //!   own namespace, against one server namespace, merged (engine/clients.rs; the pure half
 //!   is [`plan::clients`], the server's TIME_WAIT arithmetic [`model::clients`]).
@@ -50,7 +49,8 @@
 //!   lab's namespaces. It imports plan, never the reverse.
 //! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
 //!   (one listener per destination), and `target::exec`: a server command portlab starts
-//!   inside the lab, waits for, and stops.
+//!   inside the lab, waits for, and stops; `target::stop_servers` stops the embedded servers
+//!   at the end of any run.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
 //!   (socket2), pooling, shutdown, and the shards (one thread and event loop per core) that
 //!   the workers and the embedded server run on.
@@ -68,13 +68,16 @@
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
 //!   Markdown renderings; `report::document` gives any command's document every format;
 //!   `report::output` writes results files safely (new files only, atomic summary.json);
-//!   `report::prediction` renders the model's prediction as text (predict, inspect, dry run).
+//!   `report::prediction` renders the model's prediction as text (predict, inspect, dry run);
+//!   `report::assemble` is the pure step from what was measured to the summary, prediction
+//!   and verdict (its `figures` builds the measured part for a built-in run and a
+//!   `--client-exec` run alike, `server_summary` and `lab_summary` the server's and the lab's).
 //! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
-//! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting,
-//!   children that die with portlab), one file per OS.
+//! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting and
+//!   `sys::signalled` to await them, children that die with portlab), one file per OS.
 //! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 

@@ -1,6 +1,7 @@
 //! Reports: the summary (what summary.json holds) and its renderings, one file per format
 //! behind one trait. `portlab report` re-renders a saved summary the same way.
 
+pub mod assemble;
 pub mod compare;
 mod csv_format;
 pub mod document;

@@ -1,13 +1,19 @@
 //! The pure end of a run: what was measured and observed goes in, the summary (with the
 //! model's prediction and the verdict) comes out. No I/O, so every rule here is unit-tested.
+//! A built-in run (engine) and a `--client-exec` run (client) both assemble theirs here,
+//! with the embedded servers' counts ([`server_summary`]) and the lab ([`lab_summary`]).
 
 use crate::collect::Measured;
 use crate::model;
 use crate::observe::watch::TimewaitSummary;
 use crate::plan::{Plan, Scenario};
-use crate::report::{verdict, ExecSummary, LabSummary, Modelled, ServerSummary, Summary};
+use crate::report::{
+    verdict, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
+};
+use crate::target::ServerStats;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 /// What the kernel showed over the run (Linux).
 #[derive(Debug, Clone, Default)]
@@ -212,6 +218,51 @@ pub fn modelled(plan: &Plan, summary: &Summary) -> Option<Modelled> {
         duration_s: summary.load_duration_s * k,
         first_error_s: summary.exhaustion.first_s.map(|t| t * k),
     })
+}
+
+/// What the embedded servers counted, added up (one summary however many ports); `stopped`
+/// is what [`crate::target::stop_servers`] returns, `targets` every address the run used.
+pub fn server_summary(
+    stopped: &[(SocketAddr, std::sync::Arc<ServerStats>)],
+    targets: &[SocketAddr],
+) -> Option<ServerSummary> {
+    let mut summary: Option<ServerSummary> = None;
+    for (addr, st) in stopped {
+        let sum = summary.get_or_insert_with(|| ServerSummary {
+            address: addr.to_string(),
+            ..ServerSummary::default()
+        });
+        sum.accepted += st.accepted.load(Ordering::Relaxed);
+        sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
+        sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
+    }
+    if let (Some(sum), [_, .., last]) = (summary.as_mut(), targets) {
+        sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
+    }
+    summary
+}
+
+/// The lab as summary.json records it.
+pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::lab::LabPlan) -> LabSummary {
+    LabSummary {
+        mode: a.mode.to_string(),
+        topology: a.topology.to_string(),
+        settings: a.settings.clone(),
+        server_settings: a.server_settings.clone(),
+        written: a
+            .written
+            .iter()
+            .map(|w| WrittenSysctl {
+                name: w.name.to_string(),
+                value: w.value.clone(),
+            })
+            .collect(),
+        time_scale: lab.time_scale(),
+        emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
+        warnings: a.warnings.clone(),
+        tw_reuse_note: lab.tw_reuse_note.map(str::to_string),
+        clients: None,
+    }
 }
 
 #[cfg(test)]
