@@ -272,6 +272,38 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
+    /// The servers' counts are added up; the address names the range when there are several.
+    #[test]
+    fn server_summary_adds_every_servers_counts() {
+        assert_eq!(server_summary(&[], &[]), None);
+        let counted = |accepted, accept_errors, conn_errors| {
+            let st = ServerStats::default();
+            st.accepted.store(accepted, Ordering::Relaxed);
+            st.accept_errors.store(accept_errors, Ordering::Relaxed);
+            st.conn_errors.store(conn_errors, Ordering::Relaxed);
+            std::sync::Arc::new(st)
+        };
+        let a: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let one = server_summary(&[(a, counted(5, 1, 2))], &[a]).expect("one server");
+        assert_eq!(
+            one,
+            ServerSummary {
+                address: "127.0.0.1:9000".into(),
+                accepted: 5,
+                accept_errors: 1,
+                connection_errors: 2,
+            }
+        );
+        let two = server_summary(&[(a, counted(5, 1, 2)), (b, counted(7, 0, 3))], &[a, b])
+            .expect("two servers");
+        assert_eq!(two.address, "127.0.0.1:9000 .. 127.0.0.1:9001 (2 ports)");
+        assert_eq!(
+            (two.accepted, two.accept_errors, two.connection_errors),
+            (12, 1, 5)
+        );
+    }
+
     fn plan(toml_text: &str) -> Plan {
         let scenario: Scenario = toml::from_str(toml_text).expect("a scenario");
         Plan::resolve(&scenario).expect("a valid plan")
