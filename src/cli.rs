@@ -188,6 +188,30 @@ mod tests {
         assert!(checked >= 35, "only {checked} flags name their key");
     }
 
+    /// One close mode type: run's `--close` takes `linger=N`, predict's and inspect's the three
+    /// modes the model tells apart.
+    #[test]
+    fn close_flags_share_plans_close_mode() {
+        let cli = Cli::parse_from(["portlab", "run", "--close", "linger=2"]);
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.client.close, Some(CloseMode::Linger(2)));
+        for cmd in ["predict", "inspect"] {
+            assert!(Cli::try_parse_from(["portlab", cmd, "--close", "linger=2"]).is_err());
+        }
+        let cli = Cli::parse_from(["portlab", "predict", "--close", "passive"]);
+        let Command::Predict(p) = cli.command else {
+            panic!("not predict")
+        };
+        assert_eq!(p.close, CloseMode::Passive);
+        let cli = Cli::parse_from(["portlab", "inspect", "--close", "reset"]);
+        let Command::Inspect(i) = cli.command else {
+            panic!("not inspect")
+        };
+        assert_eq!(i.close, CloseMode::Reset);
+    }
+
     #[test]
     fn flags_become_scenario_keys() {
         let cli = Cli::parse_from([

@@ -61,7 +61,7 @@ pub struct InspectArgs {
 
     /// Who closes first: active (the client, which keeps TIME_WAIT), passive (the server
     /// does) or reset (SO_LINGER 0, no TIME_WAIT).
-    #[arg(long, value_name = "MODE", value_enum, default_value = "active")]
+    #[arg(long, value_name = "MODE", value_parser = crate::plan::values::close_flag(), default_value = "active")]
     pub close: CloseMode,
 
     /// Persistent connections: 0 = a new connection per request; N > 0 = N connections

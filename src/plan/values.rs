@@ -273,25 +273,25 @@ impl FromStr for CloseMode {
     }
 }
 
-/// `--close` of predict and inspect (clap lists these three; `linger=N` is run's alone, and
-/// for the model it is `active`).
-impl clap::ValueEnum for CloseMode {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[CloseMode::Active, CloseMode::Passive, CloseMode::Reset]
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        use clap::builder::PossibleValue;
-        Some(match self {
-            CloseMode::Active => PossibleValue::new("active")
-                .help("The client closes first and keeps TIME_WAIT (also a non-zero SO_LINGER)"),
-            CloseMode::Passive => PossibleValue::new("passive")
-                .help("The server closes first and keeps TIME_WAIT on its side"),
-            CloseMode::Reset => PossibleValue::new("reset")
-                .help("The client resets (SO_LINGER 0): no TIME_WAIT on either side"),
-            CloseMode::Linger(_) => return None,
-        })
-    }
+/// The parser of predict's and inspect's `--close`: clap lists active, passive and reset with
+/// their help (run's `--close` parses [`CloseMode`]'s `FromStr`, which also takes
+/// `linger=N`; for the model that is `active`). Not a `clap::ValueEnum` impl: clap would then
+/// use it for run's `--close` too and refuse `linger=N`.
+pub fn close_flag() -> impl clap::builder::TypedValueParser<Value = CloseMode> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new("active")
+            .help("The client closes first and keeps TIME_WAIT (also a non-zero SO_LINGER)"),
+        PossibleValue::new("passive")
+            .help("The server closes first and keeps TIME_WAIT on its side"),
+        PossibleValue::new("reset")
+            .help("The client resets (SO_LINGER 0): no TIME_WAIT on either side"),
+    ])
+    .map(|s| match s.as_str() {
+        "passive" => CloseMode::Passive,
+        "reset" => CloseMode::Reset,
+        _ => CloseMode::Active,
+    })
 }
 
 impl fmt::Display for CloseMode {
