@@ -12,23 +12,24 @@ use crate::model;
 use crate::observe::watch::KernelWatch;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
+pub use crate::report::assemble::{assemble, figures, modelled, Facts, Observed, Watcher};
+use crate::report::assemble::{lab_summary, server_summary};
 use crate::report::output::ResultsDir;
-use crate::report::{LabSummary, ServerSummary, Summary, WrittenSysctl};
+use crate::report::{ServerSummary, Summary};
 use crate::runner::{self, shards, shards::Shards};
+/// Where it always was for callers: defined in [`crate::sys`].
+pub use crate::sys::signalled;
 use crate::target;
 use crate::target::exec::ExecTarget;
 use crate::target::Server;
 use anyhow::{anyhow, Context, Result};
-pub use assemble::{assemble, figures, modelled, Facts, Observed, Watcher};
 
-mod assemble;
 #[cfg(target_os = "linux")]
 mod clients;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -568,7 +569,10 @@ async fn load(
     )
     .await;
     let duration_s = t0.elapsed().as_secs_f64();
-    let server = stop_servers(servers, targets, plan.load.drain_timeout).await;
+    let server = server_summary(
+        &target::stop_servers(servers, plan.load.drain_timeout).await,
+        targets,
+    );
     let exec = exec.map(ExecTarget::stop);
     drop(hold_collector);
     let (measured, watch) = thread
@@ -692,66 +696,6 @@ fn kernel_watch(
     ))
 }
 
-/// Stops the embedded servers (each closes its side within `grace`; a second Ctrl-C ends
-/// that wait) and adds up what they counted.
-pub(crate) async fn stop_servers(
-    servers: Vec<Server>,
-    targets: &[SocketAddr],
-    grace: Duration,
-) -> Option<ServerSummary> {
-    let stats: Vec<_> = servers.iter().map(|s| (s.addr, s.stats.clone())).collect();
-    let stopping = async {
-        for s in servers {
-            let address = s.addr.to_string();
-            let left = s.stop(grace).await;
-            if left > 0 {
-                crate::say::warning!("the embedded server ({address}) still had {left} connections open after --drain-timeout");
-            }
-        }
-    };
-    tokio::select! {
-        () = stopping => {}
-        () = signalled(2) => crate::say::warning!("second signal: the embedded server's connections were not waited for"),
-    }
-    let mut summary: Option<ServerSummary> = None;
-    for (addr, st) in &stats {
-        let sum = summary.get_or_insert_with(|| ServerSummary {
-            address: addr.to_string(),
-            ..ServerSummary::default()
-        });
-        sum.accepted += st.accepted.load(Ordering::Relaxed);
-        sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
-        sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
-    }
-    if let (Some(sum), [_, .., last]) = (summary.as_mut(), targets) {
-        sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
-    }
-    summary
-}
-
-/// The lab as summary.json records it.
-pub(crate) fn lab_summary(a: &lab::Applied, lab: &crate::lab::LabPlan) -> LabSummary {
-    LabSummary {
-        mode: a.mode.to_string(),
-        topology: a.topology.to_string(),
-        settings: a.settings.clone(),
-        server_settings: a.server_settings.clone(),
-        written: a
-            .written
-            .iter()
-            .map(|w| WrittenSysctl {
-                name: w.name.to_string(),
-                value: w.value.clone(),
-            })
-            .collect(),
-        time_scale: lab.time_scale(),
-        emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
-        warnings: a.warnings.clone(),
-        tw_reuse_note: lab.tw_reuse_note.map(str::to_string),
-        clients: None,
-    }
-}
-
 /// Resolves an external HOST:PORT and makes one probe connection, so an unreachable
 /// target is a setup error (exit 2) and not a run full of ECONNREFUSED.
 async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
@@ -792,35 +736,6 @@ async fn resolve_and_probe(address: &str, plan: &Plan) -> Result<SocketAddr> {
             "target {address} ({addr}) did not accept a connection within {:?}; start the server, fix target.address (--target) or raise --connect-timeout",
             plan.load.connect_timeout
         )),
-    }
-}
-
-/// Resolves once this process has received `n` stop signals in all (SIGINT or SIGTERM on
-/// Unix, counted from [`crate::sys::catch_stop_signals`], which `run` installs first; Ctrl-C
-/// elsewhere): 1 stops the load, 2 also ends the drain.
-pub async fn signalled(n: u32) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        // The streams exist before the count is read: a signal after the read wakes them.
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return std::future::pending().await;
-        };
-        while crate::sys::stop_signals() < n {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    for _ in 0..n {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return std::future::pending().await;
-        }
     }
 }
 

@@ -53,7 +53,7 @@ fn resolved(s: &Scenario) -> Result<Plan, String> {
     let target: SocketAddr = "127.0.0.1:1".parse().expect("a literal address");
     let input = model::from_plan::input_for(&plan, &BTreeMap::new(), target);
     let (prediction, inverse, advice) = model::analyse(&input);
-    crate::cmd::predict::render_text(&input, &prediction, inverse.as_ref(), &advice);
+    crate::report::prediction::render_text(&input, &prediction, inverse.as_ref(), &advice);
     Ok(plan)
 }
 

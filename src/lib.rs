@@ -13,20 +13,20 @@
 //! - [`catalog`]: the built-in scenario catalog (scenarios/*.toml and the client programs
 //!   they run, compiled in): `portlab run NAME`, `portlab scenarios`, `suite` without a
 //!   directory.
-//! - [`cli`]: clap definitions, raw flags only.
+//! - [`cli`]: the clap `Command` enum, assembled from each command's `Args` struct (which
+//!   lives in its `cmd/<command>.rs`), completions and the manual page.
 //! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
 //!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
 //!   and `suite` keep their glue beside their logic. main.rs parses, dispatches, and handles
 //!   a closed stdout once.
-//! - [`dry_run`]: `run --dry-run` and `suite --dry-run`: validate and show the resolved plan
-//!   with the model's prediction, sending nothing.
+//!   `cmd::dry_run` is `run --dry-run` and `suite --dry-run`: validate and show the
+//!   resolved plan with the model's prediction, sending nothing.
 //! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json) and a seeded
 //!   mutator, shared by the property test, the cargo-fuzz targets and the example driver.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection (and takes
-//!   back what it created). `engine::assemble` is the pure step from what was measured to
-//!   the summary, prediction and verdict; its `engine::figures` builds the measured part of
-//!   the summary for a built-in run and a `--client-exec` run alike. `engine::run_many` is
+//!   back what it created); it dispatches a `--client-exec` run to [`client`], which never
+//!   imports it. `engine::run_many` is
 //!   the many-client lab (`--lab-clients K`, Linux): K client processes, each a shard in its
 //!   own namespace, against one server namespace, merged (engine/clients.rs; the pure half
 //!   is [`plan::clients`], the server's TIME_WAIT arithmetic [`model::clients`]).
@@ -38,7 +38,8 @@
 //!   range beside the field, and resolves itself there; plan/scenario.rs holds the
 //!   `section!` macro (overlay of flags on the file, bounds, key -> flag) and the
 //!   [`plan::Scenario`] of all sections; [`plan::bounds`] the limits and their wording,
-//!   [`plan::values`] the one grammar of durations, rates, port ranges and bytes;
+//!   [`plan::values`] the one grammar of durations, rates, port ranges, close modes and
+//!   bytes (and the `--rate`/`--close` parsers predict and inspect share);
 //!   [`plan::client_exec`] the resolved `client.exec` keys;
 //!   [`plan::lab`] is the lab's pure half (validation, the time-scale arithmetic) and
 //!   [`plan::sysctl`] the registry of kernel knobs that lab validation, inspect, the model's
@@ -49,7 +50,8 @@
 //!   lab's namespaces. It imports plan, never the reverse.
 //! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
 //!   (one listener per destination), and `target::exec`: a server command portlab starts
-//!   inside the lab, waits for, and stops.
+//!   inside the lab, waits for, and stops; `target::stop_servers` stops the embedded servers
+//!   at the end of any run.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
 //!   (socket2), pooling, shutdown, and the shards (one thread and event loop per core) that
 //!   the workers and the embedded server run on.
@@ -68,14 +70,19 @@
 //!   Markdown renderings (`report::client_exec`: summary.json's `client_exec` and its text
 //!   lines; `report::merge`: shards' runs added into one, for `portlab merge` and the
 //!   many-client lab); `report::document` gives any command's document every format;
-//!   `report::output` writes results files safely (new files only, atomic summary.json).
+//!   `report::output` writes results files safely (new files only, atomic summary.json);
+//!   `report::prediction` renders the model's prediction as text (predict, inspect, dry run);
+//!   `report::assemble` is the pure step from what was measured to the summary, prediction
+//!   and verdict (its `figures` builds the measured part for a built-in run and a
+//!   `--client-exec` run alike, `server_summary` and `lab_summary` the server's and the lab's).
 //! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
 //! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
-//! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting,
-//!   children that die with portlab), one file per OS, and `sys::netlink` (Linux): the
-//!   netlink client that lab (rtnetlink) and observe (sock_diag) both use.
+//! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting and
+//!   `sys::signalled` to await them, children that die with portlab), one file per OS, and
+//!   `sys::netlink` (Linux): the netlink client that lab (rtnetlink) and observe (sock_diag)
+//!   both use.
 //! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
 
@@ -84,7 +91,6 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod collect;
-pub mod dry_run;
 pub mod engine;
 pub mod fuzz;
 pub mod inspect;

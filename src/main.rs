@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => portlab::inspect::run(&args, &mut out).map(|()| 0),
         Command::Report(args) => cmd::report::run(&args, &mut out),
         Command::Merge(args) => cmd::merge::run(&args, &mut out),
-        Command::Suite(args) if args.dry_run => portlab::dry_run::suite(
+        Command::Suite(args) if args.dry_run => portlab::cmd::dry_run::suite(
             &portlab::suite::scenarios_dir(&args),
             portlab::report::Format::Text,
             &mut out,

@@ -13,7 +13,7 @@ use crate::model;
 use crate::observe::watch::TimewaitSummary;
 use crate::observe::{Counter, KernelSample, Sampler};
 use crate::plan::{Plan, Rate, Scenario, ServerClose, Target};
-use crate::report::{verdict, ExecSummary, Summary};
+use crate::report::{assemble, verdict, ExecSummary, Summary};
 use crate::target::exec::ExecTarget;
 use crate::target::{Server, ServerStats};
 use anyhow::{anyhow, Context, Result};
@@ -120,7 +120,10 @@ pub async fn drive(
     let end_s = Instant::now().saturating_duration_since(t0).as_secs_f64();
 
     // The server's side closes after the client's: then the last sample.
-    let server = crate::engine::stop_servers(s.servers, s.targets, plan.load.drain_timeout).await;
+    let server = assemble::server_summary(
+        &crate::target::stop_servers(s.servers, plan.load.drain_timeout).await,
+        s.targets,
+    );
     let (p, k) = probe.take(end_s);
     w.points.push(p);
     let end_kernel = if k.counters.get(Counter::ActiveOpens).is_some() {
@@ -148,7 +151,7 @@ pub async fn drive(
         lab: s
             .applied
             .zip(plan.lab.as_ref())
-            .map(|(a, lab)| crate::engine::lab_summary(a, lab)),
+            .map(|(a, lab)| assemble::lab_summary(a, lab)),
     };
     Ok(assemble(plan, cx, s.settings, ran))
 }
@@ -390,7 +393,7 @@ struct Ran {
 }
 
 /// The pure end of a client run: the samples and the recognised lines become the figures
-/// (through [`crate::engine::figures`], as a built-in run's do), then the model on the
+/// (through [`assemble::figures`], as a built-in run's do), then the model on the
 /// measured rate and closing side, and the verdict.
 fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r: Ran) -> Summary {
     // P, and the model's input apart from the measured figures.
@@ -417,7 +420,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
         &unmeasured.exhaustion_error,
     );
     let last = r.points.last().copied().unwrap_or_default();
-    let facts = crate::engine::Facts {
+    let facts = assemble::Facts {
         scenario: r.scenario,
         started_at: r.started_at,
         target: r.target,
@@ -429,7 +432,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
         aborted: 0,
         server: r.server,
         exec: r.exec,
-        observed: Some(crate::engine::Observed {
+        observed: Some(assemble::Observed {
             timewait: TimewaitSummary {
                 client_max: Some(a.tw_client_max),
                 server_max: Some(a.tw_server_max),
@@ -438,11 +441,11 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
             },
             kernel: r.kernel,
             preexisting: 0,
-            by: crate::engine::Watcher::ClientExec,
+            by: assemble::Watcher::ClientExec,
         }),
         lab: r.lab,
     };
-    let mut summary = crate::engine::figures(plan, &facts);
+    let mut summary = assemble::figures(plan, &facts);
     // The model on the measured rate and the measured closing side.
     input.rate = c.model_rate;
     input.timewait_side = result::model_side(&c.close_side);

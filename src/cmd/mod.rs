@@ -2,6 +2,7 @@
 //! handling and its printing, so that `model/` stays pure arithmetic and main.rs only turns
 //! outcomes into exit codes.
 
+pub mod dry_run;
 pub mod merge;
 pub mod predict;
 pub mod report;

@@ -1,9 +1,10 @@
 //! `portlab report DIR...`: saved runs re-rendered, one or several (a comparison).
 
 use super::exit;
-use crate::cli::ReportArgs;
-use crate::report::{self, Render};
+use crate::report::{self, Format, Render};
+use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
 
 /// `portlab report DIR...`: a directory that cannot be read is named and left out; the
 /// others are rendered, and the exit code is then 2.
@@ -84,4 +85,16 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
     }
     Ok(if failed { exit::VERDICT } else { 0 })
+}
+
+/// `portlab report DIR... [--format F]`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results directories (results/<run>/) or their summary.json files.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Output format; markdown fits a pull-request comment, junit a CI server's test report
+    /// (one test suite per run), html a page with charts.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

@@ -18,7 +18,7 @@
 //! its load, drain and timeouts plus [`GRACE`] is killed. Whatever the children wrote is
 //! merged with `portlab merge`'s code; a child without results is named in `lab.clients.lost`.
 
-use super::{signalled, stop_servers, RunOptions, RunResult};
+use super::{signalled, RunOptions, RunResult};
 use crate::lab::{self, ManyClients};
 use crate::model::clients::{server_timewait, ClientLoad};
 use crate::observe::slab::{SlabSummary, SlabWatch, TW_SLAB};
@@ -147,7 +147,10 @@ fn serve_and_wait(
     let deadline = Instant::now() + lead + load_bound(plan) + GRACE;
     let (failed, served) = runtime.block_on(async {
         let failed = wait_for_clients(&mut children, rx, deadline).await;
-        let served = stop_servers(vec![server], &[server_addr], plan.load.drain_timeout).await;
+        let served = crate::report::assemble::server_summary(
+            &crate::target::stop_servers(vec![server], plan.load.drain_timeout).await,
+            &[server_addr],
+        );
         (failed, served)
     });
     let _ = stop_sampling.send(());

@@ -13,11 +13,14 @@ use std::io::Write;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::cmd::predict::{parse_rate, render_text, CloseMode, Format};
 use crate::model::{
     num, Advice, Inverse, ModelError, ModelInput, PortRange, Prediction, TimeWaitSide, TwReuse,
 };
 use crate::observe::DestinationCount;
+use crate::plan::values::parse_rate;
+use crate::plan::CloseMode;
+use crate::report::prediction::render_text;
+use crate::report::Format;
 use crate::sys::NofileLimit;
 
 pub mod build;
@@ -58,7 +61,7 @@ pub struct InspectArgs {
 
     /// Who closes first: active (the client, which keeps TIME_WAIT), passive (the server
     /// does) or reset (SO_LINGER 0, no TIME_WAIT).
-    #[arg(long, value_name = "MODE", value_enum, default_value = "active")]
+    #[arg(long, value_name = "MODE", value_parser = crate::plan::values::close_flag(), default_value = "active")]
     pub close: CloseMode,
 
     /// Persistent connections: 0 = a new connection per request; N > 0 = N connections

@@ -21,11 +21,7 @@ pub fn input_for(
         Rate::PerSecond(r) => Some(r),
         Rate::Max => None,
     };
-    input.timewait_side = match plan.client.close {
-        CloseMode::Active | CloseMode::Linger(_) => TimeWaitSide::Client,
-        CloseMode::Passive => TimeWaitSide::Server,
-        CloseMode::Reset => TimeWaitSide::Nobody,
-    };
+    input.timewait_side = plan.client.close.into();
     input.pool = plan.client.pool;
     input.bind = match plan.client.bind {
         BindMode::Auto | BindMode::NoPort => BindModel::PerDestination,
@@ -62,6 +58,18 @@ pub fn input_for(
     input.destinations = plan.destinations();
     input.loopback = target.ip().is_loopback();
     input
+}
+
+/// Who keeps TIME_WAIT for a close mode (run's `client.close`, predict's and inspect's
+/// `--close`): a non-zero linger closes first like active.
+impl From<CloseMode> for TimeWaitSide {
+    fn from(c: CloseMode) -> Self {
+        match c {
+            CloseMode::Active | CloseMode::Linger(_) => TimeWaitSide::Client,
+            CloseMode::Passive => TimeWaitSide::Server,
+            CloseMode::Reset => TimeWaitSide::Nobody,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -217,6 +217,28 @@ string_value!(
     Rate::from_num
 );
 
+/// Parses a rate with the one rate grammar ([`Rate`]: `30`, `30/s`, `1800/min`);
+/// the model needs a number, so `max` is refused here.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<Rate>() {
+        Ok(Rate::PerSecond(r)) => Ok(r),
+        Ok(Rate::Max) => {
+            Err("max (a closed loop) has no rate to model; write e.g. 30, 30/s or 1800/min".into())
+        }
+        Err(e) => Err(e.0),
+    }
+}
+
+/// Parses a duration into seconds with the one duration grammar ([`Span`]:
+/// `240s`, `4m`, `250ms`, or a bare number of seconds); zero is refused.
+pub fn parse_duration_s(s: &str) -> Result<f64, String> {
+    match s.parse::<Span>() {
+        Ok(d) if !d.0.is_zero() => Ok(d.secs()),
+        Ok(_) => Err("must be a positive duration, e.g. 240s, 4m, 250ms or 60 (seconds)".into()),
+        Err(e) => Err(e.0),
+    }
+}
+
 /// Who closes the connection, and how. Decides deterministically who holds TIME_WAIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseMode {
@@ -249,6 +271,27 @@ impl FromStr for CloseMode {
             },
         }
     }
+}
+
+/// The parser of predict's and inspect's `--close`: clap lists active, passive and reset with
+/// their help (run's `--close` parses [`CloseMode`]'s `FromStr`, which also takes
+/// `linger=N`; for the model that is `active`). Not a `clap::ValueEnum` impl: clap would then
+/// use it for run's `--close` too and refuse `linger=N`.
+pub fn close_flag() -> impl clap::builder::TypedValueParser<Value = CloseMode> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new("active")
+            .help("The client closes first and keeps TIME_WAIT (also a non-zero SO_LINGER)"),
+        PossibleValue::new("passive")
+            .help("The server closes first and keeps TIME_WAIT on its side"),
+        PossibleValue::new("reset")
+            .help("The client resets (SO_LINGER 0): no TIME_WAIT on either side"),
+    ])
+    .map(|s| match s.as_str() {
+        "passive" => CloseMode::Passive,
+        "reset" => CloseMode::Reset,
+        _ => CloseMode::Active,
+    })
 }
 
 impl fmt::Display for CloseMode {

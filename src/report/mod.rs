@@ -1,6 +1,7 @@
 //! Reports: the summary (what summary.json holds) and its renderings, one file per format
 //! behind one trait. `portlab report` re-renders a saved summary the same way.
 
+pub mod assemble;
 pub mod client_exec;
 pub mod compare;
 mod csv_format;
@@ -12,6 +13,7 @@ pub mod lab_clients;
 mod markdown;
 pub mod merge;
 pub mod output;
+pub mod prediction;
 pub(crate) mod summary;
 mod text;
 pub mod verdict;

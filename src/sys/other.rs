@@ -23,6 +23,16 @@ pub fn stop_signals() -> u32 {
     0
 }
 
+/// Resolves once this process has received `n` Ctrl-C in all: 1 stops the load, 2 also
+/// ends the drain.
+pub async fn signalled(n: u32) {
+    for _ in 0..n {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
 /// No RLIMIT_NOFILE here: None.
 pub fn nofile_limit() -> Option<super::NofileLimit> {
     None

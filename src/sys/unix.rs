@@ -106,6 +106,26 @@ pub fn stop_signals() -> u32 {
     STOP_SIGNALS.load(Ordering::SeqCst)
 }
 
+/// Resolves once this process has received `n` stop signals in all (SIGINT or SIGTERM,
+/// counted from [`catch_stop_signals`], which `run` installs first): 1 stops the load, 2 also
+/// ends the drain.
+pub async fn signalled(n: u32) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // The streams exist before the count is read: a signal after the read wakes them.
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    while stop_signals() < n {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
+}
+
 /// Makes a child command die with portlab: it starts in a process group of its own (so
 /// [`signal_group`] reaches whatever it forks, and a terminal's Ctrl-C reaches only portlab,
 /// which then stops it in order), and on Linux gets SIGKILL when portlab's thread that

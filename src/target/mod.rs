@@ -367,6 +367,30 @@ fn find_head_end(data: &[u8]) -> Option<usize> {
         .map(|p| p + 4)
 }
 
+/// Stops the embedded servers (each closes its side within `grace`; a second stop signal
+/// ends that wait) and gives back what each counted, for
+/// [`crate::report::assemble::server_summary`].
+pub async fn stop_servers(
+    servers: Vec<Server>,
+    grace: Duration,
+) -> Vec<(SocketAddr, Arc<ServerStats>)> {
+    let stats: Vec<_> = servers.iter().map(|s| (s.addr, s.stats.clone())).collect();
+    let stopping = async {
+        for s in servers {
+            let address = s.addr.to_string();
+            let left = s.stop(grace).await;
+            if left > 0 {
+                crate::say::warning!("the embedded server ({address}) still had {left} connections open after --drain-timeout");
+            }
+        }
+    };
+    tokio::select! {
+        () = stopping => {}
+        () = crate::sys::signalled(2) => crate::say::warning!("second signal: the embedded server's connections were not waited for"),
+    }
+    stats
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,19 @@
 //! The pure end of a run: what was measured and observed goes in, the summary (with the
 //! model's prediction and the verdict) comes out. No I/O, so every rule here is unit-tested.
+//! A built-in run (engine) and a `--client-exec` run (client) both assemble theirs here,
+//! with the embedded servers' counts ([`server_summary`]) and the lab ([`lab_summary`]).
 
 use crate::collect::Measured;
 use crate::model;
 use crate::observe::watch::TimewaitSummary;
 use crate::plan::{Plan, Scenario};
-use crate::report::{verdict, ExecSummary, LabSummary, Modelled, ServerSummary, Summary};
+use crate::report::{
+    verdict, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
+};
+use crate::target::ServerStats;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 /// What the kernel showed over the run (Linux).
 #[derive(Debug, Clone, Default)]
@@ -214,12 +220,89 @@ pub fn modelled(plan: &Plan, summary: &Summary) -> Option<Modelled> {
     })
 }
 
+/// What the embedded servers counted, added up (one summary however many ports); `stopped`
+/// is what [`crate::target::stop_servers`] returns, `targets` every address the run used.
+pub fn server_summary(
+    stopped: &[(SocketAddr, std::sync::Arc<ServerStats>)],
+    targets: &[SocketAddr],
+) -> Option<ServerSummary> {
+    let mut summary: Option<ServerSummary> = None;
+    for (addr, st) in stopped {
+        let sum = summary.get_or_insert_with(|| ServerSummary {
+            address: addr.to_string(),
+            ..ServerSummary::default()
+        });
+        sum.accepted += st.accepted.load(Ordering::Relaxed);
+        sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
+        sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
+    }
+    if let (Some(sum), [_, .., last]) = (summary.as_mut(), targets) {
+        sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
+    }
+    summary
+}
+
+/// The lab as summary.json records it.
+pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::lab::LabPlan) -> LabSummary {
+    LabSummary {
+        mode: a.mode.to_string(),
+        topology: a.topology.to_string(),
+        settings: a.settings.clone(),
+        server_settings: a.server_settings.clone(),
+        written: a
+            .written
+            .iter()
+            .map(|w| WrittenSysctl {
+                name: w.name.to_string(),
+                value: w.value.clone(),
+            })
+            .collect(),
+        time_scale: lab.time_scale(),
+        emulated_time_wait_s: lab.emulated_hold().map(|d| d.as_secs_f64()),
+        warnings: a.warnings.clone(),
+        tw_reuse_note: lab.tw_reuse_note.map(str::to_string),
+        clients: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::collect::{Collector, ErrCode, Failure, Outcome, Phase, Shared};
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
+
+    /// The servers' counts are added up; the address names the range when there are several.
+    #[test]
+    fn server_summary_adds_every_servers_counts() {
+        assert_eq!(server_summary(&[], &[]), None);
+        let counted = |accepted, accept_errors, conn_errors| {
+            let st = ServerStats::default();
+            st.accepted.store(accepted, Ordering::Relaxed);
+            st.accept_errors.store(accept_errors, Ordering::Relaxed);
+            st.conn_errors.store(conn_errors, Ordering::Relaxed);
+            std::sync::Arc::new(st)
+        };
+        let a: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let one = server_summary(&[(a, counted(5, 1, 2))], &[a]).expect("one server");
+        assert_eq!(
+            one,
+            ServerSummary {
+                address: "127.0.0.1:9000".into(),
+                accepted: 5,
+                accept_errors: 1,
+                connection_errors: 2,
+            }
+        );
+        let two = server_summary(&[(a, counted(5, 1, 2)), (b, counted(7, 0, 3))], &[a, b])
+            .expect("two servers");
+        assert_eq!(two.address, "127.0.0.1:9000 .. 127.0.0.1:9001 (2 ports)");
+        assert_eq!(
+            (two.accepted, two.accept_errors, two.connection_errors),
+            (12, 1, 5)
+        );
+    }
 
     fn plan(toml_text: &str) -> Plan {
         let scenario: Scenario = toml::from_str(toml_text).expect("a scenario");

@@ -48,7 +48,8 @@ pub fn render(given: &Scenario, format: Format) -> anyhow::Result<String> {
     } else {
         " (this host's settings):\n"
     };
-    let text = crate::cmd::predict::render_text(&input, &prediction, inverse.as_ref(), &advice);
+    let text =
+        crate::report::prediction::render_text(&input, &prediction, inverse.as_ref(), &advice);
     for line in text.lines() {
         out += &if line.is_empty() {
             "#\n".to_string()
