@@ -10,7 +10,8 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Runs `portlab run`; the exit code says how it went (see [`exit`]).
+/// Runs `portlab run`; the exit code says how it went (see [`exit`]): the plan (consent,
+/// checks, the dry run), the run, then what it printed and how it ended.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     crate::say::set_quiet(args.quiet);
     let file = match &args.scenario {
@@ -33,36 +34,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         .transpose()?;
     let mut plan = Plan::resolve(&given)?;
     plan::check_host(&given, &plan)?;
-    let many = match args.in_lab_client {
-        // Client k of a many-client lab: the server is the one the parent serves.
-        Some(server) => {
-            plan.target = plan::Target::External(server.to_string());
-            false
-        }
-        None => {
-            plan::clients::check(&plan).map_err(anyhow::Error::msg)?;
-            if plan::clients::many(&plan).is_some() && args.baseline.is_some() {
-                anyhow::bail!("--baseline compares one run; drop it with lab.clients (--lab-clients) > 1, and compare the merged summary with `portlab report`");
-            }
-            plan::clients::many(&plan).is_some()
-        }
-    };
-    let baseline = match &args.baseline {
-        Some(path) => {
-            let margin = args
-                .baseline_margin
-                .unwrap_or(crate::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
-            let max = plan::bounds::MAX_PCT;
-            if !(margin.is_finite() && (0.0..=max).contains(&margin)) {
-                anyhow::bail!(
-                    "--baseline-margin {margin} is not a percentage: accepted 0 to {max}, e.g. 10"
-                );
-            }
-            let summary = crate::report::load_summary(path).map_err(|e| e.context("--baseline"))?;
-            Some((Box::new(summary), margin))
-        }
-        None => None,
-    };
+    let many = many_clients(args, &mut plan)?;
+    let baseline = baseline(args)?;
     if let Some(text) = dry_run {
         // Validated, baseline included: show it and send nothing.
         write!(out, "{text}")?;
@@ -84,6 +57,45 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     } else {
         engine::run(plan, &opts)?
     };
+    outcome(args, &result, out)
+}
+
+/// Whether this run is a many-client lab (the parent); client k of one targets the server
+/// its parent serves.
+fn many_clients(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<bool> {
+    if let Some(server) = args.in_lab_client {
+        plan.target = plan::Target::External(server.to_string());
+        return Ok(false);
+    }
+    plan::clients::check(plan).map_err(anyhow::Error::msg)?;
+    let many = plan::clients::many(plan).is_some();
+    if many && args.baseline.is_some() {
+        anyhow::bail!("--baseline compares one run; drop it with lab.clients (--lab-clients) > 1, and compare the merged summary with `portlab report`");
+    }
+    Ok(many)
+}
+
+/// `--baseline` and its margin, checked and read before any traffic.
+fn baseline(args: &RunArgs) -> anyhow::Result<Option<(Box<crate::report::Summary>, f64)>> {
+    let Some(path) = &args.baseline else {
+        return Ok(None);
+    };
+    let margin = args
+        .baseline_margin
+        .unwrap_or(crate::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
+    let max = plan::bounds::MAX_PCT;
+    if !(margin.is_finite() && (0.0..=max).contains(&margin)) {
+        anyhow::bail!(
+            "--baseline-margin {margin} is not a percentage: accepted 0 to {max}, e.g. 10"
+        );
+    }
+    let summary = crate::report::load_summary(path).map_err(|e| e.context("--baseline"))?;
+    Ok(Some((Box::new(summary), margin)))
+}
+
+/// Prints the run's report (or, when summary.json could not be saved, the summary itself)
+/// and turns how it ended into the exit code.
+fn outcome(args: &RunArgs, result: &engine::RunResult, out: &mut dyn Write) -> anyhow::Result<u8> {
     crate::report::render_run(args.format, &result.summary, &result.dir, out)
         .and_then(|()| match args.format {
             Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),

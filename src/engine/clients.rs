@@ -387,7 +387,7 @@ fn merge(
     let buckets = lab_plan
         .server_sysctls
         .iter()
-        .find(|w| w.name == "net.ipv4.tcp_max_tw_buckets")
+        .find(|w| w.name == crate::plan::sysctl::MAX_TW_BUCKETS.name)
         .and_then(|w| w.value.trim().parse().ok());
     let model = server_timewait(&loads, buckets);
     let s = &mut merged.summary;
