@@ -505,6 +505,17 @@ fn expected_side(target: &Target) -> Option<&'static str> {
     }
 }
 
+/// The rate of connections that cost the client a port: the measured rate times the share
+/// that went on holding one (seen at half the rate window) when that is clearly below 1,
+/// else times the client's share of TIME_WAIT when both sides hold some.
+fn model_rate(rate: f64, side: &str, tw_share: Option<f64>, port_share: Option<f64>) -> f64 {
+    match (port_share, side, tw_share) {
+        (Some(p), _, _) if p < 0.95 => rate * p,
+        (_, "mixed", Some(share)) => rate * share,
+        _ => rate,
+    }
+}
+
 /// summary.json's `client_exec`.
 fn client_summary(
     cx: &ClientExec,
@@ -521,13 +532,13 @@ fn client_summary(
         command: cx.command.clone(),
         first_connection_s: a.first_connection_s,
         measured_rate: a.measured_rate,
-        model_rate: a.measured_rate.map(|r| match (side, share) {
-            ("mixed", Some(share)) => r * share,
-            _ => r,
-        }),
+        model_rate: a
+            .measured_rate
+            .map(|r| model_rate(r, side, share, a.port_share)),
         requested_rate: r.rate,
         close_side: side.to_string(),
         client_share: share,
+        port_share: a.port_share,
         tw_client_max: a.tw_client_max,
         tw_server_max: a.tw_server_max,
         established_max: a.established_max,

@@ -51,6 +51,12 @@ pub struct Analysis {
     /// When TIME_WAIT + ESTABLISHED toward the target reached P (seconds since the command
     /// started): within the interval before the first sample that saw it, by the rate before.
     pub ports_full_at: Option<f64>,
+    /// The share of the client's connections that went on holding a port toward the target
+    /// (TIME_WAIT or ESTABLISHED), at the sample halfway through the rate window: below 1
+    /// when the server closes first now and then, or connections end in RST (pgbench -C
+    /// under load: 0.59). Measured at half the window so that P / (R x share) predicts the
+    /// second half rather than restating it. None before 20 connections.
+    pub port_share: Option<f64>,
     /// Most TIME_WAIT seen on the client's side and on the server's.
     pub tw_client_max: u64,
     /// See `tw_client_max`.
@@ -119,6 +125,16 @@ pub fn analyse(points: &[Point], ports: u64, failure_at: Option<f64>) -> Analysi
         a.measured_rate = Some(opens(last) as f64 / (last.t_s - start));
         a.rate_until_s = Some(last.t_s);
     }
+    let half = start + (last.t_s - start) / 2.0;
+    let used0 = base.ports_used().unwrap_or(0);
+    a.port_share = points[i..=end]
+        .iter()
+        .rfind(|p| p.t_s <= half + 1e-9)
+        .filter(|p| opens(p) >= 20)
+        .and_then(|p| {
+            let used = p.ports_used()?.saturating_sub(used0);
+            Some((used as f64 / opens(p) as f64).min(1.0))
+        });
     a
 }
 
@@ -230,6 +246,27 @@ mod tests {
             },
         ];
         assert_eq!(analyse(&two, 200, None).ports_full_at, Some(0.1));
+    }
+
+    #[test]
+    fn port_share_is_the_share_of_connections_holding_a_port_at_half_the_window() {
+        // Every connection holds a port: share 1.
+        let all = churn(50.0, 0.0, 0.1, 200, 60);
+        let share = analyse(&all, 200, None).port_share.unwrap();
+        assert!(share > 0.98, "{share}");
+        // Only 3 in 5 leave TIME_WAIT (the others end in RST): 0.6, from the first half.
+        let some: Vec<Point> = all
+            .iter()
+            .map(|p| Point {
+                tw_client: p.tw_client.map(|n| n * 3 / 5),
+                ..*p
+            })
+            .collect();
+        let share = analyse(&some, 200, None).port_share.unwrap();
+        assert!((share - 0.6).abs() < 0.02, "{share}");
+        // Too few connections to say.
+        let few = churn(5.0, 0.0, 0.1, 200, 30);
+        assert_eq!(analyse(&few, 200, None).port_share, None);
     }
 
     #[test]

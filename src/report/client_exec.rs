@@ -15,11 +15,17 @@ pub struct ClientExecSummary {
     /// Connections per second from the first connection until the ports were full (or its
     /// first failure, or the end): the model's R.
     pub measured_rate: Option<f64>,
-    /// The rate the model is given: `measured_rate`, times `client_share` when both sides
-    /// hold TIME_WAIT (only the connections the client closed first cost it a port).
+    /// The rate the model is given: `measured_rate` times `port_share` when that is below
+    /// 0.95, else times `client_share` when both sides hold TIME_WAIT (only the connections
+    /// that leave the client holding a port cost it one).
     pub model_rate: Option<f64>,
     /// The rate it was asked for (PORTLAB_RATE), which it may not reach.
     pub requested_rate: Option<f64>,
+    /// The share of its connections that went on holding a port (TIME_WAIT or ESTABLISHED)
+    /// halfway through the rate window; below 1 when some end in RST or the server closes
+    /// first. Absent in summaries written before it, and before 20 connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_share: Option<f64>,
     /// Who holds TIME_WAIT: client, server, mixed, none.
     pub close_side: String,
     /// The client's share of the TIME_WAIT sockets (null: none at all).
