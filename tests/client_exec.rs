@@ -41,8 +41,9 @@ fn client_run(dir: &Path, client: &str, extra: &[&str]) -> Value {
 
 /// The client ran out: its first failure is recognised as `kind`, and both it and the
 /// ports-full sample come within 5% of P / R with R the rate portlab measured, times the
-/// share of connections that held a port (seen at half the run: pgbench -C under load ends
-/// some in RST, 0.59 once; every other client here holds one per connection).
+/// share of connections that held a port (seen at half the run: pgbench -C under load left
+/// some with no TIME_WAIT on the client, 0.59 once; every other client here holds one per
+/// connection).
 fn assert_ran_out_as_predicted(v: &Value, kind: &str, line_has: &str) {
     let c = &v["client_exec"];
     let ports = c["ports"].as_f64().unwrap();

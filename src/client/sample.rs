@@ -53,9 +53,9 @@ pub struct Analysis {
     pub ports_full_at: Option<f64>,
     /// The share of the client's connections that went on holding a port toward the target
     /// (TIME_WAIT or ESTABLISHED), at the sample halfway through the rate window: below 1
-    /// when the server closes first now and then, or connections leave no TIME_WAIT at all (pgbench -C
-    /// under load: 0.59). Measured at half the window so that P / (R x share) predicts the
-    /// second half rather than restating it. None before 20 connections.
+    /// when the server closes first now and then, or connections leave no TIME_WAIT at all
+    /// (pgbench -C under load: 0.59). Measured at half the window so that P / (R x share)
+    /// predicts the second half rather than restating it. None before 20 connections.
     pub port_share: Option<f64>,
     /// Most TIME_WAIT seen on the client's side and on the server's.
     pub tw_client_max: u64,
