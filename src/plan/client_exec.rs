@@ -27,23 +27,25 @@ impl ClientExec {
     /// a companion key is set without it or a value is out of range.
     pub fn resolve(c: &ClientSection) -> Result<Option<ClientExec>, PlanError> {
         let Some(command) = &c.exec else {
-            for (set, key, flag) in [
-                (c.sample.is_some(), "client.sample", "--client-sample"),
-                (
-                    c.stop_after.is_some(),
-                    "client.stop_after",
-                    "--client-stop-after",
-                ),
-                (
-                    c.failure_pattern.is_some(),
-                    "client.failure_pattern",
-                    "--failure-pattern",
-                ),
-            ] {
-                if set {
-                    return Err(invalid(key, flag, "only applies to a client command: set client.exec (--client-exec) or drop it"));
-                }
-            }
+            super::refuse_set(
+                &[
+                    (c.sample.is_some(), "client.sample", "--client-sample"),
+                    (
+                        c.stop_after.is_some(),
+                        "client.stop_after",
+                        "--client-stop-after",
+                    ),
+                    (
+                        c.failure_pattern.is_some(),
+                        "client.failure_pattern",
+                        "--failure-pattern",
+                    ),
+                ],
+                || {
+                    "only applies to a client command: set client.exec (--client-exec) or drop it"
+                        .to_string()
+                },
+            )?;
             return Ok(None);
         };
         if command.trim().is_empty() {

@@ -101,6 +101,18 @@ fn invalid(key: &'static str, flag: &'static str, message: impl Into<String>) ->
     }
 }
 
+/// Refuses the first of `keys` (set?, key, flag) that is set, with `why` (keys that only
+/// apply with another key or mode).
+fn refuse_set(
+    keys: &[(bool, &'static str, &'static str)],
+    why: impl FnOnce() -> String,
+) -> Result<(), PlanError> {
+    match keys.iter().find(|(set, _, _)| *set) {
+        Some(&(_, key, flag)) => Err(invalid(key, flag, why())),
+        None => Ok(()),
+    }
+}
+
 /// Reads and parses a scenario file; unknown keys are an error naming the key.
 pub fn load_scenario(path: &Path) -> Result<Scenario, PlanError> {
     let shown = path.display().to_string();

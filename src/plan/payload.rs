@@ -45,19 +45,14 @@ pub(super) fn resolve(
 ) -> Result<Payload, PlanError> {
     let kind = p.kind.unwrap_or(PayloadKind::None);
     if kind != PayloadKind::Tcp {
-        for (set, key, flag) in [
-            (p.send.is_some(), "payload.send", "--send"),
-            (p.expect.is_some(), "payload.expect", "--expect"),
-            (p.response.is_some(), "payload.response", "--response"),
-        ] {
-            if set {
-                return Err(invalid(
-                    key,
-                    flag,
-                    format!("only applies to payload tcp (payload is {kind})"),
-                ));
-            }
-        }
+        super::refuse_set(
+            &[
+                (p.send.is_some(), "payload.send", "--send"),
+                (p.expect.is_some(), "payload.expect", "--expect"),
+                (p.response.is_some(), "payload.response", "--response"),
+            ],
+            || format!("only applies to payload tcp (payload is {kind})"),
+        )?;
     }
     if kind != PayloadKind::Http && p.path.is_some() {
         return Err(invalid(

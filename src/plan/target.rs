@@ -67,32 +67,33 @@ pub(super) fn resolve(
     let external = &t.address;
     let target = match &external {
         Some(addr) => {
-            for (set, key, flag) in [
-                (t.listen.is_some(), "target.listen", "--listen"),
-                (t.backlog.is_some(), "target.backlog", "--backlog"),
-                (
-                    t.accept_delay.is_some(),
-                    "target.accept_delay",
-                    "--accept-delay",
-                ),
-                (
-                    t.server_close.is_some(),
-                    "target.server_close",
-                    "--server-close",
-                ),
-                (p.response.is_some(), "payload.response", "--response"),
-                (
-                    t.destinations.is_some(),
-                    "target.destinations",
-                    "--destinations",
-                ),
-            ] {
-                if set {
-                    return Err(invalid(key, flag, format!(
-                        "configures the embedded server, but target.address ({addr}) points at an external one; drop one of them"
-                    )));
-                }
-            }
+            super::refuse_set(
+                &[
+                    (t.listen.is_some(), "target.listen", "--listen"),
+                    (t.backlog.is_some(), "target.backlog", "--backlog"),
+                    (
+                        t.accept_delay.is_some(),
+                        "target.accept_delay",
+                        "--accept-delay",
+                    ),
+                    (
+                        t.server_close.is_some(),
+                        "target.server_close",
+                        "--server-close",
+                    ),
+                    (p.response.is_some(), "payload.response", "--response"),
+                    (
+                        t.destinations.is_some(),
+                        "target.destinations",
+                        "--destinations",
+                    ),
+                ],
+                || {
+                    format!(
+                    "configures the embedded server, but target.address ({addr}) points at an external one; drop one of them"
+                )
+                },
+            )?;
             Target::External(addr.clone())
         }
         None => {
