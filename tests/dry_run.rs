@@ -22,12 +22,7 @@ fn run_dry_run_prints_the_plan_and_prediction_and_creates_nothing() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     // The whole output is a scenario: the plan as TOML, the prediction as comments.
     let plan: toml::Value = toml::from_str(&text).expect("dry run output is TOML");
     assert_eq!(plan["name"].as_str(), Some("quickstart"));
@@ -62,12 +57,7 @@ fn run_dry_run_sends_nothing() {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["plan"]["target"]["address"], addr.as_str());
     assert!(v["model"]["prediction"].is_object(), "{v:#}");
@@ -99,12 +89,7 @@ fn suite_dry_run_checks_every_file() {
         .arg(manifest("scenarios"))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let files = std::fs::read_dir(manifest("scenarios"))
         .unwrap()
         .filter(|e| {

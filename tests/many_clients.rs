@@ -288,12 +288,7 @@ fn ctrl_c_merges_what_the_clients_measured() {
     // SAFETY: kill(2) on our own, not yet reaped, child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 130);
     let s = parse_summary(&out);
     assert_eq!(s["interrupted"], true);
     assert_sums(dir.path(), &s, 2);

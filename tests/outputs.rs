@@ -81,12 +81,7 @@ fn a_set_up_failure_leaves_nothing_behind() {
             .arg(dir)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 2);
     }
     assert!(!fresh.exists(), "the directory portlab made is gone");
     assert!(only(&given).is_empty(), "the given directory is left empty");

@@ -106,12 +106,7 @@ fn quickstart_sample_has_the_current_output_shape() {
         .current_dir(cwd.path())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let now: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(shape)

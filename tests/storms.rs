@@ -22,12 +22,7 @@ fn emfile_backs_off_keeps_rows_consistent_and_never_passes() {
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     let s = parse_summary(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     let emfile = s["errors"]["EMFILE"]["count"].as_u64().unwrap_or(0);
     assert!(emfile > 0, "the limit was hit: {:#}", s["errors"]);
     // A hot loop fails about 550,000 times a second (1.1 million in 2 s); backing off from

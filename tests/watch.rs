@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_close, portlab};
+use common::{assert_close, assert_exit, portlab};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -273,12 +273,7 @@ fn exhausted_within_one_interval_of_the_first_failure() {
         .expect("portlab watch");
     let failed = c.wait_for("FIRST_FAILURE");
     let out = w.wait_with_output().expect("portlab watch");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     let samples: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))

@@ -31,6 +31,16 @@ pub fn run_json(dir: &Path, args: &[&str]) -> (Output, Value) {
     (out, summary)
 }
 
+/// Asserts a command's exit code, showing its stderr when it is another.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `run_json` for a test that is not about the delivery check: `args` plus a tolerance
 /// that lets any delivery error pass (a scheduler stall under load can make a short run's
 /// starts late by more than its 25 ms allowance), and the run must succeed.
@@ -38,11 +48,7 @@ pub fn run_json_ok(dir: &Path, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["--tolerance", "delivery=1000"]);
     let (out, v) = run_json(dir, &all);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     v
 }
 
