@@ -124,7 +124,11 @@ fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String 
                 (_, true, _) => "it pools: a few connections carry every request".to_string(),
                 ("mixed", _, t) => format!(
                     "the server closed first often enough that only {:.0}% of its connections held a port in TIME_WAIT; at {} conn/s that runs out after {}",
-                    c.client_share.unwrap_or(0.0) * 100.0,
+                    // The share the model's rate was given (port_share or client_share).
+                    match (c.model_rate, c.measured_rate) {
+                        (Some(m), Some(r)) if r > 0.0 => m / r,
+                        _ => c.client_share.unwrap_or(0.0),
+                    } * 100.0,
                     c.model_rate.map_or("-".into(), |r| format!("{r:.1}")),
                     t.map_or("never".into(), |t| format!("{t:.2} s, later than the run"))
                 ),
