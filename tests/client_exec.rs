@@ -507,3 +507,272 @@ fn on_the_host_another_programs_connections_are_not_the_clients() {
     assert_eq!(c["connections"], 0, "{c:#}");
     assert_eq!(c["measured_rate"], Value::Null, "{c:#}");
 }
+
+// ---------------------------------------------------------------------------------------
+// What a client does: bursts, ramps, late error lines, bind-before-connect across
+// destinations, a server that closes first, tcp_tw_reuse 1, a stall, a slow start.
+// Each client is tests/fixtures/clients/shapes.py in one of its modes (its docstring says
+// how each behaves); each of these runs failed on the code before issue 20.
+// ---------------------------------------------------------------------------------------
+
+const SHAPES: &str = "python3 tests/fixtures/clients/shapes.py";
+
+/// A lab run of shapes.py in `mode` with `env` before it; (exit code, summary).
+fn shape_run(dir: &Path, mode: &str, env: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let command = format!("{env} {SHAPES} {mode}");
+    let mut args: Vec<&str> = LAB.to_vec();
+    args.extend(["--client-exec", &command]);
+    args.extend(extra);
+    if !extra.contains(&"--lab-tw-reuse") {
+        args.extend(["--lab-tw-reuse", "0"]);
+    }
+    let (out, v) = run_json(dir, &args);
+    assert!(
+        v["client_exec"].is_object(),
+        "no client_exec; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), v)
+}
+
+/// The accept times the embedded server saw are the client's connections: `n` of them.
+fn connections(v: &Value) -> u64 {
+    v["client_exec"]["connections"].as_u64().unwrap()
+}
+
+#[test]
+fn a_bursty_client_runs_out_where_its_connections_reach_p() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("bursty_client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 40 every 0.5 s into 200 ports: the 200th connection is the 5th burst's last, at
+    // 2.0 s after the first; the 201st fails at once. (Its average is 80/s: P / 80 = 2.5 s,
+    // and over a window that ends after a burst, 99/s: 2.0 s by luck, not by the model.)
+    let (code, v) = shape_run(
+        dir.path(),
+        "burst",
+        "BURST=40 PERIOD=0.5",
+        &["--duration", "6s"],
+    );
+    let c = &v["client_exec"];
+    assert_eq!(c["shape"], "bursty", "{c:#}");
+    let model = c["model_first_error_s"].as_f64().expect("a model time");
+    let first = c["exhausted_s"].as_f64().expect("it ran out");
+    let err = (first - model).abs() / model;
+    assert!(
+        err <= 0.05,
+        "ran out at {first:.3} s, the cumulative count reached P at {model:.3} s: {c:#}"
+    );
+    // The model's time is where the count reached P: 4 periods after the first burst.
+    assert!((model - 2.0).abs() < 0.1, "{c:#}");
+    assert!(c["peak_rate"].as_f64().unwrap() > 200.0, "{c:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_ramping_client_is_modelled_on_its_rate_at_the_end() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("ramping_client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 10/s for 2 s (20 connections), then 100/s: 200 ports full 1.8 s later, at 3.8 s.
+    let (_, v) = shape_run(
+        dir.path(),
+        "ramp",
+        "RATE1=10 RATE2=100 SWITCH=2",
+        &["--duration", "6s"],
+    );
+    let c = &v["client_exec"];
+    assert_eq!(c["shape"], "ramping", "{c:#}");
+    let current = c["current_rate"].as_f64().unwrap();
+    assert!((current - 100.0).abs() < 10.0, "{c:#}");
+    let model = c["model_first_error_s"].as_f64().unwrap();
+    let first = c["exhausted_s"].as_f64().unwrap();
+    assert!(
+        (first - model).abs() / model <= 0.05,
+        "{first} against {model}: {c:#}"
+    );
+    // What it needs is R x T at the end rate (6,000 ports), not at its average.
+    let need = v["prediction"]["steady_timewait"].as_f64().unwrap();
+    let margin = v["prediction"]["margin"].as_f64().unwrap();
+    assert!(margin > 25.0, "100/s x 60 s over 200 ports is 30: {margin} ({need})");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+}
+
+#[test]
+fn a_failure_printed_at_exit_is_dated_by_the_kernel() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("late_failure_line") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 100/s for 5 s into 200 ports: full at 2 s; the errors are printed at exit (5 s).
+    let (_, v) = shape_run(dir.path(), "late", "LIMIT=5", &["--rate", "100"]);
+    let c = &v["client_exec"];
+    let at = c["exhausted_s"].as_f64().expect("it ran out");
+    assert!((at - 2.0).abs() < 0.1, "dated at {at}, not at exit: {c:#}");
+    assert_ne!(c["exhaustion_source"], "failure_line", "{c:#}");
+    assert!(c["failure_line_late_s"].as_f64().unwrap() > 2.0, "{c:#}");
+    assert_eq!(c["failure_kind"], "EADDRNOTAVAIL", "{c:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+}
+
+#[test]
+fn bind_before_connect_shares_one_range_between_destinations() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("bind_two_destinations") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 100/s over two destinations, each port from one range of 200: out at 2 s, not at
+    // 200 / 50 = 4 s.
+    let (_, v) = shape_run(
+        dir.path(),
+        "bind2",
+        "",
+        &["--rate", "100", "--destinations", "2", "--duration", "6s"],
+    );
+    let c = &v["client_exec"];
+    assert_eq!(c["shared_range"], true, "{c:#}");
+    let first = c["exhausted_s"].as_f64().expect("it ran out");
+    assert!((first - 2.0).abs() / 2.0 <= 0.05, "{first}: {c:#}");
+    assert_eq!(c["failure_kind"], "EADDRINUSE", "{c:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+    assert!(connections(&v) >= 195, "{c:#}");
+}
+
+#[test]
+fn plain_connect_to_two_destinations_runs_out_per_destination_and_says_why() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("plain_two_destinations") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 100/s over two destinations, 50/s each, 200 ports each: out at 4 s.
+    let (_, v) = shape_run(
+        dir.path(),
+        "plain2",
+        "",
+        &["--rate", "100", "--destinations", "2", "--duration", "8s"],
+    );
+    let c = &v["client_exec"];
+    assert_eq!(c["shared_range"], false, "{c:#}");
+    let first = c["exhausted_s"].as_f64().expect("it ran out");
+    assert!((first - 4.0).abs() / 4.0 <= 0.05, "{first}: {c:#}");
+    let rate = c["measured_rate"].as_f64().unwrap();
+    assert!((rate - 50.0).abs() < 3.0, "the target's rate: {c:#}");
+    let (target, all) = (
+        c["target_connections"].as_u64().unwrap(),
+        c["all_connections"].as_u64().unwrap(),
+    );
+    assert!(target * 2 >= all - 2 && target * 2 <= all + 2, "{c:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+    let text = Command::new(portlab())
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("2 destinations:"), "{text}");
+}
+
+#[test]
+fn a_server_that_closes_first_holds_the_time_wait_the_model_says() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("server_closes_first") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 50/s for 4 s, the server closing first: no client port held; the server's TIME_WAIT is
+    // the distinct 4-tuples of 200 connections over 100 even ports (about 82).
+    let (_, v) = shape_run(
+        dir.path(),
+        "readfirst",
+        "",
+        &["--duration", "4s", "--server-close", "first"],
+    );
+    let c = &v["client_exec"];
+    assert_eq!(c["close_side"], "server", "{c:#}");
+    assert_eq!(c["exhausted_s"], Value::Null, "{c:#}");
+    let measured = c["measured_rate"].as_f64().unwrap();
+    let model = c["model_rate"].as_f64().unwrap();
+    assert!(
+        (model - measured).abs() < 1e-9,
+        "the full rate, not a port share: {c:#}"
+    );
+    let checks = v["verdict"]["checks"].as_array().unwrap();
+    let tw = checks
+        .iter()
+        .find(|k| k["name"] == "timewait_server_max")
+        .unwrap_or_else(|| panic!("no server TIME_WAIT check: {checks:#?}"));
+    assert_eq!(tw["pass"], true, "{tw:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+}
+
+#[test]
+fn tw_reuse_1_is_not_exhaustion_when_every_port_sits_in_time_wait() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("tw_reuse_1") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 100/s over 200 ports with tcp_tw_reuse 1 (1 s delay): 200/s sustainable, so it never
+    // fails, though every port is in TIME_WAIT from 2 s on.
+    let (_, v) = shape_run(
+        dir.path(),
+        "readfirst",
+        "",
+        &["--rate", "100", "--duration", "5s", "--lab-tw-reuse", "1"],
+    );
+    let c = &v["client_exec"];
+    assert_eq!(c["tw_reuse_applies"], true, "{c:#}");
+    assert_eq!(c["exhausted_s"], Value::Null, "{c:#}");
+    assert_eq!(v["exhaustion"]["first_s"], Value::Null, "{c:#}");
+    let measured = c["measured_rate"].as_f64().unwrap();
+    assert!(
+        (c["model_rate"].as_f64().unwrap() - measured).abs() < 1e-9,
+        "no port share with reuse: {c:#}"
+    );
+    assert!((measured - 100.0).abs() < 5.0, "{c:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+}
+
+#[test]
+fn a_client_that_stalls_is_inconclusive_not_a_pass() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("stalled_client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, v) = shape_run(dir.path(), "stall", "LIMIT=30", &["--duration", "3s"]);
+    assert_eq!(code, Some(4), "inconclusive exits 4: {:#}", v["verdict"]);
+    assert_eq!(v["verdict"]["pass"], false);
+    let why = v["verdict"]["inconclusive"].as_str().expect("a reason");
+    assert!(why.contains("stalled"), "{why}");
+    let [at, len] = [0, 1].map(|i| v["client_exec"]["stalled"][i].as_f64().unwrap());
+    assert!(at < 0.5 && len > 2.0, "{at} {len}");
+}
+
+#[test]
+fn a_slow_starting_client_is_timed_from_its_first_accepted_connection() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("slow_start") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, v) = shape_run(dir.path(), "slowstart", "START=0.8", &["--duration", "7s"]);
+    let c = &v["client_exec"];
+    // Python's own start-up comes first (tens of ms): the first accept is 0.8 s + that.
+    let start = c["first_connection_s"].as_f64().unwrap();
+    assert!((0.8..1.0).contains(&start), "{c:#}");
+    assert_eq!(c["rate_source"], "server_accepts", "{c:#}");
+    // The header's rate is its attempts over its duration.
+    let rate = v["achieved_rate"].as_f64().unwrap();
+    let per = v["attempts"].as_f64().unwrap() / v["load_duration_s"].as_f64().unwrap();
+    assert!((rate - per).abs() < 1e-6, "{rate} vs {per}");
+    assert_ran_out_as_predicted(&v, "EADDRNOTAVAIL", "[Errno 99]");
+}

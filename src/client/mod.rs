@@ -7,6 +7,10 @@
 //! the failure it prints when the ports run out. The model then runs on the measured rate.
 //!
 //! - [`signatures`]: the failure lines of real clients, mapped to OS error names.
+//! - [`activity`]: the client's connections as the embedded server timed them (window,
+//!   average, peak and current rate, steady / bursty / ramping, gaps).
+//! - [`timing`]: which witness dates the exhaustion (the failure line, the samples, the
+//!   server's accepts) and the rate's window.
 //! - [`sample`]: the samples and what they show (rate, who holds TIME_WAIT, pooling, when
 //!   the ports were full).
 //! - [`process`]: the child process: environment, output reader, stop.
@@ -16,11 +20,13 @@
 //!
 //! The resolved `client.exec` keys ([`ClientExec`]) are defined in `plan::client_exec`.
 
+pub mod activity;
 pub mod process;
 pub mod result;
 pub mod run;
 pub mod sample;
 pub mod signatures;
+pub mod timing;
 
 pub use crate::plan::client_exec::{ClientExec, DEFAULT_SAMPLE};
 

@@ -33,9 +33,20 @@ pub struct ClientProcess {
 }
 
 /// The environment the client gets: where the target is, and the rate asked for.
-pub fn environment(target: SocketAddr, rate: Option<f64>) -> Vec<(&'static str, String)> {
+/// `targets` are every destination of the embedded server, the target first
+/// (`PORTLAB_TARGETS`, comma-separated).
+pub fn environment(
+    target: SocketAddr,
+    targets: &[SocketAddr],
+    rate: Option<f64>,
+) -> Vec<(&'static str, String)> {
+    let all: Vec<String> = std::iter::once(target)
+        .chain(targets.iter().copied().filter(|t| *t != target))
+        .map(|t| t.to_string())
+        .collect();
     let mut env = vec![
         ("PORTLAB_TARGET", target.to_string()),
+        ("PORTLAB_TARGETS", all.join(",")),
         ("PORTLAB_TARGET_HOST", target.ip().to_string()),
         ("PORTLAB_TARGET_PORT", target.port().to_string()),
     ];
@@ -240,7 +251,7 @@ mod tests {
         let target: SocketAddr = "127.0.0.1:4321".parse().unwrap();
         let mut p = ClientProcess::start(
             "echo to=$PORTLAB_TARGET port=$PORTLAB_TARGET_PORT rate=$PORTLAB_RATE; echo oops >&2; exit 3",
-            &environment(target, Some(50.0)),
+            &environment(target, &[], Some(50.0)),
         )
         .unwrap();
         let lines: Vec<Line> = p.lines.iter().collect();

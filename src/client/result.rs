@@ -6,8 +6,8 @@ pub use crate::report::client_exec::ClientExecSummary;
 use crate::report::verdict::{numeric, yes_no, Check};
 
 /// The model's checks on a client run: exhaustion yes/no, the first failure and the
-/// ports-full time against P / R_measured, and who holds TIME_WAIT (when the embedded
-/// server decides it: `expected_side`).
+/// ports-full time against the model on the measured rate, and who holds TIME_WAIT (when
+/// the embedded server decides it: `expected_side`) with, when it is the server, how many.
 pub fn checks(
     p: &Prediction,
     c: &ClientExecSummary,
@@ -21,18 +21,32 @@ pub fn checks(
     // error's tolerance (CI: P / R = 4.14 s on a measured rate, the curl loop out at 4.08 s).
     let slack = 1.0 + tol("first_error_s") / 100.0;
     let due = p.first_error_s.filter(|&t| t <= ran_s * slack);
-    let exhausted = c.first_failure_s.is_some() || c.ports_full_s.is_some();
-    let note = match (p.exhausts, due) {
-        (true, None) => Some(format!(
-            "P / R = {} s is after the client's {ran_s:.2} s",
-            p.first_error_s.map_or("-".into(), |t| format!("{t:.2}"))
+    let exhausted = c.exhausted_s;
+    let note = match (exhausted, due, p.first_error_s) {
+        // The client ran out where the model said it would not (or later): say both.
+        (Some(t), None, said) => Some(format!(
+            "ran out at {t:.2} s, the model on the measured rate said {}",
+            said.map_or("it would not run out".to_string(), |s| format!(
+                "{s:.2} s, after the client's {ran_s:.2} s"
+            ))
+        )),
+        (None, None, Some(t)) if p.exhausts => Some(format!(
+            "P / R = {t:.2} s is after the client's {ran_s:.2} s"
         )),
         _ => None,
     };
-    out.push(yes_no("exhaustion", due.is_some(), exhausted, note));
-    if let Some(want) = due {
-        let rate = c.model_rate.unwrap_or(0.0);
-        let why = match (c.close_side.as_str(), c.client_share) {
+    out.push(yes_no(
+        "exhaustion",
+        due.is_some(),
+        exhausted.is_some(),
+        note,
+    ));
+    let why = match (c.shape.as_deref(), c.model_rate) {
+        (Some(shape @ ("bursty" | "ramping")), _) => format!(
+            "a {shape} client: where its connections reached {} (P)",
+            c.ports
+        ),
+        (_, Some(rate)) => match (c.close_side.as_str(), c.client_share) {
             ("mixed", Some(share)) => format!(
                 "{} / ({:.1} conn/s measured x {:.0}% closed first by the client)",
                 c.ports,
@@ -40,17 +54,32 @@ pub fn checks(
                 share * 100.0
             ),
             _ => format!("{} / {rate:.1} conn/s measured", c.ports),
+        },
+        _ => String::new(),
+    };
+    // Kept whenever both exist, also when the model said "after the run": how far off it
+    // was is the point.
+    if let (Some(want), Some(t)) = (p.first_error_s, exhausted) {
+        let by = match c.exhaustion_source.as_str() {
+            "ports_full" if c.failure_line_late_s.is_some() => {
+                "; dated by the samples (the client printed its failure later)"
+            }
+            "server_accepts" => {
+                "; dated by the server's last accept (the client printed its failure later)"
+            }
+            "ports_full" => "; the ports were seen full (no failure line recognised)",
+            _ => "",
         };
-        if let Some(t) = c.first_failure_s {
-            out.push(numeric(
-                "first_error_s",
-                want,
-                t,
-                tol("first_error_s"),
-                Some(why.clone()),
-            ));
-        }
-        if let Some(t) = c.ports_full_s {
+        out.push(numeric(
+            "first_error_s",
+            want,
+            t,
+            tol("first_error_s"),
+            Some(format!("{why}{by}")),
+        ));
+    }
+    if let (Some(want), Some(t)) = (due, c.ports_full_s) {
+        if c.exhaustion_source != "ports_full" {
             out.push(numeric(
                 "ports_full_s",
                 want,
@@ -73,7 +102,52 @@ pub fn checks(
             advisory: false,
         });
     }
+    if let Some(check) = server_timewait(p, c, tol("timewait_max")) {
+        out.push(check);
+    }
     out
+}
+
+/// The server's TIME_WAIT when it closes first: one socket per distinct client 4-tuple used
+/// within T, so the distinct 4-tuples among the client's connections (Linux's connect()
+/// steps through the ports of one parity), at most the steady state R x T.
+fn server_timewait(p: &Prediction, c: &ClientExecSummary, tol: f64) -> Option<Check> {
+    if p.timewait_side != TimeWaitSide::Server || c.pooled || c.connections == 0 {
+        return None;
+    }
+    let made = c.connections as f64;
+    let expected = match p.client_tuples {
+        Some(n) => crate::model::tuples_reached(n, made),
+        None => made,
+    }
+    .min(p.steady_timewait.unwrap_or(f64::INFINITY));
+    let mut check = numeric(
+        "timewait_server_max",
+        expected.round(),
+        c.tw_server_max as f64,
+        tol,
+        None,
+    );
+    check.note = Some(format!(
+        "the server closed first: the distinct client 4-tuples among its {} connections",
+        c.connections
+    ));
+    Some(check)
+}
+
+/// Why the run cannot be judged, if it cannot: the client stalled (no connection and no
+/// request for a while it ran, before its ports ran out), or never connected at all.
+pub fn inconclusive(c: &ClientExecSummary) -> Option<String> {
+    let [at, len] = c.stalled?;
+    Some(if c.connections == 0 && c.requests.unwrap_or(0) == 0 {
+        format!(
+            "the client made no connection to the target in {len:.1} s: nothing was measured (is it pointed at PORTLAB_TARGET?)"
+        )
+    } else {
+        format!(
+            "the client stalled: no connection and no request for {len:.1} s from {at:.2} s while it still ran and its ports were not full (an HTTP/1.0 client waiting for a close? a server that never answered?); what it measured cannot say whether it runs out"
+        )
+    })
 }
 
 /// The side the model is given: what was measured (mixed counts as the client's: its
@@ -105,6 +179,7 @@ mod tests {
     fn client(first_failure_s: Option<f64>, rate: f64) -> ClientExecSummary {
         ClientExecSummary {
             first_failure_s,
+            exhausted_s: first_failure_s,
             measured_rate: Some(rate),
             model_rate: Some(rate),
             close_side: "client".into(),

@@ -2,10 +2,12 @@
 //! until it exits, the duration ends or `client.stop_after` passes after its first failure;
 //! then the summary, the model on the measured rate, and the verdict.
 
+use super::activity::{self, Shape};
 use super::process::{self, ClientProcess, Line};
 use super::result::{self, ClientExecSummary};
 use super::sample::{self, Point};
 use super::signatures::{Recognised, Signatures};
+use super::timing;
 use super::ClientExec;
 use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
 use crate::lab;
@@ -53,6 +55,10 @@ struct Failure {
     t: f64,
     line: String,
     what: Recognised,
+    /// How many failures the line stands for (a summary's `[300] ...` is 300).
+    count: u64,
+    /// A line printed in a final summary, not at the moment of failure.
+    late: bool,
 }
 
 /// Runs the client and returns the run's summary (with prediction and verdict): set-up,
@@ -84,12 +90,14 @@ pub async fn drive(
     let (base, base_kernel) = probe.take(0.0);
     crate::say::note!("running your client: {}", cx.command);
     let mut proc =
-        ClientProcess::start(&cx.command, &process::environment(target, rate)).map_err(|e| {
-            anyhow!(
-                "client.exec (--client-exec) `{}` cannot be started: {e}",
-                cx.command
-            )
-        })?;
+        ClientProcess::start(&cx.command, &process::environment(target, s.targets, rate)).map_err(
+            |e| {
+                anyhow!(
+                    "client.exec (--client-exec) `{}` cannot be started: {e}",
+                    cx.command
+                )
+            },
+        )?;
     let t0 = proc.started;
     let bounds = Bounds {
         duration: plan.load.duration.unwrap_or(Duration::from_secs(10)),
@@ -126,6 +134,12 @@ pub async fn drive(
     );
     let (p, k) = probe.take(end_s);
     w.points.push(p);
+    let accepts = probe.accepts(t0);
+    let destinations: Vec<SocketAddr> = if accepts.is_empty() {
+        Vec::new()
+    } else {
+        s.targets.to_vec()
+    };
     let end_kernel = if k.counters.get(Counter::ActiveOpens).is_some() {
         k
     } else {
@@ -148,6 +162,8 @@ pub async fn drive(
         samples: out.samples_path.display().to_string(),
         server,
         exec: s.exec.map(ExecTarget::stop),
+        accepts,
+        destinations,
         lab: s
             .applied
             .zip(plan.lab.as_ref())
@@ -189,6 +205,19 @@ impl Probe {
         })
     }
 
+    /// Each embedded server's accept times, seconds since `t0`.
+    fn accepts(&self, t0: Instant) -> Vec<Vec<f64>> {
+        self.stats
+            .iter()
+            .map(|x| {
+                x.accept_times()
+                    .iter()
+                    .map(|a| a.saturating_duration_since(t0).as_secs_f64())
+                    .collect()
+            })
+            .collect()
+    }
+
     /// One sample at `t` seconds since the command started, with the kernel's counters.
     fn take(&mut self, t: f64) -> (Point, KernelSample) {
         let k = self.client.sample();
@@ -219,6 +248,9 @@ impl Probe {
             tw_server,
             established_client: k.established_client,
             requests,
+            all_held: k.client_held,
+            all_ports: k.client_ports,
+            segments: k.counters.segments(),
         };
         (p, k)
     }
@@ -390,44 +422,122 @@ struct Ran {
     server: Option<crate::report::ServerSummary>,
     exec: Option<ExecSummary>,
     lab: Option<crate::report::LabSummary>,
+    /// Each embedded server's accept times (seconds since the command started), in the
+    /// order of `destinations`; empty without an embedded server.
+    accepts: Vec<Vec<f64>>,
+    /// The embedded server's destinations (the target first).
+    destinations: Vec<SocketAddr>,
 }
 
-/// The pure end of a client run: the samples and the recognised lines become the figures
-/// (through [`assemble::figures`], as a built-in run's do), then the model on the
-/// measured rate and closing side, and the verdict.
+/// The pure end of a client run: the samples, the server's accept times and the recognised
+/// lines become the figures (through [`assemble::figures`], as a built-in run's do), then
+/// the model on the measured rate and closing side, and the verdict.
 fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r: Ran) -> Summary {
-    // P, and the model's input apart from the measured figures.
+    let sample_s = cx.sample.as_secs_f64();
+    // P toward one destination (with plain connect() each has its own), and the model's
+    // input apart from the measured figures.
     let mut input = model::from_plan::input_for(plan, settings, r.target);
-    if input.bind == model::BindModel::PerDestination {
-        let held = r.points.first().and_then(Point::ports_used).unwrap_or(0);
-        input.preexisting = u32::try_from(held).unwrap_or(u32::MAX);
-    }
+    input.destinations = 1;
     input.rate = None;
+    let base = r.points.first().copied().unwrap_or_default();
+    input.preexisting = clamp_u32(base.ports_used().unwrap_or(0));
+    let mut ports = model::predict(&input).ports_effective;
+    // bind(0) before connect(): one range for every destination.
+    let shared = timing::shared_range(&r.points, ports);
+    let view: Vec<Point> = if shared {
+        input.bind = model::BindModel::WholeRange;
+        input.preexisting = clamp_u32(base.all_held.unwrap_or(0));
+        ports = model::predict(&input).ports_effective;
+        r.points
+            .iter()
+            .map(|p| Point {
+                tw_client: p
+                    .all_held
+                    .map(|h| h.saturating_sub(p.established_client.unwrap_or(0))),
+                ..*p
+            })
+            .collect()
+    } else {
+        r.points.clone()
+    };
     let unmeasured = model::predict(&input);
-    let ports = unmeasured.ports_effective;
-    let full_at = sample::analyse(&r.points, ports, None).ports_full_at;
-    let first = first_failure(&r.failures, full_at, cx.sample.as_secs_f64());
-    let a = sample::analyse(&r.points, ports, first.map(|f| f.t));
+    // Where connect() may take a TIME_WAIT port (tcp_tw_reuse), a full count is not
+    // exhaustion: the next connect() reuses one.
+    let full_counts = !unmeasured.reuse_applies;
+    // The connections at the server's resolution: toward the destination whose ports run
+    // out (every destination when the range is shared), and all of them.
+    let pool = accepts_of(&r.accepts, r.target, &r.destinations, shared);
+    let all = accepts_of(&r.accepts, r.target, &r.destinations, true);
+    let full_at = sample::analyse(&view, ports, None)
+        .ports_full_at
+        .filter(|_| full_counts);
+    let first = first_failure(&r.failures, full_at, sample_s);
+    let stopped = pool
+        .as_deref()
+        .and_then(|t| activity::stopped_at(t, 0.0, (3.0 * sample_s).max(0.3), r.end_s));
+    let decision = timing::decide(&timing::Witnesses {
+        line: first.map(|f| (f.t, f.late)),
+        ports_full: full_at,
+        accepts_stopped: stopped,
+        sample_s,
+    });
+    let mut a = sample::analyse(&view, ports, decision.at);
+    if !full_counts {
+        a.ports_full_at = None;
+    }
+    let act = pool
+        .as_deref()
+        .and_then(|t| timing::activity_until(t, decision.at));
+    if let (Some(x), Some(times)) = (&act, pool.as_deref()) {
+        a.first_connection_s = Some(x.first_s);
+        a.measured_rate = x.mean_rate.or(a.measured_rate);
+        a.rate_until_s = Some(x.last_s);
+        a.port_share = timing::port_share(&view, times, x.first_s, x.last_s);
+    }
+    if let Some(all) = &all {
+        a.connections = all.len() as u64;
+    }
     let start = a.first_connection_s.unwrap_or(0.0);
     let counted = counted(&r.failures, first);
-    let c = client_summary(cx, &r, &a, ports, first, counted.len() as u64);
+    let failures = counted.iter().map(|f| f.count).sum();
+    let mut c = client_summary(cx, &r, &a, ports, first, failures);
+    c.shared_range = shared;
+    c.tw_reuse_applies = !full_counts;
+    c.exhaustion_source = decision.source.name().to_string();
+    c.exhausted_s = decision.at.map(|t| (t - start).max(0.0));
+    c.failure_line_late_s = decision.line_late_by;
+    c.stalled = stall(&r, all.as_deref(), decision.at);
+    describe_activity(&mut c, act.as_ref(), pool.as_deref(), &r, all.as_deref());
+    let model_first = model_first_s(&c, act.as_ref(), pool.as_deref(), ports);
+    c.model_first_error_s = model_first;
+    c.model_rate = match (model_first, c.measured_rate) {
+        (Some(t), _) if t > 0.0 => Some(ports as f64 / t),
+        (_, Some(r)) => Some(r * held_share(&c).unwrap_or(1.0)),
+        _ => None,
+    };
     let measured = measured(
         &a,
         &counted,
+        decision.at,
         first,
         start,
-        c.ports_full_s,
         &unmeasured.exhaustion_error,
+        decision.source,
     );
     let last = r.points.last().copied().unwrap_or_default();
+    let load_duration_s = (r.end_s - start).max(0.0);
     let facts = assemble::Facts {
         scenario: r.scenario,
         started_at: r.started_at,
         target: r.target,
+        achieved_rate: Some(if load_duration_s > 0.0 {
+            (measured.attempts as f64) / load_duration_s
+        } else {
+            0.0
+        }),
         measured,
         duration_s: r.end_s,
-        load_duration_s: (r.end_s - start).max(0.0),
-        achieved_rate: Some(a.measured_rate.unwrap_or(0.0)),
+        load_duration_s,
         interrupted: r.ended_by == "interrupted",
         aborted: 0,
         server: r.server,
@@ -452,7 +562,10 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
     if c.pooled {
         input.pool = u32::try_from(a.established_max.max(1)).unwrap_or(u32::MAX);
     }
-    let prediction = model::predict(&input);
+    let mut prediction = model::predict(&input);
+    if let (Some(x), Some(t)) = (act.as_ref(), model_first) {
+        unsteady_prediction(&mut prediction, &input, x, held_share(&c), t, ports);
+    }
     let mut checks = result::checks(
         &prediction,
         &c,
@@ -465,16 +578,195 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
             ch.advisory = true;
         }
     }
+    let inconclusive = result::inconclusive(&c);
     summary.client_exec = Some(c);
     checks.extend(verdict::expectations(&summary, &plan.expect));
     checks.extend(verdict::margin_check(&prediction, &plan.expect));
     summary.verdict = Some(verdict::Verdict {
-        pass: checks.iter().all(|c| c.pass || c.advisory),
+        pass: inconclusive.is_none() && checks.iter().all(|c| c.pass || c.advisory),
         checks,
+        inconclusive,
     });
     summary.prediction = Some(prediction);
     summary
 }
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// The accept times toward the target (its server's), or toward every destination, sorted;
+/// None without an embedded server (another server's accepts are not portlab's to see).
+fn accepts_of(
+    accepts: &[Vec<f64>],
+    target: SocketAddr,
+    destinations: &[SocketAddr],
+    every: bool,
+) -> Option<Vec<f64>> {
+    if accepts.is_empty() {
+        return None;
+    }
+    if !every {
+        let i = destinations.iter().position(|d| *d == target).unwrap_or(0);
+        return accepts.get(i).cloned();
+    }
+    let mut all: Vec<f64> = accepts.iter().flatten().copied().collect();
+    all.sort_by(f64::total_cmp);
+    Some(all)
+}
+
+/// The share of connections that cost the client a port, where not every one does: the
+/// port share (pgbench -C) when the client closes first and holds its ports for the whole
+/// TIME_WAIT, or its share of TIME_WAIT when both sides hold some. None otherwise: with
+/// the server closing first the client holds none (the model's side says so), and where
+/// tcp_tw_reuse lets connect() take a TIME_WAIT port, fewer held ports is reuse, not a
+/// connection that held none (26% held at 100/s on loopback with reuse 1).
+fn held_share(c: &ClientExecSummary) -> Option<f64> {
+    if c.tw_reuse_applies {
+        return None;
+    }
+    match (c.close_side.as_str(), c.port_share, c.client_share) {
+        ("client", Some(p), _) if p < 0.95 => Some(p),
+        ("mixed", Some(p), _) if p < 0.95 => Some(p),
+        ("mixed", _, Some(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// When the model says the first failure comes, seconds since the first connection: P / R
+/// for a steady client (R times the share of connections that hold a port); for one that
+/// bursts or ramps, where its cumulative connections reach P (extrapolated at its current
+/// rate when they did not within the run). None when its ports are not what runs out (the
+/// server closes first, nobody holds TIME_WAIT, a pool) or no rate was measured.
+fn model_first_s(
+    c: &ClientExecSummary,
+    act: Option<&activity::Activity>,
+    pool: Option<&[f64]>,
+    ports: u64,
+) -> Option<f64> {
+    if c.pooled || matches!(c.close_side.as_str(), "server" | "none") || c.tw_reuse_applies {
+        return None;
+    }
+    let share = held_share(c).unwrap_or(1.0);
+    let rate = c.measured_rate? * share;
+    let steady = act.is_none_or(|x| matches!(x.shape, Shape::Steady | Shape::Unknown));
+    if steady || rate <= 0.0 {
+        return (rate > 0.0).then(|| ports as f64 / rate);
+    }
+    let (x, times) = (act?, pool?);
+    let need = (ports as f64 / share).ceil() as u64;
+    match activity::nth(times, need) {
+        Some(t) => Some(t - x.first_s),
+        None => {
+            let cur = x.current_rate? * share;
+            let have = times.len() as f64 * share;
+            let last = times.last().copied()?;
+            Some(last - x.first_s + (ports as f64 - have).max(0.0) / cur)
+        }
+    }
+}
+
+/// The model of a client that bursts or ramps: its need in ports from the rate at the end
+/// (R x hold), its first failure where its connections reach P (`first_s`, since the
+/// first connection), and a sentence that says so.
+fn unsteady_prediction(
+    p: &mut model::Prediction,
+    input: &model::ModelInput,
+    x: &activity::Activity,
+    share: Option<f64>,
+    first_s: f64,
+    ports: u64,
+) {
+    if matches!(x.shape, Shape::Steady | Shape::Unknown) {
+        return;
+    }
+    let Some(cur) = x.current_rate else {
+        return;
+    };
+    let share = share.unwrap_or(1.0);
+    let at_end = model::predict(&model::ModelInput {
+        rate: Some(cur * share),
+        ..input.clone()
+    });
+    p.steady_timewait = at_end.steady_timewait;
+    p.steady_timewait_max = at_end.steady_timewait_max;
+    p.margin = at_end.margin;
+    p.exhausts = p.exhausts || at_end.exhausts;
+    p.first_error_s = p.exhausts.then_some(first_s);
+    p.explanation = format!(
+        "a {} client: {:.1} conn/s on average, {:.0}/s at its peak, {:.1}/s at the end. At that rate, holding each port {:.0} s, it needs {:.0} ports against {ports}; its connections reach {ports} {:.2} s after its first, where the first {} comes.",
+        x.shape.name(),
+        x.mean_rate.unwrap_or(0.0),
+        x.peak_rate.unwrap_or(0.0),
+        cur,
+        at_end.hold_s,
+        cur * share * at_end.hold_s,
+        first_s,
+        at_end.exhaustion_error
+    );
+}
+
+/// The rate's window, shape, peak and current rate, and the destinations, into `c`.
+fn describe_activity(
+    c: &mut ClientExecSummary,
+    act: Option<&activity::Activity>,
+    pool: Option<&[f64]>,
+    r: &Ran,
+    all: Option<&[f64]>,
+) {
+    if let Some(x) = act {
+        c.rate_window_s = Some([x.first_s, x.last_s]);
+        c.rate_connections = Some(x.count);
+        c.shape = Some(x.shape.name().to_string());
+        c.peak_rate = x.peak_rate;
+        c.current_rate = x.current_rate;
+        c.rate_source = "server_accepts".into();
+    } else {
+        c.rate_source = "samples".into();
+    }
+    c.destinations = r.destinations.len().max(1) as u32;
+    if let (Some(p), Some(all)) = (pool, all) {
+        if c.destinations > 1 && !c.shared_range {
+            c.target_connections = Some(p.len() as u64);
+            c.all_connections = Some(all.len() as u64);
+        }
+    }
+}
+
+/// Seconds without a connection or a request, while the client ran and before its ports
+/// ran out, that no rhythm of its own explains: (from, seconds). A client that waits on a
+/// server that never answers (an HTTP/1.0 client waiting for a close) makes no progress,
+/// and a run that measured nothing must not pass.
+fn stall(r: &Ran, accepts: Option<&[f64]>, exhausted: Option<f64>) -> Option<[f64; 2]> {
+    let mut events: Vec<f64> = accepts.unwrap_or(&[]).to_vec();
+    for w in r.points.windows(2) {
+        let more = |f: fn(&Point) -> Option<u64>| f(&w[1]) > f(&w[0]);
+        // Segments count as progress only where the accepts and requests cannot see it (a
+        // pool toward another server); on the host they are every process's.
+        let blind = accepts.is_none();
+        if more(|p| p.requests) || (blind && (more(|p| p.active_opens) || more(|p| p.segments)))
+        {
+            events.push(w[1].t_s);
+        }
+    }
+    events.sort_by(f64::total_cmp);
+    let until = exhausted.map_or(r.end_s, |t| t.min(r.end_s));
+    let Some(&begin) = events.first() else {
+        // Not one connection: it made no progress at all (unless it ran out at once).
+        return (exhausted.is_none() && r.end_s >= STALL_S).then_some([0.0, r.end_s]);
+    };
+    let events: Vec<f64> = events.into_iter().filter(|&t| t <= until).collect();
+    let (at, len) = activity::longest_quiet(&events, begin, until);
+    let rhythm = events
+        .windows(2)
+        .filter(|w| w[1] <= at)
+        .map(|w| w[1] - w[0])
+        .fold(0.0, f64::max);
+    (len >= STALL_S && len >= 3.0 * rhythm).then_some([at, len])
+}
+
+/// The shortest quiet stretch called a stall, seconds.
+const STALL_S: f64 = 1.0;
 
 /// The first failure that counts as the ports running out: a line that says so, or one
 /// that does not say why a connect failed within two samples of the ports being seen full.
@@ -505,17 +797,6 @@ fn expected_side(target: &Target) -> Option<&'static str> {
     }
 }
 
-/// The rate of connections that cost the client a port: the measured rate times the share
-/// that went on holding one (seen at half the rate window) when that is clearly below 1,
-/// else times the client's share of TIME_WAIT when both sides hold some.
-fn model_rate(rate: f64, side: &str, tw_share: Option<f64>, port_share: Option<f64>) -> f64 {
-    match (port_share, side, tw_share) {
-        (Some(p), _, _) if p < 0.95 => rate * p,
-        (_, "mixed", Some(share)) => rate * share,
-        _ => rate,
-    }
-}
-
 /// summary.json's `client_exec`.
 fn client_summary(
     cx: &ClientExec,
@@ -532,9 +813,6 @@ fn client_summary(
         command: cx.command.clone(),
         first_connection_s: a.first_connection_s,
         measured_rate: a.measured_rate,
-        model_rate: a
-            .measured_rate
-            .map(|r| model_rate(r, side, share, a.port_share)),
         requested_rate: r.rate,
         close_side: side.to_string(),
         client_share: share,
@@ -552,32 +830,28 @@ fn client_summary(
         failures,
         ports_full_s: a.ports_full_at.map(since),
         ports,
-        exhaustion_source: match (first, a.ports_full_at) {
-            (Some(_), _) => "failure_line",
-            (None, Some(_)) => "ports_full",
-            (None, None) => "none",
-        }
-        .to_string(),
         exit_status: r.exit_status.clone(),
         stopped_by: r.stopped_by.clone(),
         ended_by: r.ended_by.to_string(),
         log: r.log.clone(),
         samples: r.samples.clone(),
         sample_s: cx.sample.as_secs_f64(),
+        ..ClientExecSummary::default()
     }
 }
 
 /// The figures a built-in run's collector would give, from the samples and the counted
-/// failures (seconds from the first connection, `start`): each failure a connect error,
-/// the exhaustion at the first failure or else when the ports were seen full (as the
-/// model's `exhaustion_error`).
+/// failures (seconds from the first connection, `start`): each failure a connect error
+/// (a summary line as many as it says), the exhaustion at `at` (the decided time), named
+/// by the first failure's kind or else as the model's `exhaustion_error`.
 fn measured(
     a: &sample::Analysis,
     counted: &[&Failure],
+    at: Option<f64>,
     first: Option<&Failure>,
     start: f64,
-    ports_full_s: Option<f64>,
     exhaustion_error: &str,
+    source: timing::Source,
 ) -> Measured {
     let since = |t: f64| (t - start).max(0.0);
     let mut errors: BTreeMap<String, ErrorStat> = BTreeMap::new();
@@ -591,22 +865,32 @@ fn measured(
                 last_s: since(f.t),
                 by_phase: BTreeMap::new(),
             });
-        e.count += 1;
+        e.count += f.count;
         e.last_s = since(f.t);
-        *e.by_phase.entry("connect".into()).or_insert(0) += 1;
+        *e.by_phase.entry("connect".into()).or_insert(0) += f.count;
     }
+    // A late line's time is not the error's: the exhaustion's is.
+    if let (Some(t), Some(f)) = (at, first) {
+        if let Some(e) = errors.get_mut(&f.what.kind) {
+            e.first_s = e.first_s.min(since(t));
+        }
+    }
+    let phase = match (source, first.is_some()) {
+        (timing::Source::FailureLine, _) => "connect".to_string(),
+        (timing::Source::PortsFull, true) => "connect (dated by the samples: the ports were full; the client printed its failure later)".to_string(),
+        (timing::Source::ServerAccepts, true) => "connect (dated by the server's last accept; the client printed its failure later)".to_string(),
+        (timing::Source::PortsFull, false) => "ports full (seen in the samples; the client printed no failure portlab recognised)".to_string(),
+        _ => String::new(),
+    };
     let exhaustion = Exhaustion {
-        first_s: first.map(|f| since(f.t)).or(ports_full_s),
-        kind: first
-            .map(|f| f.what.kind.clone())
-            .or_else(|| ports_full_s.map(|_| exhaustion_error.to_string())),
-        phase: first
-            .map(|_| "connect".to_string())
-            .or_else(|| ports_full_s.map(|_| "ports full (seen in the samples; the client printed no failure portlab recognised)".to_string())),
+        first_s: at.map(since),
+        kind: at
+            .map(|_| first.map_or_else(|| exhaustion_error.to_string(), |f| f.what.kind.clone())),
+        phase: at.map(|_| phase),
         due_s: None,
         attempt: None,
     };
-    let failed = counted.len() as u64;
+    let failed = counted.iter().map(|f| f.count).sum();
     Measured {
         attempts: a.connections + failed,
         connected: a.connections,
@@ -643,6 +927,8 @@ fn keep(
             t,
             line: line.text.clone(),
             what,
+            count: 1,
+            late: false,
         });
     }
 }
@@ -702,6 +988,8 @@ mod tests {
                 signature: "test",
                 definite,
             },
+            count: 1,
+            late: false,
         }
     }
 
@@ -771,7 +1059,15 @@ mod tests {
             failure(2.75, "EADDRNOTAVAIL", true),
         ];
         let counted: Vec<&Failure> = lines.iter().collect();
-        let m = measured(&a, &counted, lines.first(), 0.5, None, "unused");
+        let m = measured(
+            &a,
+            &counted,
+            Some(2.5),
+            lines.first(),
+            0.5,
+            "unused",
+            timing::Source::FailureLine,
+        );
         assert_eq!(
             (m.attempts, m.connected, m.completed, m.failed),
             (302, 300, 280, 2)
@@ -783,12 +1079,20 @@ mod tests {
         assert_eq!(m.exhaustion.kind.as_deref(), Some("EADDRNOTAVAIL"));
         assert_eq!(m.exhaustion.phase.as_deref(), Some("connect"));
         // No line, but the ports were seen full: the model's error, at that time.
-        let m = measured(&a, &[], None, 0.5, Some(1.5), "EADDRNOTAVAIL (model)");
+        let m = measured(
+            &a,
+            &[],
+            Some(2.0),
+            None,
+            0.5,
+            "EADDRNOTAVAIL (model)",
+            timing::Source::PortsFull,
+        );
         assert_eq!(m.exhaustion.first_s, Some(1.5));
         assert_eq!(m.exhaustion.kind.as_deref(), Some("EADDRNOTAVAIL (model)"));
         assert!(m.exhaustion.phase.unwrap().starts_with("ports full"));
         // Neither: no exhaustion.
-        let m = measured(&a, &[], None, 0.5, None, "x");
+        let m = measured(&a, &[], None, None, 0.5, "x", timing::Source::None);
         assert!(m.exhaustion.first_s.is_none() && m.exhaustion.kind.is_none());
     }
 

@@ -24,6 +24,16 @@ pub struct Point {
     pub established_client: Option<u64>,
     /// Requests the embedded server answered so far (None with an external target).
     pub requests: Option<u64>,
+    /// Client-side sockets (TIME_WAIT or ESTABLISHED) toward every destination.
+    #[serde(default)]
+    pub all_held: Option<u64>,
+    /// The distinct local ports among `all_held`.
+    #[serde(default)]
+    pub all_ports: Option<u64>,
+    /// TCP segments in and out so far (InSegs + OutSegs, raw): traffic the client made on
+    /// connections portlab cannot see into (a pool toward another server).
+    #[serde(default)]
+    pub segments: Option<u64>,
 }
 
 impl Point {
@@ -206,6 +216,9 @@ mod tests {
                     tw_server: Some(0),
                     established_client: Some(0),
                     requests: None,
+                    all_held: Some(opened),
+                    all_ports: Some(opened),
+                    segments: None,
                 }
             })
             .collect()

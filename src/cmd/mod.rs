@@ -8,10 +8,26 @@ pub mod predict;
 pub mod report;
 pub mod run;
 
+/// The exit code a saved verdict gives: 0 passed, 1 a check failed, 4 inconclusive.
+pub fn verdict_code(s: &crate::report::Summary) -> u8 {
+    match &s.verdict {
+        Some(v) if v.inconclusive.is_some() => exit::INCONCLUSIVE,
+        Some(v) if !v.pass => exit::VERDICT,
+        _ => 0,
+    }
+}
+
 /// Exit 1 says why on stderr, whatever stdout holds (JSON, JUnit) and even with --quiet:
 /// every failed check that counts, as the sentence the text report gives.
 pub fn name_failed_checks(s: &crate::report::Summary) {
     let Some(v) = &s.verdict else { return };
+    if let Some(why) = &v.inconclusive {
+        eprintln!(
+            "portlab: {:?} INCONCLUSIVE (exit {}): {why}",
+            s.scenario,
+            exit::INCONCLUSIVE
+        );
+    }
     let failed: Vec<_> = v.checks.iter().filter(|c| !c.pass && !c.advisory).collect();
     if failed.is_empty() {
         return;
@@ -37,6 +53,9 @@ pub mod exit {
     /// The run sent traffic but its results are incomplete: summary.json could not be
     /// written (it went to stdout instead), or a worker's outcomes are missing.
     pub const INCOMPLETE: u8 = 3;
+    /// The run could not be judged: the client stalled or never connected (a client
+    /// command's run), so neither PASS nor FAIL would be true.
+    pub const INCONCLUSIVE: u8 = 4;
     /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT), results written.
     pub const INTERRUPTED: u8 = 130;
 }

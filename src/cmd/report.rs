@@ -72,6 +72,16 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     // One run: its verdict decides, as it did when it ran; a comparison only shows. JUnit of
     // several runs is a verdict of each, so any failed one fails.
     let verdict_failed = |s: &report::Summary| s.verdict.as_ref().is_some_and(|v| !v.pass);
+    if let [(_, one, _)] = runs.as_slice() {
+        if one
+            .verdict
+            .as_ref()
+            .is_some_and(|v| v.inconclusive.is_some())
+        {
+            super::name_failed_checks(one);
+            return Ok(super::verdict_code(one));
+        }
+    }
     let failed = match runs.as_slice() {
         [(_, one, _)] => verdict_failed(one),
         many if args.format == report::Format::Junit => {

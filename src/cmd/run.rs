@@ -126,11 +126,10 @@ fn outcome(args: &RunArgs, result: &engine::RunResult, out: &mut dyn Write) -> a
     if failed && !result.summary.interrupted {
         super::name_failed_checks(&result.summary);
     }
-    Ok(match (incomplete, result.summary.interrupted, failed) {
-        (true, _, _) => exit::INCOMPLETE,
-        (false, true, _) => exit::INTERRUPTED,
-        (false, false, true) => exit::VERDICT,
-        (false, false, false) => 0,
+    Ok(match (incomplete, result.summary.interrupted) {
+        (true, _) => exit::INCOMPLETE,
+        (false, true) => exit::INTERRUPTED,
+        (false, false) => super::verdict_code(&result.summary),
     })
 }
 

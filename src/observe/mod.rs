@@ -236,6 +236,12 @@ pub struct KernelSample {
     pub established: Option<u64>,
     /// ESTABLISHED sockets whose remote address:port is the target.
     pub established_client: Option<u64>,
+    /// Client-side sockets (TIME_WAIT or ESTABLISHED, not on a listening port) toward every
+    /// destination.
+    pub client_held: Option<u64>,
+    /// The distinct local ports among `client_held`: fewer when connect() gave one port to
+    /// several destinations; equal when each port served one (bind before connect).
+    pub client_ports: Option<u64>,
     /// Which listing the socket figures came from.
     pub source: Option<SocketSource>,
     /// Raw counter values (use [`KernelSample::delta`] for an interval).

@@ -44,6 +44,13 @@ pub(crate) struct Tally {
     /// The raw remote (address bytes, port, address length) last counted and its slot in
     /// `dests`: consecutive sockets toward one destination skip building an address.
     last: Option<([u8; 19], usize)>,
+    /// Client-side sockets (TIME_WAIT or ESTABLISHED, local port not a listener) toward any
+    /// destination, and the distinct local ports among them (a bit per port): equal counts
+    /// with many sockets toward several destinations mean no port served two destinations,
+    /// as when a client binds port 0 before connect() (one range for all destinations).
+    client_held: u64,
+    client_ports: u64,
+    port_bits: Box<[u64; 1024]>,
 }
 
 /// v4-mapped IPv6 (::ffff:a.b.c.d, a dual-stack socket's view of IPv4) as plain IPv4.
@@ -106,6 +113,9 @@ impl Tally {
             n_dests: 0,
             dests_exact: true,
             last: None,
+            client_held: 0,
+            client_ports: 0,
+            port_bits: Box::new([0; 1024]),
         }
     }
 
@@ -119,6 +129,21 @@ impl Tally {
             4 => self.ip4.is_some_and(|t| t == addr),
             _ => self.ip6 == addr,
         }
+    }
+
+    /// Notes a client-side socket's local port.
+    fn held(&mut self, lport: [u8; 2]) {
+        let port = usize::from(u16::from_be_bytes(lport));
+        let (word, bit) = (port / 64, 1u64 << (port % 64));
+        self.client_held += 1;
+        if self.port_bits[word] & bit == 0 {
+            self.port_bits[word] |= bit;
+            self.client_ports += 1;
+        }
+    }
+
+    fn on_listener(&self, lport: [u8; 2]) -> bool {
+        self.listeners[..self.n_listeners].contains(&u16::from_be_bytes(lport))
     }
 
     /// Counts one socket given as parsed addresses (the /proc/net/tcp path and tests).
@@ -154,11 +179,13 @@ impl Tally {
                 self.tw_total += 1;
                 if rport == self.port_be && self.is_target_ip(raddr) {
                     self.tw_client += 1;
+                    self.held(lport);
                 } else if lport == self.port_be
                     && (self.is_target_ip(laddr) || laddr.iter().all(|&b| b == 0))
                 {
                     self.tw_server += 1;
-                } else if !self.listeners[..self.n_listeners].contains(&u16::from_be_bytes(lport)) {
+                } else if !self.on_listener(lport) {
+                    self.held(lport);
                     let mut key = [0u8; 19];
                     key[..raddr.len()].copy_from_slice(raddr);
                     key[16..18].copy_from_slice(&rport);
@@ -176,6 +203,9 @@ impl Tally {
                 self.established += 1;
                 if rport == self.port_be && self.is_target_ip(raddr) {
                     self.established_client += 1;
+                }
+                if !self.on_listener(lport) && lport != self.port_be {
+                    self.held(lport);
                 }
             }
             TCP_LISTEN
@@ -222,6 +252,8 @@ impl Tally {
         out.tw_server = Some(self.tw_server);
         out.established = Some(self.established);
         out.established_client = Some(self.established_client);
+        out.client_held = Some(self.client_held);
+        out.client_ports = Some(self.client_ports);
         let target = (self.tw_client > 0).then_some((self.target, self.tw_client));
         let mut top: Vec<DestinationCount> = self.dests[..self.n_dests]
             .iter()
@@ -298,6 +330,25 @@ mod tests {
         );
         assert_eq!(s.tw_other_destinations, Some(0));
         assert_eq!(s.tw_destinations_exact, Some(true));
+        // Client side: 40000-40003 in TIME_WAIT and 40005 ESTABLISHED, each its own port.
+        assert_eq!((s.client_held, s.client_ports), (Some(5), Some(5)));
+    }
+
+    #[test]
+    fn a_local_port_toward_two_destinations_is_counted_once() {
+        let mut t = Tally::new(a("127.0.0.1:8080"));
+        t.add(TCP_LISTEN, a("0.0.0.0:8080"), a("0.0.0.0:0"));
+        t.add(TCP_LISTEN, a("0.0.0.0:8081"), a("0.0.0.0:0"));
+        // connect() reused 40000 toward the second destination (a different 4-tuple).
+        t.add(TCP_TIME_WAIT, a("127.0.0.1:40000"), a("127.0.0.1:8080"));
+        t.add(TCP_TIME_WAIT, a("127.0.0.1:40000"), a("127.0.0.1:8081"));
+        t.add(TCP_ESTABLISHED, a("127.0.0.1:40002"), a("127.0.0.1:8081"));
+        // The servers' own sides are not the client's.
+        t.add(TCP_ESTABLISHED, a("127.0.0.1:8081"), a("127.0.0.1:40002"));
+        t.add(TCP_TIME_WAIT, a("127.0.0.1:8081"), a("127.0.0.1:40009"));
+        let mut s = KernelSample::default();
+        t.finish(&mut s);
+        assert_eq!((s.client_held, s.client_ports), (Some(3), Some(2)));
     }
 
     #[test]

@@ -71,6 +71,61 @@ pub struct ClientExecSummary {
     pub samples: String,
     /// The sampling interval, seconds.
     pub sample_s: f64,
+    /// When the ports ran out, seconds since the first connection, from the witness
+    /// `exhaustion_source` names (the failure line, unless it came late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhausted_s: Option<f64>,
+    /// How much later than `exhausted_s` the failure line came (printed in a final summary,
+    /// or late): the line said what failed, the kernel when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_line_late_s: Option<f64>,
+    /// When the model says the first failure comes, seconds since the first connection:
+    /// P / R for a steady client, where its connections reach P for one that bursts or ramps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_first_error_s: Option<f64>,
+    /// Where the rate comes from: server_accepts (the embedded server's accept times) or
+    /// samples (ActiveOpens every `sample_s`).
+    #[serde(default)]
+    pub rate_source: String,
+    /// The rate's window, seconds since the command started: the first connection and the
+    /// last one before the ports ran out (or the last of all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_window_s: Option<[f64; 2]>,
+    /// Connections in that window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_connections: Option<u64>,
+    /// steady, bursty or ramping (unknown below 10 connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
+    /// The most connections in any 0.1 s, per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rate: Option<f64>,
+    /// The rate over the last third of the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_rate: Option<f64>,
+    /// The embedded server's destinations (ports) the client could reach.
+    #[serde(default)]
+    pub destinations: u32,
+    /// With several destinations and plain connect(): its connections toward the target
+    /// (whose P is its own) and toward all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_connections: Option<u64>,
+    /// See `target_connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_connections: Option<u64>,
+    /// Its sockets toward different destinations never shared a local port while they
+    /// filled the range: it binds port 0 before connect(), so every destination draws on
+    /// one range of P ports, and the model adds their rates.
+    #[serde(default)]
+    pub shared_range: bool,
+    /// tcp_tw_reuse lets connect() take a TIME_WAIT port toward this destination: a full
+    /// count is not exhaustion, and fewer held ports than connections is reuse.
+    #[serde(default)]
+    pub tw_reuse_applies: bool,
+    /// [from, seconds]: the client made no connection and no request for that long while it
+    /// ran and before its ports ran out: the run is inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<[f64; 2]>,
 }
 
 /// How the client closed its connections, from where TIME_WAIT was.
@@ -94,23 +149,29 @@ fn closing(c: &ClientExecSummary) -> String {
     }
 }
 
-/// Whether and when it ran out, against P / R; or why it did not. `rate` is the measured
-/// rate as the text shows it.
+/// Whether and when it ran out, against the model; or why it did not. `rate` is the
+/// measured rate as the text shows it.
 fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String {
-    match (
-        c.first_failure_s.or(c.ports_full_s),
-        c.model_rate.or(c.measured_rate),
-    ) {
-        (Some(t), Some(r)) => {
-            let pr = c.ports as f64 / r;
+    let ran_out = c.exhausted_s.or(c.first_failure_s).or(c.ports_full_s);
+    let unsteady = matches!(c.shape.as_deref(), Some("bursty" | "ramping"));
+    match (ran_out, c.model_rate.or(c.measured_rate)) {
+        (Some(t), Some(r)) if c.model_first_error_s.is_some() || c.exhausted_s.is_none() => {
+            let pr = c.model_first_error_s.unwrap_or(c.ports as f64 / r);
             let how = if (t - pr).abs() <= pr * 0.05 {
                 "as"
             } else {
                 "while"
             };
+            let model = if unsteady {
+                format!(
+                    "the model (its connections reaching {} ports) says {pr:.2} s",
+                    c.ports
+                )
+            } else {
+                format!("{} / {r:.1} = {pr:.2} s predicts", c.ports)
+            };
             format!(
-                "  ran out after {t:.2} s {how} {} / {r:.1} = {pr:.2} s predicts{}",
-                c.ports,
+                "  ran out after {t:.2} s {how} {model}{}",
                 if c.first_failure_s.is_none() {
                     " (the ports were seen full; it printed no failure portlab recognised)"
                 } else {
@@ -118,10 +179,17 @@ fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String 
                 }
             )
         }
-        (Some(t), None) => format!("  ran out after {t:.2} s"),
+        (Some(t), _) => format!(
+            "  ran out after {t:.2} s, where the model on the measured rate said it would not ({})",
+            match predicted {
+                Some(p) => format!("first error at {p:.2} s, after the run"),
+                None => "no exhaustion".to_string(),
+            }
+        ),
         (None, _) => {
             let why = match (c.close_side.as_str(), c.pooled, predicted) {
                 (_, true, _) => "it pools: a few connections carry every request".to_string(),
+                _ if c.tw_reuse_applies => "tcp_tw_reuse lets connect() take a TIME_WAIT port toward this destination, so its ports recycle".to_string(),
                 ("mixed", _, t) => format!(
                     "the server closed first often enough that only {:.0}% of its connections held a port in TIME_WAIT; at {} conn/s that runs out after {}",
                     // The share the model's rate was given (port_share or client_share).
@@ -137,7 +205,7 @@ fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String 
                         .to_string()
                 }
                 ("none", _, _) => "no TIME_WAIT held its ports".to_string(),
-                (_, _, Some(t)) => format!("the run ended before P / R = {t:.2} s"),
+                (_, _, Some(t)) => format!("the run ended before the model's first error at {t:.2} s"),
                 _ => format!(
                     "{rate} conn/s x the hold stays within the {} ports",
                     c.ports
@@ -146,6 +214,44 @@ fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String 
             format!("  did not run out: {why}")
         }
     }
+}
+
+/// How the rate was measured: its window and witness, and the shape of the load.
+fn rate_line(c: &ClientExecSummary) -> Option<String> {
+    let [from, to] = c.rate_window_s?;
+    let mean = c.measured_rate?;
+    let mut line = format!(
+        "  rate: {mean:.1} conn/s from its first connection ({from:.3} s after it started) to {to:.3} s ({} connections, timed by {})",
+        c.rate_connections.unwrap_or(0),
+        if c.rate_source == "server_accepts" {
+            "the embedded server's accepts"
+        } else {
+            "the samples"
+        }
+    );
+    if let (Some(shape), Some(peak), Some(cur)) = (&c.shape, c.peak_rate, c.current_rate) {
+        line.push_str(&format!(
+            "; {shape}: {peak:.0}/s at its peak (0.1 s), {cur:.1}/s at the end"
+        ));
+    }
+    Some(line)
+}
+
+/// The destinations, when there are several: one range shared or one each.
+fn destinations_line(c: &ClientExecSummary) -> Option<String> {
+    if c.shared_range {
+        return Some(format!(
+            "  one range for every destination: its sockets toward different destinations never shared a local port (it binds before connect()), so all its connections draw on the same {} ports",
+            c.ports
+        ));
+    }
+    let (Some(target), Some(all)) = (c.target_connections, c.all_connections) else {
+        return None;
+    };
+    Some(format!(
+        "  {} destinations: {target} of its {all} connections went to the target; with plain connect() each destination has {} ports of its own, so the target's share of its rate is what runs them out",
+        c.destinations, c.ports
+    ))
 }
 
 /// The text report's lines: what the client did, in plain words.
@@ -175,7 +281,31 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
             c.connections
         )
     });
+    lines.extend(rate_line(c));
+    lines.extend(destinations_line(c));
     lines.push(outcome(c, &rate, predicted));
+    if let (Some(late), Some(t)) = (c.failure_line_late_s, c.exhausted_s) {
+        lines.push(format!(
+            "  its failure line came {late:.2} s after the ports ran out at {t:.2} s (a summary printed at exit, or late output): the line says what failed, the {} say when",
+            if c.exhaustion_source == "server_accepts" {
+                "embedded server's accepts"
+            } else {
+                "samples"
+            }
+        ));
+    }
+    if c.tw_reuse_applies && c.exhausted_s.is_none() && c.tw_client_max >= c.ports.saturating_sub(1)
+    {
+        lines.push(
+            "  every port was in TIME_WAIT at times, but tcp_tw_reuse lets connect() take one: not exhaustion"
+                .to_string(),
+        );
+    }
+    if let Some([at, len]) = c.stalled {
+        lines.push(format!(
+            "  STALLED: no connection and no request for {len:.1} s from {at:.2} s while it still ran (inconclusive)"
+        ));
+    }
     if let Some(t) = c.ports_full_s.filter(|_| c.first_failure_s.is_some()) {
         lines.push(format!(
             "  ports full (TIME_WAIT + ESTABLISHED = {}) at {t:.2} s",
@@ -266,7 +396,7 @@ mod tests {
         let line = outcome(&ran_out(None, None), "100.0", Some(6.0));
         assert_eq!(
             line,
-            "  did not run out: the run ended before P / R = 6.00 s"
+            "  did not run out: the run ended before the model's first error at 6.00 s"
         );
         let line = outcome(&closed_by("server", Some(0.0)), "-", None);
         assert!(line.contains("the server closes first"), "{line}");

@@ -376,6 +376,7 @@ impl Acc {
         s.verdict = (!self.checks.is_empty()).then_some(Verdict {
             pass,
             checks: self.checks,
+            inconclusive: None,
         });
         let starts: Vec<f64> = self.shards.iter().map(|m| m.offset_s).collect();
         s.merge = Some(MergeSummary {

@@ -190,7 +190,11 @@ fn verdict(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             "verdict: {}\n  {:<width$} {:>16} {:>16} {:>8} {:>8} {:>6}",
-            if v.pass { "PASS" } else { "FAIL" },
+            match (&v.inconclusive, v.pass) {
+                (Some(why), _) => format!("INCONCLUSIVE ({why})"),
+                (None, true) => "PASS".to_string(),
+                (None, false) => "FAIL".to_string(),
+            },
             "check",
             "expected",
             "measured",

@@ -109,6 +109,10 @@ pub struct Verdict {
     pub pass: bool,
     /// The checks, in a fixed order.
     pub checks: Vec<Check>,
+    /// Why the run cannot be judged, when it cannot (a client that stalled or never
+    /// connected): then `pass` is false and the exit code is 4, whatever the checks say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
 }
 
 pub(crate) fn numeric(
@@ -215,6 +219,7 @@ pub fn assess(
     Verdict {
         pass: checks.iter().all(|c| c.pass || c.advisory),
         checks,
+        inconclusive: None,
     }
 }
 
@@ -773,6 +778,7 @@ pub fn judge(
     Verdict {
         pass: checks.iter().all(|c| c.pass),
         checks,
+        inconclusive: None,
     }
 }
 

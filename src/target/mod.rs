@@ -37,9 +37,33 @@ pub struct ServerStats {
     pub requests: AtomicU64,
     /// Woken when `open` drops to 0.
     idle: tokio::sync::Notify,
+    /// When each connection was accepted, in a client command's run (`sniff`): the client's
+    /// connections at the clock's resolution, not the samples' (its rate, bursts and ramps,
+    /// and when it stopped connecting). At most [`ACCEPT_LOG_MAX`] are kept.
+    pub accept_log: std::sync::Mutex<Vec<std::time::Instant>>,
 }
 
+/// Accept times kept per server: 16 bytes each, 64 MiB at most (a client at 10,000/s for
+/// 400 s); later accepts are counted in `accepted` but not timed.
+pub const ACCEPT_LOG_MAX: usize = 4 << 20;
+
 impl ServerStats {
+    /// Notes an accept at `at` (only in a client command's run, where the log is read).
+    fn log_accept(&self, at: std::time::Instant) {
+        let mut log = self.accept_log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() < ACCEPT_LOG_MAX {
+            log.push(at);
+        }
+    }
+
+    /// The accept times so far.
+    pub fn accept_times(&self) -> Vec<std::time::Instant> {
+        self.accept_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Waits until the server has closed every connection it accepted, or `limit` passed;
     /// returns how many are still open.
     async fn wait_idle(&self, limit: Duration) -> u64 {
@@ -200,6 +224,9 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
                     stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if behaviour.sniff {
+                        stats.log_accept(std::time::Instant::now());
+                    }
                     let stream = match serve_now(stream, &behaviour) {
                         Now::Done(Ok(())) => continue,
                         Now::Done(Err(_)) => {

@@ -64,15 +64,18 @@ pub fn lab_run(mut cmd: Command, args: &[&str], dir: &Path) -> Output {
 }
 
 /// The JSON summary on stdout, or a panic showing stderr.
+/// Every summary a test reads is checked for contradictions ([`assert_consistent`]).
 pub fn parse_summary(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON summary ({e}); exit {:?}\nstdout: {}\nstderr: {}",
             out.status.code(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    });
+    assert_consistent(&v);
+    v
 }
 
 /// A u64 field of the summary.
@@ -289,4 +292,79 @@ pub fn assert_merged_histograms_exact(shards: &[PathBuf], merged: &Path) {
     assert_eq!(s["connect_latency_us"]["count"], c.len());
     assert_eq!(s["connect_latency_us"]["p99"], c.value_at_quantile(0.99));
     assert_eq!(s["connect_latency_us"]["max"], c.max());
+}
+
+/// A report that contradicts itself fails the test: its check list and its model line (the
+/// prediction) must say the same thing, and its verdict must follow from its checks.
+/// - a `first_error_s` check expects the prediction's first error;
+/// - an `exhaustion` check that expects exhaustion has a prediction that exhausts, and what it
+///   measured is whether `exhaustion.first_s` is set;
+/// - a run that ran out where the check expected it would not says so in the check's note;
+/// - a client run's `model_first_error_s` is the prediction's, its `exhausted_s` the summary's;
+/// - `pass` is every counted check passing, and never with an inconclusive verdict.
+pub fn assert_consistent(v: &Value) {
+    let Some(checks) = v["verdict"]["checks"].as_array() else {
+        return;
+    };
+    let p = &v["prediction"];
+    let close = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+        _ => a == b,
+    };
+    for c in checks {
+        match c["name"].as_str() {
+            Some("first_error_s") if p.is_object() => assert!(
+                close(&c["expected"], &p["first_error_s"]),
+                "the first_error_s check expects {} but the model line says {}: {c:#}",
+                c["expected"],
+                p["first_error_s"]
+            ),
+            Some("exhaustion") => {
+                if c["expected"] == true && p.is_object() {
+                    assert!(
+                        p["exhausts"] == true && p["first_error_s"].is_number(),
+                        "the exhaustion check expects it, the model does not: {c:#}\n{p:#}"
+                    );
+                }
+                assert_eq!(
+                    c["measured"] == true,
+                    v["exhaustion"]["first_s"].is_number(),
+                    "the exhaustion check's measurement and exhaustion.first_s disagree: {c:#}"
+                );
+                if c["expected"] == false && c["measured"] == true {
+                    assert!(
+                        c["note"].is_string(),
+                        "ran out where the model said it would not, and no note says so: {c:#}"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let cx = &v["client_exec"];
+    if cx.is_object() {
+        if cx["model_first_error_s"].is_number() && p.is_object() && p["first_error_s"].is_number()
+        {
+            assert!(
+                close(&cx["model_first_error_s"], &p["first_error_s"]),
+                "client_exec.model_first_error_s and the prediction disagree: {cx:#}\n{p:#}"
+            );
+        }
+        if cx["exhausted_s"].is_number() || v["exhaustion"]["first_s"].is_number() {
+            assert!(
+                close(&cx["exhausted_s"], &v["exhaustion"]["first_s"]),
+                "client_exec.exhausted_s and exhaustion.first_s disagree: {cx:#}"
+            );
+        }
+    }
+    let counted_pass = checks
+        .iter()
+        .all(|c| c["pass"] == true || c["advisory"] == true);
+    let inconclusive = v["verdict"]["inconclusive"].is_string();
+    assert_eq!(
+        v["verdict"]["pass"] == true,
+        counted_pass && !inconclusive,
+        "the verdict does not follow from its checks: {:#}",
+        v["verdict"]
+    );
 }
