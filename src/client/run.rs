@@ -5,7 +5,7 @@
 use super::process::{self, ClientProcess, Line};
 use super::result::{self, ClientExecSummary};
 use super::sample::{self, Point};
-use super::signatures::{Recognised, Signatures};
+use super::signatures::{LineReader, Recognised, Signatures};
 use super::ClientExec;
 use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
 use crate::lab;
@@ -68,13 +68,13 @@ pub async fn drive(
         .first()
         .ok_or_else(|| anyhow!("internal: no target for the client"))?;
     let mut probe = Probe::new(target, s.applied, &s.servers)?;
-    let signatures = Signatures::new(
+    let mut reader = LineReader::new(Signatures::new(
         cx.failure_pattern
             .as_deref()
             .map(regex::Regex::new)
             .transpose()
             .context("client.failure_pattern")?,
-    );
+    ));
     let mut out = Outputs::create(s.dir)?;
     let rate = match plan.lab_rate() {
         Rate::PerSecond(r) => Some(r),
@@ -100,7 +100,7 @@ pub async fn drive(
         &mut proc,
         &mut probe,
         bounds,
-        &signatures,
+        &mut reader,
         &mut out.log,
         base,
         shutdown,
@@ -113,7 +113,7 @@ pub async fn drive(
         .lines
         .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
     {
-        keep(&line, t0, &signatures, &mut out.log, &mut w.failures);
+        keep(&line, t0, &mut reader, &mut out.log, &mut w.failures);
     }
     let _ = out.log.flush();
     could_run(cx, status, &w.points, &out.log_path)?;
@@ -282,7 +282,7 @@ async fn watch(
     proc: &mut ClientProcess,
     probe: &mut Probe,
     bounds: Bounds,
-    signatures: &Signatures,
+    reader: &mut LineReader,
     log: &mut impl Write,
     base: Point,
     shutdown: impl std::future::Future<Output = ()>,
@@ -302,7 +302,7 @@ async fn watch(
         let (p, last_kernel) = probe.take(now.as_secs_f64());
         points.push(p);
         while let Ok(line) = proc.lines.try_recv() {
-            keep(&line, t0, signatures, log, &mut failures);
+            keep(&line, t0, reader, log, &mut failures);
         }
         let ended_by = ended_by(
             interrupted,
@@ -628,17 +628,17 @@ fn measured(
 }
 
 /// Logs a line (seconds since the command started, stream, text) and keeps it when it is a
-/// recognised failure.
+/// recognised failure (once per failure, however many lines it is printed over).
 fn keep(
     line: &Line,
     t0: Instant,
-    signatures: &Signatures,
+    reader: &mut LineReader,
     log: &mut impl Write,
     failures: &mut Vec<Failure>,
 ) {
     let t = line.at.saturating_duration_since(t0).as_secs_f64();
     let _ = writeln!(log, "{t:.3} {} {}", line.stream, line.text);
-    if let Some(what) = signatures.recognise(&line.text) {
+    if let Some(what) = reader.feed(line.stream, &line.text) {
         failures.push(Failure {
             t,
             line: line.text.clone(),
@@ -701,6 +701,8 @@ mod tests {
                 kind: kind.to_string(),
                 signature: "test",
                 definite,
+                count: 1,
+                late: false,
             },
         }
     }
