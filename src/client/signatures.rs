@@ -788,3 +788,219 @@ mod tests {
             .is_none());
     }
 }
+
+/// Each runtime that is installed, run with no local port left, is named right from its own
+/// output: a private network namespace (util-linux unshare) where two local ports exist and
+/// a holder (python3) has both connected to 127.0.0.1:8080 before it runs the program.
+/// A runtime that is missing, or no namespace, skips with a printed reason, except under
+/// CI=true, where .ci/run installs them all and a skip is a failure.
+#[cfg(all(test, target_os = "linux"))]
+mod live {
+    use super::*;
+    use std::process::Command;
+
+    /// Listens on 127.0.0.1:8080, takes both local ports with connections to it, runs argv.
+    const HOLD: &str = "import socket, subprocess, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('127.0.0.1', 8080)); l.listen(16)
+held = [socket.create_connection(('127.0.0.1', 8080)) for _ in range(2)]
+sys.exit(subprocess.call(sys.argv[1:]))";
+
+    const JAVA: &str = "public class X { public static void main(String[] a) throws Exception {
+  new java.net.Socket(\"127.0.0.1\", 8080);
+} }";
+    const GO: &str = "package main
+import \"net/http\"
+func main() { _, err := http.Get(\"http://127.0.0.1:8080/\"); println(err.Error()) }";
+    const RUST: &str = "fn main() { std::net::TcpStream::connect(\"127.0.0.1:8080\").unwrap(); }";
+
+    fn skip_or_fail(what: &str) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what}; CI must run this test"
+        );
+        eprintln!("SKIPPED {what}");
+    }
+
+    fn works(cmd: &mut Command) -> bool {
+        cmd.output().is_ok_and(|o| o.status.success())
+    }
+
+    #[test]
+    fn every_installed_runtime_is_named_from_its_own_output() {
+        let test = "every_installed_runtime_is_named_from_its_own_output";
+        let unshare: &[&str] = if works(Command::new("unshare").args(["-n", "true"])) {
+            &["-n"]
+        } else if works(Command::new("unshare").args(["-r", "-n", "true"])) {
+            &["-r", "-n"]
+        } else {
+            return skip_or_fail(&format!("{test}: cannot create a network namespace"));
+        };
+        if !works(Command::new("python3").arg("--version")) {
+            return skip_or_fail(&format!("{test}: needs python3 to hold the ports"));
+        }
+        let dir = std::env::temp_dir().join(format!("portlab-sigs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_string_lossy().into_owned()
+        };
+        let (java, go) = (file("X.java", JAVA), file("x.go", GO));
+        let rust_bin = dir.join("x").to_string_lossy().into_owned();
+        let rust_ok = works(
+            Command::new("rustc")
+                .args(["-o", &rust_bin])
+                .arg(file("x.rs", RUST)),
+        );
+        // (runtime, the command that shows it is installed, the program, its signature,
+        // the failures it has on the stream that prints them).
+        type Program<'a> = (&'a str, Vec<&'a str>, Vec<&'a str>, &'a str, u64);
+        let programs: Vec<Program> = vec![
+            (
+                "python3",
+                vec!["python3", "--version"],
+                vec![
+                    "python3",
+                    "-c",
+                    "import socket\nsocket.create_connection(('127.0.0.1', 8080))",
+                ],
+                "python",
+                1,
+            ),
+            (
+                "java",
+                vec!["java", "-version"],
+                vec!["java", &java],
+                "java",
+                1,
+            ),
+            (
+                "node",
+                vec!["node", "--version"],
+                vec!["node", "-e", "require('net').connect(8080, '127.0.0.1')"],
+                "node",
+                1,
+            ),
+            (
+                "ruby",
+                vec!["ruby", "--version"],
+                vec!["ruby", "-rsocket", "-e", "TCPSocket.new('127.0.0.1', 8080)"],
+                "ruby",
+                1,
+            ),
+            (
+                "php",
+                vec!["php", "--version"],
+                vec!["php", "-r", "fsockopen('127.0.0.1', 8080);"],
+                "php",
+                1,
+            ),
+            (
+                "perl",
+                vec!["perl", "-MIO::Socket::INET", "-e", "1"],
+                vec![
+                    "perl",
+                    "-MIO::Socket::INET",
+                    "-e",
+                    "IO::Socket::INET->new(PeerAddr => '127.0.0.1:8080') or die \"connect: $@\\n\"",
+                ],
+                "perl",
+                1,
+            ),
+            ("go", vec!["go", "version"], vec!["go", "run", &go], "go", 1),
+            (
+                "rust",
+                vec!["test", if rust_ok { "1" } else { "" }],
+                vec![&rust_bin],
+                "rust",
+                1,
+            ),
+            (
+                "erlang",
+                vec!["erl", "-noshell", "-eval", "init:stop()."],
+                vec![
+                    "erl",
+                    "-noshell",
+                    "-eval",
+                    "io:format(\"~p~n\", [gen_tcp:connect({127,0,0,1}, 8080, [])]), init:stop().",
+                ],
+                "erlang",
+                1,
+            ),
+            (
+                "elixir",
+                vec!["elixir", "--version"],
+                vec![
+                    "elixir",
+                    "-e",
+                    "IO.inspect(:gen_tcp.connect({127,0,0,1}, 8080, []))",
+                ],
+                "elixir",
+                1,
+            ),
+            (
+                "hey",
+                vec!["sh", "-c", "command -v hey"],
+                vec!["hey", "-n", "20", "-c", "2", "http://127.0.0.1:8080/"],
+                "hey",
+                20,
+            ),
+            (
+                "ab",
+                vec!["sh", "-c", "command -v ab"],
+                vec!["ab", "-n", "50", "-c", "1", "http://127.0.0.1:8080/"],
+                "ab",
+                10,
+            ),
+        ];
+        let mut missing = Vec::new();
+        for (runtime, probe, program, signature, count) in programs {
+            if !works(Command::new(probe[0]).args(&probe[1..])) {
+                missing.push(runtime);
+                continue;
+            }
+            let out = Command::new("unshare")
+                .args(unshare)
+                .args([
+                    "sh",
+                    "-c",
+                    "ip link set lo up && sysctl -qw net.ipv4.ip_local_port_range='40000 40001' && exec python3 -c \"$0\" \"$@\"",
+                    HOLD,
+                ])
+                .args(&program)
+                .output()
+                .unwrap();
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            let mut reader = LineReader::new(Signatures::new(None));
+            let mut by_stream = Vec::new();
+            for (stream, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+                let got: Vec<Recognised> = text
+                    .lines()
+                    .filter_map(|l| reader.feed(stream, l))
+                    .collect();
+                by_stream.push(got);
+            }
+            let context = format!("{runtime}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+            assert!(
+                by_stream.iter().flatten().all(|r| r.signature == signature),
+                "{context}\n{by_stream:?}"
+            );
+            let most = by_stream
+                .iter()
+                .map(|got| got.iter().map(|r| r.count).sum::<u64>())
+                .max();
+            assert_eq!(most, Some(count), "{context}\n{by_stream:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        if !missing.is_empty() {
+            skip_or_fail(&format!(
+                "{test} for {}: not installed (.ci/run installs them)",
+                missing.join(", ")
+            ));
+        }
+    }
+}
