@@ -694,7 +694,8 @@ mod tests {
             };
         }
         let one = |sig| vec![(sig, 1, false)];
-        let cases: Vec<((&str, &str), Vec<(&str, u64, bool)>)> = vec![
+        type Case<'a> = ((&'a str, &'a str), Vec<(&'a str, u64, bool)>);
+        let cases: Vec<Case> = vec![
             // socket.create_connection: one OSError.
             (fixture!("python-socket.stderr"), one("python")),
             // urlopen: OSError, "During handling of the above exception...", URLError.
