@@ -599,7 +599,10 @@ fn a_ramping_client_is_modelled_on_its_rate_at_the_end() {
     // What it needs is R x T at the end rate (6,000 ports), not at its average.
     let need = v["prediction"]["steady_timewait"].as_f64().unwrap();
     let margin = v["prediction"]["margin"].as_f64().unwrap();
-    assert!(margin > 25.0, "100/s x 60 s over 200 ports is 30: {margin} ({need})");
+    assert!(
+        margin > 25.0,
+        "100/s x 60 s over 200 ports is 30: {margin} ({need})"
+    );
     assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
 }
 

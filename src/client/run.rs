@@ -6,7 +6,7 @@ use super::activity::{self, Shape};
 use super::process::{self, ClientProcess, Line};
 use super::result::{self, ClientExecSummary};
 use super::sample::{self, Point};
-use super::signatures::{Recognised, Signatures};
+use super::signatures::{LineReader, Recognised, Signatures};
 use super::timing;
 use super::ClientExec;
 use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
@@ -55,10 +55,6 @@ struct Failure {
     t: f64,
     line: String,
     what: Recognised,
-    /// How many failures the line stands for (a summary's `[300] ...` is 300).
-    count: u64,
-    /// A line printed in a final summary, not at the moment of failure.
-    late: bool,
 }
 
 /// Runs the client and returns the run's summary (with prediction and verdict): set-up,
@@ -74,13 +70,13 @@ pub async fn drive(
         .first()
         .ok_or_else(|| anyhow!("internal: no target for the client"))?;
     let mut probe = Probe::new(target, s.applied, &s.servers)?;
-    let signatures = Signatures::new(
+    let mut reader = LineReader::new(Signatures::new(
         cx.failure_pattern
             .as_deref()
             .map(regex::Regex::new)
             .transpose()
             .context("client.failure_pattern")?,
-    );
+    ));
     let mut out = Outputs::create(s.dir)?;
     let rate = match plan.lab_rate() {
         Rate::PerSecond(r) => Some(r),
@@ -108,7 +104,7 @@ pub async fn drive(
         &mut proc,
         &mut probe,
         bounds,
-        &signatures,
+        &mut reader,
         &mut out.log,
         base,
         shutdown,
@@ -121,7 +117,7 @@ pub async fn drive(
         .lines
         .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
     {
-        keep(&line, t0, &signatures, &mut out.log, &mut w.failures);
+        keep(&line, t0, &mut reader, &mut out.log, &mut w.failures);
     }
     let _ = out.log.flush();
     could_run(cx, status, &w.points, &out.log_path)?;
@@ -314,7 +310,7 @@ async fn watch(
     proc: &mut ClientProcess,
     probe: &mut Probe,
     bounds: Bounds,
-    signatures: &Signatures,
+    reader: &mut LineReader,
     log: &mut impl Write,
     base: Point,
     shutdown: impl std::future::Future<Output = ()>,
@@ -334,7 +330,7 @@ async fn watch(
         let (p, last_kernel) = probe.take(now.as_secs_f64());
         points.push(p);
         while let Ok(line) = proc.lines.try_recv() {
-            keep(&line, t0, signatures, log, &mut failures);
+            keep(&line, t0, reader, log, &mut failures);
         }
         let ended_by = ended_by(
             interrupted,
@@ -476,7 +472,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
         .as_deref()
         .and_then(|t| activity::stopped_at(t, 0.0, (3.0 * sample_s).max(0.3), r.end_s));
     let decision = timing::decide(&timing::Witnesses {
-        line: first.map(|f| (f.t, f.late)),
+        line: first.map(|f| (f.t, f.what.late)),
         ports_full: full_at,
         accepts_stopped: stopped,
         sample_s,
@@ -499,7 +495,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
     }
     let start = a.first_connection_s.unwrap_or(0.0);
     let counted = counted(&r.failures, first);
-    let failures = counted.iter().map(|f| f.count).sum();
+    let failures = counted.iter().map(|f| f.what.count).sum();
     let mut c = client_summary(cx, &r, &a, ports, first, failures);
     c.shared_range = shared;
     c.tw_reuse_applies = !full_counts;
@@ -744,8 +740,7 @@ fn stall(r: &Ran, accepts: Option<&[f64]>, exhausted: Option<f64>) -> Option<[f6
         // Segments count as progress only where the accepts and requests cannot see it (a
         // pool toward another server); on the host they are every process's.
         let blind = accepts.is_none();
-        if more(|p| p.requests) || (blind && (more(|p| p.active_opens) || more(|p| p.segments)))
-        {
+        if more(|p| p.requests) || (blind && (more(|p| p.active_opens) || more(|p| p.segments))) {
             events.push(w[1].t_s);
         }
     }
@@ -865,9 +860,9 @@ fn measured(
                 last_s: since(f.t),
                 by_phase: BTreeMap::new(),
             });
-        e.count += f.count;
+        e.count += f.what.count;
         e.last_s = since(f.t);
-        *e.by_phase.entry("connect".into()).or_insert(0) += f.count;
+        *e.by_phase.entry("connect".into()).or_insert(0) += f.what.count;
     }
     // A late line's time is not the error's: the exhaustion's is.
     if let (Some(t), Some(f)) = (at, first) {
@@ -890,7 +885,7 @@ fn measured(
         due_s: None,
         attempt: None,
     };
-    let failed = counted.iter().map(|f| f.count).sum();
+    let failed = counted.iter().map(|f| f.what.count).sum();
     Measured {
         attempts: a.connections + failed,
         connected: a.connections,
@@ -912,23 +907,21 @@ fn measured(
 }
 
 /// Logs a line (seconds since the command started, stream, text) and keeps it when it is a
-/// recognised failure.
+/// recognised failure (once per failure, however many lines it is printed over).
 fn keep(
     line: &Line,
     t0: Instant,
-    signatures: &Signatures,
+    reader: &mut LineReader,
     log: &mut impl Write,
     failures: &mut Vec<Failure>,
 ) {
     let t = line.at.saturating_duration_since(t0).as_secs_f64();
     let _ = writeln!(log, "{t:.3} {} {}", line.stream, line.text);
-    if let Some(what) = signatures.recognise(&line.text) {
+    if let Some(what) = reader.feed(line.stream, &line.text) {
         failures.push(Failure {
             t,
             line: line.text.clone(),
             what,
-            count: 1,
-            late: false,
         });
     }
 }
@@ -987,9 +980,9 @@ mod tests {
                 kind: kind.to_string(),
                 signature: "test",
                 definite,
+                count: 1,
+                late: false,
             },
-            count: 1,
-            late: false,
         }
     }
 
