@@ -466,7 +466,11 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
     let all = accepts_of(&r.accepts, r.target, &r.destinations, true);
     let full_at = sample::analyse(&view, ports, None)
         .ports_full_at
-        .filter(|_| full_counts);
+        .filter(|_| full_counts)
+        .map(|f| {
+            pool.as_deref()
+                .map_or(f, |t| timing::refine_full(&view, f, t))
+        });
     let first = first_failure(&r.failures, full_at, sample_s);
     let stopped = pool
         .as_deref()
@@ -478,9 +482,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
         sample_s,
     });
     let mut a = sample::analyse(&view, ports, decision.at);
-    if !full_counts {
-        a.ports_full_at = None;
-    }
+    a.ports_full_at = full_at;
     let act = pool
         .as_deref()
         .and_then(|t| timing::activity_until(t, decision.at));

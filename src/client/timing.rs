@@ -108,6 +108,24 @@ pub fn decide(w: &Witnesses) -> Decision {
     }
 }
 
+/// Places the moment the ports were full, `full_at` (from the samples), at the server's
+/// resolution: the samples bracket it (full at one, not at the one before), and the
+/// connection that filled the ports is the last one accepted within that bracket, since
+/// none is accepted once they are full. Unchanged when no accept falls in the bracket (the
+/// ports filled another way).
+pub fn refine_full(points: &[Point], full_at: f64, accepts: &[f64]) -> f64 {
+    let Some(k) = points.iter().position(|p| p.t_s >= full_at - 1e-9) else {
+        return full_at;
+    };
+    let before = points[..k].last().map_or(f64::NEG_INFINITY, |p| p.t_s);
+    let until = points[k].t_s;
+    let i = accepts.partition_point(|&t| t <= until + 1e-9);
+    match i.checked_sub(1).map(|j| accepts[j]) {
+        Some(t) if t > before => t,
+        _ => full_at,
+    }
+}
+
 /// The connections of the rate window: from the first to the last one at or before `until`.
 pub fn window(times: &[f64], until: Option<f64>) -> &[f64] {
     match until {
@@ -248,6 +266,23 @@ mod tests {
         ];
         let share = port_share(&points, &accepts, 0.0, 2.0).unwrap();
         assert!((share - 0.6).abs() < 0.01, "{share}");
+    }
+
+    #[test]
+    fn ports_full_is_placed_at_the_last_accept_the_samples_bracket() {
+        // Full seen at 2.1 s (not at 2.0): the 200th connection came at 2.009 s.
+        let points = [
+            point(0.0, 0, 0, 0),
+            point(2.0, 160, 160, 160),
+            point(2.1, 200, 200, 200),
+        ];
+        let accepts: Vec<f64> = (0..200)
+            .map(|i| 0.5 * (i / 40) as f64 + 0.009 * ((i % 40) as f64 / 39.0))
+            .collect();
+        let full = refine_full(&points, 2.06, &accepts);
+        assert!((full - 2.009).abs() < 1e-9, "{full}");
+        // No accept in the bracket: the samples' own estimate.
+        assert_eq!(refine_full(&points, 2.06, &accepts[..160]), 2.06);
     }
 
     #[test]
