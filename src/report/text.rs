@@ -136,7 +136,12 @@ fn errors(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(c) = &s.client_exec {
         let predicted = s.prediction.as_ref().and_then(|p| p.first_error_s);
         writeln!(out)?;
-        for line in super::client_exec::text_lines(c, predicted) {
+        let mut lines = super::client_exec::text_lines(c, predicted);
+        // After what it did: why TIME_WAIT is where it is.
+        if let Some(asked) = s.server.as_ref().and_then(super::client_exec::asked_to_close) {
+            lines.insert(2.min(lines.len()), asked);
+        }
+        for line in lines {
             writeln!(out, "{line}")?;
         }
     }
