@@ -282,7 +282,8 @@ mod tests {
             st.accepted.store(accepted, Ordering::Relaxed);
             st.accept_errors.store(accept_errors, Ordering::Relaxed);
             st.conn_errors.store(conn_errors, Ordering::Relaxed);
-            st.closed_on_request.store(closed_on_request, Ordering::Relaxed);
+            st.closed_on_request
+                .store(closed_on_request, Ordering::Relaxed);
             std::sync::Arc::new(st)
         };
         let a: SocketAddr = "127.0.0.1:9000".parse().unwrap();
@@ -298,8 +299,11 @@ mod tests {
                 closed_on_request: 4,
             }
         );
-        let two = server_summary(&[(a, counted(5, 1, 2, 4)), (b, counted(7, 0, 3, 7))], &[a, b])
-            .expect("two servers");
+        let two = server_summary(
+            &[(a, counted(5, 1, 2, 4)), (b, counted(7, 0, 3, 7))],
+            &[a, b],
+        )
+        .expect("two servers");
         assert_eq!(two.address, "127.0.0.1:9000 .. 127.0.0.1:9001 (2 ports)");
         assert_eq!(
             (

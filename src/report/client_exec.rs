@@ -152,7 +152,11 @@ fn outcome(c: &ClientExecSummary, rate: &str, predicted: Option<f64>) -> String 
 /// asked for it (None when none did).
 pub fn asked_to_close(server: &crate::report::ServerSummary) -> Option<String> {
     let (n, m) = (server.closed_on_request, server.accepted);
-    let whose = if 2 * n > m { "TIME_WAIT" } else { "their TIME_WAIT" };
+    let whose = if 2 * n > m {
+        "TIME_WAIT"
+    } else {
+        "their TIME_WAIT"
+    };
     (n > 0).then(|| {
         format!(
             "  the client asked the server to close (HTTP/1.0 or Connection: close) on {n} of {m} connections: {whose} lands on the server, as with nginx"
@@ -267,7 +271,12 @@ mod tests {
             Some("  the client asked the server to close (HTTP/1.0 or Connection: close) on 300 of 300 connections: TIME_WAIT lands on the server, as with nginx")
         );
         let some = asked_to_close(&served(300, 12)).unwrap();
-        assert!(some.ends_with("on 12 of 300 connections: their TIME_WAIT lands on the server, as with nginx"), "{some}");
+        assert!(
+            some.ends_with(
+                "on 12 of 300 connections: their TIME_WAIT lands on the server, as with nginx"
+            ),
+            "{some}"
+        );
     }
 
     #[test]

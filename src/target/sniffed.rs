@@ -132,7 +132,10 @@ enum Body {
 
 /// The comma-separated tokens of a header value, trimmed, empty ones left out.
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&c| c == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty())
+    value
+        .split(|&c| c == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
 }
 
 /// Reads a request head (RFC 9112 6.3 for the body's length, 9.3 for persistence).
@@ -242,7 +245,9 @@ impl Http {
 
     /// Answers 400 and stops.
     fn bad(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ");
+        out.extend_from_slice(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ",
+        );
         out.extend_from_slice(BAD_BODY.len().to_string().as_bytes());
         out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
         out.extend_from_slice(BAD_BODY);
@@ -525,7 +530,11 @@ mod tests {
         let (out, end, answered) = fed(true, input);
         let head_only = OK_KEEP.trim_end_matches("ok\n");
         assert_eq!(out, [OK_KEEP, head_only, OK_KEEP, OK_CLOSE].concat());
-        assert_eq!((end, answered), (Some(End::Request), 4), "/5 after the close: unread");
+        assert_eq!(
+            (end, answered),
+            (Some(End::Request), 4),
+            "/5 after the close: unread"
+        );
     }
 
     #[test]
@@ -571,7 +580,10 @@ mod tests {
         for input in bad {
             let (out, end, answered) = fed(true, input);
             let text = String::from_utf8_lossy(input);
-            assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}: {out}");
+            assert!(
+                out.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+                "{text}: {out}"
+            );
             assert!(out.contains("Connection: close\r\n"), "{text}");
             assert_eq!((end, answered), (Some(End::Bad), 0), "{text}");
         }
@@ -619,7 +631,10 @@ mod tests {
             loop {
                 let mut line = String::new();
                 c.read_line(&mut line).await.unwrap();
-                assert!(line.ends_with("\r\n"), "a head cut short: {lines:?} {line:?}");
+                assert!(
+                    line.ends_with("\r\n"),
+                    "a head cut short: {lines:?} {line:?}"
+                );
                 if line == "\r\n" {
                     break;
                 }
@@ -640,7 +655,11 @@ mod tests {
         async fn eof(c: &mut Conn) {
             let mut rest = Vec::new();
             c.read_to_end(&mut rest).await.unwrap();
-            assert_eq!(String::from_utf8_lossy(&rest), "", "bytes after the last response");
+            assert_eq!(
+                String::from_utf8_lossy(&rest),
+                "",
+                "bytes after the last response"
+            );
         }
 
         fn says(head: &[String], header: &str) -> bool {
@@ -650,7 +669,11 @@ mod tests {
         /// Stops the server; its count of connections closed on request.
         async fn stopped(s: Server) -> u64 {
             let stats = s.stats.clone();
-            assert_eq!(s.stop(Duration::from_secs(5)).await, 0, "connections left open");
+            assert_eq!(
+                s.stop(Duration::from_secs(5)).await,
+                0,
+                "connections left open"
+            );
             assert_eq!(stats.conn_errors.load(Ordering::Relaxed), 0);
             stats.closed_on_request.load(Ordering::Relaxed)
         }
@@ -686,7 +709,11 @@ mod tests {
             bounded(async {
                 let s = server("after-client");
                 let mut c = connect(&s).await;
-                send(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+                send(
+                    &mut c,
+                    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+                .await;
                 let (head, _) = response(&mut c, false).await;
                 assert!(says(&head, "Connection: close"), "{head:?}");
                 eof(&mut c).await;
