@@ -48,6 +48,8 @@ const FILES: &[(&str, &str)] = embedded!("scenarios/":
 const CLIENTS: &[(&str, &str)] = embedded!("scenarios/clients/":
     "Client.java",
     "curl_loop.sh",
+    "file_get_contents.php",
+    "http10_loop.py",
     "net_loop.js",
     "postgres.sh",
     "select1.sql",
@@ -168,8 +170,11 @@ fn unpack_clients() -> Result<PathBuf> {
     if reusable(&shared) {
         return Ok(shared);
     }
-    // The shared name when it is free, else one for this process alone.
-    let dir = if std::fs::create_dir(&shared).is_ok() {
+    // The shared name when it is free or already ours (an older portlab's copy, written by
+    // nobody else: rewritten in place), else one for this process alone.
+    let ours = std::fs::symlink_metadata(&shared)
+        .is_ok_and(|m| m.is_dir() && crate::sys::private_to_me(&m));
+    let dir = if ours || std::fs::create_dir(&shared).is_ok() {
         shared
     } else {
         let stamp = std::time::SystemTime::now()

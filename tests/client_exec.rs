@@ -1,9 +1,11 @@
 //! `--client-exec`: real clients nobody here wrote a line of portlab for, run by portlab in
 //! the lab (200 ports, tcp_tw_reuse 0, ~50/s, each client pacing itself with PORTLAB_RATE):
 //! the first failure within 5% of P / R_measured with its line recognised, and the cases
-//! that never run out (a pool, a server that closes first, tcp_tw_reuse 2 on loopback).
+//! that never run out (a pool, a server that closes first, tcp_tw_reuse 2 on loopback, HTTP
+//! requests that ask the embedded server to close: ApacheBench, PHP, Python's HTTP/1.0 and
+//! urllib).
 //!
-//! A test whose tool is missing (java, node, curl, pgbench, PostgreSQL) prints SKIPPED and passes,
+//! A test whose tool is missing (java, node, curl, pgbench, PostgreSQL, ab, php) prints SKIPPED and passes,
 //! except under CI=true, where it fails (.ci/run installs them).
 
 mod common;
@@ -151,21 +153,6 @@ fn python_socket_loop_dies_with_errno_99() {
     );
     assert!(page.contains("TIME_WAIT client") && page.contains("model min(R × t, P)"));
     assert!(page.contains("time since the client first connected (s)"));
-}
-
-#[test]
-fn python_urllib_over_http_runs_out_too() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if !namespaces_available("python_urllib") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let v = client_run(
-        dir.path(),
-        "python3 scenarios/clients/urllib_loop.py",
-        &["--duration", "10s"],
-    );
-    assert_ran_out_as_predicted(&v, "EADDRNOTAVAIL", "[Errno 99]");
 }
 
 #[test]
@@ -796,4 +783,155 @@ fn a_slow_starting_client_is_timed_from_its_first_accepted_connection() {
     let per = v["attempts"].as_f64().unwrap() / v["load_duration_s"].as_f64().unwrap();
     assert!((rate - per).abs() < 1e-6, "{rate} vs {per}");
     assert_ran_out_as_predicted(&v, "EADDRNOTAVAIL", "[Errno 99]");
+}
+
+// ------------------------------------------------------------------------------------------
+// HTTP/1.0 and `Connection: close` (issue 20, item 1). The embedded server speaks HTTP/1.1 as
+// RFC 9112 says: when a request asks for the close (HTTP/1.0 without keep-alive, or
+// `Connection: close`) it closes first after its response, as nginx does, so a client that
+// reads its response up to the server's close (ApacheBench, PHP) runs at its own pace
+// (before: it waited for a close that never came, 0.12 requests/s, and the verdict said
+// PASS), and TIME_WAIT lands on the server: the client never runs out, however many
+// connections it opens, and the verdict expects the server's side.
+// ------------------------------------------------------------------------------------------
+
+/// The client made `requests` requests, each on a connection of its own that the server
+/// closed first because the request asked for it, at `rate` requests/s or more: TIME_WAIT
+/// on the server only, no exhaustion over more connections than the 200 ports, and a
+/// verdict that expected the server's side and passed. The text report says why.
+fn assert_server_closed_on_request(dir: &Path, v: &Value, requests: u64, rate: f64) {
+    let c = &v["client_exec"];
+    assert_eq!(c["requests"], requests, "{c:#}");
+    // The lab's namespace holds the client alone: its ActiveOpens are its connections.
+    assert_eq!(
+        c["connections"], requests,
+        "one connection per request: {c:#}"
+    );
+    assert!(
+        requests > c["ports"].as_u64().unwrap(),
+        "more than P: {c:#}"
+    );
+    let measured = c["measured_rate"].as_f64().expect("a measured rate");
+    assert!(
+        measured >= rate,
+        "{measured:.1}/s against {rate}/s at least: {c:#}"
+    );
+    assert_eq!(c["pooled"], false, "{c:#}");
+    assert_eq!(v["server"]["accepted"], requests, "{:#}", v["server"]);
+    assert_eq!(
+        v["server"]["closed_on_request"], requests,
+        "{:#}",
+        v["server"]
+    );
+    assert_eq!(c["close_side"], "server", "{c:#}");
+    assert_eq!(c["tw_client_max"], 0, "{c:#}");
+    assert!(c["tw_server_max"].as_u64().unwrap() > 0, "{c:#}");
+    assert_eq!(c["first_failure_s"], Value::Null, "{c:#}");
+    assert_eq!(c["ports_full_s"], Value::Null, "{c:#}");
+    assert_eq!(v["exhaustion"]["first_s"], Value::Null);
+    assert_eq!(c["ended_by"], "exited", "{c:#}");
+    assert_eq!(c["exit_status"], "exit 0", "{c:#}");
+    let checks = v["verdict"]["checks"].as_array().unwrap();
+    let side = checks
+        .iter()
+        .find(|ch| ch["name"] == "timewait_side")
+        .unwrap_or_else(|| panic!("no timewait_side check: {checks:#?}"));
+    assert_eq!(side["expected"], "server", "{side:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+    let text = Command::new(portlab())
+        .arg("report")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let said = format!("the client asked the server to close (HTTP/1.0 or Connection: close) on {requests} of {requests} connections: TIME_WAIT lands on the server, as with nginx");
+    assert!(text.contains(&said), "{text}");
+}
+
+#[test]
+fn apachebench_speaks_http_1_0_and_runs_at_its_own_pace() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let test = "apachebench_http_1_0";
+    if !namespaces_available(test) || !available(test, "ab", &["-V"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // ab reads each response up to the server's close, and goes as fast as that allows:
+    // 1,054-2,908/s seen (debug build, 2 cores; the low end at load average 10-12 with a
+    // release build beside), so 100/s is a floor far from both that and the 1 request it
+    // made before, waiting for its first response's close until --duration stopped it.
+    let v = client_run(
+        dir.path(),
+        "ab -n 300 -c 1 http://$PORTLAB_TARGET/",
+        &["--duration", "20s"],
+    );
+    assert_server_closed_on_request(dir.path(), &v, 300, 100.0);
+    let log = std::fs::read_to_string(dir.path().join("client-exec.log")).unwrap();
+    assert!(log.contains("Complete requests:      300"), "{log}");
+    assert!(log.contains("Failed requests:        0"), "{log}");
+}
+
+#[test]
+fn php_file_get_contents_speaks_http_1_0_and_runs_at_its_own_pace() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let test = "php_file_get_contents";
+    if !namespaces_available(test) || !available(test, "php", &["--version"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 300 requests at PORTLAB_RATE 50: 6 s, past 200 / 50 = 4 s if the client held the
+    // ports. Paced on an absolute schedule: 49.1-49.8/s measured, also at load average
+    // 10-12 with a release build beside (45/s allows 10%). Before: 1 request, then the
+    // wait for a close that never came.
+    let v = client_run(
+        dir.path(),
+        "COUNT=300 php scenarios/clients/file_get_contents.php",
+        &["--duration", "15s"],
+    );
+    assert_server_closed_on_request(dir.path(), &v, 300, 45.0);
+}
+
+#[test]
+fn python_http_client_speaking_http_1_0_gets_the_servers_close() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("python_http_1_0") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // http.client stops reading at Content-Length and closes at once: it would close first
+    // if the server's FIN did not come with the response (before: it ran out of ports at
+    // about 200 / 50 = 4 s, the client holding every TIME_WAIT). Paced: 48.4-49.1/s measured,
+    // the low end under load (load average 10-12, a release build beside).
+    let v = client_run(
+        dir.path(),
+        "COUNT=300 python3 scenarios/clients/http10_loop.py",
+        &["--duration", "15s"],
+    );
+    assert_server_closed_on_request(dir.path(), &v, 300, 45.0);
+}
+
+/// Python's urllib sends `Connection: close` (on HTTP/1.1) and closes as soon as it has read
+/// Content-Length bytes. This test once expected it to run out at P / R like a raw socket
+/// loop (`python_urllib_over_http_runs_out_too`), because the embedded server ignored the
+/// header and waited for urllib's close. Now the server closes first, as the request asks
+/// and as nginx does, with its FIN in the response's segment: urllib never runs out, and
+/// TIME_WAIT is the server's (48.8-49.7/s measured, also under load). Debian's nginx
+/// (tests/nginx.rs's configuration, started with --target-exec), the same loop at 50/s in
+/// this lab, also closed first: 69-82 TIME_WAIT on the server against 13-37 on the client
+/// in four runs (close_side server or mixed: its FIN follows the response in a segment of
+/// its own and loses the race to urllib's close now and then); ab and PHP against it: 0 on
+/// the client, 97 on the server, as against the embedded server.
+#[test]
+fn python_urllib_sends_connection_close_so_the_server_closes_first() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("python_urllib") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let v = client_run(
+        dir.path(),
+        "COUNT=300 python3 scenarios/clients/urllib_loop.py",
+        &["--duration", "15s"],
+    );
+    assert_server_closed_on_request(dir.path(), &v, 300, 45.0);
 }

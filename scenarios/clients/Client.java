@@ -6,7 +6,8 @@
 // and exits 1).
 // MODE http: java.net.HttpURLConnection GET per request; with the JDK's default keep-alive
 // the connections are pooled and it never runs out; with -Dhttp.keepAlive=false it opens one
-// connection per request and fails like the socket mode.
+// connection per request and sends `Connection: close`, so a server that honours it (nginx,
+// portlab's embedded server) closes first and holds the TIME_WAIT: it does not run out.
 //
 // Paced at PORTLAB_RATE requests/s on an absolute schedule (no drift); PORTLAB_TARGET_HOST
 // and PORTLAB_TARGET_PORT say where. COUNT (optional) bounds the requests.

@@ -568,7 +568,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
         &prediction,
         &c,
         facts.load_duration_s,
-        expected_side(&plan.target),
+        expected_side(&plan.target, summary.server.as_ref()),
         |n| plan.expect.tolerance_for(n),
     );
     if !plan.expect.model {
@@ -782,11 +782,23 @@ fn counted<'a>(failures: &'a [Failure], first: Option<&Failure>) -> Vec<&'a Fail
 }
 
 /// Who the embedded server's close makes hold TIME_WAIT (None with an external target,
-/// whose close portlab does not know).
-fn expected_side(target: &Target) -> Option<&'static str> {
+/// whose close portlab does not know). With `after-client`, an HTTP request that asks for
+/// the close (HTTP/1.0, `Connection: close`) makes the server close first, as nginx does:
+/// the side is then decided by the share of connections the server `closed_on_request`,
+/// split as the measured side is (`sample::close_side`: 80% either way decides).
+fn expected_side(
+    target: &Target,
+    server: Option<&crate::report::ServerSummary>,
+) -> Option<&'static str> {
     match target {
         Target::Embedded(e) => Some(match e.close {
-            ServerClose::AfterClient => "client",
+            ServerClose::AfterClient => match server {
+                Some(s) if s.closed_on_request > 0 => {
+                    let closed = s.closed_on_request.min(s.accepted);
+                    sample::close_side(s.accepted - closed, closed).0
+                }
+                _ => "client",
+            },
             ServerClose::First => "server",
             ServerClose::Reset => "none",
         }),
@@ -1097,17 +1109,44 @@ mod tests {
             let scenario: Scenario = toml::from_str(toml_text).expect("a scenario");
             Plan::resolve(&scenario).expect("a valid plan")
         };
+        let after = "[target]\nserver_close = \"after-client\"\n";
         let cases = [
-            (
-                "[target]\nserver_close = \"after-client\"\n",
-                Some("client"),
-            ),
+            (after, Some("client")),
             ("[target]\nserver_close = \"first\"\n", Some("server")),
             ("[target]\nserver_close = \"reset\"\n", Some("none")),
             ("[target]\naddress = \"127.0.0.1:9\"\n", None),
         ];
         for (text, want) in cases {
-            assert_eq!(expected_side(&plan(text).target), want, "{text}");
+            assert_eq!(expected_side(&plan(text).target, None), want, "{text}");
         }
+        // after-client: the requests that asked for the close decide (ab, HTTP/1.0: all of
+        // them; a keep-alive client: none; between: mixed, as the measured side says).
+        let served = |accepted, closed_on_request| crate::report::ServerSummary {
+            accepted,
+            closed_on_request,
+            ..Default::default()
+        };
+        let after = plan(after);
+        for (accepted, closed, want) in [
+            (300, 300, "server"),
+            (300, 250, "server"),
+            (300, 0, "client"),
+            (300, 30, "client"),
+            (300, 150, "mixed"),
+            (0, 0, "client"),
+        ] {
+            let server = served(accepted, closed);
+            assert_eq!(
+                expected_side(&after.target, Some(&server)),
+                Some(want),
+                "{closed} of {accepted} closed on request"
+            );
+        }
+        // With server_close = "first" the plan decides, whatever the requests asked.
+        let first = plan("[target]\nserver_close = \"first\"\n");
+        assert_eq!(
+            expected_side(&first.target, Some(&served(300, 0))),
+            Some("server")
+        );
     }
 }

@@ -235,6 +235,7 @@ pub fn server_summary(
         sum.accepted += st.accepted.load(Ordering::Relaxed);
         sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
         sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
+        sum.closed_on_request += st.closed_on_request.load(Ordering::Relaxed);
     }
     if let (Some(sum), [_, .., last]) = (summary.as_mut(), targets) {
         sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
@@ -276,16 +277,18 @@ mod tests {
     #[test]
     fn server_summary_adds_every_servers_counts() {
         assert_eq!(server_summary(&[], &[]), None);
-        let counted = |accepted, accept_errors, conn_errors| {
+        let counted = |accepted, accept_errors, conn_errors, closed_on_request| {
             let st = ServerStats::default();
             st.accepted.store(accepted, Ordering::Relaxed);
             st.accept_errors.store(accept_errors, Ordering::Relaxed);
             st.conn_errors.store(conn_errors, Ordering::Relaxed);
+            st.closed_on_request
+                .store(closed_on_request, Ordering::Relaxed);
             std::sync::Arc::new(st)
         };
         let a: SocketAddr = "127.0.0.1:9000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:9001".parse().unwrap();
-        let one = server_summary(&[(a, counted(5, 1, 2))], &[a]).expect("one server");
+        let one = server_summary(&[(a, counted(5, 1, 2, 4))], &[a]).expect("one server");
         assert_eq!(
             one,
             ServerSummary {
@@ -293,14 +296,23 @@ mod tests {
                 accepted: 5,
                 accept_errors: 1,
                 connection_errors: 2,
+                closed_on_request: 4,
             }
         );
-        let two = server_summary(&[(a, counted(5, 1, 2)), (b, counted(7, 0, 3))], &[a, b])
-            .expect("two servers");
+        let two = server_summary(
+            &[(a, counted(5, 1, 2, 4)), (b, counted(7, 0, 3, 7))],
+            &[a, b],
+        )
+        .expect("two servers");
         assert_eq!(two.address, "127.0.0.1:9000 .. 127.0.0.1:9001 (2 ports)");
         assert_eq!(
-            (two.accepted, two.accept_errors, two.connection_errors),
-            (12, 1, 5)
+            (
+                two.accepted,
+                two.accept_errors,
+                two.connection_errors,
+                two.closed_on_request
+            ),
+            (12, 1, 5, 11)
         );
     }
 

@@ -254,6 +254,22 @@ fn destinations_line(c: &ClientExecSummary) -> Option<String> {
     ))
 }
 
+/// The line that says the embedded server closed first because the client's HTTP requests
+/// asked for it (None when none did).
+pub fn asked_to_close(server: &crate::report::ServerSummary) -> Option<String> {
+    let (n, m) = (server.closed_on_request, server.accepted);
+    let whose = if 2 * n > m {
+        "TIME_WAIT"
+    } else {
+        "their TIME_WAIT"
+    };
+    (n > 0).then(|| {
+        format!(
+            "  the client asked the server to close (HTTP/1.0 or Connection: close) on {n} of {m} connections: {whose} lands on the server, as with nginx"
+        )
+    })
+}
+
 /// The text report's lines: what the client did, in plain words.
 pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> {
     let mut lines = vec![format!("your client: `{}`", c.command)];
@@ -369,6 +385,27 @@ mod tests {
         }
         assert!(
             closing(&closed_by("server", Some(0.25))).starts_with("the server closed first (75%")
+        );
+    }
+
+    #[test]
+    fn a_server_closed_on_request_is_said() {
+        let served = |accepted, closed_on_request| crate::report::ServerSummary {
+            accepted,
+            closed_on_request,
+            ..Default::default()
+        };
+        assert_eq!(asked_to_close(&served(300, 0)), None);
+        assert_eq!(
+            asked_to_close(&served(300, 300)).as_deref(),
+            Some("  the client asked the server to close (HTTP/1.0 or Connection: close) on 300 of 300 connections: TIME_WAIT lands on the server, as with nginx")
+        );
+        let some = asked_to_close(&served(300, 12)).unwrap();
+        assert!(
+            some.ends_with(
+                "on 12 of 300 connections: their TIME_WAIT lands on the server, as with nginx"
+            ),
+            "{some}"
         );
     }
 

@@ -20,6 +20,12 @@ pub struct ServerSummary {
     pub accept_errors: u64,
     /// Connections that ended in an error on the server's side.
     pub connection_errors: u64,
+    /// Connections the server closed first because the HTTP request asked for it
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive) while it would otherwise have
+    /// waited for the client's close (`after-client`): their TIME_WAIT is the server's.
+    /// 0 in summaries written before it.
+    #[serde(default)]
+    pub closed_on_request: u64,
 }
 
 /// One run. Times are seconds (`_s`), latencies microseconds (`_us`).

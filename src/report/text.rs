@@ -136,7 +136,16 @@ fn errors(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(c) = &s.client_exec {
         let predicted = s.prediction.as_ref().and_then(|p| p.first_error_s);
         writeln!(out)?;
-        for line in super::client_exec::text_lines(c, predicted) {
+        let mut lines = super::client_exec::text_lines(c, predicted);
+        // After what it did: why TIME_WAIT is where it is.
+        if let Some(asked) = s
+            .server
+            .as_ref()
+            .and_then(super::client_exec::asked_to_close)
+        {
+            lines.insert(2.min(lines.len()), asked);
+        }
+        for line in lines {
             writeln!(out, "{line}")?;
         }
     }
@@ -233,8 +242,16 @@ fn servers(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(srv) = &s.server {
         writeln!(
             out,
-            "\nembedded server {}: accepted {}, accept errors {}, connection errors {}",
-            srv.address, srv.accepted, srv.accept_errors, srv.connection_errors
+            "\nembedded server {}: accepted {}, accept errors {}, connection errors {}{}",
+            srv.address,
+            srv.accepted,
+            srv.accept_errors,
+            srv.connection_errors,
+            if srv.closed_on_request > 0 {
+                format!(", closed first on request {}", srv.closed_on_request)
+            } else {
+                String::new()
+            }
         )?;
     }
     if let Some(c) = s.lab.as_ref().and_then(|l| l.clients.as_ref()) {

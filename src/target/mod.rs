@@ -2,6 +2,9 @@
 //! plan says, so who holds TIME_WAIT is decided by the plan, not by a race.
 //!
 //! - `after-client`: reads until the client's FIN, then closes (client holds TIME_WAIT).
+//!   A client command's HTTP request that asks for the close (`Connection: close`, or
+//!   HTTP/1.0 without keep-alive) is the exception: the server closes first after its
+//!   response, as RFC 9112 says (see `sniffed`).
 //! - `first`: closes right after its reply (or right after accept with no payload); the
 //!   client reads EOF before closing (server holds TIME_WAIT). It only closes after reading
 //!   the whole request, since closing with unread data would send RST instead of FIN.
@@ -35,6 +38,10 @@ pub struct ServerStats {
     /// Requests answered when the server tells raw TCP from HTTP itself (a client command's
     /// run): each HTTP request, or each read of raw bytes.
     pub requests: AtomicU64,
+    /// Connections an `after-client` server closed first because the HTTP request asked
+    /// for it (`Connection: close`, or HTTP/1.0 without keep-alive; RFC 9112 9.3): their
+    /// TIME_WAIT is on the server's side, as with nginx.
+    pub closed_on_request: AtomicU64,
     /// Woken when `open` drops to 0.
     idle: tokio::sync::Notify,
     /// When each connection was accepted, in a client command's run (`sniff`): the client's
@@ -94,10 +101,9 @@ struct Behaviour {
     reply: Vec<u8>,
     close: ServerClose,
     accept_delay: Duration,
-    /// A client command's run: tell raw TCP from HTTP by the first bytes (see `sniffed`).
+    /// A client command's run: tell raw TCP from HTTP by the first bytes and answer HTTP as
+    /// RFC 9112 says (see `sniffed`).
     sniff: bool,
-    /// The HTTP response of the sniffing mode.
-    http_reply: Vec<u8>,
 }
 
 /// A running embedded server.
@@ -144,7 +150,6 @@ impl Server {
             close: cfg.close,
             accept_delay: cfg.accept_delay,
             sniff: plan.client_exec.is_some(),
-            http_reply: http_reply(http_close),
         };
         let stats = Arc::new(ServerStats::default());
         let (stop, stopped) = watch::channel(false);
@@ -239,7 +244,7 @@ async fn accept_loop(
                     let (b, s) = (behaviour.clone(), stats.clone());
                     tokio::spawn(async move {
                         let served = if b.sniff {
-                            sniffed::serve(stream, &b, &s.requests).await
+                            sniffed::serve(stream, &b, &s).await
                         } else {
                             serve(stream, &b).await
                         };
