@@ -785,6 +785,49 @@ fn a_slow_starting_client_is_timed_from_its_first_accepted_connection() {
     assert_ran_out_as_predicted(&v, "EADDRNOTAVAIL", "[Errno 99]");
 }
 
+#[test]
+fn a_fast_client_is_measured_at_its_own_rate_though_it_fills_the_ports_between_two_samples() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !namespaces_available("fast_client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // As fast as Python goes (2,000-10,000/s here): 200 ports in 20-100 ms, before or
+    // about the first 0.1 s sample. The client times itself; portlab's rate comes from the
+    // server's accepts, not from samples that saw 200 connections in one interval.
+    let (_, v) = shape_run(dir.path(), "fast", "", &["--duration", "5s"]);
+    let c = &v["client_exec"];
+    let log = std::fs::read_to_string(c["log"].as_str().unwrap()).unwrap();
+    let own: Vec<f64> = log
+        .lines()
+        .find_map(|l| {
+            let rest = l.split("made ").nth(1)?;
+            let mut w = rest.split(' ');
+            let n: f64 = w.next()?.parse().ok()?;
+            let s: f64 = w.nth(2)?.parse().ok()?;
+            Some(vec![n, s])
+        })
+        .unwrap_or_else(|| panic!("the client did not say its rate: {log}"));
+    // n connections over n - 1 intervals, as portlab's slope counts them.
+    let own_rate = (own[0] - 1.0) / own[1];
+    let measured = c["measured_rate"].as_f64().unwrap();
+    assert!(
+        (measured - own_rate).abs() / own_rate < 0.10,
+        "portlab {measured:.0}/s, the client's own {own_rate:.0}/s: {c:#}"
+    );
+    assert_eq!(c["rate_source"], "server_accepts", "{c:#}");
+    // It ran out at P / R, dated by the accept that filled the ports: its traceback came
+    // 7 ms later (7% of 0.09 s), the line says what failed.
+    let p_over_r = c["ports"].as_f64().unwrap() / measured;
+    let at = c["exhausted_s"].as_f64().unwrap();
+    assert!(
+        (at - p_over_r).abs() / p_over_r < 0.05,
+        "out at {at:.4} s, P / R = {p_over_r:.4} s: {c:#}"
+    );
+    assert_eq!(c["failure_kind"], "EADDRNOTAVAIL", "{c:#}");
+    assert_eq!(v["verdict"]["pass"], true, "{:#}", v["verdict"]);
+}
+
 // ------------------------------------------------------------------------------------------
 // HTTP/1.0 and `Connection: close` (issue 20, item 1). The embedded server speaks HTTP/1.1 as
 // RFC 9112 says: when a request asks for the close (HTTP/1.0 without keep-alive, or

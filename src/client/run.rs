@@ -464,13 +464,13 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
     // out (every destination when the range is shared), and all of them.
     let pool = accepts_of(&r.accepts, r.target, &r.destinations, shared);
     let all = accepts_of(&r.accepts, r.target, &r.destinations, true);
-    let full_at = sample::analyse(&view, ports, None)
+    let sampled_full = sample::analyse(&view, ports, None)
         .ports_full_at
-        .filter(|_| full_counts)
-        .map(|f| {
-            pool.as_deref()
-                .map_or(f, |t| timing::refine_full(&view, f, t))
-        });
+        .filter(|_| full_counts);
+    let full_at = sampled_full.map(|f| {
+        pool.as_deref()
+            .map_or(f, |t| timing::refine_full(&view, f, t))
+    });
     let first = first_failure(&r.failures, full_at, sample_s);
     let stopped = pool
         .as_deref()
@@ -478,6 +478,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
     let decision = timing::decide(&timing::Witnesses {
         line: first.map(|f| (f.t, f.what.late)),
         ports_full: full_at,
+        full_precise: full_at != sampled_full,
         accepts_stopped: stopped,
         sample_s,
     });
@@ -488,7 +489,7 @@ fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r
         .and_then(|t| timing::activity_until(t, decision.at));
     if let (Some(x), Some(times)) = (&act, pool.as_deref()) {
         a.first_connection_s = Some(x.first_s);
-        a.measured_rate = x.mean_rate.or(a.measured_rate);
+        a.measured_rate = x.span_rate.or(a.measured_rate);
         a.rate_until_s = Some(x.last_s);
         a.port_share = timing::port_share(&view, times, x.first_s, x.last_s);
     }
@@ -717,6 +718,7 @@ fn describe_activity(
         c.rate_connections = Some(x.count);
         c.shape = Some(x.shape.name().to_string());
         c.peak_rate = x.peak_rate;
+        c.average_rate = x.mean_rate;
         c.current_rate = x.current_rate;
         c.rate_source = "server_accepts".into();
     } else {

@@ -49,6 +49,9 @@ pub struct Witnesses {
     pub line: Option<(f64, bool)>,
     /// When the samples saw the ports full (None where a full count is not exhaustion).
     pub ports_full: Option<f64>,
+    /// Whether `ports_full` was placed at the server's accept that filled the ports (to the
+    /// clock's resolution), not only between two samples.
+    pub full_precise: bool,
     /// The embedded server's last accept before the connections stopped.
     pub accepts_stopped: Option<f64>,
     /// The sampling interval, seconds.
@@ -68,9 +71,15 @@ pub struct Decision {
 }
 
 /// How much later than the kernel's view a line may come and still date the exhaustion:
-/// two samples (the samples' own resolution) and 5%.
-pub fn line_slack(kernel_at: f64, sample_s: f64) -> f64 {
-    (2.0 * sample_s).max(0.05 * kernel_at)
+/// two samples (the samples' own resolution) and 5%; or, when the kernel's time is the
+/// accept that filled the ports, 2% and 5 ms (a client's next attempt comes one interval
+/// later, and printing a Python traceback took 7 ms: 7% of a fast client's 0.09 s).
+pub fn line_slack(kernel_at: f64, sample_s: f64, precise: bool) -> f64 {
+    if precise {
+        (0.02 * kernel_at).max(0.005)
+    } else {
+        (2.0 * sample_s).max(0.05 * kernel_at)
+    }
 }
 
 /// Dates the exhaustion (see the module's doc).
@@ -81,7 +90,14 @@ pub fn decide(w: &Witnesses) -> Decision {
         _ => None,
     };
     match (w.line, kernel) {
-        (Some((t, late)), Some((k, source))) if late || t > k + line_slack(k, w.sample_s) => {
+        (Some((t, late)), Some((k, source)))
+            if late
+                || t > k + line_slack(
+                    k,
+                    w.sample_s,
+                    w.full_precise && source == Source::PortsFull,
+                ) =>
+        {
             Decision {
                 at: Some(k),
                 source,
@@ -189,6 +205,7 @@ mod tests {
             ports_full: full,
             accepts_stopped: stopped,
             sample_s: 0.1,
+            full_precise: false,
         }
     }
 
@@ -217,6 +234,26 @@ mod tests {
         // Late, but nothing else dates it: the line.
         let d = decide(&w(Some((4.995, true)), None, None));
         assert_eq!((d.at, d.source), (Some(4.995), Source::FailureLine));
+    }
+
+    #[test]
+    fn a_precise_full_time_leaves_less_room_to_a_line() {
+        // A fast client filled 200 ports at 0.0915 s; its traceback was read at 0.099 s.
+        let mut fast = w(Some((0.099, false)), Some(0.0915), None);
+        assert_eq!(
+            decide(&fast).source,
+            Source::FailureLine,
+            "two samples of room"
+        );
+        fast.full_precise = true;
+        let d = decide(&fast);
+        assert_eq!((d.at, d.source), (Some(0.0915), Source::PortsFull));
+        // A steady 50/s client: its line 40 ms after the 200th accept at 4.0 s stays.
+        let steady = Witnesses {
+            full_precise: true,
+            ..w(Some((4.04, false)), Some(4.0), None)
+        };
+        assert_eq!(decide(&steady).source, Source::FailureLine);
     }
 
     #[test]

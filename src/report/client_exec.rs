@@ -97,6 +97,11 @@ pub struct ClientExecSummary {
     /// steady, bursty or ramping (unknown below 10 connections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<String>,
+    /// Its average pace: the least-squares slope of its cumulative connections over the
+    /// window (a burst's phase at the window's end does not move it, as it moves
+    /// `measured_rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_rate: Option<f64>,
     /// The most connections in any 0.1 s, per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rate: Option<f64>,
@@ -229,9 +234,11 @@ fn rate_line(c: &ClientExecSummary) -> Option<String> {
             "the samples"
         }
     );
-    if let (Some(shape), Some(peak), Some(cur)) = (&c.shape, c.peak_rate, c.current_rate) {
+    if let (Some(shape), Some(avg), Some(peak), Some(cur)) =
+        (&c.shape, c.average_rate, c.peak_rate, c.current_rate)
+    {
         line.push_str(&format!(
-            "; {shape}: {peak:.0}/s at its peak (0.1 s), {cur:.1}/s at the end"
+            "; {shape}: {avg:.1}/s on average (fitted), {peak:.0}/s at its peak (0.1 s), {cur:.1}/s at the end"
         ));
     }
     Some(line)
