@@ -71,10 +71,6 @@ pub fn table(r: &WatchReport) -> String {
             a, sum
         );
     }
-    let w = &r.whole_range;
-    if w.shared || r.destinations.len() > 1 {
-        let _ = writeln!(s, "ports: {}", w.evidence);
-    }
     let _ = writeln!(
         s,
         "state: {}",
@@ -140,6 +136,9 @@ fn destinations(r: &WatchReport) -> String {
     }
     s += "\n";
     let w = &r.whole_range;
+    if w.shared || r.destinations.len() > 1 {
+        let _ = writeln!(s, "how the ports are taken: {}", w.evidence);
+    }
     if let (Some(state), Some(model)) = (w.state, &w.model) {
         let _ = writeln!(
             s,
