@@ -8,7 +8,10 @@
 //! `w`, are the recent rate of closes (Tcp ActiveOpens deltas across samples are shown as a
 //! namespace-wide cross-check). With the usable ports P, the port hold T and the ports used,
 //! [`evaluate`] gives each destination its ETA (P - used) / R, the steady-state verdict
-//! R x T against P (the model's rules: [`crate::model::predict`]) and a state.
+//! R x T against P (the model's rules: [`crate::model::predict`]), a state and a sentence
+//! written from that ETA and state. The same listing shows whether the client binds before
+//! connect() (the parity of its ports, no port held twice): then the whole range is judged
+//! as one pool shared by every destination ([`WholeRange`]).
 //!
 //! - this file: flags, the [`Source`] trait (a sampler; scripted in tests), the pure
 //!   grouping ([`Aggregator`]) and evaluation ([`evaluate`]), and the watch loop;
@@ -72,7 +75,9 @@ pub struct WatchArgs {
     /// Time between samples, e.g. 1s, 250ms (at least 10ms).
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub interval: Span,
-    /// Take one sample, print it and exit (for cron, CI and node_exporter's textfile collector).
+    /// Take one sample, print it and exit (for cron, CI and node_exporter's textfile
+    /// collector). Tcp ActiveOpens is read one --interval before the sample, so that its
+    /// rate is there too: the output comes that much later.
     #[arg(long)]
     pub once: bool,
     /// Stop after N samples (default: until interrupted; --once is --count 1).
