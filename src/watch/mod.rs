@@ -655,7 +655,8 @@ pub enum State {
     Ok,
     /// They run out (R x T > P), or the free ones last less than --warn-within.
     Warning,
-    /// Every usable port is held: connect() fails now (EADDRNOTAVAIL).
+    /// Every usable port is held: connect() fails now (EADDRNOTAVAIL), or bind(0) when the
+    /// range is shared (EADDRINUSE).
     Exhausted,
 }
 
