@@ -71,6 +71,13 @@ impl KernelSource {
 }
 
 impl Source for KernelSource {
+    fn active_opens(&mut self) -> Option<(f64, u64)> {
+        let mono_s = self.clock.elapsed().as_secs_f64();
+        let mut counters = TcpCounters::default();
+        self.counters.read(&mut counters, &mut self.buf);
+        counters.get(Counter::ActiveOpens).map(|a| (mono_s, a))
+    }
+
     fn snapshot(&mut self) -> Result<Snapshot, WatchError> {
         let input = settings();
         let unix_s = SystemTime::now()

@@ -8,7 +8,10 @@
 //! `w`, are the recent rate of closes (Tcp ActiveOpens deltas across samples are shown as a
 //! namespace-wide cross-check). With the usable ports P, the port hold T and the ports used,
 //! [`evaluate`] gives each destination its ETA (P - used) / R, the steady-state verdict
-//! R x T against P (the model's rules: [`crate::model::predict`]) and a state.
+//! R x T against P (the model's rules: [`crate::model::predict`]), a state and a sentence
+//! written from that ETA and state. The same listing shows whether the client binds before
+//! connect() (the parity of its ports, no port held twice): then the whole range is judged
+//! as one pool shared by every destination ([`WholeRange`]).
 //!
 //! - this file: flags, the [`Source`] trait (a sampler; scripted in tests), the pure
 //!   grouping ([`Aggregator`]) and evaluation ([`evaluate`]), and the watch loop;
@@ -16,13 +19,14 @@
 //! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only".
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::model::{predict, ModelInput, PortRange, TwReuse};
+use crate::model::{num, predict, BindModel, ModelInput, PortRange, TwReuse};
 use crate::observe::tally::{
     endpoint, ip_bytes, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT,
 };
@@ -71,7 +75,9 @@ pub struct WatchArgs {
     /// Time between samples, e.g. 1s, 250ms (at least 10ms).
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub interval: Span,
-    /// Take one sample, print it and exit (for cron, CI and node_exporter's textfile collector).
+    /// Take one sample, print it and exit (for cron, CI and node_exporter's textfile
+    /// collector). Tcp ActiveOpens is read one --interval before the sample, so that its
+    /// rate is there too: the output comes that much later.
     #[arg(long)]
     pub once: bool,
     /// Stop after N samples (default: until interrupted; --once is --count 1).
@@ -134,6 +140,98 @@ pub enum WatchError {
     LinuxOnly,
 }
 
+/// A shorter window replaces the chosen one when it holds far fewer sockets than the
+/// chosen window's rate predicts (the client slowed down or stopped): at most
+/// `expected - 3 sqrt(expected)`, and only when at least this many are expected (so that
+/// even none is a 3-sigma event for a steady or Poisson client).
+pub const RATE_DROP_MIN_EXPECTED: f64 = 9.0;
+
+/// The TIME_WAIT ages of a set of sockets, as the rate needs them: how many are younger
+/// than each window, and the oldest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ages {
+    /// The windows the rate may be measured over, seconds: [`RATE_WINDOWS_S`] capped at the
+    /// port hold.
+    pub windows_s: [f64; 3],
+    /// TIME_WAIT sockets younger than each window.
+    pub young: [u64; 3],
+    /// The age of the oldest TIME_WAIT socket, seconds (0 when none).
+    pub oldest_s: f64,
+}
+
+impl Ages {
+    /// No socket yet, windows capped at `hold_s`.
+    pub fn new(hold_s: f64) -> Ages {
+        Ages {
+            windows_s: RATE_WINDOWS_S.map(|w| w.min(hold_s).max(0.001)),
+            young: [0; 3],
+            oldest_s: 0.0,
+        }
+    }
+
+    /// Counts one TIME_WAIT socket that closed `age_s` ago.
+    pub fn add(&mut self, age_s: f64) {
+        for (w, n) in self.windows_s.iter().zip(self.young.iter_mut()) {
+            *n += u64::from(age_s < *w);
+        }
+        self.oldest_s = self.oldest_s.max(age_s);
+    }
+
+    /// Closes per second over the recent past: see [`Ages::measure`].
+    pub fn rate(&self) -> f64 {
+        self.measure().0
+    }
+
+    /// The span the rate was measured over, seconds: the window, or the oldest socket's
+    /// age when the client is younger than the window.
+    pub fn rate_window_s(&self) -> f64 {
+        self.measure().1
+    }
+
+    /// The rate and the span it was measured over. The shortest window with
+    /// [`RATE_MIN_SOCKETS`] young sockets is used (else the longest), so a slow client is
+    /// measured over longer; but a shorter window that holds far fewer sockets than that
+    /// rate predicts (see [`RATE_DROP_MIN_EXPECTED`]) means the client slowed down or
+    /// stopped, and then the shortest such window measures it: after a client stops, its
+    /// rate reaches 0 once the shortest window (5 s, or the hold) has passed, not when
+    /// its last TIME_WAIT socket expires.
+    pub fn measure(&self) -> (f64, f64) {
+        let i = (0..2)
+            .find(|&i| self.young[i] >= RATE_MIN_SOCKETS)
+            .unwrap_or(2);
+        let rate = self.rate_over(i);
+        for j in 0..i {
+            let w = self.windows_s[j];
+            if self.oldest_s < w {
+                // The client is younger than this window: it holds every socket.
+                break;
+            }
+            let expected = rate * w;
+            if expected >= RATE_DROP_MIN_EXPECTED
+                && self.young[j] as f64 <= expected - 3.0 * expected.sqrt()
+            {
+                return (self.rate_over(j), w);
+            }
+        }
+        (rate, self.windows_s[i].min(self.oldest_s))
+    }
+
+    /// The rate over window `i`: its young sockets over it. While the oldest socket is
+    /// younger than the window (the client started less than a window ago), the window
+    /// starts at that oldest socket, which is then not counted: N sockets spread over N - 1
+    /// gaps.
+    fn rate_over(&self, i: usize) -> f64 {
+        let (window, young) = (self.windows_s[i], self.young[i]);
+        if self.oldest_s >= window {
+            young as f64 / window
+        } else if young >= 2 && self.oldest_s > 0.0 {
+            (young - 1) as f64 / self.oldest_s
+        } else {
+            0.0
+        }
+    }
+}
+
 /// The client sockets toward one destination from one local address, in one sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GroupCounts {
@@ -151,47 +249,44 @@ pub struct GroupCounts {
     /// ephemeral range, ESTABLISHED, SYN_SENT, or in TIME_WAIT for less than the hold (a
     /// TIME_WAIT port older than the tcp_tw_reuse delay may be taken again).
     pub used: u64,
+    /// The ports bind() cannot take: every socket whose local port is inside the range,
+    /// whatever its TIME_WAIT age (bind() never takes a TIME_WAIT port).
+    pub held: u64,
     /// The port hold toward it, seconds: 60, or the tcp_tw_reuse delay where reuse applies.
     pub hold_s: f64,
-    /// The windows the rate may be measured over, seconds: [`RATE_WINDOWS_S`] capped at the
-    /// port hold.
-    pub windows_s: [f64; 3],
-    /// TIME_WAIT sockets younger than each window.
-    pub young: [u64; 3],
-    /// The age of the oldest TIME_WAIT socket, seconds (0 when none).
-    pub oldest_s: f64,
+    /// The TIME_WAIT ages, windows capped at the hold.
+    pub ages: Ages,
 }
 
 impl GroupCounts {
-    /// Closes per second over the recent past, from the TIME_WAIT ages: the sockets younger
-    /// than the window, over the window. While the oldest socket is younger than the window
-    /// (the client started less than a window ago), the window starts at that oldest socket,
-    /// which is then not counted: N sockets spread over N - 1 gaps.
+    /// Closes per second over the recent past, from the TIME_WAIT ages ([`Ages::measure`]).
     pub fn rate(&self) -> f64 {
-        let (window, young) = self.window();
-        if self.oldest_s >= window {
-            young as f64 / window
-        } else if young >= 2 && self.oldest_s > 0.0 {
-            (young - 1) as f64 / self.oldest_s
-        } else {
-            0.0
-        }
+        self.ages.rate()
     }
 
-    /// The window used and its young sockets: the shortest with [`RATE_MIN_SOCKETS`], else
-    /// the longest.
-    fn window(&self) -> (f64, u64) {
-        let i = (0..2)
-            .find(|&i| self.young[i] >= RATE_MIN_SOCKETS)
-            .unwrap_or(2);
-        (self.windows_s[i], self.young[i])
-    }
-
-    /// The span the rate was measured over, seconds: the window, or the oldest socket's
-    /// age when the client is younger than the window.
+    /// The span the rate was measured over, seconds.
     pub fn rate_window_s(&self) -> f64 {
-        self.window().0.min(self.oldest_s)
+        self.ages.rate_window_s()
     }
+}
+
+/// Every client socket whose local port is inside the range, whatever its destination:
+/// what bind() before connect() draws on, and the evidence that a client does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RangeCounts {
+    /// Client sockets with a local port inside the range (each holds its port against
+    /// bind(), whatever its state).
+    pub sockets: u64,
+    /// Of them, those at an odd offset from the range's first port: connect() takes ports
+    /// at even offsets first (`__inet_hash_connect`), bind(0) at odd ones
+    /// (`inet_csk_find_open_port`), each turning to the other parity only when its own
+    /// is full.
+    pub odd_offset: u64,
+    /// Of them, those counted in a group of [`Snapshot::groups`] (all of them unless
+    /// `--dst` or [`MAX_GROUPS`] left some out).
+    pub grouped: u64,
+    /// Their TIME_WAIT ages, windows up to 60 s (bind() never reuses a TIME_WAIT port).
+    pub ages: Ages,
 }
 
 /// One look at a namespace: what a [`Source`] gives.
@@ -212,6 +307,8 @@ pub struct Snapshot {
     pub other_destinations: u64,
     /// Distinct local ports inside the range held by client sockets, every destination.
     pub ports_in_use: u32,
+    /// Every client socket with a local port inside the range.
+    pub range: RangeCounts,
     /// Tcp ActiveOpens (raw counter), None when unreadable.
     pub active_opens: Option<u64>,
     /// How the sockets were listed.
@@ -222,6 +319,12 @@ pub struct Snapshot {
 pub trait Source {
     /// One sample.
     fn snapshot(&mut self) -> Result<Snapshot, WatchError>;
+
+    /// Tcp ActiveOpens now, with the monotonic time of [`Snapshot::mono_s`], without
+    /// listing any socket: the reading before a single sample. None when unreadable.
+    fn active_opens(&mut self) -> Option<(f64, u64)> {
+        None
+    }
 }
 
 /// A 65,536-bit set of ports (8 KiB, reused across samples).
@@ -321,6 +424,16 @@ impl Key {
     }
 }
 
+/// No client socket yet in the range of `input`.
+fn range_counts(input: &ModelInput) -> RangeCounts {
+    RangeCounts {
+        sockets: 0,
+        odd_offset: 0,
+        grouped: 0,
+        ages: Ages::new(input.time_wait_s),
+    }
+}
+
 /// Up to this many destinations are found by a linear scan (the usual case: a client talks
 /// to a handful); beyond it a hash map takes over.
 const SCAN_GROUPS: usize = 16;
@@ -338,6 +451,7 @@ pub struct Aggregator {
     index: HashMap<Key, usize>,
     groups: Vec<GroupCounts>,
     other: u64,
+    range: RangeCounts,
     /// The group the previous socket went to (consecutive sockets often share one).
     last: Option<usize>,
 }
@@ -347,6 +461,7 @@ impl Aggregator {
     /// destination when given.
     pub fn new(input: ModelInput, filter: Option<SocketAddr>) -> Aggregator {
         Aggregator {
+            range: range_counts(&input),
             input,
             filter: filter.map(|f| {
                 let mut b = [0u8; 16];
@@ -371,6 +486,7 @@ impl Aggregator {
         self.index.clear();
         self.groups.clear();
         self.other = 0;
+        self.range = range_counts(&self.input);
         self.last = None;
     }
 
@@ -413,10 +529,9 @@ impl Aggregator {
                     established: 0,
                     syn_sent: 0,
                     used: 0,
+                    held: 0,
                     hold_s: hold,
-                    windows_s: RATE_WINDOWS_S.map(|w| w.min(hold).max(0.001)),
-                    young: [0; 3],
-                    oldest_s: 0.0,
+                    ages: Ages::new(hold),
                 });
                 self.keys.push(*key);
                 if self.keys.len() == SCAN_GROUPS + 1 {
@@ -454,14 +569,22 @@ impl Aggregator {
         {
             return;
         }
-        let in_range = self
+        let range = self
             .input
             .port_range
-            .is_some_and(|r| r.lo <= port && port <= r.hi);
-        if in_range {
+            .filter(|r| r.lo <= port && port <= r.hi);
+        let in_range = range.is_some();
+        let age = (state == TCP_TIME_WAIT)
+            .then(|| (TIMEWAIT_LEN_S - f64::from(expires_ms) / 1000.0).max(0.0));
+        if let Some(r) = range {
             // Every destination, filtered or not: a port bound before connect() is taken
             // for all of them.
             self.in_use.insert(port);
+            self.range.sockets += 1;
+            self.range.odd_offset += u64::from((port - r.lo) & 1);
+            if let Some(age) = age {
+                self.range.ages.add(age);
+            }
         }
         let key = Key::new(laddr, raddr, rport);
         if self.filter.is_some_and(|f| {
@@ -474,26 +597,24 @@ impl Aggregator {
             return;
         };
         let g = &mut self.groups[slot];
-        let blocks = match state {
-            TCP_TIME_WAIT => {
+        let blocks = match age {
+            Some(age) => {
                 g.time_wait += 1;
-                let age = (TIMEWAIT_LEN_S - f64::from(expires_ms) / 1000.0).max(0.0);
-                for (w, n) in g.windows_s.iter().zip(g.young.iter_mut()) {
-                    *n += u64::from(age < *w);
-                }
-                g.oldest_s = g.oldest_s.max(age);
+                g.ages.add(age);
                 age < g.hold_s
             }
-            TCP_ESTABLISHED => {
+            None if state == TCP_ESTABLISHED => {
                 g.established += 1;
                 true
             }
-            _ => {
+            None => {
                 g.syn_sent += 1;
                 true
             }
         };
         g.used += u64::from(in_range && blocks);
+        g.held += u64::from(in_range);
+        self.range.grouped += u64::from(in_range);
     }
 
     /// The sample, with the times and the counter given by the source.
@@ -519,6 +640,7 @@ impl Aggregator {
             groups: self.groups.clone(),
             other_destinations: self.other,
             ports_in_use: self.input.port_range.map_or(0, |r| self.in_use.count_in(r)),
+            range: self.range,
             active_opens,
             source,
         }
@@ -533,7 +655,8 @@ pub enum State {
     Ok,
     /// They run out (R x T > P), or the free ones last less than --warn-within.
     Warning,
-    /// Every usable port is held: connect() fails now (EADDRNOTAVAIL).
+    /// Every usable port is held: connect() fails now (EADDRNOTAVAIL), or bind(0) when the
+    /// range is shared (EADDRINUSE).
     Exhausted,
 }
 
@@ -589,21 +712,44 @@ pub struct DestinationReport {
     pub model: String,
 }
 
-/// If ports are bound before connect() (bind(0) without IP_BIND_ADDRESS_NO_PORT), one range
-/// serves every destination: the figures for that case.
+/// The whole range as one pool: what a client that binds before connect() (bind(0) without
+/// IP_BIND_ADDRESS_NO_PORT) draws on, every destination together, and whether the sockets
+/// show such a client.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WholeRange {
+    /// Whether the sockets show a client that binds before connect(), so that every
+    /// destination draws on this one range: then its state and ETA are every
+    /// destination's. False for connect() clients: each destination has its own range.
+    pub shared: bool,
+    /// What the sockets show about how their ports were taken, in a sentence.
+    pub evidence: String,
+    /// Client sockets with a local port inside the range, every destination.
+    pub sockets: u64,
     /// Distinct local ports of the range held by client sockets, every destination.
     pub ports_in_use: u64,
+    /// Client sockets on a local port that another client socket holds too (sockets minus
+    /// ports in use): connect() shares a port across destinations, bind() never does.
+    pub shared_port_sockets: u64,
+    /// Sockets at odd offsets from the range's first port beyond what connect() could
+    /// have taken (it takes even offsets first, bind(0) odd ones).
+    pub odd_offset_excess: u64,
     /// P (as per destination).
     pub usable_ports: u64,
-    /// Every destination's rate together.
+    /// Connections per second that recently ended in TIME_WAIT, every destination (from
+    /// the timers).
     pub rate: f64,
-    /// When the whole range would be full, if the client binds before connect(); null
-    /// when never (rate x 60 s <= P; tcp_tw_reuse does not apply to bind()).
+    /// The window that rate is measured over, seconds.
+    pub rate_window_s: f64,
+    /// How long a closed connection keeps its port from bind(): 60 s (tcp_tw_reuse only
+    /// helps connect()).
+    pub hold_s: f64,
+    /// When shared: when the whole range is full, (P - ports in use) / rate when
+    /// rate x hold > P, 0 when it is full now; null when never, or when not shared.
     pub eta_s: Option<f64>,
-    /// The state it would be in.
-    pub state: State,
+    /// When shared: the range's state (every destination's); null when not shared.
+    pub state: Option<State>,
+    /// When shared: the model's sentence for the whole range; null when not shared.
+    pub model: Option<String>,
 }
 
 /// One evaluated sample: what every output format shows.
@@ -623,17 +769,17 @@ pub struct WatchReport {
     pub tw_reuse: u8,
     /// net.ipv4.tcp_tw_reuse_delay, seconds.
     pub tw_reuse_delay_s: f64,
-    /// Tcp ActiveOpens per second since the previous sample (every destination, including
-    /// connections the server closed): the cross-check of the timer rates. Null in the
-    /// first sample.
+    /// Tcp ActiveOpens per second over the interval before the sample (every destination,
+    /// including connections the server closed): the cross-check of the timer rates. Null
+    /// only when the counter is unreadable, or in the first sample of a stream.
     pub active_opens_rate: Option<f64>,
     /// Worst first.
     pub destinations: Vec<DestinationReport>,
     /// Client sockets toward destinations not listed (beyond the bound).
     pub other_destinations: u64,
-    /// The bind-before-connect case.
+    /// The whole range, and whether the destinations share it.
     pub whole_range: WholeRange,
-    /// The worst state.
+    /// The worst state: of the destinations, and of the whole range when it is shared.
     pub state: State,
     /// How the sockets were listed.
     pub source: String,
@@ -643,6 +789,96 @@ impl WatchReport {
     /// 0 when every destination is ok, 1 when one is in warning or exhausted.
     pub fn exit_code(&self) -> u8 {
         u8::from(self.state != State::Ok)
+    }
+}
+
+/// Sockets at odd offsets beyond what connect() could have taken before a sample counts as
+/// evidence of bind before connect(): a few ports bound on purpose elsewhere on the host
+/// do not make the range shared.
+pub const BIND_MIN_ODD_PORTS: u64 = 8;
+
+/// What one sample leaves for the next: the ActiveOpens reading, and when the sockets last
+/// showed a client binding before connect().
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct History {
+    /// (monotonic seconds, Tcp ActiveOpens) of the previous reading.
+    pub opens: Option<(f64, u64)>,
+    /// Monotonic time of the last sample that showed bind before connect().
+    pub bound_seen_s: Option<f64>,
+}
+
+impl History {
+    /// Remembers this sample for the next.
+    pub fn record(&mut self, s: &Snapshot) {
+        self.opens = s.active_opens.map(|a| (s.mono_s, a));
+        if binding(s, false).shared {
+            self.bound_seen_s = Some(s.mono_s);
+        }
+    }
+
+    /// Whether a sample less than one TIME_WAIT (60 s: the ports a bound client took are
+    /// held that long) before `mono_s` showed bind before connect(). Once nearly every
+    /// port is held both parities are full and one sample alone can no longer tell.
+    fn bound_recently(&self, mono_s: f64) -> bool {
+        self.bound_seen_s
+            .is_some_and(|t| mono_s - t < TIMEWAIT_LEN_S)
+    }
+}
+
+/// How the client sockets of one sample took their ports.
+struct Binding {
+    shared: bool,
+    shared_port_sockets: u64,
+    odd_offset_excess: u64,
+    evidence: String,
+}
+
+/// Whether the sockets show a client that binds before connect(). connect() takes ports at
+/// even offsets from the range's first port while those last toward that destination, and
+/// shares a port across destinations; bind(0) takes odd offsets first and never shares a
+/// port. So: more odd-offset ports than connect() could have taken, and no port held
+/// twice, is bind before connect(); a port held twice is connect(). connect() turns to odd
+/// offsets toward a destination only past its even half, so it can have taken at most
+/// held - even of them toward each (local address, destination), and at most
+/// sockets - even among the sockets no group counted (`--dst`).
+/// `seen_recently`: an earlier sample showed it (it stays shared while no port is held
+/// twice).
+fn binding(s: &Snapshot, seen_recently: bool) -> Binding {
+    let c = s.range;
+    let twice = c.sockets.saturating_sub(u64::from(s.ports_in_use));
+    let excess = s.input.port_range.map_or(0, |r| {
+        let even = u64::from(r.len()).div_ceil(2);
+        let grouped: u64 = s.groups.iter().map(|g| g.held.saturating_sub(even)).sum();
+        let rest = c.sockets.saturating_sub(c.grouped).saturating_sub(even);
+        c.odd_offset.saturating_sub(grouped + rest)
+    });
+    let now = twice == 0 && excess >= BIND_MIN_ODD_PORTS;
+    let shared = now || (twice == 0 && seen_recently && c.sockets > 0);
+    let evidence = if now {
+        format!(
+            "the client binds before connect(): {excess} of its {} ports sit at odd offsets from the range's first port, where bind(0) takes them and connect() does not, and no port is held twice, so every destination draws on one range",
+            c.sockets
+        )
+    } else if shared {
+        "the client bound its ports before connect() within the last 60 s and no port is held twice, so every destination still draws on one range".to_string()
+    } else if twice > 0 {
+        format!(
+            "connect() chooses the ports: {twice} client sockets share a local port with another, which bind() never allows, so each destination has its own range"
+        )
+    } else if c.sockets == 0 {
+        "no client socket holds a port of the range".to_string()
+    } else {
+        format!(
+            "connect() chooses the ports ({} of {} at the even offsets from the range's first port it takes first), so each destination has its own range",
+            c.sockets - c.odd_offset,
+            c.sockets
+        )
+    };
+    Binding {
+        shared,
+        shared_port_sockets: twice,
+        odd_offset_excess: excess,
+        evidence,
     }
 }
 
@@ -672,89 +908,198 @@ fn state_of(
     }
 }
 
-/// One destination's row: its rate, the model's hold and whether it runs out, its ETA and
-/// state against `p` usable ports.
-fn destination(s: &Snapshot, g: &GroupCounts, p: u64, warn_within_s: f64) -> DestinationReport {
-    let rate = g.rate();
-    let input = ModelInput {
+/// One verdict with its figures: a destination's, or the shared range's.
+struct Verdict {
+    hold_s: f64,
+    reuse_applies: bool,
+    eta_s: Option<f64>,
+    headroom_s: Option<f64>,
+    state: State,
+    model: String,
+}
+
+/// The verdict for `rate` (measured over `window_s`) against `p` usable ports of which
+/// `used` are held, under the model's rules for `input` (its hold, R x hold > P, the
+/// error), with the sentence written from the same figures as the ETA and the state, so
+/// that they never disagree.
+fn verdict(
+    input: &ModelInput,
+    rate: f64,
+    window_s: f64,
+    p: u64,
+    used: u64,
+    warn_within_s: f64,
+) -> Verdict {
+    let model = predict(&ModelInput {
         rate: Some(rate),
         ports: u32::try_from(p).unwrap_or(u32::MAX),
-        // tcp_tw_reuse = 2: the kernel checks either end for loopback.
-        loopback: g.local.is_loopback() || g.destination.ip().is_loopback(),
-        ..s.input.clone()
-    };
-    // The model's rules: the hold (T, or the reuse delay) and R x hold > P.
-    let model = predict(&input);
+        ..input.clone()
+    });
     let (hold, runs_out) = (model.hold_s, model.exhausts && rate > 0.0);
-    let free = p.saturating_sub(g.used) as f64;
+    let free = p.saturating_sub(used);
+    let eta_s = if used >= p {
+        Some(0.0)
+    } else {
+        runs_out.then(|| free as f64 / rate)
+    };
+    let headroom_s = (rate > 0.0).then(|| free as f64 / rate);
+    let state = state_of(used, p, rate, hold, runs_out, warn_within_s);
+    let shared = input.bind == BindModel::WholeRange;
+    let fails = format!(
+        "{} fails with {}",
+        if shared { "bind(0)" } else { "connect()" },
+        model.exhaustion_error
+    );
+    let ports = if shared && input.destinations > 1 {
+        format!("{p} usable ports, shared by every destination because the client binds before connect()")
+    } else {
+        format!("{p} usable ports")
+    };
+    let hold_phrase = if model.reuse_applies {
+        format!(
+            "{} s (tcp_tw_reuse = {} lets connect() take a TIME_WAIT port {} s after close)",
+            num(hold),
+            input.tw_reuse.value(),
+            num(hold)
+        )
+    } else {
+        format!("{} s of TIME_WAIT", num(hold))
+    };
+    let sustainable = p as f64 / hold.max(f64::MIN_POSITIVE);
+    let sentence = if used >= p {
+        let mut t = format!(
+            "Every one of the {ports} is held now ({used} in use), so {fails} until TIME_WAIT frees them"
+        );
+        if rate > 0.0 {
+            let _ = write!(
+                t,
+                "; at {} conn/s each holding a port for {hold_phrase}, only {p} / {} s = {} conn/s succeed.",
+                num(rate),
+                num(hold),
+                num(sustainable)
+            );
+        } else {
+            let _ = write!(t, "; no connection closed in the last {} s.", num(window_s));
+        }
+        t
+    } else if rate <= 0.0 {
+        format!(
+            "No connection closed in the last {} s; {used} of the {ports} are held.",
+            num(window_s)
+        )
+    } else if let Some(eta) = eta_s {
+        format!(
+            "{} conn/s each holding a port for {hold_phrase} need {} ports, but there are only {ports}, so the {free} still free run out in {free} / {} conn/s = {} s, when {fails}. After that only {p} / {} s = {} conn/s succeed.",
+            num(rate),
+            num(rate * hold),
+            num(rate),
+            num(eta),
+            num(hold),
+            num(sustainable)
+        )
+    } else {
+        let mut t = model.explanation;
+        if state == State::Warning {
+            let _ = write!(
+                t,
+                " But only {free} ports are free now: at {} conn/s they last {} s if none were freed.",
+                num(rate),
+                num(headroom_s.unwrap_or(0.0))
+            );
+        }
+        t
+    };
+    Verdict {
+        hold_s: hold,
+        reuse_applies: model.reuse_applies,
+        eta_s,
+        headroom_s,
+        state,
+        model: sentence,
+    }
+}
+
+/// One destination's row: its rate, the model's hold and whether it runs out, its ETA and
+/// state against `p` usable ports; when the range is `shared`, the range's verdict (the
+/// destination runs out when the range does) with bind()'s hold and the ports bind()
+/// cannot take toward it.
+fn destination(
+    s: &Snapshot,
+    g: &GroupCounts,
+    p: u64,
+    warn_within_s: f64,
+    shared: Option<&Verdict>,
+) -> DestinationReport {
+    let rate = g.rate();
+    let (used, v) = match shared {
+        Some(v) => (
+            g.held,
+            Verdict {
+                hold_s: v.hold_s,
+                reuse_applies: false,
+                eta_s: v.eta_s,
+                headroom_s: v.headroom_s,
+                state: v.state,
+                model: v.model.clone(),
+            },
+        ),
+        None => {
+            let input = ModelInput {
+                // tcp_tw_reuse = 2: the kernel checks either end for loopback.
+                loopback: g.local.is_loopback() || g.destination.ip().is_loopback(),
+                ..s.input.clone()
+            };
+            (
+                g.used,
+                verdict(&input, rate, g.rate_window_s(), p, g.used, warn_within_s),
+            )
+        }
+    };
     DestinationReport {
         destination: g.destination.to_string(),
         local: g.local.to_string(),
         time_wait: g.time_wait,
         established: g.established,
         syn_sent: g.syn_sent,
-        used: g.used,
+        used,
         rate,
         rate_window_s: g.rate_window_s(),
         usable_ports: p,
-        hold_s: hold,
-        tw_reuse_applies: model.reuse_applies,
-        steady_ports: rate * hold,
-        eta_s: if g.used >= p {
-            Some(0.0)
-        } else {
-            runs_out.then(|| free / rate)
-        },
-        headroom_s: (rate > 0.0).then(|| free / rate),
-        state: state_of(g.used, p, rate, hold, runs_out, warn_within_s),
-        model: model.explanation,
+        hold_s: v.hold_s,
+        tw_reuse_applies: v.reuse_applies,
+        steady_ports: rate * v.hold_s,
+        eta_s: v.eta_s,
+        headroom_s: v.headroom_s,
+        state: v.state,
+        model: v.model,
     }
 }
 
-/// The whole range as one pool (a client that binds before connect()): every destination's
-/// rate together against the ports in use.
-fn whole_range(
-    s: &Snapshot,
-    destinations: &[DestinationReport],
-    p: u64,
-    warn_within_s: f64,
-) -> WholeRange {
-    let total_rate: f64 = destinations.iter().map(|d| d.rate).sum();
-    let in_use = u64::from(s.ports_in_use);
-    let whole_runs_out = total_rate * s.input.time_wait_s > p as f64;
-    WholeRange {
-        ports_in_use: in_use,
-        usable_ports: p,
-        rate: total_rate,
-        eta_s: if in_use >= p {
-            Some(0.0)
-        } else {
-            whole_runs_out.then(|| (p - in_use) as f64 / total_rate)
-        },
-        state: state_of(
-            in_use,
-            p,
-            total_rate,
-            s.input.time_wait_s,
-            whole_runs_out,
-            warn_within_s,
-        ),
-    }
-}
-
-/// Evaluates one sample: per destination its rate, P, T, ETA and state, worst first.
-/// `previous` is the sample before (for the ActiveOpens rate).
+/// Evaluates one sample: per destination its rate, P, T, ETA and state, worst first; the
+/// whole range, and whether the destinations share it. `history`: what the samples before
+/// left (the ActiveOpens reading, bind before connect() seen).
 pub fn evaluate(
     s: &Snapshot,
-    previous: Option<&Snapshot>,
+    history: &History,
     warn_within_s: f64,
     namespace: &str,
 ) -> WatchReport {
     let p = usable(s);
+    let bind = binding(s, history.bound_recently(s.mono_s));
+    let in_use = u64::from(s.ports_in_use);
+    let (range_rate, range_window) = s.range.ages.measure();
+    let range = bind.shared.then(|| {
+        let input = ModelInput {
+            bind: BindModel::WholeRange,
+            destinations: u32::try_from(s.groups.len()).unwrap_or(u32::MAX).max(1),
+            ..s.input.clone()
+        };
+        verdict(&input, range_rate, range_window, p, in_use, warn_within_s)
+    });
     let mut destinations: Vec<DestinationReport> = s
         .groups
         .iter()
-        .map(|g| destination(s, g, p, warn_within_s))
+        .map(|g| destination(s, g, p, warn_within_s, range.as_ref()))
         .collect();
     destinations.sort_by(|a, b| {
         b.state
@@ -767,12 +1112,32 @@ pub fn evaluate(
             .then(b.used.cmp(&a.used))
             .then(a.destination.cmp(&b.destination))
     });
-    let whole_range = whole_range(s, &destinations, p, warn_within_s);
-    let active_opens_rate = previous.and_then(|prev| {
-        let dt = s.mono_s - prev.mono_s;
-        let d = s.active_opens?.checked_sub(prev.active_opens?)?;
+    let active_opens_rate = history.opens.and_then(|(t0, a0)| {
+        let dt = s.mono_s - t0;
+        let d = s.active_opens?.checked_sub(a0)?;
         (dt > 0.0).then(|| d as f64 / dt)
     });
+    let state = destinations
+        .iter()
+        .map(|d| d.state)
+        .chain(range.as_ref().map(|v| v.state))
+        .max()
+        .unwrap_or(State::Ok);
+    let whole_range = WholeRange {
+        shared: bind.shared,
+        evidence: bind.evidence,
+        sockets: s.range.sockets,
+        ports_in_use: in_use,
+        shared_port_sockets: bind.shared_port_sockets,
+        odd_offset_excess: bind.odd_offset_excess,
+        usable_ports: p,
+        rate: range_rate,
+        rate_window_s: range_window,
+        hold_s: s.input.time_wait_s,
+        eta_s: range.as_ref().and_then(|v| v.eta_s),
+        state: range.as_ref().map(|v| v.state),
+        model: range.map(|v| v.model),
+    };
     WatchReport {
         time: s.unix_s,
         namespace: namespace.to_string(),
@@ -782,11 +1147,7 @@ pub fn evaluate(
         tw_reuse: s.input.tw_reuse.value(),
         tw_reuse_delay_s: s.input.tw_reuse_delay_s,
         active_opens_rate,
-        state: destinations
-            .iter()
-            .map(|d| d.state)
-            .max()
-            .unwrap_or(State::Ok),
+        state,
         destinations,
         other_destinations: s.other_destinations,
         whole_range,
@@ -825,17 +1186,21 @@ pub fn watch_loop(
     terminal: bool,
 ) -> anyhow::Result<u8> {
     let wanted = samples_wanted(args);
-    let mut previous: Option<Snapshot> = None;
+    let mut history = History::default();
+    if wanted == Some(1) {
+        // One sample has no counter delta of its own: read Tcp ActiveOpens one interval
+        // before it (one /proc/net/snmp read, no socket listing), so that its rate is
+        // over the interval before the sample, as in a stream.
+        history.opens = source.active_opens();
+        if history.opens.is_some() {
+            std::thread::sleep(args.interval.0);
+        }
+    }
     let mut taken = 0u64;
     let start = std::time::Instant::now();
     loop {
         let snap = source.snapshot()?;
-        let report = evaluate(
-            &snap,
-            previous.as_ref(),
-            args.warn_within.0.as_secs_f64(),
-            namespace,
-        );
+        let report = evaluate(&snap, &history, args.warn_within.0.as_secs_f64(), namespace);
         let code = report.exit_code();
         let text = render::render(
             &report,
@@ -848,7 +1213,7 @@ pub fn watch_loop(
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(code),
             r => r?,
         }
-        previous = Some(snap);
+        history.record(&snap);
         taken += 1;
         if wanted.is_some_and(|n| taken >= n) {
             return Ok(code);

@@ -71,18 +71,6 @@ pub fn table(r: &WatchReport) -> String {
             a, sum
         );
     }
-    let w = &r.whole_range;
-    if w.state > r.state || r.destinations.len() > 1 {
-        let _ = writeln!(
-            s,
-            "note: a client that binds before connect() (bind(0) without IP_BIND_ADDRESS_NO_PORT) shares ONE range across destinations: {} of {} ports in use, {:.1}/s together, full: {} ({})",
-            w.ports_in_use,
-            w.usable_ports,
-            w.rate,
-            eta(w.eta_s),
-            w.state.name()
-        );
-    }
     let _ = writeln!(
         s,
         "state: {}",
@@ -147,7 +135,23 @@ fn destinations(r: &WatchReport) -> String {
         );
     }
     s += "\n";
-    if let Some(d) = r.destinations.first() {
+    let w = &r.whole_range;
+    if w.shared || r.destinations.len() > 1 {
+        let _ = writeln!(s, "how the ports are taken: {}", w.evidence);
+    }
+    if let (Some(state), Some(model)) = (w.state, &w.model) {
+        let _ = writeln!(
+            s,
+            "RANGE (every destination): {}/{} ports in use, {:.1}/s together, hold {} s, ETA {}, {}",
+            w.ports_in_use,
+            w.usable_ports,
+            w.rate,
+            num(w.hold_s),
+            eta(w.eta_s),
+            state.name()
+        );
+        let _ = writeln!(s, "every destination: {model}");
+    } else if let Some(d) = r.destinations.first() {
         let _ = writeln!(s, "{} from {}: {}", d.destination, d.local, d.model);
     }
     s
@@ -186,7 +190,20 @@ pub fn line(r: &WatchReport) -> String {
         r.destinations.len(),
         if r.destinations.len() == 1 { "" } else { "s" }
     );
+    let w = &r.whole_range;
     match r.destinations.first() {
+        Some(_) if w.shared => {
+            let _ = write!(
+                s,
+                "  one range shared by every destination (bind before connect()): {}/{} ports, {:.1}/s, hold {} s, ETA {}, {}",
+                w.ports_in_use,
+                w.usable_ports,
+                w.rate,
+                num(w.hold_s),
+                eta(w.eta_s),
+                w.state.unwrap_or(r.state).name()
+            );
+        }
         Some(d) => {
             let _ = write!(
                 s,
@@ -239,11 +256,7 @@ pub fn prometheus(r: &WatchReport) -> String {
         ("portlab_port_hold_seconds", "T: how long a closed connection holds its port (60 s, or the tcp_tw_reuse delay where reuse applies).", |d| d.hold_s),
         ("portlab_steady_state_ports", "R x T: ports this rate keeps busy in steady state.", |d| d.steady_ports),
         ("portlab_exhaustion_eta_seconds", "(P - used) / R when R x T > P; +Inf when the ports never run out at this rate.", |d| d.eta_s.unwrap_or(f64::INFINITY)),
-        ("portlab_port_state", "0 ok, 1 warning (runs out, or less than --warn-within left), 2 exhausted.", |d| match d.state {
-            State::Ok => 0.0,
-            State::Warning => 1.0,
-            State::Exhausted => 2.0,
-        }),
+        ("portlab_port_state", "0 ok, 1 warning (runs out, or less than --warn-within left), 2 exhausted.", |d| state_value(d.state)),
     ];
     let mut s = String::new();
     for (name, help, get) in families {
@@ -259,9 +272,15 @@ pub fn prometheus(r: &WatchReport) -> String {
             );
         }
     }
-    let ns: [(&str, &str, Option<f64>); 3] = [
-        ("portlab_ports_in_use_all_destinations", "Distinct ephemeral ports held by client sockets, every destination (what counts when ports are bound before connect()).", Some(w_ports(r))),
-        ("portlab_active_opens_rate", "Tcp ActiveOpens per second since the previous sample (every destination).", r.active_opens_rate),
+    let w = &r.whole_range;
+    let ns: [(&str, &str, Option<f64>); 8] = [
+        ("portlab_ports_in_use_all_destinations", "Distinct ephemeral ports held by client sockets, every destination (what counts when ports are bound before connect()).", Some(w.ports_in_use as f64)),
+        ("portlab_range_shared", "1 when the client binds before connect(), so that every destination draws on one range (then the portlab_range_* figures are every destination's); 0 when each destination has its own.", Some(f64::from(u8::from(w.shared)))),
+        ("portlab_range_connection_rate", "Connections per second that recently ended in TIME_WAIT, every destination together (from the TIME_WAIT timers).", Some(w.rate)),
+        ("portlab_range_exhaustion_eta_seconds", "When the shared range is full: (P - ports in use) / rate when rate x 60 s > P, 0 when full now; +Inf when never or when the range is not shared.", Some(w.eta_s.unwrap_or(f64::INFINITY))),
+        ("portlab_range_port_state", "The shared range: 0 ok, 1 warning, 2 exhausted (bind() fails for every destination); 0 when the range is not shared.", Some(state_value(w.state.unwrap_or(State::Ok)))),
+        ("portlab_watch_state", "The worst state of this sample, of the destinations and of the shared range (what the exit code says): 0 ok, 1 warning, 2 exhausted.", Some(state_value(r.state))),
+        ("portlab_active_opens_rate", "Tcp ActiveOpens per second over the interval before the sample (every destination, also connections the server closed).", r.active_opens_rate),
         ("portlab_watch_sample_timestamp_seconds", "When portlab watch took this sample (Unix time).", Some(r.time)),
     ];
     for (name, help, v) in ns {
@@ -274,8 +293,13 @@ pub fn prometheus(r: &WatchReport) -> String {
     s
 }
 
-fn w_ports(r: &WatchReport) -> f64 {
-    r.whole_range.ports_in_use as f64
+/// A state as a gauge value: 0 ok, 1 warning, 2 exhausted.
+fn state_value(s: State) -> f64 {
+    match s {
+        State::Ok => 0.0,
+        State::Warning => 1.0,
+        State::Exhausted => 2.0,
+    }
 }
 
 #[cfg(test)]

@@ -21,23 +21,57 @@ fn left(age: f64) -> u32 {
     ((TIMEWAIT_LEN_S - age) * 1000.0).round() as u32
 }
 
+/// The ports a client takes from `first` on, as Linux chooses them in the aggregator's
+/// range: the offsets (from the range's first port) of `first`'s parity, from `first` on
+/// and wrapping, then the other parity. An even offset is connect()'s choice, an odd one
+/// bind(0)'s. Outside the range: every second port from `first`.
+fn port_sequence(agg: &Aggregator, first: u16) -> Vec<u16> {
+    let Some(r) = agg
+        .input
+        .port_range
+        .filter(|r| (r.lo..=r.hi).contains(&first))
+    else {
+        return (0..=(u16::MAX - first) / 2)
+            .map(|k| first + 2 * k)
+            .collect();
+    };
+    let off = first - r.lo;
+    let same: Vec<u16> = (0..=r.hi - r.lo).filter(|o| o % 2 == off % 2).collect();
+    let other = (0..=r.hi - r.lo).filter(|o| o % 2 != off % 2);
+    let start = same.iter().position(|&o| o == off).expect("in the range");
+    same[start..]
+        .iter()
+        .chain(&same[..start])
+        .copied()
+        .chain(other)
+        .map(|o| r.lo + o)
+        .collect()
+}
+
 /// A client that has closed one connection every 1/rate s for `secs` seconds toward `dst`
-/// from 10.0.0.1, ports from `first_port` on; `open` more sockets ESTABLISHED.
+/// from 10.0.0.1, ports as [`port_sequence`] from `first_port` (an even offset: connect();
+/// odd: bind before connect); `open` more sockets ESTABLISHED.
 fn client(agg: &mut Aggregator, dst: &str, rate: f64, secs: f64, first_port: u16, open: u16) {
-    let n = (rate * secs).round() as u32;
-    for i in 0..n {
-        let age = secs - f64::from(i) / rate;
-        let local = SocketAddr::new(a("10.0.0.1:0").ip(), first_port + i as u16);
+    let n = (rate * secs).round() as usize;
+    let ports = port_sequence(agg, first_port);
+    for (i, &port) in ports.iter().enumerate().take(n) {
+        let age = secs - i as f64 / rate;
+        let local = SocketAddr::new(a("10.0.0.1:0").ip(), port);
         agg.add(TCP_TIME_WAIT, local, a(dst), left(age));
     }
-    for j in 0..open {
-        let local = SocketAddr::new(a("10.0.0.1:0").ip(), first_port + n as u16 + j);
+    for &port in ports.iter().skip(n).take(usize::from(open)) {
+        let local = SocketAddr::new(a("10.0.0.1:0").ip(), port);
         agg.add(TCP_ESTABLISHED, local, a(dst), 0);
     }
 }
 
 fn eval(agg: &Aggregator) -> WatchReport {
-    evaluate(&agg.finish(0.0, 0.0, None, "test"), None, 10.0, "test")
+    evaluate(
+        &agg.finish(0.0, 0.0, None, "test"),
+        &History::default(),
+        10.0,
+        "test",
+    )
 }
 
 #[test]
@@ -114,11 +148,11 @@ fn warn_within_catches_little_headroom_when_the_steady_state_fits() {
     let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
     client(&mut agg, "10.0.0.9:80", 16.0, 59.0, 40000, 6);
     let s = agg.finish(0.0, 0.0, None, "test");
-    let r = evaluate(&s, None, 10.0, "t");
+    let r = evaluate(&s, &History::default(), 10.0, "t");
     assert_eq!(r.destinations[0].eta_s, None);
     assert_eq!(r.destinations[0].state, State::Warning);
     assert_eq!(
-        evaluate(&s, None, 1.0, "t").destinations[0].state,
+        evaluate(&s, &History::default(), 1.0, "t").destinations[0].state,
         State::Ok
     );
 }
@@ -222,7 +256,7 @@ fn listeners_servers_filter_and_whole_range() {
     agg.add(4, a("10.0.0.1:40003"), a("10.0.0.9:80"), 0);
     let s = agg.finish(0.0, 0.0, None, "test");
     assert_eq!(s.listening_in_range, 2);
-    let r = evaluate(&s, None, 10.0, "t");
+    let r = evaluate(&s, &History::default(), 10.0, "t");
     assert_eq!(r.destinations.len(), 1);
     let d = &r.destinations[0];
     assert_eq!(d.destination, "10.0.0.9:80");
@@ -253,15 +287,18 @@ fn active_opens_rate_across_samples() {
     let agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
     let first = agg.finish(100.0, 1.0, Some(1000), "test");
     let second = agg.finish(100.5, 1.5, Some(1025), "test");
-    let r = evaluate(&second, Some(&first), 10.0, "t");
+    let mut h = History::default();
+    h.record(&first);
+    let r = evaluate(&second, &h, 10.0, "t");
     assert_eq!(r.active_opens_rate, Some(50.0));
-    assert_eq!(evaluate(&first, None, 10.0, "t").active_opens_rate, None);
-    // A counter that went backwards (another namespace) gives no rate.
-    let back = agg.finish(101.0, 2.0, Some(10), "test");
     assert_eq!(
-        evaluate(&back, Some(&second), 10.0, "t").active_opens_rate,
+        evaluate(&first, &History::default(), 10.0, "t").active_opens_rate,
         None
     );
+    // A counter that went backwards (another namespace) gives no rate.
+    let back = agg.finish(101.0, 2.0, Some(10), "test");
+    h.record(&second);
+    assert_eq!(evaluate(&back, &h, 10.0, "t").active_opens_rate, None);
 }
 
 /// A scripted sampler: the watch loop, its exit code and its line-per-sample output.
@@ -385,14 +422,19 @@ fn text_table_and_line() {
     let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
     client(&mut agg, "10.0.0.9:80", 100.0, 2.0, 40000, 0);
     client(&mut agg, "10.0.0.8:5432", 5.0, 30.0, 40300, 2);
-    let r = evaluate(&agg.finish(0.0, 0.0, Some(0), "test"), None, 10.0, "pid 42");
+    let r = evaluate(
+        &agg.finish(0.0, 0.0, Some(0), "test"),
+        &History::default(),
+        10.0,
+        "pid 42",
+    );
     let t = render::table(&r);
     for needle in [
         "portlab watch: pid 42, 1970-01-01T00:00:00.000Z",
         "ports: range 40000-40999, 1000 usable (0 reserved, 0 listening inside); tcp_tw_reuse 0",
         "DESTINATION",
         "10.0.0.9:80 from 10.0.0.1: 99.5 conn/s each holding a port for 60 s",
-        "shares ONE range across destinations: 352 of 1000 ports in use",
+        "connect() chooses the ports: 50 client sockets share a local port with another",
         "state: WARNING",
     ] {
         assert!(t.contains(needle), "{needle:?} missing in\n{t}");
@@ -420,8 +462,265 @@ fn text_table_and_line() {
     assert_eq!(l.lines().count(), 1);
     // Nothing toward any destination.
     let empty = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
-    let r = evaluate(&empty.finish(0.0, 0.0, None, "test"), None, 10.0, "t");
+    let r = evaluate(
+        &empty.finish(0.0, 0.0, None, "test"),
+        &History::default(),
+        10.0,
+        "t",
+    );
     assert!(render::table(&r).contains("no client sockets toward any destination"));
     assert!(render::line(&r).ends_with("0 destinations  ok\n"));
     assert_eq!(r.exit_code(), 0);
+}
+
+/// Two clients toward 10.0.0.8:5432 and 10.0.0.9:80 at `rate` each for `secs` seconds,
+/// alternating: `bind` takes each port from the one range (odd offsets first, never a port
+/// twice, as bind(0) does), else each destination walks its own even offsets (connect()),
+/// from a different start, so that some ports are held toward both.
+fn two_destinations(agg: &mut Aggregator, rate: f64, secs: f64, bind: bool) {
+    let n = (rate * secs).round() as usize;
+    let lo = agg.input.port_range.expect("a range").lo;
+    let shared = port_sequence(agg, lo + 1);
+    let own = [port_sequence(agg, lo), port_sequence(agg, lo + 100)];
+    for i in 0..n {
+        for (d, dst) in ["10.0.0.8:5432", "10.0.0.9:80"].into_iter().enumerate() {
+            let port = if bind { shared[2 * i + d] } else { own[d][i] };
+            let age = secs - i as f64 / rate;
+            agg.add(
+                TCP_TIME_WAIT,
+                SocketAddr::new(a("10.0.0.1:0").ip(), port),
+                a(dst),
+                left(age),
+            );
+        }
+    }
+}
+
+#[test]
+fn bind_before_connect_shares_the_range_and_connect_does_not() {
+    // P = 200, 25/s toward each of two destinations for 3 s: 150 ports.
+    // bind before connect(): one range, 50/s x 60 s > 200, (200 - 150) / 50 = 1 s left.
+    let mut agg = Aggregator::new(host(40000, 40199, TwReuse::Off), None);
+    two_destinations(&mut agg, 25.0, 3.0, true);
+    let r = eval(&agg);
+    let w = &r.whole_range;
+    assert!(w.shared, "{}", w.evidence);
+    assert_eq!((w.ports_in_use, w.shared_port_sockets), (150, 0));
+    assert!((w.rate - 50.0).abs() < 0.5, "{}", w.rate);
+    assert_eq!(w.hold_s, 60.0);
+    let eta = w.eta_s.expect("the range runs out");
+    assert!((eta - 1.0).abs() < 0.02, "{eta}");
+    assert_eq!((w.state, r.state), (Some(State::Warning), State::Warning));
+    // Every destination runs out with the range: its ETA is the range's, not its own
+    // (200 - 75) / 25 = 5 s.
+    for d in &r.destinations {
+        assert_eq!((d.eta_s, d.state), (w.eta_s, State::Warning), "{d:?}");
+        assert_eq!(d.used, 75);
+    }
+    assert!(w.evidence.starts_with("the client binds before connect()"));
+    let prom = render::prometheus(&r);
+    for line in [
+        "portlab_range_shared 1\n",
+        "portlab_range_port_state 1\n",
+        &format!("portlab_range_exhaustion_eta_seconds {eta}\n"),
+    ] {
+        assert!(prom.contains(line), "{line:?} missing in\n{prom}");
+    }
+    assert!(render::line(&r).contains("one range shared by every destination"));
+
+    // 4 s: the whole range is full, so every destination is exhausted, although each
+    // holds only 100 of its 200 ports.
+    let mut agg = Aggregator::new(host(40000, 40199, TwReuse::Off), None);
+    two_destinations(&mut agg, 25.0, 4.0, true);
+    let r = eval(&agg);
+    assert!(r.whole_range.shared, "{}", r.whole_range.evidence);
+    assert_eq!(r.state, State::Exhausted);
+    assert_eq!(r.whole_range.eta_s, Some(0.0));
+    assert_eq!(r.exit_code(), 1);
+    let prom = render::prometheus(&r);
+    assert!(prom.contains("portlab_range_port_state 2\n"), "{prom}");
+    assert!(prom.contains("portlab_watch_state 2\n"), "{prom}");
+    let t = render::table(&r);
+    assert!(
+        t.contains("RANGE (every destination): 200/200 ports in use"),
+        "{t}"
+    );
+    assert!(t.contains("bind(0) fails with EADDRINUSE"), "{t}");
+
+    // The same load through connect(): ports held toward both destinations, each
+    // destination its own range (5 s left each), nothing shared in any output.
+    let mut agg = Aggregator::new(host(40000, 40199, TwReuse::Off), None);
+    two_destinations(&mut agg, 25.0, 3.0, false);
+    let r = eval(&agg);
+    let w = &r.whole_range;
+    assert!(!w.shared, "{}", w.evidence);
+    assert!(w.shared_port_sockets > 0);
+    assert_eq!((w.eta_s, w.state, w.model.as_deref()), (None, None, None));
+    for d in &r.destinations {
+        // (200 - 75) / 24.67: the timers of a client younger than the window give
+        // (N - 1) / age.
+        let eta = d.eta_s.expect("runs out");
+        assert!((eta - 5.0).abs() < 0.1, "{d:?}");
+    }
+    let prom = render::prometheus(&r);
+    assert!(prom.contains("portlab_range_shared 0\n"), "{prom}");
+    assert!(
+        prom.contains("portlab_range_exhaustion_eta_seconds +Inf\n"),
+        "{prom}"
+    );
+    let t = render::table(&r);
+    assert!(t.contains("each destination has its own range"), "{t}");
+    assert!(
+        !t.contains("RANGE") && !t.contains("shared by every"),
+        "{t}"
+    );
+}
+
+#[test]
+fn one_bound_destination_holds_ports_for_60_s_even_with_tw_reuse() {
+    // tcp_tw_reuse 2 on loopback would make connect()'s hold 1 s; bind(0) cannot take a
+    // TIME_WAIT port, so a client binding before connect() holds each for 60 s: 30/s on
+    // 1000 ports runs out ((1000 - 300) / 30 = 23.3 s), one destination or not.
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Loopback), None);
+    for i in 0..300u16 {
+        agg.add(
+            TCP_TIME_WAIT,
+            SocketAddr::new(a("127.0.0.1:0").ip(), 40001 + 2 * i),
+            a("127.0.0.1:9000"),
+            left(10.0 - f64::from(i) / 30.0),
+        );
+    }
+    let r = eval(&agg);
+    assert!(r.whole_range.shared, "{}", r.whole_range.evidence);
+    let d = &r.destinations[0];
+    assert_eq!((d.hold_s, d.tw_reuse_applies, d.used), (60.0, false, 300));
+    assert_eq!(d.state, State::Warning);
+    assert!((d.eta_s.unwrap() - 700.0 / 30.0).abs() < 0.5, "{d:?}");
+}
+
+#[test]
+fn a_full_range_stays_shared_while_no_port_is_held_twice() {
+    // One destination, every port held: both parities are full, so this sample alone
+    // cannot tell bind() from connect(); a sample within 60 s before that showed bind()
+    // keeps the range shared.
+    let mut agg = Aggregator::new(host(40000, 40199, TwReuse::Off), None);
+    client(&mut agg, "127.0.0.1:9000", 50.0, 4.0, 40001, 0);
+    let full = agg.finish(0.0, 30.0, None, "test");
+    assert!(
+        !evaluate(&full, &History::default(), 10.0, "t")
+            .whole_range
+            .shared
+    );
+    let mut agg = Aggregator::new(host(40000, 40199, TwReuse::Off), None);
+    client(&mut agg, "127.0.0.1:9000", 50.0, 1.0, 40001, 0);
+    let early = agg.finish(0.0, 27.0, None, "test");
+    let mut h = History::default();
+    h.record(&early);
+    let r = evaluate(&full, &h, 10.0, "t");
+    assert!(r.whole_range.shared, "{}", r.whole_range.evidence);
+    assert_eq!(r.state, State::Exhausted);
+    // 60 s later it no longer counts.
+    let mut late = full.clone();
+    late.mono_s = 90.0;
+    assert!(!evaluate(&late, &h, 10.0, "t").whole_range.shared);
+}
+
+#[test]
+fn the_rate_falls_to_0_one_short_window_after_the_client_stops() {
+    // 100/s for 30 s, stopped `gap` s ago: the 5 s window empties, the 15 s and 60 s ones
+    // still hold up to 1000 and 3000 sockets; the rate is the recent one, 0 after 5 s.
+    let stopped = |gap: f64| {
+        let mut agg = Aggregator::new(host(30000, 59999, TwReuse::Off), None);
+        for i in 0..3000u16 {
+            let age = gap + 30.0 - f64::from(i) / 100.0;
+            agg.add(
+                TCP_TIME_WAIT,
+                SocketAddr::new(a("10.0.0.1:0").ip(), 30000 + 2 * i),
+                a("10.0.0.9:80"),
+                left(age),
+            );
+        }
+        eval(&agg).destinations[0].clone()
+    };
+    let d = stopped(0.0);
+    assert!((d.rate - 100.0).abs() < 1.0, "{}", d.rate);
+    // 4.9 s after: 10 sockets in the 5 s window where 100/s would put 500.
+    let d = stopped(4.9);
+    assert!((d.rate - 2.0).abs() < 0.3, "{}", d.rate);
+    assert_eq!(d.rate_window_s, 5.0);
+    for gap in [5.1, 8.0, 14.0, 20.0, 40.0] {
+        let d = stopped(gap);
+        assert_eq!(d.rate, 0.0, "{gap} s after the client stopped");
+        assert_eq!(d.state, State::Ok, "{gap}: {}", d.model);
+        assert!(d.model.starts_with("No connection closed in the last 5 s"));
+    }
+    // A client that slowed from 100/s to 3/s 10 s ago is measured at 3/s, not at the
+    // 15 s window's mix; a steady 3/s client keeps its 15 s window.
+    let mut agg = Aggregator::new(host(30000, 59999, TwReuse::Off), None);
+    for i in 0..30u16 {
+        let age = f64::from(i) / 3.0;
+        agg.add(
+            TCP_TIME_WAIT,
+            SocketAddr::new(a("10.0.0.1:0").ip(), 30000 + 2 * i),
+            a("10.0.0.9:80"),
+            left(age),
+        );
+    }
+    for i in 0..1000u16 {
+        agg.add(
+            TCP_TIME_WAIT,
+            SocketAddr::new(a("10.0.0.1:0").ip(), 31000 + 2 * i),
+            a("10.0.0.9:80"),
+            left(10.0 + f64::from(i) / 100.0),
+        );
+    }
+    let d = &eval(&agg).destinations[0];
+    assert!((d.rate - 3.0).abs() < 0.3, "{}", d.rate);
+    let mut agg = Aggregator::new(host(30000, 59999, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 3.0, 50.0, 30000, 0);
+    let d = &eval(&agg).destinations[0];
+    assert_eq!(d.rate_window_s, 15.0);
+    assert!((d.rate - 3.0).abs() < 0.1, "{}", d.rate);
+}
+
+#[test]
+fn the_sentence_says_what_the_eta_and_the_state_say() {
+    // Every port held while the rate is still > 0 (R x T > P): exhausted, ETA now, and
+    // the sentence says so, not "the first error comes after P / R".
+    let mut agg = Aggregator::new(host(40000, 40399, TwReuse::Off), None);
+    client(&mut agg, "10.0.0.9:80", 8.0, 50.0, 40000, 0);
+    let d = &eval(&agg).destinations[0];
+    assert_eq!((d.state, d.eta_s), (State::Exhausted, Some(0.0)), "{d:?}");
+    assert!(
+        d.model
+            .starts_with("Every one of the 400 usable ports is held now"),
+        "{}",
+        d.model
+    );
+    assert!(
+        !d.model.contains("comes after") && !d.model.contains("run out in"),
+        "{}",
+        d.model
+    );
+    // Over a spread of loads, the ETA in the row is the one in the sentence.
+    for (rate, secs, lo, hi) in [
+        (100.0, 2.0, 40000, 40999),
+        (50.0, 3.0, 40000, 40199),
+        (16.0, 30.0, 40000, 40999),
+        (5.0, 30.0, 40000, 40999),
+        (400.0, 1.0, 40000, 40999),
+    ] {
+        let mut agg = Aggregator::new(host(lo, hi, TwReuse::Off), None);
+        client(&mut agg, "10.0.0.9:80", rate, secs, lo, 0);
+        let d = &eval(&agg).destinations[0];
+        match d.eta_s {
+            Some(e) if e > 0.0 => assert!(
+                d.model
+                    .contains(&format!("= {} s, when connect() fails", num(e))),
+                "{d:?}"
+            ),
+            Some(_) => assert!(d.model.contains("is held now"), "{d:?}"),
+            None => assert!(d.model.contains("never run out"), "{d:?}"),
+        }
+    }
 }
