@@ -237,8 +237,15 @@ pub fn server_summary(
         sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
         sum.closed_on_request += st.closed_on_request.load(Ordering::Relaxed);
     }
-    if let (Some(sum), [_, .., last]) = (summary.as_mut(), targets) {
-        sum.address = format!("{} .. {last} ({} ports)", sum.address, targets.len());
+    // Consecutive ports, listed in any order (the client's target first): lowest to highest.
+    if let (Some(sum), Some(lo), Some(hi)) = (
+        summary.as_mut(),
+        targets.iter().min_by_key(|a| a.port()),
+        targets.iter().max_by_key(|a| a.port()),
+    ) {
+        if targets.len() > 1 {
+            sum.address = format!("{lo} .. {hi} ({} ports)", targets.len());
+        }
     }
     summary
 }

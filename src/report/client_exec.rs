@@ -226,7 +226,7 @@ fn rate_line(c: &ClientExecSummary) -> Option<String> {
     let [from, to] = c.rate_window_s?;
     let mean = c.measured_rate?;
     let mut line = format!(
-        "  rate: {mean:.1} conn/s from its first connection ({from:.3} s after it started) to {to:.3} s ({} connections, timed by {})",
+        "  rate: {mean:.1} conn/s over {} connections, {from:.3} to {to:.3} s after it started (first to last before it ran out, timed by {})",
         c.rate_connections.unwrap_or(0),
         if c.rate_source == "server_accepts" {
             "the embedded server's accepts"
@@ -299,10 +299,17 @@ pub fn text_lines(c: &ClientExecSummary, predicted: Option<f64>) -> Vec<String> 
             c.connections, c.established_max
         )
     } else {
-        format!(
-            "  opened {rate} connections/s ({} in all{requests}), {closed}, {pooled}",
-            c.connections
-        )
+        match (c.target_connections, c.all_connections, c.measured_rate) {
+            // Several destinations: the rate is the target's, the count everyone's.
+            (Some(target), Some(all), Some(r)) if target > 0 => format!(
+                "  opened {:.1} connections/s in all ({all}{requests}), {rate}/s of them ({target}) toward the target, {closed}, {pooled}",
+                r * all as f64 / target as f64
+            ),
+            _ => format!(
+                "  opened {rate} connections/s ({} in all{requests}), {closed}, {pooled}",
+                c.connections
+            ),
+        }
     });
     lines.extend(rate_line(c));
     lines.extend(destinations_line(c));
