@@ -181,11 +181,13 @@ fn a_curl_loop_is_measured_not_trusted() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // PORTLAB_RATE says 50; the loop goes as fast as curl starts.
+    // PORTLAB_RATE says 50; the loop goes as fast as curl starts: 64/s on a quiet machine
+    // (out at about 3 s), 11.7/s seen with a load of 14 on two cores (200 ports need 17 s).
+    // The run ends when the loop does; the duration only bounds the worst case.
     let v = client_run(
         dir.path(),
         "sh scenarios/clients/curl_loop.sh",
-        &["--duration", "15s"],
+        &["--duration", "40s"],
     );
     assert_ran_out_as_predicted(&v, "EADDRNOTAVAIL", "curl: (7)");
     let c = &v["client_exec"];

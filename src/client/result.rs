@@ -125,9 +125,11 @@ fn server_timewait(p: &Prediction, c: &ClientExecSummary, tol: f64) -> Option<Ch
     };
     let expected = expected.min(p.steady_timewait.unwrap_or(f64::INFINITY));
     // Which 4-tuples connect() reaches is random: three standard deviations of the count
-    // when that is wider than the tolerance asked for.
+    // when that is wider than the tolerance asked for. The spread seen is about twice the
+    // binomial's (its random steps visit ports in runs): real clients under load were off
+    // by -2.3, -2.8 and +1.3 binomial deviations (81 of 88, 92 of 97, 91 of 87).
     let spread = if expected > 0.0 {
-        300.0 * sd / expected
+        3.0 * 2.0 * sd / expected * 100.0
     } else {
         0.0
     };
@@ -229,8 +231,8 @@ mod tests {
         let at = |tw| server_timewait(&p, &c(tw), 5.0).unwrap();
         let check = at(90);
         assert_eq!(check.expected, serde_json::json!(90.0));
-        // 82 is 2.6 standard deviations off (9%): within three; 70 is not.
-        assert!(at(82).pass, "{:?}", at(82));
+        // 76 is 2.3 of the (doubled) deviations off (16%): within three; 70 is not.
+        assert!(at(76).pass, "{:?}", at(76));
         assert!(!at(70).pass);
         // Not the server's side: no check.
         p.timewait_side = TimeWaitSide::Client;
