@@ -299,10 +299,11 @@ pub fn assert_merged_histograms_exact(shards: &[PathBuf], merged: &Path) {
 /// the TIME_WAIT (tcp_rfc1337 = 0): its port is free again and one more connection than the
 /// range holds succeeds. TcpExt TWKilled does not count this (it counts short-timeout
 /// schedules); Tcp OutRsts does, one RST per socket. Measured with three concurrent 100-port
-/// lab runs at 50/s each (tests/shards.rs's shape) beside six busy loops and other builds on
-/// 2 cores: 10 of 93 runs had 1-3 such sockets, and in every run connected = 100 + OutRsts,
-/// TW - TIME_WAIT left at the end = OutRsts, and the first failing attempt was number
-/// 101 + OutRsts.
+/// lab runs at 50/s each (tests/shards.rs's shape) beside four to six busy loops and other
+/// sessions' builds on 2 cores: 14 of 123 runs had such sockets, 1 to 18 (the worst: 118
+/// connections on 100 ports, OutRsts 18). In all 123, connected = 100 + OutRsts and
+/// TWKilled = 0; in the 105 that recorded them, TW - TIME_WAIT left at the end = OutRsts; in
+/// the 69 that recorded it, the first failing attempt was number 101 + OutRsts.
 pub fn ended_early(s: &Value) -> u64 {
     s["timewait_ended_early"]["count"].as_u64().unwrap_or(0)
 }
