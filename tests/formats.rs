@@ -59,7 +59,11 @@ fn suite_in_every_format() {
     let scenarios = tempfile::tempdir().unwrap();
     std::fs::write(
         scenarios.path().join("a.toml"),
-        "name = \"a\"\n[load]\nrate = 100\ncount = 10\n[expect]\nmodel = false\n",
+        // Not about delivery: 10 starts at 100/s pass their 25 ms allowance on a quiet
+        // machine, but a loaded one (measured: 3 of 6 suites with busy loops on both cores
+        // delivered 54-77 of 100 starts/s) fails them, so that check may be off by any amount
+        // (as common::run_json_ok does).
+        "name = \"a\"\n[load]\nrate = 100\ncount = 10\n[expect]\nmodel = false\n[expect.tolerance]\ndelivery = 1000\n",
     )
     .unwrap();
     let results = tempfile::tempdir().unwrap();

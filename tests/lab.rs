@@ -66,7 +66,10 @@ fn lab_active_close_exhausts_at_ports_over_rate_and_fills_the_range() {
         return;
     };
     assert_eq!(s["exhaustion"]["kind"], "EADDRNOTAVAIL", "{s:#}");
-    assert_close("first error (s)", f(&s["exhaustion"]["first_s"]), 2.0, 5.0);
+    // Attempt 251 is the first without a port, due at 2.0 s (common::assert_first_error_due:
+    // one later per TIME_WAIT an RST ended early); every port used once.
+    assert_first_error_due(&s, 250, 125.0, 0.0);
+    assert_ports_used_once(&s, 250, "lab active close");
     assert_close(
         "client TIME_WAIT max",
         f(&s["timewait"]["client_max"]),
@@ -99,7 +102,7 @@ fn lab_reproduces_by_default_as_toward_another_host() {
         return;
     };
     assert_eq!(s["exhaustion"]["kind"], "EADDRNOTAVAIL", "{s:#}");
-    assert_close("first error (s)", f(&s["exhaustion"]["first_s"]), 4.0, 5.0);
+    assert_first_error_due(&s, 1000, 250.0, 0.0);
     assert_eq!(s["lab"]["settings"]["net.ipv4.tcp_tw_reuse"], "0");
     let note = s["lab"]["tw_reuse_note"].as_str().unwrap_or_default();
     assert!(
@@ -130,18 +133,12 @@ fn lab_time_scaled_time_wait_sets_the_post_exhaustion_rate() {
     ) else {
         return;
     };
-    assert_close(
-        "first error (s, lab)",
-        f(&s["exhaustion"]["first_s"]),
-        0.5,
-        5.0,
-    );
-    assert_close(
-        "first error (s, modelled)",
-        f(&s["modelled"]["first_error_s"]),
-        5.0,
-        5.0,
-    );
+    // Attempt 201 is the first without a port (no port is reusable before 2 s), due at
+    // 0.5 s lab = 5.0 s modelled. The failure itself (and modelled.first_error_s, made of it)
+    // comes later by the scheduler's lateness: at most 0.27 s measured under load.
+    let due = assert_first_error_due(&s, 200, 400.0, 0.0);
+    assert_close("first error due (s, modelled)", due * 10.0, 5.0, 5.0);
+    assert!(f(&s["modelled"]["first_error_s"]) >= due * 10.0 - 0.01);
     let csv = s["timeline_csv"].as_str().unwrap();
     let mut rows = csv::Reader::from_reader(csv.as_bytes());
     let mut completed = 0.0;
@@ -255,11 +252,19 @@ fn lab_tw_reuse_2_helps_on_loopback_but_not_over_veth() {
         "{:#}",
         veth["exhaustion"]
     );
+    // Due at 200 / 150 = 1.33 s. Over veth the server's RSTs are counted in its own
+    // namespace: the TIME_WAIT sockets that vanished tell how many ended early.
+    let early = ended_early(&veth);
+    let attempt = n(&veth["exhaustion"], "attempt");
+    assert!(
+        (201..=201 + early).contains(&attempt),
+        "attempt {attempt}, {early} ended early"
+    );
     assert_close(
-        "veth first error (s)",
-        f(&veth["exhaustion"]["first_s"]),
-        200.0 / 150.0,
-        5.0,
+        "veth first error due (s)",
+        f(&veth["exhaustion"]["due_s"]),
+        (attempt - 1) as f64 / 150.0,
+        0.1,
     );
     assert!(veth["target"].as_str().unwrap().starts_with("198.18.0.2:"));
 }

@@ -43,12 +43,17 @@ fn ten_ports_run_out_after_ten_connections() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
     let completed = n(&s, "completed");
+    // At most the 10 ports of the range, plus one per TIME_WAIT socket an RST ended early
+    // (common::ended_early), each of which sends one RST. On the host, OutRsts also counts
+    // everyone else's resets: an upper bound, so only more successes than RSTs fail this.
+    let extra = completed.saturating_sub(10);
+    let resets = s["kernel"]["OutRsts"].as_u64().unwrap_or(0);
     assert!(
-        completed <= 10,
-        "at most the 10 ports of the range: {completed}\n{err}"
+        extra <= resets,
+        "at most the 10 ports of the range: {completed}, OutRsts {resets}\n{err}"
     );
     assert!(
-        s["errors"]["EADDRNOTAVAIL"]["count"].as_u64().unwrap_or(0) >= 30,
+        s["errors"]["EADDRNOTAVAIL"]["count"].as_u64().unwrap_or(0) >= 30 - extra,
         "the rest fail for want of a port: {:#}",
         s["errors"]
     );

@@ -129,13 +129,15 @@ fn nginx_client_closing_first_exhausts_at_ports_over_rate() {
         "{:#}",
         s["exhaustion"]
     );
-    assert_close(
-        "first error (s)",
-        f(&s["exhaustion"]["first_s"]),
-        300.0 / RATE,
-        5.0,
+    // Attempt 301 finds no port, due at 300 / RATE (one later per TIME_WAIT socket an RST
+    // ended early: common::ended_early); each of those ports served one more request.
+    assert_first_error_due(&s, 300, RATE, 0.0);
+    assert_eq!(
+        s["http_status"]["200"],
+        300 + resets(&s),
+        "{:#}",
+        s["http_status"]
     );
-    assert_eq!(s["http_status"]["200"], 300, "{:#}", s["http_status"]);
     assert_eq!(s["timewait"]["client_max"], 300);
     assert_eq!(s["timewait"]["server_max"], 0, "nginx waited for our FIN");
     assert!(

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{
-    assert_merged_histograms_exact, hlog_totals, lab_run, namespaces_available, parse_summary,
-    portlab,
+    assert_first_error_due, assert_merged_histograms_exact, assert_ports_used_once, ended_early,
+    hlog_totals, lab_run, n, namespaces_available, parse_summary, portlab,
 };
 use hdrhistogram::Histogram;
 use serde_json::Value;
@@ -250,20 +250,16 @@ fn three_lab_shards_merged_equal_one_unsharded_run() {
     let shards: Vec<(PathBuf, Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let (_, whole) = lab_shard(common("40000-40299"), tmp.path().join("whole"));
 
-    for (dir, s) in &shards {
-        assert_eq!(
-            s["exhaustion"]["kind"],
-            "EADDRNOTAVAIL",
-            "{}",
-            dir.display()
-        );
-        let first = s["exhaustion"]["first_s"].as_f64().unwrap();
-        assert!(
-            (first - 2.0).abs() <= 0.05 * 2.0,
-            "{}: first error at {first} s, P / (R / N) = 2.0 s",
-            dir.display()
-        );
-        assert_eq!(s["connected"], 100, "each host's ports: {}", dir.display());
+    // Each host used its 100 ports once, plus one port per TIME_WAIT socket an RST ended
+    // early (common::ended_early: on a loaded machine about 1 shard in 9 has some, up to 18
+    // measured; the suite once failed here with 102 connections on 100 ports).
+    for (i, (dir, s)) in shards.iter().enumerate() {
+        let what = dir.display().to_string();
+        assert_eq!(s["exhaustion"]["kind"], "EADDRNOTAVAIL", "{what}");
+        // Shard i makes every third start of the 150/s schedule, from the i-th: its own 50/s
+        // shifted by i / 150 s. Due at P / (R / N) = 2.0 s (+ 20 ms per early end).
+        assert_first_error_due(s, 100, 50.0, i as f64 / 150.0);
+        assert_ports_used_once(s, 100, &what);
     }
     let dest = tmp.path().join("merged");
     let dirs: Vec<PathBuf> = shards.iter().map(|(d, _)| d.clone()).collect();
@@ -274,28 +270,53 @@ fn three_lab_shards_merged_equal_one_unsharded_run() {
         String::from_utf8_lossy(&o.stderr)
     );
     let m = summary(&dest);
-    for key in ["attempts", "connected", "failed"] {
-        assert_eq!(m[key], whole[key], "{key}: merged {m:#} vs whole");
-    }
+    assert_ports_used_once(&whole, 300, "the unsharded run");
+    // The merged shards and the unsharded run made the same 450 attempts on 300 ports; each
+    // connected one more per TIME_WAIT socket ended early, and failed one fewer.
+    let (em, ew) = (ended_early(&m), ended_early(&whole));
+    let shards_early: u64 = shards.iter().map(|(_, s)| ended_early(s)).sum();
+    assert_eq!(em, shards_early, "merge adds the shards' early ends");
+    assert_eq!(m["attempts"], 450);
+    assert_eq!(m["attempts"], whole["attempts"]);
+    let shards_connected: u64 = shards.iter().map(|(_, s)| n(s, "connected")).sum();
+    assert_eq!(n(&m, "connected"), shards_connected);
     assert_eq!(
-        m["errors"]["EADDRNOTAVAIL"]["count"], whole["errors"]["EADDRNOTAVAIL"]["count"],
+        n(&m, "connected") - em,
+        n(&whole, "connected") - ew,
+        "{m:#}"
+    );
+    assert_eq!(n(&m, "failed") + em, n(&whole, "failed") + ew);
+    let exhausted = |v: &Value| v["errors"]["EADDRNOTAVAIL"]["count"].as_u64().unwrap();
+    assert_eq!(
+        exhausted(&m) + em,
+        exhausted(&whole) + ew,
         "exhaustion errors"
     );
-    assert_eq!(m["attempts"], 450);
-    assert_eq!(m["connected"], 300);
+    // The earliest failure is the earliest shard's, on the merged clock. When it came is the
+    // model's 2.0 s plus that shard's lateness (due times: asserted above per shard), up to
+    // 0.27 s measured on a loaded machine: compared with what the shards reported, not 2.0.
     let earliest = m["merge"]["earliest_exhaustion_s"].as_f64().unwrap();
-    assert!((earliest - 2.0).abs() <= 0.1, "earliest {earliest}");
+    let from_shards = m["merge"]["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["offset_s"].as_f64().unwrap() + x["first_exhaustion_s"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        (earliest - from_shards).abs() <= 1e-6 && earliest >= 2.0 - 0.05,
+        "earliest {earliest}, shards {from_shards}"
+    );
     assert_merged_histograms_exact(&dirs, &dest);
-    // The unsharded run's histograms count the same samples.
+    // The unsharded run's histograms count the same samples: a connect() sample per
+    // connection, a schedule-lag sample per attempt.
     let w = hlog_totals(&tmp.path().join("whole/histograms.hlog"));
     let mh = hlog_totals(&dest.join("histograms.hlog"));
-    for tag in ["connect", "schedule_lag"] {
-        assert_eq!(
-            mh[tag].len(),
-            w[tag].len(),
-            "{tag} count vs the unsharded run"
-        );
-    }
+    assert_eq!(
+        mh["connect"].len() - em,
+        w["connect"].len() - ew,
+        "connect count vs the unsharded run"
+    );
+    assert_eq!(mh["schedule_lag"].len(), w["schedule_lag"].len());
 }
 
 #[test]

@@ -117,14 +117,16 @@ fn ports_already_held_toward_the_target_reduce_the_model_s_ports() {
     let (out, s2) = run_json(second.path(), &args);
     assert!(out.status.success(), "{s2:#}");
     let held = s_held(&s2);
-    // What the first run left in TIME_WAIT as it counted them at its end (a TIME_WAIT socket
-    // may be killed early by an RST to a reordered ACK, tcp-facts: 99 of 100 once in CI).
+    // What the first run left in TIME_WAIT as it counted them at its end: all 100, less any
+    // an RST ended early (common::ended_early: 99 of 100 once in CI). Each such needs an RST
+    // the host counts in OutRsts (with everyone else's resets: an upper bound).
     let left = s["timewait"]["client_end"]
         .as_u64()
         .expect("timewait.client_end");
+    let resets = s["kernel"]["OutRsts"].as_u64().expect("kernel.OutRsts");
     assert!(
-        left >= 90 && held >= left,
-        "the first run's {left} TIME_WAIT (of 100 connections) are still there: {held}"
+        left + resets >= 100 && held >= left,
+        "the first run's {left} TIME_WAIT (of 100 connections, OutRsts {resets}) are still there: {held}"
     );
     assert_eq!(s2["prediction"]["ports_effective"], hi - lo + 1 - held);
     let why = s2["prediction"]["explanation"].as_str().unwrap();

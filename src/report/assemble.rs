@@ -8,7 +8,7 @@ use crate::model;
 use crate::observe::watch::TimewaitSummary;
 use crate::plan::{Plan, Scenario};
 use crate::report::{
-    verdict, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
+    verdict, EndedEarly, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
 };
 use crate::target::ServerStats;
 use std::collections::BTreeMap;
@@ -130,6 +130,18 @@ pub fn figures(plan: &Plan, facts: &Facts) -> Summary {
         }
         summary.timewait = Some(o.timewait.clone());
         summary.kernel = Some(o.kernel.clone());
+        // Only in a private namespace are the counters the run's own; with veth the server's
+        // RSTs are sent, and counted, in its own namespace.
+        if plan.isolated() {
+            let resets_here = facts.lab.as_ref().is_none_or(|l| l.topology != "veth");
+            summary.timewait_ended_early = o
+                .timewait
+                .client_end
+                .zip(o.timewait.server_end)
+                .and_then(|(c, s)| {
+                    EndedEarly::from_kernel(&o.kernel, c + s, facts.duration_s, resets_here)
+                });
+        }
         summary.observation = Some(o.by.observation(plan.isolated()).to_string());
     }
     summary.lab = facts.lab.clone();
@@ -419,6 +431,39 @@ mod tests {
         assert_eq!(s.kernel.as_ref().unwrap()["OutRsts"], 0);
         assert!(s.modelled.is_none(), "no time scale");
         assert!(s.verdict.is_some() && s.prediction.is_some());
+    }
+
+    #[test]
+    fn time_wait_ended_early_is_told_only_where_the_counters_are_the_runs_own() {
+        // 102 connections on 100 ports: 2 TIME_WAIT sockets ended by RSTs (measured shape).
+        let kernel: BTreeMap<String, u64> = [("OutRsts", 2), ("TW", 102), ("TWRecycled", 0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let observed = Observed {
+            kernel,
+            timewait: TimewaitSummary {
+                client_max: Some(100),
+                server_max: Some(0),
+                client_end: Some(100),
+                server_end: Some(0),
+            },
+            ..Observed::default()
+        };
+        let run = |toml_text: &str| {
+            let p = plan(toml_text);
+            figures(&p, &facts(&p, measured(102, 48), Some(observed.clone())))
+        };
+        let lab = run("[load]\nrate = 50\nduration = \"3s\"\n[lab]\nisolate = true\n");
+        let e = lab
+            .timewait_ended_early
+            .expect("told in a private namespace");
+        assert_eq!((e.count, e.counter.name()), (2, "OutRsts"));
+        let host = run("[load]\nrate = 50\nduration = \"3s\"\n");
+        assert!(
+            host.timewait_ended_early.is_none(),
+            "the host's RSTs are not the run's"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! (arguments, printing) is `cmd::merge`.
 
 use super::output::ResultsDir;
-use super::summary::Summary;
+use super::summary::{EarlyEndCounter, EndedEarly, Summary};
 use super::verdict::{Check, Verdict};
 use crate::collect::hlog::{self, HlogWriter, Set};
 use crate::collect::{histogram, timeline, ErrorStat, Exhaustion, Latency, TimelineRow};
@@ -187,6 +187,7 @@ struct Acc {
     exhaustion: Exhaustion,
     http_status: BTreeMap<String, u64>,
     kernel: BTreeMap<String, u64>,
+    ended_early: Option<EndedEarly>,
     totals: Set,
     buckets: Vec<Bucket>,
     shards: Vec<MergedShard>,
@@ -212,6 +213,7 @@ impl Acc {
             exhaustion: Exhaustion::default(),
             http_status: BTreeMap::new(),
             kernel: BTreeMap::new(),
+            ended_early: None,
             totals: Set::new(histogram),
             buckets: Vec::new(),
             shards: Vec::new(),
@@ -263,6 +265,21 @@ impl Acc {
         }
         for (k, n) in x.kernel.iter().flatten() {
             *self.kernel.entry(k.clone()).or_insert(0) += n;
+        }
+        // Each host's TIME_WAIT sockets ended early add up like its connections; the count
+        // names OutRsts only when every input's did.
+        if let Some(e) = x.timewait_ended_early {
+            self.ended_early = Some(match self.ended_early {
+                None => e,
+                Some(a) => EndedEarly {
+                    count: a.count + e.count,
+                    counter: if a.counter == e.counter {
+                        e.counter
+                    } else {
+                        EarlyEndCounter::Vanished
+                    },
+                },
+            });
         }
         self.add_histograms(inp);
         self.add_timeline(&inp.timeline, off);
@@ -360,6 +377,7 @@ impl Acc {
         s.server = None;
         s.timewait = None;
         s.kernel = (!self.kernel.is_empty()).then_some(self.kernel);
+        s.timewait_ended_early = self.ended_early;
         s.segments_per_request = None;
         s.observation = Some(format!(
             "merged from {inputs} runs by `portlab merge`; kernel counters are their sum"

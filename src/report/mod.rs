@@ -18,7 +18,10 @@ pub(crate) mod summary;
 mod text;
 pub mod verdict;
 
-pub use summary::{ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl};
+pub use summary::{
+    EarlyEndCounter, EndedEarly, ExecSummary, LabSummary, Modelled, ServerSummary, Summary,
+    WrittenSysctl,
+};
 
 #[cfg(test)]
 mod chain_tests {

@@ -92,6 +92,10 @@ pub struct Summary {
     /// Kernel TCP counter changes over the run, by their /proc/net/snmp and netstat names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<BTreeMap<String, u64>>,
+    /// TIME_WAIT sockets an RST ended before their time, each giving its port back early
+    /// (absent when none was seen, or when the kernel figures cannot tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timewait_ended_early: Option<EndedEarly>,
     /// (InSegs + OutSegs) / completed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments_per_request: Option<f64>,
@@ -130,6 +134,106 @@ pub struct Summary {
     /// `portlab merge`: each shard as it ran, the earliest exhaustion, the start spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<super::merge::MergeSummary>,
+}
+
+/// TIME_WAIT sockets ended early (`timewait_ended_early` in summary.json).
+///
+/// Linux ends a TIME_WAIT socket before its 60 s only when an RST arrives in its window and
+/// `tcp_rfc1337` is 0, the default ("TIME_WAIT assassination", RFC 1337;
+/// tcp_minisocks.c, `tcp_timewait_state_process`). Under load a segment the server sent
+/// before its FIN can arrive after it: the TIME_WAIT socket answers it with an ACK, the server,
+/// already closed, answers that with an RST, and the RST ends the TIME_WAIT. Its port is free
+/// again, so one more connection than the port range holds can succeed.
+///
+/// No kernel counter counts exactly these: TcpExt TWKilled counts sockets scheduled with a
+/// short timeout, not killed ones (inet_timewait_sock.c). Two counts bound them from above: the
+/// RSTs the namespace sent (Tcp OutRsts, every such RST is one) and the TIME_WAIT sockets that
+/// vanished (TcpExt TW entered, less TWRecycled reused, less those still there at the end).
+/// The smaller is reported; in a private namespace and a run shorter than 60 s, both are
+/// exact when the run's own traffic sends no other RST (measured: connected = ports + OutRsts
+/// in every loaded lab run that had them, tests/shards.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedEarly {
+    /// TIME_WAIT sockets ended early.
+    pub count: u64,
+    /// Which count it is (the smaller of the two).
+    pub counter: EarlyEndCounter,
+}
+
+/// The two counts that bound the TIME_WAIT sockets ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EarlyEndCounter {
+    /// Tcp OutRsts: the RSTs the namespace sent.
+    #[serde(rename = "OutRsts")]
+    OutRsts,
+    /// TcpExt TW - TWRecycled - TIME_WAIT sockets left at the end: the ones that vanished.
+    #[serde(rename = "TW - TWRecycled - left")]
+    Vanished,
+}
+
+impl EarlyEndCounter {
+    /// As in summary.json.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EarlyEndCounter::OutRsts => "OutRsts",
+            EarlyEndCounter::Vanished => "TW - TWRecycled - left",
+        }
+    }
+}
+
+impl EndedEarly {
+    /// Linux's fixed TIME_WAIT (TCP_TIMEWAIT_LEN), seconds: a socket that entered TIME_WAIT
+    /// in a shorter run can only have left it early (reused, or killed).
+    pub const TIME_WAIT_S: f64 = 60.0;
+
+    /// From a private namespace's counter changes over a run of `duration_s` and the
+    /// TIME_WAIT sockets left at its end (both sides). `resets_here` is false when the peer
+    /// sits in another namespace (the lab's veth topology), whose RSTs these counters do not
+    /// count: then only the sockets that vanished tell. None when a figure is missing, the
+    /// run was long enough for TIME_WAIT to end on its own, or none ended early.
+    pub fn from_kernel(
+        kernel: &BTreeMap<String, u64>,
+        left_at_end: u64,
+        duration_s: f64,
+        resets_here: bool,
+    ) -> Option<EndedEarly> {
+        if duration_s >= Self::TIME_WAIT_S {
+            return None;
+        }
+        let vanished = kernel
+            .get("TW")?
+            .saturating_sub(*kernel.get("TWRecycled")?)
+            .saturating_sub(left_at_end);
+        let resets = if resets_here {
+            *kernel.get("OutRsts")?
+        } else {
+            u64::MAX
+        };
+        let (count, counter) = if vanished < resets {
+            (vanished, EarlyEndCounter::Vanished)
+        } else {
+            (resets, EarlyEndCounter::OutRsts)
+        };
+        (count > 0).then_some(EndedEarly { count, counter })
+    }
+
+    /// One line for the reports.
+    pub fn line(&self) -> String {
+        let (n, s) = (self.count, plural(self.count));
+        format!(
+            "{n} TIME_WAIT socket{s} ended early by an RST ({} = {n}; tcp_rfc1337 = 0): \
+             {n} port{s} came free, so up to {n} more connection{s} than the ports hold could succeed",
+            self.counter.name()
+        )
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// What the lab was, as the run found it (`lab` in summary.json).
@@ -241,6 +345,7 @@ impl Summary {
             plan,
             timewait: None,
             kernel: None,
+            timewait_ended_early: None,
             segments_per_request: None,
             observation: None,
             lab: None,
@@ -290,5 +395,62 @@ impl Summary {
             or(p.payload.kind.map(|k| k.to_string())),
             p.client.pool.unwrap_or(0)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(out_rsts: u64, tw: u64, recycled: u64) -> BTreeMap<String, u64> {
+        [("OutRsts", out_rsts), ("TW", tw), ("TWRecycled", recycled)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    #[test]
+    fn time_wait_ended_early_is_the_smaller_of_the_rsts_and_the_sockets_that_vanished() {
+        // A loaded lab shard (measured): 102 entered TIME_WAIT, 100 left, 2 RSTs sent.
+        let e = EndedEarly::from_kernel(&kernel(2, 102, 0), 100, 3.1, true).unwrap();
+        assert_eq!((e.count, e.counter), (2, EarlyEndCounter::OutRsts));
+        // More RSTs than sockets gone (resets of other connections): the sockets bound it.
+        let e = EndedEarly::from_kernel(&kernel(9, 102, 0), 100, 3.1, true).unwrap();
+        assert_eq!((e.count, e.counter), (2, EarlyEndCounter::Vanished));
+        // Reused ones (tcp_tw_reuse) are not ended early.
+        let e = EndedEarly::from_kernel(&kernel(9, 150, 40), 100, 3.1, true).unwrap();
+        assert_eq!(e.count, 9);
+        assert!(EndedEarly::from_kernel(&kernel(9, 140, 40), 100, 3.1, true).is_none());
+        // Over veth the RSTs are the other namespace's: only the sockets that vanished tell.
+        let e = EndedEarly::from_kernel(&kernel(0, 103, 0), 100, 3.1, false).unwrap();
+        assert_eq!((e.count, e.counter), (3, EarlyEndCounter::Vanished));
+        // Nothing ended early, a run long enough for TIME_WAIT to end on its own, a figure
+        // missing: nothing said.
+        assert!(EndedEarly::from_kernel(&kernel(0, 102, 0), 100, 3.1, true).is_none());
+        assert!(EndedEarly::from_kernel(&kernel(2, 102, 0), 100, 60.0, true).is_none());
+        let mut partial = kernel(2, 102, 0);
+        partial.remove("TWRecycled");
+        assert!(EndedEarly::from_kernel(&partial, 100, 3.1, true).is_none());
+    }
+
+    #[test]
+    fn the_line_says_how_many_which_counter_and_what_it_did() {
+        let one = EndedEarly {
+            count: 1,
+            counter: EarlyEndCounter::OutRsts,
+        };
+        assert_eq!(
+            one.line(),
+            "1 TIME_WAIT socket ended early by an RST (OutRsts = 1; tcp_rfc1337 = 0): 1 port came free, so up to 1 more connection than the ports hold could succeed"
+        );
+        let json = serde_json::to_value(EndedEarly {
+            count: 2,
+            counter: EarlyEndCounter::Vanished,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"count": 2, "counter": "TW - TWRecycled - left"})
+        );
     }
 }

@@ -110,6 +110,9 @@ fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             v(tw.server_end)
         )?;
     }
+    if let Some(e) = &s.timewait_ended_early {
+        writeln!(out, "  {}", e.line())?;
+    }
     Ok(())
 }
 
