@@ -261,3 +261,56 @@ fn bad_flags_exit_2_naming_the_flag() {
         assert!(out.stdout.is_empty(), "{args:?}: printed something");
     }
 }
+
+/// The conntrack table: `predict --conntrack-max` gives when it fills and which limit comes
+/// first, by the arithmetic; `inspect` in a fresh namespace reads its own count (0: nothing
+/// tracked yet) against the host's max.
+#[test]
+fn conntrack_fills_at_room_over_rate_and_inspect_reads_the_table() {
+    let out = Command::new(portlab())
+        .args([
+            "predict",
+            "--rate",
+            "500",
+            "--conntrack-max",
+            "20000",
+            "--conntrack-count",
+            "2000",
+            "--close",
+            "passive",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let ct = &v["conntrack"];
+    // 500/s x 120 s = 60,000 entries > 18,000 left: full after 18,000 / 500 = 36 s; the
+    // server closing first, the ports never run out, so the table is the first limit.
+    assert_eq!(ct["entries_needed"], 60_000.0, "{ct:#}");
+    assert_eq!(ct["full_s"], 36.0, "{ct:#}");
+    assert_eq!(ct["first_limit"], "conntrack", "{ct:#}");
+    let bad = Command::new(portlab())
+        .args(["predict", "--conntrack-max", "10", "--lifetime", "-1s"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--lifetime"));
+    if !namespaces_available("inspect_conntrack") {
+        return;
+    }
+    let v = json(&inspect_in_netns(
+        &[],
+        &["--rate", "100", "--format", "json"],
+    ));
+    let c = &v["conntrack"];
+    if std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
+        assert_eq!(c["applicable"], true, "{c:#}");
+        assert_eq!(c["count"], 0, "a new namespace tracks nothing: {c:#}");
+        let max = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max").unwrap();
+        assert_eq!(c["max"].as_u64(), max.trim().parse().ok(), "{c:#}");
+        assert_eq!(v["model"]["conntrack"]["entries_needed"], 12_000.0);
+    } else {
+        assert_eq!(c["applicable"], false, "{c:#}");
+    }
+}

@@ -121,6 +121,31 @@ pub struct PredictArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preexisting: u32,
 
+    /// The connection-tracking table's size (nf_conntrack_max) where the connections pass
+    /// a conntrack (a stateful firewall, a NAT, a Kubernetes node): adds when it fills
+    /// (R x (lifetime + its TIME_WAIT timeout) entries) and which limit comes first.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub conntrack_max: Option<u64>,
+
+    /// Entries already in the table (nf_conntrack_count); with --conntrack-max.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "conntrack_max"
+    )]
+    pub conntrack_count: u64,
+
+    /// The table's TIME_WAIT timeout (nf_conntrack_tcp_timeout_time_wait), e.g. 120s;
+    /// with --conntrack-max.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s, allow_hyphen_values = true, requires = "conntrack_max")]
+    pub conntrack_time_wait: Option<f64>,
+
+    /// How long each connection stays open (connect to close), e.g. 50ms or 30s; it holds
+    /// a conntrack entry that long before the timeout. Default 0.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s, allow_hyphen_values = true, requires = "conntrack_max")]
+    pub lifetime: Option<f64>,
+
     /// Output format: text, json (one object: input, prediction, inverse, advice), or csv
     /// and markdown (its fields as key,value rows).
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
@@ -217,6 +242,57 @@ struct Report<'a> {
     prediction: &'a Prediction,
     inverse: Option<&'a Inverse>,
     advice: &'a [Advice],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conntrack: Option<&'a crate::model::conntrack::ConntrackPrediction>,
+}
+
+/// The conntrack table's input from the flags, when --conntrack-max is given.
+fn conntrack_input(
+    args: &PredictArgs,
+) -> Result<Option<crate::model::conntrack::ConntrackInput>, ModelError> {
+    let Some(max) = args.conntrack_max else {
+        return Ok(None);
+    };
+    let mut ct = crate::model::conntrack::ConntrackInput::new(max, args.conntrack_count);
+    if let Some(t) = args.conntrack_time_wait {
+        if !(t > 0.0 && t.is_finite()) {
+            return Err(ModelError::Value {
+                flag: "--conntrack-time-wait",
+                given: t.to_string(),
+                reason: "a positive duration, e.g. 120s".into(),
+            });
+        }
+        ct.time_wait_s = t;
+    }
+    if let Some(t) = args.lifetime {
+        if !(t >= 0.0 && t.is_finite()) {
+            return Err(ModelError::Value {
+                flag: "--lifetime",
+                given: t.to_string(),
+                reason: "a duration of 0 or more, e.g. 50ms".into(),
+            });
+        }
+        ct.lifetime_s = t;
+    }
+    Ok(Some(ct))
+}
+
+/// The text lines of the conntrack figures (after the ports').
+pub fn conntrack_text(ct: &crate::model::conntrack::ConntrackPrediction, header: bool) -> String {
+    let mut out = String::from(if header { "\nconntrack table\n" } else { "" });
+    out.push_str(&format!("  {}\n", ct.explanation));
+    if let Some(first) = &ct.first_limit {
+        let what = match first.as_str() {
+            "conntrack" => "the conntrack table fills before the ports run out",
+            "ports" => "the ports run out before the conntrack table fills",
+            _ => "neither the ports nor the conntrack table run out",
+        };
+        out.push_str(&format!("  first limit: {what}\n"));
+    }
+    for a in &ct.advice {
+        out.push_str(&format!("  - {a}\n"));
+    }
+    out
 }
 
 /// Runs `portlab predict`: builds the input, predicts, and prints inputs, prediction and
@@ -224,15 +300,32 @@ struct Report<'a> {
 /// (downcast to map them to exit code 2).
 pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let input = input_from_args(args)?;
+    let ct_input = conntrack_input(args)?;
     let (prediction, inv, advice) = crate::model::analyse(&input);
+    let conntrack = ct_input.map(|ct| {
+        crate::model::conntrack::predict(
+            &ct,
+            input.rate,
+            input.timewait_side,
+            input.pool,
+            prediction.first_error_s,
+        )
+    });
     let report = Report {
         input: &input,
         prediction: &prediction,
         inverse: inv.as_ref(),
         advice: &advice,
+        conntrack: conntrack.as_ref(),
     };
-    let text =
-        || crate::report::prediction::render_text(&input, &prediction, inv.as_ref(), &advice);
+    let text = || {
+        let mut t =
+            crate::report::prediction::render_text(&input, &prediction, inv.as_ref(), &advice);
+        if let Some(ct) = &conntrack {
+            t.push_str(&conntrack_text(ct, true));
+        }
+        t
+    };
     Document {
         doc: &report,
         text: &text,

@@ -13,6 +13,9 @@ pub(super) fn collect() -> anyhow::Result<HostReport> {
     // No target: only the namespace totals (and the top destinations) are used.
     let sample = crate::observe::Sampler::new(SocketAddr::from(([0, 0, 0, 0], 0))).sample();
     let mut report = build::linux_report(&settings, &sample, crate::sys::nofile_limit());
+    report.conntrack = super::ConntrackRead::from_files(&|name| {
+        std::fs::read_to_string(format!("/proc/sys/net/netfilter/{name}")).ok()
+    });
     if let Some(e) = unread {
         report.notes.push(format!(
             "the sysctls could not be read ({e}): linux defaults shown"

@@ -158,6 +158,80 @@ pub struct HostReport {
     /// The model's input for this host, before the workload flags.
     #[serde(skip)]
     pub input: ModelInput,
+    /// The connection-tracking table of this namespace, where one is loaded.
+    pub conntrack: ConntrackRead,
+}
+
+/// What inspect read of the conntrack table (/proc/sys/net/netfilter, Linux).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConntrackRead {
+    /// Whether there is a table to read: false off Linux, or when nf_conntrack is not
+    /// loaded (then nothing passes one, and the limit does not apply).
+    pub applicable: bool,
+    /// Why not, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// nf_conntrack_count: entries now (this namespace's).
+    pub count: Option<u64>,
+    /// nf_conntrack_max (host-wide).
+    pub max: Option<u64>,
+    /// nf_conntrack_buckets: the hash table's size.
+    pub buckets: Option<u64>,
+    /// nf_conntrack_tcp_timeout_time_wait, seconds.
+    pub time_wait_s: Option<f64>,
+    /// nf_conntrack_tcp_timeout_close, seconds.
+    pub close_s: Option<f64>,
+}
+
+impl ConntrackRead {
+    /// Not applicable, for `why`.
+    pub fn not_applicable(why: &str) -> ConntrackRead {
+        ConntrackRead {
+            note: Some(why.to_string()),
+            ..ConntrackRead::default()
+        }
+    }
+
+    /// From the files of /proc/sys/net/netfilter as (name, contents) pairs: applicable when
+    /// count and max were read.
+    pub fn from_files(read: &dyn Fn(&str) -> Option<String>) -> ConntrackRead {
+        let n = |name: &str| read(name).and_then(|v| v.trim().parse::<u64>().ok());
+        let c = ConntrackRead {
+            applicable: false,
+            note: None,
+            count: n("nf_conntrack_count"),
+            max: n("nf_conntrack_max"),
+            buckets: n("nf_conntrack_buckets"),
+            time_wait_s: n("nf_conntrack_tcp_timeout_time_wait").map(|v| v as f64),
+            close_s: n("nf_conntrack_tcp_timeout_close").map(|v| v as f64),
+        };
+        match (c.count, c.max) {
+            (Some(_), Some(max)) if max > 0 => ConntrackRead {
+                applicable: true,
+                ..c
+            },
+            _ => ConntrackRead::not_applicable(
+                "not applicable: no conntrack table here (nf_conntrack not loaded)",
+            ),
+        }
+    }
+
+    /// The model's input, when there is a table.
+    pub fn input(&self) -> Option<crate::model::conntrack::ConntrackInput> {
+        let (count, max) = (self.count?, self.max?);
+        let mut ct = crate::model::conntrack::ConntrackInput::new(max, count);
+        if let Some(t) = self.time_wait_s {
+            ct.time_wait_s = t;
+        }
+        if let Some(t) = self.close_s {
+            ct.close_s = t;
+        }
+        applicable_then(self.applicable, ct)
+    }
+}
+
+fn applicable_then<T>(yes: bool, v: T) -> Option<T> {
+    yes.then_some(v)
 }
 
 impl HostReport {
@@ -192,6 +266,7 @@ impl HostReport {
             sockets,
             notes,
             input,
+            conntrack: ConntrackRead::not_applicable("not applicable on this OS"),
         }
     }
 }
@@ -209,6 +284,9 @@ pub struct ModelReport {
     pub advice: Vec<Advice>,
     /// Set when the ports run out at this rate: R x hold > P.
     pub warning: Option<String>,
+    /// The conntrack table at this rate, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<crate::model::conntrack::ConntrackPrediction>,
 }
 
 /// The JSON document `inspect --format json` prints: the host, then the model.
@@ -248,6 +326,7 @@ pub fn model(input: ModelInput) -> ModelReport {
         inverse: inv,
         advice,
         warning,
+        conntrack: None,
     }
 }
 
@@ -291,7 +370,16 @@ pub fn warning(input: &ModelInput, p: &Prediction) -> Option<String> {
 pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let host = collect()?;
     let input = input_for(&host, args).context("this host's settings do not make a model input")?;
-    let model = model(input);
+    let mut model = model(input);
+    model.conntrack = host.conntrack.input().map(|ct| {
+        crate::model::conntrack::predict(
+            &ct,
+            model.input.rate,
+            model.input.timewait_side,
+            model.input.pool,
+            model.prediction.first_error_s,
+        )
+    });
     let report = Report {
         host: &host,
         model: &model,
@@ -318,14 +406,38 @@ fn count(v: Option<u64>) -> String {
 /// tests/inspect.rs reads them.
 pub fn render(host: &HostReport, m: &ModelReport) -> String {
     format!(
-        "portlab inspect: {}, read from {}\n\n{}\n{}\n{}{}",
+        "portlab inspect: {}, read from {}\n\n{}\n{}\n{}{}{}",
         host.os,
         host.read_from,
         settings_text(host),
         sockets_text(host),
         capacity_text(m),
-        model_text(m)
+        model_text(m),
+        conntrack_text(host, m)
     )
+}
+
+/// The conntrack table: what was read, and at the flags' rate what the model says.
+fn conntrack_text(host: &HostReport, m: &ModelReport) -> String {
+    let c = &host.conntrack;
+    if !c.applicable {
+        return format!(
+            "\nconntrack table: {}\n",
+            c.note.as_deref().unwrap_or("not applicable")
+        );
+    }
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    let mut out = format!(
+        "\nconntrack table: {} of {} entries in use (nf_conntrack_count / nf_conntrack_max), {} buckets, TIME_WAIT timeout {} s\n  (the count is this namespace's, and holds only connections one of its rules tracks: a NAT, a state match; the max is the host's)\n",
+        opt(c.count),
+        opt(c.max),
+        opt(c.buckets),
+        c.time_wait_s.map_or("-".into(), num)
+    );
+    if let Some(ct) = &m.conntrack {
+        out.push_str(&crate::cmd::predict::conntrack_text(ct, false));
+    }
+    out
 }
 
 /// The settings table, then the TIME_WAIT hold and RLIMIT_NOFILE, in aligned columns.
@@ -477,6 +589,35 @@ fn model_text(m: &ModelReport) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn conntrack_is_read_where_count_and_max_are() {
+        let files = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let read = ConntrackRead::from_files(&files(&[
+            ("nf_conntrack_count", "1536\n"),
+            ("nf_conntrack_max", "65536\n"),
+            ("nf_conntrack_buckets", "16384\n"),
+            ("nf_conntrack_tcp_timeout_time_wait", "60\n"),
+        ]));
+        assert!(read.applicable);
+        let ct = read.input().unwrap();
+        assert_eq!(
+            (ct.max, ct.count, ct.time_wait_s, ct.close_s),
+            (65_536, 1_536, 60.0, 10.0)
+        );
+        // Not loaded: nothing to read, and it says so.
+        let none = ConntrackRead::from_files(&files(&[]));
+        assert!(!none.applicable && none.input().is_none());
+        assert!(none.note.unwrap().contains("not applicable"));
+    }
+
     use super::*;
     use crate::model::{PortSpec, Profile};
 

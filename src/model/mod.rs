@@ -15,6 +15,7 @@
 //! Nothing here reads the host or a measurement: the caller passes the settings in.
 
 pub mod clients;
+pub mod conntrack;
 pub mod from_plan;
 pub mod host;
 pub mod inverse;
