@@ -211,12 +211,12 @@ fn rate_and_eta_of_a_client_at_100_per_s() {
     assert_eq!(sample("portlab_usable_ports"), 999.0);
     assert_eq!(sample("portlab_port_hold_seconds"), 60.0);
     assert_eq!(sample("portlab_port_state"), 1.0);
-    assert_close("prom rate", sample("portlab_connection_rate"), 100.0, 5.0);
+    assert_close("prom rate", sample("portlab_connections_per_second"), 100.0, 5.0);
     assert!(sample("portlab_exhaustion_eta_seconds") < 10.0);
     // --once measures ActiveOpens too (over the interval before its sample).
-    let opens = parsed["portlab_active_opens_rate"][0]["value"]
+    let opens = parsed["portlab_active_opens_per_second"][0]["value"]
         .as_f64()
-        .unwrap_or_else(|| panic!("portlab_active_opens_rate missing in {parsed:#}"));
+        .unwrap_or_else(|| panic!("portlab_active_opens_per_second missing in {parsed:#}"));
     assert_close("ActiveOpens with --once", opens, 100.0, 5.0);
 }
 

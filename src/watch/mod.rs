@@ -16,6 +16,8 @@
 //! - this file: flags, the [`Source`] trait (a sampler; scripted in tests), the pure
 //!   grouping ([`Aggregator`]) and evaluation ([`evaluate`]), and the watch loop;
 //! - `render.rs`: text (table and one line), JSON and the Prometheus text exposition;
+//! - `exporter.rs`: `--listen`, the sampler loop that keeps the latest exposition and the
+//!   small HTTP server that serves it;
 //! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only".
 
 use std::collections::HashMap;
@@ -32,6 +34,7 @@ use crate::observe::tally::{
 };
 use crate::plan::values::Span;
 
+pub mod exporter;
 pub mod render;
 
 #[cfg(target_os = "linux")]
@@ -93,6 +96,17 @@ pub struct WatchArgs {
     /// Prometheus text exposition, for node_exporter's textfile collector).
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
     pub format: WatchFormat,
+    /// Serve the Prometheus exposition at http://ADDR:PORT/metrics instead of printing
+    /// samples (an exporter): sampled every --interval on a thread of its own, each scrape
+    /// gets the latest sample. Port 0 picks a free port; the address is printed.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "format"])]
+    pub listen: Option<SocketAddr>,
+    /// The Prometheus exposition lists at most this many destinations (worst first) and
+    /// adds up the rest in one series labelled destination="other", so that the series
+    /// stay bounded on a host with thousands of destinations.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub max_destinations: u16,
 }
 
 /// Output formats of `portlab watch`.
@@ -773,6 +787,10 @@ pub struct WatchReport {
     /// including connections the server closed): the cross-check of the timer rates. Null
     /// only when the counter is unreadable, or in the first sample of a stream.
     pub active_opens_rate: Option<f64>,
+    /// Tcp ActiveOpens as read with the sample (the raw counter, for Prometheus' rate());
+    /// not in the JSON, which has the rate.
+    #[serde(skip)]
+    pub active_opens: Option<u64>,
     /// Worst first.
     pub destinations: Vec<DestinationReport>,
     /// Client sockets toward destinations not listed (beyond the bound).
@@ -1147,6 +1165,7 @@ pub fn evaluate(
         tw_reuse: s.input.tw_reuse.value(),
         tw_reuse_delay_s: s.input.tw_reuse_delay_s,
         active_opens_rate,
+        active_opens: s.active_opens,
         state,
         destinations,
         other_destinations: s.other_destinations,
@@ -1207,6 +1226,7 @@ pub fn watch_loop(
             args.format,
             args.once || wanted == Some(1),
             terminal,
+            usize::from(args.max_destinations),
         );
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
             // `portlab watch | head`: the reader left, nothing is wrong.
