@@ -211,7 +211,12 @@ fn rate_and_eta_of_a_client_at_100_per_s() {
     assert_eq!(sample("portlab_usable_ports"), 999.0);
     assert_eq!(sample("portlab_port_hold_seconds"), 60.0);
     assert_eq!(sample("portlab_port_state"), 1.0);
-    assert_close("prom rate", sample("portlab_connections_per_second"), 100.0, 5.0);
+    assert_close(
+        "prom rate",
+        sample("portlab_connections_per_second"),
+        100.0,
+        5.0,
+    );
     assert!(sample("portlab_exhaustion_eta_seconds") < 10.0);
     // --once measures ActiveOpens too (over the interval before its sample).
     let opens = parsed["portlab_active_opens_per_second"][0]["value"]
@@ -769,5 +774,306 @@ fn once_prom_has_every_metric_the_readme_lists() {
             "{name} (listed in the README) is not in the --once output:\n{}",
             String::from_utf8_lossy(&prom.stdout)
         );
+    }
+}
+
+/// Parses Prometheus text with prometheus_client (PyPI) family by family:
+/// {family: {"type", "help", "samples": [sample names]}}. None (SKIPPED) as
+/// [`parse_prometheus`].
+fn prometheus_families(text: &[u8]) -> Option<Value> {
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    out[fam.name] = {"type": fam.type, "help": fam.documentation,
+                     "samples": [s.name for s in fam.samples]}
+print(json.dumps(out))
+"#;
+    parse_prometheus(b"")?;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text).expect("writing");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected the exposition: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(text)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("parser output"))
+}
+
+/// A child process killed and reaped when dropped (also when a test panics).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `portlab watch ARGS --listen 127.0.0.1:0`: the process and the address it printed.
+fn exporter(args: &[&str]) -> (Killed, std::net::SocketAddr) {
+    let mut child = Command::new(portlab())
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("portlab watch --listen");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("the exporter's first line");
+    let addr = line
+        .trim()
+        .strip_prefix("portlab watch: serving http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (Killed(child), addr)
+}
+
+/// Sends `request` as it is and reads the response up to the server's close:
+/// (status code, headers, body). Gives up after 10 s.
+fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connecting");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request).expect("sending the request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("reading the response");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {raw:?}"));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (code, head.to_string(), body.to_string())
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n").as_bytes(),
+    )
+}
+
+/// The metric names a README section lists between two markers (`portlab_` words in
+/// backquotes).
+fn readme_metrics(section: &str, from: &str, to: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let part = readme
+        .split(section)
+        .nth(1)
+        .and_then(|s| s.split(from).nth(1))
+        .and_then(|s| s.split(to).next())
+        .unwrap_or_else(|| panic!("README: {section} .. {from} .. {to}"));
+    let mut names: Vec<String> = part
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| w.starts_with("portlab_"))
+        .map(String::from)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The exporter on this host's own namespace (read only, no privilege needed): it prints
+/// the address it bound, serves GET /metrics in format 0.0.4 with HELP and TYPE for every
+/// family (prometheus_client's parser, and each sample line's family checked by hand),
+/// carries every metric the README's exporter section lists, answers 404/405/400/431 to
+/// what is not a scrape, closes a client that sends nothing after the 5 s request timeout
+/// while scrapes go on, closes connections beyond 32 at once, and is still serving at the
+/// end.
+#[test]
+fn exporter_serves_metrics_and_survives_bad_clients() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let (mut w, addr) = exporter(&["--listen", "127.0.0.1:0", "--interval", "100ms"]);
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    // The first sample comes within one interval (until then 503); the second carries
+    // the ActiveOpens rate too (a delta between two samples).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (code, head, body) = loop {
+        let r = get(addr, "/metrics");
+        let first = r.2.contains("\nportlab_watch_samples_total 1\n");
+        if !(r.0 == 503 || r.0 == 200 && first) || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, 200, "{head}\n{body}");
+    assert!(
+        head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    // Every sample line belongs to a family with HELP and TYPE before it.
+    let mut typed = std::collections::HashMap::new();
+    let mut helped = std::collections::HashSet::new();
+    for l in body.lines() {
+        if let Some(h) = l.strip_prefix("# HELP ") {
+            helped.insert(h.split(' ').next().unwrap_or_default().to_string());
+        } else if let Some(t) = l.strip_prefix("# TYPE ") {
+            let mut f = t.split(' ');
+            typed.insert(
+                f.next().unwrap_or_default().to_string(),
+                f.next().unwrap_or_default().to_string(),
+            );
+        } else {
+            let name = l.split(['{', ' ']).next().unwrap_or_default();
+            let kind = typed
+                .get(name)
+                .unwrap_or_else(|| panic!("{l}: no TYPE before it"));
+            assert!(helped.contains(name), "{l}: no HELP before it");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{l}: {kind}");
+        }
+    }
+    let mut listed = readme_metrics(
+        "\n## Watch a live host",
+        "Prometheus: gauges",
+        "For node_exporter",
+    );
+    listed.extend(readme_metrics(
+        "\n### Exporter",
+        "The exporter serves",
+        "Series:",
+    ));
+    assert!(
+        listed.len() >= 25,
+        "the README's exporter section lists {listed:?}"
+    );
+    if let Some(families) = prometheus_families(body.as_bytes()) {
+        let fams = families.as_object().expect("families");
+        for (name, f) in fams {
+            assert!(!f["help"].as_str().unwrap_or_default().is_empty(), "{name}");
+            assert!(
+                ["gauge", "counter"].contains(&f["type"].as_str().unwrap_or_default()),
+                "{name}: {f}"
+            );
+        }
+        for name in &listed {
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            assert!(
+                fams.contains_key(family),
+                "{name} (listed in the README) is not served:\n{body}"
+            );
+        }
+    }
+
+    // Not a scrape.
+    assert_eq!(get(addr, "/").0, 404);
+    assert_eq!(
+        http(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0,
+        405
+    );
+    assert_eq!(
+        http(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").0,
+        400
+    );
+    // Exactly the request limit without an end of headers: 431, and it is all read, so
+    // the close is a clean one.
+    assert_eq!(http(addr, &[b'A'; 8192]).0, 431);
+
+    // A client that connects and sends nothing is closed after the request timeout
+    // (5 s), and scrapes are served meanwhile.
+    let mut idle = std::net::TcpStream::connect(addr).expect("connecting");
+    idle.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(get(addr, "/metrics").0, 200);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    let mut b = [0u8; 16];
+    let n = idle.read(&mut b).expect("the server closes it");
+    let waited = t0.elapsed();
+    assert_eq!(n, 0, "an idle client gets no answer, only the close");
+    // 5 s, plus up to 1 s of a loaded machine's scheduling (measured: 5.00-5.01 s).
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(7),
+        "{waited:?}"
+    );
+
+    // 32 connections at once are held; the 33rd is closed at once, unanswered.
+    let held: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connecting"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(addr).expect("connecting");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = extra.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+    let got = extra.read(&mut b);
+    assert!(
+        matches!(got, Ok(0))
+            || got
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the 33rd connection: {got:?}"
+    );
+    drop(held);
+    // Once they are gone, scrapes are served again (the server frees a slot as each
+    // closed connection's read ends).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ok = std::panic::catch_unwind(|| get(addr, "/metrics").0 == 200).unwrap_or(false);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape served after the flood"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        w.0.try_wait().expect("exporter").is_none(),
+        "the exporter exited"
+    );
+}
+
+/// A taken port, an address not of this host, a malformed address, --listen with --once:
+/// exit 2 naming --listen, before anything is sampled.
+#[test]
+fn bad_listen_exits_2_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let taken = taken.local_addr().expect("address").to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--listen", &taken], "already in use"),
+        (
+            &["--listen", "192.0.2.1:9977"],
+            "not an address of this host",
+        ),
+        (&["--listen", "nowhere"], "invalid value 'nowhere'"),
+        (
+            &["--listen", "127.0.0.1:0", "--once"],
+            "cannot be used with",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = watch(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--listen") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
