@@ -1077,3 +1077,305 @@ fn bad_listen_exits_2_naming_the_flag() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// deploy/prometheus/ with Debian's promtool: the rules are valid, and their unit tests
+/// (synthetic series for each alert and recording rule, rules_test.yml) pass.
+#[test]
+fn promtool_checks_and_tests_the_rules() {
+    let test = "promtool_checks_and_tests_the_rules";
+    if !common::have(
+        test,
+        "promtool (apt-get install prometheus)",
+        Command::new("promtool").arg("--version"),
+    ) {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "rules.yml"],
+        ["test", "rules", "rules_test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The dashboard is JSON whose every query names metrics the exporter serves or the
+    // rules record (the end-to-end test below runs each on a real Prometheus).
+    let dash: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("grafana-dashboard.json")).expect("the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let rules = std::fs::read_to_string(dir.join("rules.yml")).expect("rules.yml");
+    let exprs = dashboard_queries(&dash);
+    assert!(exprs.len() >= 8, "{exprs:?}");
+    let mut listed = readme_metrics(
+        "\n## Watch a live host",
+        "Prometheus: gauges",
+        "For node_exporter",
+    );
+    listed.extend(readme_metrics(
+        "\n### Exporter",
+        "The exporter serves",
+        "Series:",
+    ));
+    for e in &exprs {
+        for word in e.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')) {
+            if word.starts_with("portlab_") {
+                assert!(listed.iter().any(|m| m == word), "{word} in {e}");
+            } else if word.starts_with("portlab:") {
+                assert!(
+                    rules.contains(&format!("record: {word}\n")),
+                    "{word} in {e}"
+                );
+            }
+        }
+    }
+}
+
+/// Every Prometheus query of a Grafana dashboard.
+fn dashboard_queries(dash: &Value) -> Vec<String> {
+    dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(String::from))
+        .collect()
+}
+
+/// A free loopback port (bound, then let go: another process may take it before its user
+/// does, which then fails loudly).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Percent-encodes a query parameter.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// GET PATH from Prometheus' API as JSON; None while it does not answer.
+fn prometheus_api(addr: std::net::SocketAddr, path: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (_, body) = raw.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// The alerts named `name` that Prometheus has firing.
+fn firing(alerts: &Value, name: &str) -> Vec<Value> {
+    alerts["data"]["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["labels"]["alertname"] == name && x["state"] == "firing")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// End to end: Debian's Prometheus (its own binary, run here with a temporary config and
+/// storage, scraping and evaluating every second, on a free loopback port; the system
+/// service is not touched) loads deploy/prometheus/rules.yml and scrapes `portlab watch
+/// --pid CLIENT --listen` while a client in a test namespace connects at 25/s on 200 ports
+/// (tcp_tw_reuse 0: full at 8 s). Read from Prometheus' /api/v1/alerts:
+/// PortlabEphemeralPortsRunningOut is firing for the client's destination before the
+/// client's first failure, and PortlabEphemeralPortsExhausted within 6 s after it (one
+/// scrape, one sample and one evaluation: 2.25 s at most, and the loaded machine's slack;
+/// measured at load average 10-12 on 2 cores: RunningOut seen 0.65-0.74 s after the client
+/// started, 7.3 s before its failure; Exhausted 0.73-0.81 s after the failure).
+/// Then every query of the Grafana dashboard runs on that Prometheus, and those of the
+/// destination's figures return data.
+#[test]
+fn prometheus_fires_the_alert_before_the_first_failure() {
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    let test = "prometheus_fires_the_alert_before_the_first_failure";
+    if !can_watch(test)
+        || !common::have(
+            test,
+            "Debian's prometheus (apt-get install prometheus)",
+            Command::new("prometheus").arg("--version"),
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules.yml");
+    let exporter_port = free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - {}\n\
+         scrape_configs:\n  - job_name: portlab\n    scrape_timeout: 900ms\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
+        rules.display()
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).expect("writing the config");
+    let prom_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("an address");
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).expect("the log"))
+            .spawn()
+            .expect("starting prometheus"),
+    );
+    // Ready (rules loaded, TSDB open) within 30 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prometheus_api(prom_addr, "/api/v1/status/buildinfo").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not start: {}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Prometheus hands static targets to its scrape loop a few seconds after it starts
+    // (its discovery manager sends updates at most every 5 s): wait until it has tried
+    // the exporter's address once (down: nothing listens there yet), so that the client
+    // starts against a Prometheus already scraping, as in production.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = prometheus_api(prom_addr, "/api/v1/targets").unwrap_or_default();
+        if t["data"]["activeTargets"][0]["health"]
+            .as_str()
+            .is_some_and(|h| h != "unknown")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus never scraped: {t}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rules_loaded = prometheus_api(prom_addr, "/api/v1/rules").expect("rules");
+    assert!(
+        rules_loaded
+            .to_string()
+            .contains("PortlabEphemeralPortsRunningOut"),
+        "{rules_loaded}"
+    );
+
+    let mut c = Client::start(
+        &[
+            ("net/ipv4/ip_local_port_range", "40000 40199"),
+            ("net/ipv4/tcp_tw_reuse", "0"),
+        ],
+        &["25", "20", "1"],
+    );
+    let ready = c.wait_for("READY");
+    let (_watch, addr) = exporter(&[
+        "--pid",
+        &c.pid(),
+        "--listen",
+        &format!("127.0.0.1:{exporter_port}"),
+        "--interval",
+        "250ms",
+    ]);
+    assert_eq!(addr.port(), exporter_port);
+
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64()
+    };
+    // Poll the alerts every 100 ms until RunningOut fires (at most 20 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (seen, alert) = loop {
+        let alerts = prometheus_api(prom_addr, "/api/v1/alerts").unwrap_or_default();
+        if let Some(a) = firing(&alerts, "PortlabEphemeralPortsRunningOut").pop() {
+            break (now(), a);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PortlabEphemeralPortsRunningOut never fired: {alerts}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(alert["labels"]["destination"], DST, "{alert:#}");
+    assert_eq!(alert["labels"]["severity"], "warning");
+    let failed = c.wait_for("FIRST_FAILURE");
+    assert_close("first failure after start", failed - ready, 8.0, 5.0);
+    assert!(
+        seen < failed,
+        "the alert was first seen firing {:.2} s after the client's first failure",
+        seen - failed
+    );
+    eprintln!(
+        "{test}: RunningOut seen firing {:.2} s after the client started, {:.2} s before its first failure",
+        seen - ready,
+        failed - seen
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let exhausted = loop {
+        let alerts = prometheus_api(prom_addr, "/api/v1/alerts").unwrap_or_default();
+        if let Some(a) = firing(&alerts, "PortlabEphemeralPortsExhausted").pop() {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PortlabEphemeralPortsExhausted not firing 6 s after the first failure: {alerts}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "{test}: Exhausted seen firing {:.2} s after the first failure",
+        now() - failed
+    );
+    assert_eq!(exhausted["labels"]["destination"], DST, "{exhausted:#}");
+    assert_eq!(exhausted["labels"]["severity"], "critical");
+
+    // Every dashboard query runs; the per-destination ones have the client's destination.
+    let dash: Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/grafana-dashboard.json"),
+        )
+        .expect("the dashboard"),
+    )
+    .expect("JSON");
+    for e in dashboard_queries(&dash) {
+        let q = e.replace("$instance", ".*");
+        let r = prometheus_api(prom_addr, &format!("/api/v1/query?query={}", encode(&q)))
+            .unwrap_or_default();
+        assert_eq!(r["status"], "success", "{q}: {r}");
+        let result = r["data"]["result"].as_array().cloned().unwrap_or_default();
+        if q.contains("{instance=~\".*\"}") && !q.contains("range") && !q.contains("active_opens") {
+            assert!(!result.is_empty(), "{q}: no data from the exporter");
+        }
+    }
+}
