@@ -353,8 +353,9 @@ fn tw_reuse_on_loopback_makes_the_hold_the_reuse_delay() {
 /// Bad input exits 2 with a message naming the flag, before anything is read.
 #[test]
 fn bad_input_exits_2_naming_the_flag() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--pid", "999999999", "--once"], "--pid"),
+        (&["--max-destinations", "0", "--once"], "--max-destinations"),
         (&["--interval", "0", "--once"], "--interval"),
         (&["--dst", "nowhere", "--once"], "--dst"),
         (&["--netns", "/etc/hostname", "--once"], "--netns"),
