@@ -300,8 +300,9 @@ pub const OTHER: &str = "other";
 /// them, worst first (state, then ETA, then ports used: the ones an alert needs), and the
 /// rest added up in one series labelled `destination="other",local="other"` (sockets,
 /// ports used and rates summed; its ETA the soonest and its state the worst of them; no
-/// hold, R x T or P of its own, since those are per destination), so that a node with
-/// 10,000 destinations gives 10 x (max + 1) + 15 series, not 100,000.
+/// hold or R x T of its own, since those are per destination; P is the namespace's), so that a node with
+/// 10,000 destinations gives 10 x max + 8 + 17 series (525 at the default 50; the README
+/// says how), not 100,000.
 ///
 /// Hand-written rather than through the prometheus-client crate: that crate encodes
 /// OpenMetrics (not 0.0.4) from a registry of long-lived metric objects updated in place,
