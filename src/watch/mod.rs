@@ -319,6 +319,9 @@ pub struct Snapshot {
     pub groups: Vec<GroupCounts>,
     /// Client sockets toward destinations beyond [`MAX_GROUPS`].
     pub other_destinations: u64,
+    /// TIME_WAIT sockets of the whole namespace by side: [client, server] (a server's are
+    /// on a listening port; every destination, whatever --dst).
+    pub time_wait_sides: [u64; 2],
     /// Distinct local ports inside the range held by client sockets, every destination.
     pub ports_in_use: u32,
     /// Every client socket with a local port inside the range.
@@ -465,6 +468,8 @@ pub struct Aggregator {
     index: HashMap<Key, usize>,
     groups: Vec<GroupCounts>,
     other: u64,
+    /// TIME_WAIT sockets by side: [client, server].
+    tw_sides: [u64; 2],
     range: RangeCounts,
     /// The group the previous socket went to (consecutive sockets often share one).
     last: Option<usize>,
@@ -487,6 +492,7 @@ impl Aggregator {
             index: HashMap::new(),
             groups: Vec::new(),
             other: 0,
+            tw_sides: [0; 2],
             last: None,
         }
     }
@@ -500,6 +506,7 @@ impl Aggregator {
         self.index.clear();
         self.groups.clear();
         self.other = 0;
+        self.tw_sides = [0; 2];
         self.range = range_counts(&self.input);
         self.last = None;
     }
@@ -578,9 +585,11 @@ impl Aggregator {
             self.listeners.insert(port);
             return;
         }
-        if !matches!(state, TCP_TIME_WAIT | TCP_ESTABLISHED | TCP_SYN_SENT)
-            || self.listeners.contains(port)
-        {
+        let server = self.listeners.contains(port);
+        if state == TCP_TIME_WAIT {
+            self.tw_sides[usize::from(server)] += 1;
+        }
+        if !matches!(state, TCP_TIME_WAIT | TCP_ESTABLISHED | TCP_SYN_SENT) || server {
             return;
         }
         let range = self
@@ -653,6 +662,7 @@ impl Aggregator {
             listening_in_range,
             groups: self.groups.clone(),
             other_destinations: self.other,
+            time_wait_sides: self.tw_sides,
             ports_in_use: self.input.port_range.map_or(0, |r| self.in_use.count_in(r)),
             range: self.range,
             active_opens,
@@ -795,6 +805,12 @@ pub struct WatchReport {
     pub destinations: Vec<DestinationReport>,
     /// Client sockets toward destinations not listed (beyond the bound).
     pub other_destinations: u64,
+    /// TIME_WAIT sockets of the namespace on the client side (every destination, whatever
+    /// --dst): a port of each is held.
+    pub time_wait_client: u64,
+    /// TIME_WAIT sockets of the namespace on the server side (on a listening port): they
+    /// hold no ephemeral port.
+    pub time_wait_server: u64,
     /// The whole range, and whether the destinations share it.
     pub whole_range: WholeRange,
     /// The worst state: of the destinations, and of the whole range when it is shared.
@@ -1169,6 +1185,8 @@ pub fn evaluate(
         state,
         destinations,
         other_destinations: s.other_destinations,
+        time_wait_client: s.time_wait_sides[0],
+        time_wait_server: s.time_wait_sides[1],
         whole_range,
         source: s.source.to_string(),
     }

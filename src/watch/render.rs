@@ -70,6 +70,11 @@ pub fn table(r: &WatchReport) -> String {
             super::MAX_GROUPS
         );
     }
+    let _ = writeln!(
+        s,
+        "TIME_WAIT in the namespace: {} client side, {} server side (on a listening port; they hold no ephemeral port)",
+        r.time_wait_client, r.time_wait_server
+    );
     if let Some(a) = r.active_opens_rate {
         let sum: f64 = r.destinations.iter().map(|d| d.rate).sum();
         let _ = writeln!(
@@ -301,7 +306,7 @@ pub const OTHER: &str = "other";
 /// rest added up in one series labelled `destination="other",local="other"` (sockets,
 /// ports used and rates summed; its ETA the soonest and its state the worst of them; no
 /// hold or R x T of its own, since those are per destination; P is the namespace's), so that a node with
-/// 10,000 destinations gives 10 x max + 8 + 17 series (525 at the default 50; the README
+/// 10,000 destinations gives 10 x max + 8 + 19 series (527 at the default 50; the README
 /// says how), not 100,000.
 ///
 /// Hand-written rather than through the prometheus-client crate: that crate encodes
@@ -388,6 +393,17 @@ pub fn prometheus(
         (counter("portlab_watch_samples_total", "Samples the exporter has taken since it started."), stats.map(|t| t.samples as f64)),
         (counter("portlab_watch_sample_errors_total", "Samples that failed since the exporter started (the last good sample is served meanwhile; see portlab_watch_sample_timestamp_seconds)."), stats.map(|t| t.errors as f64)),
     ];
+    let sides = gauge(
+        "portlab_namespace_time_wait_sockets",
+        "TIME_WAIT sockets of the whole namespace by side: side=\"client\" (each holds an ephemeral port; every destination, whatever --dst) or side=\"server\" (on a listening port; no ephemeral port held).",
+    );
+    sides.header(&mut s);
+    for (side, n) in [
+        ("client", r.time_wait_client),
+        ("server", r.time_wait_server),
+    ] {
+        let _ = writeln!(s, "{}{{side=\"{side}\"}} {n}", sides.name);
+    }
     for (family, v) in ns {
         if let Some(v) = v {
             family.header(&mut s);

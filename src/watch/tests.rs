@@ -762,9 +762,10 @@ fn the_exposition_caps_destinations_and_adds_up_the_rest() {
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .collect();
-    // Without an ActiveOpens reading or sampler statistics: 10 per destination + 12.
-    assert_eq!(families.len(), 10 + 12, "{families:?}");
-    assert_eq!(samples.len(), per_destination + 12);
+    // Without an ActiveOpens reading or sampler statistics: 10 per destination and 13
+    // more, of which the TIME_WAIT by side has two series.
+    assert_eq!(families.len(), 10 + 13, "{families:?}");
+    assert_eq!(samples.len(), per_destination + 14);
     for l in &samples {
         let name = l.split(['{', ' ']).next().unwrap();
         assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1, "{l}");
@@ -851,4 +852,43 @@ fn the_export_loop_keeps_the_latest_sample_and_counts_failures() {
     let empty = exporter::Latest::default();
     assert!(exporter::export_loop(&mut failing, &a, "test", &empty).is_err());
     assert!(empty.get().is_none());
+}
+
+/// TIME_WAIT by side: a socket on a listening port is the server's (no ephemeral port held,
+/// in no destination); every other is a client's, counted for the whole namespace even
+/// under --dst.
+#[test]
+fn time_wait_is_counted_by_side() {
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), Some(a("10.0.0.9:80")));
+    agg.add(TCP_LISTEN, a("10.0.0.1:8080"), a("0.0.0.0:0"), 0);
+    for p in 0..3u16 {
+        agg.add(
+            TCP_TIME_WAIT,
+            a("10.0.0.1:8080"),
+            SocketAddr::new(a("10.0.0.7:0").ip(), 50000 + p),
+            left(1.0),
+        );
+    }
+    client(&mut agg, "10.0.0.9:80", 10.0, 2.0, 40000, 0);
+    // Another destination: outside --dst, but a client's TIME_WAIT of the namespace.
+    agg.add(
+        TCP_TIME_WAIT,
+        a("10.0.0.1:40999"),
+        a("10.0.0.8:443"),
+        left(1.0),
+    );
+    let r = eval(&agg);
+    assert_eq!((r.time_wait_client, r.time_wait_server), (21, 3));
+    assert_eq!(r.destinations.len(), 1);
+    assert_eq!(r.destinations[0].time_wait, 20);
+    let prom = render::prometheus(&r, 50, None);
+    assert!(
+        prom.contains("\nportlab_namespace_time_wait_sockets{side=\"client\"} 21\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("\nportlab_namespace_time_wait_sockets{side=\"server\"} 3\n"),
+        "{prom}"
+    );
+    assert!(render::table(&r).contains("TIME_WAIT in the namespace: 21 client side, 3 server side"));
 }
