@@ -84,7 +84,8 @@
 //!   `sys::netlink` (Linux): the netlink client that lab (rtnetlink) and observe (sock_diag)
 //!   both use.
 //! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
-//!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux).
+//!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux); with
+//!   `--listen`, a Prometheus exporter (`watch::exporter`).
 
 pub mod catalog;
 pub mod cli;

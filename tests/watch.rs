@@ -211,12 +211,17 @@ fn rate_and_eta_of_a_client_at_100_per_s() {
     assert_eq!(sample("portlab_usable_ports"), 999.0);
     assert_eq!(sample("portlab_port_hold_seconds"), 60.0);
     assert_eq!(sample("portlab_port_state"), 1.0);
-    assert_close("prom rate", sample("portlab_connection_rate"), 100.0, 5.0);
+    assert_close(
+        "prom rate",
+        sample("portlab_connections_per_second"),
+        100.0,
+        5.0,
+    );
     assert!(sample("portlab_exhaustion_eta_seconds") < 10.0);
     // --once measures ActiveOpens too (over the interval before its sample).
-    let opens = parsed["portlab_active_opens_rate"][0]["value"]
+    let opens = parsed["portlab_active_opens_per_second"][0]["value"]
         .as_f64()
-        .unwrap_or_else(|| panic!("portlab_active_opens_rate missing in {parsed:#}"));
+        .unwrap_or_else(|| panic!("portlab_active_opens_per_second missing in {parsed:#}"));
     assert_close("ActiveOpens with --once", opens, 100.0, 5.0);
 }
 
@@ -348,8 +353,9 @@ fn tw_reuse_on_loopback_makes_the_hold_the_reuse_delay() {
 /// Bad input exits 2 with a message naming the flag, before anything is read.
 #[test]
 fn bad_input_exits_2_naming_the_flag() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--pid", "999999999", "--once"], "--pid"),
+        (&["--max-destinations", "0", "--once"], "--max-destinations"),
         (&["--interval", "0", "--once"], "--interval"),
         (&["--dst", "nowhere", "--once"], "--dst"),
         (&["--netns", "/etc/hostname", "--once"], "--netns"),
@@ -769,5 +775,616 @@ fn once_prom_has_every_metric_the_readme_lists() {
             "{name} (listed in the README) is not in the --once output:\n{}",
             String::from_utf8_lossy(&prom.stdout)
         );
+    }
+}
+
+/// Parses Prometheus text with prometheus_client (PyPI) family by family:
+/// {family: {"type", "help", "samples": [sample names]}}. None (SKIPPED) as
+/// [`parse_prometheus`].
+fn prometheus_families(text: &[u8]) -> Option<Value> {
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    out[fam.name] = {"type": fam.type, "help": fam.documentation,
+                     "samples": [s.name for s in fam.samples]}
+print(json.dumps(out))
+"#;
+    parse_prometheus(b"")?;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text).expect("writing");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected the exposition: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(text)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("parser output"))
+}
+
+/// A child process killed and reaped when dropped (also when a test panics).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `portlab watch ARGS --listen 127.0.0.1:0`: the process and the address it printed.
+fn exporter(args: &[&str]) -> (Killed, std::net::SocketAddr) {
+    let mut child = Command::new(portlab())
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("portlab watch --listen");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("the exporter's first line");
+    let addr = line
+        .trim()
+        .strip_prefix("portlab watch: serving http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (Killed(child), addr)
+}
+
+/// Sends `request` as it is and reads the response up to the server's close:
+/// (status code, headers, body). Gives up after 10 s.
+fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, String) {
+    try_http(addr, request).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`http`], with what went wrong as an error.
+fn try_http(addr: std::net::SocketAddr, request: &[u8]) -> Result<(u16, String, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connecting: {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(request)
+        .map_err(|e| format!("sending the request: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("reading the response: {e}"))?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no header end in {raw:?}"))?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((code, head.to_string(), body.to_string()))
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n").as_bytes(),
+    )
+}
+
+/// The metric names a README section lists between two markers (`portlab_` words in
+/// backquotes).
+fn readme_metrics(section: &str, from: &str, to: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let part = readme
+        .split(section)
+        .nth(1)
+        .and_then(|s| s.split(from).nth(1))
+        .and_then(|s| s.split(to).next())
+        .unwrap_or_else(|| panic!("README: {section} .. {from} .. {to}"));
+    let mut names: Vec<String> = part
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| w.starts_with("portlab_"))
+        .map(String::from)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The exporter on this host's own namespace (read only, no privilege needed): it prints
+/// the address it bound, serves GET /metrics in format 0.0.4 with HELP and TYPE for every
+/// family (prometheus_client's parser, and each sample line's family checked by hand),
+/// carries every metric the README's exporter section lists, answers 404/405/400/431 to
+/// what is not a scrape, closes a client that sends nothing after the 5 s request timeout
+/// while scrapes go on, closes connections beyond 32 at once, and is still serving at the
+/// end.
+#[test]
+fn exporter_serves_metrics_and_survives_bad_clients() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let (mut w, addr) = exporter(&["--listen", "127.0.0.1:0", "--interval", "100ms"]);
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    // The first sample comes within one interval (until then 503); the second carries
+    // the ActiveOpens rate too (a delta between two samples).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (code, head, body) = loop {
+        let r = get(addr, "/metrics");
+        let first = r.2.contains("\nportlab_watch_samples_total 1\n");
+        if !(r.0 == 503 || r.0 == 200 && first) || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, 200, "{head}\n{body}");
+    assert!(
+        head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    // Every sample line belongs to a family with HELP and TYPE before it.
+    let mut typed = std::collections::HashMap::new();
+    let mut helped = std::collections::HashSet::new();
+    for l in body.lines() {
+        if let Some(h) = l.strip_prefix("# HELP ") {
+            helped.insert(h.split(' ').next().unwrap_or_default().to_string());
+        } else if let Some(t) = l.strip_prefix("# TYPE ") {
+            let mut f = t.split(' ');
+            typed.insert(
+                f.next().unwrap_or_default().to_string(),
+                f.next().unwrap_or_default().to_string(),
+            );
+        } else {
+            let name = l.split(['{', ' ']).next().unwrap_or_default();
+            let kind = typed
+                .get(name)
+                .unwrap_or_else(|| panic!("{l}: no TYPE before it"));
+            assert!(helped.contains(name), "{l}: no HELP before it");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{l}: {kind}");
+        }
+    }
+    let mut listed = readme_metrics(
+        "\n## Watch a live host",
+        "Prometheus: gauges",
+        "For node_exporter",
+    );
+    listed.extend(readme_metrics(
+        "\n### Exporter",
+        "The exporter serves",
+        "Series:",
+    ));
+    assert!(
+        listed.len() >= 25,
+        "the README's exporter section lists {listed:?}"
+    );
+    if let Some(families) = prometheus_families(body.as_bytes()) {
+        let fams = families.as_object().expect("families");
+        for (name, f) in fams {
+            assert!(!f["help"].as_str().unwrap_or_default().is_empty(), "{name}");
+            assert!(
+                ["gauge", "counter"].contains(&f["type"].as_str().unwrap_or_default()),
+                "{name}: {f}"
+            );
+        }
+        for name in &listed {
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            assert!(
+                fams.contains_key(family),
+                "{name} (listed in the README) is not served:\n{body}"
+            );
+        }
+    }
+
+    // Not a scrape.
+    assert_eq!(get(addr, "/").0, 404);
+    assert_eq!(
+        http(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0,
+        405
+    );
+    assert_eq!(
+        http(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").0,
+        400
+    );
+    // Exactly the request limit without an end of headers: 431, and it is all read, so
+    // the close is a clean one.
+    assert_eq!(http(addr, &[b'A'; 8192]).0, 431);
+
+    // A client that connects and sends nothing is closed after the request timeout
+    // (5 s), and scrapes are served meanwhile.
+    let mut idle = std::net::TcpStream::connect(addr).expect("connecting");
+    idle.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(get(addr, "/metrics").0, 200);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    let mut b = [0u8; 16];
+    let n = idle.read(&mut b).expect("the server closes it");
+    let waited = t0.elapsed();
+    assert_eq!(n, 0, "an idle client gets no answer, only the close");
+    // 5 s, plus up to 1 s of a loaded machine's scheduling (measured: 5.00-5.01 s).
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(7),
+        "{waited:?}"
+    );
+
+    // 32 connections at once are held; the 33rd is closed at once, unanswered.
+    let held: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connecting"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(addr).expect("connecting");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = extra.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+    let got = extra.read(&mut b);
+    assert!(
+        matches!(got, Ok(0))
+            || got
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the 33rd connection: {got:?}"
+    );
+    drop(held);
+    // Once they are gone, scrapes are served again (the server frees a slot as each
+    // closed connection's read ends).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // Until a slot is free the connection is closed unread (a reset).
+        let ok = try_http(addr, b"GET /metrics HTTP/1.1\r\n\r\n").is_ok_and(|r| r.0 == 200);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape served after the flood"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        w.0.try_wait().expect("exporter").is_none(),
+        "the exporter exited"
+    );
+}
+
+/// A taken port, an address not of this host, a malformed address, --listen with --once:
+/// exit 2 naming --listen, before anything is sampled.
+#[test]
+fn bad_listen_exits_2_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let taken = taken.local_addr().expect("address").to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--listen", &taken], "already in use"),
+        (
+            &["--listen", "192.0.2.1:9977"],
+            "not an address of this host",
+        ),
+        (&["--listen", "nowhere"], "invalid value 'nowhere'"),
+        (
+            &["--listen", "127.0.0.1:0", "--once"],
+            "cannot be used with",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = watch(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--listen") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// deploy/prometheus/ with Debian's promtool: the rules are valid, and their unit tests
+/// (synthetic series for each alert and recording rule, rules_test.yml) pass.
+#[test]
+fn promtool_checks_and_tests_the_rules() {
+    let test = "promtool_checks_and_tests_the_rules";
+    if !common::have(
+        test,
+        "promtool (apt-get install prometheus)",
+        Command::new("promtool").arg("--version"),
+    ) {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "rules.yml"],
+        ["test", "rules", "rules_test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The dashboard is JSON whose every query names metrics the exporter serves or the
+    // rules record (the end-to-end test below runs each on a real Prometheus).
+    let dash: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("grafana-dashboard.json")).expect("the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let rules = std::fs::read_to_string(dir.join("rules.yml")).expect("rules.yml");
+    let exprs = dashboard_queries(&dash);
+    assert!(exprs.len() >= 8, "{exprs:?}");
+    let mut listed = readme_metrics(
+        "\n## Watch a live host",
+        "Prometheus: gauges",
+        "For node_exporter",
+    );
+    listed.extend(readme_metrics(
+        "\n### Exporter",
+        "The exporter serves",
+        "Series:",
+    ));
+    for e in &exprs {
+        for word in e.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')) {
+            if word.starts_with("portlab_") {
+                assert!(listed.iter().any(|m| m == word), "{word} in {e}");
+            } else if word.starts_with("portlab:") {
+                assert!(
+                    rules.contains(&format!("record: {word}\n")),
+                    "{word} in {e}"
+                );
+            }
+        }
+    }
+}
+
+/// Every Prometheus query of a Grafana dashboard.
+fn dashboard_queries(dash: &Value) -> Vec<String> {
+    dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(String::from))
+        .collect()
+}
+
+/// A free loopback port (bound, then let go: another process may take it before its user
+/// does, which then fails loudly).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Percent-encodes a query parameter.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// GET PATH from Prometheus' API as JSON; None while it does not answer.
+fn prometheus_api(addr: std::net::SocketAddr, path: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (_, body) = raw.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// The alerts named `name` that Prometheus has firing.
+fn firing(alerts: &Value, name: &str) -> Vec<Value> {
+    alerts["data"]["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["labels"]["alertname"] == name && x["state"] == "firing")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// End to end: Debian's Prometheus (its own binary, run here with a temporary config and
+/// storage, scraping and evaluating every second, on a free loopback port; the system
+/// service is not touched) loads deploy/prometheus/rules.yml and scrapes `portlab watch
+/// --pid CLIENT --listen` while a client in a test namespace connects at 25/s on 200 ports
+/// (tcp_tw_reuse 0: full at 8 s). Read from Prometheus' /api/v1/alerts:
+/// PortlabEphemeralPortsRunningOut is firing for the client's destination before the
+/// client's first failure, and PortlabEphemeralPortsExhausted within 6 s after it (one
+/// scrape, one sample and one evaluation: 2.25 s at most, and the loaded machine's slack;
+/// measured at load average 10-12 on 2 cores: RunningOut seen 0.65-0.74 s after the client
+/// started, 7.3 s before its failure; Exhausted 0.73-0.81 s after the failure).
+/// Then every query of the Grafana dashboard runs on that Prometheus, and those of the
+/// destination's figures return data.
+#[test]
+fn prometheus_fires_the_alert_before_the_first_failure() {
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    let test = "prometheus_fires_the_alert_before_the_first_failure";
+    if !can_watch(test)
+        || !common::have(
+            test,
+            "Debian's prometheus (apt-get install prometheus)",
+            Command::new("prometheus").arg("--version"),
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules.yml");
+    let exporter_port = free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - {}\n\
+         scrape_configs:\n  - job_name: portlab\n    scrape_timeout: 900ms\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
+        rules.display()
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).expect("writing the config");
+    let prom_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("an address");
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).expect("the log"))
+            .spawn()
+            .expect("starting prometheus"),
+    );
+    // Ready (rules loaded, TSDB open) within 30 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prometheus_api(prom_addr, "/api/v1/status/buildinfo").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not start: {}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Prometheus hands static targets to its scrape loop a few seconds after it starts
+    // (its discovery manager sends updates at most every 5 s): wait until it has tried
+    // the exporter's address once (down: nothing listens there yet), so that the client
+    // starts against a Prometheus already scraping, as in production.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = prometheus_api(prom_addr, "/api/v1/targets").unwrap_or_default();
+        if t["data"]["activeTargets"][0]["health"]
+            .as_str()
+            .is_some_and(|h| h != "unknown")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus never scraped: {t}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rules_loaded = prometheus_api(prom_addr, "/api/v1/rules").expect("rules");
+    assert!(
+        rules_loaded
+            .to_string()
+            .contains("PortlabEphemeralPortsRunningOut"),
+        "{rules_loaded}"
+    );
+
+    let mut c = Client::start(
+        &[
+            ("net/ipv4/ip_local_port_range", "40000 40199"),
+            ("net/ipv4/tcp_tw_reuse", "0"),
+        ],
+        &["25", "20", "1"],
+    );
+    let ready = c.wait_for("READY");
+    let (_watch, addr) = exporter(&[
+        "--pid",
+        &c.pid(),
+        "--listen",
+        &format!("127.0.0.1:{exporter_port}"),
+        "--interval",
+        "250ms",
+    ]);
+    assert_eq!(addr.port(), exporter_port);
+
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64()
+    };
+    // Poll the alerts every 100 ms until RunningOut fires (at most 20 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (seen, alert) = loop {
+        let alerts = prometheus_api(prom_addr, "/api/v1/alerts").unwrap_or_default();
+        if let Some(a) = firing(&alerts, "PortlabEphemeralPortsRunningOut").pop() {
+            break (now(), a);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PortlabEphemeralPortsRunningOut never fired: {alerts}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(alert["labels"]["destination"], DST, "{alert:#}");
+    assert_eq!(alert["labels"]["severity"], "warning");
+    let failed = c.wait_for("FIRST_FAILURE");
+    assert_close("first failure after start", failed - ready, 8.0, 5.0);
+    assert!(
+        seen < failed,
+        "the alert was first seen firing {:.2} s after the client's first failure",
+        seen - failed
+    );
+    eprintln!(
+        "{test}: RunningOut seen firing {:.2} s after the client started, {:.2} s before its first failure",
+        seen - ready,
+        failed - seen
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let exhausted = loop {
+        let alerts = prometheus_api(prom_addr, "/api/v1/alerts").unwrap_or_default();
+        if let Some(a) = firing(&alerts, "PortlabEphemeralPortsExhausted").pop() {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PortlabEphemeralPortsExhausted not firing 6 s after the first failure: {alerts}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "{test}: Exhausted seen firing {:.2} s after the first failure",
+        now() - failed
+    );
+    assert_eq!(exhausted["labels"]["destination"], DST, "{exhausted:#}");
+    assert_eq!(exhausted["labels"]["severity"], "critical");
+
+    // Every dashboard query runs; the per-destination ones have the client's destination.
+    let dash: Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/grafana-dashboard.json"),
+        )
+        .expect("the dashboard"),
+    )
+    .expect("JSON");
+    for e in dashboard_queries(&dash) {
+        let q = e.replace("$instance", ".*");
+        let r = prometheus_api(prom_addr, &format!("/api/v1/query?query={}", encode(&q)))
+            .unwrap_or_default();
+        assert_eq!(r["status"], "success", "{q}: {r}");
+        let result = r["data"]["result"].as_array().cloned().unwrap_or_default();
+        if q.contains("{instance=~\".*\"}") && !q.contains("range") && !q.contains("active_opens") {
+            assert!(!result.is_empty(), "{q}: no data from the exporter");
+        }
     }
 }

@@ -154,6 +154,17 @@ fn open_namespace(args: &WatchArgs) -> Result<Option<(File, String)>, WatchError
 /// never changes, and runs the watch loop there.
 pub(super) fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     let ns = open_namespace(args)?;
+    // The exporter's socket is bound here, in portlab's own namespace, before the watch
+    // thread enters the one it watches: Prometheus reaches it where portlab runs.
+    let exporter = match args.listen {
+        Some(addr) => {
+            let (latest, bound) = super::exporter::start(addr)?;
+            println!("portlab watch: serving http://{bound}/metrics");
+            let _ = io::Write::flush(&mut io::stdout());
+            Some(latest)
+        }
+        None => None,
+    };
     let args = args.clone();
     let thread = std::thread::Builder::new()
         .name("portlab-watch".into())
@@ -186,6 +197,9 @@ pub(super) fn run(args: &WatchArgs) -> anyhow::Result<u8> {
                 None => "this process's network namespace".to_string(),
             };
             let mut source = KernelSource::new(args.dst)?;
+            if let Some(latest) = &exporter {
+                return super::exporter::export_loop(&mut source, &args, &label, latest);
+            }
             let stdout = io::stdout();
             let terminal = stdout.is_terminal();
             super::watch_loop(&mut source, &args, &label, &mut stdout.lock(), terminal)

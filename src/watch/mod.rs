@@ -16,6 +16,8 @@
 //! - this file: flags, the [`Source`] trait (a sampler; scripted in tests), the pure
 //!   grouping ([`Aggregator`]) and evaluation ([`evaluate`]), and the watch loop;
 //! - `render.rs`: text (table and one line), JSON and the Prometheus text exposition;
+//! - `exporter.rs`: `--listen`, the sampler loop that keeps the latest exposition and the
+//!   small HTTP server that serves it;
 //! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only".
 
 use std::collections::HashMap;
@@ -32,6 +34,7 @@ use crate::observe::tally::{
 };
 use crate::plan::values::Span;
 
+pub mod exporter;
 pub mod render;
 
 #[cfg(target_os = "linux")]
@@ -93,6 +96,17 @@ pub struct WatchArgs {
     /// Prometheus text exposition, for node_exporter's textfile collector).
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
     pub format: WatchFormat,
+    /// Serve the Prometheus exposition at http://ADDR:PORT/metrics instead of printing
+    /// samples (an exporter): sampled every --interval on a thread of its own, each scrape
+    /// gets the latest sample. Port 0 picks a free port; the address is printed.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "format"])]
+    pub listen: Option<SocketAddr>,
+    /// The Prometheus exposition lists at most this many destinations (worst first) and
+    /// adds up the rest in one series labelled destination="other", so that the series
+    /// stay bounded on a host with thousands of destinations.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub max_destinations: u16,
 }
 
 /// Output formats of `portlab watch`.
@@ -305,6 +319,9 @@ pub struct Snapshot {
     pub groups: Vec<GroupCounts>,
     /// Client sockets toward destinations beyond [`MAX_GROUPS`].
     pub other_destinations: u64,
+    /// TIME_WAIT sockets of the whole namespace by side: [client, server] (a server's are
+    /// on a listening port; every destination, whatever --dst).
+    pub time_wait_sides: [u64; 2],
     /// Distinct local ports inside the range held by client sockets, every destination.
     pub ports_in_use: u32,
     /// Every client socket with a local port inside the range.
@@ -451,6 +468,8 @@ pub struct Aggregator {
     index: HashMap<Key, usize>,
     groups: Vec<GroupCounts>,
     other: u64,
+    /// TIME_WAIT sockets by side: [client, server].
+    tw_sides: [u64; 2],
     range: RangeCounts,
     /// The group the previous socket went to (consecutive sockets often share one).
     last: Option<usize>,
@@ -473,6 +492,7 @@ impl Aggregator {
             index: HashMap::new(),
             groups: Vec::new(),
             other: 0,
+            tw_sides: [0; 2],
             last: None,
         }
     }
@@ -486,6 +506,7 @@ impl Aggregator {
         self.index.clear();
         self.groups.clear();
         self.other = 0;
+        self.tw_sides = [0; 2];
         self.range = range_counts(&self.input);
         self.last = None;
     }
@@ -564,9 +585,11 @@ impl Aggregator {
             self.listeners.insert(port);
             return;
         }
-        if !matches!(state, TCP_TIME_WAIT | TCP_ESTABLISHED | TCP_SYN_SENT)
-            || self.listeners.contains(port)
-        {
+        let server = self.listeners.contains(port);
+        if state == TCP_TIME_WAIT {
+            self.tw_sides[usize::from(server)] += 1;
+        }
+        if !matches!(state, TCP_TIME_WAIT | TCP_ESTABLISHED | TCP_SYN_SENT) || server {
             return;
         }
         let range = self
@@ -639,6 +662,7 @@ impl Aggregator {
             listening_in_range,
             groups: self.groups.clone(),
             other_destinations: self.other,
+            time_wait_sides: self.tw_sides,
             ports_in_use: self.input.port_range.map_or(0, |r| self.in_use.count_in(r)),
             range: self.range,
             active_opens,
@@ -773,10 +797,20 @@ pub struct WatchReport {
     /// including connections the server closed): the cross-check of the timer rates. Null
     /// only when the counter is unreadable, or in the first sample of a stream.
     pub active_opens_rate: Option<f64>,
+    /// Tcp ActiveOpens as read with the sample (the raw counter, for Prometheus' rate());
+    /// not in the JSON, which has the rate.
+    #[serde(skip)]
+    pub active_opens: Option<u64>,
     /// Worst first.
     pub destinations: Vec<DestinationReport>,
     /// Client sockets toward destinations not listed (beyond the bound).
     pub other_destinations: u64,
+    /// TIME_WAIT sockets of the namespace on the client side (every destination, whatever
+    /// --dst): a port of each is held.
+    pub time_wait_client: u64,
+    /// TIME_WAIT sockets of the namespace on the server side (on a listening port): they
+    /// hold no ephemeral port.
+    pub time_wait_server: u64,
     /// The whole range, and whether the destinations share it.
     pub whole_range: WholeRange,
     /// The worst state: of the destinations, and of the whole range when it is shared.
@@ -1147,9 +1181,12 @@ pub fn evaluate(
         tw_reuse: s.input.tw_reuse.value(),
         tw_reuse_delay_s: s.input.tw_reuse_delay_s,
         active_opens_rate,
+        active_opens: s.active_opens,
         state,
         destinations,
         other_destinations: s.other_destinations,
+        time_wait_client: s.time_wait_sides[0],
+        time_wait_server: s.time_wait_sides[1],
         whole_range,
         source: s.source.to_string(),
     }
@@ -1207,6 +1244,7 @@ pub fn watch_loop(
             args.format,
             args.once || wanted == Some(1),
             terminal,
+            usize::from(args.max_destinations),
         );
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
             // `portlab watch | head`: the reader left, nothing is wrong.

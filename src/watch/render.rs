@@ -13,13 +13,20 @@ const TABLE_ROWS: usize = 20;
 
 /// The text for one sample in `format`; `once`: a single sample (full table, pretty JSON);
 /// `terminal`: stdout is a terminal (the table is redrawn in place).
-pub fn render(report: &WatchReport, format: WatchFormat, once: bool, terminal: bool) -> String {
+/// `max_destinations`: the series cap of the Prometheus exposition.
+pub fn render(
+    report: &WatchReport,
+    format: WatchFormat,
+    once: bool,
+    terminal: bool,
+    max_destinations: usize,
+) -> String {
     match format {
         WatchFormat::Json if once => {
             serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
         }
         WatchFormat::Json => serde_json::to_string(report).unwrap_or_default() + "\n",
-        WatchFormat::Prom => prometheus(report),
+        WatchFormat::Prom => prometheus(report, max_destinations, None),
         WatchFormat::Text if once => table(report),
         // Home the cursor and clear the screen, then draw the table again.
         WatchFormat::Text if terminal => format!("\x1b[H\x1b[2J{}", table(report)),
@@ -63,6 +70,11 @@ pub fn table(r: &WatchReport) -> String {
             super::MAX_GROUPS
         );
     }
+    let _ = writeln!(
+        s,
+        "TIME_WAIT in the namespace: {} client side, {} server side (on a listening port; they hold no ephemeral port)",
+        r.time_wait_client, r.time_wait_server
+    );
     if let Some(a) = r.active_opens_rate {
         let sum: f64 = r.destinations.iter().map(|d| d.rate).sum();
         let _ = writeln!(
@@ -242,53 +254,169 @@ fn value(v: f64) -> String {
     }
 }
 
-/// The Prometheus text exposition: one gauge family per figure, a `destination` and a
-/// `local` label per destination.
-pub fn prometheus(r: &WatchReport) -> String {
+/// What the exporter adds to a sample's exposition: how the sampler itself is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SamplerStats {
+    /// Samples taken since the exporter started.
+    pub samples: u64,
+    /// Samples that failed (the last good one is served meanwhile).
+    pub errors: u64,
+    /// How long the last sample took (listing, grouping, evaluating), seconds.
+    pub duration_s: f64,
+}
+
+/// One family of the exposition: name, HELP, TYPE.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+}
+
+impl Family {
+    fn header(&self, s: &mut String) {
+        let _ = writeln!(s, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(s, "# TYPE {} {}", self.name, self.kind);
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind: "gauge",
+    }
+}
+
+const fn counter(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind: "counter",
+    }
+}
+
+/// The label values of the series that adds up the destinations beyond --max-destinations.
+pub const OTHER: &str = "other";
+
+/// The Prometheus text exposition (format 0.0.4): one family per figure, every one with
+/// HELP and TYPE (also when it has no sample), named the Prometheus way (units last:
+/// `_seconds`, `_ports`, `_sockets`, `_per_second`; `_total` for the two counters).
+/// Per destination, a `destination` and a `local` label; at most `max_destinations` of
+/// them, worst first (state, then ETA, then ports used: the ones an alert needs), and the
+/// rest added up in one series labelled `destination="other",local="other"` (sockets,
+/// ports used and rates summed; its ETA the soonest and its state the worst of them; no
+/// hold or R x T of its own, since those are per destination; P is the namespace's), so that a node with
+/// 10,000 destinations gives 10 x max + 8 + 19 series (527 at the default 50; the README
+/// says how), not 100,000.
+///
+/// Hand-written rather than through the prometheus-client crate: that crate encodes
+/// OpenMetrics (not 0.0.4) from a registry of long-lived metric objects updated in place,
+/// while each sample here is a fresh set of label values computed at once; a registry
+/// rebuilt per sample would cost more code than these lines, which prometheus_client's
+/// parser and a real Prometheus read in tests/watch.rs.
+pub fn prometheus(
+    r: &WatchReport,
+    max_destinations: usize,
+    stats: Option<&SamplerStats>,
+) -> String {
     type Get = fn(&super::DestinationReport) -> f64;
-    let families: [(&str, &str, Get); 10] = [
-        ("portlab_time_wait_sockets", "Client sockets in TIME_WAIT toward the destination.", |d| d.time_wait as f64),
-        ("portlab_established_sockets", "Client sockets in ESTABLISHED toward the destination.", |d| d.established as f64),
-        ("portlab_syn_sent_sockets", "Client sockets in SYN_SENT toward the destination.", |d| d.syn_sent as f64),
-        ("portlab_ports_used", "Ephemeral ports connect() cannot take toward the destination: ESTABLISHED + SYN_SENT + TIME_WAIT younger than the hold, inside the range.", |d| d.used as f64),
-        ("portlab_usable_ports", "P: ephemeral range minus reserved ports minus listening ports inside it.", |d| d.usable_ports as f64),
-        ("portlab_connection_rate", "Connections per second that recently ended in TIME_WAIT toward the destination (from the TIME_WAIT timers).", |d| d.rate),
-        ("portlab_port_hold_seconds", "T: how long a closed connection holds its port (60 s, or the tcp_tw_reuse delay where reuse applies).", |d| d.hold_s),
-        ("portlab_steady_state_ports", "R x T: ports this rate keeps busy in steady state.", |d| d.steady_ports),
-        ("portlab_exhaustion_eta_seconds", "(P - used) / R when R x T > P; +Inf when the ports never run out at this rate.", |d| d.eta_s.unwrap_or(f64::INFINITY)),
-        ("portlab_port_state", "0 ok, 1 warning (runs out, or less than --warn-within left), 2 exhausted.", |d| state_value(d.state)),
+    /// How the `other` series combines a figure over the destinations it holds.
+    #[derive(Clone, Copy)]
+    enum Other {
+        Sum,
+        Min,
+        Max,
+        Same,
+        None,
+    }
+    let families: [(Family, Get, Other); 10] = [
+        (gauge("portlab_time_wait_sockets", "Client sockets in TIME_WAIT toward the destination."), |d| d.time_wait as f64, Other::Sum),
+        (gauge("portlab_established_sockets", "Client sockets in ESTABLISHED toward the destination."), |d| d.established as f64, Other::Sum),
+        (gauge("portlab_syn_sent_sockets", "Client sockets in SYN_SENT toward the destination."), |d| d.syn_sent as f64, Other::Sum),
+        (gauge("portlab_used_ports", "Ephemeral ports connect() cannot take toward the destination: ESTABLISHED + SYN_SENT + TIME_WAIT younger than the hold, inside the range (when the range is shared, every socket of the range toward it)."), |d| d.used as f64, Other::Sum),
+        (gauge("portlab_usable_ports", "P: ephemeral range minus reserved ports minus listening ports inside it."), |d| d.usable_ports as f64, Other::Same),
+        (gauge("portlab_connections_per_second", "R: connections per second that recently ended in TIME_WAIT toward the destination (from the TIME_WAIT timers of one sample)."), |d| d.rate, Other::Sum),
+        (gauge("portlab_port_hold_seconds", "T: how long a closed connection holds its port (60 s, or the tcp_tw_reuse delay where reuse applies)."), |d| d.hold_s, Other::None),
+        (gauge("portlab_steady_state_ports", "R x T: the ports this rate keeps busy in steady state; above portlab_usable_ports the ports run out."), |d| d.steady_ports, Other::None),
+        (gauge("portlab_exhaustion_eta_seconds", "(P - used) / R when R x T > P, 0 when every port is held; +Inf when the ports never run out at this rate. destination=\"other\": the soonest of the destinations not listed."), |d| d.eta_s.unwrap_or(f64::INFINITY), Other::Min),
+        (gauge("portlab_port_state", "0 ok, 1 warning (runs out at this rate, or less than --warn-within left), 2 exhausted (every usable port held). destination=\"other\": the worst of the destinations not listed."), |d| state_value(d.state), Other::Max),
     ];
+    let cap = max_destinations.min(r.destinations.len());
+    let (shown, rest) = r.destinations.split_at(cap);
     let mut s = String::new();
-    for (name, help, get) in families {
-        let _ = writeln!(s, "# HELP {name} {help}");
-        let _ = writeln!(s, "# TYPE {name} gauge");
-        for d in &r.destinations {
+    for (family, get, other) in families {
+        family.header(&mut s);
+        for d in shown {
             let _ = writeln!(
                 s,
-                "{name}{{destination=\"{}\",local=\"{}\"}} {}",
+                "{}{{destination=\"{}\",local=\"{}\"}} {}",
+                family.name,
                 label(&d.destination),
                 label(&d.local),
                 value(get(d))
             );
         }
+        let values = rest.iter().map(get);
+        let combined = match other {
+            _ if rest.is_empty() => None,
+            Other::Sum => Some(values.sum()),
+            Other::Min => values.reduce(f64::min),
+            Other::Max => values.reduce(f64::max),
+            Other::Same => values.reduce(f64::max),
+            Other::None => None,
+        };
+        if let Some(v) = combined {
+            let _ = writeln!(
+                s,
+                "{}{{destination=\"{OTHER}\",local=\"{OTHER}\"}} {}",
+                family.name,
+                value(v)
+            );
+        }
     }
     let w = &r.whole_range;
-    let ns: [(&str, &str, Option<f64>); 8] = [
-        ("portlab_ports_in_use_all_destinations", "Distinct ephemeral ports held by client sockets, every destination (what counts when ports are bound before connect()).", Some(w.ports_in_use as f64)),
-        ("portlab_range_shared", "1 when the client binds before connect(), so that every destination draws on one range (then the portlab_range_* figures are every destination's); 0 when each destination has its own.", Some(f64::from(u8::from(w.shared)))),
-        ("portlab_range_connection_rate", "Connections per second that recently ended in TIME_WAIT, every destination together (from the TIME_WAIT timers).", Some(w.rate)),
-        ("portlab_range_exhaustion_eta_seconds", "When the shared range is full: (P - ports in use) / rate when rate x 60 s > P, 0 when full now; +Inf when never or when the range is not shared.", Some(w.eta_s.unwrap_or(f64::INFINITY))),
-        ("portlab_range_port_state", "The shared range: 0 ok, 1 warning, 2 exhausted (bind() fails for every destination); 0 when the range is not shared.", Some(state_value(w.state.unwrap_or(State::Ok)))),
-        ("portlab_watch_state", "The worst state of this sample, of the destinations and of the shared range (what the exit code says): 0 ok, 1 warning, 2 exhausted.", Some(state_value(r.state))),
-        ("portlab_active_opens_rate", "Tcp ActiveOpens per second over the interval before the sample (every destination, also connections the server closed).", r.active_opens_rate),
-        ("portlab_watch_sample_timestamp_seconds", "When portlab watch took this sample (Unix time).", Some(r.time)),
+    let ns: [(Family, Option<f64>); 16] = [
+        (gauge("portlab_destinations", "Destinations (local address, remote address:port) with client sockets in this sample; those beyond --max-destinations are added up in the destination=\"other\" series."), Some(r.destinations.len() as f64)),
+        (gauge("portlab_unlisted_destination_sockets", "Client sockets toward destinations beyond the sampler's bound of 4096 per sample (counted, not grouped)."), Some(r.other_destinations as f64)),
+        (gauge("portlab_range_used_ports", "Distinct ephemeral ports held by client sockets, every destination (what bind() before connect() draws on)."), Some(w.ports_in_use as f64)),
+        (gauge("portlab_range_usable_ports", "P of the whole range: ephemeral range minus reserved ports minus listening ports inside it."), Some(w.usable_ports as f64)),
+        (gauge("portlab_range_sockets", "Client sockets with a local port inside the ephemeral range, every destination."), Some(w.sockets as f64)),
+        (gauge("portlab_range_shared", "1 when the client binds before connect(), so that every destination draws on one range (then the portlab_range_* ETA and state are every destination's); 0 when each destination has its own."), Some(f64::from(u8::from(w.shared)))),
+        (gauge("portlab_range_connections_per_second", "Connections per second that recently ended in TIME_WAIT, every destination together (from the TIME_WAIT timers)."), Some(w.rate)),
+        (gauge("portlab_range_port_hold_seconds", "How long a closed connection keeps its port from bind(): 60 s (tcp_tw_reuse only helps connect())."), Some(w.hold_s)),
+        (gauge("portlab_range_exhaustion_eta_seconds", "When the shared range is full: (P - ports in use) / rate when rate x 60 s > P, 0 when full now; +Inf when never or when the range is not shared."), Some(w.eta_s.unwrap_or(f64::INFINITY))),
+        (gauge("portlab_range_port_state", "The shared range: 0 ok, 1 warning, 2 exhausted (bind() fails for every destination); 0 when the range is not shared."), Some(state_value(w.state.unwrap_or(State::Ok)))),
+        (gauge("portlab_watch_state", "The worst state of this sample, of the destinations and of the shared range (what the exit code says): 0 ok, 1 warning, 2 exhausted."), Some(state_value(r.state))),
+        (gauge("portlab_active_opens_per_second", "Tcp ActiveOpens per second over the interval before the sample (every destination, also connections the server closed): the cross-check of the TIME_WAIT rates."), r.active_opens_rate),
+        (counter("portlab_tcp_active_opens_total", "Tcp ActiveOpens of the namespace (/proc/net/snmp): connections this namespace opened."), r.active_opens.map(|a| a as f64)),
+        (gauge("portlab_watch_sample_timestamp_seconds", "When portlab watch took this sample (Unix time)."), Some(r.time)),
+        (counter("portlab_watch_samples_total", "Samples the exporter has taken since it started."), stats.map(|t| t.samples as f64)),
+        (counter("portlab_watch_sample_errors_total", "Samples that failed since the exporter started (the last good sample is served meanwhile; see portlab_watch_sample_timestamp_seconds)."), stats.map(|t| t.errors as f64)),
     ];
-    for (name, help, v) in ns {
+    let sides = gauge(
+        "portlab_namespace_time_wait_sockets",
+        "TIME_WAIT sockets of the whole namespace by side: side=\"client\" (each holds an ephemeral port; every destination, whatever --dst) or side=\"server\" (on a listening port; no ephemeral port held).",
+    );
+    sides.header(&mut s);
+    for (side, n) in [
+        ("client", r.time_wait_client),
+        ("server", r.time_wait_server),
+    ] {
+        let _ = writeln!(s, "{}{{side=\"{side}\"}} {n}", sides.name);
+    }
+    for (family, v) in ns {
         if let Some(v) = v {
-            let _ = writeln!(s, "# HELP {name} {help}");
-            let _ = writeln!(s, "# TYPE {name} gauge");
-            let _ = writeln!(s, "{name} {}", value(v));
+            family.header(&mut s);
+            let _ = writeln!(s, "{} {}", family.name, value(v));
         }
+    }
+    if let Some(t) = stats {
+        let family = gauge(
+            "portlab_watch_sample_duration_seconds",
+            "How long the last sample took: listing the sockets, grouping and evaluating them.",
+        );
+        family.header(&mut s);
+        let _ = writeln!(s, "{} {}", family.name, value(t.duration_s));
     }
     s
 }

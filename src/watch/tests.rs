@@ -320,6 +320,8 @@ fn args(format: WatchFormat, count: Option<u64>) -> WatchArgs {
         count,
         warn_within: "10s".parse().unwrap(),
         format,
+        listen: None,
+        max_destinations: 50,
     }
 }
 
@@ -386,7 +388,7 @@ fn prometheus_exposition_shape() {
     let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
     client(&mut agg, "[2001:db8::1]:443", 100.0, 2.0, 40000, 0);
     client(&mut agg, "10.0.0.9:80", 5.0, 30.0, 41000, 0);
-    let text = render::prometheus(&eval(&agg));
+    let text = render::prometheus(&eval(&agg), 50, None);
     assert!(
         text.contains("# TYPE portlab_usable_ports gauge\n"),
         "{text}"
@@ -518,7 +520,7 @@ fn bind_before_connect_shares_the_range_and_connect_does_not() {
         assert_eq!(d.used, 75);
     }
     assert!(w.evidence.starts_with("the client binds before connect()"));
-    let prom = render::prometheus(&r);
+    let prom = render::prometheus(&r, 50, None);
     for line in [
         "portlab_range_shared 1\n",
         "portlab_range_port_state 1\n",
@@ -537,7 +539,7 @@ fn bind_before_connect_shares_the_range_and_connect_does_not() {
     assert_eq!(r.state, State::Exhausted);
     assert_eq!(r.whole_range.eta_s, Some(0.0));
     assert_eq!(r.exit_code(), 1);
-    let prom = render::prometheus(&r);
+    let prom = render::prometheus(&r, 50, None);
     assert!(prom.contains("portlab_range_port_state 2\n"), "{prom}");
     assert!(prom.contains("portlab_watch_state 2\n"), "{prom}");
     let t = render::table(&r);
@@ -562,7 +564,7 @@ fn bind_before_connect_shares_the_range_and_connect_does_not() {
         let eta = d.eta_s.expect("runs out");
         assert!((eta - 5.0).abs() < 0.1, "{d:?}");
     }
-    let prom = render::prometheus(&r);
+    let prom = render::prometheus(&r, 50, None);
     assert!(prom.contains("portlab_range_shared 0\n"), "{prom}");
     assert!(
         prom.contains("portlab_range_exhaustion_eta_seconds +Inf\n"),
@@ -723,4 +725,170 @@ fn the_sentence_says_what_the_eta_and_the_state_say() {
             None => assert!(d.model.contains("never run out"), "{d:?}"),
         }
     }
+}
+
+/// 10,000 destinations (one TIME_WAIT socket each): the sampler groups 4096 of them
+/// (MAX_GROUPS) and counts the rest; the exposition lists --max-destinations of them, adds
+/// up the others in one `other` series, and keeps HELP and TYPE for every family. The
+/// series count is what the README says a node with 10,000 destinations gives.
+#[test]
+fn the_exposition_caps_destinations_and_adds_up_the_rest() {
+    let mut agg = Aggregator::new(host(1024, 65535, TwReuse::Off), None);
+    // One destination far busier than the rest: it must be among those listed.
+    for p in 0..300u16 {
+        let local = SocketAddr::new(a("10.1.0.1:0").ip(), 30000 + p);
+        agg.add(TCP_TIME_WAIT, local, a("192.0.2.5:80"), left(0.5));
+    }
+    for i in 0..10_000u32 {
+        let dst = SocketAddr::new(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 80);
+        agg.add(TCP_TIME_WAIT, a("10.1.0.1:40000"), dst, left(1.0));
+    }
+    let r = eval(&agg);
+    assert_eq!(r.destinations.len(), MAX_GROUPS);
+    let text = render::prometheus(&r, 50, None);
+    let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let per_destination = samples
+        .iter()
+        .filter(|l| l.contains("{destination="))
+        .count();
+    let other = samples
+        .iter()
+        .filter(|l| l.contains("{destination=\"other\",local=\"other\"}"))
+        .count();
+    // 10 families x 50 destinations, and the 8 families that add up (no hold, no R x T).
+    assert_eq!(other, 8, "{text}");
+    assert_eq!(per_destination, 10 * 50 + other);
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    // Without an ActiveOpens reading or sampler statistics: 10 per destination and 13
+    // more, of which the TIME_WAIT by side has two series.
+    assert_eq!(families.len(), 10 + 13, "{families:?}");
+    assert_eq!(samples.len(), per_destination + 14);
+    for l in &samples {
+        let name = l.split(['{', ' ']).next().unwrap();
+        assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1, "{l}");
+        assert_eq!(
+            families
+                .iter()
+                .filter(|f| f.split(' ').next() == Some(name))
+                .count(),
+            1,
+            "{l}"
+        );
+    }
+    let tw = |dst: &str| -> f64 {
+        let prefix = format!("portlab_time_wait_sockets{{destination=\"{dst}\"");
+        samples
+            .iter()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} missing"))
+    };
+    // The busy destination is listed; the other series holds every TIME_WAIT socket of
+    // the 4096 - 50 destinations not listed.
+    assert_eq!(tw("192.0.2.5:80"), 300.0);
+    let listed: f64 = r.destinations[..50]
+        .iter()
+        .map(|d| d.time_wait as f64)
+        .sum();
+    let grouped: f64 = r.destinations.iter().map(|d| d.time_wait as f64).sum();
+    assert_eq!(tw("other"), grouped - listed);
+    assert!(text.contains(&format!("\nportlab_destinations {MAX_GROUPS}\n")));
+    assert!(text.contains(&format!(
+        "\nportlab_unlisted_destination_sockets {}\n",
+        10_000 + 1 - MAX_GROUPS
+    )));
+    // Under the cap: no other series.
+    let few = render::prometheus(&r, 5000, None);
+    assert!(!few.contains("{destination=\"other\""));
+}
+
+/// A sampler that fails on the samples marked None.
+struct Flaky(Vec<Option<Snapshot>>);
+
+impl Source for Flaky {
+    fn snapshot(&mut self) -> Result<Snapshot, WatchError> {
+        self.0.remove(0).ok_or_else(|| WatchError::Io {
+            what: "listing sockets through sock_diag".into(),
+            source: std::io::Error::other("no buffer space"),
+        })
+    }
+}
+
+/// The exporter's loop keeps the latest exposition with its own counters: a failed sample
+/// is counted and the previous one stays served; a first sample that fails ends it.
+#[test]
+fn the_export_loop_keeps_the_latest_sample_and_counts_failures() {
+    let mut busy = Aggregator::new(host(40000, 40999, TwReuse::Off), None);
+    client(&mut busy, "10.0.0.9:80", 100.0, 2.0, 40000, 0);
+    let snap = busy.finish(10.0, 1.0, Some(5000), "test");
+    let mut later = snap.clone();
+    later.unix_s = 12.0;
+    later.mono_s = 3.0;
+    later.active_opens = Some(5200);
+    let latest = exporter::Latest::default();
+    let mut a = args(WatchFormat::Prom, Some(3));
+    a.interval = "10ms".parse().unwrap();
+    let mut source = Flaky(vec![Some(snap.clone()), None, Some(later)]);
+    let code = exporter::export_loop(&mut source, &a, "test", &latest).expect("runs");
+    assert_eq!(code, 1, "R x T > P: warning");
+    let text = latest.get().expect("a sample");
+    for line in [
+        "portlab_watch_samples_total 2\n",
+        "portlab_watch_sample_errors_total 1\n",
+        "portlab_watch_sample_timestamp_seconds 12\n",
+        "portlab_tcp_active_opens_total 5200\n",
+        // 200 opens over the 2 s between the two good samples.
+        "portlab_active_opens_per_second 100\n",
+        "# TYPE portlab_tcp_active_opens_total counter\n",
+        "# TYPE portlab_watch_sample_duration_seconds gauge\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in\n{text}");
+    }
+    let mut failing = Flaky(vec![None]);
+    let empty = exporter::Latest::default();
+    assert!(exporter::export_loop(&mut failing, &a, "test", &empty).is_err());
+    assert!(empty.get().is_none());
+}
+
+/// TIME_WAIT by side: a socket on a listening port is the server's (no ephemeral port held,
+/// in no destination); every other is a client's, counted for the whole namespace even
+/// under --dst.
+#[test]
+fn time_wait_is_counted_by_side() {
+    let mut agg = Aggregator::new(host(40000, 40999, TwReuse::Off), Some(a("10.0.0.9:80")));
+    agg.add(TCP_LISTEN, a("10.0.0.1:8080"), a("0.0.0.0:0"), 0);
+    for p in 0..3u16 {
+        agg.add(
+            TCP_TIME_WAIT,
+            a("10.0.0.1:8080"),
+            SocketAddr::new(a("10.0.0.7:0").ip(), 50000 + p),
+            left(1.0),
+        );
+    }
+    client(&mut agg, "10.0.0.9:80", 10.0, 2.0, 40000, 0);
+    // Another destination: outside --dst, but a client's TIME_WAIT of the namespace.
+    agg.add(
+        TCP_TIME_WAIT,
+        a("10.0.0.1:40999"),
+        a("10.0.0.8:443"),
+        left(1.0),
+    );
+    let r = eval(&agg);
+    assert_eq!((r.time_wait_client, r.time_wait_server), (21, 3));
+    assert_eq!(r.destinations.len(), 1);
+    assert_eq!(r.destinations[0].time_wait, 20);
+    let prom = render::prometheus(&r, 50, None);
+    assert!(
+        prom.contains("\nportlab_namespace_time_wait_sockets{side=\"client\"} 21\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("\nportlab_namespace_time_wait_sockets{side=\"server\"} 3\n"),
+        "{prom}"
+    );
+    assert!(render::table(&r).contains("TIME_WAIT in the namespace: 21 client side, 3 server side"));
 }
