@@ -16,7 +16,7 @@ pub use os::{
     raise_nofile_limit, signalled, stop_signals,
 };
 #[cfg(unix)]
-pub use os::{die_with_parent, signal_group};
+pub use os::{contain_with_parent, die_with_parent, signal_group};
 
 /// RLIMIT_NOFILE as it stands: the most descriptors (sockets included) this process may
 /// hold. `None` in a field means unlimited (RLIM_INFINITY).

@@ -4,6 +4,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::NofileLimit;
 
+#[cfg(target_os = "linux")]
+#[path = "pidns_linux.rs"]
+mod pidns;
+
 /// Reads the soft and hard RLIMIT_NOFILE without changing them; None when they cannot be
 /// read.
 pub fn nofile_limit() -> Option<NofileLimit> {
@@ -132,6 +136,18 @@ pub async fn signalled(n: u32) {
 /// started it ends, `kill -9` of portlab included (PR_SET_PDEATHSIG). Used for every command
 /// portlab starts (`target.exec`, and client commands).
 pub fn die_with_parent(cmd: &mut std::process::Command) {
+    with_parent(cmd, false);
+}
+
+/// [`die_with_parent`], and on Linux the command also runs in a PID namespace of its own
+/// (see `pidns_linux.rs`), so that everything it forks dies with portlab, daemons that left
+/// its process group included. For the user's commands (`target.exec`, `client.exec`).
+pub fn contain_with_parent(cmd: &mut std::process::Command) {
+    with_parent(cmd, true);
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+fn with_parent(cmd: &mut std::process::Command, namespace: bool) {
     use std::os::unix::process::CommandExt;
     #[cfg(target_os = "linux")]
     // SAFETY: getpid is async-signal-safe; it runs before fork.
@@ -158,6 +174,9 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
                 // portlab died between fork and prctl: the signal will never come.
                 if libc::getppid() != parent {
                     libc::_exit(1);
+                }
+                if namespace {
+                    pidns::enter()?;
                 }
             }
             Ok(())
