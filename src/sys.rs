@@ -12,8 +12,8 @@ mod os;
 pub(crate) mod netlink;
 
 pub use os::{
-    catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep, private_to_me,
-    raise_nofile_limit, signalled, stop_signals,
+    block_stop_signals, catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep,
+    private_to_me, raise_nofile_limit, release_stop_signals, signalled, stop_signals,
 };
 #[cfg(unix)]
 pub use os::{contain_with_parent, die_with_parent, signal_group};

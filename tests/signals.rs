@@ -412,3 +412,68 @@ fn kill_9_of_portlab_ends_a_forking_target_and_its_daemon() {
         &["--target", "127.0.0.1:18123", "--target-exec", &server],
     );
 }
+
+/// A SIGINT or SIGTERM that reaches portlab before its first instruction (sent while the
+/// kernel execs it or the loader relocates it: the first ~1.5 ms, longer on a busy machine)
+/// never kills the run: portlab blocks both signals from its first instruction (a
+/// constructor, before main) and releases them once its handler is in place, so the signal
+/// is counted: exit 130 with a summary.json. The moment is made exact here by raising the
+/// signal in the child just before exec with the signal blocked, which leaves it pending
+/// exactly as one that lands during the exec would be once the block is in place.
+#[test]
+fn a_signal_pending_at_exec_ends_the_run_with_a_summary() {
+    use std::os::unix::process::CommandExt;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("run");
+        let mut cmd = Command::new(portlab());
+        cmd.args(["run", "--rate", "100", "--duration", "30s"])
+            .args(["-q", "--format", "json", "--out"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: between fork and exec, only sigprocmask, getpid and kill (async-signal-safe).
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                libc::kill(libc::getpid(), sig);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("starting portlab");
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        let err = stderr_of(&mut child);
+        assert_eq!(status.code(), Some(130), "signal {sig}: {status:?} {err}");
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(s["interrupted"], true, "{s:#}");
+    }
+}
+
+/// Other commands keep the default: a SIGINT pending at exec ends `portlab watch` by the
+/// signal (released, not swallowed by the early block). `watch` runs until stopped.
+#[test]
+fn a_signal_pending_at_exec_still_ends_a_command_that_does_not_catch_it() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(portlab());
+    cmd.arg("watch").stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: as above.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), libc::SIGINT);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("starting portlab");
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+}

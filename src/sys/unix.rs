@@ -105,6 +105,39 @@ pub fn catch_stop_signals() {
     }
 }
 
+fn stop_signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset and sigaddset fill a set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread: one that comes waits, pending, until
+/// [`release_stop_signals`]. The binary calls this before `main` (Linux) or first thing in
+/// it, so that no signal finds portlab before it has chosen what the signal does.
+pub fn block_stop_signals() {
+    let set = stop_signal_set();
+    // SAFETY: pthread_sigmask reads a set we own.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Unblocks what [`block_stop_signals`] blocked: a signal that came meanwhile is delivered
+/// now, to the handler of [`catch_stop_signals`] if it was installed, else with its default
+/// action. Must run before any child process or thread starts (both inherit the mask).
+pub fn release_stop_signals() {
+    let set = stop_signal_set();
+    // SAFETY: pthread_sigmask reads a set we own.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// SIGINT and SIGTERM received since [`catch_stop_signals`].
 pub fn stop_signals() -> u32 {
     STOP_SIGNALS.load(Ordering::SeqCst)
