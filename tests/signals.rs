@@ -477,3 +477,74 @@ fn a_signal_pending_at_exec_still_ends_a_command_that_does_not_catch_it() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
 }
+
+/// `--start-at` 60 s ahead, Ctrl-C while waiting: a summary saying so (no attempts,
+/// interrupted), exit 130, not exit 2 with nothing.
+#[test]
+fn ctrl_c_while_waiting_for_start_at_writes_an_interrupted_summary() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("run");
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let mut child = spawn(
+        &dir,
+        &[
+            "--rate",
+            "30",
+            "--duration",
+            "3s",
+            "--start-at",
+            &at.to_string(),
+        ],
+    );
+    // timeline.csv is created just before the wait begins.
+    wait_for("timeline.csv", || dir.join("timeline.csv").exists());
+    signal(&child, libc::SIGINT);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let err = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(130), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["interrupted"], true, "{s:#}");
+    assert_eq!(n(&s, "attempts"), 0, "{s:#}");
+}
+
+/// `--lab-clients 3`: Ctrl-C while the clients wait for their common start (about 2.5 s):
+/// a summary saying so (no attempts, interrupted), exit 130.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_while_lab_clients_wait_for_their_start_writes_an_interrupted_summary() {
+    if !namespaces_available("ctrl_c_lab_clients_start") {
+        return;
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("run");
+    let mut child = spawn(
+        &dir,
+        &[
+            "--lab",
+            "--lab-clients",
+            "3",
+            "--rate",
+            "30",
+            "--duration",
+            "3s",
+        ],
+    );
+    // Each client's log is created as it is started, 2.3 s before the common start.
+    wait_for("the third client's log", || {
+        dir.join("client-2.log").exists()
+    });
+    signal(&child, libc::SIGINT);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let err = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(130), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+            .unwrap_or_else(|e| panic!("no summary.json ({e}): {err}"));
+    assert_eq!(s["interrupted"], true, "{s:#}");
+    assert_eq!(n(&s, "attempts"), 0, "{s:#}");
+}
