@@ -49,3 +49,8 @@ pub fn nofile_limit() -> Option<super::NofileLimit> {
 pub fn private_to_me(_meta: &std::fs::Metadata) -> bool {
     false
 }
+
+/// No directory lock here: always Ok(None).
+pub fn lock_directory(_path: &std::path::Path) -> Result<Option<std::fs::File>, super::LockError> {
+    Ok(None)
+}

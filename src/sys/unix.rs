@@ -234,3 +234,56 @@ pub fn private_to_me(meta: &std::fs::Metadata) -> bool {
     // SAFETY: geteuid takes no arguments and cannot fail.
     meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o022 == 0
 }
+
+/// Takes an exclusive, non-blocking flock(2) on the directory `path`, opened without
+/// following a symlink (O_NOFOLLOW: a link there is an error, ELOOP). `Ok(Some(file))` holds
+/// the lock until the file is dropped (or the process ends, `kill -9` included: the kernel
+/// releases it); `Err(Busy(pid))` when another process holds it, with its pid when the system
+/// says (Linux: /proc/locks).
+pub fn lock_directory(path: &std::path::Path) -> Result<Option<std::fs::File>, super::LockError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(super::LockError::Io)?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(dir));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Err(super::LockError::Busy(lock_holder(&dir)));
+    }
+    Err(super::LockError::Io(e))
+}
+
+/// The pid holding a flock on `file`, from /proc/locks ("1: FLOCK ADVISORY WRITE PID
+/// MAJ:MIN:INODE 0 EOF", major and minor in hex).
+#[cfg(target_os = "linux")]
+fn lock_holder(file: &std::fs::File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1:" FLOCK ADVISORY WRITE PID DEV..; a waiter's line has "->" after the number.
+        let f: Vec<&str> = f.into_iter().filter(|w| *w != "->").collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_holder(_file: &std::fs::File) -> Option<u32> {
+    None
+}
