@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Suite(args) if args.dry_run => portlab::cmd::dry_run::suite(
             &portlab::suite::scenarios_dir(&args),
             portlab::report::Format::Text,
+            args.allow_exec,
             &mut out,
         ),
         Command::Suite(args) => portlab::suite::run(&args, &mut out).map(|r| r.exit_code),
