@@ -2,7 +2,6 @@
 //! (0 ran, 1 a check failed, 2 bad input or setup failure, 3 ran but the results are
 //! incomplete, 130 interrupted).
 
-use clap::Parser;
 use portlab::cli::{Cli, Command};
 use portlab::cmd;
 use std::io::{self, Write};
@@ -16,7 +15,7 @@ fn main() -> ExitCode {
     // Blocked before main on Linux (early_linux.rs), here elsewhere: a signal that comes
     // while the flags are read waits until this process has chosen what it does.
     portlab::sys::block_stop_signals();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args() {
         Ok(cli) => cli,
         Err(e) => {
             portlab::sys::release_stop_signals();
