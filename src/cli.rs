@@ -22,6 +22,37 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line as [`clap::Parser::try_parse`] does, except that a value
+    /// that looks like a negative number (`--destinations -1`) is taken as the flag's value,
+    /// on every flag and subcommand: the flag's own parser then refuses it naming the flag,
+    /// instead of clap's "unexpected argument '-1'" that names none.
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = negatives(Cli::command()).try_get_matches()?;
+        Cli::from_arg_matches(&matches)
+    }
+}
+
+/// `cmd` with every value-taking argument (and its subcommands') accepting a negative
+/// number as its value.
+fn negatives(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_args(|a| {
+        if a.get_action().takes_values() {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    });
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    names
+        .into_iter()
+        .fold(cmd, |c, name| c.mut_subcommand(name, negatives))
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

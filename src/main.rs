@@ -2,21 +2,37 @@
 //! (0 ran, 1 a check failed, 2 bad input or setup failure, 3 ran but the results are
 //! incomplete, 130 interrupted).
 
-use clap::Parser;
 use portlab::cli::{Cli, Command};
 use portlab::cmd;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+#[cfg(target_os = "linux")]
+#[path = "early_linux.rs"]
+mod early;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Blocked before main on Linux (early_linux.rs), here elsewhere: a signal that comes
+    // while the flags are read waits until this process has chosen what it does.
+    portlab::sys::block_stop_signals();
+    let cli = match Cli::try_parse_args() {
+        Ok(cli) => cli,
+        Err(e) => {
+            portlab::sys::release_stop_signals();
+            e.exit()
+        }
+    };
+    // run and suite count a signal (the run then stops, writing everything); every other
+    // command ends by it as usual, a pending one now.
+    if matches!(&cli.command, Command::Run(_))
+        || matches!(&cli.command, Command::Suite(args) if !args.dry_run)
+    {
+        portlab::sys::catch_stop_signals();
+    }
+    portlab::sys::release_stop_signals();
     let mut out = Stdout::default();
     let result = match cli.command {
-        Command::Run(args) => {
-            // First thing: a signal from now on ends the run with everything written.
-            portlab::sys::catch_stop_signals();
-            cmd::run::run(&args, &mut out)
-        }
+        Command::Run(args) => cmd::run::run(&args, &mut out),
         Command::Predict(args) => portlab::cmd::predict::run_predict(&args, &mut out).map(|()| 0),
         Command::Inspect(args) => portlab::inspect::run(&args, &mut out).map(|()| 0),
         Command::Report(args) => cmd::report::run(&args, &mut out),
@@ -24,12 +40,10 @@ fn main() -> ExitCode {
         Command::Suite(args) if args.dry_run => portlab::cmd::dry_run::suite(
             &portlab::suite::scenarios_dir(&args),
             portlab::report::Format::Text,
+            args.allow_exec,
             &mut out,
         ),
-        Command::Suite(args) => {
-            portlab::sys::catch_stop_signals();
-            portlab::suite::run(&args, &mut out).map(|r| r.exit_code)
-        }
+        Command::Suite(args) => portlab::suite::run(&args, &mut out).map(|r| r.exit_code),
         Command::Watch(args) => portlab::watch::run(&args),
         Command::Completions(args) => portlab::cli::completions(args.shell, &mut out),
         Command::Man => portlab::cli::man(&mut out),

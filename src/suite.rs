@@ -68,6 +68,9 @@ pub enum Outcome {
     Error,
     /// Stopped by Ctrl-C.
     Interrupted,
+    /// Not run: the file runs a command (target.exec, client.exec) and the suite was not
+    /// given --allow-exec; its problem line says how to run it.
+    Skipped,
 }
 
 impl Outcome {
@@ -77,6 +80,7 @@ impl Outcome {
             Outcome::Fail => "FAIL",
             Outcome::Error => "ERROR",
             Outcome::Interrupted => "INTERRUPTED",
+            Outcome::Skipped => "SKIPPED",
         }
     }
 }
@@ -90,7 +94,7 @@ pub struct Row {
     pub file: String,
     /// The run's results directory.
     pub results: String,
-    /// PASS, FAIL, ERROR or INTERRUPTED.
+    /// PASS, FAIL, ERROR, INTERRUPTED or SKIPPED.
     pub verdict: Outcome,
     /// The run's exit code (None if it died by a signal).
     pub exit_code: Option<i32>,
@@ -121,7 +125,7 @@ pub struct Report {
     pub started_at: String,
     /// Wall time so far, seconds.
     pub wall_s: f64,
-    /// True when every scenario passed.
+    /// True when every scenario passed (the skipped ones aside).
     pub pass: bool,
     /// One entry per scenario run so far.
     pub scenarios: Vec<Row>,
@@ -134,6 +138,28 @@ impl Report {
             .iter()
             .filter(|x| x.verdict == Outcome::Pass)
             .count()
+    }
+
+    /// How many scenarios were skipped (they run a command, and no --allow-exec).
+    pub fn skipped(&self) -> usize {
+        self.scenarios
+            .iter()
+            .filter(|x| x.verdict == Outcome::Skipped)
+            .count()
+    }
+
+    /// "3 of 3 passed" or "22 of 22 passed, 3 skipped (they run commands: --allow-exec)".
+    fn tally(&self) -> String {
+        let skipped = self.skipped();
+        let mut t = format!(
+            "{} of {} passed",
+            self.passed(),
+            self.scenarios.len() - skipped
+        );
+        if skipped > 0 {
+            t += &format!(", {skipped} skipped (they run commands: add --allow-exec to run them)");
+        }
+        t
     }
 }
 
@@ -174,10 +200,29 @@ pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The scenario files of `dir`, in name order, each validated as `portlab run` would (a
-/// file's command runs only with `allow_exec`).
-pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
+/// The scenario files of `dir`, in name order, each validated as `portlab run` would, with
+/// its name and, for a file that runs a command when `allow_exec` is not given, why it is
+/// skipped and the command that runs it.
+pub fn collect(dir: &Path, allow_exec: bool) -> Result<Vec<(PathBuf, String, Option<String>)>> {
     validate(scenario_files(dir)?, allow_exec)
+}
+
+/// Why `file` (the scenario in it) is not run without --allow-exec, with the command that
+/// runs it; None when it runs no command or `allow_exec`.
+pub fn skip_reason(file: &Path, scenario: &plan::Scenario, allow_exec: bool) -> Option<String> {
+    if allow_exec {
+        return None;
+    }
+    let (key, command) = [
+        ("target.exec", &scenario.target.exec),
+        ("client.exec", &scenario.client.exec),
+    ]
+    .into_iter()
+    .find_map(|(k, c)| c.as_deref().map(|c| (k, c)))?;
+    Some(format!(
+        "{key} runs `{command}` as this user; read the file, then: portlab run {} --allow-exec",
+        file.display()
+    ))
 }
 
 /// What `Report::scenarios_dir` says when the suite ran the built-in catalog.
@@ -193,13 +238,16 @@ pub fn scenarios_dir(args: &SuiteArgs) -> PathBuf {
 }
 
 /// Each scenario (a file, or a built-in name) parsed and validated, with its name.
-fn validate(files: Vec<PathBuf>, allow_exec: bool) -> Result<Vec<(PathBuf, String)>> {
+fn validate(
+    files: Vec<PathBuf>,
+    allow_exec: bool,
+) -> Result<Vec<(PathBuf, String, Option<String>)>> {
     let mut out = Vec::with_capacity(files.len());
     let mut names = std::collections::BTreeMap::new();
     for file in files {
         let scenario = crate::catalog::load(&file)?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
-        crate::target::exec::consent_scenario(&file, &scenario, &Default::default(), allow_exec)?;
+        let skip = skip_reason(&file, &scenario, allow_exec);
         plan::check_host(&scenario, &plan).with_context(|| format!("{}", file.display()))?;
         if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
             return Err(anyhow!(
@@ -209,7 +257,7 @@ fn validate(files: Vec<PathBuf>, allow_exec: bool) -> Result<Vec<(PathBuf, Strin
                 plan.name
             ));
         }
-        out.push((file, plan.name));
+        out.push((file, plan.name, skip));
     }
     Ok(out)
 }
@@ -239,11 +287,14 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
     .flatten()
     .collect();
     let n = files.len();
-    for (i, (file, name)) in files.iter().enumerate() {
+    for (i, (file, name, skip)) in files.iter().enumerate() {
         if !args.quiet {
             eprint!("[{}/{n}] {name} ... ", i + 1);
         }
-        let row = run_one(&exe, file, name, &dir.join(name), &flags);
+        let row = match skip {
+            Some(why) => skipped_row(file, name, &dir.join(name), why),
+            None => run_one(&exe, file, name, &dir.join(name), &flags),
+        };
         if !args.quiet {
             eprintln!(
                 "{} in {:.1} s{}",
@@ -259,7 +310,10 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
         let stop = row.verdict == Outcome::Interrupted;
         report.scenarios.push(row);
         report.wall_s = began.elapsed().as_secs_f64();
-        report.pass = report.scenarios.iter().all(|r| r.verdict == Outcome::Pass);
+        report.pass = report
+            .scenarios
+            .iter()
+            .all(|r| matches!(r.verdict, Outcome::Pass | Outcome::Skipped));
         // Written after each scenario: an interrupted or crashed suite keeps what it ran.
         write_files(&report, &dir)?;
         if stop || crate::sys::stop_signals() > 0 {
@@ -280,6 +334,23 @@ pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
         0
     };
     Ok(SuiteResult { report, exit_code })
+}
+
+/// The row of a scenario not run (see [`skip_reason`]).
+fn skipped_row(file: &Path, name: &str, out: &Path, why: &str) -> Row {
+    Row {
+        scenario: name.to_string(),
+        file: file.display().to_string(),
+        results: out.display().to_string(),
+        verdict: Outcome::Skipped,
+        exit_code: None,
+        wall_s: 0.0,
+        predicted: "-".into(),
+        measured: "-".into(),
+        problems: vec![why.to_string()],
+        prediction: None,
+        checks: None,
+    }
 }
 
 /// Runs one scenario as `portlab run FILE --out DIR --format json` and reads its summary.
@@ -457,12 +528,14 @@ fn write_files(report: &Report, dir: &Path) -> Result<()> {
 }
 
 /// The suite as JUnit XML: one test suite per scenario (its checks as test cases), read back
-/// from each run's summary.json; a scenario without one is a test case in error.
+/// from each run's summary.json; a scenario without one is a test case in error. A skipped
+/// scenario ran nothing and is left out.
 pub fn write_junit(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     use crate::report::junit::SuiteRun;
     let loaded: Vec<(&Row, Result<crate::report::Summary, String>)> = r
         .scenarios
         .iter()
+        .filter(|row| row.verdict != Outcome::Skipped)
         .map(|row| {
             let s =
                 crate::report::load_summary(Path::new(&row.results)).map_err(|e| format!("{e:#}"));
@@ -569,9 +642,8 @@ pub fn write_markdown(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "\n{} of {} passed in {:.1} s; results in `{}`",
-        r.passed(),
-        r.scenarios.len(),
+        "\n{} in {:.1} s; results in `{}`",
+        r.tally(),
         r.wall_s,
         r.results
     )
@@ -613,9 +685,8 @@ pub fn write_text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "\n{} of {} passed in {:.1} s; table in {}/suite.md and suite.json",
-        r.passed(),
-        r.scenarios.len(),
+        "\n{} in {:.1} s; table in {}/suite.md and suite.json",
+        r.tally(),
         r.wall_s,
         r.results
     )

@@ -12,11 +12,12 @@ mod os;
 pub(crate) mod netlink;
 
 pub use os::{
-    catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep, private_to_me,
-    raise_nofile_limit, signalled, stop_signals,
+    block_stop_signals, catch_stop_signals, connect_in_progress, lock_directory, nofile_limit,
+    precise_sleep, private_to_me, raise_nofile_limit, release_stop_signals, signalled,
+    stop_signals,
 };
 #[cfg(unix)]
-pub use os::{die_with_parent, signal_group};
+pub use os::{contain_with_parent, die_with_parent, signal_group};
 
 /// RLIMIT_NOFILE as it stands: the most descriptors (sockets included) this process may
 /// hold. `None` in a field means unlimited (RLIM_INFINITY).
@@ -26,4 +27,13 @@ pub struct NofileLimit {
     pub soft: Option<u64>,
     /// The hard limit, up to which the soft one may be raised without privileges.
     pub hard: Option<u64>,
+}
+
+/// Why [`lock_directory`] did not take the lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it: its pid, when the system says.
+    Busy(Option<u32>),
+    /// The directory could not be opened (a symlink: ELOOP) or locked.
+    Io(std::io::Error),
 }

@@ -305,3 +305,46 @@ fn report_on_a_summary_holding_1e300_does_not_panic() {
         );
     }
 }
+
+/// `-1` given to any flag that takes a value is either accepted or refused naming that
+/// flag, never "unexpected argument '-1'" (which names none): every value-taking flag of
+/// `predict`, `inspect` and `run --dry-run` (nothing is sent), read from the CLI definition.
+#[test]
+fn a_negative_number_for_any_flag_is_refused_naming_the_flag() {
+    use clap::CommandFactory;
+    let cli = portlab::cli::Cli::command();
+    let mut unnamed = Vec::new();
+    for (sub, extra) in [
+        ("predict", &[][..]),
+        ("inspect", &[][..]),
+        ("run", &["--dry-run"][..]),
+    ] {
+        let cmd = cli.find_subcommand(sub).expect(sub);
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if !arg.get_action().takes_values() {
+                continue;
+            }
+            let flag = format!("--{long}");
+            let out = std::process::Command::new(portlab())
+                .arg(sub)
+                .args(extra)
+                .args([&flag, "-1"])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            // A --lab-* flag without --lab is refused naming its key (lab.port_range).
+            let key = long
+                .strip_prefix("lab-")
+                .map(|k| format!("lab.{}", k.replace('-', "_")));
+            let named = err.contains(&flag) || key.is_some_and(|k| err.contains(&k));
+            if !out.status.success() && !named {
+                unnamed.push(format!(
+                    "{sub} {flag} -1: {}",
+                    err.lines().next().unwrap_or("")
+                ));
+            }
+        }
+    }
+    assert!(unnamed.is_empty(), "{unnamed:#?}");
+}

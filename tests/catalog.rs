@@ -123,14 +123,21 @@ fn quickstart_runs_from_any_directory_and_says_where_it_wrote() {
 
 #[test]
 fn suite_without_a_scenarios_directory_takes_the_catalog() {
-    // The catalog names commands (java-bindexception), so without --allow-exec the whole
-    // suite is refused before anything runs: proof that it read the built-in files.
+    // The catalog names commands (java-bindexception): without --allow-exec the suite skips
+    // them, naming the command that runs each; the dry run shows it without running anything,
+    // proof that it read the built-in files.
     let cwd = tempfile::tempdir().unwrap();
-    let out = portlab_in(cwd.path(), &["suite"]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = portlab_in(cwd.path(), &["suite", "--dry-run"]);
     let err = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("java-bindexception") && err.contains("--allow-exec"),
+        stdout.contains("java-bindexception === SKIPPED")
+            && stdout.contains("portlab run java-bindexception --allow-exec"),
+        "{stdout}"
+    );
+    assert!(
+        err.contains("skipped") && err.contains("--allow-exec"),
         "{err}"
     );
     assert!(!cwd.path().join("results").exists(), "nothing may run");

@@ -127,3 +127,37 @@ fn quiet_silences_warnings_too() {
         }
     }
 }
+
+/// A stdout that fails once the run is over (`> /dev/full`) loses nothing the run measured:
+/// exit 3, not 2 (which says nothing was sent), the files intact, and the error names stdout.
+#[cfg(target_os = "linux")]
+#[test]
+fn three_when_stdout_fails_after_a_complete_run_with_the_files_intact() {
+    for format in ["text", "json"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let out = Command::new(portlab())
+            .arg("run")
+            .args(SMALL)
+            .args(["-q", "--format", format, "--out"])
+            .arg(&dir)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{format}: {err}");
+        assert!(
+            err.contains("stdout") && err.contains("No space left"),
+            "{format}: {err}"
+        );
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        assert!(s["attempts"].as_u64().unwrap() > 0, "{s:#}");
+        assert!(dir.join("timeline.csv").exists());
+    }
+}

@@ -170,3 +170,88 @@ fn report_names_an_unreadable_directory_and_renders_the_rest() {
         "a comparison of a and b: {stdout}"
     );
 }
+
+/// `--out` that is a symlink to a directory, with --force: refused (exit 2, naming the link),
+/// the directory it points to untouched.
+#[cfg(unix)]
+#[test]
+fn out_that_is_a_symlink_to_a_directory_is_refused_even_with_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("summary.json"), "precious").unwrap();
+    let link = tmp.path().join("out");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = Command::new(portlab())
+        .args([
+            "run", "--rate", "50", "--count", "5", "-q", "--force", "--out",
+        ])
+        .arg(&link)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("symbolic link") && err.contains("--out"),
+        "{err}"
+    );
+    assert_eq!(only(&victim), ["summary.json"]);
+    assert_eq!(
+        std::fs::read_to_string(victim.join("summary.json")).unwrap(),
+        "precious"
+    );
+}
+
+/// Two runs with the same `--out --force` at once: the second is refused (exit 2, naming
+/// the first's pid) and sends nothing; the first's files are its own.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_second_run_on_the_same_out_at_once_is_refused_naming_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    let mut first = Command::new(portlab())
+        .args([
+            "run",
+            "--rate",
+            "50",
+            "--duration",
+            "30s",
+            "-q",
+            "--force",
+            "--out",
+        ])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The timeline is created once the directory is locked and set up.
+    let began = std::time::Instant::now();
+    while !dir.join("timeline.csv").exists() {
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(20),
+            "no timeline"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = Command::new(portlab())
+        .args([
+            "run", "--rate", "50", "--count", "5", "-q", "--force", "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    let status = first.wait().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("in use") && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    assert_eq!(status.code(), Some(130));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["interrupted"], true, "the first run's summary: {s:#}");
+}

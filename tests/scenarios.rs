@@ -659,14 +659,17 @@ fn suite_runs_a_files_client_command_only_with_allow_exec() {
             .output()
             .unwrap()
     };
-    let refused = suite(false);
-    assert_eq!(refused.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&refused.stderr);
+    // Without consent: listed as skipped with the command that runs it; nothing ran.
+    let skipped = suite(false);
+    assert_eq!(skipped.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&skipped.stdout);
     assert!(
-        err.contains("mine.toml") && err.contains("--allow-exec"),
-        "{err}"
+        stdout.contains("SKIPPED")
+            && stdout.contains("mine.toml --allow-exec")
+            && stdout.contains("0 of 0 passed, 1 skipped"),
+        "{stdout}"
     );
-    assert!(!out.path().join("no").exists(), "nothing ran");
+    assert!(!out.path().join("no/mine").exists(), "nothing ran");
     let allowed = suite(true);
     let stdout = String::from_utf8_lossy(&allowed.stdout);
     assert_eq!(

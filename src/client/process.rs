@@ -1,7 +1,8 @@
 //! The client command: started through the shell with the target in its environment, its
 //! output read line by line as it comes (each line timestamped on arrival), stopped with
 //! SIGTERM then SIGKILL (its whole process group: a shell loop's children too), and killed
-//! with portlab (PR_SET_PDEATHSIG on Linux).
+//! with portlab, whatever it forked (PR_SET_PDEATHSIG and a PID namespace on Linux:
+//! [`crate::sys::contain_with_parent`]).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -179,35 +180,17 @@ fn shell(command: &str) -> Command {
 
 #[cfg(unix)]
 mod os {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, ExitStatus};
 
     pub const TERM: &str = "SIGTERM";
     pub const KILL: &str = "SIGKILL";
 
-    /// Its own process group (so a stop reaches a shell loop's children), and SIGKILL when
-    /// portlab's thread that started it dies (Linux), so no client outlives portlab.
+    /// Its own process group (so a stop reaches a shell loop's children), SIGKILL when
+    /// portlab's thread that started it dies, and on Linux a PID namespace of its own, so
+    /// that nothing it forks (a pipeline, a daemon that left the group) outlives portlab.
     pub fn own_group_and_die_with_parent(cmd: &mut Command) {
-        // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid) between fork and
-        // exec, touching no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                #[cfg(target_os = "linux")]
-                {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    // The parent may already be gone.
-                    if libc::getppid() == 1 {
-                        libc::_exit(1);
-                    }
-                }
-                Ok(())
-            });
-        }
+        crate::sys::contain_with_parent(cmd);
     }
 
     /// SIGTERM (or SIGKILL) to the group led by `pid`.

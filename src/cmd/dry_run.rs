@@ -89,13 +89,28 @@ fn model_input(plan: &Plan) -> ModelInput {
 /// `portlab suite --dry-run DIR`: every *.toml of `dir`, in name order, each as
 /// `run --dry-run FILE` shows it, under a `# === FILE ===` line. Every file is checked (not
 /// only up to the first bad one); returns the exit code: 0 all valid, 2 one or more refused.
-pub fn suite(dir: &Path, format: Format, out: &mut dyn std::io::Write) -> anyhow::Result<u8> {
+/// A file with a command (target.exec, client.exec) and no `allow_exec` is skipped, as
+/// `suite DIR` skips it, with the command that runs it.
+pub fn suite(
+    dir: &Path,
+    format: Format,
+    allow_exec: bool,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<u8> {
     let files = crate::suite::scenario_files(dir)?;
     let mut refused = 0;
+    let mut skipped = 0;
     for file in &files {
-        let result = crate::catalog::load(file).and_then(|s| render(&s, format));
+        let result = crate::catalog::load(file).and_then(|s| {
+            let text = render(&s, format)?;
+            Ok((text, crate::suite::skip_reason(file, &s, allow_exec)))
+        });
         match result {
-            Ok(text) => {
+            Ok((_, Some(why))) => {
+                skipped += 1;
+                writeln!(out, "# === {} === SKIPPED: {why}\n", file.display())?;
+            }
+            Ok((text, None)) => {
                 writeln!(out, "# === {} ===", file.display())?;
                 out.write_all(text.as_bytes())?;
                 writeln!(out)?;
@@ -107,9 +122,14 @@ pub fn suite(dir: &Path, format: Format, out: &mut dyn std::io::Write) -> anyhow
         }
     }
     eprintln!(
-        "{} of {} scenario files valid{}",
-        files.len() - refused,
-        files.len(),
+        "{} of {} scenario files valid{}{}",
+        files.len() - refused - skipped,
+        files.len() - skipped,
+        if skipped > 0 {
+            format!(", {skipped} skipped (they run commands: add --allow-exec)")
+        } else {
+            String::new()
+        },
         if refused > 0 {
             ""
         } else {

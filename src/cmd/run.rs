@@ -96,23 +96,42 @@ fn baseline(args: &RunArgs) -> anyhow::Result<Option<(Box<crate::report::Summary
 /// Prints the run's report (or, when summary.json could not be saved, the summary itself)
 /// and turns how it ended into the exit code.
 fn outcome(args: &RunArgs, result: &engine::RunResult, out: &mut dyn Write) -> anyhow::Result<u8> {
-    crate::report::render_run(args.format, &result.summary, &result.dir, out)
+    // The run is over: a stdout that fails now (a full disk, /dev/full, a closed terminal)
+    // loses no measurement (the files are written) and is no set-up error: exit 3, naming it.
+    let mut incomplete = false;
+    let printed = crate::report::render_run(args.format, &result.summary, &result.dir, out)
         .and_then(|()| match args.format {
             Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),
             _ => Ok(()),
         })
-        .map_err(|e| anyhow::Error::new(e).context("writing the summary to stdout"))?;
-    let mut incomplete = false;
+        .and_then(|()| out.flush());
+    if let Err(e) = &printed {
+        eprintln!(
+            "error: writing the summary to stdout failed ({e}); the results are in {}",
+            result.dir.display()
+        );
+        incomplete = true;
+    }
     if let Some(why) = &result.unsaved {
         // Nothing measured is lost: the summary goes to stdout instead.
-        if args.format != Format::Json {
-            writeln!(
-                out,
-                "\nsummary.json (not saved):\n{}",
+        let on_stdout = printed.is_ok()
+            && (args.format == Format::Json
+                || writeln!(
+                    out,
+                    "\nsummary.json (not saved):\n{}",
+                    result.summary_json()?
+                )
+                .and_then(|()| out.flush())
+                .is_ok());
+        if on_stdout {
+            eprintln!("error: {why}; the summary is on stdout instead");
+        } else {
+            // Neither file nor stdout: stderr is the last place it can go.
+            eprintln!(
+                "error: {why}, and stdout failed too; the summary follows on stderr:\n{}",
                 result.summary_json()?
-            )?;
+            );
         }
-        eprintln!("error: {why}; the summary is on stdout instead");
         incomplete = true;
     }
     if let Some(why) = &result.failed {

@@ -128,6 +128,53 @@ fn server_name(name: &'static str) -> &'static str {
         .map_or(name, |(_, server)| server.as_str())
 }
 
+/// Whether this process could enter a lab, tried as [`unshare_net`] does but in a child
+/// (fork), so that nothing changes here: for the checks before a run and for dry runs,
+/// which must refuse what the run would.
+pub(super) fn probe() -> Result<(), LabError> {
+    // SAFETY: the child is single-threaded and calls only unshare and _exit (reading errno
+    // allocates nothing); the parent waits for it.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNET) == 0
+                || libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0
+            {
+                libc::_exit(0);
+            }
+            let errno = io::Error::last_os_error().raw_os_error().unwrap_or(1);
+            libc::_exit(errno.clamp(1, 255));
+        }
+    }
+    if pid < 0 {
+        return Err(LabError::setup(
+            "fork (to try the lab)",
+            io::Error::last_os_error(),
+        ));
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(LabError::setup("waitpid (trying the lab)", e));
+        }
+    }
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, errno) => Err(LabError::setup(
+            "unshare(CLONE_NEWUSER | CLONE_NEWNET) (not root, so the lab needs unprivileged \
+             user namespaces: check kernel.unprivileged_userns_clone / \
+             user.max_user_namespaces, or run as root)",
+            io::Error::from_raw_os_error(errno),
+        )),
+        _ => Err(LabError::setup(
+            "trying the lab",
+            io::Error::other(format!("the probe ended with wait status {status}")),
+        )),
+    }
+}
+
 /// Enters a new network namespace: as root (or with CAP_SYS_ADMIN) directly; otherwise in a
 /// new user namespace too, mapping the caller's uid/gid to 0 inside it.
 pub(super) fn unshare_net() -> Result<&'static str, LabError> {

@@ -95,6 +95,12 @@ pub fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
     os::enter(plan)
 }
 
+/// Whether this process can create the lab's namespaces (root, or unprivileged user
+/// namespaces), tried in a throwaway child: what the run would refuse, refused before it.
+pub fn probe() -> Result<(), LabError> {
+    os::probe()
+}
+
 /// Reads every sysctl of [`MODEL_SYSCTLS`] in the calling thread's network namespace. A key
 /// missing from the map means this kernel does not have that setting (e.g.
 /// tcp_tw_reuse_delay before Linux 6.14). Not on Linux: [`LabError::Unsupported`].

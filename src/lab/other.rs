@@ -14,6 +14,12 @@ pub(crate) fn enter(_plan: &LabPlan) -> Result<Applied, LabError> {
     })
 }
 
+pub(crate) fn probe() -> Result<(), LabError> {
+    Err(LabError::Unsupported {
+        os: std::env::consts::OS,
+    })
+}
+
 pub(crate) fn read_settings() -> Result<BTreeMap<String, String>, LabError> {
     Err(LabError::Unsupported {
         os: std::env::consts::OS,

@@ -12,7 +12,13 @@ const VETH_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 /// RLIMIT_NOFILE. `given` is the scenario as written: only counts the user set are held
 /// against the limit (the defaults adapt).
 pub fn check_host(given: &Scenario, plan: &Plan) -> Result<(), PlanError> {
+    check_target_address(plan)?;
     check_sources(plan)?;
+    if plan.isolated() {
+        // The lab's namespaces: a user without root or user namespaces is refused here, so
+        // that a dry run refuses what the run would.
+        crate::lab::probe().map_err(|e| invalid("lab.isolate", "--lab", e.to_string()))?;
+    }
     if let Some(r) = plan.client.local_port_range {
         // Linux only (resolve refused it elsewhere); the release names the kernel.
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -20,6 +26,25 @@ pub fn check_host(given: &Scenario, plan: &Plan) -> Result<(), PlanError> {
     }
     let hard = crate::sys::nofile_limit().and_then(|l| l.hard);
     check_descriptors(given, hard)
+}
+
+/// An external target must resolve to an address with a port, as the run will resolve it
+/// ('', `1.5`, `127.0.0.1` without a port are refused).
+fn check_target_address(plan: &Plan) -> Result<(), PlanError> {
+    let super::Target::External(address) = &plan.target else {
+        return Ok(());
+    };
+    let resolved = std::net::ToSocketAddrs::to_socket_addrs(address.as_str())
+        .map_err(|e| e.to_string())
+        .and_then(|mut a| a.next().ok_or_else(|| "no address".to_string()));
+    match resolved {
+        Ok(_) => Ok(()),
+        Err(e) => Err(invalid(
+            "target.address",
+            "--target",
+            format!("'{address}' cannot be resolved: {e}; write HOST:PORT, e.g. 127.0.0.1:8080"),
+        )),
+    }
 }
 
 fn check_sources(plan: &Plan) -> Result<(), PlanError> {

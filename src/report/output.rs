@@ -20,6 +20,8 @@ pub struct ResultsDir {
     force: bool,
     /// What portlab created, for [`ResultsDir::discard`].
     created: Mutex<Vec<PathBuf>>,
+    /// The directory, locked (flock) while this value lives: a second run on it is refused.
+    _lock: Option<File>,
 }
 
 impl ResultsDir {
@@ -30,6 +32,18 @@ impl ResultsDir {
             Some(d) => d.to_path_buf(),
             None => fresh_path(name),
         };
+        // A link there would send the files (--force: replacing some) wherever it points.
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if meta.file_type().is_symlink() {
+                let to = std::fs::read_link(&path)
+                    .map(|t| format!(" (to {})", t.display()))
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "the results directory {} (--out) is a symbolic link{to}; portlab does not write through one: name the directory itself",
+                    path.display()
+                );
+            }
+        }
         let existed = path.exists();
         if existed && !force {
             let mut entries = std::fs::read_dir(&path).with_context(|| {
@@ -51,11 +65,24 @@ impl ResultsDir {
                 path.display()
             )
         })?;
+        // One run per directory: two at once would mix their files.
+        let lock = crate::sys::lock_directory(&path).map_err(|e| match e {
+            crate::sys::LockError::Busy(pid) => anyhow::anyhow!(
+                "the results directory {} (--out) is in use by another portlab run ({}); wait for it to end, or choose another --out",
+                path.display(),
+                pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"))
+            ),
+            crate::sys::LockError::Io(e) => anyhow::Error::new(e).context(format!(
+                "cannot lock the results directory {} (--out); name a real directory",
+                path.display()
+            )),
+        })?;
         Ok(ResultsDir {
             path,
             made: !existed,
             force,
             created: Mutex::new(Vec::new()),
+            _lock: lock,
         })
     }
 
@@ -140,20 +167,43 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = create_new(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
+    // A name nobody can guess (a file placed there beforehand cannot block the write), and
+    // another on the rare clash.
+    let mut attempt = 0;
+    let (tmp, file) = loop {
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.{:016x}.tmp",
+            name.to_string_lossy(),
+            std::process::id(),
+            unguessable()
+        ));
+        match create_new(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    let written = {
+        let mut f = file;
+        f.write_all(bytes).and_then(|()| f.sync_all())
+    };
     let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
     if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     renamed
+}
+
+/// 64 random bits: std's hasher keys come from the OS's random source.
+fn unguessable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 #[cfg(test)]
@@ -239,5 +289,55 @@ mod tests {
         std::fs::write(sub.join("x"), "x").unwrap();
         assert!(write_atomic(&sub, b"no").is_err());
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_out_is_refused_even_with_force() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let msg = format!(
+            "{:#}",
+            ResultsDir::prepare("r", Some(&link), true).unwrap_err()
+        );
+        assert!(
+            msg.contains("symbolic link") && msg.contains("--out"),
+            "{msg}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_locked_out_is_refused_naming_the_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let first = ResultsDir::prepare("r", Some(d.path()), true).unwrap();
+        let msg = format!(
+            "{:#}",
+            ResultsDir::prepare("r", Some(d.path()), true).unwrap_err()
+        );
+        assert!(msg.contains("in use"), "{msg}");
+        #[cfg(target_os = "linux")]
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        drop(first);
+        assert!(ResultsDir::prepare("r", Some(d.path()), true).is_ok());
+    }
+
+    #[test]
+    fn a_pre_created_temporary_file_does_not_block_write_atomic() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("summary.json");
+        // The name the temporary file used to have: anyone could place it first.
+        let old = d
+            .path()
+            .join(format!(".summary.json.{}.tmp", std::process::id()));
+        std::fs::write(&old, "squatter").unwrap();
+        write_atomic(&p, b"{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{}");
     }
 }

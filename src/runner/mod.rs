@@ -101,6 +101,17 @@ pub async fn run(
     if let Some(why) = ctx.factory.slices_unavailable() {
         crate::say::warning!("{why}");
     }
+    if crate::sys::stop_signals() > 0 {
+        // Interrupted before the first start (during set-up, or --start-at's wait): nothing
+        // is sent, and the summary says so.
+        drop(tx);
+        return RunEnd {
+            interrupted: true,
+            load_elapsed: Duration::ZERO,
+            aborted: 0,
+            failed: None,
+        };
+    }
     tokio::pin!(shutdown);
     tokio::pin!(abandon);
     let (load_elapsed, mut workers, mut interrupted) = match plan.lab_rate() {

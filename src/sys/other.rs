@@ -18,6 +18,12 @@ pub fn connect_in_progress(e: &std::io::Error) -> bool {
 /// with its children.
 pub fn catch_stop_signals() {}
 
+/// Nothing to block without Unix signals.
+pub fn block_stop_signals() {}
+
+/// Nothing to release without Unix signals.
+pub fn release_stop_signals() {}
+
 /// Always 0: see [`catch_stop_signals`].
 pub fn stop_signals() -> u32 {
     0
@@ -42,4 +48,9 @@ pub fn nofile_limit() -> Option<super::NofileLimit> {
 /// directory instead of reusing one.
 pub fn private_to_me(_meta: &std::fs::Metadata) -> bool {
     false
+}
+
+/// No directory lock here: always Ok(None).
+pub fn lock_directory(_path: &std::path::Path) -> Result<Option<std::fs::File>, super::LockError> {
+    Ok(None)
 }

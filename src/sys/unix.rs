@@ -4,6 +4,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::NofileLimit;
 
+#[cfg(target_os = "linux")]
+#[path = "pidns_linux.rs"]
+mod pidns;
+
 /// Reads the soft and hard RLIMIT_NOFILE without changing them; None when they cannot be
 /// read.
 pub fn nofile_limit() -> Option<NofileLimit> {
@@ -101,6 +105,39 @@ pub fn catch_stop_signals() {
     }
 }
 
+fn stop_signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset and sigaddset fill a set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread: one that comes waits, pending, until
+/// [`release_stop_signals`]. The binary calls this before `main` (Linux) or first thing in
+/// it, so that no signal finds portlab before it has chosen what the signal does.
+pub fn block_stop_signals() {
+    let set = stop_signal_set();
+    // SAFETY: pthread_sigmask reads a set we own.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Unblocks what [`block_stop_signals`] blocked: a signal that came meanwhile is delivered
+/// now, to the handler of [`catch_stop_signals`] if it was installed, else with its default
+/// action. Must run before any child process or thread starts (both inherit the mask).
+pub fn release_stop_signals() {
+    let set = stop_signal_set();
+    // SAFETY: pthread_sigmask reads a set we own.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// SIGINT and SIGTERM received since [`catch_stop_signals`].
 pub fn stop_signals() -> u32 {
     STOP_SIGNALS.load(Ordering::SeqCst)
@@ -132,6 +169,18 @@ pub async fn signalled(n: u32) {
 /// started it ends, `kill -9` of portlab included (PR_SET_PDEATHSIG). Used for every command
 /// portlab starts (`target.exec`, and client commands).
 pub fn die_with_parent(cmd: &mut std::process::Command) {
+    with_parent(cmd, false);
+}
+
+/// [`die_with_parent`], and on Linux the command also runs in a PID namespace of its own
+/// (see `pidns_linux.rs`), so that everything it forks dies with portlab, daemons that left
+/// its process group included. For the user's commands (`target.exec`, `client.exec`).
+pub fn contain_with_parent(cmd: &mut std::process::Command) {
+    with_parent(cmd, true);
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+fn with_parent(cmd: &mut std::process::Command, namespace: bool) {
     use std::os::unix::process::CommandExt;
     #[cfg(target_os = "linux")]
     // SAFETY: getpid is async-signal-safe; it runs before fork.
@@ -159,6 +208,9 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
                 if libc::getppid() != parent {
                     libc::_exit(1);
                 }
+                if namespace {
+                    pidns::enter()?;
+                }
             }
             Ok(())
         });
@@ -181,4 +233,57 @@ pub fn private_to_me(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid takes no arguments and cannot fail.
     meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o022 == 0
+}
+
+/// Takes an exclusive, non-blocking flock(2) on the directory `path`, opened without
+/// following a symlink (O_NOFOLLOW: a link there is an error, ELOOP). `Ok(Some(file))` holds
+/// the lock until the file is dropped (or the process ends, `kill -9` included: the kernel
+/// releases it); `Err(Busy(pid))` when another process holds it, with its pid when the system
+/// says (Linux: /proc/locks).
+pub fn lock_directory(path: &std::path::Path) -> Result<Option<std::fs::File>, super::LockError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(super::LockError::Io)?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(dir));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Err(super::LockError::Busy(lock_holder(&dir)));
+    }
+    Err(super::LockError::Io(e))
+}
+
+/// The pid holding a flock on `file`, from /proc/locks ("1: FLOCK ADVISORY WRITE PID
+/// MAJ:MIN:INODE 0 EOF", major and minor in hex).
+#[cfg(target_os = "linux")]
+fn lock_holder(file: &std::fs::File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1:" FLOCK ADVISORY WRITE PID DEV..; a waiter's line has "->" after the number.
+        let f: Vec<&str> = f.into_iter().filter(|w| *w != "->").collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_holder(_file: &std::fs::File) -> Option<u32> {
+    None
 }

@@ -58,8 +58,10 @@ pub enum ExecError {
         source: std::io::Error,
     },
     /// A command from a file, without `--allow-exec`.
-    #[error("{key} in {file} would run `{command}` as this user; portlab runs a command from a file only with --allow-exec (read it first), or when given as a flag (--target-exec)")]
+    #[error("{key} in {file} would run `{command}` as this user; portlab runs a command from a file only with --allow-exec (read it first), or when given as a flag ({flag})")]
     NotAllowed {
+        /// The flag that gives the same command on the command line.
+        flag: &'static str,
         /// The scenario file.
         file: String,
         /// The key holding the command.
@@ -114,6 +116,11 @@ pub fn consent(
 ) -> Result<(), ExecError> {
     match command {
         Some(command) if !from_flag && !allow_exec => Err(ExecError::NotAllowed {
+            flag: if key.starts_with("client.") {
+                "--client-exec"
+            } else {
+                "--target-exec"
+            },
             file: file.display().to_string(),
             key: key.to_string(),
             command: command.to_string(),

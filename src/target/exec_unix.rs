@@ -1,6 +1,6 @@
 //! Unix: the command runs as `sh -c 'exec COMMAND'` (the shell replaces itself, so signals
-//! reach the server), in a process group of its own that dies with portlab
-//! ([`crate::sys::die_with_parent`]), stopped with SIGTERM then SIGKILL sent to that group.
+//! reach the server), in a process group and (Linux) a PID namespace of its own that die with
+//! portlab, whatever it forks ([`crate::sys::contain_with_parent`]), stopped with SIGTERM then SIGKILL sent to that group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
@@ -13,7 +13,7 @@ pub const KILL_NAME: &str = "SIGKILL";
 pub fn shell(command: &str) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c").arg(format!("exec {command}"));
-    crate::sys::die_with_parent(&mut c);
+    crate::sys::contain_with_parent(&mut c);
     c
 }
 
