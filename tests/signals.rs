@@ -241,13 +241,17 @@ fn kill_9_of_portlab_kills_the_target_exec_server() {
     wait_for("the server to die with portlab", || {
         matches!(proc_state(server_pid), None | Some('Z'))
     });
-    // Nothing listens there any more. A connect may still succeed on its own: when the
-    // kernel picks the target's port as the source port (it is in the ephemeral range), the
-    // socket connects to itself (TCP simultaneous open); that is no listener.
-    let listener = std::net::TcpStream::connect(&target)
-        .ok()
-        .filter(|s| s.local_addr().ok() != s.peer_addr().ok());
-    assert!(listener.is_none(), "nothing listens on {target} any more");
+    // Nothing listens there any more. portlab's child is the init of the command's PID
+    // namespace; the kernel kills the server inside once that init is gone, a moment later,
+    // so this waits for the listener to close. A connect may still succeed on its own: when
+    // the kernel picks the target's port as the source port (it is in the ephemeral range),
+    // the socket connects to itself (TCP simultaneous open); that is no listener.
+    wait_for("nothing to listen on the target any more", || {
+        std::net::TcpStream::connect(&target)
+            .ok()
+            .filter(|s| s.local_addr().ok() != s.peer_addr().ok())
+            .is_none()
+    });
 }
 
 /// Processes whose command line contains `marker`, with their network namespace.

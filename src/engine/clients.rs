@@ -341,6 +341,55 @@ fn sample_server(
     Ok((stop, thread))
 }
 
+/// The summary of a many-client run stopped before any client measured anything: no
+/// attempts, interrupted, and which clients left nothing (`lab.clients.lost` in words).
+fn interrupted_before_start(
+    plan: &Plan,
+    dir: &ResultsDir,
+    server_addr: SocketAddr,
+    lost: Vec<String>,
+) -> Result<Summary> {
+    use crate::collect::{Exhaustion, Latency, Measured};
+    let m = Measured {
+        attempts: 0,
+        connected: 0,
+        completed: 0,
+        failed: 0,
+        dropped: 0,
+        reconnects: 0,
+        errors: Default::default(),
+        exhaustion: Exhaustion::default(),
+        http_status: Default::default(),
+        connect_latency: Latency::default(),
+        connect_latency_actual: Latency::default(),
+        exchange_latency: Latency::default(),
+        request_latency: Latency::default(),
+        schedule_lag: Latency::default(),
+        timeline: Vec::new(),
+        completions: Default::default(),
+    };
+    let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let mut s = Summary::new(
+        plan.to_scenario(),
+        started,
+        server_addr.to_string(),
+        &m,
+        0.0,
+        0.0,
+        true,
+        0,
+        None,
+    );
+    s.observation = Some(format!(
+        "interrupted while the clients started, before any sent anything: {}",
+        lost.join("; ")
+    ));
+    let json = serde_json::to_string_pretty(&s).context("serialising the summary")?;
+    dir.write_atomic("summary.json", json.as_bytes())
+        .with_context(|| format!("writing {}/summary.json", dir.path().display()))?;
+    Ok(s)
+}
+
 /// Merges what the clients wrote into `dir` and adds `lab.clients`.
 fn merge(
     plan: &Plan,
@@ -375,6 +424,12 @@ fn merge(
             )),
         }
         lines.push(line);
+    }
+    // Interrupted before any client could start its load (a signal in a client's first
+    // milliseconds, before it can catch one, ends it with nothing written): nothing was
+    // sent, and the summary says so.
+    if runs.is_empty() && crate::sys::stop_signals() > 0 {
+        return interrupted_before_start(plan, dir, server_addr, lost);
     }
     if runs.is_empty() {
         bail!(
