@@ -779,6 +779,16 @@ fn a_client_that_stalls_is_inconclusive_not_a_pass() {
     // load) to the end of the run.
     let end = v["duration_s"].as_f64().unwrap();
     assert!(at < 2.0 && (at + len - end).abs() < 0.2, "{at} {len} {end}");
+    // Its saved results say the same later: report exits 4 and names why.
+    let again = Command::new(portlab())
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(4));
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("verdict: INCONCLUSIVE"), "{text}");
+    assert!(text.contains("STALLED"), "{text}");
 }
 
 #[test]
