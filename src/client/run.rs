@@ -9,7 +9,7 @@ use super::sample::{self, Point};
 use super::signatures::{LineReader, Recognised, Signatures};
 use super::timing;
 use super::ClientExec;
-use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
+use crate::collect::{ErrorStat, Exhaustion, Measured};
 use crate::lab;
 use crate::model;
 use crate::observe::watch::TimewaitSummary;
@@ -907,18 +907,9 @@ fn measured(
         connected: a.connections,
         completed: a.requests.unwrap_or(a.connections),
         failed,
-        dropped: 0,
-        reconnects: 0,
         errors,
         exhaustion,
-        http_status: BTreeMap::new(),
-        connect_latency: Latency::default(),
-        connect_latency_actual: Latency::default(),
-        exchange_latency: Latency::default(),
-        request_latency: Latency::default(),
-        schedule_lag: Latency::default(),
-        timeline: Vec::new(),
-        completions: Default::default(),
+        ..Measured::empty()
     }
 }
 

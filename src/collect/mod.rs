@@ -190,6 +190,31 @@ pub struct Measured {
     pub completions: Completions,
 }
 
+impl Measured {
+    /// Nothing measured: no attempt, no latency, no error (a run stopped before its load,
+    /// or the base a client command's figures are filled into).
+    pub fn empty() -> Measured {
+        Measured {
+            attempts: 0,
+            connected: 0,
+            completed: 0,
+            failed: 0,
+            dropped: 0,
+            reconnects: 0,
+            errors: Default::default(),
+            exhaustion: Exhaustion::default(),
+            http_status: Default::default(),
+            connect_latency: Latency::default(),
+            connect_latency_actual: Latency::default(),
+            exchange_latency: Latency::default(),
+            request_latency: Latency::default(),
+            schedule_lag: Latency::default(),
+            timeline: Vec::new(),
+            completions: Default::default(),
+        }
+    }
+}
+
 /// Where closed intervals go as the run goes (timeline.csv, progress display).
 pub trait Sink: Send {
     /// Adds observations of its own (kernel counts) to an interval's row before it is kept.

@@ -349,25 +349,7 @@ fn interrupted_before_start(
     server_addr: SocketAddr,
     lost: Vec<String>,
 ) -> Result<Summary> {
-    use crate::collect::{Exhaustion, Latency, Measured};
-    let m = Measured {
-        attempts: 0,
-        connected: 0,
-        completed: 0,
-        failed: 0,
-        dropped: 0,
-        reconnects: 0,
-        errors: Default::default(),
-        exhaustion: Exhaustion::default(),
-        http_status: Default::default(),
-        connect_latency: Latency::default(),
-        connect_latency_actual: Latency::default(),
-        exchange_latency: Latency::default(),
-        request_latency: Latency::default(),
-        schedule_lag: Latency::default(),
-        timeline: Vec::new(),
-        completions: Default::default(),
-    };
+    let m = crate::collect::Measured::empty();
     let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let mut s = Summary::new(
         plan.to_scenario(),
