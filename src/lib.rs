@@ -93,6 +93,7 @@ pub mod cmd;
 pub mod collect;
 pub mod engine;
 pub mod fuzz;
+pub mod input;
 pub mod inspect;
 pub mod lab;
 pub mod model;
