@@ -17,6 +17,9 @@ pub const SUMMARY_LIMIT: u64 = 64 << 20;
 /// not grow with it, this only bounds the time spent on one (a day at 10 ms intervals is
 /// about 2 GiB of histograms.hlog).
 pub const STREAM_LIMIT: u64 = 16 << 30;
+/// The most a timeline.csv read whole (report.html's charts) may hold: a day at 10 ms
+/// intervals is about 600 MiB.
+pub const TIMELINE_LIMIT: u64 = 1 << 30;
 /// The longest line of a streamed file: a histograms.hlog line of the bounds portlab writes
 /// holds at most a few KiB (every bucket of a 1 µs..1 h histogram set, compressed).
 pub const LINE_LIMIT: usize = 1 << 20;
