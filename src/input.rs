@@ -149,20 +149,19 @@ pub fn open_namespace(path: &Path) -> io::Result<File> {
 }
 
 /// Reads lines of at most [`LINE_LIMIT`] bytes from a streamed file (a longer one is an
-/// error naming the file and line), without holding more than one line.
+/// error; the caller names the file and [`Lines::number`]), without holding more than one
+/// line.
 pub struct Lines<R> {
     reader: io::BufReader<R>,
-    path: String,
     /// The number of the line last returned (1 for the first).
     pub number: u64,
 }
 
 impl<R: Read> Lines<R> {
-    /// Lines of `r`, named `path` in errors.
-    pub fn new(r: R, path: &Path) -> Lines<R> {
+    /// Lines of `r`.
+    pub fn new(r: R) -> Lines<R> {
         Lines {
             reader: io::BufReader::new(r),
-            path: path.display().to_string(),
             number: 0,
         }
     }
@@ -173,8 +172,7 @@ impl<R: Read> Lines<R> {
         line.clear();
         let n = (&mut self.reader)
             .take(LINE_LIMIT as u64 + 1)
-            .read_until(b'\n', line)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path)))?;
+            .read_until(b'\n', line)?;
         if n == 0 {
             return Ok(false);
         }
@@ -183,9 +181,7 @@ impl<R: Read> Lines<R> {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{} line {}: longer than the {} portlab reads of a line",
-                    self.path,
-                    self.number,
+                    "a line longer than the {} portlab reads of one",
                     size(LINE_LIMIT as u64)
                 ),
             ));
@@ -240,13 +236,13 @@ mod tests {
     }
 
     #[test]
-    fn a_line_over_the_limit_is_refused_naming_its_number() {
+    fn a_line_over_the_limit_is_refused_at_its_number() {
         let mut text = b"first\n".to_vec();
         text.extend(vec![b'x'; LINE_LIMIT + 10]);
-        let mut lines = Lines::new(text.as_slice(), Path::new("h.hlog"));
+        let mut lines = Lines::new(text.as_slice());
         let mut line = Vec::new();
         assert!(lines.next_into(&mut line).unwrap());
         let e = lines.next_into(&mut line).unwrap_err().to_string();
-        assert!(e.contains("h.hlog line 2"), "{e}");
+        assert!(e.contains("1 MiB") && lines.number == 2, "{e}");
     }
 }

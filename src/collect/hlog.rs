@@ -214,7 +214,7 @@ impl<R: std::io::Read> Reader<R> {
     /// Reads `r`; histograms must have `reference`'s bounds and precision.
     pub fn new(r: R, reference: Histogram<u64>) -> Reader<R> {
         Reader {
-            lines: crate::input::Lines::new(r, std::path::Path::new("histograms.hlog")),
+            lines: crate::input::Lines::new(r),
             line: Vec::new(),
             reference,
             deserializer: Deserializer::new(),
