@@ -115,10 +115,7 @@ pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     if bytes.len() as u64 > limit {
         return Err(refused(
             path,
-            format!(
-                "grew past the {} portlab reads of such a file",
-                size(limit)
-            ),
+            format!("grew past the {} portlab reads of such a file", size(limit)),
         ));
     }
     Ok(bytes)
@@ -195,7 +192,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_file_over_the_limit_is_refused_naming_it_and_the_limit() {
+    fn a_file_over_the_limit_is_refused_naming_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("summary.json");
         std::fs::write(&p, vec![b' '; 2048]).unwrap();

@@ -21,7 +21,12 @@ const SHARD: &str = "tests/fixtures/shards/shard-0";
 fn shard_copy(dir: &Path) -> PathBuf {
     let d = dir.join("shard");
     std::fs::create_dir_all(&d).unwrap();
-    for f in ["summary.json", "timeline.csv", "histograms.hlog", "plan.toml"] {
+    for f in [
+        "summary.json",
+        "timeline.csv",
+        "histograms.hlog",
+        "plan.toml",
+    ] {
         std::fs::copy(Path::new(SHARD).join(f), d.join(f)).unwrap();
     }
     d
@@ -135,7 +140,13 @@ fn report_html_of_a_timeline_holding_inf_finishes() {
     // overflowed the pixel arithmetic (a panic).
     let tmp = tempfile::tempdir().unwrap();
     let d = shard_copy(tmp.path());
-    for (col, v) in [(0, "inf"), (8, "inf"), (10, "inf"), (8, "-1e15"), (0, "1e300")] {
+    for (col, v) in [
+        (0, "inf"),
+        (8, "inf"),
+        (10, "inf"),
+        (8, "-1e15"),
+        (0, "1e300"),
+    ] {
         let p = d.join("timeline.csv");
         std::fs::copy(Path::new(SHARD).join("timeline.csv"), &p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
@@ -154,7 +165,10 @@ fn report_html_of_a_timeline_holding_inf_finishes() {
             String::from_utf8_lossy(&o.stderr)
         );
         let page = String::from_utf8_lossy(&o.stdout);
-        assert!(page.contains("<svg"), "column {col} = {v}: the charts are drawn");
+        assert!(
+            page.contains("<svg"),
+            "column {col} = {v}: the charts are drawn"
+        );
     }
 }
 
@@ -304,7 +318,16 @@ fn a_summary_or_scenario_that_is_dev_zero_is_refused_not_read_until_memory_runs_
     let o = portlab_bounded(&["run", "--dry-run", z], LIMIT_MIB, DEADLINE);
     refused(&o, &[z, "character device"]);
     let o = portlab_bounded(
-        &["run", "--dry-run", "--baseline", z, "--rate", "10", "--count", "1"],
+        &[
+            "run",
+            "--dry-run",
+            "--baseline",
+            z,
+            "--rate",
+            "10",
+            "--count",
+            "1",
+        ],
         LIMIT_MIB,
         DEADLINE,
     );
@@ -322,7 +345,16 @@ fn a_fifo_given_as_scenario_baseline_summary_timeline_or_netns_is_refused_not_wa
     let o = portlab_bounded(&["run", "--dry-run", f], LIMIT_MIB, DEADLINE);
     refused(&o, &[f, "FIFO"]);
     let o = portlab_bounded(
-        &["run", "--dry-run", "--baseline", f, "--rate", "10", "--count", "1"],
+        &[
+            "run",
+            "--dry-run",
+            "--baseline",
+            f,
+            "--rate",
+            "10",
+            "--count",
+            "1",
+        ],
         LIMIT_MIB,
         DEADLINE,
     );
@@ -339,7 +371,11 @@ fn a_fifo_given_as_scenario_baseline_summary_timeline_or_netns_is_refused_not_wa
     let o = portlab_bounded(&["report", d.to_str().unwrap()], LIMIT_MIB, DEADLINE);
     refused(&o, &[&shown, "FIFO"]);
     std::fs::remove_file(d.join("summary.json")).unwrap();
-    std::fs::copy(Path::new(SHARD).join("summary.json"), d.join("summary.json")).unwrap();
+    std::fs::copy(
+        Path::new(SHARD).join("summary.json"),
+        d.join("summary.json"),
+    )
+    .unwrap();
     std::fs::remove_file(d.join("timeline.csv")).unwrap();
     mkfifo(&d.join("timeline.csv"));
     let o = portlab_bounded(

@@ -73,11 +73,9 @@ pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
             writeln!(out, "\nresults: {}/", dir.path().display())?;
         }
     }
-    Ok(
-        if summary.verdict.as_ref().is_some_and(|v| !v.pass) {
-            super::exit::VERDICT
-        } else {
-            0
-        },
-    )
+    Ok(if summary.verdict.as_ref().is_some_and(|v| !v.pass) {
+        super::exit::VERDICT
+    } else {
+        0
+    })
 }

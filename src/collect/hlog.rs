@@ -232,7 +232,11 @@ impl<R: std::io::Read> Reader<R> {
     pub fn next_entry(&mut self) -> Result<Option<Entry>, String> {
         use base64::Engine as _;
         loop {
-            if !self.lines.next_into(&mut self.line).map_err(|e| e.to_string())? {
+            if !self
+                .lines
+                .next_into(&mut self.line)
+                .map_err(|e| e.to_string())?
+            {
                 return Ok(None);
             }
             if self.line.last() != Some(&b'\n') {

@@ -135,7 +135,9 @@ fn add_kinds(into: &mut Vec<(String, u64)>, text: &str) {
 }
 
 /// Opens a timeline.csv for reading row by row.
-fn timeline_rows(path: &Path) -> Result<csv::DeserializeRecordsIntoIter<std::fs::File, TimelineRow>> {
+fn timeline_rows(
+    path: &Path,
+) -> Result<csv::DeserializeRecordsIntoIter<std::fs::File, TimelineRow>> {
     let file = crate::input::open(path, crate::input::STREAM_LIMIT)
         .with_context(|| format!("reading {}", path.display()))?;
     Ok(csv::ReaderBuilder::new()
@@ -286,12 +288,14 @@ impl Stream {
             if let Some(e) = e {
                 let started_off = self.started_off;
                 let base = acc.base;
-                let hoff = *self.hoff.get_or_insert_with(|| match self.hlog.base_time_s {
-                    Some(b) if b.is_finite() && b >= 0.0 && b < 1e11 => {
-                        secs_between(UNIX_EPOCH + Duration::from_secs_f64(b), base)
-                    }
-                    _ => started_off,
-                });
+                let hoff = *self
+                    .hoff
+                    .get_or_insert_with(|| match self.hlog.base_time_s {
+                        Some(b) if (0.0..1e11).contains(&b) => {
+                            secs_between(UNIX_EPOCH + Duration::from_secs_f64(b), base)
+                        }
+                        _ => started_off,
+                    });
                 let at = hoff + e.start_s;
                 // A second of slack before the start: BaseTime and started_at are written
                 // from the same clock reading, rounded differently.
@@ -361,7 +365,10 @@ impl Stream {
                     .map_err(|err| anyhow::anyhow!("{path}: histogram {:?}: {err:?}", e.tag))
             };
             add(b.0.get_mut(e.tag).expect("a known tag"), &self.hlog_path)?;
-            add(acc.totals.get_mut(e.tag).expect("a known tag"), &self.hlog_path)?;
+            add(
+                acc.totals.get_mut(e.tag).expect("a known tag"),
+                &self.hlog_path,
+            )?;
         }
         while let Some(at) = self.peek_row(acc)? {
             if at > k {
@@ -745,7 +752,10 @@ mod tests {
     fn intervals_end_on_their_interval_and_the_last_at_the_runs_end() {
         let ends: Vec<(f64, f64)> = (0..3).map(|k| interval_bounds(k, 1.0, 2.5)).collect();
         assert_eq!(ends, [(0.0, 1.0), (1.0, 2.0), (2.0, 2.5)]);
-        let kinds = [("EADDRNOTAVAIL".to_string(), 3), ("ECONNRESET".to_string(), 1)];
+        let kinds = [
+            ("EADDRNOTAVAIL".to_string(), 3),
+            ("ECONNRESET".to_string(), 1),
+        ];
         assert_eq!(kinds_text(&kinds), "EADDRNOTAVAIL=3 ECONNRESET=1");
         assert_eq!(kinds_text(&[]), "");
     }
