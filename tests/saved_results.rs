@@ -392,3 +392,50 @@ fn a_fifo_given_as_scenario_baseline_summary_timeline_or_netns_is_refused_not_wa
     );
     refused(&o, &["timeline.csv", "FIFO"]);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_write_that_fails_mid_run_makes_exit_3_naming_the_file_and_merge_refuses_it() {
+    // Was: exit 0 with a timeline or histograms.hlog cut short. RLIMIT_FSIZE stands in for a
+    // disk full for a moment: 12 KiB per file (SIGXFSZ ignored, so a write past it fails
+    // with EFBIG) holds summary.json (about 5 KiB) and plan.toml, not histograms.hlog at 10 ms
+    // intervals (about 1.2 KiB each, 100 of them). Loopback only, 200 connections.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 24; exec \"$0\" \"$@\"")
+        .arg(portlab())
+        .args([
+            "run",
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+            "--interval",
+            "10ms",
+        ])
+        .args(["--tolerance", "delivery=1000", "--format", "json", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("histograms.hlog from"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let files = s["incomplete_files"].as_array().expect("incomplete_files");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.as_str().unwrap().starts_with("histograms.hlog from")),
+        "{files:?}"
+    );
+    let out = tmp.path().join("merged");
+    let o = portlab_bounded(
+        &merge_args(&[dir.to_str().unwrap()], out.to_str().unwrap()),
+        LIMIT_MIB,
+        DEADLINE,
+    );
+    refused(&o, &["is an incomplete run", "histograms.hlog from"]);
+}

@@ -102,6 +102,12 @@ fn read_input(path: &Path) -> Result<Input> {
             bail!("{dir}/summary.json: {name} {v} is not the length of a run (0 to {MAX_RUN_S} s)");
         }
     }
+    if !summary.incomplete_files.is_empty() {
+        bail!(
+            "{dir} is an incomplete run (a write failed while it ran: {}); its results cannot be merged",
+            summary.incomplete_files.join("; ")
+        );
+    }
     let started = humantime::parse_rfc3339_weak(&summary.started_at)
         .with_context(|| format!("{dir}/summary.json: started_at is not an RFC 3339 time"))?;
     let timeline = Some(path.join("timeline.csv")).filter(|p| p.exists());
