@@ -43,35 +43,15 @@ fn not_regular(meta: &Metadata) -> Option<&'static str> {
     if t.is_dir() {
         return Some("a directory");
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return Some("a FIFO (named pipe)");
-        }
-        if t.is_char_device() {
-            return Some("a character device");
-        }
-        if t.is_block_device() {
-            return Some("a block device");
-        }
-        if t.is_socket() {
-            return Some("a socket");
-        }
+    if let Some(what) = crate::sys::special_file(&t) {
+        return Some(what);
     }
     Some("not a regular file")
 }
 
 /// Opens `path` for reading without blocking on a FIFO (or a tty, or a device that waits).
 fn open_nonblocking(path: &Path) -> io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    }
-    options.open(path)
+    crate::sys::read_nonblocking().open(path)
 }
 
 /// The error of a refused read: callers name the file (their context says which file it

@@ -13,7 +13,7 @@ pub(crate) mod netlink;
 
 pub use os::{
     catch_stop_signals, connect_in_progress, nofile_limit, precise_sleep, private_to_me,
-    raise_nofile_limit, signalled, stop_signals,
+    raise_nofile_limit, read_nonblocking, signalled, special_file, stop_signals,
 };
 #[cfg(unix)]
 pub use os::{die_with_parent, signal_group};
