@@ -4,7 +4,13 @@
 //! `catch_unwind`. Prints inputs, inputs/s, how many resolved or rendered, and panics (with
 //! the seed of the first few, to reproduce one with `Mutator::new(seed)`).
 //!
-//! `cargo run --release --example fuzz_scenarios -- [INPUTS] [FIRST_SEED]`
+//! `cargo run --release --example fuzz_scenarios -- [INPUTS] [FIRST_SEED] [results]`
+//!
+//! With `results` (issue 22) it feeds `fuzz::results` instead: the fixture shard's results
+//! directory with its summary.json, timeline.csv, histograms.hlog or plan.toml mutated,
+//! through report in every format, compare and merge (in a directory under the system's
+//! temporary directory, removed at the end). Each input is also timed: the slowest is
+//! printed, since a hang is a bug as much as a panic.
 
 use portlab::fuzz::{self, Mutator};
 use std::panic::{self, AssertUnwindSafe};
@@ -18,6 +24,9 @@ fn main() {
         .map_or(1_000_000, |a| a.parse().expect("INPUTS"));
     let first: u64 = args.next().map_or(0, |a| a.parse().expect("FIRST_SEED"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if args.next().as_deref() == Some("results") {
+        return results(root, inputs, first);
+    }
     let mut files: Vec<_> = std::fs::read_dir(root.join("scenarios"))
         .expect("scenarios/")
         .map(|e| e.expect("dir entry").path())
@@ -89,6 +98,67 @@ fn main() {
         println!("  seed {seed} (kind {kind}): {msg}");
     }
     if panics.iter().sum::<u64>() > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// `fuzz::results` over `inputs` mutated copies of the fixture shard.
+fn results(root: &Path, inputs: u64, first: u64) {
+    let shard = root.join("tests/fixtures/shards/shard-0");
+    // Its plan.toml without its --start-at, which is in the past now (a refusal every time).
+    let files: Vec<(&str, Vec<u8>)> = fuzz::RESULTS_FILES
+        .iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(shard.join(n)).expect("fixture");
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with("start_at"))
+                .collect();
+            (*n, (kept.join("\n") + "\n").into_bytes())
+        })
+        .collect();
+    let work = std::env::temp_dir().join(format!("portlab-fuzz-{}", std::process::id()));
+    let (dir, out) = (work.join("run"), work.join("merged"));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    panic::set_hook(Box::new(|_| {}));
+    let (mut ok, mut refused, mut panics) = (0u64, 0u64, Vec::new());
+    let mut slowest = (0.0f64, 0u64);
+    let start = Instant::now();
+    for seed in first..first + inputs {
+        for (name, bytes) in Mutator::new(seed).results(&files) {
+            std::fs::write(dir.join(name), bytes).expect("writing an input");
+        }
+        let t = Instant::now();
+        match panic::catch_unwind(AssertUnwindSafe(|| fuzz::results(&dir, &out))) {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(_)) => refused += 1,
+            Err(p) => panics.push((
+                seed,
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+            )),
+        }
+        let took = t.elapsed().as_secs_f64();
+        if took > slowest.0 {
+            slowest = (took, seed);
+        }
+    }
+    let _ = panic::take_hook();
+    let _ = std::fs::remove_dir_all(&work);
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "results directories: {inputs} (seeds {first}..{}), {secs:.1} s, ok {ok} refused {refused} panics {}; slowest {:.3} s (seed {})",
+        first + inputs,
+        panics.len(),
+        slowest.0,
+        slowest.1
+    );
+    for (seed, msg) in panics.iter().take(10) {
+        println!("  seed {seed}: {msg}");
+    }
+    if !panics.is_empty() {
         std::process::exit(1);
     }
 }

@@ -408,11 +408,17 @@ async fn drive(
     let recorder = Recorder::start(plan, dir, opts, watch, writer, targets[0], settings)?;
     started.set(true);
     let ended = load(plan, shards, &targets, &host, recorder, servers, exec).await?;
-    let failed = ended.end.failed.clone();
+    // A write that failed at any time leaves the results incomplete: exit 3, and the summary
+    // names the files.
+    let lost = ended.lost.clone();
+    let failed = ended.end.failed.clone().or_else(|| {
+        (!lost.is_empty()).then(|| format!("results not written in full: {}", lost.join("; ")))
+    });
     let facts = ended.facts(plan, scenario, targets[0], applied);
     let baseline = opts.baseline.as_ref().map(|(b, m)| (&**b, *m));
     let mut summary = assemble(plan, facts, settings, baseline);
     summary.shard = shard_summary(plan, late);
+    summary.incomplete_files = lost;
     Ok(save(dir, summary, failed))
 }
 
@@ -467,7 +473,9 @@ struct Recorder {
     t0: Instant,
     shared: Arc<Shared>,
     tx: std::sync::mpsc::SyncSender<crate::collect::Outcome>,
-    thread: std::thread::JoinHandle<(crate::collect::Measured, Option<KernelWatch>)>,
+    /// The collector: what it measured, the kernel watch, and the results files a write
+    /// failed on.
+    thread: std::thread::JoinHandle<(crate::collect::Measured, Option<KernelWatch>, Vec<String>)>,
 }
 
 impl Recorder {
@@ -510,12 +518,13 @@ impl Recorder {
                     hlog: Some(hlog),
                     progress,
                     watch,
+                    lost: Vec::new(),
                 };
                 let m = collector.collect(rx, &collector_shared, &mut sink);
                 if let Some(p) = &sink.progress {
                     p.bar.finish_and_clear();
                 }
-                (m, sink.watch)
+                (m, sink.watch, sink.lost)
             })
             .context("starting the collector thread")?;
         Ok(Recorder {
@@ -537,6 +546,8 @@ struct Ended {
     exec: Option<crate::report::ExecSummary>,
     measured: crate::collect::Measured,
     watch: Option<KernelWatch>,
+    /// The results files a write failed on (see `Summary::incomplete_files`).
+    lost: Vec<String>,
 }
 
 /// Runs the load until its bounds or a signal, then stops the servers (the embedded one
@@ -578,7 +589,7 @@ async fn load(
     );
     let exec = exec.map(ExecTarget::stop);
     drop(hold_collector);
-    let (measured, watch) = thread
+    let (measured, watch, lost) = thread
         .join()
         .map_err(|_| anyhow!("the collector thread panicked"))?;
     Ok(Ended {
@@ -589,6 +600,7 @@ async fn load(
         exec,
         measured,
         watch,
+        lost,
     })
 }
 
@@ -782,6 +794,8 @@ struct RunSink {
     hlog: Option<crate::collect::hlog::HlogWriter>,
     progress: Option<ProgressDisplay>,
     watch: Option<KernelWatch>,
+    /// The files a write failed on: "timeline.csv from 0.400 s (No space left on device)".
+    lost: Vec<String>,
 }
 
 impl Sink for RunSink {
@@ -791,6 +805,10 @@ impl Sink for RunSink {
                 eprintln!(
                     "warning: histograms.hlog can no longer be written ({e}); the run goes on"
                 );
+                self.lost.push(format!(
+                    "histograms.hlog from {:.3} s ({e})",
+                    start.as_secs_f64()
+                ));
                 self.hlog = None;
             }
         }
@@ -808,6 +826,10 @@ impl Sink for RunSink {
                 crate::say::warning!(
                     "timeline.csv can no longer be written ({e}); the run goes on"
                 );
+                self.lost.push(format!(
+                    "timeline.csv from the row of {:.3} s ({e})",
+                    row.t_s
+                ));
                 self.writer = None;
             }
         }

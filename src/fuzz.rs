@@ -2,7 +2,8 @@
 //! the last rendering, with no I/O, so that a property test (tests/fuzz.rs), the cargo-fuzz
 //! targets (fuzz/) and the million-input driver (examples/fuzz_scenarios.rs) all exercise
 //! the same code: a scenario file through plan resolution and the model, `run`'s flags, and a
-//! summary.json through every report format.
+//! summary.json through every report format. [`results`] (issue 22) is the one entry that
+//! reads files: a mutated results directory through report, compare and merge.
 //!
 //! Each entry returns `Ok` or an error message; a panic anywhere below is the bug being
 //! hunted. [`Mutator`] makes the inputs from seeds (catalog files, flag sets, summaries).
@@ -74,6 +75,68 @@ pub fn summary(bytes: &[u8]) -> Result<usize, String> {
         report::compare::render(&c, f, &mut out).map_err(|e| e.to_string())?;
     }
     Ok(out.len())
+}
+
+/// The files of a results directory the results fuzz mutates.
+pub const RESULTS_FILES: [&str; 4] = [
+    "summary.json",
+    "timeline.csv",
+    "histograms.hlog",
+    "plan.toml",
+];
+
+/// A results directory `dir` (its files mutated by the caller) through everything that reads
+/// saved results (issue 22): `report` in every format, alone and compared with itself (the
+/// html page draws its timeline), `merge` into `out` (a directory of its own, replaced), and
+/// its plan.toml as the scenario a lab client runs. Unlike the entries above this reads and
+/// writes files: merge streams its inputs from disk. Returns the bytes rendered.
+pub fn results(dir: &Path, out: &Path) -> Result<usize, String> {
+    let mut rendered = Vec::new();
+    let mut refusals = Vec::new();
+    let two = [dir.to_path_buf(), dir.to_path_buf()];
+    for paths in [&two[..1], &two[..]] {
+        if let Err(e) = report::html::report_dirs(paths, &mut rendered) {
+            refusals.push(report::chain(&e));
+        }
+    }
+    match report::load_summary(dir) {
+        Ok(s) => {
+            for f in [
+                Format::Text,
+                Format::Json,
+                Format::Csv,
+                Format::Markdown,
+                Format::Junit,
+            ] {
+                report::render_run(f, &s, dir, &mut rendered).map_err(|e| e.to_string())?;
+            }
+            let runs = [("a".to_string(), s.clone()), ("b".to_string(), s)];
+            let c = report::compare::compare(&runs);
+            for f in [Format::Text, Format::Json, Format::Csv, Format::Markdown] {
+                report::compare::render(&c, f, &mut rendered).map_err(|e| e.to_string())?;
+            }
+        }
+        Err(e) => refusals.push(report::chain(&e)),
+    }
+    match report::merge::merge(&[dir.to_path_buf()]) {
+        Ok(m) => {
+            let d = report::output::ResultsDir::prepare("fuzz", Some(out), true)
+                .map_err(|e| report::chain(&e))?;
+            match m.write(&d) {
+                Ok(s) => report::merge::write_summary(&s, &d).map_err(|e| report::chain(&e))?,
+                Err(e) => refusals.push(report::chain(&e)),
+            }
+        }
+        Err(e) => refusals.push(report::chain(&e)),
+    }
+    if let Err(e) = plan::load_scenario(&dir.join("plan.toml")).and_then(|s| Plan::resolve(&s)) {
+        refusals.push(e.to_string());
+    }
+    if refusals.is_empty() {
+        Ok(rendered.len())
+    } else {
+        Err(refusals.join("\n"))
+    }
 }
 
 /// SplitMix64: a few lines of deterministic randomness, so an input is reproduced from its
@@ -279,6 +342,56 @@ impl Mutator {
             };
         }
         v.to_string().into_bytes()
+    }
+}
+
+impl Mutator {
+    /// A results directory's files (`RESULTS_FILES`' names and contents) with one or two of
+    /// them mutated: summary.json as [`Mutator::summary`] does, timeline.csv and plan.toml as
+    /// bytes (numbers become boundaries: 18446744073709551615, inf, 1e300 ...), and
+    /// histograms.hlog as bytes or with a histogram line whose header claims other bounds or
+    /// payload (the decoder allocates what a header claims).
+    pub fn results(&mut self, files: &[(&str, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.clone()))
+            .collect();
+        for _ in 0..1 + self.below(2) {
+            let i = self.below(out.len());
+            let (name, bytes) = &out[i];
+            let new = match name.as_str() {
+                "summary.json" => match serde_json::from_slice(bytes) {
+                    Ok(v) => self.summary(&v),
+                    Err(_) => self.bytes(bytes),
+                },
+                "histograms.hlog" if self.below(3) == 0 => {
+                    let mut b = bytes.clone();
+                    b.extend(self.hlog_line());
+                    b
+                }
+                _ => self.bytes(bytes),
+            };
+            out[i].1 = new;
+        }
+        out
+    }
+
+    /// A histograms.hlog line whose histogram is a bare V2 header with boundary claims.
+    fn hlog_line(&mut self) -> Vec<u8> {
+        use base64::Engine as _;
+        let sigfigs = [0u32, 2, 3, 5, 6, u32::MAX];
+        let highs = [0u64, 2, 3_600_000_000, 1 << 62, u64::MAX];
+        let payloads = [0u32, 8, 1 << 20, u32::MAX];
+        let mut b = Vec::new();
+        b.extend(0x1c84_9313u32.to_be_bytes());
+        b.extend(payloads[self.below(payloads.len())].to_be_bytes());
+        b.extend(0u32.to_be_bytes());
+        b.extend(sigfigs[self.below(sigfigs.len())].to_be_bytes());
+        b.extend(1u64.to_be_bytes());
+        b.extend(highs[self.below(highs.len())].to_be_bytes());
+        b.extend(1f64.to_be_bytes());
+        let enc = base64::engine::general_purpose::STANDARD.encode(&b);
+        format!("Tag=connect,0.000,1.000,0.000,{enc}\n").into_bytes()
     }
 }
 

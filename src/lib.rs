@@ -21,8 +21,12 @@
 //!   a closed stdout once.
 //!   `cmd::dry_run` is `run --dry-run` and `suite --dry-run`: validate and show the
 //!   resolved plan with the model's prediction, sending nothing.
-//! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json) and a seeded
-//!   mutator, shared by the property test, the cargo-fuzz targets and the example driver.
+//! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json, a results
+//!   directory through report and merge) and a seeded mutator, shared by the property test,
+//!   the cargo-fuzz targets and the example driver.
+//! - [`input`]: every read of a file a user names (scenario, --baseline, a results
+//!   directory's files, `watch --netns`): opened without blocking, regular files only, size
+//!   capped, refusals naming the file.
 //! - [`engine`]: one run end to end: results directory, target, collector thread, runner,
 //!   summary; every set-up failure happens here before the first connection (and takes
 //!   back what it created); it dispatches a `--client-exec` run to [`client`], which never
@@ -94,6 +98,7 @@ pub mod cmd;
 pub mod collect;
 pub mod engine;
 pub mod fuzz;
+pub mod input;
 pub mod inspect;
 pub mod lab;
 pub mod model;

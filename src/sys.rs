@@ -13,8 +13,8 @@ pub(crate) mod netlink;
 
 pub use os::{
     block_stop_signals, catch_stop_signals, connect_in_progress, lock_directory, nofile_limit,
-    precise_sleep, private_to_me, raise_nofile_limit, release_stop_signals, signalled,
-    stop_signals,
+    precise_sleep, private_to_me, raise_nofile_limit, read_nonblocking, release_stop_signals,
+    signalled, special_file, stop_signals,
 };
 #[cfg(unix)]
 pub use os::{contain_with_parent, die_with_parent, signal_group};

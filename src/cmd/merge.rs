@@ -2,7 +2,7 @@
 //! made into one results directory (the merge itself is `report::merge`): its arguments,
 //! and the merged summary and each shard's line on stdout.
 
-use crate::report::merge::{merge, write};
+use crate::report::merge::{merge, write_summary};
 use crate::report::output::ResultsDir;
 use crate::report::{Format, Render};
 use anyhow::Result;
@@ -30,12 +30,20 @@ pub struct MergeArgs {
 /// Runs `portlab merge`: merges, writes the directory, prints the merged summary and each
 /// shard's line. Exit 1 when a shard's verdict failed, as `report` does for one run.
 pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
-    let merged = merge(&args.runs)?;
+    // Everything that can be checked before writing is: a refused shard leaves no --out.
+    let merge = merge(&args.runs)?;
     let dir = ResultsDir::prepare("merge", Some(&args.out), args.force)?;
-    write(&merged, &dir)?;
-    merged.summary.render(args.format, out)?;
+    let summary = match merge.write(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            dir.discard();
+            return Err(e);
+        }
+    };
+    write_summary(&summary, &dir)?;
+    summary.render(args.format, out)?;
     if args.format == Format::Text {
-        if let Some(m) = &merged.summary.merge {
+        if let Some(m) = &summary.merge {
             writeln!(out, "\nshards:")?;
             for sh in &m.shards {
                 let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}s"));
@@ -65,11 +73,9 @@ pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
             writeln!(out, "\nresults: {}/", dir.path().display())?;
         }
     }
-    Ok(
-        if merged.summary.verdict.as_ref().is_some_and(|v| !v.pass) {
-            super::exit::VERDICT
-        } else {
-            0
-        },
-    )
+    Ok(if summary.verdict.as_ref().is_some_and(|v| !v.pass) {
+        super::exit::VERDICT
+    } else {
+        0
+    })
 }

@@ -150,73 +150,206 @@ pub struct Hlog {
     pub intervals: Vec<(f64, f64, Set)>,
 }
 
-/// Reads an hlog's text. `new` makes the empty histograms a set starts from; a histogram
+/// Reads a whole hlog's text into memory (a short log; `portlab merge` streams with
+/// [`Reader`] instead). `new` makes the empty histograms a set starts from; a histogram
 /// whose bounds or precision differ from the one `new` makes is refused (its counts would
 /// not add exactly).
 pub fn read(text: &[u8], new: &dyn Fn() -> Histogram<u64>) -> Result<Hlog, String> {
-    use base64::Engine as _;
-    let reference = new();
-    let mut base_time_s = None;
+    let mut reader = Reader::new(text, new());
     let mut intervals: Vec<(f64, f64, Set)> = Vec::new();
-    let mut deserializer = Deserializer::new();
-    for entry in IntervalLogIterator::new(text) {
-        match entry.map_err(|e| format!("not an HdrHistogram interval log ({e:?})"))? {
-            LogEntry::BaseTime(t) => base_time_s = Some(t.as_secs_f64()),
-            LogEntry::StartTime(t) => {
-                base_time_s.get_or_insert(t.as_secs_f64());
+    while let Some(e) = reader.next_entry()? {
+        let idx = match intervals
+            .iter()
+            .position(|(s, ..)| (*s - e.start_s).abs() < 1e-6)
+        {
+            Some(i) => i,
+            None => {
+                intervals.push((e.start_s, e.len_s, Set::new(new)));
+                intervals.len() - 1
             }
-            LogEntry::Interval(ih) => {
-                let tag = ih.tag().map(|t| t.as_str()).unwrap_or("");
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(ih.encoded_histogram())
-                    .map_err(|e| format!("histogram {tag:?}: bad base64 ({e})"))?;
-                let h: Histogram<u64> = deserializer
-                    .deserialize(&mut bytes.as_slice())
-                    .map_err(|e| format!("histogram {tag:?}: cannot be decoded ({e:?})"))?;
-                if (h.low(), h.high(), h.sigfig())
-                    != (reference.low(), reference.high(), reference.sigfig())
-                {
-                    return Err(format!(
-                        "histogram {tag:?} has bounds {}..{} with {} significant figures, \
-                         not {}..{} with {}: histograms with other bounds do not add exactly",
-                        h.low(),
-                        h.high(),
-                        h.sigfig(),
-                        reference.low(),
-                        reference.high(),
-                        reference.sigfig()
-                    ));
-                }
-                let (start, len) = (
-                    ih.start_timestamp().as_secs_f64(),
-                    ih.duration().as_secs_f64(),
-                );
-                let idx = match intervals
-                    .iter()
-                    .position(|(s, ..)| (*s - start).abs() < 1e-6)
-                {
-                    Some(i) => i,
-                    None => {
-                        intervals.push((start, len, Set::new(new)));
-                        intervals.len() - 1
-                    }
-                };
-                let set = &mut intervals[idx].2;
-                let Some(slot) = set.get_mut(tag) else {
-                    return Err(format!(
-                        "unknown histogram tag {tag:?} (expected one of {})",
-                        TAGS.join(", ")
-                    ));
-                };
-                slot.add(&h)
-                    .map_err(|e| format!("histogram {tag:?}: {e:?}"))?;
-            }
-        }
+        };
+        let slot = intervals[idx].2.get_mut(e.tag).expect("a checked tag");
+        slot.add(&e.histogram)
+            .map_err(|err| format!("histogram {:?}: {err:?}", e.tag))?;
     }
     Ok(Hlog {
-        base_time_s,
+        base_time_s: reader.base_time_s,
         intervals,
     })
+}
+
+/// One histogram of an hlog: its interval and tag.
+#[derive(Debug)]
+pub struct Entry {
+    /// Start of its interval, seconds since BaseTime.
+    pub start_s: f64,
+    /// Length of its interval, seconds.
+    pub len_s: f64,
+    /// Its tag, one of [`TAGS`].
+    pub tag: &'static str,
+    /// Its counts.
+    pub histogram: Histogram<u64>,
+}
+
+/// Reads an hlog one line at a time (memory: one line and one histogram, whatever the
+/// log's length). Every histogram's header is checked against the reference histogram's
+/// bounds before it is decoded: a header claiming another range (whose decoding would
+/// allocate what it claims) is refused, as is a histogram of other bounds, which would not
+/// add exactly.
+pub struct Reader<R> {
+    lines: crate::input::Lines<R>,
+    line: Vec<u8>,
+    reference: Histogram<u64>,
+    deserializer: Deserializer,
+    /// BaseTime (or StartTime when the log has no BaseTime), seconds since the Unix epoch,
+    /// once its line has been read.
+    pub base_time_s: Option<f64>,
+}
+
+/// The V2 cookies of HdrHistogram's encoding (plain and deflate-compressed).
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
+
+impl<R: std::io::Read> Reader<R> {
+    /// Reads `r`; histograms must have `reference`'s bounds and precision.
+    pub fn new(r: R, reference: Histogram<u64>) -> Reader<R> {
+        Reader {
+            lines: crate::input::Lines::new(r),
+            line: Vec::new(),
+            reference,
+            deserializer: Deserializer::new(),
+            base_time_s: None,
+        }
+    }
+
+    /// The number of the line last read (for messages).
+    pub fn line_number(&self) -> u64 {
+        self.lines.number
+    }
+
+    /// The next histogram, None at the end of the log. Errors say what is wrong, not where:
+    /// the caller names the file and [`Reader::line_number`].
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, String> {
+        use base64::Engine as _;
+        loop {
+            if !self
+                .lines
+                .next_into(&mut self.line)
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(None);
+            }
+            if self.line.last() != Some(&b'\n') {
+                self.line.push(b'\n');
+            }
+            let entry = match IntervalLogIterator::new(&self.line).next() {
+                None => continue,
+                Some(e) => e.map_err(|e| format!("not an HdrHistogram interval log ({e:?})"))?,
+            };
+            let ih = match entry {
+                LogEntry::BaseTime(t) => {
+                    self.base_time_s = Some(t.as_secs_f64());
+                    continue;
+                }
+                LogEntry::StartTime(t) => {
+                    self.base_time_s.get_or_insert(t.as_secs_f64());
+                    continue;
+                }
+                LogEntry::Interval(ih) => ih,
+            };
+            let given = ih.tag().map(|t| t.as_str()).unwrap_or("");
+            let Some(tag) = TAGS.iter().copied().find(|t| *t == given) else {
+                return Err(format!(
+                    "unknown histogram tag {given:?} (expected one of {})",
+                    TAGS.join(", ")
+                ));
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(ih.encoded_histogram())
+                .map_err(|e| format!("histogram {tag:?}: bad base64 ({e})"))?;
+            self.check_header(tag, &bytes)?;
+            let histogram: Histogram<u64> = self
+                .deserializer
+                .deserialize(&mut bytes.as_slice())
+                .map_err(|e| format!("histogram {tag:?}: cannot be decoded ({e:?})"))?;
+            self.check_bounds(tag, &histogram)?;
+            return Ok(Some(Entry {
+                start_s: ih.start_timestamp().as_secs_f64(),
+                len_s: ih.duration().as_secs_f64(),
+                tag,
+                histogram,
+            }));
+        }
+    }
+
+    fn check_bounds(&self, tag: &str, h: &Histogram<u64>) -> Result<(), String> {
+        self.check_claim(tag, h.low(), h.high(), u32::from(h.sigfig()))
+    }
+
+    fn check_claim(&self, tag: &str, low: u64, high: u64, sigfig: u32) -> Result<(), String> {
+        let r = &self.reference;
+        if (low, high, sigfig) == (r.low(), r.high(), u32::from(r.sigfig())) {
+            return Ok(());
+        }
+        Err(format!(
+            "histogram {tag:?} has bounds {low}..{high} with {sigfig} significant figures, \
+             not {}..{} with {}: histograms with other bounds do not add exactly",
+            r.low(),
+            r.high(),
+            r.sigfig()
+        ))
+    }
+
+    /// The encoded header's claims (bounds, precision, payload length) before anything is
+    /// allocated for them: the decoder would otherwise make a histogram of whatever range
+    /// the header claims and a buffer of whatever length.
+    fn check_header(&self, tag: &str, bytes: &[u8]) -> Result<(), String> {
+        use std::io::Read as _;
+        let bad = |what: &str| format!("histogram {tag:?}: {what}");
+        let u32_at = |b: &[u8], i: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?))
+        };
+        let u64_at = |b: &[u8], i: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?))
+        };
+        // The plain header: cookie, payload length, normalizing offset, significant figures,
+        // lowest, highest (then the ratio and the payload).
+        let mut header = [0u8; 40];
+        match u32_at(bytes, 0) {
+            Some(V2_COOKIE) => {
+                let n = bytes.len().min(40);
+                header[..n].copy_from_slice(&bytes[..n]);
+            }
+            Some(V2_COMPRESSED_COOKIE) => {
+                let mut z = flate2::read::ZlibDecoder::new(bytes.get(8..).unwrap_or_default());
+                let mut n = 0;
+                while n < header.len() {
+                    match z.read(&mut header[n..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                }
+            }
+            _ => return Err(bad("not a V2 HdrHistogram encoding")),
+        }
+        let (Some(payload), Some(sigfig), Some(low), Some(high)) = (
+            u32_at(&header, 4),
+            u32_at(&header, 12),
+            u64_at(&header, 16),
+            u64_at(&header, 24),
+        ) else {
+            return Err(bad("truncated header"));
+        };
+        self.check_claim(tag, low, high, sigfig)?;
+        // Each count is a varint of at most 9 bytes.
+        let most = self.reference.distinct_values() as u64 * 9;
+        if u64::from(payload) > most {
+            return Err(bad(&format!(
+                "its header claims {payload} bytes of counts, more than the {most} a histogram of these bounds can hold"
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

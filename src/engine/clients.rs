@@ -420,14 +420,14 @@ fn merge(
             dir.path().display()
         );
     }
-    let mut merged = crate::report::merge::merge(&runs)?;
+    let mut summary = crate::report::merge::merge(&runs)?.write(dir)?;
     let buckets = lab_plan
         .server_sysctls
         .iter()
         .find(|w| w.name == crate::plan::sysctl::MAX_TW_BUCKETS.name)
         .and_then(|w| w.value.trim().parse().ok());
     let model = server_timewait(&loads, buckets);
-    let s = &mut merged.summary;
+    let s = &mut summary;
     s.interrupted |= crate::sys::stop_signals() > 0;
     // The one server all the clients shared (its accepted count includes each client's
     // reachability probe).
@@ -451,9 +451,9 @@ fn merge(
         lost,
     };
     s.lab = Some(lab_summary(many, lab_plan, clients));
-    crate::report::merge::write(&merged, dir)?;
-    crate::report::html::write_report_or_warn(dir, &merged.summary);
-    Ok(merged.summary)
+    crate::report::merge::write_summary(&summary, dir)?;
+    crate::report::html::write_report_or_warn(dir, &summary);
+    Ok(summary)
 }
 
 /// Client k's line of `lab.clients`, and, when it left results, its share of the server's

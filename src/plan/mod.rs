@@ -116,9 +116,11 @@ fn refuse_set(
 /// Reads and parses a scenario file; unknown keys are an error naming the key.
 pub fn load_scenario(path: &Path) -> Result<Scenario, PlanError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-        path: shown.clone(),
-        source,
+    let bytes = crate::input::read(path, crate::input::SCENARIO_LIMIT).map_err(|source| {
+        PlanError::Read {
+            path: shown.clone(),
+            source,
+        }
     })?;
     parse_scenario(&bytes, path)
 }

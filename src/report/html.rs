@@ -21,8 +21,11 @@ pub struct Timeline {
 
 impl Timeline {
     /// Reads a run's timeline.csv.
+    /// Read through [`crate::input`] (a FIFO or a device is refused, not waited on) up to
+    /// [`crate::input::TIMELINE_LIMIT`]: the page holds its rows in memory.
     pub fn read(path: &Path) -> Result<Timeline, csv::Error> {
-        let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
+        let file = crate::input::open(path, crate::input::TIMELINE_LIMIT)?;
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(file);
         let columns = r.headers()?.iter().map(str::to_string).collect();
         let mut rows = Vec::new();
         for rec in r.records() {
@@ -60,9 +63,15 @@ impl Timeline {
         t
     }
 
+    /// A finite value of column `name` in `row` ("inf" and "NaN" parse as f64 but are no
+    /// value a chart can place).
     fn cell(&self, row: &[String], name: &str) -> Option<f64> {
         let i = self.columns.iter().position(|c| c == name)?;
-        row.get(i)?.trim().parse().ok()
+        row.get(i)?
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
     }
 
     /// (t, value) for each row where `name` has a value.
@@ -644,18 +653,43 @@ fn steps(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     out
 }
 
-fn x_max(lines: &[Line], markers: &[Marker]) -> f64 {
+/// The largest value a chart draws: a value beyond it (or not finite: `inf` in a
+/// hand-edited timeline.csv) is left out rather than stretching the axes past what the
+/// tick arithmetic handles (an infinite axis made the ticks loop forever), as is a negative
+/// one (the axes start at 0: -1e15 overflowed the pixel arithmetic). Every series drawn is a
+/// count, a time or a latency.
+const DRAWABLE: f64 = 1e15;
+
+fn drawable(v: f64) -> bool {
+    (0.0..=DRAWABLE).contains(&v)
+}
+
+/// Each line's points that can be drawn.
+fn drawable_points(lines: &[Line]) -> Vec<Vec<(f64, f64)>> {
     lines
         .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .chain(markers.iter().map(|m| m.x))
+        .map(|l| {
+            l.points
+                .iter()
+                .copied()
+                .filter(|&(x, y)| drawable(x) && drawable(y))
+                .collect()
+        })
+        .collect()
+}
+
+fn x_max(points: &[Vec<(f64, f64)>], markers: &[Marker]) -> f64 {
+    points
+        .iter()
+        .flat_map(|l| l.iter().map(|p| p.0))
+        .chain(markers.iter().map(|m| m.x).filter(|x| drawable(*x)))
         .fold(1.0, f64::max)
 }
 
-fn y_max(lines: &[Line]) -> f64 {
-    let m = lines
+fn y_max(points: &[Vec<(f64, f64)>]) -> f64 {
+    let m = points
         .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .flat_map(|l| l.iter().map(|p| p.1))
         .fold(0.0, f64::max);
     if m > 0.0 {
         m * 1.12
@@ -688,7 +722,9 @@ fn draw(
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_err)?;
-        let (xm, ym) = (x_max(lines, markers).max(x_end), y_max(lines));
+        let points = drawable_points(lines);
+        let x_end = if drawable(x_end) { x_end } else { 0.0 };
+        let (xm, ym) = (x_max(&points, markers).max(x_end), y_max(&points));
         let mut chart = ChartBuilder::on(&root)
             .margin(14)
             .x_label_area_size(46)
@@ -706,7 +742,7 @@ fn draw(
             .x_label_formatter(&|v| number(*v))
             .draw()
             .map_err(chart_err)?;
-        for m in markers {
+        for m in markers.iter().filter(|m| drawable(m.x)) {
             let style = m.color.stroke_width(1);
             chart
                 .draw_series(DashedLineSeries::new(
@@ -733,16 +769,16 @@ fn draw(
             ))
             .map_err(chart_err)?;
         }
-        for l in lines.iter().filter(|l| !l.points.is_empty()) {
+        for (l, points) in lines.iter().zip(&points).filter(|(_, p)| !p.is_empty()) {
             let c = l.color;
             let style = c.stroke_width(2);
             let anno = if l.dashed {
                 chart
-                    .draw_series(DashedLineSeries::new(l.points.clone(), 8, 5, style))
+                    .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
                     .map_err(chart_err)?
             } else {
                 chart
-                    .draw_series(LineSeries::new(l.points.clone(), style))
+                    .draw_series(LineSeries::new(points.clone(), style))
                     .map_err(chart_err)?
             };
             // The legend's sample is dashed like its line: two short strokes with a gap.
@@ -753,7 +789,7 @@ fn draw(
                     + PathElement::new(vec![(11, 0), (22, 0)], c.stroke_width(2))
             });
         }
-        if lines.iter().any(|l| !l.points.is_empty()) {
+        if points.iter().any(|p| !p.is_empty()) {
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::UpperRight)

@@ -12,6 +12,7 @@ use super::summary::{EarlyEndCounter, EndedEarly, Summary};
 use super::verdict::{Check, Verdict};
 use crate::collect::hlog::{self, HlogWriter, Set};
 use crate::collect::{histogram, timeline, ErrorStat, Exhaustion, Latency, TimelineRow};
+use crate::plan::bounds;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -61,10 +62,22 @@ pub struct MergedShard {
 
 struct Input {
     dir: String,
+    path: PathBuf,
     summary: Summary,
-    hlog: hlog::Hlog,
-    timeline: Vec<TimelineRow>,
     started: SystemTime,
+    /// Its timeline.csv, when it has one.
+    timeline: Option<PathBuf>,
+}
+
+/// The longest a run's summary may say it lasted: the longest --duration plus the longest
+/// wait and drain around it.
+const MAX_RUN_S: f64 = bounds::MAX_DURATION.as_secs_f64() + 2.0 * bounds::MAX_WAIT.as_secs_f64();
+
+/// How far past its summary's duration a timeline row or histogram interval may end: the
+/// last interval closes after the run's clock stops (a little), never a whole interval and
+/// a second later.
+fn margin_s(interval_s: f64) -> f64 {
+    2.0 * interval_s + 1.0
 }
 
 fn read_input(path: &Path) -> Result<Input> {
@@ -76,29 +89,34 @@ fn read_input(path: &Path) -> Result<Input> {
         bail!(not_a_run("not a directory"));
     }
     for name in ["summary.json", "histograms.hlog"] {
-        if !path.join(name).is_file() {
+        if !path.join(name).exists() {
             bail!(not_a_run(&format!("no {name}")));
         }
     }
     let summary = crate::report::load_summary(path)?;
-    let bytes = std::fs::read(path.join("histograms.hlog"))
-        .with_context(|| format!("reading {dir}/histograms.hlog"))?;
-    let hlog = hlog::read(&bytes, &histogram)
-        .map_err(|e| anyhow::anyhow!("{dir}/histograms.hlog: {e}"))?;
-    let timeline = match path.join("timeline.csv") {
-        p if p.is_file() => {
-            timeline::read(&p).with_context(|| format!("reading {dir}/timeline.csv"))?
+    for (name, v) in [
+        ("duration_s", summary.duration_s),
+        ("load_duration_s", summary.load_duration_s),
+    ] {
+        if !(v.is_finite() && (0.0..=MAX_RUN_S).contains(&v)) {
+            bail!("{dir}/summary.json: {name} {v} is not the length of a run (0 to {MAX_RUN_S} s)");
         }
-        _ => Vec::new(),
-    };
+    }
+    if !summary.incomplete_files.is_empty() {
+        bail!(
+            "{dir} is an incomplete run (a write failed while it ran: {}); its results cannot be merged",
+            summary.incomplete_files.join("; ")
+        );
+    }
     let started = humantime::parse_rfc3339_weak(&summary.started_at)
         .with_context(|| format!("{dir}/summary.json: started_at is not an RFC 3339 time"))?;
+    let timeline = Some(path.join("timeline.csv")).filter(|p| p.exists());
     Ok(Input {
         dir,
+        path: path.to_path_buf(),
         summary,
-        hlog,
-        timeline,
         started,
+        timeline,
     })
 }
 
@@ -115,41 +133,72 @@ fn add_kinds(into: &mut Vec<(String, u64)>, text: &str) {
         if let Some((k, n)) = pair.rsplit_once('=') {
             let n: u64 = n.parse().unwrap_or(0);
             match into.iter_mut().find(|(kind, _)| kind == k) {
-                Some((_, c)) => *c += n,
+                Some((_, c)) => *c = c.saturating_add(n),
                 None => into.push((k.to_string(), n)),
             }
         }
     }
 }
 
-/// One interval of the merged run: its histograms, its timeline row, its errors by kind.
-type Bucket = (Set, TimelineRow, Vec<(String, u64)>);
+/// Opens a timeline.csv for reading row by row.
+fn timeline_rows(
+    path: &Path,
+) -> Result<csv::DeserializeRecordsIntoIter<std::fs::File, TimelineRow>> {
+    let file = crate::input::open(path, crate::input::STREAM_LIMIT)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(file)
+        .into_deserialize())
+}
 
-/// Bucket `k`, made (empty) when the merged run had none that far yet.
-fn slot(buckets: &mut Vec<Bucket>, k: usize) -> &mut Bucket {
-    if buckets.len() <= k {
-        buckets.resize_with(k + 1, || {
-            (Set::new(histogram), TimelineRow::default(), Vec::new())
-        });
+/// Checks a shard's timeline.csv before anything is written: every row's time is a time of
+/// the run (finite, not negative, not going back, not past the summary's duration and a
+/// margin), and its rows add up to its summary (a timeline a failed write left short would
+/// otherwise be merged as if the run had been quieter).
+fn check_timeline(inp: &Input, path: &Path, interval_s: f64) -> Result<()> {
+    let shown = path.display();
+    let x = &inp.summary;
+    let most = x.duration_s + margin_s(interval_s);
+    let (mut attempts, mut prev) = (0u64, 0.0f64);
+    for (i, row) in timeline_rows(path)?.enumerate() {
+        // Line 1 is the header.
+        let line = i + 2;
+        let row = row.with_context(|| format!("reading {shown} line {line}"))?;
+        if !(row.t_s.is_finite() && row.t_s >= prev && row.t_s <= most) {
+            bail!(
+                "{shown} line {line}: t_s {} is not a time of this run (the rows go from 0 to its summary's duration, {:.3} s, in order)",
+                row.t_s,
+                x.duration_s
+            );
+        }
+        prev = row.t_s;
+        attempts = attempts.saturating_add(row.attempts);
     }
-    &mut buckets[k]
+    if attempts != x.attempts {
+        bail!(
+            "{shown} does not add up to its summary: its rows count {attempts} attempts, {}/summary.json says {}; a timeline cut short (a failed write) cannot be merged",
+            inp.dir,
+            x.attempts
+        );
+    }
+    Ok(())
 }
 
-/// The merged directory's contents, built from the inputs (no files touched).
-pub struct Merged {
-    /// summary.json.
-    pub summary: Summary,
-    /// timeline.csv's rows.
-    pub timeline: Vec<TimelineRow>,
-    /// histograms.hlog: BaseTime and each interval (start, end since it).
-    pub base: SystemTime,
-    /// Each interval of the merged log.
-    pub intervals: Intervals,
+/// The merged directory's summary.json, before it is written: what [`Merge::write`] wrote
+/// beside it.
+pub struct Merge {
+    inputs: Vec<Input>,
+    base: SystemTime,
+    interval_s: f64,
+    acc: Acc,
 }
 
-/// Merges `paths` (read and checked first: a directory that is not a run, or whose
-/// histograms have other bounds, is refused by name).
-pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
+/// Reads the shards' summaries and checks their timelines (nothing written yet): a
+/// directory that is not a run, a summary or timeline that does not hold up, is refused by
+/// name. [`Merge::write`] then streams the histograms and timelines into the merged
+/// directory.
+pub fn merge(paths: &[PathBuf]) -> Result<Merge> {
     let inputs = paths
         .iter()
         .map(|p| read_input(p))
@@ -168,12 +217,289 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         .load
         .interval
         .map_or(1.0, |s| s.secs())
-        .max(0.01);
+        .clamp(0.01, MAX_RUN_S);
     let mut acc = Acc::new(&first.summary, base, interval_s);
     for inp in &inputs {
+        if let Some(p) = &inp.timeline {
+            check_timeline(inp, p, interval_s)?;
+        }
         acc.add(inp);
     }
-    Ok(acc.finish(inputs.len()))
+    if acc.end_s > MAX_RUN_S {
+        bail!(
+            "the shards' starts and durations span {:.0} s, more than one run can ({MAX_RUN_S} s): they are not the shards of one run",
+            acc.end_s
+        );
+    }
+    Ok(Merge {
+        inputs,
+        base,
+        interval_s,
+        acc,
+    })
+}
+
+/// One shard as its files are read in step with the others.
+struct Stream {
+    hlog_path: String,
+    hlog: hlog::Reader<std::fs::File>,
+    /// Its histograms' start after the merged start (known once BaseTime is read).
+    hoff: Option<f64>,
+    started_off: f64,
+    next_h: Option<(usize, hlog::Entry)>,
+    tl_path: String,
+    rows: Option<csv::DeserializeRecordsIntoIter<std::fs::File, TimelineRow>>,
+    row_line: usize,
+    /// The end of its previous row: the start of the next.
+    prev_t: f64,
+    off: f64,
+    next_row: Option<(usize, TimelineRow)>,
+    /// Its last time allowed (merged seconds).
+    most_s: f64,
+}
+
+impl Stream {
+    fn open(inp: &Input, base: SystemTime, interval_s: f64) -> Result<Stream> {
+        let hp = inp.path.join("histograms.hlog");
+        let file = crate::input::open(&hp, crate::input::STREAM_LIMIT)
+            .with_context(|| format!("reading {}", hp.display()))?;
+        let off = secs_between(inp.started, base);
+        let rows = inp.timeline.as_deref().map(timeline_rows).transpose()?;
+        Ok(Stream {
+            hlog_path: hp.display().to_string(),
+            hlog: hlog::Reader::new(file, histogram()),
+            hoff: None,
+            started_off: off,
+            next_h: None,
+            tl_path: inp
+                .timeline
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            rows,
+            row_line: 1,
+            prev_t: 0.0,
+            off,
+            next_row: None,
+            most_s: off + inp.summary.duration_s + margin_s(interval_s),
+        })
+    }
+
+    /// Peeks the next histogram (and its bucket), if not yet peeked.
+    fn peek_h(&mut self, acc: &Acc) -> Result<Option<usize>> {
+        if self.next_h.is_none() {
+            let e = self.hlog.next_entry().map_err(|e| {
+                anyhow::anyhow!("{} line {}: {e}", self.hlog_path, self.hlog.line_number())
+            })?;
+            if let Some(e) = e {
+                let started_off = self.started_off;
+                let base = acc.base;
+                let hoff = *self
+                    .hoff
+                    .get_or_insert_with(|| match self.hlog.base_time_s {
+                        Some(b) if (0.0..1e11).contains(&b) => {
+                            secs_between(UNIX_EPOCH + Duration::from_secs_f64(b), base)
+                        }
+                        _ => started_off,
+                    });
+                let at = hoff + e.start_s;
+                // A second of slack before the start: BaseTime and started_at are written
+                // from the same clock reading, rounded differently.
+                if !(at.is_finite() && at >= -1.0 && at <= self.most_s) {
+                    bail!(
+                        "{} line {}: an interval starting at {:.3} s of the merged run, outside this shard's run (which ends at {:.3} s)",
+                        self.hlog_path,
+                        self.hlog.line_number(),
+                        at,
+                        self.most_s
+                    );
+                }
+                self.next_h = Some((acc.bucket(at), e));
+            }
+        }
+        Ok(self.next_h.as_ref().map(|(k, _)| *k))
+    }
+
+    /// Peeks the next timeline row (and its bucket: that of its start, the previous row's
+    /// end), if not yet peeked.
+    fn peek_row(&mut self, acc: &Acc) -> Result<Option<usize>> {
+        if self.next_row.is_none() {
+            if let Some(rows) = &mut self.rows {
+                if let Some(row) = rows.next() {
+                    self.row_line += 1;
+                    let row = row.with_context(|| {
+                        format!("reading {} line {}", self.tl_path, self.row_line)
+                    })?;
+                    // check_timeline read the same rows; a file changed since is refused.
+                    if !(row.t_s.is_finite() && row.t_s >= self.prev_t)
+                        || self.off + row.t_s > self.most_s
+                    {
+                        bail!(
+                            "{} line {}: t_s {} is not a time of this run (the file changed while it was merged?)",
+                            self.tl_path,
+                            self.row_line,
+                            row.t_s
+                        );
+                    }
+                    let k = acc.bucket(self.off + self.prev_t);
+                    self.prev_t = row.t_s;
+                    self.next_row = Some((k, row));
+                }
+            }
+        }
+        Ok(self.next_row.as_ref().map(|(k, _)| *k))
+    }
+
+    /// Adds everything of bucket `k` into `b`; the next entries are of later buckets.
+    fn drain(&mut self, k: usize, acc: &mut Acc, b: &mut Bucket) -> Result<()> {
+        while let Some(at) = self.peek_h(acc)? {
+            if at > k {
+                break;
+            }
+            let (_, e) = self.next_h.take().expect("peeked");
+            if at < k {
+                bail!(
+                    "{} line {}: its intervals are not in time order (one starting at {:.3} s comes after those of {:.3} s)",
+                    self.hlog_path,
+                    self.hlog.line_number(),
+                    at as f64 * acc.interval_s,
+                    k as f64 * acc.interval_s
+                );
+            }
+            let add = |into: &mut hdrhistogram::Histogram<u64>, path: &str| {
+                into.add(&e.histogram)
+                    .map_err(|err| anyhow::anyhow!("{path}: histogram {:?}: {err:?}", e.tag))
+            };
+            add(b.0.get_mut(e.tag).expect("a known tag"), &self.hlog_path)?;
+            add(
+                acc.totals.get_mut(e.tag).expect("a known tag"),
+                &self.hlog_path,
+            )?;
+        }
+        while let Some(at) = self.peek_row(acc)? {
+            if at > k {
+                break;
+            }
+            let (_, row) = self.next_row.take().expect("peeked");
+            let (_, r, kinds) = b;
+            r.attempts = r.attempts.saturating_add(row.attempts);
+            r.connected = r.connected.saturating_add(row.connected);
+            r.completed = r.completed.saturating_add(row.completed);
+            r.dropped = r.dropped.saturating_add(row.dropped);
+            r.errors = r.errors.saturating_add(row.errors);
+            r.in_flight = r.in_flight.saturating_add(row.in_flight);
+            add_kinds(kinds, &row.errors_by_kind);
+        }
+        Ok(())
+    }
+}
+
+/// One interval of the merged run: its histograms, its timeline row, its errors by kind.
+type Bucket = (Set, TimelineRow, Vec<(String, u64)>);
+
+impl Merge {
+    /// Streams the merged histograms.hlog and timeline.csv into `dir`, interval by interval
+    /// with every shard's files read in step (memory: one interval's histograms per shard
+    /// and one merged, whatever the run's length), and returns the merged summary.json's
+    /// contents, for the caller to complete and [`write_summary`].
+    pub fn write(self, dir: &ResultsDir) -> Result<Summary> {
+        let Merge {
+            inputs,
+            base,
+            interval_s,
+            mut acc,
+        } = self;
+        let shown = |n: &str| dir.path().join(n).display().to_string();
+        let mut streams = inputs
+            .iter()
+            .map(|i| Stream::open(i, base, interval_s))
+            .collect::<Result<Vec<_>>>()?;
+        let mut hw = HlogWriter::new(
+            dir.create("histograms.hlog")
+                .with_context(|| format!("creating {}", shown("histograms.hlog")))?,
+            base,
+        )
+        .with_context(|| format!("writing {}", shown("histograms.hlog")))?;
+        let mut tw = timeline::TimelineWriter::new(
+            dir.create("timeline.csv")
+                .with_context(|| format!("creating {}", shown("timeline.csv")))?,
+        );
+        let mut bucket: Bucket = (Set::new(histogram), TimelineRow::default(), Vec::new());
+        let mut k = 0usize;
+        loop {
+            let mut next: Option<usize> = None;
+            for s in &mut streams {
+                for at in [s.peek_h(&acc)?, s.peek_row(&acc)?].into_iter().flatten() {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+            let Some(next) = next else {
+                break;
+            };
+            // Intervals where no shard had anything: empty rows, as a run writes them.
+            while k < next {
+                emit(&mut bucket, k, interval_s, acc.end_s, &mut hw, &mut tw, dir)?;
+                k += 1;
+            }
+            for s in &mut streams {
+                s.drain(k, &mut acc, &mut bucket)?;
+            }
+            emit(&mut bucket, k, interval_s, acc.end_s, &mut hw, &mut tw, dir)?;
+            k += 1;
+        }
+        Ok(acc.finish(inputs.len()))
+    }
+}
+
+/// Writes bucket `k` as the merged run's interval `k` (its row ends at the interval's end,
+/// the last at the run's end) and empties it for the next.
+fn emit(
+    b: &mut Bucket,
+    k: usize,
+    interval_s: f64,
+    end_s: f64,
+    hw: &mut HlogWriter,
+    tw: &mut timeline::TimelineWriter,
+    dir: &ResultsDir,
+) -> Result<()> {
+    let shown = |n: &str| dir.path().join(n).display().to_string();
+    let (start, end) = interval_bounds(k, interval_s, end_s);
+    let (set, row, kinds) = b;
+    row.t_s = end;
+    row.errors_by_kind = kinds_text(kinds);
+    if !set.connect.is_empty() {
+        row.connect_p50_us = Some(set.connect.value_at_quantile(0.5));
+        row.connect_p99_us = Some(set.connect.value_at_quantile(0.99));
+        row.connect_max_us = Some(set.connect.max());
+    }
+    hw.append(
+        Duration::from_secs_f64(start),
+        Duration::from_secs_f64(end),
+        set,
+    )
+    .with_context(|| format!("writing {}", shown("histograms.hlog")))?;
+    tw.append(row)
+        .with_context(|| format!("writing {}", shown("timeline.csv")))?;
+    set.reset();
+    *row = TimelineRow::default();
+    kinds.clear();
+    Ok(())
+}
+
+/// Interval `k`'s start and end (seconds since the merged start): the last ends at `end_s`.
+fn interval_bounds(k: usize, interval_s: f64, end_s: f64) -> (f64, f64) {
+    let start = k as f64 * interval_s;
+    let end = ((k + 1) as f64 * interval_s).min(end_s.max(start));
+    (start, end)
+}
+
+/// "EADDRNOTAVAIL=3 ECONNRESET=1".
+fn kinds_text(kinds: &[(String, u64)]) -> String {
+    kinds
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The merged run as the inputs are added one by one.
@@ -189,7 +515,6 @@ struct Acc {
     kernel: BTreeMap<String, u64>,
     ended_early: Option<EndedEarly>,
     totals: Set,
-    buckets: Vec<Bucket>,
     shards: Vec<MergedShard>,
     end_s: f64,
     load_end_s: f64,
@@ -215,7 +540,6 @@ impl Acc {
             kernel: BTreeMap::new(),
             ended_early: None,
             totals: Set::new(histogram),
-            buckets: Vec::new(),
             shards: Vec::new(),
             end_s: 0.0,
             load_end_s: 0.0,
@@ -225,22 +549,25 @@ impl Acc {
         }
     }
 
-    /// The interval an absolute time (merged seconds) falls in.
+    /// The interval an absolute time (merged seconds, checked finite and within the run)
+    /// falls in.
     fn bucket(&self, abs_s: f64) -> usize {
         (abs_s / self.interval_s + 1e-6).floor().max(0.0) as usize
     }
 
+    /// The input's summary: its counts, errors, exhaustion and line (its histograms and
+    /// timeline are streamed later, by [`Merge::write`]).
     fn add(&mut self, inp: &Input) {
         let x = &inp.summary;
         let off = secs_between(inp.started, self.base);
         let s = &mut self.s;
-        s.attempts += x.attempts;
-        s.connected += x.connected;
-        s.completed += x.completed;
-        s.failed += x.failed;
-        s.dropped += x.dropped;
-        s.aborted += x.aborted;
-        s.reconnects += x.reconnects;
+        s.attempts = s.attempts.saturating_add(x.attempts);
+        s.connected = s.connected.saturating_add(x.connected);
+        s.completed = s.completed.saturating_add(x.completed);
+        s.failed = s.failed.saturating_add(x.failed);
+        s.dropped = s.dropped.saturating_add(x.dropped);
+        s.aborted = s.aborted.saturating_add(x.aborted);
+        s.reconnects = s.reconnects.saturating_add(x.reconnects);
         s.interrupted |= x.interrupted;
         self.end_s = self.end_s.max(off + x.duration_s);
         self.load_end_s = self.load_end_s.max(off + x.load_duration_s);
@@ -261,10 +588,12 @@ impl Acc {
             }
         }
         for (k, n) in &x.http_status {
-            *self.http_status.entry(k.clone()).or_insert(0) += n;
+            let c = self.http_status.entry(k.clone()).or_insert(0);
+            *c = c.saturating_add(*n);
         }
         for (k, n) in x.kernel.iter().flatten() {
-            *self.kernel.entry(k.clone()).or_insert(0) += n;
+            let c = self.kernel.entry(k.clone()).or_insert(0);
+            *c = c.saturating_add(*n);
         }
         // Each host's TIME_WAIT sockets ended early add up like its connections; the count
         // names OutRsts only when every input's did.
@@ -281,43 +610,8 @@ impl Acc {
                 },
             });
         }
-        self.add_histograms(inp);
-        self.add_timeline(&inp.timeline, off);
         self.add_shard(inp, off);
     }
-
-    /// Each interval of the input's histograms into the bucket of its absolute start.
-    fn add_histograms(&mut self, inp: &Input) {
-        let hbase = inp
-            .hlog
-            .base_time_s
-            .map_or(inp.started, |b| UNIX_EPOCH + Duration::from_secs_f64(b));
-        let hoff = secs_between(hbase, self.base);
-        for (start, _len, set) in &inp.hlog.intervals {
-            let k = self.bucket(hoff + start);
-            slot(&mut self.buckets, k).0.add(set);
-            self.totals.add(set);
-        }
-    }
-
-    /// Each timeline row into the bucket of its absolute start (the previous row's end).
-    fn add_timeline(&mut self, timeline: &[TimelineRow], off: f64) {
-        let mut prev = 0.0;
-        for row in timeline {
-            let k = self.bucket(off + prev);
-            prev = row.t_s;
-            let (_, r, kinds) = slot(&mut self.buckets, k);
-            r.attempts += row.attempts;
-            r.connected += row.connected;
-            r.completed += row.completed;
-            r.dropped += row.dropped;
-            r.errors += row.errors;
-            r.in_flight += row.in_flight;
-            r.t_s = r.t_s.max(off + row.t_s);
-            add_kinds(kinds, &row.errors_by_kind);
-        }
-    }
-
     /// The input's own line in `merge.shards`, and its checks under its name.
     fn add_shard(&mut self, inp: &Input, off: f64) {
         let x = &inp.summary;
@@ -352,7 +646,7 @@ impl Acc {
     }
 
     /// The merged directory's contents from `inputs` inputs.
-    fn finish(self, inputs: usize) -> Merged {
+    fn finish(self, inputs: usize) -> Summary {
         let mut s = self.s;
         let latency = |h: &hdrhistogram::Histogram<u64>| Latency::of(h);
         s.started_at = humantime::format_rfc3339_millis(self.base).to_string();
@@ -404,13 +698,7 @@ impl Acc {
             pass,
             shards: self.shards,
         });
-        let (timeline, intervals) = rows(self.buckets, self.interval_s, self.end_s);
-        Merged {
-            summary: s,
-            timeline,
-            base: self.base,
-            intervals,
-        }
+        s
     }
 }
 
@@ -442,64 +730,12 @@ fn add_errors(
     }
 }
 
-/// histograms.hlog's intervals: (start, end) since the merged start, and the histograms.
-type Intervals = Vec<(Duration, Duration, Set)>;
-
-/// The merged timeline rows and histogram intervals, one per bucket of `interval_s`; the
-/// last ends at `end_s`.
-fn rows(buckets: Vec<Bucket>, interval_s: f64, end_s: f64) -> (Vec<TimelineRow>, Intervals) {
-    let mut rows = Vec::with_capacity(buckets.len());
-    let mut intervals = Vec::with_capacity(buckets.len());
-    for (k, (set, mut row, kinds)) in buckets.into_iter().enumerate() {
-        let start = k as f64 * interval_s;
-        let end = ((k + 1) as f64 * interval_s).min(end_s.max(start));
-        row.t_s = end;
-        row.errors_by_kind = kinds
-            .iter()
-            .map(|(k, n)| format!("{k}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        if !set.connect.is_empty() {
-            row.connect_p50_us = Some(set.connect.value_at_quantile(0.5));
-            row.connect_p99_us = Some(set.connect.value_at_quantile(0.99));
-            row.connect_max_us = Some(set.connect.max());
-        }
-        rows.push(row);
-        intervals.push((
-            Duration::from_secs_f64(start),
-            Duration::from_secs_f64(end),
-            set,
-        ));
-    }
-    (rows, intervals)
-}
-
-/// Writes a merged run into `dir`: histograms.hlog, timeline.csv and summary.json (last,
-/// atomically).
-pub fn write(merged: &Merged, dir: &ResultsDir) -> Result<()> {
-    let shown = |n: &str| dir.path().join(n).display().to_string();
-    let mut hw = HlogWriter::new(
-        dir.create("histograms.hlog")
-            .with_context(|| format!("creating {}", shown("histograms.hlog")))?,
-        merged.base,
-    )
-    .with_context(|| format!("writing {}", shown("histograms.hlog")))?;
-    for (start, end, set) in &merged.intervals {
-        hw.append(*start, *end, set)
-            .with_context(|| format!("writing {}", shown("histograms.hlog")))?;
-    }
-    let mut tw = timeline::TimelineWriter::new(
-        dir.create("timeline.csv")
-            .with_context(|| format!("creating {}", shown("timeline.csv")))?,
-    );
-    for row in &merged.timeline {
-        tw.append(row)
-            .with_context(|| format!("writing {}", shown("timeline.csv")))?;
-    }
-    let json = serde_json::to_string_pretty(&merged.summary)? + "\n";
+/// Writes the merged summary.json into `dir` (last, atomically: a directory with a
+/// summary.json is a complete run).
+pub fn write_summary(summary: &Summary, dir: &ResultsDir) -> Result<()> {
+    let json = serde_json::to_string_pretty(summary)? + "\n";
     dir.write_atomic("summary.json", json.as_bytes())
-        .with_context(|| format!("writing {}", shown("summary.json")))?;
-    Ok(())
+        .with_context(|| format!("writing {}", dir.path().join("summary.json").display()))
 }
 
 #[cfg(test)]
@@ -537,34 +773,14 @@ mod tests {
     }
 
     #[test]
-    fn rows_end_on_their_interval_and_the_last_at_the_runs_end() {
-        let bucket = |attempts: u64, kinds: &[(&str, u64)]| -> Bucket {
-            let row = TimelineRow {
-                attempts,
-                ..TimelineRow::default()
-            };
-            let kinds = kinds.iter().map(|(k, n)| (k.to_string(), *n)).collect();
-            (Set::new(histogram), row, kinds)
-        };
-        let buckets = vec![
-            bucket(10, &[]),
-            bucket(20, &[("EADDRNOTAVAIL", 3), ("ECONNRESET", 1)]),
-            bucket(5, &[]),
+    fn intervals_end_on_their_interval_and_the_last_at_the_runs_end() {
+        let ends: Vec<(f64, f64)> = (0..3).map(|k| interval_bounds(k, 1.0, 2.5)).collect();
+        assert_eq!(ends, [(0.0, 1.0), (1.0, 2.0), (2.0, 2.5)]);
+        let kinds = [
+            ("EADDRNOTAVAIL".to_string(), 3),
+            ("ECONNRESET".to_string(), 1),
         ];
-        let (rows, intervals) = rows(buckets, 1.0, 2.5);
-        let ends: Vec<f64> = rows.iter().map(|r| r.t_s).collect();
-        assert_eq!(ends, [1.0, 2.0, 2.5]);
-        assert_eq!(rows[1].attempts, 20);
-        assert_eq!(rows[1].errors_by_kind, "EADDRNOTAVAIL=3 ECONNRESET=1");
-        assert_eq!(rows[0].errors_by_kind, "");
-        assert!(
-            rows[0].connect_p50_us.is_none(),
-            "no histogram, no percentile"
-        );
-        let last = &intervals[2];
-        assert_eq!(
-            (last.0, last.1),
-            (Duration::from_secs(2), Duration::from_millis(2500))
-        );
+        assert_eq!(kinds_text(&kinds), "EADDRNOTAVAIL=3 ECONNRESET=1");
+        assert_eq!(kinds_text(&[]), "");
     }
 }

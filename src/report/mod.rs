@@ -140,12 +140,13 @@ pub fn load_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "cannot read {}; name a results directory (results/<run>/) or its summary.json",
-            file.display()
-        )
-    })?;
+    let text =
+        crate::input::read_to_string(&file, crate::input::SUMMARY_LIMIT).with_context(|| {
+            format!(
+                "cannot read {}; name a results directory (results/<run>/) or its summary.json",
+                file.display()
+            )
+        })?;
     serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not a portlab summary.json (written by portlab {}?)",

@@ -134,6 +134,12 @@ pub struct Summary {
     /// `portlab merge`: each shard as it ran, the earliest exhaustion, the start spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<super::merge::MergeSummary>,
+    /// Results files a write failed on during the run (a disk full for a moment), each with
+    /// the time from which it lacks rows and the error: the run's results are incomplete
+    /// (exit 3), and `portlab merge` refuses a timeline that does not add up. Absent when
+    /// every write succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_files: Vec<String>,
 }
 
 /// TIME_WAIT sockets ended early (`timewait_ended_early` in summary.json).
@@ -356,6 +362,7 @@ impl Summary {
             client_exec: None,
             shard: None,
             merge: None,
+            incomplete_files: Vec::new(),
         }
     }
 

@@ -54,3 +54,15 @@ pub fn private_to_me(_meta: &std::fs::Metadata) -> bool {
 pub fn lock_directory(_path: &std::path::Path) -> Result<Option<std::fs::File>, super::LockError> {
     Ok(None)
 }
+
+/// Options that open a file for reading (a Windows open does not wait on a pipe's writer).
+pub fn read_nonblocking() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    options
+}
+
+/// No FIFO or device nodes here: the caller's "not a regular file" covers the rest.
+pub fn special_file(_t: &std::fs::FileType) -> Option<&'static str> {
+    None
+}

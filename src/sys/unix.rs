@@ -287,3 +287,31 @@ fn lock_holder(file: &std::fs::File) -> Option<u32> {
 fn lock_holder(_file: &std::fs::File) -> Option<u32> {
     None
 }
+
+/// Options that open a file for reading without blocking: O_NONBLOCK (a FIFO's open would
+/// wait for a writer, ignoring SIGINT and SIGTERM) and O_NOCTTY (a terminal never becomes
+/// ours).
+pub fn read_nonblocking() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    options
+}
+
+/// What a special file is, in words: a FIFO, a device, a socket; None for the others.
+pub fn special_file(t: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    }
+}

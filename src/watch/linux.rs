@@ -121,7 +121,7 @@ fn open_namespace(args: &WatchArgs) -> Result<Option<(File, String)>, WatchError
         ),
         (None, None) => return Ok(None),
     };
-    match File::open(&path) {
+    match crate::input::open_namespace(&path) {
         Ok(f) => Ok(Some((f, label))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WatchError::Flag {
             flag: if args.pid.is_some() {
