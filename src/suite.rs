@@ -248,7 +248,7 @@ fn validate(
         let scenario = crate::catalog::load(&file)?;
         let plan = Plan::resolve(&scenario).with_context(|| format!("{}", file.display()))?;
         let skip = skip_reason(&file, &scenario, allow_exec);
-        plan::check_host(&scenario, &plan).with_context(|| format!("{}", file.display()))?;
+        crate::lab::check_host(&scenario, &plan).with_context(|| format!("{}", file.display()))?;
         if let Some(other) = names.insert(plan.name.clone(), file.clone()) {
             return Err(anyhow!(
                 "{} and {} are both named '{}'; each scenario of a suite needs its own name (it names its results directory)",

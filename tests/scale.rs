@@ -37,7 +37,13 @@ fn lab_with_nofile(test: &str, nofile: Option<u32>, args: &[&str]) -> Option<(Ou
 /// exited 0.
 fn check_held(out: &Output, s: &Value, name: &str, expected: f64, note: &str) {
     let c = check(s, name).unwrap_or_else(|| panic!("no {name} check in {:#}", s["verdict"]));
-    assert_eq!(c["expected"], expected, "{c}");
+    // A range [model, model + N / window] when N TIME_WAIT sockets ended early by an RST
+    // (timewait_ended_early): the model's figure is its low end.
+    assert_eq!(
+        c["expected"].get(0).unwrap_or(&c["expected"]),
+        expected,
+        "{c}"
+    );
     assert_eq!(c["pass"], true, "{c}");
     assert!(c["note"].as_str().unwrap().contains(note), "{c}");
     assert_eq!(out.status.code(), Some(0), "{:#}", s["verdict"]);

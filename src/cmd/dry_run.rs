@@ -6,7 +6,7 @@
 //! lines, so `portlab run --dry-run ... > plan.toml` gives a file that re-runs the same plan.
 
 use crate::model::{self, ModelInput};
-use crate::plan::{self, Plan, Scenario, Target};
+use crate::plan::{Plan, Scenario, Target};
 use crate::report::Format;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ const VETH_SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 /// the model's prediction in `format` (json: one object; any other: TOML and comments).
 pub fn render(given: &Scenario, format: Format) -> anyhow::Result<String> {
     let plan = Plan::resolve(given)?;
-    plan::check_host(given, &plan)?;
+    crate::lab::check_host(given, &plan)?;
     let input = model_input(&plan);
     let (prediction, inverse, advice) = model::analyse(&input);
     let scenario = plan.to_scenario();

@@ -33,7 +33,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         .then(|| crate::cmd::dry_run::render(&given, args.format))
         .transpose()?;
     let mut plan = Plan::resolve(&given)?;
-    plan::check_host(&given, &plan)?;
+    crate::lab::check_host(&given, &plan)?;
     let many = many_clients(args, &mut plan)?;
     let baseline = baseline(args)?;
     if let Some(text) = dry_run {

@@ -101,6 +101,24 @@ pub fn probe() -> Result<(), LabError> {
     os::probe()
 }
 
+/// [`crate::plan::check_host`], and for a plan with a lab, whether its namespaces can be
+/// made here: a user without root or user namespaces is refused before anything runs, so
+/// that a dry run refuses what the run would.
+pub fn check_host(
+    given: &crate::plan::Scenario,
+    plan: &crate::plan::Plan,
+) -> Result<(), crate::plan::PlanError> {
+    crate::plan::check_host(given, plan)?;
+    if plan.isolated() {
+        probe().map_err(|e| crate::plan::PlanError::Invalid {
+            key: "lab.isolate",
+            flag: "--lab",
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
 /// Reads every sysctl of [`MODEL_SYSCTLS`] in the calling thread's network namespace. A key
 /// missing from the map means this kernel does not have that setting (e.g.
 /// tcp_tw_reuse_delay before Linux 6.14). Not on Linux: [`LabError::Unsupported`].

@@ -801,7 +801,11 @@ pub fn judge(
         // 1 / R = (P / R) / P apart.
         let early = ended_early(s);
         let ports = p.ports_effective.max(1) as f64;
-        let latest = expected * (ports + early as f64) / ports;
+        let latest = if early == 0 {
+            expected
+        } else {
+            expected * (ports + early as f64) / ports
+        };
         let mut c = in_range(
             "first_error_s",
             expected,
