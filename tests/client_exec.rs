@@ -63,8 +63,21 @@ fn assert_ran_out_as_predicted(v: &Value, kind: &str, line_has: &str) {
     let full = c["ports_full_s"]
         .as_f64()
         .unwrap_or_else(|| panic!("never full: {c:#}"));
+    // With a share below 1 (pgbench -C), the share drifts with load: between every
+    // connection holding a port (P / R_measured) and the half-window share's time.
+    let earliest = if share < 0.95 {
+        ports / measured
+    } else {
+        predicted
+    };
     for (what, t) in [("first failure", first), ("ports full", full)] {
-        let err = (t - predicted).abs() / predicted;
+        let err = if t < earliest {
+            (earliest - t) / earliest
+        } else if t > predicted {
+            (t - predicted) / predicted
+        } else {
+            0.0
+        };
         assert!(
             err <= 0.05,
             "{what} at {t:.3} s, P / R = {ports} / {rate:.2} = {predicted:.3} s: {:.1}% off\n{c:#}",

@@ -3,7 +3,7 @@
 
 use crate::model::{Prediction, TimeWaitSide};
 pub use crate::report::client_exec::ClientExecSummary;
-use crate::report::verdict::{numeric, yes_no, Check};
+use crate::report::verdict::{in_range, numeric, yes_no, Check};
 
 /// The model's checks on a client run: exhaustion yes/no, the first failure and the
 /// ports-full time against the model on the measured rate, and who holds TIME_WAIT (when
@@ -60,6 +60,17 @@ pub fn checks(
     // Kept whenever both exist, also when the model said "after the run": how far off it
     // was is the point.
     if let (Some(want), Some(t)) = (p.first_error_s, exhausted) {
+        // Where only a share of the connections held a port (pgbench -C: the rest leave no
+        // TIME_WAIT on the client), that share drifts with the machine's load: 0.56 at half
+        // the window and 0.68 over the whole run, under a release build beside (out at
+        // 5.95 s where the half-window share said 7.19 s). The model then says "between
+        // every connection holding a port (P / R) and the share seen at half the window".
+        let lo = match (c.measured_rate, c.model_rate, c.shape.as_deref()) {
+            (Some(r), Some(m), None | Some("steady" | "unknown")) if m < 0.95 * r && r > 0.0 => {
+                Some(c.ports as f64 / r)
+            }
+            _ => None,
+        };
         let by = match c.exhaustion_source.as_str() {
             "ports_full" if c.failure_line_late_s.is_some() => {
                 "; dated by the samples (the client printed its failure later)"
@@ -70,23 +81,38 @@ pub fn checks(
             "ports_full" => "; the ports were seen full (no failure line recognised)",
             _ => "",
         };
-        out.push(numeric(
-            "first_error_s",
-            want,
-            t,
-            tol("first_error_s"),
-            Some(format!("{why}{by}")),
-        ));
+        let mut check = match lo {
+            Some(lo) if lo < want => in_range("first_error_s", lo, want, t, tol("first_error_s")),
+            _ => numeric("first_error_s", want, t, tol("first_error_s"), None),
+        };
+        check.note = Some(match lo {
+            Some(lo) if lo < want => format!(
+                "{why}{by}; at least {} / {:.1} = {lo:.2} s had every connection held a port (the share drifts with load)",
+                c.ports,
+                c.measured_rate.unwrap_or(0.0)
+            ),
+            _ => format!("{why}{by}"),
+        });
+        out.push(check);
     }
     if let (Some(want), Some(t)) = (due, c.ports_full_s) {
         if c.exhaustion_source != "ports_full" {
-            out.push(numeric(
-                "ports_full_s",
-                want,
-                t,
-                tol("first_error_s"),
-                Some(format!("{why}; sampled every {} s", c.sample_s)),
-            ));
+            let lo = c
+                .measured_rate
+                .zip(c.model_rate)
+                .filter(|(r, m)| {
+                    *m < 0.95 * r
+                        && *r > 0.0
+                        && !matches!(c.shape.as_deref(), Some("bursty" | "ramping"))
+                })
+                .map(|(r, _)| c.ports as f64 / r)
+                .filter(|&lo| lo < want);
+            let mut check = match lo {
+                Some(lo) => in_range("ports_full_s", lo, want, t, tol("first_error_s")),
+                None => numeric("ports_full_s", want, t, tol("first_error_s"), None),
+            };
+            check.note = Some(format!("{why}; sampled every {} s", c.sample_s));
+            out.push(check);
         }
     }
     // Only connections leave TIME_WAIT anywhere.
@@ -237,6 +263,31 @@ mod tests {
         // Not the server's side: no check.
         p.timewait_side = TimeWaitSide::Client;
         assert!(server_timewait(&p, &c(90), 5.0).is_none());
+    }
+
+    #[test]
+    fn a_share_of_connections_holding_ports_gives_a_range_from_p_over_r() {
+        // pgbench -C under load: 49.4/s measured, 0.563 of them held a port at half the
+        // window (model 27.8/s: 7.19 s); out at 5.95 s as the share rose to 0.68.
+        let p = prediction(200, 27.81);
+        let mut c = client(Some(5.95), 49.4);
+        c.model_rate = Some(27.81);
+        c.ports_full_s = Some(5.95);
+        let checks = checks(&p, &c, 6.0, None, |_| 5.0);
+        let first = check(&checks, "first_error_s");
+        assert!(first.pass, "{first:?}");
+        assert_eq!(first.expected[0], serde_json::json!(200.0 / 49.4));
+        // Faster than every connection holding a port is still wrong.
+        let c = ClientExecSummary {
+            exhausted_s: Some(3.0),
+            first_failure_s: Some(3.0),
+            ..c
+        };
+        assert!(!check(&checks_of(&p, &c), "first_error_s").pass);
+    }
+
+    fn checks_of(p: &Prediction, c: &ClientExecSummary) -> Vec<Check> {
+        checks(p, c, 6.0, None, |_| 5.0)
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub(crate) fn numeric(
 
 /// `measured` against the range [`lo`, `hi`]: its error is from the nearer end (0 inside),
 /// and `expected` is `[lo, hi]` (a number when they are equal).
-fn in_range(name: &str, lo: f64, hi: f64, measured: f64, tol: f64) -> Check {
+pub(crate) fn in_range(name: &str, lo: f64, hi: f64, measured: f64, tol: f64) -> Check {
     let nearest = if measured < lo {
         lo
     } else if measured > hi {
