@@ -70,6 +70,13 @@ fn assert_ran_out_as_predicted(v: &Value, kind: &str, line_has: &str) {
     } else {
         predicted
     };
+    // ... and, the share drifting both ways, as late as the lowest share seen implies.
+    let lowest = c["port_share_min"].as_f64().unwrap_or(share);
+    let predicted = if share < 0.95 && lowest > 0.0 && lowest < share {
+        predicted * share / lowest
+    } else {
+        predicted
+    };
     for (what, t) in [("first failure", first), ("ports full", full)] {
         let err = if t < earliest {
             (earliest - t) / earliest

@@ -828,6 +828,7 @@ fn client_summary(
         close_side: side.to_string(),
         client_share: share,
         port_share: a.port_share,
+        port_share_min: a.port_share_min,
         tw_client_max: a.tw_client_max,
         tw_server_max: a.tw_server_max,
         established_max: a.established_max,

@@ -67,6 +67,9 @@ pub struct Analysis {
     /// (pgbench -C under load: 0.59). Measured at half the window so that P / (R x share)
     /// predicts the second half rather than restating it. None before 20 connections.
     pub port_share: Option<f64>,
+    /// The lowest share of connections holding a port seen at any sample of the rate window
+    /// (from 20 connections on): with `port_share`, how much the share drifted.
+    pub port_share_min: Option<f64>,
     /// Most TIME_WAIT seen on the client's side and on the server's.
     pub tw_client_max: u64,
     /// See `tw_client_max`.
@@ -135,6 +138,15 @@ pub fn analyse(points: &[Point], ports: u64, failure_at: Option<f64>) -> Analysi
         a.measured_rate = Some(opens(last) as f64 / (last.t_s - start));
         a.rate_until_s = Some(last.t_s);
     }
+    let used_base = base.ports_used().unwrap_or(0);
+    a.port_share_min = points[i..=end]
+        .iter()
+        .filter(|p| opens(p) >= 20)
+        .filter_map(|p| {
+            let used = p.ports_used()?.saturating_sub(used_base);
+            Some((used as f64 / opens(p) as f64).min(1.0))
+        })
+        .reduce(f64::min);
     let half = start + (last.t_s - start) / 2.0;
     let used0 = base.ports_used().unwrap_or(0);
     a.port_share = points[i..=end]

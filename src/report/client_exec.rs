@@ -26,6 +26,10 @@ pub struct ClientExecSummary {
     /// first. Absent in summaries written before it, and before 20 connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_share: Option<f64>,
+    /// The lowest such share seen at any sample of the window: the share drifts with load
+    /// (pgbench -C: 0.56 at half the window, 0.68 or 0.48 by the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_share_min: Option<f64>,
     /// Who holds TIME_WAIT: client, server, mixed, none.
     pub close_side: String,
     /// The client's share of the TIME_WAIT sockets (null: none at all).
