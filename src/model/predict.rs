@@ -312,11 +312,10 @@ pub fn tuples_reached_sd(tuples: f64, connections: f64) -> f64 {
     (tuples * p * (1.0 - p)).sqrt()
 }
 
-/// The one case that can exhaust: one connection per request, client closes first.
-fn client(input: &ModelInput, p: f64, reuse: bool, supply: &str, out: &mut Prediction) {
-    let t = input.time_wait_s;
-    let hold = if reuse { input.tw_reuse_delay_s } else { t };
-    let hold_phrase = if reuse {
+/// How long a closed connection holds its port, in words: `hold` seconds of TIME_WAIT, or
+/// the tcp_tw_reuse delay where `reuse` applies (the model's explanation and watch's).
+pub fn hold_phrase(input: &ModelInput, hold: f64, reuse: bool) -> String {
+    if reuse {
         format!(
             "{} s (tcp_tw_reuse = {} lets connect() take a TIME_WAIT port {} s after close)",
             num(hold),
@@ -325,7 +324,14 @@ fn client(input: &ModelInput, p: f64, reuse: bool, supply: &str, out: &mut Predi
         )
     } else {
         format!("{} s of TIME_WAIT", num(hold))
-    };
+    }
+}
+
+/// The one case that can exhaust: one connection per request, client closes first.
+fn client(input: &ModelInput, p: f64, reuse: bool, supply: &str, out: &mut Prediction) {
+    let t = input.time_wait_s;
+    let hold = if reuse { input.tw_reuse_delay_s } else { t };
+    let hold_phrase = hold_phrase(input, hold, reuse);
     out.hold_s = hold;
     let sustainable = p / hold;
     out.sustainable_rate = Some(sustainable);

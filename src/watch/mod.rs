@@ -989,16 +989,7 @@ fn verdict(
     } else {
         format!("{p} usable ports")
     };
-    let hold_phrase = if model.reuse_applies {
-        format!(
-            "{} s (tcp_tw_reuse = {} lets connect() take a TIME_WAIT port {} s after close)",
-            num(hold),
-            input.tw_reuse.value(),
-            num(hold)
-        )
-    } else {
-        format!("{} s of TIME_WAIT", num(hold))
-    };
+    let hold_phrase = crate::model::predict::hold_phrase(input, hold, model.reuse_applies);
     let sustainable = p as f64 / hold.max(f64::MIN_POSITIVE);
     let sentence = if used >= p {
         let mut t = format!(
