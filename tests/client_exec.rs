@@ -874,12 +874,15 @@ fn a_fast_client_is_measured_at_its_own_rate_though_it_fills_the_ports_between_t
         "portlab {measured:.0}/s, the client's own {own_rate:.0}/s: {c:#}"
     );
     assert_eq!(c["rate_source"], "server_accepts", "{c:#}");
-    // It ran out at P / R, dated by the accept that filled the ports: its traceback came
-    // 7 ms later (7% of 0.09 s), the line says what failed.
+    // It ran out at P / R: dated by the accept that filled the ports, or by the failure
+    // line when that came within the precise slack after it (`timing::line_slack`: 2% and
+    // 5 ms; the next attempt and a Python traceback: 2.7 ms and 7 ms seen, 7% and 6% of a
+    // 0.04-0.09 s run). So: 5% below P / R, 5% and that slack above it.
     let p_over_r = c["ports"].as_f64().unwrap() / measured;
     let at = c["exhausted_s"].as_f64().unwrap();
+    let slack = portlab::client::timing::line_slack(p_over_r, 0.1, true);
     assert!(
-        (at - p_over_r).abs() / p_over_r < 0.05,
+        at > 0.95 * p_over_r && at < 1.05 * p_over_r + slack,
         "out at {at:.4} s, P / R = {p_over_r:.4} s: {c:#}"
     );
     assert_eq!(c["failure_kind"], "EADDRNOTAVAIL", "{c:#}");
