@@ -458,7 +458,7 @@ mod tests {
         let e = lab
             .timewait_ended_early
             .expect("told in a private namespace");
-        assert_eq!((e.count, e.counter.name()), (2, "OutRsts"));
+        assert_eq!((e.count, e.counter.name()), (2, "OutRsts - EstabResets"));
         let host = run("[load]\nrate = 50\nduration = \"3s\"\n");
         assert!(
             host.timewait_ended_early.is_none(),

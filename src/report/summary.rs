@@ -153,8 +153,11 @@ pub struct Summary {
 ///
 /// No kernel counter counts exactly these: TcpExt TWKilled counts sockets scheduled with a
 /// short timeout, not killed ones (inet_timewait_sock.c). Two counts bound them from above: the
-/// RSTs the namespace sent (Tcp OutRsts, every such RST is one) and the TIME_WAIT sockets that
-/// vanished (TcpExt TW entered, less TWRecycled reused, less those still there at the end).
+/// RSTs the namespace sent other than those that aborted a connection (Tcp OutRsts less Tcp
+/// EstabResets: an abort of an ESTABLISHED or CLOSE_WAIT socket resets a peer that is not in
+/// TIME_WAIT, such as a client in FIN_WAIT2 whose connection a server never accepted) and the
+/// TIME_WAIT sockets that vanished (TcpExt TW entered, less TWRecycled reused, less those still
+/// there at the end).
 /// The smaller is reported; in a private namespace and a run shorter than 60 s, both are
 /// exact when the run's own traffic sends no other RST (measured: connected = ports + OutRsts
 /// in every loaded lab run that had them, tests/shards.rs).
@@ -169,8 +172,8 @@ pub struct EndedEarly {
 /// The two counts that bound the TIME_WAIT sockets ended early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EarlyEndCounter {
-    /// Tcp OutRsts: the RSTs the namespace sent.
-    #[serde(rename = "OutRsts")]
+    /// Tcp OutRsts - EstabResets: the RSTs the namespace sent, less its aborts.
+    #[serde(rename = "OutRsts - EstabResets", alias = "OutRsts")]
     OutRsts,
     /// TcpExt TW - TWRecycled - TIME_WAIT sockets left at the end: the ones that vanished.
     #[serde(rename = "TW - TWRecycled - left")]
@@ -181,7 +184,7 @@ impl EarlyEndCounter {
     /// As in summary.json.
     pub const fn name(self) -> &'static str {
         match self {
-            EarlyEndCounter::OutRsts => "OutRsts",
+            EarlyEndCounter::OutRsts => "OutRsts - EstabResets",
             EarlyEndCounter::Vanished => "TW - TWRecycled - left",
         }
     }
@@ -211,7 +214,8 @@ impl EndedEarly {
             .saturating_sub(*kernel.get("TWRecycled")?)
             .saturating_sub(left_at_end);
         let resets = if resets_here {
-            *kernel.get("OutRsts")?
+            let aborts = kernel.get("EstabResets").copied().unwrap_or(0);
+            kernel.get("OutRsts")?.saturating_sub(aborts)
         } else {
             u64::MAX
         };
@@ -428,6 +432,15 @@ mod tests {
         let e = EndedEarly::from_kernel(&kernel(9, 150, 40), 100, 3.1, true).unwrap();
         assert_eq!(e.count, 9);
         assert!(EndedEarly::from_kernel(&kernel(9, 140, 40), 100, 3.1, true).is_none());
+        // RSTs that aborted connections (a listener closed with clients in FIN_WAIT2 in its
+        // queue: 6,935 RSTs, 6,935 EstabResets, as many FIN_WAIT2 mini-sockets gone) ended
+        // no TIME_WAIT.
+        let mut aborted = kernel(6935, 28232, 0);
+        aborted.insert("EstabResets".into(), 6935);
+        assert!(EndedEarly::from_kernel(&aborted, 21297, 3.1, true).is_none());
+        aborted.insert("EstabResets".into(), 6930);
+        let e = EndedEarly::from_kernel(&aborted, 21297, 3.1, true).unwrap();
+        assert_eq!((e.count, e.counter), (5, EarlyEndCounter::OutRsts));
         // Over veth the RSTs are the other namespace's: only the sockets that vanished tell.
         let e = EndedEarly::from_kernel(&kernel(0, 103, 0), 100, 3.1, false).unwrap();
         assert_eq!((e.count, e.counter), (3, EarlyEndCounter::Vanished));
@@ -448,7 +461,7 @@ mod tests {
         };
         assert_eq!(
             one.line(),
-            "1 TIME_WAIT socket ended early by an RST (OutRsts = 1; tcp_rfc1337 = 0): 1 port came free, so up to 1 more connection than the ports hold could succeed"
+            "1 TIME_WAIT socket ended early by an RST (OutRsts - EstabResets = 1; tcp_rfc1337 = 0): 1 port came free, so up to 1 more connection than the ports hold could succeed"
         );
         let json = serde_json::to_value(EndedEarly {
             count: 2,

@@ -1157,7 +1157,7 @@ mod tests {
                 .note
                 .as_deref()
                 .unwrap()
-                .contains("3 TIME_WAIT socket(s) ended early by an RST (OutRsts)"),
+                .contains("3 TIME_WAIT socket(s) ended early by an RST (OutRsts - EstabResets)"),
             "{first:?}"
         );
         let tw = find(&v.checks, "timewait_max");

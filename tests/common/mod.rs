@@ -401,13 +401,17 @@ pub fn ended_early(s: &Value) -> u64 {
     s["timewait_ended_early"]["count"].as_u64().unwrap_or(0)
 }
 
-/// The RSTs a run in a private namespace sent (Tcp OutRsts): with the client closing first
-/// and the embedded server waiting for its FIN, each one ended a TIME_WAIT socket early (see
-/// [`ended_early`]), so this is how many ports came free early.
+/// The RSTs a run in a private namespace sent, less those that aborted a connection (Tcp
+/// OutRsts - EstabResets): with the client closing first and the embedded server waiting for
+/// its FIN, each one ended a TIME_WAIT socket early (see [`ended_early`]), so this is how
+/// many ports came free early.
 pub fn resets(s: &Value) -> u64 {
-    s["kernel"]["OutRsts"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no OutRsts in {:#}", s["kernel"]))
+    let k = |name: &str| {
+        s["kernel"][name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {name} in {:#}", s["kernel"]))
+    };
+    k("OutRsts").saturating_sub(k("EstabResets"))
 }
 
 /// Asserts that a run in a private namespace with tcp_tw_reuse 0, shorter than TIME_WAIT, in
