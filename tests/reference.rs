@@ -105,7 +105,12 @@ fn scenario_keys() -> Vec<(String, Vec<Key>)> {
         };
         let value = arg
             .get_value_names()
-            .map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "))
+            .map(|v| {
+                v.iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         let heading = arg.get_help_heading().unwrap_or("Top level").to_string();
         let k = Key {
@@ -230,4 +235,48 @@ fn no_stale_reference_page() {
             );
         }
     }
+}
+
+/// Every relative link of docs/ (pages moved there from the README, which link to each other
+/// and to the repository's files) leads to a file that exists; anchors are not checked.
+#[test]
+fn docs_links_resolve() {
+    fn pages(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("docs/") {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                pages(&path, out);
+            } else if path.extension().is_some_and(|x| x == "md") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    pages(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("docs"),
+        &mut files,
+    );
+    assert!(files.len() >= 10, "docs/ holds {files:?}");
+    let mut checked = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for target in line.split("](").skip(1) {
+                let target = target.split(')').next().unwrap_or("");
+                let path = target.split('#').next().unwrap_or("");
+                if path.is_empty() || target.contains("://") {
+                    continue;
+                }
+                let resolved = file.parent().unwrap().join(path);
+                assert!(
+                    resolved.exists(),
+                    "{}:{}: {target} does not exist",
+                    file.display(),
+                    i + 1
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} links checked");
 }
