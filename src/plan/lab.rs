@@ -1266,7 +1266,8 @@ mod tests {
                 },
                 "above zero",
             ),
-            // Values the kernel would refuse are refused by name before set-up (issue 12).
+            // Values the kernel would refuse are refused by name before set-up, not met as a
+            // failed sysctl write halfway through.
             (
                 "max_tw_buckets past the kernel's int",
                 LabConfig {
