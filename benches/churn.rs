@@ -1,4 +1,4 @@
-//! End-to-end churn bench (issue 6, goals 1 and 4): portlab `--rate max` against a plain
+//! End-to-end churn bench: portlab `--rate max` against a plain
 //! blocking `std::net` loop written here (one client thread per core doing
 //! socket/connect/close against an accept loop), in each close mode, measured in the same run,
 //! in the same private network namespace, interleaved round by round; prints the ratio.

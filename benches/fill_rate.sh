@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fill rate (issue 14, item 6): ports per second to exhaust a real-size range, portlab's
+# Fill rate: ports per second to exhaust a real-size range, portlab's
 # per-socket port slices (IP_LOCAL_PORT_RANGE, Linux 6.3+) against the kernel's global port
 # search (PORTLAB_PORT_SLICES=off), side by side in one run, rounds interleaved.
 #

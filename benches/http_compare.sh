@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP, one connection per request, against nginx (issue 6, goal 2): portlab against oha,
+# HTTP, one connection per request, against nginx: portlab against oha,
 # wrk, ab and hey, measured in the same run, in the same private network namespace,
 # interleaved round by round; prints req/s and portlab's ratio to each.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes a long synthetic shard for the merge bench (issue 22): a real short run's results
+"""Makes a long synthetic shard for the merge bench: a real short run's results
 directory (one interval: histograms.hlog's five histogram lines, timeline.csv's row)
 repeated INTERVALS times at INTERVAL_S seconds each, with summary.json's duration, load
 duration, attempts and load.interval set to match, so that `portlab merge` reads it as a run

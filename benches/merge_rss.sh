@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `portlab merge` of long shards (issue 22): maximum resident memory and wall time, measured
+# `portlab merge` of long shards: maximum resident memory and wall time, measured
 # by /usr/bin/time -v, for a one-hour shard at the default 1 s interval (3,600 intervals)
 # and a 20 s shard at --interval 10ms (2,000 intervals), and three one-hour shards at once.
 # The shards are synthetic: benches/long_shards.py repeats a real run's interval
@@ -10,8 +10,8 @@
 #
 # Usage: benches/merge_rss.sh
 #   PORTLAB=path/to/portlab (default target/release/portlab)
-#   PORTLAB_BEFORE=path/to/older/portlab adds its row for each case (the build before
-#   issue 22 needs about 1.85 MB per interval: 6.7 GB for the one-hour shard).
+#   PORTLAB_BEFORE=path/to/older/portlab adds its row for each case (a build that does not
+#   stream the merge needs about 1.85 MB per interval: 6.7 GB for the one-hour shard).
 # Needs python3 and GNU time (/usr/bin/time); sends no traffic.
 set -euo pipefail
 cd "$(dirname "$0")/.."

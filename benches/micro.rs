@@ -1,4 +1,4 @@
-//! Criterion micro-benches (issue 6): the pacer's decision, the collector's per-outcome
+//! Criterion micro-benches: the pacer's decision, the collector's per-outcome
 //! record, the outcome hand-off (bounded channel into the collector thread), and the TIME_WAIT
 //! sampler with many sockets present.
 //!
@@ -140,7 +140,7 @@ fn sampler(c: &mut Criterion) {
                     black_box(tw)
                 })
             });
-            // `portlab watch`'s sample (issue 13: under 20 ms with 100,000 sockets): the same
+            // `portlab watch`'s sample (its budget: under 20 ms with 100,000 sockets): the same
             // dump with SYN_SENT too, grouped per (local address, destination) with each
             // TIME_WAIT timer read, plus the namespace's sysctls and Tcp counters.
             match portlab::watch::KernelSource::new(None) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Resident memory over a long run (issue 6, goal 5): portlab at RATE conn/s for DURATION in
+# Resident memory over a long run: portlab at RATE conn/s for DURATION in
 # its own lab (private network namespace, ports 1024-65535, tcp_tw_reuse = 1, so a client
 # closing first never exhausts the ports), VmRSS sampled from /proc/PID/status every EVERY
 # seconds. Needs root or unprivileged user namespaces (the lab); nothing on the host changes.

@@ -1,4 +1,4 @@
-//! Schedule accuracy bench (issue 6, goal 3): portlab open loop at 1,000, 10,000 and 30,000
+//! Schedule accuracy bench: portlab open loop at 1,000, 10,000 and 30,000
 //! starts/s for 10 s each, in a private network namespace (ports 1024-65535,
 //! `tcp_tw_reuse = 1`, reset close, so no run nears a port ceiling). Prints the achieved rate
 //! against the target, the dropped starts and the schedule lag percentiles.

@@ -1,7 +1,7 @@
 //! Linux: SIGINT and SIGTERM blocked before `main`, from a constructor the C runtime calls
 //! right after the dynamic loader (`.init_array`), so that a signal sent as soon as portlab is
-//! exec'd waits, pending, until `main` has decided what it does with it (issue 22 item 10: a
-//! signal in the first 1.5 ms used to kill the run with nothing written).
+//! exec'd waits, pending, until `main` has decided what it does with it (without this, a
+//! signal in the first 1.5 ms killed the run with nothing written).
 
 /// Blocks SIGINT and SIGTERM in the main thread (threads started later inherit the mask
 /// until [`portlab::sys::release_stop_signals`] — called by `main` before anything else —

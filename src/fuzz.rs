@@ -1,9 +1,10 @@
-//! Fuzzing entry points (issue 12): everything a user can hand portlab as text, from bytes to
-//! the last rendering, with no I/O, so that a property test (tests/fuzz.rs), the cargo-fuzz
+//! Fuzzing entry points: everything a user can hand portlab as text, from bytes to the last
+//! rendering, with no I/O, so that a property test (tests/fuzz.rs), the cargo-fuzz
 //! targets (fuzz/) and the million-input driver (examples/fuzz_scenarios.rs) all exercise
 //! the same code: a scenario file through plan resolution and the model, `run`'s flags, and a
-//! summary.json through every report format. [`results`] (issue 22) is the one entry that
-//! reads files: a mutated results directory through report, compare and merge.
+//! summary.json through every report format. [`results`] is the one entry that reads files
+//! (saved results are whatever a user or a full disk left there): a mutated results
+//! directory through report, compare and merge.
 //!
 //! Each entry returns `Ok` or an error message; a panic anywhere below is the bug being
 //! hunted. [`Mutator`] makes the inputs from seeds (catalog files, flag sets, summaries).
@@ -86,8 +87,9 @@ pub const RESULTS_FILES: [&str; 4] = [
 ];
 
 /// A results directory `dir` (its files mutated by the caller) through everything that reads
-/// saved results (issue 22): `report` in every format, alone and compared with itself (the
-/// html page draws its timeline), `merge` into `out` (a directory of its own, replaced), and
+/// saved results, trusted no more than any input: `report` in every format, alone and
+/// compared with itself (the html page draws its timeline), `merge` into `out` (a directory
+/// of its own, replaced), and
 /// its plan.toml as the scenario a lab client runs. Unlike the entries above this reads and
 /// writes files: merge streams its inputs from disk. Returns the bytes rendered.
 pub fn results(dir: &Path, out: &Path) -> Result<usize, String> {
@@ -144,8 +146,9 @@ pub fn results(dir: &Path, out: &Path) -> Result<usize, String> {
 #[derive(Debug, Clone)]
 pub struct Mutator(u64);
 
-/// Fragments worth splicing into scenario text and flag values: the boundaries issue 12
-/// found panics at, and the grammar's own tokens.
+/// Fragments worth splicing into scenario text and flag values: the numeric boundaries where
+/// fuzzing once found panics (overflowing integers, floats, durations), and the grammar's
+/// own tokens.
 pub const DICTIONARY: &[&str] = &[
     "0",
     "1",

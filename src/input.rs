@@ -3,7 +3,8 @@
 //! (a FIFO's open waits for a writer; O_NONBLOCK returns at once), checked to be a regular
 //! file with fstat on the open descriptor (not a FIFO, a device such as /dev/zero, a socket
 //! or a directory), and read up to a size limit that the error names. Every read of a
-//! user-given path goes through here (issue 22).
+//! user-given path goes through here, so that no file a user names can hang or exhaust a
+//! subcommand.
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read};

@@ -126,8 +126,9 @@ fn results_directory_that_cannot_be_created() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
 }
 
-// Issue 12's reproducers: each refused before any traffic, exit 2, the message naming the key
-// (or flag) and the accepted range, and no results directory left behind.
+// Inputs that once crashed or misbehaved: each refused before any traffic, exit 2, the
+// message naming the key (or flag) and the accepted range, and no results directory left
+// behind.
 
 /// As `refused`, and no results directory at all.
 fn refused_before_anything(args: &[&str], file: Option<&[u8]>, needles: &[&str]) {

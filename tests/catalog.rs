@@ -1,4 +1,4 @@
-//! The built-in catalog (issue 15, item 3), used as a newcomer would: from a directory that is
+//! The built-in catalog, used as a newcomer would: from a directory that is
 //! not a checkout (a fresh temporary directory as the working directory).
 
 mod common;

@@ -1,4 +1,4 @@
-//! The client-regression gate of README's "CI" section, with a real pair of clients: the
+//! The client-regression gate of docs/ci.md, with a real pair of clients: the
 //! same Java program (scenarios/clients/Client.java, HttpURLConnection) with the JDK's
 //! keep-alive passes examples/ci/gate.toml, and with -Dhttp.keepAlive=false it fails, the
 //! message on stderr naming why: the baseline's pooling (the headroom, [expect] min_margin,

@@ -521,7 +521,7 @@ fn on_the_host_another_programs_connections_are_not_the_clients() {
 // What a client does: bursts, ramps, late error lines, bind-before-connect across
 // destinations, a server that closes first, tcp_tw_reuse 1, a stall, a slow start.
 // Each client is tests/fixtures/clients/shapes.py in one of its modes (its docstring says
-// how each behaves); each of these runs failed on the code before issue 20.
+// how each behaves); each of these runs once got a wrong verdict, which is why it is here.
 // ---------------------------------------------------------------------------------------
 
 const SHAPES: &str = "python3 tests/fixtures/clients/shapes.py";
@@ -890,7 +890,7 @@ fn a_fast_client_is_measured_at_its_own_rate_though_it_fills_the_ports_between_t
 }
 
 // ------------------------------------------------------------------------------------------
-// HTTP/1.0 and `Connection: close` (issue 20, item 1). The embedded server speaks HTTP/1.1 as
+// HTTP/1.0 and `Connection: close`. The embedded server speaks HTTP/1.1 as
 // RFC 9112 says: when a request asks for the close (HTTP/1.0 without keep-alive, or
 // `Connection: close`) it closes first after its response, as nginx does, so a client that
 // reads its response up to the server's close (ApacheBench, PHP) runs at its own pace

@@ -1,4 +1,5 @@
-//! `portlab completions SHELL` and `portlab man` (issue 15, item 5).
+//! `portlab completions SHELL` and `portlab man`: what an installed binary offers its shell
+//! and `man`.
 
 mod common;
 use common::*;

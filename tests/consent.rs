@@ -1,4 +1,4 @@
-//! Consent and exposure (issue 12): a command from a file runs only with --allow-exec and is
+//! Consent and exposure: a command from a file runs only with --allow-exec and is
 //! printed before it runs; a server beyond loopback is warned about and measured right; a
 //! target off this machine gets a notice.
 

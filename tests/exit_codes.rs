@@ -1,7 +1,8 @@
-//! The exit codes a pipeline sees, each produced for real (README's table): 0 passed, 1 a
-//! check failed (every failed check named on stderr, whatever stdout holds), 2 bad input
-//! before any traffic; 130 (interrupted) is asserted in tests/lifecycle.rs. And `--quiet`:
-//! stderr holds nothing for a passing run, and only the failed checks for a failing one.
+//! The exit codes a pipeline sees, each produced for real (docs/reference/exit-codes.md):
+//! 0 passed, 1 a check failed (every failed check named on stderr, whatever stdout holds),
+//! 2 bad input before any traffic; 130 (interrupted) is asserted in tests/lifecycle.rs. And
+//! `--quiet`: stderr holds nothing for a passing run, and only the failed checks for a
+//! failing one.
 
 mod common;
 use common::{portlab, run_out as run, LOOPBACK_40 as SMALL};

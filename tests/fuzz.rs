@@ -1,5 +1,6 @@
-//! Property test over the fuzz entry points (issue 12): mutated catalog scenarios, random
-//! `run` flag sets and mutated summary.json files never panic; each ends in a plan or a
+//! Property test over the fuzz entry points, since nothing a user types may panic: mutated
+//! catalog scenarios, random `run` flag sets and mutated summary.json files never panic;
+//! each ends in a plan or a
 //! clear message. The case count keeps it to seconds; examples/fuzz_scenarios.rs runs the
 //! same entry points a million times.
 
@@ -89,7 +90,8 @@ fn shard_files() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// The longest one mutated results directory may take through report, compare and merge
-/// (a debug build takes about 0.2 s; issue 22's hangs never ended).
+/// (a debug build takes about 0.2 s; the hangs this guards against, before every read was
+/// bounded, never ended).
 const RESULTS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 proptest! {

@@ -1,4 +1,5 @@
-//! report.html in a real browser (issue 15, item 4): Debian's headless chromium opens the page
+//! report.html in a real browser, since the page is meant to be opened in one: Debian's
+//! headless chromium opens the page
 //! of a real exhausting lab run and of a comparison of two runs, takes a screenshot (which
 //! must not be blank), dumps the DOM (each chart must be there, drawn) and logs the console
 //! (no errors). A page with a script error proves the error check can fail.

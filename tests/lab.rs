@@ -1,4 +1,4 @@
-//! The lab (issue 3): `portlab run --lab` in its own network namespace, with its own port
+//! The lab: `portlab run --lab` in its own network namespace, with its own port
 //! range and TIME_WAIT settings, observed through sock_diag and the TCP counters. Every lab
 //! run also proves the host's sysctls are untouched.
 

@@ -1,5 +1,6 @@
-//! One direction (issue 11): no top-level module of src/ imports a module that imports it,
-//! directly or through others. A module's imports are its `crate::NAME` paths (including
+//! One direction, so that each layer can be read without the ones above it: no top-level
+//! module of src/ imports a module that imports it, directly or through others. A module's
+//! imports are its `crate::NAME` paths (including
 //! `crate::{a, b}` groups) in code, outside comments and its `#[cfg(test)]` part; a cycle
 //! is reported with the file and line of each edge in it.
 

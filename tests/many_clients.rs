@@ -1,4 +1,4 @@
-//! The many-client lab (issue 16, item 5; the shard tests of item 6 that need it):
+//! The many-client lab (and the shard tests that need it):
 //! `--lab-clients K` puts K client namespaces, each its own host with its own ports and its
 //! own shard of the load, in front of one server namespace, and merges their results.
 #![cfg(target_os = "linux")]

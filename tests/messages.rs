@@ -1,4 +1,4 @@
-//! Messages (issue 12): each cause of an error printed once, and a reader that went away
+//! Messages: each cause of an error printed once, and a reader that went away
 //! (`portlab ... | head`) is no error for any subcommand.
 
 mod common;

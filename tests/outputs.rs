@@ -1,4 +1,4 @@
-//! Disks and outputs (issue 12): a full disk loses no summary, `--out` follows no symlink
+//! Disks and outputs: a full disk loses no summary, `--out` follows no symlink
 //! and reuses no non-empty directory, a set-up failure leaves nothing behind, and `report`
 //! renders what it can read.
 

@@ -1,6 +1,6 @@
-//! The README's first screen and its quick-start sample (issue 15, item 1): the two commands a
-//! newcomer types, no links out of the repository, and a sample output that still has the
-//! shape of the current output.
+//! The README's first screen and its quick-start sample, what a newcomer reads first: the two
+//! commands a newcomer types, no links out of the repository, and a sample output that still
+//! has the shape of the current output.
 
 mod common;
 use common::*;

@@ -1,4 +1,4 @@
-//! Saved results are not trusted (issue 22): a results directory, a scenario or a baseline
+//! Saved results are not trusted: a results directory, a scenario or a baseline
 //! is whatever a user (or a full disk) left there. Times outside the run, values a chart
 //! cannot place, histogram headers claiming any range, special files, and a timeline that
 //! does not add up to its summary are refused with exit 2 naming the file, in bounded time

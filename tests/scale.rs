@@ -1,5 +1,6 @@
-//! Issue 14: the instrument at full scale and a verdict that never passes a run that did not
-//! deliver its load. Lab runs (private network namespace); they skip without one, except
+//! The instrument at full scale (default-sized port ranges exhausted at their real size) and a
+//! verdict that never passes a run that did not deliver its load. Lab runs (private network
+//! namespace); they skip without one, except
 //! under CI=true.
 
 mod common;

@@ -1,4 +1,4 @@
-//! The scenario catalog (issue 5): one test per file of scenarios/, named after it. Each runs
+//! The scenario catalog: one test per file of scenarios/, named after it. Each runs
 //! the file as a user would (`portlab run scenarios/NAME.toml`, in the lab), asserts that its
 //! verdict passed (exit 0), and then checks the outcome the file's header promises, from
 //! summary.json: when the first error came, who holds TIME_WAIT, which counters moved.

@@ -1,4 +1,5 @@
-//! Shards (issue 16): `run --shard I/N --start-at`, histograms.hlog, and `portlab merge`.
+//! Shards, one run over several machines: `run --shard I/N --start-at`, histograms.hlog, and
+//! `portlab merge`.
 
 mod common;
 

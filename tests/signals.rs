@@ -1,4 +1,4 @@
-//! Signals and children (issue 12): a SIGINT or SIGTERM at any moment leaves a valid
+//! Signals and children (no measurement lost): a SIGINT or SIGTERM at any moment leaves a valid
 //! summary.json whose counts are the timeline's; a second signal ends the drain at once; a
 //! `--target-exec` server dies with portlab, `kill -9` included.
 #![cfg(unix)]

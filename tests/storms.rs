@@ -1,4 +1,4 @@
-//! Failure storms (issue 12): out of descriptors, workers back off instead of spinning, every
+//! Failure storms: out of descriptors, workers back off instead of spinning, every
 //! timeline row stays consistent, and the run never passes.
 #![cfg(unix)]
 

@@ -727,9 +727,8 @@ fn the_rate_falls_to_0_after_the_client_dies() {
     }
 }
 
-/// `--once --format prom` carries every metric the README's watch section lists (read
-/// from the README, so the list cannot drift), each with a sample, through
-/// prometheus_client's parser.
+/// `--once --format prom` carries every metric docs/watch.md lists (read from the page,
+/// so the list cannot drift), each with a sample, through prometheus_client's parser.
 #[test]
 fn once_prom_has_every_metric_the_readme_lists() {
     let Some(mut c) = Client::for_test(
@@ -745,18 +744,19 @@ fn once_prom_has_every_metric_the_readme_lists() {
     c.wait_for("MARK");
     let prom = watch(&["--pid", &c.pid(), "--once", "--format", "prom"]);
     assert_exit(&prom, 1);
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/watch.md"))
+            .expect("docs/watch.md");
     let section = readme
-        .split("\n## Watch a live host")
+        .split("# Watch a live host")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
-        .expect("the README's watch section");
+        .expect("docs/watch.md's watch section");
     let list = section
         .split("Prometheus: gauges")
         .nth(1)
         .and_then(|s| s.split("For node_exporter").next())
-        .expect("the README's list of watch metrics");
+        .expect("docs/watch.md's list of watch metrics");
     let mut names: Vec<&str> = list
         .split('`')
         .skip(1)
@@ -765,14 +765,14 @@ fn once_prom_has_every_metric_the_readme_lists() {
         .collect();
     names.sort_unstable();
     names.dedup();
-    assert!(names.len() >= 18, "the README lists {names:?}");
+    assert!(names.len() >= 18, "docs/watch.md lists {names:?}");
     let Some(parsed) = parse_prometheus(&prom.stdout) else {
         return;
     };
     for name in names {
         assert!(
             parsed[name].as_array().is_some_and(|s| !s.is_empty()),
-            "{name} (listed in the README) is not in the --once output:\n{}",
+            "{name} (listed in docs/watch.md) is not in the --once output:\n{}",
             String::from_utf8_lossy(&prom.stdout)
         );
     }
@@ -877,17 +877,18 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
     )
 }
 
-/// The metric names a README section lists between two markers (`portlab_` words in
-/// backquotes).
+/// The metric names a section of docs/watch.md lists between two markers (`portlab_` words
+/// in backquotes).
 fn readme_metrics(section: &str, from: &str, to: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/watch.md"))
+            .expect("docs/watch.md");
     let part = readme
         .split(section)
         .nth(1)
         .and_then(|s| s.split(from).nth(1))
         .and_then(|s| s.split(to).next())
-        .unwrap_or_else(|| panic!("README: {section} .. {from} .. {to}"));
+        .unwrap_or_else(|| panic!("docs/watch.md: {section} .. {from} .. {to}"));
     let mut names: Vec<String> = part
         .split('`')
         .skip(1)
@@ -903,7 +904,7 @@ fn readme_metrics(section: &str, from: &str, to: &str) -> Vec<String> {
 /// The exporter on this host's own namespace (read only, no privilege needed): it prints
 /// the address it bound, serves GET /metrics in format 0.0.4 with HELP and TYPE for every
 /// family (prometheus_client's parser, and each sample line's family checked by hand),
-/// carries every metric the README's exporter section lists, answers 404/405/400/431 to
+/// carries every metric docs/watch.md's exporter section lists, answers 404/405/400/431 to
 /// what is not a scrape, closes a client that sends nothing after the 5 s request timeout
 /// while scrapes go on, closes connections beyond 32 at once, and is still serving at the
 /// end.
@@ -951,18 +952,18 @@ fn exporter_serves_metrics_and_survives_bad_clients() {
         }
     }
     let mut listed = readme_metrics(
-        "\n## Watch a live host",
+        "# Watch a live host",
         "Prometheus: gauges",
         "For node_exporter",
     );
     listed.extend(readme_metrics(
-        "\n### Exporter",
+        "\n## Exporter",
         "The exporter serves",
         "Series:",
     ));
     assert!(
         listed.len() >= 25,
-        "the README's exporter section lists {listed:?}"
+        "docs/watch.md's exporter section lists {listed:?}"
     );
     if let Some(families) = prometheus_families(body.as_bytes()) {
         let fams = families.as_object().expect("families");
@@ -977,7 +978,7 @@ fn exporter_serves_metrics_and_survives_bad_clients() {
             let family = name.strip_suffix("_total").unwrap_or(name);
             assert!(
                 fams.contains_key(family),
-                "{name} (listed in the README) is not served:\n{body}"
+                "{name} (listed in docs/watch.md) is not served:\n{body}"
             );
         }
     }
@@ -1126,12 +1127,12 @@ fn promtool_checks_and_tests_the_rules() {
     let exprs = dashboard_queries(&dash);
     assert!(exprs.len() >= 8, "{exprs:?}");
     let mut listed = readme_metrics(
-        "\n## Watch a live host",
+        "# Watch a live host",
         "Prometheus: gauges",
         "For node_exporter",
     );
     listed.extend(readme_metrics(
-        "\n### Exporter",
+        "\n## Exporter",
         "The exporter serves",
         "Series:",
     ));

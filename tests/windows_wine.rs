@@ -1,5 +1,5 @@
 //! portlab.exe (x86_64-pc-windows-gnu, built with mingw-w64) run under Wine, through
-//! test-support/wine/run.sh (issue 15, item 7).
+//! test-support/wine/run.sh, so that the Windows code paths run somewhere, not only compile.
 //!
 //! What it proves: the Windows code paths (the registry read back by `inspect`, Winsock,
 //! `C:\` paths, the profiles of `predict`) run and agree with the Linux build. What it cannot

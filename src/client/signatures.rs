@@ -634,7 +634,7 @@ mod tests {
 
     #[test]
     fn a_ruby_errno_is_named_ruby_not_node() {
-        // Seen in issue 20: the bare errno name used to be taken for Node's.
+        // Seen with a real Ruby client: the bare errno name used to be taken for Node's.
         let s = Signatures::new(None);
         let r = s
             .recognise("x.rb:3:in `initialize': Cannot assign requested address - connect(2) for \"127.0.0.1\" port 8080 (Errno::EADDRNOTAVAIL)")

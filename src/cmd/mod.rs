@@ -44,7 +44,7 @@ pub fn name_failed_checks(s: &crate::report::Summary) {
     }
 }
 
-/// portlab's exit codes (README's table).
+/// portlab's exit codes (docs/reference/exit-codes.md).
 pub mod exit {
     /// A check failed (the verdict).
     pub const VERDICT: u8 = 1;

@@ -1,6 +1,6 @@
 //! The accepted range of every numeric, duration, rate and count key, checked before anything
 //! else so that no value a user types can overflow an allocation, a `Duration` or an `Instant`
-//! later (issue 12). Each refusal names the key, its flag and the range.
+//! later. Each refusal names the key, its flag and the range.
 //!
 //! The bounds themselves are written beside their keys, in each section's file
 //! (`where v => bounds::range(...)` after the field, see `scenario::section!`); this file holds

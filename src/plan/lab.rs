@@ -101,7 +101,7 @@ super::scenario::section! {
         /// K client namespaces (1-64) in front of one server namespace, each with its own
         /// address (198.18.0.10 + k), the lab's client sysctls and shard k of the load (rate
         /// R / K); the server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth
-        /// (README: "Many clients, one server") [key: lab.clients].
+        /// (docs/many-clients.md) [key: lab.clients].
         #[arg(long = "lab-clients", value_name = "K")]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub clients: Option<u32>,
@@ -1266,7 +1266,8 @@ mod tests {
                 },
                 "above zero",
             ),
-            // Values the kernel would refuse are refused by name before set-up (issue 12).
+            // Values the kernel would refuse are refused by name before set-up, not met as a
+            // failed sysctl write halfway through.
             (
                 "max_tw_buckets past the kernel's int",
                 LabConfig {

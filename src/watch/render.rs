@@ -306,7 +306,7 @@ pub const OTHER: &str = "other";
 /// rest added up in one series labelled `destination="other",local="other"` (sockets,
 /// ports used and rates summed; its ETA the soonest and its state the worst of them; no
 /// hold or R x T of its own, since those are per destination; P is the namespace's), so that a node with
-/// 10,000 destinations gives 10 x max + 8 + 19 series (527 at the default 50; the README
+/// 10,000 destinations gives 10 x max + 8 + 19 series (527 at the default 50; docs/watch.md
 /// says how), not 100,000.
 ///
 /// Hand-written rather than through the prometheus-client crate: that crate encodes

@@ -730,7 +730,7 @@ fn the_sentence_says_what_the_eta_and_the_state_say() {
 /// 10,000 destinations (one TIME_WAIT socket each): the sampler groups 4096 of them
 /// (MAX_GROUPS) and counts the rest; the exposition lists --max-destinations of them, adds
 /// up the others in one `other` series, and keeps HELP and TYPE for every family. The
-/// series count is what the README says a node with 10,000 destinations gives.
+/// series count is what docs/watch.md says a node with 10,000 destinations gives.
 #[test]
 fn the_exposition_caps_destinations_and_adds_up_the_rest() {
     let mut agg = Aggregator::new(host(1024, 65535, TwReuse::Off), None);
