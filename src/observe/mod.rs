@@ -24,6 +24,9 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 mod parse;
 pub use parse::{parse_proc_net_tcp_line, parse_sockstat_tw, parse_table, ProcTcpEntry};
 
+pub mod conntrack;
+#[cfg(target_os = "linux")]
+pub mod conntrack_linux;
 pub mod slab;
 pub(crate) mod tally;
 pub mod watch;
