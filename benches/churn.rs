@@ -326,7 +326,7 @@ mod linux {
     impl AcceptLoop {
         fn start(mode: Mode, threads: usize) -> Result<AcceptLoop> {
             // The same backlog as portlab's embedded server (std's default is 128).
-            let listener = portlab::target::bind(SERVER.parse()?, 4096)
+            let listener = portlab::server::bind(SERVER.parse()?, 4096)
                 .context("binding the bench's accept loop")?;
             listener.set_nonblocking(false)?;
             let stop = Arc::new(AtomicBool::new(false));

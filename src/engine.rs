@@ -19,9 +19,9 @@ use crate::report::{ServerSummary, Summary};
 use crate::runner::{self, shards, shards::Shards};
 /// Where it always was for callers: defined in [`crate::sys`].
 pub use crate::sys::signalled;
-use crate::target;
-use crate::target::exec::ExecTarget;
-use crate::target::Server;
+use crate::server;
+use crate::server::exec::ExecTarget;
+use crate::server::Server;
 use anyhow::{anyhow, Context, Result};
 
 #[cfg(target_os = "linux")]
@@ -233,8 +233,8 @@ fn bind_listeners(
     for i in 0..cfg.destinations {
         let addr = listen_addr(plan, cfg.listen, applied, i);
         let bound = match applied {
-            Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
-            None => target::bind(addr, cfg.backlog),
+            Some(a) => a.in_server_ns(|| server::bind(addr, cfg.backlog))?,
+            None => server::bind(addr, cfg.backlog),
         };
         let listener = bound.map_err(|e| {
             anyhow!(
@@ -265,7 +265,7 @@ fn start_exec(
     };
     let log =
         dir.create("target-exec.log")
-            .map_err(|source| crate::target::exec::ExecError::Spawn {
+            .map_err(|source| crate::server::exec::ExecError::Spawn {
                 command: x.command.clone(),
                 source,
             })?;
@@ -584,7 +584,7 @@ async fn load(
     .await;
     let duration_s = t0.elapsed().as_secs_f64();
     let server = server_summary(
-        &target::stop_servers(servers, plan.load.drain_timeout).await,
+        &server::stop_servers(servers, plan.load.drain_timeout).await,
         targets,
     );
     let exec = exec.map(ExecTarget::stop);

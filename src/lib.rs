@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: `plan` -> `lab` -> `target` -> `runner` -> `collect` (<- `observe`)
+//! Data flows one way: `plan` -> `lab` -> `server` -> `runner` -> `collect` (<- `observe`)
 //! -> `report`; `model` is a pure function of the plan and host settings, and only the
 //! report sees both the prediction and the measurement.
 //!
@@ -52,9 +52,9 @@
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
 //!   sysctls (Linux only; elsewhere a clear error); lab/clients.rs makes the many-client
 //!   lab's namespaces. It imports plan, never the reverse.
-//! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
-//!   (one listener per destination), and `target::exec`: a server command portlab starts
-//!   inside the lab, waits for, and stops; `target::stop_servers` stops the embedded servers
+//! - [`server`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
+//!   (one listener per destination), and `server::exec`: a server command portlab starts
+//!   inside the lab, waits for, and stops; `server::stop_servers` stops the embedded servers
 //!   at the end of any run.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
 //!   (socket2), pooling, shutdown, and the shards (one thread and event loop per core) that
@@ -107,8 +107,8 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod say;
+pub mod server;
 pub mod shard;
 pub mod suite;
 pub mod sys;
-pub mod target;
 pub mod watch;

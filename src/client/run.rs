@@ -16,8 +16,8 @@ use crate::observe::watch::TimewaitSummary;
 use crate::observe::{Counter, KernelSample, Sampler};
 use crate::plan::{Plan, Rate, Scenario, ServerClose, Target};
 use crate::report::{assemble, verdict, ExecSummary, Summary};
-use crate::target::exec::ExecTarget;
-use crate::target::{Server, ServerStats};
+use crate::server::exec::ExecTarget;
+use crate::server::{Server, ServerStats};
 use anyhow::{anyhow, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -125,7 +125,7 @@ pub async fn drive(
 
     // The server's side closes after the client's: then the last sample.
     let server = assemble::server_summary(
-        &crate::target::stop_servers(s.servers, plan.load.drain_timeout).await,
+        &crate::server::stop_servers(s.servers, plan.load.drain_timeout).await,
         s.targets,
     );
     let (p, k) = probe.take(end_s);

@@ -17,7 +17,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let file = match &args.scenario {
         Some(path) => {
             let file = crate::catalog::load(path)?;
-            crate::target::exec::consent_scenario(
+            crate::server::exec::consent_scenario(
                 path,
                 &file,
                 &args.to_scenario(),

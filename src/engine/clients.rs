@@ -70,7 +70,7 @@ fn set_up_and_run(
         crate::say::warning!("lab: {w}");
     }
     let listen = super::lab_listen_addr(cfg.listen, many.server_addr, lab_plan.port_range, 0);
-    let listener = crate::target::bind(listen, cfg.backlog).map_err(|e| {
+    let listener = crate::server::bind(listen, cfg.backlog).map_err(|e| {
         anyhow!(
             "the embedded server cannot listen on {listen}: {e}; change target.listen (--listen)"
         )
@@ -130,7 +130,7 @@ fn serve_and_wait(
     runtime: &tokio::runtime::Runtime,
     started: &std::cell::Cell<bool>,
 ) -> Result<Served> {
-    let server = crate::target::Server::start(plan, cfg, listener, shards.handles())
+    let server = crate::server::Server::start(plan, cfg, listener, shards.handles())
         .context("starting the embedded server")?;
     let server_addr = server.addr;
     let (stop_sampling, sampler) = sample_server(server_addr)?;
@@ -148,7 +148,7 @@ fn serve_and_wait(
     let (failed, served) = runtime.block_on(async {
         let failed = wait_for_clients(&mut children, rx, deadline).await;
         let served = crate::report::assemble::server_summary(
-            &crate::target::stop_servers(vec![server], plan.load.drain_timeout).await,
+            &crate::server::stop_servers(vec![server], plan.load.drain_timeout).await,
             &[server_addr],
         );
         (failed, served)

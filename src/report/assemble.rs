@@ -10,7 +10,7 @@ use crate::plan::{Plan, Scenario};
 use crate::report::{
     verdict, EndedEarly, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
 };
-use crate::target::ServerStats;
+use crate::server::ServerStats;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -233,7 +233,7 @@ pub fn modelled(plan: &Plan, summary: &Summary) -> Option<Modelled> {
 }
 
 /// What the embedded servers counted, added up (one summary however many ports); `stopped`
-/// is what [`crate::target::stop_servers`] returns, `targets` every address the run used.
+/// is what [`crate::server::stop_servers`] returns, `targets` every address the run used.
 pub fn server_summary(
     stopped: &[(SocketAddr, std::sync::Arc<ServerStats>)],
     targets: &[SocketAddr],

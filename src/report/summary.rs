@@ -5,7 +5,7 @@ use crate::model::Prediction;
 use crate::observe::watch::TimewaitSummary;
 use crate::plan::Scenario;
 /// Defined beside the code that starts and stops the command; part of the summary.
-pub use crate::target::exec::ExecSummary;
+pub use crate::server::exec::ExecSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
