@@ -16,7 +16,7 @@ pub use crate::report::assemble::{assemble, figures, modelled, Facts, Observed, 
 use crate::report::assemble::{lab_summary, server_summary};
 use crate::report::output::ResultsDir;
 use crate::report::{ServerSummary, Summary};
-use crate::runner::{self, shards, shards::Shards};
+use crate::runner::{self, threads, threads::Threads};
 /// Where it always was for callers: defined in [`crate::sys`].
 pub use crate::sys::signalled;
 use crate::server;
@@ -192,9 +192,9 @@ fn set_up_and_run(
     let exec = start_exec(&plan, dir, applied.as_ref())?;
     warn_of_descriptor_limit(&plan);
 
-    // The traffic (client workers, embedded server) runs on the shards; this runtime only
+    // The traffic (client workers, embedded server) runs on the threads; this runtime only
     // steers the run.
-    let shards = Shards::start(shards::count(plan.load.threads, plan.workers()))
+    let threads = Threads::start(threads::count(plan.load.threads, plan.workers()))
         .context("starting the client threads")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -209,13 +209,13 @@ fn set_up_and_run(
         Traffic {
             listeners,
             exec,
-            shards: &shards,
+            threads: &threads,
             started,
         },
         &settings,
     ));
     // Connections abandoned at the drain timeout must not hold the process open.
-    shards.shutdown();
+    threads.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
     ran
 }
@@ -355,11 +355,11 @@ fn is_local(ip: std::net::IpAddr) -> bool {
 }
 
 /// What carries the run, set up before the runtime: the embedded server's listeners (one per
-/// destination) or the server command portlab started, and the shards the traffic runs on.
+/// destination) or the server command portlab started, and the threads the traffic runs on.
 struct Traffic<'a> {
     listeners: Vec<std::net::TcpListener>,
     exec: Option<ExecTarget>,
-    shards: &'a Shards,
+    threads: &'a Threads,
     /// Turns true when the load begins.
     started: &'a std::cell::Cell<bool>,
 }
@@ -375,13 +375,13 @@ async fn drive(
     Traffic {
         listeners,
         exec,
-        shards,
+        threads,
         started,
     }: Traffic<'_>,
     settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<Ran> {
     // Target first: a bad address fails before anything else happens.
-    let (servers, targets, host) = start_targets(plan, listeners, shards).await?;
+    let (servers, targets, host) = start_targets(plan, listeners, threads).await?;
     // --client-exec: the user's program is the client; portlab only watches (src/client).
     if let Some(cx) = &plan.client_exec {
         started.set(true);
@@ -407,7 +407,7 @@ async fn drive(
     let late = wait_for_start_at(plan).await?;
     let recorder = Recorder::start(plan, dir, opts, watch, writer, targets[0], settings)?;
     started.set(true);
-    let ended = load(plan, shards, &targets, &host, recorder, servers, exec).await?;
+    let ended = load(plan, threads, &targets, &host, recorder, servers, exec).await?;
     // A write that failed at any time leaves the results incomplete: exit 3, and the summary
     // names the files.
     let lost = ended.lost.clone();
@@ -554,7 +554,7 @@ struct Ended {
 /// closes its side, the server command ends) and waits for the collector's last sample.
 async fn load(
     plan: &Plan,
-    shards: &Shards,
+    threads: &Threads,
     targets: &[SocketAddr],
     host: &str,
     recorder: Recorder,
@@ -574,7 +574,7 @@ async fn load(
     let outlet = runner::Outlet { t0, shared, tx };
     let end = runner::run(
         plan,
-        shards,
+        threads,
         targets,
         host,
         outlet,
@@ -663,14 +663,14 @@ fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Ran {
 async fn start_targets(
     plan: &Plan,
     listeners: Vec<std::net::TcpListener>,
-    shards: &Shards,
+    threads: &Threads,
 ) -> Result<(Vec<Server>, Vec<SocketAddr>, String)> {
     match &plan.target {
         Target::Embedded(cfg) => {
             let mut servers = Vec::with_capacity(listeners.len());
             for listener in listeners {
                 servers.push(
-                    Server::start(plan, cfg, listener, shards.handles())
+                    Server::start(plan, cfg, listener, threads.handles())
                         .context("starting the embedded server")?,
                 );
             }

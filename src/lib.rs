@@ -57,13 +57,12 @@
 //!   inside the lab, waits for, and stops; `server::stop_servers` stops the embedded servers
 //!   at the end of any run.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
-//!   (socket2), pooling, shutdown, and the shards (one thread and event loop per core) that
+//!   (socket2), pooling, shutdown, and `runner::threads` (one thread and event loop per core) that
 //!   the workers and the embedded server run on.
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline
 //!   and histograms.hlog (the intervals' histograms, which `portlab merge` adds exactly).
 //! - [`shard`]: one run split over N machines (`--shard I/N`, `--start-at`): the even
-//!   interleaved schedule, the exact count split, the countdown. (Not [`runner`]'s shards,
-//!   which are the threads of one run.)
+//!   interleaved schedule, the exact count split, the countdown.
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles; pure (no
 //!   flags, no I/O). `model::host` turns the settings read on each OS (Linux sysctls,

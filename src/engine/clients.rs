@@ -27,7 +27,7 @@ use crate::plan::{EmbeddedServer, Plan, Rate, Target};
 use crate::report::lab_clients::{ClientLine, ClientsSummary};
 use crate::report::output::ResultsDir;
 use crate::report::{LabSummary, Summary, WrittenSysctl};
-use crate::runner::shards::{self, Shards};
+use crate::runner::threads::{self, Threads};
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,16 +76,16 @@ fn set_up_and_run(
         )
     })?;
     super::warn_of_descriptor_limit(plan);
-    let shards = Shards::start(shards::count(plan.load.threads, u32::MAX))
+    let threads = Threads::start(threads::count(plan.load.threads, u32::MAX))
         .context("starting the server threads")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let ran = serve_and_wait(
-        plan, cfg, opts, dir, &many, listener, &shards, &runtime, started,
+        plan, cfg, opts, dir, &many, listener, &threads, &runtime, started,
     );
-    shards.shutdown();
+    threads.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
     let served = ran?;
     let mut failed = served.failed.clone();
@@ -126,11 +126,11 @@ fn serve_and_wait(
     dir: &ResultsDir,
     many: &ManyClients,
     listener: std::net::TcpListener,
-    shards: &Shards,
+    threads: &Threads,
     runtime: &tokio::runtime::Runtime,
     started: &std::cell::Cell<bool>,
 ) -> Result<Served> {
-    let server = crate::server::Server::start(plan, cfg, listener, shards.handles())
+    let server = crate::server::Server::start(plan, cfg, listener, threads.handles())
         .context("starting the embedded server")?;
     let server_addr = server.addr;
     let (stop_sampling, sampler) = sample_server(server_addr)?;
