@@ -9,7 +9,7 @@ use crate::collect::timeline::TimelineWriter;
 use crate::collect::{Collector, Shared, Sink, TimelineRow};
 use crate::lab;
 use crate::model;
-use crate::observe::watch::KernelWatch;
+use crate::observe::kernel_timeline::KernelTimeline;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
 pub use crate::report::assemble::{assemble, figures, modelled, Facts, Observed, Watcher};
@@ -17,11 +17,11 @@ use crate::report::assemble::{lab_summary, server_summary};
 use crate::report::output::ResultsDir;
 use crate::report::{ServerSummary, Summary};
 use crate::runner::{self, threads, threads::Threads};
-/// Where it always was for callers: defined in [`crate::sys`].
-pub use crate::sys::signalled;
 use crate::server;
 use crate::server::exec::ExecTarget;
 use crate::server::Server;
+/// Where it always was for callers: defined in [`crate::sys`].
+pub use crate::sys::signalled;
 use anyhow::{anyhow, Context, Result};
 
 #[cfg(target_os = "linux")]
@@ -399,13 +399,13 @@ async fn drive(
         let summary = crate::client::run::drive(setup, signalled(1)).await?;
         return Ok(save(dir, with_baseline(summary, opts), None));
     }
-    let watch = kernel_watch(&targets, applied)?;
+    let kernel = kernel_timeline(&targets, applied)?;
     let writer = TimelineWriter::new(
         dir.create("timeline.csv")
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
     );
     let late = wait_for_start_at(plan).await?;
-    let recorder = Recorder::start(plan, dir, opts, watch, writer, targets[0], settings)?;
+    let recorder = Recorder::start(plan, dir, opts, kernel, writer, targets[0], settings)?;
     started.set(true);
     let ended = load(plan, threads, &targets, &host, recorder, servers, exec).await?;
     // A write that failed at any time leaves the results incomplete: exit 3, and the summary
@@ -473,9 +473,13 @@ struct Recorder {
     t0: Instant,
     shared: Arc<Shared>,
     tx: std::sync::mpsc::SyncSender<crate::collect::Outcome>,
-    /// The collector: what it measured, the kernel watch, and the results files a write
+    /// The collector: what it measured, the kernel timeline, and the results files a write
     /// failed on.
-    thread: std::thread::JoinHandle<(crate::collect::Measured, Option<KernelWatch>, Vec<String>)>,
+    thread: std::thread::JoinHandle<(
+        crate::collect::Measured,
+        Option<KernelTimeline>,
+        Vec<String>,
+    )>,
 }
 
 impl Recorder {
@@ -485,7 +489,7 @@ impl Recorder {
         plan: &Plan,
         dir: &ResultsDir,
         opts: &RunOptions,
-        watch: Option<KernelWatch>,
+        kernel: Option<KernelTimeline>,
         writer: TimelineWriter,
         target: SocketAddr,
         settings: &std::collections::BTreeMap<String, String>,
@@ -517,14 +521,14 @@ impl Recorder {
                     writer: Some(writer),
                     hlog: Some(hlog),
                     progress,
-                    watch,
+                    kernel,
                     lost: Vec::new(),
                 };
                 let m = collector.collect(rx, &collector_shared, &mut sink);
                 if let Some(p) = &sink.progress {
                     p.bar.finish_and_clear();
                 }
-                (m, sink.watch, sink.lost)
+                (m, sink.kernel, sink.lost)
             })
             .context("starting the collector thread")?;
         Ok(Recorder {
@@ -545,7 +549,7 @@ struct Ended {
     server: Option<ServerSummary>,
     exec: Option<crate::report::ExecSummary>,
     measured: crate::collect::Measured,
-    watch: Option<KernelWatch>,
+    kernel: Option<KernelTimeline>,
     /// The results files a write failed on (see `Summary::incomplete_files`).
     lost: Vec<String>,
 }
@@ -589,7 +593,7 @@ async fn load(
     );
     let exec = exec.map(ExecTarget::stop);
     drop(hold_collector);
-    let (measured, watch, lost) = thread
+    let (measured, kernel, lost) = thread
         .join()
         .map_err(|_| anyhow!("the collector thread panicked"))?;
     Ok(Ended {
@@ -599,7 +603,7 @@ async fn load(
         server,
         exec,
         measured,
-        watch,
+        kernel,
         lost,
     })
 }
@@ -625,7 +629,7 @@ impl Ended {
             aborted: self.end.aborted,
             server: self.server,
             exec: self.exec,
-            observed: self.watch.map(|w| Observed {
+            observed: self.kernel.map(|w| Observed {
                 timewait: w.timewait().clone(),
                 kernel: w.kernel_deltas(),
                 preexisting: w.preexisting(),
@@ -692,10 +696,10 @@ async fn start_targets(
 
 /// The kernel sampler (Linux): toward every target, and in the server's namespace too with
 /// the veth topology.
-fn kernel_watch(
+fn kernel_timeline(
     targets: &[SocketAddr],
     applied: Option<&lab::Applied>,
-) -> Result<Option<KernelWatch>> {
+) -> Result<Option<KernelTimeline>> {
     let (true, [target, others @ ..]) = (cfg!(target_os = "linux"), targets) else {
         return Ok(None);
     };
@@ -707,7 +711,7 @@ fn kernel_watch(
         _ => None,
     };
     Ok(Some(
-        KernelWatch::start(Box::new(Sampler::new(*target)), server).also_toward(others),
+        KernelTimeline::start(Box::new(Sampler::new(*target)), server).also_toward(others),
     ))
 }
 
@@ -793,7 +797,7 @@ struct RunSink {
     writer: Option<TimelineWriter>,
     hlog: Option<crate::collect::hlog::HlogWriter>,
     progress: Option<ProgressDisplay>,
-    watch: Option<KernelWatch>,
+    kernel: Option<KernelTimeline>,
     /// The files a write failed on: "timeline.csv from 0.400 s (No space left on device)".
     lost: Vec<String>,
 }
@@ -815,7 +819,7 @@ impl Sink for RunSink {
     }
 
     fn observe(&mut self, row: &mut TimelineRow) {
-        if let Some(w) = self.watch.as_mut() {
+        if let Some(w) = self.kernel.as_mut() {
             row.kernel = w.interval();
         }
     }

@@ -12,7 +12,7 @@ use super::ClientExec;
 use crate::collect::{ErrorStat, Exhaustion, Measured};
 use crate::lab;
 use crate::model;
-use crate::observe::watch::TimewaitSummary;
+use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::observe::{Counter, KernelSample, Sampler};
 use crate::plan::{Plan, Rate, Scenario, ServerClose, Target};
 use crate::report::{assemble, verdict, ExecSummary, Summary};

@@ -24,9 +24,9 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 mod parse;
 pub use parse::{parse_proc_net_tcp_line, parse_sockstat_tw, parse_table, ProcTcpEntry};
 
+pub mod kernel_timeline;
 pub mod slab;
 pub(crate) mod tally;
-pub mod watch;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -256,7 +256,7 @@ impl KernelSample {
 }
 
 /// Something that looks at the kernel: [`Sampler`] for real, a script of samples in tests of
-/// what is made of them ([`watch::KernelWatch`]).
+/// what is made of them ([`kernel_timeline::KernelTimeline`]).
 pub trait Sample: Send {
     /// Takes one sample.
     fn sample(&mut self) -> KernelSample;

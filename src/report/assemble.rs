@@ -5,7 +5,7 @@
 
 use crate::collect::Measured;
 use crate::model;
-use crate::observe::watch::TimewaitSummary;
+use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::plan::{Plan, Scenario};
 use crate::report::{
     verdict, EndedEarly, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,

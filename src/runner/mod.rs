@@ -8,9 +8,9 @@
 //! tests and Ctrl-C stop a run the same way.
 
 pub mod pacer;
-pub mod threads;
 pub mod slices;
 pub mod socket;
+pub mod threads;
 pub mod worker;
 
 use crate::collect::{Outcome, Shared};
