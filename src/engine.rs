@@ -99,7 +99,7 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
 fn in_results_dir(
     name: &str,
     opts: &RunOptions,
-    f: impl FnOnce(&ResultsDir, &std::cell::Cell<bool>) -> Result<Ran>,
+    f: impl FnOnce(&ResultsDir, &std::cell::Cell<bool>) -> Result<Finished>,
 ) -> Result<RunResult> {
     // Before anything is written: a signal from here on stops the run, which still writes
     // everything (main installs it earlier still; this covers library callers).
@@ -157,7 +157,7 @@ pub fn run_many(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
 
 /// What a run that went ahead left: its summary, why summary.json could not be written,
 /// why the results are incomplete.
-type Ran = (Summary, Option<String>, Option<String>);
+type Finished = (Summary, Option<String>, Option<String>);
 
 /// The set-up (lab, listeners, server command) and the run; `started` turns true when the
 /// load begins, from which point an error no longer means "nothing was sent".
@@ -166,7 +166,7 @@ fn set_up_and_run(
     opts: &RunOptions,
     dir: &ResultsDir,
     started: &std::cell::Cell<bool>,
-) -> Result<Ran> {
+) -> Result<Finished> {
     let scenario = write_plan(&plan, dir)?;
 
     // The lab comes first: a namespace is entered by this thread and inherited only by the
@@ -379,7 +379,7 @@ async fn drive(
         started,
     }: Traffic<'_>,
     settings: &std::collections::BTreeMap<String, String>,
-) -> Result<Ran> {
+) -> Result<Finished> {
     // Target first: a bad address fails before anything else happens.
     let (servers, targets, host) = start_targets(plan, listeners, threads).await?;
     // --client-exec: the user's program is the client; portlab only watches (src/client).
@@ -644,7 +644,7 @@ impl Ended {
 
 /// Writes summary.json atomically; when it cannot be written, says why (the caller prints
 /// the summary on stdout instead).
-fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Ran {
+fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Finished {
     let unsaved = serde_json::to_string_pretty(&summary)
         .map_err(|e| e.to_string())
         .and_then(|json| {

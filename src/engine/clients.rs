@@ -60,7 +60,7 @@ fn set_up_and_run(
     opts: &RunOptions,
     dir: &ResultsDir,
     started: &std::cell::Cell<bool>,
-) -> Result<super::Ran> {
+) -> Result<super::Finished> {
     let (Some(lab_plan), Target::Embedded(cfg)) = (&plan.lab, &plan.target) else {
         bail!("internal: the many-client lab needs a lab and the embedded server");
     };
