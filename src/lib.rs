@@ -13,13 +13,12 @@
 //! - [`catalog`]: the built-in scenario catalog (scenarios/*.toml and the client programs
 //!   they run, compiled in): `portlab run NAME`, `portlab scenarios`, `suite` without a
 //!   directory.
-//! - [`cli`]: the clap `Command` enum, assembled from each command's `Args` struct (which
-//!   lives in its `cmd/<command>.rs`), completions and the manual page.
-//! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
-//!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
-//!   and `suite` keep their glue beside their logic. main.rs parses, dispatches, and handles
-//!   a closed stdout once.
-//!   `cmd::dry_run` is `run --dry-run` and `suite --dry-run`: validate and show the
+//! - [`cmd`]: one file per subcommand (`cmd/run.rs`, `predict`, `inspect`, `report`,
+//!   `merge`, `suite`, `watch`, `scenarios`, `completions`, `man`), each
+//!   `run(args, out) -> exit code`: the command's orchestration, its flags where they are its
+//!   own, its printing; `cmd::cli` the clap `Command` enum assembled from them; `cmd::exit`
+//!   the exit codes. main.rs parses, calls `cmd::<name>::run`, and handles a closed stdout
+//!   once. `cmd::dry_run` is `run --dry-run` and `suite --dry-run`: validate and show the
 //!   resolved plan with the model's prediction, sending nothing.
 //! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json, a results
 //!   directory through report and merge) and a seeded mutator, shared by the property test,
@@ -67,8 +66,8 @@
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles; pure (no
 //!   flags, no I/O). `model::host` turns the settings read on each OS (Linux sysctls,
 //!   Windows netsh and registry, macOS sysctl) into the model's input.
-//! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
-//!   model for a rate (read only).
+//! - [`inspect`]: what `portlab inspect` shows: this host's port settings and socket counts,
+//!   and the model for a rate (read only).
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
 //!   Markdown renderings (`report::client_exec`: summary.json's `client_exec` and its text
 //!   lines; `report::merge`: shards' runs added into one, for `portlab merge` and the
@@ -78,20 +77,22 @@
 //!   `report::assemble` is the pure step from what was measured to the summary, prediction
 //!   and verdict (its `figures` builds the measured part for a built-in run and a
 //!   `--client-exec` run alike, `server_summary` and `lab_summary` the server's and the lab's).
-//! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
-//! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
+//! - [`say`]: what portlab says: `say::Output`, where a command writes its document
+//!   (stdout, or a buffer in tests); warnings, notices and notes on stderr, all silenced by
+//!   `--quiet`.
+//! - [`suite`]: what `portlab suite` does: every scenario of a directory as a child run, one
+//!   table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting and
 //!   `sys::signalled` to await them, children that die with portlab), one file per OS, and
 //!   `sys::netlink` (Linux): the netlink client that lab (rtnetlink) and observe (sock_diag)
 //!   both use.
-//! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
+//! - [`watch`]: what `portlab watch` shows: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux); with
 //!   `--listen`, a Prometheus exporter (`watch::exporter`).
 
 pub mod catalog;
-pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod collect;

@@ -263,7 +263,7 @@ fn validate(
 }
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
-pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
+pub fn run_all(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
     let scenarios_dir = scenarios_dir(args);
     let files = collect(&scenarios_dir, args.allow_exec)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;

@@ -1,8 +1,6 @@
 //! `portlab predict`: every model input as a flag, and the command that prints the
 //! prediction and the inverse advice.
 
-use std::io::Write;
-
 use crate::report::document::Document;
 use crate::report::Render;
 use anyhow::Context as _;
@@ -297,8 +295,8 @@ pub fn conntrack_text(ct: &crate::model::conntrack::ConntrackPrediction, header:
 
 /// Runs `portlab predict`: builds the input, predicts, and prints inputs, prediction and
 /// advice in the chosen format. Input errors are [`ModelError`]s inside the anyhow error
-/// (downcast to map them to exit code 2).
-pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+/// (downcast to map them to exit code 2). Returns the exit code (0).
+pub fn run(args: &PredictArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
     let input = input_from_args(args)?;
     let ct_input = conntrack_input(args)?;
     let (prediction, inv, advice) = crate::model::analyse(&input);
@@ -331,5 +329,6 @@ pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()
         text: &text,
     }
     .render(args.format, out)
-    .context("writing the prediction")
+    .context("writing the prediction")?;
+    Ok(0)
 }

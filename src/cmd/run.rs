@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 /// Runs `portlab run`; the exit code says how it went (see [`exit`]): the plan (consent,
 /// checks, the dry run), the run, then what it printed and how it ended.
-pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub fn run(args: &RunArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
     crate::say::set_quiet(args.quiet);
     let file = match &args.scenario {
         Some(path) => {

@@ -366,10 +366,10 @@ pub fn warning(input: &ModelInput, p: &Prediction) -> Option<String> {
     ))
 }
 
-/// Runs `portlab inspect`: reads the host, models the flags' workload, prints it.
-pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let host = collect()?;
-    let input = input_for(&host, args).context("this host's settings do not make a model input")?;
+/// The model of the flags' workload on `host` (its settings, the flags' rate and close), with
+/// the conntrack table where there is one.
+pub fn model_of(host: &HostReport, args: &InspectArgs) -> anyhow::Result<ModelReport> {
+    let input = input_for(host, args).context("this host's settings do not make a model input")?;
     let mut model = model(input);
     model.conntrack = host.conntrack.input().map(|ct| {
         crate::model::conntrack::predict(
@@ -380,18 +380,24 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             model.prediction.first_error_s,
         )
     });
-    let report = Report {
-        host: &host,
-        model: &model,
-    };
-    let text = || render(&host, &model);
+    Ok(model)
+}
+
+/// Writes the inspection in `format`: the text of [`render`], or the host then the model.
+pub fn write(
+    host: &HostReport,
+    model: &ModelReport,
+    format: Format,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let report = Report { host, model };
+    let text = || render(host, model);
     use crate::report::Render;
     crate::report::document::Document {
         doc: &report,
         text: &text,
     }
-    .render(args.format, out)
-    .context("writing the inspection")
+    .render(format, out)
 }
 
 fn limit(v: Option<u64>) -> String {

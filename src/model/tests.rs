@@ -5,9 +5,7 @@ use clap::Parser;
 
 use super::*;
 // The predict command's flags are tested here with the model they feed.
-use crate::cmd::predict::{
-    input_from_args, parse_duration_s, parse_rate, run_predict, PredictArgs,
-};
+use crate::cmd::predict::{input_from_args, parse_duration_s, parse_rate, PredictArgs};
 
 /// Rounding used by the table: figures are written with two decimals.
 const TOL: f64 = 0.005;
@@ -495,7 +493,7 @@ fn flags_override_the_profile() {
 fn run(line: &[&str]) -> String {
     let a = args(line).expect("valid flags");
     let mut out = Vec::new();
-    run_predict(&a, &mut out).expect("runs");
+    crate::cmd::predict::run(&a, &mut out).expect("runs");
     String::from_utf8(out).expect("utf-8")
 }
 

@@ -22,7 +22,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -33,6 +32,7 @@ use crate::observe::tally::{
     endpoint, ip_bytes, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT,
 };
 use crate::plan::values::Span;
+use crate::say::Output;
 
 pub mod exporter;
 pub mod render;
@@ -1204,15 +1204,16 @@ fn samples_wanted(args: &WatchArgs) -> Option<u64> {
     }
 }
 
-/// Samples `source` every interval and prints each evaluated sample; returns the exit code
-/// of the last one (0 all ok, 1 a destination in warning or exhausted).
+/// Samples `source` every interval and prints each evaluated sample until `--count`, or
+/// until the reader goes away (`portlab watch | head`: nothing is wrong); returns the exit
+/// code of the last one (0 all ok, 1 a destination in warning or exhausted).
 pub fn watch_loop(
     source: &mut dyn Source,
     args: &WatchArgs,
     namespace: &str,
-    out: &mut dyn Write,
-    terminal: bool,
+    out: &mut dyn Output,
 ) -> anyhow::Result<u8> {
+    let terminal = out.is_terminal();
     let wanted = samples_wanted(args);
     let mut history = History::default();
     if wanted == Some(1) {
@@ -1237,10 +1238,9 @@ pub fn watch_loop(
             terminal,
             usize::from(args.max_destinations),
         );
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            // `portlab watch | head`: the reader left, nothing is wrong.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(code),
-            r => r?,
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())?;
+        if out.closed() {
+            return Ok(code);
         }
         history.record(&snap);
         taken += 1;
@@ -1255,17 +1255,16 @@ pub fn watch_loop(
     }
 }
 
-/// Runs `portlab watch`: validates the flags, enters the namespace (on its own thread),
-/// samples and prints.
-pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
-    validate(args)?;
+/// Enters the namespace (on its own thread), samples it and prints each sample on `out`, or
+/// serves them (`--listen`); the flags are [`validate`]d first by the command.
+pub fn sample(args: &WatchArgs, out: &mut dyn Output) -> anyhow::Result<u8> {
     #[cfg(target_os = "linux")]
     {
-        linux::run(args)
+        linux::run(args, out)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        other::run(args)
+        other::run(args, out)
     }
 }
 
