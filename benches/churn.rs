@@ -43,7 +43,8 @@ fn main() {
 mod linux {
     use super::common::{self, env_or, median, PortlabRun};
     use anyhow::{Context, Result};
-    use portlab::collect::{Collector, Failure, Outcome, Shared, Sink, TimelineRow};
+    use portlab::collect::timeline::TimelineRow;
+    use portlab::collect::{Collector, Failure, Outcome, Shared, Sink};
     use std::io::Read;
     use std::net::{SocketAddr, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,14 +5,15 @@
 //! is lost: the timeline is flushed every interval and summary.json is written at the end,
 //! after Ctrl-C too.
 
+use crate::collect::timeline::TimelineRow;
 use crate::collect::timeline::TimelineWriter;
-use crate::collect::{Collector, Shared, Sink, TimelineRow};
+use crate::collect::{Collector, Shared, Sink};
 use crate::lab;
 use crate::model;
 use crate::observe::kernel_timeline::KernelTimeline;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
-pub use crate::report::assemble::{assemble, figures, modelled, Facts, Observed, Watcher};
+use crate::report::assemble::{assemble, Facts, Observed, Watcher};
 use crate::report::assemble::{lab_summary, server_summary};
 use crate::report::output::ResultsDir;
 use crate::report::{ServerSummary, Summary};
@@ -20,8 +21,7 @@ use crate::runner::{self, threads, threads::Threads};
 use crate::server;
 use crate::server::exec::ExecTarget;
 use crate::server::Server;
-/// Where it always was for callers: defined in [`crate::sys`].
-pub use crate::sys::signalled;
+use crate::sys::signalled;
 use anyhow::{anyhow, Context, Result};
 
 #[cfg(target_os = "linux")]
@@ -148,7 +148,7 @@ pub fn run_many(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (plan, opts);
-        Err(lab::LabError::Unsupported {
+        Err(crate::plan::lab::LabError::Unsupported {
             os: std::env::consts::OS,
         }
         .into())
@@ -547,7 +547,7 @@ struct Ended {
     end: runner::RunEnd,
     duration_s: f64,
     server: Option<ServerSummary>,
-    exec: Option<crate::report::ExecSummary>,
+    exec: Option<crate::server::exec::ExecSummary>,
     measured: crate::collect::Measured,
     kernel: Option<KernelTimeline>,
     /// The results files a write failed on (see `Summary::incomplete_files`).
@@ -704,7 +704,7 @@ fn kernel_timeline(
         return Ok(None);
     };
     let server = match applied {
-        Some(a) if a.topology == lab::Topology::Veth => {
+        Some(a) if a.topology == crate::plan::lab::Topology::Veth => {
             Some(Box::new(a.in_server_ns(|| Sampler::new(*target))?)
                 as Box<dyn crate::observe::Sample>)
         }

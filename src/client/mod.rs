@@ -28,7 +28,7 @@ pub mod sample;
 pub mod signatures;
 pub mod timing;
 
-pub use crate::plan::client_exec::{ClientExec, DEFAULT_SAMPLE};
+use crate::plan::client_exec::ClientExec;
 
 #[cfg(test)]
 mod tests {

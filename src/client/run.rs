@@ -4,7 +4,7 @@
 
 use super::activity::{self, Shape};
 use super::process::{self, ClientProcess, Line};
-use super::result::{self, ClientExecSummary};
+use super::result;
 use super::sample::{self, Point};
 use super::signatures::{LineReader, Recognised, Signatures};
 use super::timing;
@@ -15,7 +15,9 @@ use crate::model;
 use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::observe::{Counter, KernelSample, Sampler};
 use crate::plan::{Plan, Rate, Scenario, ServerClose, Target};
-use crate::report::{assemble, verdict, ExecSummary, Summary};
+use crate::report::client_exec::ClientExecSummary;
+use crate::report::{assemble, verdict, Summary};
+use crate::server::exec::ExecSummary;
 use crate::server::exec::ExecTarget;
 use crate::server::{Server, ServerStats};
 use anyhow::{anyhow, Context, Result};
@@ -187,7 +189,7 @@ impl Probe {
         servers: &[Server],
     ) -> Result<Probe> {
         let server = match applied {
-            Some(a) if a.topology == lab::Topology::Veth => {
+            Some(a) if a.topology == crate::plan::lab::Topology::Veth => {
                 Some(a.in_server_ns(|| Sampler::new(target))?)
             }
             _ => None,

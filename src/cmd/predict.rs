@@ -8,15 +8,13 @@ use serde::Serialize;
 
 use crate::model::inverse::{Advice, Inverse};
 use crate::model::predict::Prediction;
-use crate::model::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TwReuse};
+use crate::model::profile::{BindModel, ModelInput, PortSpec, Profile, TwReuse};
 use crate::model::ModelError;
+use crate::plan::PortRange;
 
-/// Who closes first (`--close`): the one close mode of run's `client.close`; predict and
-/// inspect take active, passive and reset.
-pub use crate::plan::CloseMode;
+use crate::plan::CloseMode;
 
-/// Output format of `portlab predict` (and inspect): the one every command takes.
-pub use crate::report::Format;
+use crate::report::Format;
 
 /// Flags of `portlab predict`: the model's inputs. Profile defaults fill what is not given.
 #[derive(Debug, Clone, clap::Args)]
@@ -150,8 +148,7 @@ pub struct PredictArgs {
     pub format: Format,
 }
 
-/// The flag parsers predict and inspect share live with the grammar they use.
-pub use crate::plan::values::{parse_duration_s, parse_rate};
+use crate::plan::values::{parse_duration_s, parse_rate};
 
 /// Builds and validates the model input from the flags: the profile's defaults, then
 /// every flag given. Errors name the flag and what it accepts.

@@ -19,7 +19,7 @@
 //! merged with `portlab merge`'s code; a child without results is named in `lab.clients.lost`.
 
 use super::{signalled, RunOptions, RunResult};
-use crate::lab::{self, ManyClients};
+use crate::lab::ManyClients;
 use crate::model::clients::{server_timewait, ClientLoad};
 use crate::observe::slab::{SlabSummary, SlabWatch, TW_SLAB};
 use crate::observe::Sampler;
@@ -375,7 +375,7 @@ fn interrupted_before_start(
 /// Merges what the clients wrote into `dir` and adds `lab.clients`.
 fn merge(
     plan: &Plan,
-    lab_plan: &lab::LabPlan,
+    lab_plan: &crate::plan::lab::LabPlan,
     many: &ManyClients,
     dir: &ResultsDir,
     Served {
@@ -528,8 +528,12 @@ fn check_server_timewait(plan: &Plan, s: &mut Summary, model: f64, measured: u64
 
 /// `lab` of the merged summary: the lab as the clients' namespaces hold it (client 0's
 /// settings; each client's range is in `clients`), the server's, and `clients`.
-fn lab_summary(many: &ManyClients, lab_plan: &lab::LabPlan, clients: ClientsSummary) -> LabSummary {
-    let side = |prefix: &str, list: &[crate::lab::Sysctl]| -> Vec<WrittenSysctl> {
+fn lab_summary(
+    many: &ManyClients,
+    lab_plan: &crate::plan::lab::LabPlan,
+    clients: ClientsSummary,
+) -> LabSummary {
+    let side = |prefix: &str, list: &[crate::plan::lab::Sysctl]| -> Vec<WrittenSysctl> {
         list.iter()
             .map(|w| WrittenSysctl {
                 name: format!("{prefix}{}", w.name),

@@ -14,11 +14,11 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::model::{
-    num, Advice, Inverse, ModelError, ModelInput, PortRange, Prediction, TimeWaitSide, TwReuse,
+    num, Advice, Inverse, ModelError, ModelInput, Prediction, TimeWaitSide, TwReuse,
 };
 use crate::observe::DestinationCount;
 use crate::plan::values::parse_rate;
-use crate::plan::CloseMode;
+use crate::plan::{CloseMode, PortRange};
 use crate::report::prediction::render_text;
 use crate::report::Format;
 use crate::sys::NofileLimit;

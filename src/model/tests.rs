@@ -3,9 +3,12 @@
 
 use clap::Parser;
 
+use crate::plan::PortRange;
+
 use super::*;
 // The predict command's flags are tested here with the model they feed.
-use crate::cmd::predict::{input_from_args, parse_duration_s, parse_rate, PredictArgs};
+use crate::cmd::predict::{input_from_args, PredictArgs};
+use crate::plan::values::{parse_duration_s, parse_rate};
 
 /// Rounding used by the table: figures are written with two decimals.
 const TOL: f64 = 0.005;

@@ -8,8 +8,9 @@ use crate::model;
 use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::plan::{Plan, Scenario};
 use crate::report::{
-    verdict, EndedEarly, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
+    verdict, EndedEarly, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
 };
+use crate::server::exec::ExecSummary;
 use crate::server::ServerStats;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -263,7 +264,7 @@ pub fn server_summary(
 }
 
 /// The lab as summary.json records it.
-pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::lab::LabPlan) -> LabSummary {
+pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::plan::lab::LabPlan) -> LabSummary {
     LabSummary {
         mode: a.mode.to_string(),
         topology: a.topology.to_string(),

@@ -4,8 +4,7 @@ use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
 use crate::model::Prediction;
 use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::plan::Scenario;
-/// Defined beside the code that starts and stops the command; part of the summary.
-pub use crate::server::exec::ExecSummary;
+use crate::server::exec::ExecSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

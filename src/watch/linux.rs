@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Aggregator, Snapshot, Source, WatchArgs, WatchError};
-use crate::model::from_plan::host_input;
+use crate::model::host::host_input;
 use crate::model::{ModelInput, TwReuse};
 use crate::observe::tally::{TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT};
 use crate::observe::{parse_diag_msg, Counter, CounterFiles, DiagSink, SocketLister, TcpCounters};

@@ -27,11 +27,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::model::{num, predict, BindModel, ModelInput, PortRange, TwReuse};
+use crate::model::{num, predict, BindModel, ModelInput, TwReuse};
 use crate::observe::tally::{
     endpoint, ip_bytes, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT,
 };
 use crate::plan::values::Span;
+use crate::plan::PortRange;
 use crate::say::Output;
 
 pub mod exporter;
