@@ -329,3 +329,7 @@ pub fn run(args: &PredictArgs, out: &mut dyn crate::say::Output) -> anyhow::Resu
     .context("writing the prediction")?;
     Ok(0)
 }
+
+#[cfg(test)]
+#[path = "predict_tests.rs"]
+mod tests;
