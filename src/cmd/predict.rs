@@ -272,24 +272,6 @@ fn conntrack_input(
     Ok(Some(ct))
 }
 
-/// The text lines of the conntrack figures (after the ports').
-pub fn conntrack_text(ct: &crate::model::conntrack::ConntrackPrediction, header: bool) -> String {
-    let mut out = String::from(if header { "\nconntrack table\n" } else { "" });
-    out.push_str(&format!("  {}\n", ct.explanation));
-    if let Some(first) = &ct.first_limit {
-        let what = match first.as_str() {
-            "conntrack" => "the conntrack table fills before the ports run out",
-            "ports" => "the ports run out before the conntrack table fills",
-            _ => "neither the ports nor the conntrack table run out",
-        };
-        out.push_str(&format!("  first limit: {what}\n"));
-    }
-    for a in &ct.advice {
-        out.push_str(&format!("  - {a}\n"));
-    }
-    out
-}
-
 /// Runs `portlab predict`: builds the input, predicts, and prints inputs, prediction and
 /// advice in the chosen format. Input errors are [`ModelError`]s inside the anyhow error
 /// (downcast to map them to exit code 2). Returns the exit code (0).
@@ -317,7 +299,7 @@ pub fn run(args: &PredictArgs, out: &mut dyn crate::say::Output) -> anyhow::Resu
         let mut t =
             crate::report::prediction::render_text(&input, &prediction, inv.as_ref(), &advice);
         if let Some(ct) = &conntrack {
-            t.push_str(&conntrack_text(ct, true));
+            t.push_str(&crate::report::prediction::conntrack_text(ct, true));
         }
         t
     };

@@ -441,7 +441,7 @@ fn conntrack_text(host: &HostReport, m: &ModelReport) -> String {
         c.time_wait_s.map_or("-".into(), num)
     );
     if let Some(ct) = &m.conntrack {
-        out.push_str(&crate::cmd::predict::conntrack_text(ct, false));
+        out.push_str(&crate::report::prediction::conntrack_text(ct, false));
     }
     out
 }
