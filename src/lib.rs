@@ -10,6 +10,11 @@
 //! -> `report`; `model` is a pure function of the plan and host settings, and only the
 //! report sees both the prediction and the measurement.
 //!
+//! The modules stand in layers, each importing only from those below it (tests/layers.rs
+//! declares them and checks every import, unit tests included): `sys`, `say`, `shard` <
+//! `input` < `plan` < `model`, `catalog` < `collect`, `observe` < `runner` < `lab`, `server`
+//! < `report` < `client` < `engine` < `inspect`, `suite`, `watch` < `cmd` < `fuzz`, main.rs.
+//!
 //! - [`catalog`]: the built-in scenario catalog (scenarios/*.toml and the client programs
 //!   they run, compiled in): `portlab run NAME`, `portlab scenarios`, `suite` without a
 //!   directory.
