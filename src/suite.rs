@@ -9,7 +9,8 @@
 //!
 //! The table (scenario, what the model predicted, what was measured, verdict) is printed at
 //! the end and written after every scenario as `suite.md` and `suite.json` in the suite's
-//! results directory, with each run's own directory underneath.
+//! results directory, with each run's own directory underneath. The command (and its
+//! `--dry-run`) is cmd/suite.rs.
 
 use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};

@@ -5,6 +5,7 @@
 //! - [`parse`]: pure parsers for netsh, reg query, sysctl and netstat output (every OS).
 //! - [`build`]: what was read -> [`HostReport`] and its [`ModelInput`] (pure, every OS).
 //! - `linux.rs`, `windows.rs`, `macos.rs`, `other.rs`: the reading, one file per OS.
+//! - the command (read, model, [`write`]) is cmd/inspect.rs.
 //!
 //! Nothing is written: inspect reads settings and limits, never changes them.
 

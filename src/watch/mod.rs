@@ -18,7 +18,8 @@
 //! - `render.rs`: text (table and one line), JSON and the Prometheus text exposition;
 //! - `exporter.rs`: `--listen`, the sampler loop that keeps the latest exposition and the
 //!   small HTTP server that serves it;
-//! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only".
+//! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only";
+//! - the command itself (flags checked, then [`sample`]) is cmd/watch.rs.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
