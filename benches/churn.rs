@@ -43,7 +43,8 @@ fn main() {
 mod linux {
     use super::common::{self, env_or, median, PortlabRun};
     use anyhow::{Context, Result};
-    use portlab::collect::{Collector, Failure, Outcome, Shared, Sink, TimelineRow};
+    use portlab::collect::timeline::TimelineRow;
+    use portlab::collect::{Collector, Failure, Outcome, Shared, Sink};
     use std::io::Read;
     use std::net::{SocketAddr, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -326,7 +327,7 @@ mod linux {
     impl AcceptLoop {
         fn start(mode: Mode, threads: usize) -> Result<AcceptLoop> {
             // The same backlog as portlab's embedded server (std's default is 128).
-            let listener = portlab::target::bind(SERVER.parse()?, 4096)
+            let listener = portlab::server::bind(SERVER.parse()?, 4096)
                 .context("binding the bench's accept loop")?;
             listener.set_nonblocking(false)?;
             let stop = Arc::new(AtomicBool::new(false));

@@ -9,7 +9,8 @@
 //! Run: `cargo bench --bench micro` (one group: `cargo bench --bench micro -- collector`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use portlab::collect::{Collector, ErrCode, Failure, Outcome, Phase, Shared, Sink, TimelineRow};
+use portlab::collect::timeline::TimelineRow;
+use portlab::collect::{Collector, ErrCode, Failure, Outcome, Phase, Shared, Sink};
 use portlab::runner::pacer::{ConstantRate, Pacer};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -200,7 +201,8 @@ fn sampler(_c: &mut Criterion) {
 fn sampler_setup() -> anyhow::Result<(portlab::observe::Sampler, usize, [std::net::TcpListener; 2])>
 {
     use anyhow::Context;
-    use portlab::lab::{self, LabConfig};
+    use portlab::lab;
+    use portlab::plan::lab::LabConfig;
     use std::io::Read;
     use std::net::{SocketAddr, TcpListener, TcpStream};
 

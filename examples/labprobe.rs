@@ -12,7 +12,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use portlab::lab::{self, LabConfig};
+use portlab::lab;
+use portlab::plan::lab::LabConfig;
 
 fn main() -> ExitCode {
     match run() {

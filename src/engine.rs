@@ -5,23 +5,23 @@
 //! is lost: the timeline is flushed every interval and summary.json is written at the end,
 //! after Ctrl-C too.
 
+use crate::collect::timeline::TimelineRow;
 use crate::collect::timeline::TimelineWriter;
-use crate::collect::{Collector, Shared, Sink, TimelineRow};
+use crate::collect::{Collector, Shared, Sink};
 use crate::lab;
 use crate::model;
-use crate::observe::watch::KernelWatch;
+use crate::observe::kernel_timeline::KernelTimeline;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
-pub use crate::report::assemble::{assemble, figures, modelled, Facts, Observed, Watcher};
+use crate::report::assemble::{assemble, Facts, Observed, Watcher};
 use crate::report::assemble::{lab_summary, server_summary};
 use crate::report::output::ResultsDir;
 use crate::report::{ServerSummary, Summary};
-use crate::runner::{self, shards, shards::Shards};
-/// Where it always was for callers: defined in [`crate::sys`].
-pub use crate::sys::signalled;
-use crate::target;
-use crate::target::exec::ExecTarget;
-use crate::target::Server;
+use crate::runner::{self, threads, threads::Threads};
+use crate::server;
+use crate::server::exec::ExecTarget;
+use crate::server::Server;
+use crate::sys::signalled;
 use anyhow::{anyhow, Context, Result};
 
 #[cfg(target_os = "linux")]
@@ -99,7 +99,7 @@ pub fn run(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
 fn in_results_dir(
     name: &str,
     opts: &RunOptions,
-    f: impl FnOnce(&ResultsDir, &std::cell::Cell<bool>) -> Result<Ran>,
+    f: impl FnOnce(&ResultsDir, &std::cell::Cell<bool>) -> Result<Finished>,
 ) -> Result<RunResult> {
     // Before anything is written: a signal from here on stops the run, which still writes
     // everything (main installs it earlier still; this covers library callers).
@@ -148,7 +148,7 @@ pub fn run_many(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (plan, opts);
-        Err(lab::LabError::Unsupported {
+        Err(crate::plan::lab::LabError::Unsupported {
             os: std::env::consts::OS,
         }
         .into())
@@ -157,7 +157,7 @@ pub fn run_many(plan: Plan, opts: &RunOptions) -> Result<RunResult> {
 
 /// What a run that went ahead left: its summary, why summary.json could not be written,
 /// why the results are incomplete.
-type Ran = (Summary, Option<String>, Option<String>);
+type Finished = (Summary, Option<String>, Option<String>);
 
 /// The set-up (lab, listeners, server command) and the run; `started` turns true when the
 /// load begins, from which point an error no longer means "nothing was sent".
@@ -166,7 +166,7 @@ fn set_up_and_run(
     opts: &RunOptions,
     dir: &ResultsDir,
     started: &std::cell::Cell<bool>,
-) -> Result<Ran> {
+) -> Result<Finished> {
     let scenario = write_plan(&plan, dir)?;
 
     // The lab comes first: a namespace is entered by this thread and inherited only by the
@@ -192,9 +192,9 @@ fn set_up_and_run(
     let exec = start_exec(&plan, dir, applied.as_ref())?;
     warn_of_descriptor_limit(&plan);
 
-    // The traffic (client workers, embedded server) runs on the shards; this runtime only
+    // The traffic (client workers, embedded server) runs on the threads; this runtime only
     // steers the run.
-    let shards = Shards::start(shards::count(plan.load.threads, plan.workers()))
+    let threads = Threads::start(threads::count(plan.load.threads, plan.workers()))
         .context("starting the client threads")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -209,13 +209,13 @@ fn set_up_and_run(
         Traffic {
             listeners,
             exec,
-            shards: &shards,
+            threads: &threads,
             started,
         },
         &settings,
     ));
     // Connections abandoned at the drain timeout must not hold the process open.
-    shards.shutdown();
+    threads.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
     ran
 }
@@ -233,8 +233,8 @@ fn bind_listeners(
     for i in 0..cfg.destinations {
         let addr = listen_addr(plan, cfg.listen, applied, i);
         let bound = match applied {
-            Some(a) => a.in_server_ns(|| target::bind(addr, cfg.backlog))?,
-            None => target::bind(addr, cfg.backlog),
+            Some(a) => a.in_server_ns(|| server::bind(addr, cfg.backlog))?,
+            None => server::bind(addr, cfg.backlog),
         };
         let listener = bound.map_err(|e| {
             anyhow!(
@@ -265,7 +265,7 @@ fn start_exec(
     };
     let log =
         dir.create("target-exec.log")
-            .map_err(|source| crate::target::exec::ExecError::Spawn {
+            .map_err(|source| crate::server::exec::ExecError::Spawn {
                 command: x.command.clone(),
                 source,
             })?;
@@ -355,11 +355,11 @@ fn is_local(ip: std::net::IpAddr) -> bool {
 }
 
 /// What carries the run, set up before the runtime: the embedded server's listeners (one per
-/// destination) or the server command portlab started, and the shards the traffic runs on.
+/// destination) or the server command portlab started, and the threads the traffic runs on.
 struct Traffic<'a> {
     listeners: Vec<std::net::TcpListener>,
     exec: Option<ExecTarget>,
-    shards: &'a Shards,
+    threads: &'a Threads,
     /// Turns true when the load begins.
     started: &'a std::cell::Cell<bool>,
 }
@@ -375,13 +375,13 @@ async fn drive(
     Traffic {
         listeners,
         exec,
-        shards,
+        threads,
         started,
     }: Traffic<'_>,
     settings: &std::collections::BTreeMap<String, String>,
-) -> Result<Ran> {
+) -> Result<Finished> {
     // Target first: a bad address fails before anything else happens.
-    let (servers, targets, host) = start_targets(plan, listeners, shards).await?;
+    let (servers, targets, host) = start_targets(plan, listeners, threads).await?;
     // --client-exec: the user's program is the client; portlab only watches (src/client).
     if let Some(cx) = &plan.client_exec {
         started.set(true);
@@ -399,15 +399,15 @@ async fn drive(
         let summary = crate::client::run::drive(setup, signalled(1)).await?;
         return Ok(save(dir, with_baseline(summary, opts), None));
     }
-    let watch = kernel_watch(&targets, applied)?;
+    let kernel = kernel_timeline(&targets, applied)?;
     let writer = TimelineWriter::new(
         dir.create("timeline.csv")
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
     );
     let late = wait_for_start_at(plan).await?;
-    let recorder = Recorder::start(plan, dir, opts, watch, writer, targets[0], settings)?;
+    let recorder = Recorder::start(plan, dir, opts, kernel, writer, targets[0], settings)?;
     started.set(true);
-    let ended = load(plan, shards, &targets, &host, recorder, servers, exec).await?;
+    let ended = load(plan, threads, &targets, &host, recorder, servers, exec).await?;
     // A write that failed at any time leaves the results incomplete: exit 3, and the summary
     // names the files.
     let lost = ended.lost.clone();
@@ -473,9 +473,13 @@ struct Recorder {
     t0: Instant,
     shared: Arc<Shared>,
     tx: std::sync::mpsc::SyncSender<crate::collect::Outcome>,
-    /// The collector: what it measured, the kernel watch, and the results files a write
+    /// The collector: what it measured, the kernel timeline, and the results files a write
     /// failed on.
-    thread: std::thread::JoinHandle<(crate::collect::Measured, Option<KernelWatch>, Vec<String>)>,
+    thread: std::thread::JoinHandle<(
+        crate::collect::Measured,
+        Option<KernelTimeline>,
+        Vec<String>,
+    )>,
 }
 
 impl Recorder {
@@ -485,7 +489,7 @@ impl Recorder {
         plan: &Plan,
         dir: &ResultsDir,
         opts: &RunOptions,
-        watch: Option<KernelWatch>,
+        kernel: Option<KernelTimeline>,
         writer: TimelineWriter,
         target: SocketAddr,
         settings: &std::collections::BTreeMap<String, String>,
@@ -517,14 +521,14 @@ impl Recorder {
                     writer: Some(writer),
                     hlog: Some(hlog),
                     progress,
-                    watch,
+                    kernel,
                     lost: Vec::new(),
                 };
                 let m = collector.collect(rx, &collector_shared, &mut sink);
                 if let Some(p) = &sink.progress {
                     p.bar.finish_and_clear();
                 }
-                (m, sink.watch, sink.lost)
+                (m, sink.kernel, sink.lost)
             })
             .context("starting the collector thread")?;
         Ok(Recorder {
@@ -543,9 +547,9 @@ struct Ended {
     end: runner::RunEnd,
     duration_s: f64,
     server: Option<ServerSummary>,
-    exec: Option<crate::report::ExecSummary>,
+    exec: Option<crate::server::exec::ExecSummary>,
     measured: crate::collect::Measured,
-    watch: Option<KernelWatch>,
+    kernel: Option<KernelTimeline>,
     /// The results files a write failed on (see `Summary::incomplete_files`).
     lost: Vec<String>,
 }
@@ -554,7 +558,7 @@ struct Ended {
 /// closes its side, the server command ends) and waits for the collector's last sample.
 async fn load(
     plan: &Plan,
-    shards: &Shards,
+    threads: &Threads,
     targets: &[SocketAddr],
     host: &str,
     recorder: Recorder,
@@ -574,7 +578,7 @@ async fn load(
     let outlet = runner::Outlet { t0, shared, tx };
     let end = runner::run(
         plan,
-        shards,
+        threads,
         targets,
         host,
         outlet,
@@ -584,12 +588,12 @@ async fn load(
     .await;
     let duration_s = t0.elapsed().as_secs_f64();
     let server = server_summary(
-        &target::stop_servers(servers, plan.load.drain_timeout).await,
+        &server::stop_servers(servers, plan.load.drain_timeout).await,
         targets,
     );
     let exec = exec.map(ExecTarget::stop);
     drop(hold_collector);
-    let (measured, watch, lost) = thread
+    let (measured, kernel, lost) = thread
         .join()
         .map_err(|_| anyhow!("the collector thread panicked"))?;
     Ok(Ended {
@@ -599,7 +603,7 @@ async fn load(
         server,
         exec,
         measured,
-        watch,
+        kernel,
         lost,
     })
 }
@@ -625,7 +629,7 @@ impl Ended {
             aborted: self.end.aborted,
             server: self.server,
             exec: self.exec,
-            observed: self.watch.map(|w| Observed {
+            observed: self.kernel.map(|w| Observed {
                 timewait: w.timewait().clone(),
                 kernel: w.kernel_deltas(),
                 preexisting: w.preexisting(),
@@ -640,7 +644,7 @@ impl Ended {
 
 /// Writes summary.json atomically; when it cannot be written, says why (the caller prints
 /// the summary on stdout instead).
-fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Ran {
+fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Finished {
     let unsaved = serde_json::to_string_pretty(&summary)
         .map_err(|e| e.to_string())
         .and_then(|json| {
@@ -663,14 +667,14 @@ fn save(dir: &ResultsDir, summary: Summary, failed: Option<String>) -> Ran {
 async fn start_targets(
     plan: &Plan,
     listeners: Vec<std::net::TcpListener>,
-    shards: &Shards,
+    threads: &Threads,
 ) -> Result<(Vec<Server>, Vec<SocketAddr>, String)> {
     match &plan.target {
         Target::Embedded(cfg) => {
             let mut servers = Vec::with_capacity(listeners.len());
             for listener in listeners {
                 servers.push(
-                    Server::start(plan, cfg, listener, shards.handles())
+                    Server::start(plan, cfg, listener, threads.handles())
                         .context("starting the embedded server")?,
                 );
             }
@@ -692,22 +696,22 @@ async fn start_targets(
 
 /// The kernel sampler (Linux): toward every target, and in the server's namespace too with
 /// the veth topology.
-fn kernel_watch(
+fn kernel_timeline(
     targets: &[SocketAddr],
     applied: Option<&lab::Applied>,
-) -> Result<Option<KernelWatch>> {
+) -> Result<Option<KernelTimeline>> {
     let (true, [target, others @ ..]) = (cfg!(target_os = "linux"), targets) else {
         return Ok(None);
     };
     let server = match applied {
-        Some(a) if a.topology == lab::Topology::Veth => {
+        Some(a) if a.topology == crate::plan::lab::Topology::Veth => {
             Some(Box::new(a.in_server_ns(|| Sampler::new(*target))?)
                 as Box<dyn crate::observe::Sample>)
         }
         _ => None,
     };
     Ok(Some(
-        KernelWatch::start(Box::new(Sampler::new(*target)), server).also_toward(others),
+        KernelTimeline::start(Box::new(Sampler::new(*target)), server).also_toward(others),
     ))
 }
 
@@ -793,7 +797,7 @@ struct RunSink {
     writer: Option<TimelineWriter>,
     hlog: Option<crate::collect::hlog::HlogWriter>,
     progress: Option<ProgressDisplay>,
-    watch: Option<KernelWatch>,
+    kernel: Option<KernelTimeline>,
     /// The files a write failed on: "timeline.csv from 0.400 s (No space left on device)".
     lost: Vec<String>,
 }
@@ -815,7 +819,7 @@ impl Sink for RunSink {
     }
 
     fn observe(&mut self, row: &mut TimelineRow) {
-        if let Some(w) = self.watch.as_mut() {
+        if let Some(w) = self.kernel.as_mut() {
             row.kernel = w.interval();
         }
     }

@@ -9,7 +9,7 @@
 //! Each entry returns `Ok` or an error message; a panic anywhere below is the bug being
 //! hunted. [`Mutator`] makes the inputs from seeds (catalog files, flag sets, summaries).
 
-use crate::cli::{Cli, Command};
+use crate::cmd::cli::{Cli, Command};
 use crate::model;
 use crate::plan::{self, Plan, Scenario};
 use crate::report::{self, Format};

@@ -6,20 +6,24 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: `plan` -> `lab` -> `target` -> `runner` -> `collect` (<- `observe`)
+//! Data flows one way: `plan` -> `lab` -> `server` -> `runner` -> `collect` (<- `observe`)
 //! -> `report`; `model` is a pure function of the plan and host settings, and only the
 //! report sees both the prediction and the measurement.
+//!
+//! The modules stand in layers, each importing only from those below it (tests/layers.rs
+//! declares them and checks every import, unit tests included): `sys`, `say`, `shard` <
+//! `input` < `plan` < `model`, `catalog` < `collect`, `observe` < `runner` < `lab`, `server`
+//! < `report` < `client` < `engine` < `inspect`, `suite`, `watch` < `cmd` < `fuzz`, main.rs.
 //!
 //! - [`catalog`]: the built-in scenario catalog (scenarios/*.toml and the client programs
 //!   they run, compiled in): `portlab run NAME`, `portlab scenarios`, `suite` without a
 //!   directory.
-//! - [`cli`]: the clap `Command` enum, assembled from each command's `Args` struct (which
-//!   lives in its `cmd/<command>.rs`), completions and the manual page.
-//! - [`cmd`]: subcommand glue, one module per command (its flags where they are its own,
-//!   argument handling, printing): `run`, `report`, `predict`, and the exit codes; `inspect`
-//!   and `suite` keep their glue beside their logic. main.rs parses, dispatches, and handles
-//!   a closed stdout once.
-//!   `cmd::dry_run` is `run --dry-run` and `suite --dry-run`: validate and show the
+//! - [`cmd`]: one file per subcommand (`cmd/run.rs`, `predict`, `inspect`, `report`,
+//!   `merge`, `suite`, `watch`, `scenarios`, `completions`, `man`), each
+//!   `run(args, out) -> exit code`: the command's orchestration, its flags where they are its
+//!   own, its printing; `cmd::cli` the clap `Command` enum assembled from them; `cmd::exit`
+//!   the exit codes. main.rs parses, calls `cmd::<name>::run`, and handles a closed stdout
+//!   once. `cmd::dry_run` is `run --dry-run` and `suite --dry-run`: validate and show the
 //!   resolved plan with the model's prediction, sending nothing.
 //! - [`fuzz`]: fuzzing entry points (scenario text, run flags, summary.json, a results
 //!   directory through report and merge) and a seeded mutator, shared by the property test,
@@ -52,24 +56,23 @@
 //! - [`lab`]: Linux network-namespace lab: enter a private namespace, write and read back
 //!   sysctls (Linux only; elsewhere a clear error); lab/clients.rs makes the many-client
 //!   lab's namespaces. It imports plan, never the reverse.
-//! - [`target`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
-//!   (one listener per destination), and `target::exec`: a server command portlab starts
-//!   inside the lab, waits for, and stops; `target::stop_servers` stops the embedded servers
+//! - [`server`]: the embedded TCP/HTTP server whose close behaviour is part of the plan
+//!   (one listener per destination), and `server::exec`: a server command portlab starts
+//!   inside the lab, waits for, and stops; `server::stop_servers` stops the embedded servers
 //!   at the end of any run.
 //! - [`runner`]: the pacer (open loop, absolute schedule), long-lived workers, socket set-up
-//!   (socket2), pooling, shutdown, and the shards (one thread and event loop per core) that
+//!   (socket2), pooling, shutdown, and `runner::threads` (one thread and event loop per core) that
 //!   the workers and the embedded server run on.
 //! - [`collect`]: HDR histograms, errors classified by raw OS error, the per-interval timeline
 //!   and histograms.hlog (the intervals' histograms, which `portlab merge` adds exactly).
 //! - [`shard`]: one run split over N machines (`--shard I/N`, `--start-at`): the even
-//!   interleaved schedule, the exact count split, the countdown. (Not [`runner`]'s shards,
-//!   which are the threads of one run.)
+//!   interleaved schedule, the exact count split, the countdown.
 //! - [`observe`]: kernel observation (TIME_WAIT counts, TCP counters) where the OS allows it.
 //! - [`model`]: the exhaustion arithmetic (P / R and friends) and OS profiles; pure (no
 //!   flags, no I/O). `model::host` turns the settings read on each OS (Linux sysctls,
 //!   Windows netsh and registry, macOS sysctl) into the model's input.
-//! - [`inspect`]: `portlab inspect`: this host's port settings and socket counts, and the
-//!   model for a rate (read only).
+//! - [`inspect`]: what `portlab inspect` shows: this host's port settings and socket counts,
+//!   and the model for a rate (read only).
 //! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
 //!   Markdown renderings (`report::client_exec`: summary.json's `client_exec` and its text
 //!   lines; `report::merge`: shards' runs added into one, for `portlab merge` and the
@@ -79,20 +82,22 @@
 //!   `report::assemble` is the pure step from what was measured to the summary, prediction
 //!   and verdict (its `figures` builds the measured part for a built-in run and a
 //!   `--client-exec` run alike, `server_summary` and `lab_summary` the server's and the lab's).
-//! - [`say`]: warnings, notices and notes on stderr, all silenced by `--quiet`.
-//! - [`suite`]: `portlab suite`: every scenario of a directory as a child run, one table.
+//! - [`say`]: what portlab says: `say::Output`, where a command writes its document
+//!   (stdout, or a buffer in tests); warnings, notices and notes on stderr, all silenced by
+//!   `--quiet`.
+//! - [`suite`]: what `portlab suite` does: every scenario of a directory as a child run, one
+//!   table.
 //! - [`client`]: `--client-exec`: the user's own client in the lab, its samples, its failure
 //!   lines, and the model on its measured rate.
 //! - [`sys`]: small OS-specific helpers (file-descriptor limits, SIGINT/SIGTERM counting and
 //!   `sys::signalled` to await them, children that die with portlab), one file per OS, and
 //!   `sys::netlink` (Linux): the netlink client that lab (rtnetlink) and observe (sock_diag)
 //!   both use.
-//! - [`watch`]: `portlab watch`: per destination on a live namespace, the ports used, the
+//! - [`watch`]: what `portlab watch` shows: per destination on a live namespace, the ports used, the
 //!   rate from the TIME_WAIT timers, and when the ports run out (read only, Linux); with
 //!   `--listen`, a Prometheus exporter (`watch::exporter`).
 
 pub mod catalog;
-pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod collect;
@@ -107,8 +112,8 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod say;
+pub mod server;
 pub mod shard;
 pub mod suite;
 pub mod sys;
-pub mod target;
 pub mod watch;

@@ -1,10 +1,11 @@
-//! portlab's entry point: parse, plan, run, and turn the outcome into an exit code
-//! (0 ran, 1 a check failed, 2 bad input or setup failure, 3 ran but the results are
-//! incomplete, 130 interrupted).
+//! portlab's entry point: parse, call the command (`cmd::<name>::run`), and turn its outcome
+//! into an exit code (0 ran, 1 a check failed, 2 bad input or setup failure, 3 ran but the
+//! results are incomplete, 4 inconclusive, 130 interrupted).
 
-use portlab::cli::{Cli, Command};
 use portlab::cmd;
-use std::io::{self, Write};
+use portlab::cmd::cli::{Cli, Command};
+use portlab::say::Output;
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 #[cfg(target_os = "linux")]
@@ -31,23 +32,17 @@ fn main() -> ExitCode {
     }
     portlab::sys::release_stop_signals();
     let mut out = Stdout::default();
-    let result = match cli.command {
-        Command::Run(args) => cmd::run::run(&args, &mut out),
-        Command::Predict(args) => portlab::cmd::predict::run_predict(&args, &mut out).map(|()| 0),
-        Command::Inspect(args) => portlab::inspect::run(&args, &mut out).map(|()| 0),
-        Command::Report(args) => cmd::report::run(&args, &mut out),
-        Command::Merge(args) => cmd::merge::run(&args, &mut out),
-        Command::Suite(args) if args.dry_run => portlab::cmd::dry_run::suite(
-            &portlab::suite::scenarios_dir(&args),
-            portlab::report::Format::Text,
-            args.allow_exec,
-            &mut out,
-        ),
-        Command::Suite(args) => portlab::suite::run(&args, &mut out).map(|r| r.exit_code),
-        Command::Watch(args) => portlab::watch::run(&args),
-        Command::Completions(args) => portlab::cli::completions(args.shell, &mut out),
-        Command::Man => portlab::cli::man(&mut out),
-        Command::Scenarios(args) => portlab::catalog::run(&args, &mut out),
+    let result = match &cli.command {
+        Command::Run(args) => cmd::run::run(args, &mut out),
+        Command::Predict(args) => cmd::predict::run(args, &mut out),
+        Command::Inspect(args) => cmd::inspect::run(args, &mut out),
+        Command::Report(args) => cmd::report::run(args, &mut out),
+        Command::Merge(args) => cmd::merge::run(args, &mut out),
+        Command::Suite(args) => cmd::suite::run(args, &mut out),
+        Command::Watch(args) => cmd::watch::run(args, &mut out),
+        Command::Scenarios(args) => cmd::scenarios::run(args, &mut out),
+        Command::Completions(args) => cmd::completions::run(args, &mut out),
+        Command::Man(args) => cmd::man::run(args, &mut out),
     };
     let _ = out.flush();
     match result {
@@ -60,11 +55,22 @@ fn main() -> ExitCode {
 }
 
 /// stdout for every command. A reader that went away (`portlab run | head`) is not an
-/// error: from the first broken pipe on, output is dropped and the command goes on to its
-/// own exit code. This is the one place a broken pipe is handled.
+/// error: from the first broken pipe on, output is dropped, [`Output::closed`] says so
+/// (watch stops there), and the command goes on to its own exit code. This is the one place
+/// a broken pipe is handled.
 #[derive(Default)]
 struct Stdout {
     gone: bool,
+}
+
+impl Output for Stdout {
+    fn closed(&self) -> bool {
+        self.gone
+    }
+
+    fn is_terminal(&self) -> bool {
+        io::stdout().is_terminal()
+    }
 }
 
 impl Write for Stdout {

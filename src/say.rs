@@ -1,8 +1,26 @@
-//! What portlab says on stderr besides errors: warnings, notices and notes. `--quiet` turns
-//! all of it off at once (errors, and on exit 1 the failed checks, still print), so that a CI
-//! log or a script sees only what went wrong.
+//! What portlab says: a command's document goes to an [`Output`] (stdout); on stderr,
+//! besides errors, warnings, notices and notes. `--quiet` turns the stderr lines off at once
+//! (errors, and on exit 1 the failed checks, still print), so that a CI log or a script sees
+//! only what went wrong.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Where a command writes its document: stdout (main.rs), or a buffer in tests. A reader
+/// that went away (`portlab watch | head`) is no error: main.rs's stdout drops what is
+/// written from then on and says so through [`Output::closed`], so that a command that
+/// writes until stopped (watch) ends, and every other goes on to its own exit code.
+pub trait Output: std::io::Write + Send {
+    /// True once the reader went away: what is written is dropped.
+    fn closed(&self) -> bool {
+        false
+    }
+    /// True when a terminal reads it.
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl Output for Vec<u8> {}
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 

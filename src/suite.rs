@@ -9,7 +9,8 @@
 //!
 //! The table (scenario, what the model predicted, what was measured, verdict) is printed at
 //! the end and written after every scenario as `suite.md` and `suite.json` in the suite's
-//! results directory, with each run's own directory underneath.
+//! results directory, with each run's own directory underneath. The command (and its
+//! `--dry-run`) is cmd/suite.rs.
 
 use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};
@@ -263,7 +264,7 @@ fn validate(
 }
 
 /// Runs every scenario of `args.dir`, prints the table, writes suite.md and suite.json.
-pub fn run(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
+pub fn run_all(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
     let scenarios_dir = scenarios_dir(args);
     let files = collect(&scenarios_dir, args.allow_exec)?;
     let exe = std::env::current_exe().context("finding the portlab executable")?;

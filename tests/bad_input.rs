@@ -313,7 +313,7 @@ fn report_on_a_summary_holding_1e300_does_not_panic() {
 #[test]
 fn a_negative_number_for_any_flag_is_refused_naming_the_flag() {
     use clap::CommandFactory;
-    let cli = portlab::cli::Cli::command();
+    let cli = portlab::cmd::cli::Cli::command();
     let mut unnamed = Vec::new();
     for (sub, extra) in [
         ("predict", &[][..]),

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use portlab::lab::{self, LabConfig};
+use portlab::lab;
+use portlab::plan::lab::LabConfig;
 
 /// The portlab binary built by cargo for this bench (release settings under `cargo bench`).
 pub const PORTLAB: &str = env!("CARGO_BIN_EXE_portlab");

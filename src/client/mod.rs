@@ -28,7 +28,7 @@ pub mod sample;
 pub mod signatures;
 pub mod timing;
 
-pub use crate::plan::client_exec::{ClientExec, DEFAULT_SAMPLE};
+use crate::plan::client_exec::ClientExec;
 
 #[cfg(test)]
 mod tests {
@@ -37,7 +37,7 @@ mod tests {
     #[test]
     fn a_files_command_needs_allow_exec_a_flags_does_not() {
         let consent = |file: &Scenario, flags: &Scenario, allow| {
-            crate::target::exec::consent_scenario(
+            crate::server::exec::consent_scenario(
                 std::path::Path::new("s.toml"),
                 file,
                 flags,

@@ -2,7 +2,7 @@
 //! ([`ClientExecSummary`]) and its text lines are defined in `report::client_exec`.
 
 use crate::model::{Prediction, TimeWaitSide};
-pub use crate::report::client_exec::ClientExecSummary;
+use crate::report::client_exec::ClientExecSummary;
 use crate::report::verdict::{in_range, numeric, yes_no, Check};
 
 /// The model's checks on a client run: exhaustion yes/no, the first failure and the

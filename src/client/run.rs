@@ -4,7 +4,7 @@
 
 use super::activity::{self, Shape};
 use super::process::{self, ClientProcess, Line};
-use super::result::{self, ClientExecSummary};
+use super::result;
 use super::sample::{self, Point};
 use super::signatures::{LineReader, Recognised, Signatures};
 use super::timing;
@@ -12,12 +12,14 @@ use super::ClientExec;
 use crate::collect::{ErrorStat, Exhaustion, Measured};
 use crate::lab;
 use crate::model;
-use crate::observe::watch::TimewaitSummary;
+use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::observe::{Counter, KernelSample, Sampler};
 use crate::plan::{Plan, Rate, Scenario, ServerClose, Target};
-use crate::report::{assemble, verdict, ExecSummary, Summary};
-use crate::target::exec::ExecTarget;
-use crate::target::{Server, ServerStats};
+use crate::report::client_exec::ClientExecSummary;
+use crate::report::{assemble, verdict, Summary};
+use crate::server::exec::ExecSummary;
+use crate::server::exec::ExecTarget;
+use crate::server::{Server, ServerStats};
 use anyhow::{anyhow, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -125,7 +127,7 @@ pub async fn drive(
 
     // The server's side closes after the client's: then the last sample.
     let server = assemble::server_summary(
-        &crate::target::stop_servers(s.servers, plan.load.drain_timeout).await,
+        &crate::server::stop_servers(s.servers, plan.load.drain_timeout).await,
         s.targets,
     );
     let (p, k) = probe.take(end_s);
@@ -142,7 +144,7 @@ pub async fn drive(
         w.last_kernel
     };
     write_samples(&mut out.csv, &w.points);
-    let ran = Ran {
+    let ran = ClientRecord {
         scenario: s.scenario,
         started_at,
         target,
@@ -187,7 +189,7 @@ impl Probe {
         servers: &[Server],
     ) -> Result<Probe> {
         let server = match applied {
-            Some(a) if a.topology == lab::Topology::Veth => {
+            Some(a) if a.topology == crate::plan::lab::Topology::Veth => {
                 Some(a.in_server_ns(|| Sampler::new(target))?)
             }
             _ => None,
@@ -398,7 +400,7 @@ fn could_run(
 }
 
 /// Everything a finished client run produced, for [`assemble`].
-struct Ran {
+struct ClientRecord {
     scenario: Scenario,
     started_at: String,
     target: SocketAddr,
@@ -428,7 +430,12 @@ struct Ran {
 /// The pure end of a client run: the samples, the server's accept times and the recognised
 /// lines become the figures (through [`assemble::figures`], as a built-in run's do), then
 /// the model on the measured rate and closing side, and the verdict.
-fn assemble(plan: &Plan, cx: &ClientExec, settings: &BTreeMap<String, String>, r: Ran) -> Summary {
+fn assemble(
+    plan: &Plan,
+    cx: &ClientExec,
+    settings: &BTreeMap<String, String>,
+    r: ClientRecord,
+) -> Summary {
     let sample_s = cx.sample.as_secs_f64();
     // P toward one destination (with plain connect() each has its own), and the model's
     // input apart from the measured figures.
@@ -710,7 +717,7 @@ fn describe_activity(
     c: &mut ClientExecSummary,
     act: Option<&activity::Activity>,
     pool: Option<&[f64]>,
-    r: &Ran,
+    r: &ClientRecord,
     all: Option<&[f64]>,
 ) {
     if let Some(x) = act {
@@ -737,7 +744,7 @@ fn describe_activity(
 /// ran out, that no rhythm of its own explains: (from, seconds). A client that waits on a
 /// server that never answers (an HTTP/1.0 client waiting for a close) makes no progress,
 /// and a run that measured nothing must not pass.
-fn stall(r: &Ran, accepts: Option<&[f64]>, exhausted: Option<f64>) -> Option<[f64; 2]> {
+fn stall(r: &ClientRecord, accepts: Option<&[f64]>, exhausted: Option<f64>) -> Option<[f64; 2]> {
     let mut events: Vec<f64> = accepts.unwrap_or(&[]).to_vec();
     for w in r.points.windows(2) {
         let more = |f: fn(&Point) -> Option<u64>| f(&w[1]) > f(&w[0]);
@@ -811,7 +818,7 @@ fn expected_side(
 /// summary.json's `client_exec`.
 fn client_summary(
     cx: &ClientExec,
-    r: &Ran,
+    r: &ClientRecord,
     a: &sample::Analysis,
     ports: u64,
     first: Option<&Failure>,

@@ -67,7 +67,7 @@ fn model_input(plan: &Plan) -> ModelInput {
     let veth = plan
         .lab
         .as_ref()
-        .is_some_and(|l| l.isolate && l.topology == crate::lab::Topology::Veth);
+        .is_some_and(|l| l.isolate && l.topology == crate::plan::lab::Topology::Veth);
     if let Some(lab) = plan.lab.as_ref().filter(|l| l.isolate) {
         for s in &lab.sysctls {
             settings.insert(s.name.to_string(), s.value.clone());

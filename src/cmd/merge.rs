@@ -7,7 +7,6 @@ use crate::report::output::ResultsDir;
 use crate::report::{Format, Render};
 use anyhow::Result;
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// `portlab merge DIR... --out DIR`
@@ -29,7 +28,7 @@ pub struct MergeArgs {
 
 /// Runs `portlab merge`: merges, writes the directory, prints the merged summary and each
 /// shard's line. Exit 1 when a shard's verdict failed, as `report` does for one run.
-pub fn run(args: &MergeArgs, out: &mut dyn Write) -> Result<u8> {
+pub fn run(args: &MergeArgs, out: &mut dyn crate::say::Output) -> Result<u8> {
     // Everything that can be checked before writing is: a refused shard leaves no --out.
     let merge = merge(&args.runs)?;
     let dir = ResultsDir::prepare("merge", Some(&args.out), args.force)?;

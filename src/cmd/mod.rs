@@ -1,12 +1,25 @@
-//! Subcommand glue, one module per command: its flags where they are its own, its argument
-//! handling and its printing, so that `model/` stays pure arithmetic and main.rs only turns
-//! outcomes into exit codes.
+//! One file per subcommand, each with one entry point,
+//! `pub fn run(args: &XArgs, out: &mut dyn Output) -> anyhow::Result<u8>` returning the
+//! exit code ([`exit`]): the command's orchestration (its flags where they are its own, its
+//! argument handling, its printing); the logic it drives stays in its own module (`inspect`
+//! reads the host, `watch` samples and renders, `catalog` holds the scenarios, `suite` runs
+//! them). [`cli`] assembles the commands' flags into the command line; main.rs parses it and
+//! calls `cmd::<name>::run`. `dry_run` is `run --dry-run` and `suite --dry-run`.
+//!
+//! [`Output`]: crate::say::Output
 
+pub mod cli;
+pub mod completions;
 pub mod dry_run;
+pub mod inspect;
+pub mod man;
 pub mod merge;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod scenarios;
+pub mod suite;
+pub mod watch;
 
 /// The exit code a saved verdict gives: 0 passed, 1 a check failed, 4 inconclusive.
 pub fn verdict_code(s: &crate::report::Summary) -> u8 {

@@ -1,8 +1,6 @@
 //! `portlab predict`: every model input as a flag, and the command that prints the
 //! prediction and the inverse advice.
 
-use std::io::Write;
-
 use crate::report::document::Document;
 use crate::report::Render;
 use anyhow::Context as _;
@@ -10,15 +8,13 @@ use serde::Serialize;
 
 use crate::model::inverse::{Advice, Inverse};
 use crate::model::predict::Prediction;
-use crate::model::profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TwReuse};
+use crate::model::profile::{BindModel, ModelInput, PortSpec, Profile, TwReuse};
 use crate::model::ModelError;
+use crate::plan::PortRange;
 
-/// Who closes first (`--close`): the one close mode of run's `client.close`; predict and
-/// inspect take active, passive and reset.
-pub use crate::plan::CloseMode;
+use crate::plan::CloseMode;
 
-/// Output format of `portlab predict` (and inspect): the one every command takes.
-pub use crate::report::Format;
+use crate::report::Format;
 
 /// Flags of `portlab predict`: the model's inputs. Profile defaults fill what is not given.
 #[derive(Debug, Clone, clap::Args)]
@@ -152,8 +148,7 @@ pub struct PredictArgs {
     pub format: Format,
 }
 
-/// The flag parsers predict and inspect share live with the grammar they use.
-pub use crate::plan::values::{parse_duration_s, parse_rate};
+use crate::plan::values::{parse_duration_s, parse_rate};
 
 /// Builds and validates the model input from the flags: the profile's defaults, then
 /// every flag given. Errors name the flag and what it accepts.
@@ -277,28 +272,10 @@ fn conntrack_input(
     Ok(Some(ct))
 }
 
-/// The text lines of the conntrack figures (after the ports').
-pub fn conntrack_text(ct: &crate::model::conntrack::ConntrackPrediction, header: bool) -> String {
-    let mut out = String::from(if header { "\nconntrack table\n" } else { "" });
-    out.push_str(&format!("  {}\n", ct.explanation));
-    if let Some(first) = &ct.first_limit {
-        let what = match first.as_str() {
-            "conntrack" => "the conntrack table fills before the ports run out",
-            "ports" => "the ports run out before the conntrack table fills",
-            _ => "neither the ports nor the conntrack table run out",
-        };
-        out.push_str(&format!("  first limit: {what}\n"));
-    }
-    for a in &ct.advice {
-        out.push_str(&format!("  - {a}\n"));
-    }
-    out
-}
-
 /// Runs `portlab predict`: builds the input, predicts, and prints inputs, prediction and
 /// advice in the chosen format. Input errors are [`ModelError`]s inside the anyhow error
-/// (downcast to map them to exit code 2).
-pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+/// (downcast to map them to exit code 2). Returns the exit code (0).
+pub fn run(args: &PredictArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
     let input = input_from_args(args)?;
     let ct_input = conntrack_input(args)?;
     let (prediction, inv, advice) = crate::model::analyse(&input);
@@ -322,7 +299,7 @@ pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()
         let mut t =
             crate::report::prediction::render_text(&input, &prediction, inv.as_ref(), &advice);
         if let Some(ct) = &conntrack {
-            t.push_str(&conntrack_text(ct, true));
+            t.push_str(&crate::report::prediction::conntrack_text(ct, true));
         }
         t
     };
@@ -331,5 +308,10 @@ pub fn run_predict(args: &PredictArgs, out: &mut dyn Write) -> anyhow::Result<()
         text: &text,
     }
     .render(args.format, out)
-    .context("writing the prediction")
+    .context("writing the prediction")?;
+    Ok(0)
 }
+
+#[cfg(test)]
+#[path = "predict_tests.rs"]
+mod tests;

@@ -3,12 +3,11 @@
 use super::exit;
 use crate::report::{self, Format, Render};
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// `portlab report DIR...`: a directory that cannot be read is named and left out; the
 /// others are rendered, and the exit code is then 2.
-pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub fn run(args: &ReportArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
     if args.format == report::Format::Html {
         // The page draws each run's timeline too, so it reads the directories itself.
         return report::html::report_dirs(&args.runs, out);

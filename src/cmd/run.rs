@@ -12,12 +12,12 @@ use std::path::PathBuf;
 
 /// Runs `portlab run`; the exit code says how it went (see [`exit`]): the plan (consent,
 /// checks, the dry run), the run, then what it printed and how it ended.
-pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub fn run(args: &RunArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
     crate::say::set_quiet(args.quiet);
     let file = match &args.scenario {
         Some(path) => {
             let file = crate::catalog::load(path)?;
-            crate::target::exec::consent_scenario(
+            crate::server::exec::consent_scenario(
                 path,
                 &file,
                 &args.to_scenario(),
@@ -185,7 +185,7 @@ pub struct RunArgs {
     /// `[lab]` and `[lab.server]`: the Linux lab, a private network namespace with its own
     /// sysctls (plan/lab.rs).
     #[command(flatten, next_help_heading = "Lab (Linux)")]
-    pub lab: crate::lab::LabConfig,
+    pub lab: crate::plan::lab::LabConfig,
     /// Internal (a many-client lab starts its clients with it): this process already stands
     /// in a lab client namespace whose sysctls are set, and its target is the server's one
     /// address ADDR (198.18.0.2:PORT): it enters no namespace and writes no sysctl.
@@ -259,7 +259,7 @@ impl RunArgs {
             client: self.client.clone(),
             payload: self.payload.clone(),
             target: self.target.clone(),
-            lab: (self.lab != crate::lab::LabConfig::default()).then(|| self.lab.clone()),
+            lab: (self.lab != crate::plan::lab::LabConfig::default()).then(|| self.lab.clone()),
             expect: self.expect_section(),
         }
     }
@@ -286,7 +286,9 @@ impl RunArgs {
     pub fn over(&self, file: Scenario) -> Scenario {
         let mut s = file.overlay(self.to_scenario());
         // A `[lab]` that sets nothing is no lab (as if the table were absent).
-        s.lab = s.lab.filter(|l| *l != crate::lab::LabConfig::default());
+        s.lab = s
+            .lab
+            .filter(|l| *l != crate::plan::lab::LabConfig::default());
         s
     }
 }

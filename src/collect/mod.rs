@@ -10,7 +10,7 @@ pub mod hlog;
 pub mod timeline;
 
 pub use errors::{is_descriptor_limit, ErrCode, Failure, Phase};
-pub use timeline::TimelineRow;
+use timeline::TimelineRow;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};

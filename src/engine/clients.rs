@@ -19,7 +19,7 @@
 //! merged with `portlab merge`'s code; a child without results is named in `lab.clients.lost`.
 
 use super::{signalled, RunOptions, RunResult};
-use crate::lab::{self, ManyClients};
+use crate::lab::ManyClients;
 use crate::model::clients::{server_timewait, ClientLoad};
 use crate::observe::slab::{SlabSummary, SlabWatch, TW_SLAB};
 use crate::observe::Sampler;
@@ -27,7 +27,7 @@ use crate::plan::{EmbeddedServer, Plan, Rate, Target};
 use crate::report::lab_clients::{ClientLine, ClientsSummary};
 use crate::report::output::ResultsDir;
 use crate::report::{LabSummary, Summary, WrittenSysctl};
-use crate::runner::shards::{self, Shards};
+use crate::runner::threads::{self, Threads};
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,7 +60,7 @@ fn set_up_and_run(
     opts: &RunOptions,
     dir: &ResultsDir,
     started: &std::cell::Cell<bool>,
-) -> Result<super::Ran> {
+) -> Result<super::Finished> {
     let (Some(lab_plan), Target::Embedded(cfg)) = (&plan.lab, &plan.target) else {
         bail!("internal: the many-client lab needs a lab and the embedded server");
     };
@@ -70,22 +70,22 @@ fn set_up_and_run(
         crate::say::warning!("lab: {w}");
     }
     let listen = super::lab_listen_addr(cfg.listen, many.server_addr, lab_plan.port_range, 0);
-    let listener = crate::target::bind(listen, cfg.backlog).map_err(|e| {
+    let listener = crate::server::bind(listen, cfg.backlog).map_err(|e| {
         anyhow!(
             "the embedded server cannot listen on {listen}: {e}; change target.listen (--listen)"
         )
     })?;
     super::warn_of_descriptor_limit(plan);
-    let shards = Shards::start(shards::count(plan.load.threads, u32::MAX))
+    let threads = Threads::start(threads::count(plan.load.threads, u32::MAX))
         .context("starting the server threads")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let ran = serve_and_wait(
-        plan, cfg, opts, dir, &many, listener, &shards, &runtime, started,
+        plan, cfg, opts, dir, &many, listener, &threads, &runtime, started,
     );
-    shards.shutdown();
+    threads.shutdown();
     runtime.shutdown_timeout(Duration::from_millis(100));
     let served = ran?;
     let mut failed = served.failed.clone();
@@ -126,11 +126,11 @@ fn serve_and_wait(
     dir: &ResultsDir,
     many: &ManyClients,
     listener: std::net::TcpListener,
-    shards: &Shards,
+    threads: &Threads,
     runtime: &tokio::runtime::Runtime,
     started: &std::cell::Cell<bool>,
 ) -> Result<Served> {
-    let server = crate::target::Server::start(plan, cfg, listener, shards.handles())
+    let server = crate::server::Server::start(plan, cfg, listener, threads.handles())
         .context("starting the embedded server")?;
     let server_addr = server.addr;
     let (stop_sampling, sampler) = sample_server(server_addr)?;
@@ -148,7 +148,7 @@ fn serve_and_wait(
     let (failed, served) = runtime.block_on(async {
         let failed = wait_for_clients(&mut children, rx, deadline).await;
         let served = crate::report::assemble::server_summary(
-            &crate::target::stop_servers(vec![server], plan.load.drain_timeout).await,
+            &crate::server::stop_servers(vec![server], plan.load.drain_timeout).await,
             &[server_addr],
         );
         (failed, served)
@@ -375,7 +375,7 @@ fn interrupted_before_start(
 /// Merges what the clients wrote into `dir` and adds `lab.clients`.
 fn merge(
     plan: &Plan,
-    lab_plan: &lab::LabPlan,
+    lab_plan: &crate::plan::lab::LabPlan,
     many: &ManyClients,
     dir: &ResultsDir,
     Served {
@@ -528,8 +528,12 @@ fn check_server_timewait(plan: &Plan, s: &mut Summary, model: f64, measured: u64
 
 /// `lab` of the merged summary: the lab as the clients' namespaces hold it (client 0's
 /// settings; each client's range is in `clients`), the server's, and `clients`.
-fn lab_summary(many: &ManyClients, lab_plan: &lab::LabPlan, clients: ClientsSummary) -> LabSummary {
-    let side = |prefix: &str, list: &[crate::lab::Sysctl]| -> Vec<WrittenSysctl> {
+fn lab_summary(
+    many: &ManyClients,
+    lab_plan: &crate::plan::lab::LabPlan,
+    clients: ClientsSummary,
+) -> LabSummary {
+    let side = |prefix: &str, list: &[crate::plan::lab::Sysctl]| -> Vec<WrittenSysctl> {
         list.iter()
             .map(|w| WrittenSysctl {
                 name: format!("{prefix}{}", w.name),

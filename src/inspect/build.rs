@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use super::parse::{
     parse_netsh_dynamicport, parse_netsh_excluded, parse_netstat_states, parse_reg_dword,
-    parse_sysctl, DynamicPorts,
+    parse_sysctl,
 };
 use super::{HostReport, Setting, Sockets};
 use crate::model::host::linux_input;
-pub use crate::model::host::{macos_input, windows_input};
+use crate::model::host::DynamicPorts;
+use crate::model::host::{macos_input, windows_input};
 use crate::model::{num, ModelInput, Profile};
 use crate::observe::KernelSample;
 use crate::plan::sysctl::{
@@ -356,7 +357,8 @@ pub fn defaults_report(profile: Profile, nofile: Option<NofileLimit>) -> HostRep
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PortRange, TwReuse};
+    use crate::model::TwReuse;
+    use crate::plan::PortRange;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -5,6 +5,7 @@
 //! - [`parse`]: pure parsers for netsh, reg query, sysctl and netstat output (every OS).
 //! - [`build`]: what was read -> [`HostReport`] and its [`ModelInput`] (pure, every OS).
 //! - `linux.rs`, `windows.rs`, `macos.rs`, `other.rs`: the reading, one file per OS.
+//! - the command (read, model, [`write`]) is cmd/inspect.rs.
 //!
 //! Nothing is written: inspect reads settings and limits, never changes them.
 
@@ -14,11 +15,11 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::model::{
-    num, Advice, Inverse, ModelError, ModelInput, PortRange, Prediction, TimeWaitSide, TwReuse,
+    num, Advice, Inverse, ModelError, ModelInput, Prediction, TimeWaitSide, TwReuse,
 };
 use crate::observe::DestinationCount;
 use crate::plan::values::parse_rate;
-use crate::plan::CloseMode;
+use crate::plan::{CloseMode, PortRange};
 use crate::report::prediction::render_text;
 use crate::report::Format;
 use crate::sys::NofileLimit;
@@ -366,10 +367,10 @@ pub fn warning(input: &ModelInput, p: &Prediction) -> Option<String> {
     ))
 }
 
-/// Runs `portlab inspect`: reads the host, models the flags' workload, prints it.
-pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let host = collect()?;
-    let input = input_for(&host, args).context("this host's settings do not make a model input")?;
+/// The model of the flags' workload on `host` (its settings, the flags' rate and close), with
+/// the conntrack table where there is one.
+pub fn model_of(host: &HostReport, args: &InspectArgs) -> anyhow::Result<ModelReport> {
+    let input = input_for(host, args).context("this host's settings do not make a model input")?;
     let mut model = model(input);
     model.conntrack = host.conntrack.input().map(|ct| {
         crate::model::conntrack::predict(
@@ -380,18 +381,24 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             model.prediction.first_error_s,
         )
     });
-    let report = Report {
-        host: &host,
-        model: &model,
-    };
-    let text = || render(&host, &model);
+    Ok(model)
+}
+
+/// Writes the inspection in `format`: the text of [`render`], or the host then the model.
+pub fn write(
+    host: &HostReport,
+    model: &ModelReport,
+    format: Format,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let report = Report { host, model };
+    let text = || render(host, model);
     use crate::report::Render;
     crate::report::document::Document {
         doc: &report,
         text: &text,
     }
-    .render(args.format, out)
-    .context("writing the inspection")
+    .render(format, out)
 }
 
 fn limit(v: Option<u64>) -> String {
@@ -435,7 +442,7 @@ fn conntrack_text(host: &HostReport, m: &ModelReport) -> String {
         c.time_wait_s.map_or("-".into(), num)
     );
     if let Some(ct) = &m.conntrack {
-        out.push_str(&crate::cmd::predict::conntrack_text(ct, false));
+        out.push_str(&crate::report::prediction::conntrack_text(ct, false));
     }
     out
 }

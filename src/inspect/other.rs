@@ -1,7 +1,7 @@
 //! Any other OS: nothing is read; the profile's defaults are shown as such.
 
 use super::{build, HostReport};
-use crate::model::{from_plan::host_profile, Profile};
+use crate::model::{host::host_profile, Profile};
 
 pub(super) fn collect() -> anyhow::Result<HostReport> {
     match host_profile() {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-pub use crate::model::host::DynamicPorts;
+use crate::model::host::DynamicPorts;
 
 /// Parses `netsh int ipv4 show dynamicport tcp`:
 ///

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::{parse_reserved_ports, Sysctl, Topology};
 use super::{Applied, LabError, LabPlan, MODEL_SYSCTLS};
+use crate::plan::lab::{parse_reserved_ports, Sysctl, Topology};
 use crate::sys::netlink::{
     MsgBuilder, NlSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
 };

@@ -7,10 +7,11 @@
 //!
 //! The flow is:
 //!
-//! 1. [`LabConfig`]: the `[lab]` table of a scenario with the `--lab-*` flags laid over it
-//!    (one struct for both, like every scenario section);
-//! 2. [`LabConfig::validate`] (pure) turns it into a [`LabPlan`]: the exact sysctls to write,
-//!    the time scale, and refusals with a message saying what would work;
+//! 1. [`LabConfig`](crate::plan::lab::LabConfig): the `[lab]` table of a scenario with the
+//!    `--lab-*` flags laid over it (one struct for both, like every scenario section);
+//! 2. [`LabConfig::validate`](crate::plan::lab::LabConfig::validate) (pure) turns it into a
+//!    [`LabPlan`]: the exact sysctls to write, the time scale, and refusals with a message
+//!    saying what would work;
 //! 3. [`enter`] (Linux) carries the plan out and returns what the kernel really holds
 //!    ([`Applied`]); elsewhere it returns [`LabError::Unsupported`].
 //!
@@ -24,10 +25,7 @@ use serde::Serialize;
 // The pure half (configuration, validation, emulation arithmetic) lives in plan::lab; lab/
 // only enters namespaces and reads and writes sysctls, so lab imports plan and never the
 // other way round.
-pub use crate::plan::lab::{
-    flag_of, format_reserved_ports, parse_port_range, parse_reserved_ports, LabConfig, LabError,
-    LabPlan, PortRange, ServerSideConfig, Sysctl, Topology, MAX_TW_REUSE_DELAY_MS, MIN_RANGE_START,
-};
+use crate::plan::lab::{LabError, LabPlan, Sysctl, Topology};
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -15,8 +15,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{enter, read_settings, LabConfig, ServerSideConfig};
+use super::{enter, read_settings};
 use crate::observe::Sampler;
+use crate::plan::lab::{LabConfig, ServerSideConfig};
 
 const CHILD_ENV: &str = "PORTLAB_LAB_TEST_CHILD";
 

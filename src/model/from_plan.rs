@@ -1,10 +1,11 @@
 //! The model's inputs from a run's plan and the settings in force (the lab's, read back, or
 //! the host's). Pure: no I/O, so the same plan and settings always give the same prediction.
 
-pub use super::host::{host_input, host_profile};
+use super::host::host_input;
 use super::host::{reserved_in, setting};
-use super::profile::{BindModel, ModelInput, PortRange, PortSpec, TimeWaitSide};
+use super::profile::{BindModel, ModelInput, PortSpec, TimeWaitSide};
 use crate::plan::sysctl::{RESERVED_PORTS, TIMESTAMPS};
+use crate::plan::PortRange;
 use crate::plan::{BindMode, CloseMode, Plan, Rate};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -122,7 +123,10 @@ mod tests {
         assert_eq!(i.max_tw_buckets, Some(5000));
         assert_eq!(i.rate, None);
         let d = host_input(&BTreeMap::new());
-        assert_eq!(d, ModelInput::from_profile(host_profile()));
+        assert_eq!(
+            d,
+            ModelInput::from_profile(crate::model::host::host_profile())
+        );
     }
 
     #[test]

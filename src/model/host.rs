@@ -3,11 +3,12 @@
 //! [`ModelInput`] defaults a run, `inspect` and `watch` start from. Pure: the readers
 //! (lab::read_settings, inspect's collectors) do the I/O.
 
-use super::profile::{ModelInput, PortRange, PortSpec, Profile, TwReuse};
+use super::profile::{ModelInput, PortSpec, Profile, TwReuse};
 use super::ModelError;
 use crate::plan::sysctl::{
     MAX_TW_BUCKETS, PORT_RANGE, RESERVED_PORTS, TIMESTAMPS, TW_REUSE, TW_REUSE_DELAY,
 };
+use crate::plan::PortRange;
 use std::collections::BTreeMap;
 
 /// The profile of the OS portlab runs on.

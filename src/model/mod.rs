@@ -27,7 +27,7 @@ mod tests;
 
 pub use inverse::{advise, analyse, inverse, render_advice, Advice, Inverse};
 pub use predict::{predict, tuples_reached, tuples_reached_sd, Prediction};
-pub use profile::{BindModel, ModelInput, PortRange, PortSpec, Profile, TimeWaitSide, TwReuse};
+pub use profile::{BindModel, ModelInput, PortSpec, Profile, TimeWaitSide, TwReuse};
 
 /// What a user can get wrong in the model's inputs. Every message names the flag (or the
 /// value) and says what is accepted; callers map it to exit code 2.

@@ -138,7 +138,7 @@ impl FromStr for Profile {
     }
 }
 
-pub use crate::plan::PortRange;
+use crate::plan::PortRange;
 
 /// Where the usable ports come from: a range, or just a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

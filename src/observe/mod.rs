@@ -27,9 +27,9 @@ pub use parse::{parse_proc_net_tcp_line, parse_sockstat_tw, parse_table, ProcTcp
 pub mod conntrack;
 #[cfg(target_os = "linux")]
 pub mod conntrack_linux;
+pub mod kernel_timeline;
 pub mod slab;
 pub(crate) mod tally;
-pub mod watch;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -259,7 +259,7 @@ impl KernelSample {
 }
 
 /// Something that looks at the kernel: [`Sampler`] for real, a script of samples in tests of
-/// what is made of them ([`watch::KernelWatch`]).
+/// what is made of them ([`kernel_timeline::KernelTimeline`]).
 pub trait Sample: Send {
     /// Takes one sample.
     fn sample(&mut self) -> KernelSample;

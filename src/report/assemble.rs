@@ -5,12 +5,13 @@
 
 use crate::collect::Measured;
 use crate::model;
-use crate::observe::watch::TimewaitSummary;
+use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::plan::{Plan, Scenario};
 use crate::report::{
-    verdict, EndedEarly, ExecSummary, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
+    verdict, EndedEarly, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
 };
-use crate::target::ServerStats;
+use crate::server::exec::ExecSummary;
+use crate::server::ServerStats;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -233,7 +234,7 @@ pub fn modelled(plan: &Plan, summary: &Summary) -> Option<Modelled> {
 }
 
 /// What the embedded servers counted, added up (one summary however many ports); `stopped`
-/// is what [`crate::target::stop_servers`] returns, `targets` every address the run used.
+/// is what [`crate::server::stop_servers`] returns, `targets` every address the run used.
 pub fn server_summary(
     stopped: &[(SocketAddr, std::sync::Arc<ServerStats>)],
     targets: &[SocketAddr],
@@ -263,7 +264,7 @@ pub fn server_summary(
 }
 
 /// The lab as summary.json records it.
-pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::lab::LabPlan) -> LabSummary {
+pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::plan::lab::LabPlan) -> LabSummary {
     LabSummary {
         mode: a.mode.to_string(),
         topology: a.topology.to_string(),

@@ -207,12 +207,7 @@ pub fn report_dirs(paths: &[std::path::PathBuf], out: &mut dyn Write) -> anyhow:
             render_many(&runs, out)
         }
     };
-    match written {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            return Err(anyhow::Error::new(e)).context("writing the report");
-        }
-        _ => {}
-    }
+    written.context("writing the report")?;
     let failed =
         matches!(loaded.as_slice(), [(_, s, _)] if s.verdict.as_ref().is_some_and(|v| !v.pass));
     Ok(u8::from(failed))

@@ -19,8 +19,7 @@ mod text;
 pub mod verdict;
 
 pub use summary::{
-    EarlyEndCounter, EndedEarly, ExecSummary, LabSummary, Modelled, ServerSummary, Summary,
-    WrittenSysctl,
+    EarlyEndCounter, EndedEarly, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
 };
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The text rendering of a [`Prediction`]: the model's inputs, its figures and the advice,
 //! as `portlab predict` prints it, `inspect --rate` below the host's settings and
-//! `run --dry-run` as comment lines.
+//! `run --dry-run` as comment lines; and the conntrack table's lines (predict, inspect).
 
 use crate::model::inverse::{render_advice, Advice, Inverse};
 use crate::model::num;
@@ -179,4 +179,22 @@ fn push_rows(s: &mut String, rows: &[(&str, String)]) {
     for (k, v) in rows {
         s.push_str(&format!("  {k:<18} {v}\n"));
     }
+}
+
+/// The text lines of the conntrack figures (after the ports').
+pub fn conntrack_text(ct: &crate::model::conntrack::ConntrackPrediction, header: bool) -> String {
+    let mut out = String::from(if header { "\nconntrack table\n" } else { "" });
+    out.push_str(&format!("  {}\n", ct.explanation));
+    if let Some(first) = &ct.first_limit {
+        let what = match first.as_str() {
+            "conntrack" => "the conntrack table fills before the ports run out",
+            "ports" => "the ports run out before the conntrack table fills",
+            _ => "neither the ports nor the conntrack table run out",
+        };
+        out.push_str(&format!("  first limit: {what}\n"));
+    }
+    for a in &ct.advice {
+        out.push_str(&format!("  - {a}\n"));
+    }
+    out
 }

@@ -2,10 +2,9 @@
 
 use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
 use crate::model::Prediction;
-use crate::observe::watch::TimewaitSummary;
+use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::plan::Scenario;
-/// Defined beside the code that starts and stops the command; part of the summary.
-pub use crate::target::exec::ExecSummary;
+use crate::server::exec::ExecSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

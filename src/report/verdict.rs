@@ -8,8 +8,6 @@ use crate::plan::Expectations;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-pub use crate::plan::DEFAULT_TOLERANCE_PCT;
-
 /// Default margin of the baseline checks, percent.
 pub const DEFAULT_BASELINE_MARGIN_PCT: f64 = 10.0;
 

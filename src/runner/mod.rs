@@ -1,6 +1,6 @@
 //! The runner: a pacer thread hands due starts to long-lived worker tasks; workers send one
 //! outcome per start to the collector. The workers run on client threads of their own, each
-//! with its own event loop ([`shards`]).
+//! with its own event loop ([`threads`]).
 //!
 //! The pacer is an OS thread, not a task: std::thread::sleep has tens-of-microseconds
 //! precision, where tokio's timer has one millisecond, and a schedule of 10,000 starts per
@@ -8,9 +8,9 @@
 //! tests and Ctrl-C stop a run the same way.
 
 pub mod pacer;
-pub mod shards;
 pub mod slices;
 pub mod socket;
+pub mod threads;
 pub mod worker;
 
 use crate::collect::{Outcome, Shared};
@@ -73,12 +73,12 @@ pub struct Outlet {
     pub tx: SyncSender<Outcome>,
 }
 
-/// Runs the plan's load against `targets` (round robin) on the `shards` until its bounds or
+/// Runs the plan's load against `targets` (round robin) on the `threads` until its bounds or
 /// `shutdown`, then drains until every connection ended, the drain timeout, `shutdown` (when
 /// it came during the drain) or `abandon` (a second Ctrl-C), whichever comes first.
 pub async fn run(
     plan: &Plan,
-    shards: &shards::Shards,
+    threads: &threads::Threads,
     targets: &[SocketAddr],
     host: &str,
     Outlet { t0, shared, tx }: Outlet,
@@ -115,8 +115,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     tokio::pin!(abandon);
     let (load_elapsed, mut workers, mut interrupted) = match plan.lab_rate() {
-        Rate::PerSecond(rate) => paced(plan, shards, &ctx, &tx, rate, shutdown.as_mut()).await,
-        Rate::Max => closed_loop(plan, shards, &ctx, &tx, shutdown.as_mut()).await,
+        Rate::PerSecond(rate) => paced(plan, threads, &ctx, &tx, rate, shutdown.as_mut()).await,
+        Rate::Max => closed_loop(plan, threads, &ctx, &tx, shutdown.as_mut()).await,
     };
     // Every worker holds its own sender: the collector ends when the last worker does.
     drop(tx);
@@ -150,16 +150,16 @@ pub async fn run(
 /// schedule ends or `shutdown`. Returns (load phase, workers, interrupted).
 async fn paced(
     plan: &Plan,
-    shards: &shards::Shards,
+    threads: &threads::Threads,
     ctx: &Arc<Ctx>,
     tx: &SyncSender<Outcome>,
     rate: f64,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> (Duration, shards::Workers, bool) {
+) -> (Duration, threads::Workers, bool) {
     let t0 = ctx.t0;
     let max_in_flight = plan.load.max_in_flight;
     let (start_tx, start_rx) = async_channel::bounded::<Start>(max_in_flight as usize);
-    let workers = shards.spawn_workers(plan.workers(), |_| {
+    let workers = threads.spawn_workers(plan.workers(), |_| {
         let (ctx, rx, tx) = (ctx.clone(), start_rx.clone(), tx.clone());
         async move { worker::work(&ctx, Feed::Paced(rx), tx).await }
     });
@@ -206,16 +206,16 @@ async fn paced(
 /// interrupted).
 async fn closed_loop(
     plan: &Plan,
-    shards: &shards::Shards,
+    threads: &threads::Threads,
     ctx: &Arc<Ctx>,
     tx: &SyncSender<Outcome>,
     shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> (Duration, shards::Workers, bool) {
+) -> (Duration, threads::Workers, bool) {
     let t0 = ctx.t0;
     let tickets = Arc::new(AtomicU64::new(0));
     let deadline = plan.load.duration.map(|d| t0 + d);
     let count = plan.load.count;
-    let workers = shards.spawn_workers(plan.workers(), |_| {
+    let workers = threads.spawn_workers(plan.workers(), |_| {
         let (ctx, tickets, tx) = (ctx.clone(), tickets.clone(), tx.clone());
         async move {
             let feed = Feed::Closed {

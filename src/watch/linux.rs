@@ -2,16 +2,17 @@
 //! observer's sock_diag lister and counter files.
 
 use std::fs::File;
-use std::io::{self, IsTerminal};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Aggregator, Snapshot, Source, WatchArgs, WatchError};
-use crate::model::from_plan::host_input;
+use crate::model::host::host_input;
 use crate::model::{ModelInput, TwReuse};
 use crate::observe::tally::{TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT};
 use crate::observe::{parse_diag_msg, Counter, CounterFiles, DiagSink, SocketLister, TcpCounters};
+use crate::say::Output;
 
 /// The namespace's settings as the model reads them: the sysctls of the calling thread's
 /// network namespace (/proc/sys resolves net.* by the reading thread's namespace), with
@@ -152,26 +153,27 @@ fn open_namespace(args: &WatchArgs) -> Result<Option<(File, String)>, WatchError
 
 /// Enters the namespace (if any) on a thread of its own, so the main thread's namespace
 /// never changes, and runs the watch loop there.
-pub(super) fn run(args: &WatchArgs) -> anyhow::Result<u8> {
+pub(super) fn run(args: &WatchArgs, out: &mut dyn Output) -> anyhow::Result<u8> {
     let ns = open_namespace(args)?;
     // The exporter's socket is bound here, in portlab's own namespace, before the watch
     // thread enters the one it watches: Prometheus reaches it where portlab runs.
     let exporter = match args.listen {
         Some(addr) => {
             let (latest, bound) = super::exporter::start(addr)?;
-            println!("portlab watch: serving http://{bound}/metrics");
-            let _ = io::Write::flush(&mut io::stdout());
+            writeln!(out, "portlab watch: serving http://{bound}/metrics")?;
+            out.flush()?;
             Some(latest)
         }
         None => None,
     };
-    let args = args.clone();
-    let thread = std::thread::Builder::new()
-        .name("portlab-watch".into())
-        .spawn(move || -> anyhow::Result<u8> {
-            let label = match &ns {
-                Some((file, label)) => {
-                    crate::lab::setns(file.as_fd()).map_err(|e| match e.raw_os_error() {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("portlab-watch".into())
+            .spawn_scoped(scope, move || -> anyhow::Result<u8> {
+                let label = match &ns {
+                    Some((file, label)) => {
+                        crate::lab::setns(file.as_fd()).map_err(|e| {
+                            match e.raw_os_error() {
                         Some(libc::EPERM) => WatchError::Permission {
                             what: format!("entering the network namespace of {label}"),
                             capability: "CAP_SYS_ADMIN",
@@ -191,20 +193,20 @@ pub(super) fn run(args: &WatchArgs) -> anyhow::Result<u8> {
                             what: format!("entering the network namespace of {label}"),
                             source: e,
                         },
-                    })?;
-                    format!("the network namespace of {label}")
+                    }
+                        })?;
+                        format!("the network namespace of {label}")
+                    }
+                    None => "this process's network namespace".to_string(),
+                };
+                let mut source = KernelSource::new(args.dst)?;
+                if let Some(latest) = &exporter {
+                    return super::exporter::export_loop(&mut source, args, &label, latest);
                 }
-                None => "this process's network namespace".to_string(),
-            };
-            let mut source = KernelSource::new(args.dst)?;
-            if let Some(latest) = &exporter {
-                return super::exporter::export_loop(&mut source, &args, &label, latest);
-            }
-            let stdout = io::stdout();
-            let terminal = stdout.is_terminal();
-            super::watch_loop(&mut source, &args, &label, &mut stdout.lock(), terminal)
-        })?;
-    thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the watch thread panicked"))?
+                super::watch_loop(&mut source, args, &label, out)
+            })?;
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the watch thread panicked"))?
+    })
 }

@@ -18,21 +18,23 @@
 //! - `render.rs`: text (table and one line), JSON and the Prometheus text exposition;
 //! - `exporter.rs`: `--listen`, the sampler loop that keeps the latest exposition and the
 //!   small HTTP server that serves it;
-//! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only".
+//! - `linux.rs`: the kernel source and namespace entry; `other.rs`: "Linux only";
+//! - the command itself (flags checked, then [`sample`]) is cmd/watch.rs.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::model::{num, predict, BindModel, ModelInput, PortRange, TwReuse};
+use crate::model::{num, predict, BindModel, ModelInput, TwReuse};
 use crate::observe::tally::{
     endpoint, ip_bytes, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT,
 };
 use crate::plan::values::Span;
+use crate::plan::PortRange;
+use crate::say::Output;
 
 pub mod exporter;
 pub mod render;
@@ -1204,15 +1206,16 @@ fn samples_wanted(args: &WatchArgs) -> Option<u64> {
     }
 }
 
-/// Samples `source` every interval and prints each evaluated sample; returns the exit code
-/// of the last one (0 all ok, 1 a destination in warning or exhausted).
+/// Samples `source` every interval and prints each evaluated sample until `--count`, or
+/// until the reader goes away (`portlab watch | head`: nothing is wrong); returns the exit
+/// code of the last one (0 all ok, 1 a destination in warning or exhausted).
 pub fn watch_loop(
     source: &mut dyn Source,
     args: &WatchArgs,
     namespace: &str,
-    out: &mut dyn Write,
-    terminal: bool,
+    out: &mut dyn Output,
 ) -> anyhow::Result<u8> {
+    let terminal = out.is_terminal();
     let wanted = samples_wanted(args);
     let mut history = History::default();
     if wanted == Some(1) {
@@ -1237,10 +1240,9 @@ pub fn watch_loop(
             terminal,
             usize::from(args.max_destinations),
         );
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            // `portlab watch | head`: the reader left, nothing is wrong.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(code),
-            r => r?,
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())?;
+        if out.closed() {
+            return Ok(code);
         }
         history.record(&snap);
         taken += 1;
@@ -1255,17 +1257,16 @@ pub fn watch_loop(
     }
 }
 
-/// Runs `portlab watch`: validates the flags, enters the namespace (on its own thread),
-/// samples and prints.
-pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
-    validate(args)?;
+/// Enters the namespace (on its own thread), samples it and prints each sample on `out`, or
+/// serves them (`--listen`); the flags are [`validate`]d first by the command.
+pub fn sample(args: &WatchArgs, out: &mut dyn Output) -> anyhow::Result<u8> {
     #[cfg(target_os = "linux")]
     {
-        linux::run(args)
+        linux::run(args, out)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        other::run(args)
+        other::run(args, out)
     }
 }
 

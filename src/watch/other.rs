@@ -3,6 +3,6 @@
 
 use super::{WatchArgs, WatchError};
 
-pub(super) fn run(_args: &WatchArgs) -> anyhow::Result<u8> {
+pub(super) fn run(_args: &WatchArgs, _out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
     Err(WatchError::LinuxOnly.into())
 }

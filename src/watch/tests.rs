@@ -343,7 +343,6 @@ fn the_loop_prints_one_line_per_sample_and_exits_by_the_last_state() {
         &args(WatchFormat::Text, Some(2)),
         "t",
         &mut out,
-        false,
     )
     .unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -356,7 +355,6 @@ fn the_loop_prints_one_line_per_sample_and_exits_by_the_last_state() {
         &args(WatchFormat::Json, Some(2)),
         "t",
         &mut out,
-        false,
     )
     .unwrap();
     let lines: Vec<serde_json::Value> = String::from_utf8(out)

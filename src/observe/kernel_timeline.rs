@@ -19,7 +19,7 @@ pub struct TimewaitSummary {
 }
 
 /// Watches the client's namespace (and the server's, in the veth topology).
-pub struct KernelWatch {
+pub struct KernelTimeline {
     client: Box<dyn Sample>,
     server: Option<Box<dyn Sample>>,
     baseline: KernelSample,
@@ -50,15 +50,18 @@ fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-impl KernelWatch {
+impl KernelTimeline {
     /// Takes the baseline sample. `server` samples the server's namespace (veth), else the
     /// client's sampler gives both sides.
-    pub fn start(mut client: Box<dyn Sample>, mut server: Option<Box<dyn Sample>>) -> KernelWatch {
+    pub fn start(
+        mut client: Box<dyn Sample>,
+        mut server: Option<Box<dyn Sample>>,
+    ) -> KernelTimeline {
         let baseline = client.sample();
         if let Some(s) = server.as_mut() {
             s.sample();
         }
-        KernelWatch {
+        KernelTimeline {
             client,
             server,
             previous: baseline.clone(),
@@ -71,7 +74,7 @@ impl KernelWatch {
 
     /// Counts client TIME_WAIT toward these destinations as well as the sampler's target
     /// (a run spread over several destinations).
-    pub fn also_toward(mut self, destinations: &[std::net::SocketAddr]) -> KernelWatch {
+    pub fn also_toward(mut self, destinations: &[std::net::SocketAddr]) -> KernelTimeline {
         self.also = destinations.to_vec();
         self
     }
@@ -176,7 +179,7 @@ mod tests {
 
     #[test]
     fn time_wait_keeps_its_maximum_and_its_end_and_counters_their_changes() {
-        let mut w = KernelWatch::start(
+        let mut w = KernelTimeline::start(
             script(vec![
                 sample(2, 0, 100), // the baseline
                 sample(10, 0, 110),
@@ -202,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_server_namespace_gives_the_server_side() {
-        let mut w = KernelWatch::start(
+        let mut w = KernelTimeline::start(
             script(vec![sample(0, 99, 0), sample(7, 99, 7)]),
             Some(script(vec![sample(0, 0, 0), sample(0, 4, 0)])),
         );
@@ -228,7 +231,7 @@ mod tests {
             },
         ]);
         let mut w =
-            KernelWatch::start(script(vec![sample(0, 0, 0), later]), None).also_toward(&[other]);
+            KernelTimeline::start(script(vec![sample(0, 0, 0), later]), None).also_toward(&[other]);
         let row = w.interval();
         assert_eq!(
             column(&row, "tw_client"),
@@ -240,7 +243,7 @@ mod tests {
 
     #[test]
     fn what_cannot_be_observed_stays_unknown() {
-        let mut w = KernelWatch::start(script(vec![KernelSample::default()]), None);
+        let mut w = KernelTimeline::start(script(vec![KernelSample::default()]), None);
         let row = w.interval();
         assert_eq!(row.len(), columns().len());
         assert!(row.iter().all(|(_, v)| v.is_none()));

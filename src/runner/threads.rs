@@ -1,4 +1,4 @@
-//! The run's thread layout: one OS thread per shard (one per core by default), each driving a
+//! The run's thread layout: one OS thread (one per core by default), each driving a
 //! current-thread tokio runtime (its own epoll and timer) that runs its share of the client's
 //! workers and, with the embedded server, an accept loop of its own on the listening
 //! socket, the way wrk gives each of its threads an event loop of its own.
@@ -8,9 +8,9 @@
 //! work. Against nginx (1 worker, one connection per request, 50 connections, 2 cores) that
 //! layout made 2.2 times as many context switches as wrk; nginx went to sleep twice as
 //! often, and each connect() paid for waking it (an IPI on a VM): 45-49k req/s against
-//! wrk's 58k. With shards that never share a connection portlab went to 58.8k against wrk's
+//! wrk's 58k. With threads that never share a connection portlab went to 58.8k against wrk's
 //! 58.8k in the same run, and past it with the changes that followed (benches/README.md).
-//! The embedded server runs on the same shards because a server on threads of its own
+//! The embedded server runs on the same threads because a server on threads of its own
 //! competes with the client's for the cores: with it on the main runtime, reset churn fell
 //! from 141k to 56k conn/s.
 
@@ -20,34 +20,34 @@ use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-/// Running shard threads, each blocked in its runtime until [`Shards::shutdown`].
-pub struct Shards {
+/// Running threads, each blocked in its runtime until [`Threads::shutdown`].
+pub struct Threads {
     handles: Vec<Handle>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    joins: Vec<std::thread::JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
-/// How many shards: `threads`, or one per core, never more than `workers` (at least 1).
+/// How many threads: `threads`, or one per core, never more than `workers` (at least 1).
 pub fn count(threads: Option<u32>, workers: u32) -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     threads.unwrap_or(cores).min(workers).max(1)
 }
 
-impl Shards {
-    /// Starts `n` shard threads, named `portlab-shard`. They are started from the calling
+impl Threads {
+    /// Starts `n` threads, named `portlab-shard`. They are started from the calling
     /// thread and so are in its network namespace (the lab's, when there is one).
-    pub fn start(n: u32) -> std::io::Result<Shards> {
+    pub fn start(n: u32) -> std::io::Result<Threads> {
         let (stop, stopped) = watch::channel(false);
-        let mut shards = Shards {
+        let mut threads = Threads {
             handles: Vec::new(),
-            threads: Vec::new(),
+            joins: Vec::new(),
             stop,
         };
         for _ in 0..n.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            shards.handles.push(runtime.handle().clone());
+            threads.handles.push(runtime.handle().clone());
             let mut stopped = stopped.clone();
             let thread = std::thread::Builder::new()
                 .name("portlab-shard".into())
@@ -59,23 +59,23 @@ impl Shards {
                     drop(runtime);
                 });
             match thread {
-                Ok(t) => shards.threads.push(t),
+                Ok(t) => threads.joins.push(t),
                 Err(e) => {
-                    shards.shutdown();
+                    threads.shutdown();
                     return Err(e);
                 }
             }
         }
-        Ok(shards)
+        Ok(threads)
     }
 
-    /// The shards' runtimes, to spawn on (one accept loop each, for instance).
+    /// The threads' runtimes, to spawn on (one accept loop each, for instance).
     pub fn handles(&self) -> &[Handle] {
         &self.handles
     }
 
-    /// Spreads `workers` workers over the shards: worker `i` runs `make(i)` on shard
-    /// `i % shards`.
+    /// Spreads `workers` workers over the threads: worker `i` runs `make(i)` on thread
+    /// `i % threads`.
     pub fn spawn_workers<F, Fut>(&self, workers: u32, make: F) -> Workers
     where
         F: Fn(u32) -> Fut,
@@ -98,16 +98,16 @@ impl Shards {
         }
     }
 
-    /// Ends every shard (dropping what still runs on it) and waits for the threads.
+    /// Ends every thread's runtime (dropping what still runs on it) and waits for the threads.
     pub fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.threads {
+        for t in self.joins {
             let _ = t.join();
         }
     }
 }
 
-/// Worker tasks spread over the shards: what the runner waits on.
+/// Worker tasks spread over the threads: what the runner waits on.
 pub struct Workers {
     /// Notified when any worker has ended (closed loop: the load phase is over).
     first_done: Arc<Notify>,
@@ -165,10 +165,10 @@ mod tests {
 
     #[test]
     fn every_worker_runs_once_spread_over_named_threads() {
-        let shards = Shards::start(3).unwrap();
+        let pool = Threads::start(3).unwrap();
         let ran = Arc::new(AtomicU32::new(0));
         let threads = Arc::new(Mutex::new(HashMap::new()));
-        let mut workers = shards.spawn_workers(10, |i| {
+        let mut workers = pool.spawn_workers(10, |i| {
             let (ran, threads) = (ran.clone(), threads.clone());
             async move {
                 ran.fetch_add(1 << i, Ordering::Relaxed);
@@ -187,13 +187,13 @@ mod tests {
             .values()
             .all(|n| n.as_deref() == Some("portlab-shard")));
         assert!(!workers.panicked());
-        shards.shutdown();
+        pool.shutdown();
     }
 
     #[test]
     fn first_done_then_abort_cancels_the_rest() {
-        let shards = Shards::start(2).unwrap();
-        let mut workers = shards.spawn_workers(4, |i| async move {
+        let threads = Threads::start(2).unwrap();
+        let mut workers = threads.spawn_workers(4, |i| async move {
             if i != 2 {
                 std::future::pending::<()>().await;
             }
@@ -202,7 +202,7 @@ mod tests {
         rt.block_on(workers.first_done());
         rt.block_on(workers.abort());
         assert!(!workers.panicked());
-        shards.shutdown();
+        threads.shutdown();
     }
 
     #[test]
@@ -210,8 +210,8 @@ mod tests {
         // One worker never ends, the others at once: waiting is cut short midway, whichever
         // end the waiting starts from.
         for stuck in [0, 3] {
-            let shards = Shards::start(2).unwrap();
-            let mut workers = shards.spawn_workers(4, move |i| async move {
+            let threads = Threads::start(2).unwrap();
+            let mut workers = threads.spawn_workers(4, move |i| async move {
                 if i == stuck {
                     std::future::pending::<()>().await;
                 }
@@ -223,26 +223,26 @@ mod tests {
             assert!(waited.is_err(), "worker {stuck} never ends");
             rt.block_on(workers.abort());
             assert!(!workers.panicked());
-            shards.shutdown();
+            threads.shutdown();
         }
     }
 
     #[test]
     fn a_panicking_worker_is_reported() {
-        let shards = Shards::start(1).unwrap();
-        let mut workers = shards.spawn_workers(2, |i| async move {
+        let threads = Threads::start(1).unwrap();
+        let mut workers = threads.spawn_workers(2, |i| async move {
             assert!(i != 1, "worker 1 fails");
         });
         runtime().block_on(workers.all_done());
         assert!(workers.panicked());
-        shards.shutdown();
+        threads.shutdown();
     }
 
     #[test]
     fn shutdown_drops_what_still_runs() {
-        let shards = Shards::start(2).unwrap();
+        let threads = Threads::start(2).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        for h in shards.handles() {
+        for h in threads.handles() {
             let tx = tx.clone();
             h.spawn(async move {
                 let _tx = tx; // dropped with the task
@@ -250,7 +250,7 @@ mod tests {
             });
         }
         drop(tx);
-        shards.shutdown();
+        threads.shutdown();
         assert!(
             runtime().block_on(rx.recv()).is_none(),
             "tasks were dropped"

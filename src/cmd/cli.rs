@@ -1,12 +1,13 @@
 //! Command-line definitions (clap derive): the [`Command`] enum assembled from each
-//! command's own `Args` struct, which lives beside its glue (`cmd::run::RunArgs`,
-//! `cmd::report::ReportArgs`, `cmd::predict::PredictArgs`, ...; re-exported here). Each `run`
-//! flag is one scenario key; `RunArgs::to_scenario` turns the flags into a scenario laid over
-//! the file's. Nothing under `cmd/` imports this module.
+//! command's own `Args` struct (`cmd::run::RunArgs`, `cmd::report::ReportArgs`,
+//! `cmd::predict::PredictArgs`, ...; `InspectArgs`, `SuiteArgs` and `WatchArgs` live beside
+//! the logic that reads them). Each `run` flag is one scenario key; `RunArgs::to_scenario`
+//! turns the flags into a scenario laid over the file's. Of the commands, only completions
+//! and man import this module (they print the definition).
 
-pub use crate::cmd::report::ReportArgs;
-pub use crate::cmd::run::{RunArgs, Tolerance};
-use clap::{Args, Parser, Subcommand};
+use crate::cmd::report::ReportArgs;
+use crate::cmd::run::RunArgs;
+use clap::{Parser, Subcommand};
 
 /// Reproduce TCP ephemeral-port exhaustion on purpose, and check it against the arithmetic.
 ///
@@ -117,62 +118,17 @@ pub enum Command {
     /// print one to copy and edit: `portlab scenarios show quickstart > my.toml`.
     ///
     /// `portlab run NAME` runs one from any directory (a file of that name wins).
-    Scenarios(crate::catalog::ScenariosArgs),
+    Scenarios(crate::cmd::scenarios::ScenariosArgs),
     /// Print a shell completion script to stdout.
     ///
     /// bash: `portlab completions bash > ~/.local/share/bash-completion/completions/portlab`;
     /// zsh: `portlab completions zsh > ~/.zfunc/_portlab` (with ~/.zfunc in fpath);
     /// fish: `portlab completions fish > ~/.config/fish/completions/portlab.fish`;
     /// PowerShell: `portlab completions powershell >> $PROFILE`.
-    Completions(CompletionsArgs),
+    Completions(crate::cmd::completions::CompletionsArgs),
     /// Print the manual page (roff) to stdout: `portlab man | man -l -`, or install it with
     /// `portlab man > ~/.local/share/man/man1/portlab.1`.
-    Man,
-}
-
-/// `portlab completions SHELL`
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-/// `portlab completions SHELL`: the completion script on `out`.
-pub fn completions(
-    shell: clap_complete::Shell,
-    out: &mut dyn std::io::Write,
-) -> anyhow::Result<u8> {
-    use clap::CommandFactory;
-    let mut cmd = Cli::command();
-    let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut cmd, "portlab", &mut buf);
-    write_out(out, &buf, "the completion script")
-}
-
-/// `portlab man`: portlab(1) followed by a page per subcommand (portlab-run(1), ...), roff.
-pub fn man(out: &mut dyn std::io::Write) -> anyhow::Result<u8> {
-    use clap::CommandFactory;
-    let mut cmd = Cli::command();
-    cmd.build();
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-        let name = format!("portlab-{}", sub.get_name());
-        let page = sub.clone().name(name.clone()).bin_name(name);
-        clap_mangen::Man::new(page).render(&mut buf)?;
-    }
-    write_out(out, &buf, "the manual page")
-}
-
-/// Writes `bytes`; a reader that went away (`portlab man | head`) is not an error.
-fn write_out(out: &mut dyn std::io::Write, bytes: &[u8], what: &str) -> anyhow::Result<u8> {
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context(format!("writing {what}")))
-        }
-        _ => Ok(0),
-    }
+    Man(crate::cmd::man::ManArgs),
 }
 
 #[cfg(test)]

@@ -465,7 +465,7 @@ pub async fn stop_servers(
 mod tests {
     use super::*;
     use crate::plan::{Scenario, Span, Target};
-    use crate::runner::shards::Shards;
+    use crate::runner::threads::Threads;
     use std::io::{Read, Write};
 
     #[test]
@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
     }
 
-    /// Accept loops a server on two shards starts, for a scenario made by `edit`.
+    /// Accept loops a server on two threads starts, for a scenario made by `edit`.
     fn accept_loops(edit: impl FnOnce(&mut Scenario)) -> usize {
         let mut scenario = Scenario::default();
         edit(&mut scenario);
@@ -482,21 +482,21 @@ mod tests {
         let Target::Embedded(cfg) = &plan.target else {
             panic!("embedded server expected");
         };
-        let shards = Shards::start(2).unwrap();
+        let threads = Threads::start(2).unwrap();
         let listener = bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
-        let server = Server::start(&plan, cfg, listener, shards.handles()).unwrap();
+        let server = Server::start(&plan, cfg, listener, threads.handles()).unwrap();
         let loops = server.tasks.len();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         assert_eq!(rt.block_on(server.stop(Duration::from_secs(1))), 0);
-        shards.shutdown();
+        threads.shutdown();
         loops
     }
 
     #[test]
-    fn one_accept_loop_per_shard_only_for_payloads_at_full_pace() {
+    fn one_accept_loop_per_thread_only_for_payloads_at_full_pace() {
         assert_eq!(
             accept_loops(|s| s.payload.kind = Some(PayloadKind::Http)),
             2
@@ -530,9 +530,9 @@ mod tests {
             let Target::Embedded(cfg) = &plan.target else {
                 panic!("embedded server expected");
             };
-            let shards = Shards::start(1).unwrap();
+            let threads = Threads::start(1).unwrap();
             let listener = bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
-            let server = Server::start(&plan, cfg, listener, shards.handles()).unwrap();
+            let server = Server::start(&plan, cfg, listener, threads.handles()).unwrap();
             // Three connections the kernel completed; the server has accepted none. Each
             // client sends its request (if any) and its FIN, as the engine's client does.
             let mut clients: Vec<_> = (0..3)
@@ -562,7 +562,7 @@ mod tests {
                 c.read_to_end(&mut got)
                     .unwrap_or_else(|e| panic!("{payload:?} {close:?}: {e}"));
             }
-            shards.shutdown();
+            threads.shutdown();
         }
     }
 }

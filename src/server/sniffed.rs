@@ -599,7 +599,7 @@ mod tests {
     mod on_loopback {
         use super::*;
         use crate::plan::{Plan, Scenario, Target};
-        use crate::target::{bind, Server};
+        use crate::server::{bind, Server};
         use tokio::io::{AsyncBufReadExt, BufReader};
 
         /// A client command's server closing as `close` says, on a loopback port.
