@@ -44,7 +44,7 @@ pub fn run_flags(args: &[String], file: Option<&[u8]>) -> Result<Plan, String> {
 
 fn resolved(s: &Scenario) -> Result<Plan, String> {
     let plan = Plan::resolve(s).map_err(|e| e.to_string())?;
-    let text = toml::to_string(&plan.to_scenario())
+    let text = toml::to_string(&plan.scenario)
         .unwrap_or_else(|e| panic!("a resolved plan must serialise: {e}"));
     let again: Scenario =
         toml::from_str(&text).unwrap_or_else(|e| panic!("plan.toml must parse back: {e}\n{text}"));

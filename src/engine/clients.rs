@@ -352,7 +352,7 @@ fn interrupted_before_start(
     let m = crate::collect::Measured::empty();
     let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let mut s = Summary::new(
-        plan.to_scenario(),
+        plan.scenario.clone(),
         started,
         server_addr.to_string(),
         &m,

@@ -377,7 +377,7 @@ mod tests {
 
     fn facts(plan: &Plan, m: Measured, observed: Option<Observed>) -> Facts {
         Facts {
-            scenario: plan.to_scenario(),
+            scenario: plan.scenario.clone(),
             started_at: "2026-01-01T00:00:00.000Z".into(),
             target: "127.0.0.1:9".parse().unwrap(),
             measured: m,
