@@ -76,7 +76,7 @@ fn model_input(plan: &Plan) -> ModelInput {
         .is_some_and(|l| l.isolate && l.topology == crate::lab::Topology::Veth);
     if let Some(lab) = plan.lab.as_ref().filter(|l| l.isolate) {
         for s in &lab.sysctls {
-            settings.insert(s.name.to_string(), s.value.clone());
+            settings.insert(s.name().to_string(), s.value.clone());
         }
     }
     let target = match &plan.target {

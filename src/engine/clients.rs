@@ -424,7 +424,7 @@ fn merge(
     let buckets = lab_plan
         .server_sysctls
         .iter()
-        .find(|w| w.name == crate::plan::sysctl::MAX_TW_BUCKETS.name)
+        .find(|w| *w.knob == crate::plan::sysctl::MAX_TW_BUCKETS)
         .and_then(|w| w.value.trim().parse().ok());
     let model = server_timewait(&loads, buckets);
     let s = &mut summary;
@@ -532,7 +532,7 @@ fn lab_summary(many: &ManyClients, lab_plan: &lab::LabPlan, clients: ClientsSumm
     let side = |prefix: &str, list: &[crate::lab::Sysctl]| -> Vec<WrittenSysctl> {
         list.iter()
             .map(|w| WrittenSysctl {
-                name: format!("{prefix}{}", w.name),
+                name: format!("{prefix}{}", w.name()),
                 value: w.value.clone(),
             })
             .collect()

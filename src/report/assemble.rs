@@ -273,7 +273,7 @@ pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::lab::LabPlan) -> LabSum
             .written
             .iter()
             .map(|w| WrittenSysctl {
-                name: w.name.to_string(),
+                name: w.recorded_name(),
                 value: w.value.clone(),
             })
             .collect(),
