@@ -129,7 +129,7 @@ fn in_results_dir(
 
 /// Writes plan.toml, the resolved plan (every default filled in), and returns it.
 fn write_plan(plan: &Plan, dir: &ResultsDir) -> Result<crate::plan::Scenario> {
-    let scenario = plan.to_scenario();
+    let scenario = plan.scenario.clone();
     let plan_toml = toml::to_string(&scenario).context("serialising the resolved plan")?;
     let plan_path = dir.path().join("plan.toml");
     dir.create("plan.toml")

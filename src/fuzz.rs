@@ -7,7 +7,9 @@
 //! directory through report, compare and merge.
 //!
 //! Each entry returns `Ok` or an error message; a panic anywhere below is the bug being
-//! hunted. [`Mutator`] makes the inputs from seeds (catalog files, flag sets, summaries).
+//! hunted. [`Mutator`] makes the inputs from seeds (catalog files, summaries, and the flags
+//! of every subcommand as clap defines them: [`flags`], each with the [`SAMPLES`] its own
+//! parser accepts, so a new flag is fuzzed without being listed).
 
 use crate::cmd::cli::{Cli, Command};
 use crate::model;
@@ -45,7 +47,7 @@ pub fn run_flags(args: &[String], file: Option<&[u8]>) -> Result<Plan, String> {
 
 fn resolved(s: &Scenario) -> Result<Plan, String> {
     let plan = Plan::resolve(s).map_err(|e| e.to_string())?;
-    let text = toml::to_string(&plan.to_scenario())
+    let text = toml::to_string(&plan.scenario)
         .unwrap_or_else(|e| panic!("a resolved plan must serialise: {e}"));
     let again: Scenario =
         toml::from_str(&text).unwrap_or_else(|e| panic!("plan.toml must parse back: {e}\n{text}"));
@@ -196,52 +198,151 @@ pub const DICTIONARY: &[&str] = &[
     "reset",
 ];
 
-/// `run` flags, each with a value it accepts (mutated or replaced by the fuzzer).
-pub const FLAGS: &[(&str, &str)] = &[
-    ("--rate", "100/s"),
-    ("--concurrency", "8"),
-    ("--threads", "2"),
-    ("--duration", "2s"),
-    ("--count", "100"),
-    ("--max-in-flight", "64"),
-    ("--connect-timeout", "1s"),
-    ("--exchange-timeout", "1s"),
-    ("--drain-timeout", "1s"),
-    ("--interval", "100ms"),
-    ("--close", "linger=1"),
-    ("--pool", "4"),
-    ("--source", "127.0.0.2"),
-    ("--bind", "range=40000-40099"),
-    ("--payload", "tcp"),
-    ("--send", "hex:0a0b"),
-    ("--expect", "3"),
-    ("--response", "ok"),
-    ("--path", "/health"),
-    ("--target", "127.0.0.1:8080"),
-    ("--listen", "127.0.0.1:0"),
-    ("--backlog", "5"),
-    ("--accept-delay", "10ms"),
-    ("--server-close", "first"),
-    ("--destinations", "2"),
-    ("--ready-timeout", "2s"),
-    ("--lab-port-range", "40000-40299"),
-    ("--lab-reserved-ports", "40000-40010,40020"),
-    ("--lab-tw-reuse", "1"),
-    ("--lab-tw-reuse-delay", "250ms"),
-    ("--lab-max-tw-buckets", "100"),
-    ("--lab-fin-timeout", "5"),
-    ("--lab-timestamps", "true"),
-    ("--lab-somaxconn", "5"),
-    ("--lab-time-wait", "240"),
-    ("--lab-time-scale", "10"),
-    ("--lab-topology", "veth"),
-    ("--max-error-rate", "0.1"),
-    ("--max-connect-p99-ms", "50"),
-    ("--min-success-rate", "0.9"),
-    ("--expect-error", "EADDRNOTAVAIL"),
-    ("--tolerance", "first_error_s=10"),
-    ("--name", "fuzz"),
+/// Values worth giving a flag: each flag of [`flags`] keeps those its own value parser
+/// accepts, so a flag added to the CLI is fuzzed with sane values without being listed. A
+/// flag whose grammar none of these fits is fuzzed with [`DICTIONARY`] fragments only (a
+/// test in tests/fuzz.rs names it, so that a sample can be added here).
+pub const SAMPLES: &[&str] = &[
+    "100/s",
+    "8",
+    "2",
+    "2s",
+    "100",
+    "64",
+    "1s",
+    "100ms",
+    "linger=1",
+    "4",
+    "127.0.0.2",
+    "range=40000-40099",
+    "tcp",
+    "hex:0a0b",
+    "3",
+    "ok",
+    "/health",
+    "127.0.0.1:8080",
+    "127.0.0.1:0",
+    "5",
+    "10ms",
+    "first",
+    "40000-40299",
+    "40000-40010,40020",
+    "1",
+    "250ms",
+    "true",
+    "240",
+    "10",
+    "veth",
+    "0.1",
+    "50",
+    "0.9",
+    "EADDRNOTAVAIL",
+    "first_error_s=10",
+    "fuzz",
+    "1/2",
+    "2030-01-01T00:00:00Z",
+    "curl http://127.0.0.1:8080/",
+    "refused",
+    "results/fuzz",
 ];
+
+/// One long flag of a subcommand, as clap's own definition of the CLI has it.
+#[derive(Debug, Clone)]
+pub struct Flag {
+    /// The subcommand (`run`, `report`, `merge` ...).
+    pub command: String,
+    /// `--rate`.
+    pub long: String,
+    /// Whether it takes a value (false for a switch like `--lab`).
+    pub takes_value: bool,
+    /// Its possible values, else the [`SAMPLES`] its value parser accepts.
+    pub sane: Vec<String>,
+}
+
+/// Every long flag of every subcommand, walked from `Cli::command()` (help and version left
+/// out), in clap's order, each with the values its parser takes.
+pub fn flags() -> &'static [Flag] {
+    static FLAGS: std::sync::OnceLock<Vec<Flag>> = std::sync::OnceLock::new();
+    FLAGS.get_or_init(|| {
+        use clap::CommandFactory as _;
+        let mut root = Cli::command();
+        root.build();
+        let mut out = Vec::new();
+        for sub in root.get_subcommands() {
+            walk(sub, sub.get_name().to_string(), &mut out);
+        }
+        out
+    })
+}
+
+fn walk(cmd: &clap::Command, path: String, out: &mut Vec<Flag>) {
+    use clap::ArgAction;
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        let action = arg.get_action();
+        if matches!(
+            action,
+            ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
+        ) {
+            continue;
+        }
+        let takes_value = action.takes_values();
+        let possible: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| v.get_name().to_string())
+            .collect();
+        let sane = match (takes_value, possible.is_empty()) {
+            (false, _) => Vec::new(),
+            (true, false) => possible,
+            (true, true) => {
+                // The flag's own value parser, alone in a command of its own (its relations
+                // to other flags left behind).
+                let probe = clap::Command::new("probe").no_binary_name(true).arg(
+                    clap::Arg::new("value")
+                        .long(long.to_string())
+                        .action(ArgAction::Set)
+                        .allow_hyphen_values(true)
+                        .value_parser(arg.get_value_parser().clone()),
+                );
+                SAMPLES
+                    .iter()
+                    .filter(|v| {
+                        probe
+                            .clone()
+                            .try_get_matches_from([format!("--{long}"), v.to_string()])
+                            .is_ok()
+                    })
+                    .map(|v| v.to_string())
+                    .collect()
+            }
+        };
+        out.push(Flag {
+            command: path.clone(),
+            long: format!("--{long}"),
+            takes_value,
+            sane,
+        });
+    }
+    for sub in cmd.get_subcommands() {
+        walk(sub, format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+/// `portlab ARGS` for any subcommand, parsed by clap: `run` goes on as [`run_flags`] does
+/// (without a file); the other subcommands are parsed only (running them reads files or the
+/// host). Clap's own refusals are errors.
+pub fn command_line(args: &[String]) -> Result<(), String> {
+    let argv = std::iter::once("portlab".to_string()).chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Run(run) => resolved(&run.over(Scenario::default())).map(drop),
+        _ => Ok(()),
+    }
+}
 
 impl Mutator {
     /// A mutator whose every choice follows from `seed`.
@@ -297,13 +398,38 @@ impl Mutator {
         b
     }
 
-    /// 1 to 6 random `run` flags, each with its own sane value (half the time), a dictionary
-    /// fragment, or its sane value mutated.
+    /// 1 to 6 random `run` flags of [`flags`], each with one of its sane values (half the
+    /// time), a dictionary fragment, or a sane value mutated.
     pub fn flags(&mut self) -> Vec<String> {
+        self.flags_of("run")
+    }
+
+    /// A random subcommand of [`flags`] and 1 to 6 of its flags, as [`Mutator::flags`] makes
+    /// them: the argument list [`command_line`] takes.
+    pub fn command_line(&mut self) -> Vec<String> {
+        let all = flags();
+        let command = all[self.below(all.len())].command.clone();
+        let mut args: Vec<String> = command.split(' ').map(str::to_string).collect();
+        args.extend(self.flags_of(&command));
+        args
+    }
+
+    fn flags_of(&mut self, command: &str) -> Vec<String> {
+        let mine: Vec<&Flag> = flags().iter().filter(|f| f.command == command).collect();
         let mut args = Vec::new();
+        if mine.is_empty() {
+            return args;
+        }
         for _ in 0..1 + self.below(6) {
-            let (flag, sane) = FLAGS[self.below(FLAGS.len())];
-            args.push(flag.to_string());
+            let flag = mine[self.below(mine.len())];
+            args.push(flag.long.clone());
+            if !flag.takes_value {
+                continue;
+            }
+            let sane = match flag.sane.len() {
+                0 => DICTIONARY[self.below(DICTIONARY.len())],
+                n => flag.sane[self.below(n)].as_str(),
+            };
             let value = match self.below(4) {
                 0 => DICTIONARY[self.below(DICTIONARY.len())].to_string(),
                 1 => String::from_utf8_lossy(&self.bytes(sane.as_bytes())).into_owned(),

@@ -7,7 +7,7 @@
 //! --test reference` writes them instead.
 
 use clap::CommandFactory;
-use portlab::cli::Cli;
+use portlab::cmd::cli::Cli;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

@@ -16,14 +16,20 @@ use std::path::Path;
 /// The server's address in the lab's veth topology (lab/linux.rs sets it up).
 const VETH_SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 
-/// Validates `given` as `portlab run` would before any traffic, then renders the plan and
-/// the model's prediction in `format` (json: one object; any other: TOML and comments).
-pub fn render(given: &Scenario, format: Format) -> anyhow::Result<String> {
+/// Validates `given` as `portlab run` would before any traffic (the host checks included):
+/// the plan a dry run shows.
+pub fn check(given: &Scenario) -> anyhow::Result<Plan> {
     let plan = Plan::resolve(given)?;
     crate::lab::check_host(given, &plan)?;
-    let input = model_input(&plan);
+    Ok(plan)
+}
+
+/// Renders a plan [`check`]ed (or resolved and checked by `portlab run`, which shares it)
+/// and the model's prediction in `format` (json: one object; any other: TOML and comments).
+pub fn render(plan: &Plan, format: Format) -> anyhow::Result<String> {
+    let input = model_input(plan);
     let (prediction, inverse, advice) = model::analyse(&input);
-    let scenario = plan.to_scenario();
+    let scenario = &plan.scenario;
     if format == Format::Json {
         let doc = serde_json::json!({
             "plan": scenario,
@@ -38,7 +44,7 @@ pub fn render(given: &Scenario, format: Format) -> anyhow::Result<String> {
         return Ok(serde_json::to_string_pretty(&doc).context("serialising the plan")? + "\n");
     }
     let mut out = String::from("# portlab run --dry-run: the resolved plan (nothing was sent)\n");
-    out += &toml::to_string(&scenario).context("serialising the resolved plan")?;
+    out += &toml::to_string(scenario).context("serialising the resolved plan")?;
     for w in plan.lab.iter().flat_map(|l| &l.warnings) {
         out += &format!("# warning: lab: {w}\n");
     }
@@ -70,7 +76,7 @@ fn model_input(plan: &Plan) -> ModelInput {
         .is_some_and(|l| l.isolate && l.topology == crate::plan::lab::Topology::Veth);
     if let Some(lab) = plan.lab.as_ref().filter(|l| l.isolate) {
         for s in &lab.sysctls {
-            settings.insert(s.name.to_string(), s.value.clone());
+            settings.insert(s.name().to_string(), s.value.clone());
         }
     }
     let target = match &plan.target {
@@ -102,7 +108,7 @@ pub fn suite(
     let mut skipped = 0;
     for file in &files {
         let result = crate::catalog::load(file).and_then(|s| {
-            let text = render(&s, format)?;
+            let text = render(&check(&s)?, format)?;
             Ok((text, crate::suite::skip_reason(file, &s, allow_exec)))
         });
         match result {
@@ -149,7 +155,7 @@ mod tests {
             "[load]\nrate = 100\ncount = 50\n[client]\nbind = \"range=40000-40099\"",
         )
         .unwrap();
-        let text = render(&given, Format::Text).unwrap();
+        let text = render(&check(&given).unwrap(), Format::Text).unwrap();
         assert!(text.contains("# The model's prediction"), "{text}");
         let again: Scenario = toml::from_str(&text).expect("the dry run's text is TOML");
         assert_eq!(
@@ -162,7 +168,7 @@ mod tests {
     fn json_holds_plan_and_prediction() {
         let given: Scenario = toml::from_str("[load]\nrate = 100\ncount = 50").unwrap();
         let v: serde_json::Value =
-            serde_json::from_str(&render(&given, Format::Json).unwrap()).unwrap();
+            serde_json::from_str(&render(&check(&given).unwrap(), Format::Json).unwrap()).unwrap();
         assert_eq!(v["plan"]["load"]["count"], 50);
         assert!(v["model"]["prediction"].is_object(), "{v:#}");
         assert_eq!(v["model"]["input"]["rate"], 100.0);
@@ -171,7 +177,7 @@ mod tests {
     #[test]
     fn a_bad_plan_is_the_plan_error() {
         let given: Scenario = toml::from_str("[load]\nrate = 1e-9").unwrap();
-        let e = render(&given, Format::Text).unwrap_err().to_string();
+        let e = check(&given).unwrap_err().to_string();
         assert!(e.contains("load.rate") && e.contains("--rate"), "{e}");
     }
 }

@@ -28,12 +28,12 @@ pub fn run(args: &RunArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u
         None => Scenario::default(),
     };
     let given = args.over(file);
-    let dry_run = args
-        .dry_run
-        .then(|| crate::cmd::dry_run::render(&given, args.format))
-        .transpose()?;
     let mut plan = Plan::resolve(&given)?;
     crate::lab::check_host(&given, &plan)?;
+    let dry_run = args
+        .dry_run
+        .then(|| crate::cmd::dry_run::render(&plan, args.format))
+        .transpose()?;
     let many = many_clients(args, &mut plan)?;
     let baseline = baseline(args)?;
     if let Some(text) = dry_run {
@@ -64,7 +64,7 @@ pub fn run(args: &RunArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u
 /// its parent serves.
 fn many_clients(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<bool> {
     if let Some(server) = args.in_lab_client {
-        plan.target = plan::Target::External(server.to_string());
+        plan.retarget(server.to_string());
         return Ok(false);
     }
     plan::clients::check(plan).map_err(anyhow::Error::msg)?;

@@ -352,7 +352,7 @@ fn interrupted_before_start(
     let m = crate::collect::Measured::empty();
     let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let mut s = Summary::new(
-        plan.to_scenario(),
+        plan.scenario.clone(),
         started,
         server_addr.to_string(),
         &m,
@@ -424,7 +424,7 @@ fn merge(
     let buckets = lab_plan
         .server_sysctls
         .iter()
-        .find(|w| w.name == crate::plan::sysctl::MAX_TW_BUCKETS.name)
+        .find(|w| *w.knob == crate::plan::sysctl::MAX_TW_BUCKETS)
         .and_then(|w| w.value.trim().parse().ok());
     let model = server_timewait(&loads, buckets);
     let s = &mut summary;
@@ -536,7 +536,7 @@ fn lab_summary(
     let side = |prefix: &str, list: &[crate::plan::lab::Sysctl]| -> Vec<WrittenSysctl> {
         list.iter()
             .map(|w| WrittenSysctl {
-                name: format!("{prefix}{}", w.name),
+                name: format!("{prefix}{}", w.name()),
                 value: w.value.clone(),
             })
             .collect()

@@ -79,12 +79,13 @@ fn linux_row(k: &Knob, value: Option<&str>, input: &ModelInput) -> Setting {
 /// there is one, else the registry's note.
 fn linux_note(k: &Knob, value: &str, input: &ModelInput) -> Option<String> {
     Some(match *k {
-        PORT_RANGE => return input.port_range.map(|r| format!("{} ports", r.len())),
-        RESERVED_PORTS => match input.reserved {
+        // Rows compare by name (a row holds functions, which patterns cannot match).
+        _ if *k == PORT_RANGE => return input.port_range.map(|r| format!("{} ports", r.len())),
+        _ if *k == RESERVED_PORTS => match input.reserved {
             0 => "none inside the range".to_string(),
             n => format!("{n} of them inside the range, never picked for connect()"),
         },
-        TW_REUSE => match value {
+        _ if *k == TW_REUSE => match value {
             "0" => "off: connect() never takes a port still in TIME_WAIT",
             "1" => "on: connect() may reuse a TIME_WAIT port after the delay",
             "2" => {
@@ -93,9 +94,9 @@ fn linux_note(k: &Knob, value: &str, input: &ModelInput) -> Option<String> {
             _ => "unrecognised value",
         }
         .to_string(),
-        TW_REUSE_DELAY => format!("{} ({} s)", k.note, num(input.tw_reuse_delay_s)),
-        TIMESTAMPS if value == "0" => format!("off: {}", k.note),
-        TIMESTAMPS => "on: tcp_tw_reuse can work".to_string(),
+        _ if *k == TW_REUSE_DELAY => format!("{} ({} s)", k.note, num(input.tw_reuse_delay_s)),
+        _ if *k == TIMESTAMPS && value == "0" => format!("off: {}", k.note),
+        _ if *k == TIMESTAMPS => "on: tcp_tw_reuse can work".to_string(),
         _ => k.note.to_string(),
     })
 }

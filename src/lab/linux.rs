@@ -7,8 +7,9 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::{Applied, LabError, LabPlan, MODEL_SYSCTLS};
-use crate::plan::lab::{parse_reserved_ports, Sysctl, Topology};
+use super::{Applied, LabError, LabPlan};
+use crate::plan::lab::{Sysctl, Topology};
+use crate::plan::sysctl::{Knob, REGISTRY};
 use crate::sys::netlink::{
     MsgBuilder, NlSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
 };
@@ -94,11 +95,7 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
     };
 
     let mut written = plan.sysctls.clone();
-    written.extend(plan.server_sysctls.iter().cloned().map(|mut s| {
-        // Keep the two sides apart in the record of what was written.
-        s.name = server_name(s.name);
-        s
-    }));
+    written.extend(plan.server_sysctls.iter().cloned());
     Ok(Applied {
         mode,
         topology: plan.topology,
@@ -110,22 +107,6 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
         warnings: plan.warnings.clone(),
         ns: Some(ns),
     })
-}
-
-/// "server:" + name for the written-record of server-side sysctls, without allocating a
-/// 'static string per call: one per registry knob, built once.
-fn server_name(name: &'static str) -> &'static str {
-    static NAMES: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            crate::plan::sysctl::REGISTRY
-                .iter()
-                .map(|k| (k.name, format!("server:{}", k.name)))
-                .collect()
-        })
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(name, |(_, server)| server.as_str())
 }
 
 /// Whether this process could enter a lab, tried as [`unshare_net`] does but in a child
@@ -308,15 +289,6 @@ pub(super) fn interface_up(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn sysctl_path(name: &str) -> String {
-    format!("/proc/sys/{}", name.replace('.', "/"))
-}
-
-/// Why a sysctl may be missing, and what to drop instead.
-fn missing_hint(name: &str) -> &'static str {
-    crate::plan::sysctl::by_name(name).map_or("drop that key from [lab]", |k| k.missing)
-}
-
 /// Writes every sysctl in order, reading each back.
 pub(super) fn write_all(sysctls: &[Sysctl]) -> Result<(), LabError> {
     for s in sysctls {
@@ -327,10 +299,11 @@ pub(super) fn write_all(sysctls: &[Sysctl]) -> Result<(), LabError> {
 
 /// Writes one sysctl in the calling thread's namespace and checks the kernel holds it.
 pub(super) fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
-    let path = sysctl_path(s.name);
+    let k = s.knob;
+    let path = k.path();
     let missing = || LabError::SysctlMissing {
-        name: s.name,
-        hint: missing_hint(s.name),
+        name: k.name,
+        hint: k.missing,
     };
     // No create: a sysctl that does not exist must fail, never become a file.
     let mut f = match fs::OpenOptions::new().write(true).open(&path) {
@@ -338,7 +311,7 @@ pub(super) fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
         Err(e) => {
             return Err(LabError::setup(
-                format!("opening {path} to set {} = {}", s.name, s.value),
+                format!("opening {path} to set {} = {}", k.name, s.value),
                 e,
             ))
         }
@@ -349,16 +322,16 @@ pub(super) fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
             LabError::setup(
                 format!(
                     "writing {} = {:?} (the kernel refused the value)",
-                    s.name, s.value
+                    k.name, s.value
                 ),
                 e,
             )
         })?;
     drop(f);
-    let got = read_sysctl(s.name)?.ok_or_else(missing)?;
-    if !same_value(s.name, &s.value, &got) {
+    let got = read_sysctl(k)?.ok_or_else(missing)?;
+    if !k.holds(&s.value, &got) {
         return Err(LabError::SysctlMismatch {
-            name: s.name,
+            name: k.name,
             wanted: s.value.clone(),
             got,
         });
@@ -366,36 +339,22 @@ pub(super) fn write_sysctl(s: &Sysctl) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Compares what was written with what the kernel prints: whitespace-insensitive, and for
-/// the reserved-port list by the set of ports.
-fn same_value(name: &str, wanted: &str, got: &str) -> bool {
-    if name == crate::plan::sysctl::RESERVED_PORTS.name {
-        return match (
-            parse_reserved_ports("reserved_ports", wanted),
-            parse_reserved_ports("reserved_ports", got),
-        ) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-    }
-    wanted.split_whitespace().eq(got.split_whitespace())
-}
-
 /// Reads one sysctl with its whitespace normalized ("32768\t60999" -> "32768 60999");
 /// Ok(None) when this kernel does not have it.
-fn read_sysctl(name: &str) -> Result<Option<String>, LabError> {
-    match fs::read_to_string(sysctl_path(name)) {
+fn read_sysctl(k: &Knob) -> Result<Option<String>, LabError> {
+    match fs::read_to_string(k.path()) {
         Ok(v) => Ok(Some(v.split_whitespace().collect::<Vec<_>>().join(" "))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(LabError::setup(format!("reading {name}"), e)),
+        Err(e) => Err(LabError::setup(format!("reading {}", k.name), e)),
     }
 }
 
 pub(crate) fn read_settings() -> Result<BTreeMap<String, String>, LabError> {
     let mut out = BTreeMap::new();
-    for name in MODEL_SYSCTLS {
-        if let Some(v) = read_sysctl(name)? {
-            out.insert(name.to_string(), v);
+    // MODEL_SYSCTLS, in registry order.
+    for k in REGISTRY {
+        if let Some(v) = read_sysctl(k)? {
+            out.insert(k.name.to_string(), v);
         }
     }
     Ok(out)

@@ -181,9 +181,14 @@ fn child_loopback() {
     let after = sampler.sample();
     // A sysctl this kernel lacks is an error naming it, never skipped (written inside the
     // namespace, though the open fails before anything is written anyway).
-    let missing = super::linux::write_sysctl(&super::Sysctl {
+    const NO_SUCH: crate::plan::sysctl::Knob = crate::plan::sysctl::Knob {
         name: "net.ipv4.tcp_no_such_setting",
+        ..crate::plan::sysctl::FIN_TIMEOUT
+    };
+    let missing = super::linux::write_sysctl(&super::Sysctl {
+        knob: &NO_SUCH,
         value: "1".into(),
+        server: false,
     })
     .expect_err("no such sysctl")
     .to_string();

@@ -123,3 +123,31 @@ pub(super) fn resolve(c: &ClientSection) -> Result<Client, PlanError> {
         local_port_range: c.local_port_range,
     })
 }
+
+/// `[client]` as plan.toml writes it, every default filled in, `exec` its command keys.
+/// Both structs are taken apart field by field, so a key added to either is a compile error
+/// here until it is written.
+pub(super) fn written(c: &Client, exec: Option<&super::client_exec::ClientExec>) -> ClientSection {
+    let Client {
+        close,
+        pool,
+        reuse_addr,
+        nodelay,
+        sources,
+        bind,
+        local_port_range,
+    } = c;
+    ClientSection {
+        close: Some(*close),
+        pool: Some(*pool),
+        reuse_addr: Some(*reuse_addr),
+        nodelay: Some(*nodelay),
+        source: Some(sources.iter().map(|a| a.to_string()).collect()),
+        bind: Some(*bind),
+        local_port_range: *local_port_range,
+        exec: exec.map(|x| x.command.clone()),
+        sample: exec.map(|x| Span(x.sample)),
+        stop_after: exec.and_then(|x| x.stop_after.map(Span)),
+        failure_pattern: exec.and_then(|x| x.failure_pattern.clone()),
+    }
+}

@@ -2,7 +2,7 @@
 //! `client.failure_pattern`), resolved and validated: the pure half of the user's own
 //! client. Running it is [`crate::client`]'s.
 
-use super::{invalid, ClientSection, PlanError, Span};
+use super::{invalid, ClientSection, PlanError};
 use std::time::Duration;
 
 /// Default sampling interval of the client's namespace.
@@ -78,16 +78,6 @@ impl ClientExec {
             stop_after: c.stop_after.map(|s| s.0),
             failure_pattern: c.failure_pattern.clone(),
         }))
-    }
-
-    /// Writes the keys back into a `[client]` section (plan.toml).
-    pub fn write_back(this: Option<&ClientExec>, c: &mut ClientSection) {
-        if let Some(x) = this {
-            c.exec = Some(x.command.clone());
-            c.sample = Some(Span(x.sample));
-            c.stop_after = x.stop_after.map(Span);
-            c.failure_pattern = x.failure_pattern.clone();
-        }
     }
 }
 

@@ -166,18 +166,29 @@ impl Expectations {
     }
 
     /// Back to the `[expect]` table (only what differs from the defaults).
+    /// Taken apart field by field: a check added is a compile error here until it is written.
     pub fn to_section(&self) -> ExpectSection {
+        let Expectations {
+            exhaustion,
+            max_error_rate,
+            max_connect_p99_ms,
+            min_success_rate,
+            min_margin,
+            errors,
+            model,
+            tolerance_pct,
+            tolerance,
+        } = self;
         ExpectSection {
-            exhaustion: self.exhaustion,
-            max_error_rate: self.max_error_rate,
-            max_connect_p99_ms: self.max_connect_p99_ms,
-            min_success_rate: self.min_success_rate,
-            min_margin: self.min_margin,
-            errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
-            model: (!self.model).then_some(false),
-            tolerance_pct: (self.tolerance_pct != DEFAULT_TOLERANCE_PCT)
-                .then_some(self.tolerance_pct),
-            tolerance: (!self.tolerance.is_empty()).then(|| self.tolerance.clone()),
+            exhaustion: *exhaustion,
+            max_error_rate: *max_error_rate,
+            max_connect_p99_ms: *max_connect_p99_ms,
+            min_success_rate: *min_success_rate,
+            min_margin: *min_margin,
+            errors: (!errors.is_empty()).then(|| errors.clone()),
+            model: (!model).then_some(false),
+            tolerance_pct: (*tolerance_pct != DEFAULT_TOLERANCE_PCT).then_some(*tolerance_pct),
+            tolerance: (!tolerance.is_empty()).then(|| tolerance.clone()),
         }
     }
 }

@@ -310,13 +310,42 @@ impl fmt::Display for Topology {
     }
 }
 
-/// One sysctl to write: dotted name and the value exactly as written to /proc/sys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One sysctl to write: its registry row (name, path, read-back) and the value exactly as
+/// written to /proc/sys.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sysctl {
-    /// e.g. "net.ipv4.ip_local_port_range".
-    pub name: &'static str,
+    /// Its row, e.g. [`PORT_RANGE`].
+    pub knob: &'static Knob,
     /// e.g. "32768 32967".
     pub value: String,
+    /// Written in the server's namespace (`[lab.server]`), not the client's.
+    pub server: bool,
+}
+
+impl Sysctl {
+    /// Dotted name, e.g. "net.ipv4.ip_local_port_range".
+    pub fn name(&self) -> &'static str {
+        self.knob.name
+    }
+
+    /// The name in the record of what was written: "server:" + name for the server's side.
+    pub fn recorded_name(&self) -> String {
+        match self.server {
+            true => format!("server:{}", self.knob.name),
+            false => self.knob.name.to_string(),
+        }
+    }
+}
+
+impl Serialize for Sysctl {
+    /// `{"name", "value"}`, as before the row was carried.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("Sysctl", 2)?;
+        st.serialize_field("name", self.knob.name)?;
+        st.serialize_field("value", &self.value)?;
+        st.end()
+    }
 }
 
 pub use super::values::PortRange;
@@ -451,8 +480,7 @@ pub fn format_reserved_ports(ranges: &[PortRange]) -> String {
 }
 
 /// The values one side (`[lab]`, or `[lab.server]` with `server`) gives the knobs both sides
-/// share, by registry row, as numbers (a bool as 0 or 1). They are read through serde, whose
-/// field names are the registry's `lab_key`s (its test checks each is a key of `[lab]`), so a
+/// share, by registry row, as numbers (a bool as 0 or 1). Each row reads its own field, so a
 /// new knob needs no line here.
 struct Side {
     values: BTreeMap<&'static str, u64>,
@@ -461,21 +489,30 @@ struct Side {
 
 /// The knobs both sides have, in write order.
 fn shared() -> impl Iterator<Item = &'static Knob> {
-    REGISTRY.iter().filter(|k| k.server_key.is_some())
+    REGISTRY.iter().filter(|k| k.server.is_some())
 }
 
 impl Side {
-    fn of<T: Serialize>(section: &T, server: bool) -> Side {
-        // A section of options, numbers and strings always serializes (a NaN time_scale
-        // becomes null); the fallback (no values) is unreachable.
-        let fields = serde_json::to_value(section).unwrap_or_default();
+    /// `[lab]`'s values.
+    fn client(lab: &LabConfig) -> Side {
         let values = shared()
-            .filter_map(|k| {
-                let v = fields.get(k.lab_key)?;
-                Some((k.name, v.as_u64().or_else(|| v.as_bool().map(u64::from))?))
-            })
+            .filter_map(|k| Some((k.name, (k.lab.get)(lab)?.number()?)))
             .collect();
-        Side { values, server }
+        Side {
+            values,
+            server: false,
+        }
+    }
+
+    /// `[lab.server]`'s values.
+    fn server(server: &ServerSideConfig) -> Side {
+        let values = shared()
+            .filter_map(|k| Some((k.name, (k.server?.get)(server)?.number()?)))
+            .collect();
+        Side {
+            values,
+            server: true,
+        }
     }
 
     fn get(&self, k: &Knob) -> Option<u64> {
@@ -488,9 +525,9 @@ impl Side {
 
     /// The key messages name: `tw_reuse` or `server.tw_reuse`.
     fn key(&self, k: &Knob) -> &'static str {
-        match (self.server, k.server_key) {
-            (true, Some(key)) => key,
-            _ => k.lab_key,
+        match (self.server, k.server) {
+            (true, Some(field)) => field.key,
+            _ => k.lab.key,
         }
     }
 
@@ -561,8 +598,9 @@ impl Side {
         self.relations(topology, warnings)?;
         out.extend(shared().filter_map(|k| {
             Some(Sysctl {
-                name: k.name,
+                knob: k,
                 value: k.accepts.check(self.get(k)?).ok()?,
+                server: self.server,
             })
         }));
         Ok(())
@@ -620,7 +658,7 @@ impl LabConfig {
         let (port_range, reserved_ports) = self.ports(&mut sysctls)?;
 
         // Time scale: emulate `time_wait` with tw_reuse = 1 and a delay of time_wait / scale.
-        let mut common = Side::of(self, false);
+        let mut common = Side::client(self);
         let scale = self.scale()?;
         let time_wait = self.emulate_time_wait(&mut common, scale)?;
         // Unless the scenario says otherwise, the lab behaves like traffic to another host:
@@ -635,7 +673,7 @@ impl LabConfig {
 
         let mut server_sysctls = Vec::new();
         if !self.server.is_empty() {
-            Side::of(&self.server, true).sysctls(topology, &mut server_sysctls, &mut warnings)?;
+            Side::server(&self.server).sysctls(topology, &mut server_sysctls, &mut warnings)?;
         }
 
         Ok(LabPlan {
@@ -657,11 +695,10 @@ impl LabConfig {
     /// The plan with isolation off: nothing may be set (the lab never changes the host).
     fn host_only(&self, topology: Topology) -> Result<LabPlan, LabError> {
         // Every registry knob whose key is set, then the lab's own keys.
-        let fields = serde_json::to_value(self).unwrap_or_default();
         let mut keys: Vec<&str> = REGISTRY
             .iter()
-            .map(|k| k.lab_key)
-            .filter(|key| !fields[key].is_null())
+            .filter(|k| (k.lab.get)(self).is_some())
+            .map(|k| k.lab.key)
             .collect();
         let set = [
             ("time_wait", self.time_wait.is_some()),
@@ -703,7 +740,8 @@ impl LabConfig {
         };
         if let Some(r) = port_range {
             sysctls.push(Sysctl {
-                name: PORT_RANGE.name,
+                knob: &PORT_RANGE,
+                server: false,
                 value: format!("{} {}", r.lo, r.hi),
             });
         }
@@ -724,7 +762,8 @@ impl LabConfig {
                 }
             }
             sysctls.push(Sysctl {
-                name: RESERVED_PORTS.name,
+                knob: &RESERVED_PORTS,
+                server: false,
                 value: format_reserved_ports(r),
             });
         }
@@ -862,7 +901,7 @@ mod tests {
     fn value<'a>(plan: &'a LabPlan, name: &str) -> Option<&'a str> {
         plan.sysctls
             .iter()
-            .find(|s| s.name == name)
+            .find(|s| s.name() == name)
             .map(|s| s.value.as_str())
     }
 
@@ -1018,7 +1057,7 @@ mod tests {
             let got: Vec<(&str, &str)> = plan
                 .sysctls
                 .iter()
-                .map(|s| (s.name, s.value.as_str()))
+                .map(|s| (s.name(), s.value.as_str()))
                 .collect();
             assert_eq!(got, want, "{what}");
         }
@@ -1428,15 +1467,23 @@ mod tests {
             plan.server_sysctls,
             vec![
                 Sysctl {
-                    name: "net.core.somaxconn",
-                    value: "5".into()
+                    knob: &super::super::sysctl::SOMAXCONN,
+                    value: "5".into(),
+                    server: true,
                 },
                 Sysctl {
-                    name: "net.ipv4.tcp_abort_on_overflow",
-                    value: "1".into()
+                    knob: &super::super::sysctl::ABORT_ON_OVERFLOW,
+                    value: "1".into(),
+                    server: true,
                 }
             ]
         );
+        // summary.json's record of what was written keeps the two sides apart.
+        assert_eq!(
+            plan.server_sysctls[0].recorded_name(),
+            "server:net.core.somaxconn"
+        );
+        assert_eq!(plan.sysctls[0].recorded_name(), plan.sysctls[0].name());
     }
 
     #[test]

@@ -177,6 +177,48 @@ pub(super) fn resolve(l: &LoadSection, pool: u32) -> Result<Load, PlanError> {
 }
 
 /// This shard's rate (R / N) and count (its exact share of C), and the shard resolved.
+/// `[load]` as plan.toml writes it, every default filled in. Both structs are taken apart
+/// field by field, so a key added to either is a compile error here until it is written.
+pub(super) fn written(l: &Load) -> LoadSection {
+    let Load {
+        rate,
+        concurrency,
+        threads,
+        duration,
+        count,
+        max_in_flight,
+        connect_timeout,
+        exchange_timeout,
+        drain_timeout,
+        interval,
+        shard,
+        start_at,
+    } = l;
+    LoadSection {
+        // A shard writes back the whole run's rate and count with its shard: the plan
+        // re-runs as the same shard of the same schedule.
+        rate: Some(match shard.and_then(|s| s.total_rate) {
+            Some(r) => Rate::PerSecond(r),
+            None => *rate,
+        }),
+        concurrency: Some(*concurrency),
+        // Unset stays unset: the plan re-run elsewhere takes that machine's cores.
+        threads: *threads,
+        duration: duration.map(Span),
+        count: shard.map_or(*count, |s| s.total_count),
+        max_in_flight: Some(*max_in_flight),
+        connect_timeout: Some(Span(*connect_timeout)),
+        exchange_timeout: Some(Span(*exchange_timeout)),
+        drain_timeout: Some(Span(*drain_timeout)),
+        interval: Some(Span(*interval)),
+        shard: shard.map(|s| crate::shard::ShardSpec {
+            index: Some(s.index),
+            count: s.count,
+        }),
+        start_at: *start_at,
+    }
+}
+
 fn split(
     spec: crate::shard::ShardSpec,
     rate: Rate,

@@ -265,8 +265,9 @@ pub struct Plan {
     pub exec: Option<TargetExec>,
     /// The lab, validated (None: no `[lab]` table and no `--lab*` flag).
     pub lab: Option<lab::LabPlan>,
-    /// The `[lab]` table as given, to write plan.toml back.
-    pub lab_config: Option<lab::LabConfig>,
+    /// The scenario with every default filled in: what plan.toml (and summary.json's
+    /// `plan`) holds, and read back it resolves to this same plan.
+    pub scenario: Scenario,
     /// `[expect]`, validated.
     pub expect: Expectations,
     /// The user's own client (`client.exec`), run instead of portlab's.
@@ -288,26 +289,52 @@ pub const MAX_THREADS: u32 = 256;
 pub const MAX_DESTINATIONS: u32 = 8;
 
 impl Plan {
-    /// Validates a (file + flags) scenario and fills in every default.
+    /// Validates a (file + flags) scenario and fills in every default, in the typed parts the
+    /// run works from and in [`Plan::scenario`], the same plan as a scenario (plan.toml). The
+    /// scenario is taken apart field by field, and each section's `written` takes its typed
+    /// part apart likewise: a key added anywhere is a compile error until it is written back.
     pub fn resolve(s: &Scenario) -> Result<Plan, PlanError> {
         bounds::check(s)?;
-        let client = client::resolve(&s.client)?;
-        let load = load::resolve(&s.load, client.pool)?;
-        let payload = payload::resolve(&s.payload, &s.target.address, client.close)?;
-        let (target, exec) = target::resolve(&s.target, &s.payload, client.close)?;
-        let lab = s.lab.as_ref().map(|c| c.validate()).transpose()?;
-        let plan = Plan {
-            expect: Expectations::resolve(&s.expect)?,
-            lab,
-            lab_config: s.lab.clone(),
-            name: s.name.clone().unwrap_or_else(|| "run".to_string()),
-            description: s.description.clone(),
+        let Scenario {
+            name,
+            description,
             load,
             client,
             payload,
             target,
+            lab,
+            expect,
+        } = s;
+        let client_typed = client::resolve(client)?;
+        let load_typed = load::resolve(load, client_typed.pool)?;
+        let payload_typed = payload::resolve(payload, &target.address, client_typed.close)?;
+        let (target_typed, exec) = target::resolve(target, payload, client_typed.close)?;
+        let lab_typed = lab.as_ref().map(|c| c.validate()).transpose()?;
+        let expect_typed = Expectations::resolve(expect)?;
+        let client_exec = client_exec::ClientExec::resolve(client)?;
+        let name = name.clone().unwrap_or_else(|| "run".to_string());
+        let scenario = Scenario {
+            name: Some(name.clone()),
+            description: description.clone(),
+            load: load::written(&load_typed),
+            client: client::written(&client_typed, client_exec.as_ref()),
+            payload: payload::written(&payload_typed, target.address.is_some()),
+            target: target::written(&target_typed, exec.as_ref()),
+            lab: lab.clone(),
+            expect: expect_typed.to_section(),
+        };
+        let plan = Plan {
+            expect: expect_typed,
+            lab: lab_typed,
+            scenario,
+            name,
+            description: description.clone(),
+            load: load_typed,
+            client: client_typed,
+            payload: payload_typed,
+            target: target_typed,
             exec,
-            client_exec: client_exec::ClientExec::resolve(&s.client)?,
+            client_exec,
         };
         plan.check_consistency()?;
         if let Rate::PerSecond(r) = plan.lab_rate() {
@@ -319,6 +346,14 @@ impl Plan {
             }
         }
         Ok(plan)
+    }
+
+    /// Points the plan at an external `server` (a lab client, whose server its parent runs),
+    /// in the typed target and in [`Plan::scenario`] alike.
+    pub fn retarget(&mut self, server: String) {
+        self.target = Target::External(server);
+        self.scenario.target = target::written(&self.target, self.exec.as_ref());
+        self.scenario.payload = payload::written(&self.payload, true);
     }
 
     /// Combinations that cannot hold, refused with the reason and the way out.
@@ -445,84 +480,6 @@ impl Plan {
         };
         client + server + 64
     }
-
-    /// The plan written back as a scenario with every key set: `plan.toml` re-runs it exactly.
-    pub fn to_scenario(&self) -> Scenario {
-        let l = &self.load;
-        let c = &self.client;
-        let p = &self.payload;
-        let (address, listen, backlog, accept_delay, server_close, destinations) =
-            match &self.target {
-                Target::External(a) => (Some(a.clone()), None, None, None, None, None),
-                Target::Embedded(s) => (
-                    None,
-                    Some(s.listen.to_string()),
-                    Some(s.backlog),
-                    Some(Span(s.accept_delay)),
-                    Some(s.close),
-                    Some(s.destinations),
-                ),
-            };
-        let tcp = p.kind == PayloadKind::Tcp;
-        let mut scenario = Scenario {
-            name: Some(self.name.clone()),
-            description: self.description.clone(),
-            load: LoadSection {
-                // A shard writes back the whole run's rate and count with its shard: the
-                // plan re-runs as the same shard of the same schedule.
-                rate: Some(match l.shard.and_then(|s| s.total_rate) {
-                    Some(r) => Rate::PerSecond(r),
-                    None => l.rate,
-                }),
-                concurrency: Some(l.concurrency),
-                // Unset stays unset: the plan re-run elsewhere takes that machine's cores.
-                threads: l.threads,
-                duration: l.duration.map(Span),
-                count: l.shard.map_or(l.count, |s| s.total_count),
-                max_in_flight: Some(l.max_in_flight),
-                connect_timeout: Some(Span(l.connect_timeout)),
-                exchange_timeout: Some(Span(l.exchange_timeout)),
-                drain_timeout: Some(Span(l.drain_timeout)),
-                interval: Some(Span(l.interval)),
-                shard: l.shard.map(|s| crate::shard::ShardSpec {
-                    index: Some(s.index),
-                    count: s.count,
-                }),
-                start_at: l.start_at,
-            },
-            client: ClientSection {
-                close: Some(c.close),
-                pool: Some(c.pool),
-                reuse_addr: Some(c.reuse_addr),
-                nodelay: Some(c.nodelay),
-                source: Some(c.sources.iter().map(|a| a.to_string()).collect()),
-                bind: Some(c.bind),
-                local_port_range: c.local_port_range,
-                ..Default::default()
-            },
-            payload: PayloadSection {
-                kind: Some(p.kind),
-                send: tcp.then(|| p.send.clone()),
-                expect: tcp.then_some(p.expect),
-                response: (tcp && address.is_none()).then(|| p.response.clone()),
-                path: (p.kind == PayloadKind::Http).then(|| p.path.clone()),
-            },
-            target: TargetSection {
-                address,
-                listen,
-                backlog,
-                accept_delay,
-                server_close,
-                destinations,
-                exec: self.exec.as_ref().map(|e| e.command.clone()),
-                ready_timeout: self.exec.as_ref().map(|e| Span(e.ready_timeout)),
-            },
-            lab: self.lab_config.clone(),
-            expect: self.expect.to_section(),
-        };
-        client_exec::ClientExec::write_back(self.client_exec.as_ref(), &mut scenario.client);
-        scenario
-    }
 }
 
 #[cfg(test)]
@@ -559,7 +516,7 @@ mod tests {
             "name = \"rt\"\n[load]\nrate = 250\ncount = 900\n[client]\nclose = \"reset\"\nbind = \"range=40000-40100\"\n[payload]\nkind = \"tcp\"\nsend = \"hex:00ff\"\n",
         )
         .unwrap();
-        let text = toml::to_string(&plan.to_scenario()).unwrap();
+        let text = toml::to_string(&plan.scenario).unwrap();
         let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
         assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
         for extra in [
@@ -569,9 +526,171 @@ mod tests {
             "[payload]\nkind = \"http\"\n[target]\naddress = \"127.0.0.1:8080\"\nexec = \"nginx -c /tmp/x.conf\"\nready_timeout = \"3s\"\n",
         ] {
             let plan = parse(extra).unwrap();
-            let text = toml::to_string(&plan.to_scenario()).unwrap();
+            let text = toml::to_string(&plan.scenario).unwrap();
             let again = Plan::resolve(&toml::from_str(&text).unwrap()).unwrap();
             assert_eq!(plan, again, "plan.toml must re-run the same plan:\n{text}");
+        }
+    }
+
+    /// Every key path (`load.rate`, `lab.server.somaxconn`) set in a TOML table.
+    fn keys_set(table: &toml::Table, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        for (k, v) in table {
+            let path = format!("{prefix}{k}");
+            match v {
+                // `[expect.tolerance]` is one key, a map of checks.
+                toml::Value::Table(t) if path != "expect.tolerance" => {
+                    keys_set(t, &format!("{path}."), out)
+                }
+                _ => {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+
+    /// scenario -> plan.toml -> scenario -> plan, for cases that between them set every key
+    /// of every section (the keys are taken from the sections' own field lists): each key a
+    /// case sets is in its plan.toml, which re-runs the same plan. A key added to a section
+    /// fails here until a case sets it, and fails again if plan.toml loses it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_key_survives_plan_toml() {
+        let soon = std::time::SystemTime::now() + Duration::from_secs(60);
+        let soon = soon
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let cases = [
+            format!(
+                r#"
+                name = "every-key"
+                description = "all of them"
+                [load]
+                rate = 200
+                concurrency = 7
+                threads = 2
+                duration = "4s"
+                count = 500
+                max_in_flight = 99
+                connect_timeout = "2s"
+                exchange_timeout = "3s"
+                drain_timeout = "1500ms"
+                interval = "500ms"
+                shard = "1/2"
+                start_at = "{soon}"
+                [client]
+                close = "reset"
+                pool = 4
+                reuse_addr = true
+                nodelay = true
+                source = ["127.0.0.1"]
+                bind = "no-port"
+                local_port_range = "40000-40999"
+                [payload]
+                kind = "tcp"
+                send = "hi"
+                expect = 3
+                response = "abc"
+                [target]
+                listen = "127.0.0.1:0"
+                backlog = 100
+                accept_delay = "1ms"
+                server_close = "after-client"
+                destinations = 2
+                [expect]
+                exhaustion = true
+                max_error_rate = 0.5
+                max_connect_p99_ms = 20
+                min_success_rate = 0.25
+                min_margin = 1.5
+                errors = ["eaddrnotavail"]
+                model = false
+                tolerance_pct = 8
+                [expect.tolerance]
+                first_error_s = 2
+                "#
+            ),
+            r#"
+            [payload]
+            kind = "http"
+            path = "/health"
+            [target]
+            address = "127.0.0.1:8080"
+            exec = "nginx -c /tmp/x.conf"
+            ready_timeout = "3s"
+            "#
+            .to_string(),
+            r#"
+            [client]
+            exec = "curl http://127.0.0.1:8080/"
+            sample = "50ms"
+            stop_after = "2s"
+            failure_pattern = "refused"
+            [target]
+            address = "127.0.0.1:8080"
+            "#
+            .to_string(),
+            r#"
+            [lab]
+            isolate = true
+            port_range = "40000-40999"
+            reserved_ports = "40100"
+            tw_reuse = 2
+            tw_reuse_delay_ms = 500
+            max_tw_buckets = 1000
+            fin_timeout = 10
+            timestamps = true
+            somaxconn = 128
+            abort_on_overflow = true
+            topology = "veth"
+            clients = 2
+            [lab.server]
+            tw_reuse = 1
+            tw_reuse_delay_ms = 700
+            max_tw_buckets = 2000
+            somaxconn = 256
+            abort_on_overflow = false
+            fin_timeout = 20
+            timestamps = true
+            "#
+            .to_string(),
+            "[lab]\nisolate = true\ntime_wait = \"240s\"\ntime_scale = 10\n".to_string(),
+        ];
+        let mut covered = std::collections::BTreeSet::new();
+        for text in &cases {
+            let plan = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let written = toml::to_string(&plan.scenario).unwrap();
+            let again = Plan::resolve(&toml::from_str(&written).unwrap()).unwrap();
+            assert_eq!(
+                plan, again,
+                "plan.toml must re-run the same plan:\n{written}"
+            );
+            let (mut given, mut kept) = Default::default();
+            keys_set(&toml::from_str(text).unwrap(), "", &mut given);
+            keys_set(&toml::from_str(&written).unwrap(), "", &mut kept);
+            let lost: Vec<_> = given.difference(&kept).collect();
+            assert!(lost.is_empty(), "plan.toml lost {lost:?}:\n{written}");
+            covered.extend(given);
+        }
+        let sections: [(&str, &[&str]); 7] = [
+            ("load.", LoadSection::KEYS),
+            ("client.", ClientSection::KEYS),
+            ("payload.", PayloadSection::KEYS),
+            ("target.", TargetSection::KEYS),
+            ("expect.", ExpectSection::KEYS),
+            ("lab.", lab::LabConfig::KEYS),
+            ("lab.server.", lab::ServerSideConfig::KEYS),
+        ];
+        let every = sections
+            .iter()
+            .flat_map(|(prefix, keys)| keys.iter().map(move |k| format!("{prefix}{k}")))
+            .filter(|k| k != "lab.server")
+            .chain(["name".to_string(), "description".to_string()]);
+        for key in every {
+            assert!(
+                covered.contains(&key),
+                "no case sets {key}: add it to a case"
+            );
         }
     }
 
@@ -580,7 +699,7 @@ mod tests {
         // A plan re-run on another machine takes that machine's cores.
         let plan = parse("[load]\nrate = 10\n").unwrap();
         assert_eq!(plan.load.threads, None);
-        let text = toml::to_string(&plan.to_scenario()).unwrap();
+        let text = toml::to_string(&plan.scenario).unwrap();
         assert!(!text.contains("threads"), "{text}");
         assert_eq!(
             parse("[load]\nthreads = 3\n").unwrap().load.threads,
@@ -718,7 +837,7 @@ mod tests {
             8.0,
             "the default for the others"
         );
-        let again = Plan::resolve(&plan.to_scenario()).unwrap();
+        let again = Plan::resolve(&plan.scenario).unwrap();
         assert_eq!(again.expect, plan.expect, "plan.toml keeps [expect]");
         assert_eq!(parse("").unwrap().expect, Expectations::default());
     }

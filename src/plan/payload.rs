@@ -98,3 +98,24 @@ pub(super) fn resolve(
         path,
     })
 }
+
+/// `[payload]` as plan.toml writes it: the keys of its kind (a response only for the
+/// embedded server, `external` false). Both structs are taken apart field by field, so a key
+/// added to either is a compile error here until it is written.
+pub(super) fn written(p: &Payload, external: bool) -> PayloadSection {
+    let Payload {
+        kind,
+        send,
+        expect,
+        response,
+        path,
+    } = p;
+    let tcp = *kind == PayloadKind::Tcp;
+    PayloadSection {
+        kind: Some(*kind),
+        send: tcp.then(|| send.clone()),
+        expect: tcp.then_some(*expect),
+        response: (tcp && !external).then(|| response.clone()),
+        path: (*kind == PayloadKind::Http).then(|| path.clone()),
+    }
+}

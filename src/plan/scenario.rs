@@ -61,6 +61,11 @@ macro_rules! section {
         }
 
         impl $name {
+            /// Every key of this section, in field order (the round-trip test of plan.toml
+            /// checks that each one is exercised).
+            #[cfg(test)]
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($f)),+];
+
             /// `top`'s keys over `self`'s: a key set in `top` wins.
             pub fn overlay(&mut self, top: $name) {
                 $( $crate::plan::scenario::Layer::layer(&mut self.$f, top.$f); )+

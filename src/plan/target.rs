@@ -132,6 +132,42 @@ pub(super) fn resolve(
     Ok((target, exec))
 }
 
+/// `[target]` as plan.toml writes it: the embedded server's keys, or the external address
+/// and its command. Taken apart field by field, so a key added is a compile error here until
+/// it is written.
+pub(super) fn written(t: &Target, exec: Option<&TargetExec>) -> TargetSection {
+    let command = exec.map(|e| e.command.clone());
+    let ready_timeout = exec.map(|e| Span(e.ready_timeout));
+    match t {
+        Target::External(address) => TargetSection {
+            address: Some(address.clone()),
+            listen: None,
+            backlog: None,
+            accept_delay: None,
+            server_close: None,
+            destinations: None,
+            exec: command,
+            ready_timeout,
+        },
+        Target::Embedded(EmbeddedServer {
+            listen,
+            backlog,
+            accept_delay,
+            close,
+            destinations,
+        }) => TargetSection {
+            address: None,
+            listen: Some(listen.to_string()),
+            backlog: Some(*backlog),
+            accept_delay: Some(Span(*accept_delay)),
+            server_close: Some(*close),
+            destinations: Some(*destinations),
+            exec: command,
+            ready_timeout,
+        },
+    }
+}
+
 /// `target.exec` and its ready timeout: a command serving target.address.
 fn exec(t: &TargetSection) -> Result<Option<TargetExec>, PlanError> {
     let external = &t.address;

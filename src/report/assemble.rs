@@ -274,7 +274,7 @@ pub fn lab_summary(a: &crate::lab::Applied, lab: &crate::plan::lab::LabPlan) -> 
             .written
             .iter()
             .map(|w| WrittenSysctl {
-                name: w.name.to_string(),
+                name: w.recorded_name(),
                 value: w.value.clone(),
             })
             .collect(),
@@ -378,7 +378,7 @@ mod tests {
 
     fn facts(plan: &Plan, m: Measured, observed: Option<Observed>) -> Facts {
         Facts {
-            scenario: plan.to_scenario(),
+            scenario: plan.scenario.clone(),
             started_at: "2026-01-01T00:00:00.000Z".into(),
             target: "127.0.0.1:9".parse().unwrap(),
             measured: m,
