@@ -99,6 +99,7 @@ fn a_command_that_needs_a_client_file_gets_a_copy() {
 
 #[test]
 fn quickstart_runs_from_any_directory_and_says_where_it_wrote() {
+    let _turn = heavy();
     if !namespaces_available("quickstart_runs_from_any_directory") {
         return;
     }

@@ -38,6 +38,7 @@ fn failed_checks(s: &serde_json::Value) -> Vec<String> {
 #[test]
 #[ignore = "needs a JDK (java); cargo test -- --include-ignored runs it"]
 fn keep_alive_passes_the_gate_and_a_connection_per_request_fails_it() {
+    let _turn = heavy();
     let test = "client_gate";
     if !namespaces_available(test) || !java(test) {
         return;

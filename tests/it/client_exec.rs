@@ -12,10 +12,6 @@ use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
-
-/// One lab run at a time (timing).
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const LAB: [&str; 5] = ["--lab", "--lab-port-range", "40000-40199", "--rate", "50"];
 
@@ -104,7 +100,7 @@ fn assert_ran_out_as_predicted(v: &Value, kind: &str, line_has: &str) {
 #[test]
 #[ignore = "needs a JDK (java); cargo test -- --include-ignored runs it"]
 fn java_socket_per_request_throws_bindexception_at_ports_over_rate() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let test = "java_socket_per_request";
     if !namespaces_available(test) || !available(test, "java", &["-version"]) {
         return;
@@ -128,7 +124,7 @@ fn java_socket_per_request_throws_bindexception_at_ports_over_rate() {
 
 #[test]
 fn python_socket_loop_dies_with_errno_99() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("python_socket_loop") {
         return;
     }
@@ -177,7 +173,7 @@ fn python_socket_loop_dies_with_errno_99() {
 #[test]
 #[ignore = "needs Node.js (apt-get install nodejs); cargo test -- --include-ignored runs it"]
 fn node_net_connect_per_request_fails_with_eaddrnotavail() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let test = "node_net_loop";
     if !namespaces_available(test) || !available(test, "node", &["--version"]) {
         return;
@@ -194,7 +190,7 @@ fn node_net_connect_per_request_fails_with_eaddrnotavail() {
 
 #[test]
 fn a_curl_loop_is_measured_not_trusted() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let test = "curl_loop";
     if !namespaces_available(test) || !available(test, "curl", &["--version"]) {
         return;
@@ -217,7 +213,7 @@ fn a_curl_loop_is_measured_not_trusted() {
 #[test]
 #[ignore = "needs a JDK (java); cargo test -- --include-ignored runs it"]
 fn java_httpurlconnection_with_keep_alive_pools_and_never_runs_out() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let test = "java_keep_alive";
     if !namespaces_available(test) || !available(test, "java", &["-version"]) {
         return;
@@ -242,7 +238,7 @@ fn java_httpurlconnection_with_keep_alive_pools_and_never_runs_out() {
 
 #[test]
 fn python_http_server_closes_first_so_the_client_never_runs_out() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("http_server_closes_first") {
         return;
     }
@@ -292,7 +288,7 @@ fn python_http_server_closes_first_so_the_client_never_runs_out() {
 
 #[test]
 fn tw_reuse_2_on_loopback_never_runs_out() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("tw_reuse_2") {
         return;
     }
@@ -348,7 +344,7 @@ fn pgbench_run(test: &str, flags: &str) -> Option<Value> {
 #[test]
 #[ignore = "needs PostgreSQL and pgbench (apt-get install postgresql); cargo test -- --include-ignored runs it"]
 fn pgbench_with_a_connection_per_transaction_runs_out() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let Some(v) = pgbench_run("pgbench_no_pooling", "-C -T 20") else {
         return;
     };
@@ -363,7 +359,7 @@ fn pgbench_with_a_connection_per_transaction_runs_out() {
 #[test]
 #[ignore = "needs PostgreSQL and pgbench (apt-get install postgresql); cargo test -- --include-ignored runs it"]
 fn plain_pgbench_holds_its_connections_and_never_runs_out() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let Some(v) = pgbench_run("pgbench_pooling", "-c 4 -T 6") else {
         return;
     };
@@ -433,6 +429,7 @@ fn a_command_that_cannot_run_is_a_setup_error() {
 /// stopped `--client-stop-after` later, and the user's own pattern is recognised.
 #[test]
 fn stop_after_the_first_failure_and_the_users_own_pattern() {
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let client =
         "echo starting; while true; do echo 'worker 3: E_NOPORT (pool empty)'; sleep 0.05; done";
@@ -477,6 +474,7 @@ fn stop_after_the_first_failure_and_the_users_own_pattern() {
 /// scenarios suite test fail when other tests ran beside it.
 #[test]
 fn on_the_host_another_programs_connections_are_not_the_clients() {
+    let _turn = heavy();
     use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -556,7 +554,7 @@ fn connections(v: &Value) -> u64 {
 
 #[test]
 fn a_bursty_client_runs_out_where_its_connections_reach_p() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("bursty_client") {
         return;
     }
@@ -589,7 +587,7 @@ fn a_bursty_client_runs_out_where_its_connections_reach_p() {
 
 #[test]
 fn a_ramping_client_is_modelled_on_its_rate_at_the_end() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("ramping_client") {
         return;
     }
@@ -623,7 +621,7 @@ fn a_ramping_client_is_modelled_on_its_rate_at_the_end() {
 
 #[test]
 fn a_failure_printed_at_exit_is_dated_by_the_kernel() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("late_failure_line") {
         return;
     }
@@ -648,7 +646,7 @@ fn a_failure_printed_at_exit_is_dated_by_the_kernel() {
 
 #[test]
 fn bind_before_connect_shares_one_range_between_destinations() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("bind_two_destinations") {
         return;
     }
@@ -679,7 +677,7 @@ fn bind_before_connect_shares_one_range_between_destinations() {
 
 #[test]
 fn plain_connect_to_two_destinations_runs_out_per_destination_and_says_why() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("plain_two_destinations") {
         return;
     }
@@ -722,7 +720,7 @@ fn plain_connect_to_two_destinations_runs_out_per_destination_and_says_why() {
 
 #[test]
 fn a_server_that_closes_first_holds_the_time_wait_the_model_says() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("server_closes_first") {
         return;
     }
@@ -755,7 +753,7 @@ fn a_server_that_closes_first_holds_the_time_wait_the_model_says() {
 
 #[test]
 fn tw_reuse_1_is_not_exhaustion_when_every_port_sits_in_time_wait() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("tw_reuse_1") {
         return;
     }
@@ -783,7 +781,7 @@ fn tw_reuse_1_is_not_exhaustion_when_every_port_sits_in_time_wait() {
 
 #[test]
 fn a_client_that_stalls_is_inconclusive_not_a_pass() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("stalled_client") {
         return;
     }
@@ -812,7 +810,7 @@ fn a_client_that_stalls_is_inconclusive_not_a_pass() {
 
 #[test]
 fn a_slow_starting_client_is_timed_from_its_first_accepted_connection() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("slow_start") {
         return;
     }
@@ -844,7 +842,7 @@ fn a_slow_starting_client_is_timed_from_its_first_accepted_connection() {
 
 #[test]
 fn a_fast_client_is_measured_at_its_own_rate_though_it_fills_the_ports_between_two_samples() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("fast_client") {
         return;
     }
@@ -953,7 +951,7 @@ fn assert_server_closed_on_request(dir: &Path, v: &Value, requests: u64, rate: f
 
 #[test]
 fn apachebench_speaks_http_1_0_and_runs_at_its_own_pace() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let test = "apachebench_http_1_0";
     if !namespaces_available(test) || !available(test, "ab", &["-V"]) {
         return;
@@ -976,7 +974,7 @@ fn apachebench_speaks_http_1_0_and_runs_at_its_own_pace() {
 
 #[test]
 fn php_file_get_contents_speaks_http_1_0_and_runs_at_its_own_pace() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let test = "php_file_get_contents";
     if !namespaces_available(test) || !available(test, "php", &["--version"]) {
         return;
@@ -996,7 +994,7 @@ fn php_file_get_contents_speaks_http_1_0_and_runs_at_its_own_pace() {
 
 #[test]
 fn python_http_client_speaking_http_1_0_gets_the_servers_close() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("python_http_1_0") {
         return;
     }
@@ -1019,14 +1017,14 @@ fn python_http_client_speaking_http_1_0_gets_the_servers_close() {
 /// header and waited for urllib's close. Now the server closes first, as the request asks
 /// and as nginx does, with its FIN in the response's segment: urllib never runs out, and
 /// TIME_WAIT is the server's (48.8-49.7/s measured, also under load). Debian's nginx
-/// (tests/nginx.rs's configuration, started with --target-exec), the same loop at 50/s in
+/// (tests/it/nginx.rs's configuration, started with --target-exec), the same loop at 50/s in
 /// this lab, also closed first: 69-82 TIME_WAIT on the server against 13-37 on the client
 /// in four runs (close_side server or mixed: its FIN follows the response in a segment of
 /// its own and loses the race to urllib's close now and then); ab and PHP against it: 0 on
 /// the client, 97 on the server, as against the embedded server.
 #[test]
 fn python_urllib_sends_connection_close_so_the_server_closes_first() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available("python_urllib") {
         return;
     }

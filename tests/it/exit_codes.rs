@@ -1,9 +1,9 @@
 //! The exit codes a pipeline sees, each produced for real (README's table): 0 passed, 1 a
 //! check failed (every failed check named on stderr, whatever stdout holds), 2 bad input
-//! before any traffic; 130 (interrupted) is asserted in tests/lifecycle.rs. And `--quiet`:
+//! before any traffic; 130 (interrupted) is asserted in tests/it/lifecycle.rs. And `--quiet`:
 //! stderr holds nothing for a passing run, and only the failed checks for a failing one.
 
-use crate::common::{portlab, run_out as run, LOOPBACK_40 as SMALL};
+use crate::common::{self, portlab, run_out as run, LOOPBACK_40 as SMALL};
 use std::process::Command;
 
 #[test]
@@ -132,6 +132,7 @@ fn quiet_silences_warnings_too() {
 #[cfg(target_os = "linux")]
 #[test]
 fn three_when_stdout_fails_after_a_complete_run_with_the_files_intact() {
+    let _turn = common::light();
     for format in ["text", "json"] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("r");

@@ -55,6 +55,7 @@ fn predict_and_inspect_in_every_format() {
 
 #[test]
 fn suite_in_every_format() {
+    let _turn = light();
     let scenarios = tempfile::tempdir().unwrap();
     std::fs::write(
         scenarios.path().join("a.toml"),

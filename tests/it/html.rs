@@ -185,6 +185,7 @@ fn portlab_ok(args: &[&str]) -> Vec<u8> {
 #[test]
 #[ignore = "needs chromium (apt-get install chromium); cargo test -- --include-ignored runs it"]
 fn report_html_of_an_exhausting_lab_run_and_a_comparison_render_in_chromium() {
+    let _turn = heavy();
     let test = "report_html_in_chromium";
     if !chromium_available(test) || !namespaces_available(test) {
         return;

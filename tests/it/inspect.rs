@@ -1,7 +1,7 @@
 //! `portlab inspect`: the host's settings as the kernel reports them, and the model for a
 //! rate checked by hand inside a private network namespace (the host is never changed).
 
-use crate::common::{namespaces_available, portlab};
+use crate::common::{self, namespaces_available, portlab};
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -266,6 +266,7 @@ fn bad_flags_exit_2_naming_the_flag() {
 /// tracked yet) against the host's max.
 #[test]
 fn conntrack_fills_at_room_over_rate_and_inspect_reads_the_table() {
+    let _turn = common::heavy();
     let out = Command::new(portlab())
         .args([
             "predict",

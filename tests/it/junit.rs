@@ -161,6 +161,7 @@ fn a_saved_runs_model_checks_with_their_sentences() {
 #[test]
 #[ignore = "needs PyPI xmlschema and junitparser; cargo test -- --include-ignored runs it"]
 fn a_suite_is_one_test_suite_per_scenario() {
+    let _turn = common::light();
     if !validators("a_suite_is_one_test_suite_per_scenario") {
         return;
     }

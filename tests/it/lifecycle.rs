@@ -72,6 +72,7 @@ fn a_run_writes_plan_timeline_and_summary() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_keeps_everything_measured_and_exits_130() {
+    let _turn = light();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(portlab())
         .args([

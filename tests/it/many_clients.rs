@@ -65,6 +65,7 @@ fn assert_sums(dir: &Path, merged: &Value, k: usize) {
 /// P / (R / K) = 2 s, within 5%; the merged result is the sum of the three.
 #[test]
 fn three_clients_each_run_out_at_their_own_p_over_r_and_merge_into_one_result() {
+    let _turn = heavy();
     let test = "three_clients_each_run_out_at_their_own_p_over_r_and_merge_into_one_result";
     if !namespaces_available(test) {
         return;
@@ -114,6 +115,7 @@ fn three_clients_each_run_out_at_their_own_p_over_r_and_merge_into_one_result() 
 /// server's TIME_WAIT is the sum over the clients, whatever the connections were (1,200).
 #[test]
 fn the_servers_timewait_is_the_sum_of_the_clients_distinct_ports() {
+    let _turn = heavy();
     let test = "the_servers_timewait_is_the_sum_of_the_clients_distinct_ports";
     if !namespaces_available(test) {
         return;
@@ -179,6 +181,7 @@ fn the_servers_timewait_is_the_sum_of_the_clients_distinct_ports() {
 /// the 297 the three clients would give it.
 #[test]
 fn the_servers_max_tw_buckets_caps_the_sum() {
+    let _turn = heavy();
     let test = "the_servers_max_tw_buckets_caps_the_sum";
     if !namespaces_available(test) {
         return;
@@ -208,6 +211,7 @@ fn the_servers_max_tw_buckets_caps_the_sum() {
 /// merged histogram holds exactly as many samples as the unsharded one.
 #[test]
 fn three_shards_in_three_namespaces_equal_one_unsharded_run() {
+    let _turn = heavy();
     let test = "three_shards_in_three_namespaces_equal_one_unsharded_run";
     if !namespaces_available(test) {
         return;
@@ -261,6 +265,7 @@ fn three_shards_in_three_namespaces_equal_one_unsharded_run() {
 /// (exit 130, counts the clients' sums, fewer than planned).
 #[test]
 fn ctrl_c_merges_what_the_clients_measured() {
+    let _turn = heavy();
     let test = "ctrl_c_merges_what_the_clients_measured";
     if !namespaces_available(test) {
         return;
@@ -303,6 +308,7 @@ fn ctrl_c_merges_what_the_clients_measured() {
 /// and the run is incomplete (exit 3).
 #[test]
 fn a_client_that_never_ends_is_killed_and_named() {
+    let _turn = heavy();
     let test = "a_client_that_never_ends_is_killed_and_named";
     if !namespaces_available(test) {
         return;

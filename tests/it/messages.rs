@@ -55,6 +55,7 @@ fn with_closed_stdout(args: &[&str]) -> std::process::Output {
 #[cfg(unix)]
 #[test]
 fn a_closed_pipe_is_no_error_for_any_subcommand() {
+    let _turn = light();
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let run_dir = run_dir.to_str().unwrap();

@@ -14,10 +14,6 @@ use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
-
-/// One lab run at a time (timing).
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// nginx's port inside the lab's private namespace (nothing else listens there).
 const PORT: u16 = 18080;
@@ -98,7 +94,7 @@ fn assert_stopped_cleanly(s: &Value, conf: &Path) {
 #[test]
 #[ignore = "needs nginx (apt-get install nginx-light); cargo test -- --include-ignored runs it"]
 fn nginx_client_closing_first_exhausts_at_ports_over_rate() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !nginx_available("nginx_client_closing_first") || !namespaces_available("nginx") {
         return;
     }
@@ -151,7 +147,7 @@ fn nginx_client_closing_first_exhausts_at_ports_over_rate() {
 #[test]
 #[ignore = "needs nginx (apt-get install nginx-light); cargo test -- --include-ignored runs it"]
 fn nginx_server_closing_first_never_exhausts_the_client() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !nginx_available("nginx_server_closing_first") || !namespaces_available("nginx") {
         return;
     }

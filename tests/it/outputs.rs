@@ -19,6 +19,7 @@ fn only(dir: &std::path::Path) -> Vec<String> {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_puts_the_summary_on_stdout_and_exits_3() {
+    let _turn = light();
     let mountable = Command::new("unshare")
         .args(["-m", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs /mnt"])
         .output()
@@ -91,6 +92,7 @@ fn a_set_up_failure_leaves_nothing_behind() {
 #[cfg(unix)]
 #[test]
 fn out_refuses_a_non_empty_directory_and_never_follows_symlinks() {
+    let _turn = light();
     let parent = tempfile::tempdir().unwrap();
     let victim = parent.path().join("victim");
     std::fs::write(&victim, "precious").unwrap();
@@ -206,6 +208,7 @@ fn out_that_is_a_symlink_to_a_directory_is_refused_even_with_force() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_second_run_on_the_same_out_at_once_is_refused_naming_the_first() {
+    let _turn = light();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("r");
     let mut first = Command::new(portlab())

@@ -86,6 +86,7 @@ fn no_link_leaves_the_repository() {
 
 #[test]
 fn quickstart_sample_has_the_current_output_shape() {
+    let _turn = heavy();
     if !namespaces_available("quickstart_sample_has_the_current_output_shape") {
         return;
     }

@@ -3,7 +3,7 @@
 //! with 1000 ports and --baseline before), exit codes, and the [expect] / --baseline checks
 //! of a live run.
 
-use crate::common::{portlab, run_json};
+use crate::common::{self, portlab, run_json};
 use std::process::{Command, Output};
 
 const BEFORE: &str = "tests/fixtures/runs/before";
@@ -124,6 +124,7 @@ fn a_failed_expectation_exits_1_and_says_which() {
 
 #[test]
 fn a_baseline_regression_exits_1() {
+    let _turn = common::light();
     let tmp = tempfile::tempdir().unwrap();
     let (out, s) = run_json(
         &tmp.path().join("now"),

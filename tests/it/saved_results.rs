@@ -7,7 +7,7 @@
 //! `ulimit -d`) and a deadline, so a regression fails instead of eating the machine or
 //! hanging the suite.
 
-use crate::common::{hlog_totals, portlab};
+use crate::common::{self, hlog_totals, portlab};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -394,6 +394,7 @@ fn a_fifo_given_as_scenario_baseline_summary_timeline_or_netns_is_refused_not_wa
 #[cfg(target_os = "linux")]
 #[test]
 fn a_write_that_fails_mid_run_makes_exit_3_naming_the_file_and_merge_refuses_it() {
+    let _turn = common::light();
     // Was: exit 0 with a timeline or histograms.hlog cut short. RLIMIT_FSIZE stands in for a
     // disk full for a moment: 12 KiB per file (SIGXFSZ ignored, so a write past it fails
     // with EFBIG) holds summary.json (about 5 KiB) and plan.toml, not histograms.hlog at 10 ms

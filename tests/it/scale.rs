@@ -5,7 +5,6 @@
 use crate::common::*;
 use serde_json::Value;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
 /// `portlab run --lab ARGS` (JSON on stdout); None (skip) when no namespace can be had.
 fn lab(test: &str, args: &[&str]) -> Option<(Output, Value)> {
@@ -17,10 +16,9 @@ fn lab_with_nofile(test: &str, nofile: Option<u32>, args: &[&str]) -> Option<(Ou
     if !namespaces_available(test) {
         return None;
     }
-    // One lab run at a time: these runs drive thousands of connections per second, and two of
-    // them sharing a 2-core machine would each find the other's load instead of their own.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // These runs drive thousands of connections per second: the machine to this one alone
+    // (common's doc).
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let limit = nofile.map_or(String::new(), |n| format!("ulimit -n {n} && "));
     let mut sh = Command::new("sh");

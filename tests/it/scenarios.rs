@@ -9,10 +9,6 @@ use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
-
-/// One lab run at a time: two at once would share the CPU and skew each other's timing.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,7 +19,7 @@ fn file(name: &str) -> PathBuf {
 /// Runs scenarios/NAME.toml and returns its summary once its verdict passed; None (skip)
 /// when no namespace can be had outside CI.
 fn scenario(name: &str) -> Option<Value> {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     if !namespaces_available(name) {
         return None;
     }
@@ -582,6 +578,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 #[test]
 fn suite_runs_every_file_writes_the_table_and_exits_1_on_a_failed_verdict() {
+    let _turn = light();
     let scenarios = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     // Any delivery error allowed: a scheduler stall under load must not decide which
@@ -641,6 +638,7 @@ fn suite_runs_every_file_writes_the_table_and_exits_1_on_a_failed_verdict() {
 
 #[test]
 fn suite_runs_a_files_client_command_only_with_allow_exec() {
+    let _turn = light();
     let scenarios = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     write(

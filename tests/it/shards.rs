@@ -165,6 +165,7 @@ fn shard_flags_refuse_bad_input_before_any_traffic() {
 
 #[test]
 fn job_completion_index_picks_the_shard_and_counts_split_exactly() {
+    let _turn = common::light();
     let out = tempfile::tempdir().unwrap();
     let mut total = 0;
     for i in 0..3 {
@@ -206,6 +207,7 @@ fn lab_shard(args: Vec<String>, dir: PathBuf) -> (PathBuf, Value) {
 
 #[test]
 fn three_lab_shards_merged_equal_one_unsharded_run() {
+    let _turn = common::heavy();
     if !namespaces_available("three_lab_shards") {
         return;
     }
@@ -242,7 +244,7 @@ fn three_lab_shards_merged_equal_one_unsharded_run() {
                 at.clone(),
             ]);
             let dir = tmp.path().join(format!("shard-{i}"));
-            std::thread::spawn(move || lab_shard(args, dir))
+            std::thread::spawn(move || common::within_heavy(|| lab_shard(args, dir)))
         })
         .collect();
     let shards: Vec<(PathBuf, Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();

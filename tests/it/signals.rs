@@ -74,6 +74,7 @@ fn stderr_of(child: &mut Child) -> String {
 /// summary.json whose counts equal the timeline's.
 #[test]
 fn signal_sweep_always_leaves_a_summary_equal_to_the_timeline() {
+    let _turn = light();
     let delays = [0u64, 1, 5, 10, 50, 200];
     for (i, delay) in delays.iter().enumerate() {
         let sig = if i % 2 == 0 {
@@ -120,6 +121,7 @@ fn signal_sweep_always_leaves_a_summary_equal_to_the_timeline() {
 /// A second Ctrl-C during a 60 s drain ends it at once, and everything is still written.
 #[test]
 fn a_second_signal_ends_the_drain_at_once() {
+    let _turn = light();
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("run");
     // Each connection waits for 1000 bytes of a 3-byte reply from a server that closes
@@ -182,6 +184,7 @@ fn proc_state(pid: u32) -> Option<char> {
 #[cfg(target_os = "linux")]
 #[test]
 fn kill_9_of_portlab_kills_the_target_exec_server() {
+    let _turn = light();
     let python = Command::new("python3").arg("--version").output();
     if !can_run(
         "kill_9_of_portlab_kills_the_target_exec_server",
@@ -291,6 +294,7 @@ fn processes_in_netns(ns: &str) -> Vec<u32> {
 /// can end them (PR_SET_PDEATHSIG, and the PID namespace whose init dies).
 #[cfg(target_os = "linux")]
 fn kill_9_leaves_nothing(test: &str, marker: &str, count: usize, args: &[&str]) {
+    let _turn = heavy();
     if !namespaces_available(test) {
         return;
     }
@@ -425,6 +429,7 @@ fn kill_9_of_portlab_ends_a_forking_target_and_its_daemon() {
 /// exactly as one that lands during the exec would be once the block is in place.
 #[test]
 fn a_signal_pending_at_exec_ends_the_run_with_a_summary() {
+    let _turn = light();
     use std::os::unix::process::CommandExt;
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let parent = tempfile::tempdir().unwrap();
@@ -461,6 +466,7 @@ fn a_signal_pending_at_exec_ends_the_run_with_a_summary() {
 /// signal (released, not swallowed by the early block). `watch` runs until stopped.
 #[test]
 fn a_signal_pending_at_exec_still_ends_a_command_that_does_not_catch_it() {
+    let _turn = light();
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(portlab());
     cmd.arg("watch").stdout(Stdio::null()).stderr(Stdio::null());
@@ -485,6 +491,7 @@ fn a_signal_pending_at_exec_still_ends_a_command_that_does_not_catch_it() {
 /// interrupted), exit 130, not exit 2 with nothing.
 #[test]
 fn ctrl_c_while_waiting_for_start_at_writes_an_interrupted_summary() {
+    let _turn = light();
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("run");
     let at = std::time::SystemTime::now()
@@ -520,6 +527,7 @@ fn ctrl_c_while_waiting_for_start_at_writes_an_interrupted_summary() {
 #[cfg(target_os = "linux")]
 #[test]
 fn ctrl_c_while_lab_clients_wait_for_their_start_writes_an_interrupted_summary() {
+    let _turn = heavy();
     if !namespaces_available("ctrl_c_lab_clients_start") {
         return;
     }

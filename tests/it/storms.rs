@@ -7,6 +7,7 @@ use std::process::Command;
 
 #[test]
 fn emfile_backs_off_keeps_rows_consistent_and_never_passes() {
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     // 64 descriptors for 60 closed-loop workers (the most the limit lets a plan ask for: more
     // is refused before any traffic) against a server that accepts one connection per ms, so

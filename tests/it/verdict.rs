@@ -21,6 +21,7 @@ fn run_range(dir: &std::path::Path, range: &str) -> (std::process::Output, serde
 
 #[test]
 fn rerunning_a_port_range_still_in_time_wait_fails_the_verdict_with_exit_1() {
+    let _turn = light();
     // First run: 30 connections on the first 30 ports, each left in TIME_WAIT (60 s). The
     // range is one where nothing holds a port (bind() fails on a port in TIME_WAIT), so
     // running the tests again within a minute does not find the last run's TIME_WAIT.

@@ -129,6 +129,7 @@ const DST: &str = "127.0.0.1:9000";
 /// 100/s x the time since the start, ActiveOpens 98.9-100.9/s.
 #[test]
 fn rate_and_eta_of_a_client_at_100_per_s() {
+    let _turn = common::heavy();
     let Some(mut c) = Client::for_test(
         "rate_and_eta_of_a_client_at_100_per_s",
         &[
@@ -273,6 +274,7 @@ print(json.dumps(out))
 /// interval of that failure; before it, ActiveOpens (the cross-check) must show 50/s.
 #[test]
 fn exhausted_within_one_interval_of_the_first_failure() {
+    let _turn = common::heavy();
     let Some(mut c) = Client::for_test(
         "exhausted_within_one_interval_of_the_first_failure",
         &[
@@ -319,6 +321,7 @@ fn exhausted_within_one_interval_of_the_first_failure() {
 /// 1000 ports: ok, no ETA, exit 0, while the TIME_WAIT count still grows past 100.
 #[test]
 fn tw_reuse_on_loopback_makes_the_hold_the_reuse_delay() {
+    let _turn = common::heavy();
     let Some(mut c) = Client::for_test(
         "tw_reuse_on_loopback_makes_the_hold_the_reuse_delay",
         &[
@@ -434,6 +437,7 @@ fn no_permission_exits_2_naming_the_capability() {
 /// within 5% of 100/s, the ETA within 5% of (P - used) / 100, the state warning.
 #[test]
 fn watching_a_portlab_lab_run_by_its_pid() {
+    let _turn = common::heavy();
     if !can_watch("watching_a_portlab_lab_run_by_its_pid") {
         return;
     }
@@ -566,6 +570,7 @@ fn two_destination_client(test: &str, bind: bool) -> Option<Client> {
 /// after the failure, the range ETA within 2% of (P - in use) / 50.
 #[test]
 fn bind_before_connect_to_two_destinations_is_one_range() {
+    let _turn = common::heavy();
     let test = "bind_before_connect_to_two_destinations_is_one_range";
     let Some(mut c) = two_destination_client(test, true) else {
         return;
@@ -632,6 +637,7 @@ fn bind_before_connect_to_two_destinations_is_one_range() {
 /// ((200 - used) / 25/s within 5% at 3 s), and the text says each has its own range.
 #[test]
 fn connect_to_two_destinations_keeps_a_range_each() {
+    let _turn = common::heavy();
     let test = "connect_to_two_destinations_keeps_a_range_each";
     let Some(mut c) = two_destination_client(test, false) else {
         return;
@@ -674,6 +680,7 @@ fn connect_to_two_destinations_keeps_a_range_each() {
 /// a first error would come.
 #[test]
 fn the_rate_falls_to_0_after_the_client_dies() {
+    let _turn = common::heavy();
     let Some(mut c) = Client::for_test(
         "the_rate_falls_to_0_after_the_client_dies",
         &[
@@ -730,6 +737,7 @@ fn the_rate_falls_to_0_after_the_client_dies() {
 /// prometheus_client's parser.
 #[test]
 fn once_prom_has_every_metric_the_readme_lists() {
+    let _turn = common::heavy();
     let Some(mut c) = Client::for_test(
         "once_prom_has_every_metric_the_readme_lists",
         &[
@@ -1221,6 +1229,7 @@ fn firing(alerts: &Value, name: &str) -> Vec<Value> {
 /// destination's figures return data.
 #[test]
 fn prometheus_fires_the_alert_before_the_first_failure() {
+    let _turn = common::heavy();
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
     let test = "prometheus_fires_the_alert_before_the_first_failure";
     if !can_watch(test)

@@ -61,11 +61,11 @@ fn available(test: &str) -> bool {
 }
 
 /// `run.sh ARGS`, once the .exe is built (built once per test binary; the tests of this
-/// file share one Wine prefix, so they run one at a time).
+/// file share one Wine prefix, so they run one at a time: `heavy`, which also keeps
+/// Wine's load away from the timing tests).
 fn wine(args: &[&str]) -> Output {
     static BUILT: OnceLock<()> = OnceLock::new();
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = common::heavy();
     BUILT.get_or_init(|| {
         let out = Command::new(script()).arg("build").output().unwrap();
         assert!(

@@ -1,15 +1,135 @@
-//! Shared by the integration tests: run the binary, read its results, and make private
-//! network namespaces.
-#![allow(dead_code)] // each test binary uses a different part
+//! Shared by the integration tests: run the binary, read its results, make private
+//! network namespaces, and take turns with the load.
+//!
+//! Taking turns: all the tests are one binary, and libtest runs its tests in parallel on
+//! this machine's cores. A lab run, a run at thousands of connections per second, or a real
+//! client (java, pgbench, nginx, a Python loop, Wine) measures timing, and two of them at
+//! once would each find the other's load instead of its own. So:
+//!
+//! - a test that makes a lab run (`--lab`, or a namespace of its own), a load run, or runs a
+//!   real client takes [`heavy`] first, for its whole body: no other traffic runs beside it;
+//! - a test that makes a short run on loopback (hundreds of connections a second for a few
+//!   seconds at most) takes [`light`]: short runs share the machine with each other, never
+//!   with a heavy one;
+//! - a test that only parses, refuses bad input before traffic, or reads files takes
+//!   neither.
+//!
+//! [`lab_run`] and [`run_in_netns`] take `heavy`, and [`run_json`] takes `light` (`heavy`
+//! when its arguments hold `--lab`), so a test built on them is covered run by run; a test
+//! that starts a server or a client itself takes the guard at its top. Both guards are
+//! re-entrant on a test's thread (a helper inside a `heavy` test takes nothing more); a
+//! thread that a heavy test spawns for part of its own load runs it in [`within_heavy`].
+//! A test that panicked holding a turn does not poison the lock for the others.
+#![allow(dead_code)] // each module uses a different part
 
 use assert_cmd::cargo::cargo_bin;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde_json::Value;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The crate-wide turn: written by a heavy test, read by a light one.
+static TURN: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// What this test's thread holds of [`TURN`]: 0 nothing, 1 light, 2 heavy.
+    static HELD: Cell<u8> = const { Cell::new(0) };
+}
+
+/// A test's turn (see the module's doc); the turn ends when it is dropped.
+pub struct Turn {
+    _guard: Option<TurnGuard>,
+    before: u8,
+}
+
+enum TurnGuard {
+    Light(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Heavy(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(self.before));
+    }
+}
+
+/// The machine to this test alone: waits for every other heavy and light test to end.
+/// Panics when this thread holds only [`light`] (a shared turn cannot be widened without
+/// deadlocking against another test doing the same): take `heavy` at the test's top.
+pub fn heavy() -> Turn {
+    let before = HELD.with(Cell::get);
+    match before {
+        2 => Turn {
+            _guard: None,
+            before,
+        },
+        1 => panic!("heavy() inside light(): take heavy() at the top of the test"),
+        _ => {
+            let g = TURN.write().unwrap_or_else(|e| e.into_inner());
+            HELD.with(|h| h.set(2));
+            Turn {
+                _guard: Some(TurnGuard::Heavy(g)),
+                before,
+            }
+        }
+    }
+}
+
+/// A short run's turn: shared with other light tests, never with a [`heavy`] one.
+pub fn light() -> Turn {
+    let before = HELD.with(Cell::get);
+    if before > 0 {
+        return Turn {
+            _guard: None,
+            before,
+        };
+    }
+    let g = TURN.read().unwrap_or_else(|e| e.into_inner());
+    HELD.with(|h| h.set(1));
+    Turn {
+        _guard: Some(TurnGuard::Light(g)),
+        before,
+    }
+}
+
+/// Runs `f` on a thread that a [`heavy`] test spawned for part of its own load (three shards
+/// at once, say) as part of that test's turn: without it the thread would wait for the turn
+/// its own test holds.
+pub fn within_heavy<T>(f: impl FnOnce() -> T) -> T {
+    let _part = Turn {
+        _guard: None,
+        before: HELD.with(|h| h.replace(2)),
+    };
+    f()
+}
+
+#[test]
+fn a_heavy_turn_nests_and_shuts_out_other_threads() {
+    let _outer = heavy();
+    let _inner = heavy();
+    let _short = light();
+    let other = std::thread::spawn(|| TURN.try_read().is_err() && TURN.try_write().is_err());
+    assert!(
+        other.join().unwrap(),
+        "another test's turn would have begun"
+    );
+    drop(_short);
+    drop(_inner);
+    assert_eq!(HELD.with(Cell::get), 2, "the outer turn still holds");
+}
+
+#[test]
+fn heavy_inside_light_is_refused_not_a_deadlock() {
+    let _short = light();
+    let widened = std::panic::catch_unwind(|| drop(heavy()));
+    assert!(widened.is_err());
+    assert_eq!(HELD.with(Cell::get), 1);
+}
 
 /// The portlab binary under test.
 pub fn portlab() -> PathBuf {
@@ -18,6 +138,11 @@ pub fn portlab() -> PathBuf {
 
 /// Runs `portlab run ARGS --out DIR --format json` on the host (loopback only).
 pub fn run_json(dir: &Path, args: &[&str]) -> (Output, Value) {
+    let _turn = if args.contains(&"--lab") {
+        heavy()
+    } else {
+        light()
+    };
     let out = Command::new(portlab())
         .arg("run")
         .args(args)
@@ -55,6 +180,7 @@ pub fn run_json_ok(dir: &Path, args: &[&str]) -> Value {
 /// Appends `run --lab ARGS -q --format json --out DIR` to `cmd` (portlab itself, or a shell
 /// that execs it) and runs it.
 pub fn lab_run(mut cmd: Command, args: &[&str], dir: &Path) -> Output {
+    let _turn = heavy();
     cmd.args(["run", "--lab"])
         .args(args)
         .args(["-q", "--format", "json", "--out"])
@@ -128,6 +254,7 @@ pub type Sysctls<'a> = &'a [(&'a str, &'a str)];
 /// never on the host), then saves the namespace's /proc/net/tcp as DIR/proc_net_tcp.
 /// Until the lab gives portlab its own namespaces, this uses unshare(1) and a shell.
 pub fn run_in_netns(dir: &Path, sysctls: Sysctls, args: &[&str]) -> (Output, Value) {
+    let _turn = heavy();
     let mut script = String::from("set -e; ip link set lo up; ");
     for (name, value) in sysctls {
         script.push_str(&format!("echo '{value}' > /proc/sys/{name}; "));
@@ -216,6 +343,11 @@ pub const LOOPBACK_40: [&str; 8] = [
 
 /// Runs `portlab run ARGS --out DIR` on the host and returns its output as it is.
 pub fn run_out(dir: &Path, args: &[&str]) -> Output {
+    let _turn = if args.contains(&"--lab") {
+        heavy()
+    } else {
+        light()
+    };
     Command::new(portlab())
         .arg("run")
         .args(args)
@@ -392,7 +524,7 @@ pub fn assert_consistent(v: &Value) {
 /// the TIME_WAIT (tcp_rfc1337 = 0): its port is free again and one more connection than the
 /// range holds succeeds. TcpExt TWKilled does not count this (it counts short-timeout
 /// schedules); Tcp OutRsts does, one RST per socket. Measured with three concurrent 100-port
-/// lab runs at 50/s each (tests/shards.rs's shape) beside four to six busy loops and other
+/// lab runs at 50/s each (tests/it/shards.rs's shape) beside four to six busy loops and other
 /// sessions' builds on 2 cores: 14 of 123 runs had such sockets, 1 to 18 (the worst: 118
 /// connections on 100 ports, OutRsts 18). In all 123, connected = 100 + OutRsts and
 /// TWKilled = 0; in the 105 that recorded them, TW - TIME_WAIT left at the end = OutRsts; in
