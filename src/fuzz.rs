@@ -1,5 +1,5 @@
 //! Fuzzing entry points: everything a user can hand portlab as text, from bytes to the last
-//! rendering, with no I/O, so that a property test (tests/fuzz.rs), the cargo-fuzz
+//! rendering, with no I/O, so that a property test (tests/it/fuzz.rs), the cargo-fuzz
 //! targets (fuzz/) and the million-input driver (examples/fuzz_scenarios.rs) all exercise
 //! the same code: a scenario file through plan resolution and the model, `run`'s flags, and a
 //! summary.json through every report format. [`results`] is the one entry that reads files

@@ -410,7 +410,7 @@ fn count(v: Option<u64>) -> String {
 }
 
 /// The text rendering: settings, sockets, capacity, and with a rate the model, in the order
-/// tests/inspect.rs reads them.
+/// tests/it/inspect.rs reads them.
 pub fn render(host: &HostReport, m: &ModelReport) -> String {
     format!(
         "portlab inspect: {}, read from {}\n\n{}\n{}\n{}{}{}",

@@ -159,7 +159,7 @@ pub struct Summary {
 /// there at the end).
 /// The smaller is reported; in a private namespace and a run shorter than 60 s, both are
 /// exact when the run's own traffic sends no other RST (measured: connected = ports + OutRsts
-/// in every loaded lab run that had them, tests/shards.rs).
+/// in every loaded lab run that had them, tests/it/shards.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndedEarly {
     /// TIME_WAIT sockets ended early.

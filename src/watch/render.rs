@@ -313,7 +313,7 @@ pub const OTHER: &str = "other";
 /// OpenMetrics (not 0.0.4) from a registry of long-lived metric objects updated in place,
 /// while each sample here is a fresh set of label values computed at once; a registry
 /// rebuilt per sample would cost more code than these lines, which prometheus_client's
-/// parser and a real Prometheus read in tests/watch.rs.
+/// parser and a real Prometheus read in tests/it/watch.rs.
 pub fn prometheus(
     r: &WatchReport,
     max_destinations: usize,

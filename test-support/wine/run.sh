@@ -4,7 +4,7 @@
 #   test-support/wine/run.sh build           build portlab.exe and the ProcessPrng shim; print the .exe path
 #   test-support/wine/run.sh portlab ARGS..  run `portlab.exe ARGS` under Wine (builds first if needed)
 #   test-support/wine/run.sh reg ARGS..      run Wine's `reg ARGS` in the same Wine prefix
-#   test-support/wine/run.sh check           the walk-through tests/windows_wine.rs asserts, printed
+#   test-support/wine/run.sh check           the walk-through tests/it/windows_wine.rs asserts, printed
 #
 # Needs Debian's gcc-mingw-w64-x86-64 and wine (wine64), and `rustup target add
 # x86_64-pc-windows-gnu`. The Wine prefix lives under target/ (PORTLAB_WINEPREFIX to move it),

@@ -1,4 +1,4 @@
-"""Reads examples/ci's workflows with a real YAML parser (PyPI pyyaml) for tests/ci_examples.rs
+"""Reads examples/ci's workflows with a real YAML parser (PyPI pyyaml) for tests/it/ci_examples.rs
 and prints, as JSON, what a pipeline needs from each: for GitHub Actions the actions used and
 whether the steps write the job summary, publish JUnit, keep results and fail on the exit
 code; for GitLab the job's keys, artifact paths, JUnit reports and `when`."""

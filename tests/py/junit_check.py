@@ -1,4 +1,4 @@
-"""Validates a JUnit XML file for tests/junit.rs: against tests/fixtures/junit/junit.xsd with
+"""Validates a JUnit XML file for tests/it/junit.rs: against tests/fixtures/junit/junit.xsd with
 xmlschema (PyPI), then parsed by junitparser (PyPI) as a CI server would read it. Prints one
 JSON document: per suite its name, tests, failures, properties, system-out, and per case its
 name and result (passed / failure message / skipped / error)."""
