@@ -39,7 +39,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Latest(Arc<Mutex<Option<Arc<String>>>>);
 
 impl Latest {
-    fn set(&self, text: String) {
+    pub(super) fn set(&self, text: String) {
         // A poisoned lock only means another thread panicked mid-assignment of an Arc:
         // the value is still whole.
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(text));

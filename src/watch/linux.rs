@@ -17,7 +17,7 @@ use crate::say::Output;
 /// The namespace's settings as the model reads them: the sysctls of the calling thread's
 /// network namespace (/proc/sys resolves net.* by the reading thread's namespace), with
 /// tcp_tw_reuse taken as 0 when timestamps are off (reuse needs them).
-fn settings() -> ModelInput {
+pub(super) fn settings() -> ModelInput {
     let settings = crate::lab::read_settings().unwrap_or_default();
     let mut input = host_input(&settings);
     if settings
@@ -38,6 +38,10 @@ pub struct KernelSource {
     buf: Vec<u8>,
     agg: Aggregator,
     clock: Instant,
+    /// The settings as read where the source was opened, for a source sampled from
+    /// another namespace's thread (`--all-netns`: /proc/sys answers for the reader's
+    /// namespace); None: read them at each sample.
+    fixed: Option<ModelInput>,
 }
 
 struct Sink<'a>(&'a mut Aggregator, ModelInput);
@@ -67,7 +71,21 @@ impl KernelSource {
             buf: Vec::with_capacity(16 * 1024),
             agg: Aggregator::new(settings(), filter),
             clock: Instant::now(),
+            fixed: None,
         })
+    }
+
+    /// As [`KernelSource::new`], to be sampled from any thread: the namespace's settings
+    /// are read now and kept (renewed with [`KernelSource::set_settings`]).
+    pub fn new_portable(filter: Option<std::net::SocketAddr>) -> Result<KernelSource, WatchError> {
+        let mut s = KernelSource::new(filter)?;
+        s.fixed = Some(settings());
+        Ok(s)
+    }
+
+    /// The settings to use from now on (read in the source's namespace).
+    pub fn set_settings(&mut self, input: ModelInput) {
+        self.fixed = Some(input);
     }
 }
 
@@ -80,7 +98,7 @@ impl Source for KernelSource {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, WatchError> {
-        let input = settings();
+        let input = self.fixed.clone().unwrap_or_else(settings);
         let unix_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());

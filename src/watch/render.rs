@@ -34,6 +34,66 @@ pub fn render(
     }
 }
 
+/// The text for one sample of every namespace (`--all-netns`), `reports` in the order
+/// shown (those with destinations first: see [`super::NamespaceReport::order`]): text a
+/// section per namespace (a line each in a stream), JSON an array of the reports with their
+/// labels, prom every series with the namespace's labels.
+pub fn render_all(
+    reports: &[super::NamespaceReport],
+    format: WatchFormat,
+    once: bool,
+    terminal: bool,
+    max_destinations: usize,
+) -> String {
+    match format {
+        WatchFormat::Json if once => {
+            serde_json::to_string_pretty(reports).unwrap_or_default() + "\n"
+        }
+        WatchFormat::Json => serde_json::to_string(reports).unwrap_or_default() + "\n",
+        WatchFormat::Prom => prometheus_all(reports, max_destinations),
+        WatchFormat::Text if once || terminal => {
+            let mut s = if terminal && !once {
+                "\x1b[H\x1b[2J".to_string()
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "portlab watch --all-netns: {} network namespaces",
+                reports.len()
+            );
+            for r in reports {
+                let _ = writeln!(s, "\n=== {} ===", r.labels.describe());
+                s += &table(&r.report);
+            }
+            s
+        }
+        WatchFormat::Text => {
+            let mut s = String::new();
+            for r in reports {
+                let _ = write!(
+                    s,
+                    "{} {}: {}",
+                    r.labels.netns,
+                    r.labels.comm,
+                    line(&r.report)
+                );
+            }
+            s
+        }
+    }
+}
+
+/// The exposition of every namespace: each one's series with its labels, merged family by
+/// family.
+pub fn prometheus_all(reports: &[super::NamespaceReport], max_destinations: usize) -> String {
+    let parts: Vec<String> = reports
+        .iter()
+        .map(|r| prometheus_labelled(&r.report, max_destinations, &r.labels.prometheus()))
+        .collect();
+    merge(&parts)
+}
+
 fn timestamp(unix_s: f64) -> String {
     let t = UNIX_EPOCH + Duration::from_secs_f64(unix_s.max(0.0));
     humantime::format_rfc3339_millis(t).to_string()
@@ -263,6 +323,8 @@ pub struct SamplerStats {
     pub errors: u64,
     /// How long the last sample took (listing, grouping, evaluating), seconds.
     pub duration_s: f64,
+    /// The exporter watches every namespace (--all-netns).
+    pub all_netns: bool,
 }
 
 /// One family of the exposition: name, HELP, TYPE.
@@ -319,6 +381,27 @@ pub fn prometheus(
     max_destinations: usize,
     stats: Option<&SamplerStats>,
 ) -> String {
+    let mut s = prometheus_labelled(r, max_destinations, "");
+    if let Some(t) = stats {
+        s += &sampler_families(t, 1);
+    }
+    s
+}
+
+/// The exposition of one namespace's sample as [`prometheus`] writes it, without the
+/// sampler's families, every series with `extra` labels first (`a="x",b="y"`, or empty):
+/// `--all-netns` gives each namespace's its labels and merges them ([`merge`]).
+pub fn prometheus_labelled(r: &WatchReport, max_destinations: usize, extra: &str) -> String {
+    let pre = if extra.is_empty() {
+        String::new()
+    } else {
+        format!("{extra},")
+    };
+    let bare = if extra.is_empty() {
+        String::new()
+    } else {
+        format!("{{{extra}}}")
+    };
     type Get = fn(&super::DestinationReport) -> f64;
     /// How the `other` series combines a figure over the destinations it holds.
     #[derive(Clone, Copy)]
@@ -349,7 +432,7 @@ pub fn prometheus(
         for d in shown {
             let _ = writeln!(
                 s,
-                "{}{{destination=\"{}\",local=\"{}\"}} {}",
+                "{}{{{pre}destination=\"{}\",local=\"{}\"}} {}",
                 family.name,
                 label(&d.destination),
                 label(&d.local),
@@ -368,14 +451,14 @@ pub fn prometheus(
         if let Some(v) = combined {
             let _ = writeln!(
                 s,
-                "{}{{destination=\"{OTHER}\",local=\"{OTHER}\"}} {}",
+                "{}{{{pre}destination=\"{OTHER}\",local=\"{OTHER}\"}} {}",
                 family.name,
                 value(v)
             );
         }
     }
     let w = &r.whole_range;
-    let ns: [(Family, Option<f64>); 16] = [
+    let ns: [(Family, Option<f64>); 14] = [
         (gauge("portlab_destinations", "Destinations (local address, remote address:port) with client sockets in this sample; those beyond --max-destinations are added up in the destination=\"other\" series."), Some(r.destinations.len() as f64)),
         (gauge("portlab_unlisted_destination_sockets", "Client sockets toward destinations beyond the sampler's bound of 4096 per sample (counted, not grouped)."), Some(r.other_destinations as f64)),
         (gauge("portlab_range_used_ports", "Distinct ephemeral ports held by client sockets, every destination (what bind() before connect() draws on)."), Some(w.ports_in_use as f64)),
@@ -390,8 +473,6 @@ pub fn prometheus(
         (gauge("portlab_active_opens_per_second", "Tcp ActiveOpens per second over the interval before the sample (every destination, also connections the server closed): the cross-check of the TIME_WAIT rates."), r.active_opens_rate),
         (counter("portlab_tcp_active_opens_total", "Tcp ActiveOpens of the namespace (/proc/net/snmp): connections this namespace opened."), r.active_opens.map(|a| a as f64)),
         (gauge("portlab_watch_sample_timestamp_seconds", "When portlab watch took this sample (Unix time)."), Some(r.time)),
-        (counter("portlab_watch_samples_total", "Samples the exporter has taken since it started."), stats.map(|t| t.samples as f64)),
-        (counter("portlab_watch_sample_errors_total", "Samples that failed since the exporter started (the last good sample is served meanwhile; see portlab_watch_sample_timestamp_seconds)."), stats.map(|t| t.errors as f64)),
     ];
     let sides = gauge(
         "portlab_namespace_time_wait_sockets",
@@ -402,21 +483,82 @@ pub fn prometheus(
         ("client", r.time_wait_client),
         ("server", r.time_wait_server),
     ] {
-        let _ = writeln!(s, "{}{{side=\"{side}\"}} {n}", sides.name);
+        let _ = writeln!(s, "{}{{{pre}side=\"{side}\"}} {n}", sides.name);
     }
     for (family, v) in ns {
         if let Some(v) = v {
             family.header(&mut s);
-            let _ = writeln!(s, "{} {}", family.name, value(v));
+            let _ = writeln!(s, "{}{bare} {}", family.name, value(v));
         }
     }
-    if let Some(t) = stats {
+    s
+}
+
+/// The exporter's own families: samples taken, failed, how long the last one took, and
+/// (`namespaces` > 1 or --all-netns) how many namespaces it watched.
+pub fn sampler_families(t: &SamplerStats, namespaces: usize) -> String {
+    let mut s = String::new();
+    let families = [
+        (counter("portlab_watch_samples_total", "Samples the exporter has taken since it started."), t.samples as f64),
+        (counter("portlab_watch_sample_errors_total", "Samples that failed since the exporter started (the last good sample is served meanwhile; see portlab_watch_sample_timestamp_seconds)."), t.errors as f64),
+        (gauge("portlab_watch_sample_duration_seconds", "How long the last sample took: listing the sockets, grouping and evaluating them (with --all-netns: every namespace, and the /proc scan)."), t.duration_s),
+    ];
+    for (family, v) in families {
+        family.header(&mut s);
+        let _ = writeln!(s, "{} {}", family.name, value(v));
+    }
+    if t.all_netns {
         let family = gauge(
-            "portlab_watch_sample_duration_seconds",
-            "How long the last sample took: listing the sockets, grouping and evaluating them.",
+            "portlab_watch_namespaces",
+            "Network namespaces watched in the last sample (--all-netns).",
         );
         family.header(&mut s);
-        let _ = writeln!(s, "{} {}", family.name, value(t.duration_s));
+        let _ = writeln!(s, "{} {namespaces}", family.name);
+    }
+    s
+}
+
+/// Expositions merged into one: each family once, with its HELP and TYPE, followed by the
+/// samples every part has for it (the format wants a family's samples together), families
+/// in the order they first appear.
+pub fn merge(parts: &[String]) -> String {
+    let mut order: Vec<&str> = Vec::new();
+    let mut families: std::collections::HashMap<&str, (Vec<&str>, Vec<&str>)> =
+        std::collections::HashMap::new();
+    for part in parts {
+        let mut current = "";
+        for l in part.lines() {
+            if let Some(rest) = l
+                .strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+            {
+                current = rest.split(' ').next().unwrap_or("");
+                let entry = families.entry(current).or_insert_with(|| {
+                    order.push(current);
+                    (Vec::new(), Vec::new())
+                });
+                if entry.0.len() < 2 && !entry.0.contains(&l) {
+                    entry.0.push(l);
+                }
+            } else if !l.is_empty() {
+                families
+                    .entry(current)
+                    .or_insert_with(|| {
+                        order.push(current);
+                        (Vec::new(), Vec::new())
+                    })
+                    .1
+                    .push(l);
+            }
+        }
+    }
+    let mut s = String::new();
+    for name in order {
+        let (head, samples) = &families[name];
+        for l in head.iter().chain(samples) {
+            s += l;
+            s += "\n";
+        }
     }
     s
 }

@@ -314,6 +314,7 @@ fn args(format: WatchFormat, count: Option<u64>) -> WatchArgs {
     WatchArgs {
         pid: None,
         netns: None,
+        all_netns: false,
         dst: None,
         // No wait between samples: each sample carries its own times (unix_s, mono_s), which
         // the rates are taken from, so these tests of the loops' logic leave the clock out.
@@ -890,4 +891,74 @@ fn time_wait_is_counted_by_side() {
         "{prom}"
     );
     assert!(render::table(&r).contains("TIME_WAIT in the namespace: 21 client side, 3 server side"));
+}
+
+/// `--all-netns` in Prometheus: every series of a namespace carries its labels, each family
+/// appears once (HELP and TYPE) with the samples of every namespace, and the counts --help
+/// gives hold: 10 x max + 24 series for a namespace beyond the cap, 16 for one without
+/// client sockets, and 4 of the exporter's own.
+#[test]
+fn all_netns_exposition_labels_every_series_and_counts_them() {
+    let report = |agg: &Aggregator| {
+        let history = History {
+            opens: Some((0.0, 50)),
+            bound_seen_s: None,
+        };
+        evaluate(
+            &agg.finish(1.0, 1.0, Some(100), "test"),
+            &history,
+            10.0,
+            "test",
+        )
+    };
+    let mut busy = Aggregator::new(host(1024, 65535, TwReuse::Off), None);
+    for i in 0..40u32 {
+        let dst = SocketAddr::new(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 80);
+        agg_add(&mut busy, dst);
+    }
+    let quiet = Aggregator::new(host(1024, 65535, TwReuse::Off), None);
+    let pod = "0::/kubepods.slice/kubepods-pod1f2e3d4c_5b6a_4789_9abc_def012345678.slice/cri-containerd-8e9f7c3a1b2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f2a3b.scope\n";
+    let reports = [
+        NamespaceReport {
+            labels: netns::NsLabels::new(4026532500, false, 977, "pause", Some(pod)),
+            report: report(&busy),
+        },
+        NamespaceReport {
+            labels: netns::NsLabels::new(4026531840, true, 1, "systemd", Some("0::/init.scope\n")),
+            report: report(&quiet),
+        },
+    ];
+    let max = 5;
+    let stats = render::SamplerStats {
+        samples: 3,
+        errors: 0,
+        duration_s: 0.01,
+        all_netns: true,
+    };
+    let text = render::prometheus_all(&reports, max) + &render::sampler_families(&stats, 2);
+    let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let of = |ns: &str| samples.iter().filter(|l| l.contains(ns)).count();
+    assert_eq!(of("netns=\"net:[4026532500]\""), 10 * max + 24, "{text}");
+    assert_eq!(of("netns=\"net:[4026531840]\""), 16, "{text}");
+    let own: Vec<&&str> = samples.iter().filter(|l| !l.contains("netns=")).collect();
+    assert_eq!(own.len(), 4, "{own:?}");
+    assert!(samples.iter().any(|l| l.starts_with(
+        "portlab_time_wait_sockets{netns=\"net:[4026532500]\",host=\"false\",pid=\"977\",comm=\"pause\",cgroup=\"/kubepods.slice/"
+    ) && l.contains("container_id=\"8e9f7c3a1b2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f2a3b\",pod_uid=\"1f2e3d4c-5b6a-4789-9abc-def012345678\",destination=")));
+    // Each family once, its samples together.
+    let mut seen = std::collections::HashSet::new();
+    let mut current = "";
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            current = rest.split(' ').next().unwrap();
+            assert!(seen.insert(current), "{current} twice:\n{text}");
+        } else if !l.starts_with('#') {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert_eq!(name, current, "{l} outside its family");
+        }
+    }
+}
+
+fn agg_add(agg: &mut Aggregator, dst: SocketAddr) {
+    agg.add(TCP_TIME_WAIT, a("10.1.0.1:40000"), dst, left(1.0));
 }
