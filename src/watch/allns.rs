@@ -208,23 +208,44 @@ fn enter_each(
     old: &[(u64, &File)],
     filter: Option<std::net::SocketAddr>,
 ) -> (Vec<io::Result<KernelSource>>, Vec<(u64, ModelInput)>) {
-    let opened = new
+    // This thread starts in portlab's own namespace: that one needs no setns (nor
+    // CAP_SYS_ADMIN), so it is opened first.
+    let own = std::fs::metadata("/proc/thread-self/ns/net")
+        .ok()
+        .map(|m| m.ino());
+    let mut order: Vec<usize> = (0..new.len()).collect();
+    order.sort_by_key(|&i| Some(new[i].0) != own);
+    // Likewise the own namespace's settings, before the thread moves.
+    let mut renewed: Vec<(u64, ModelInput)> = old
         .iter()
-        .map(|(_, _, file)| {
-            crate::lab::setns(file.as_fd())?;
+        .filter(|(ino, _)| Some(*ino) == own)
+        .map(|(ino, _)| (*ino, settings()))
+        .collect();
+    let mut opened: Vec<Option<io::Result<KernelSource>>> = new.iter().map(|_| None).collect();
+    for i in order {
+        let (ino, _, file) = &new[i];
+        opened[i] = Some((|| {
+            if Some(*ino) != own {
+                crate::lab::setns(file.as_fd())?;
+            }
             KernelSource::new_portable(filter).map_err(|e| match e {
                 WatchError::Io { source, .. } => source,
                 other => io::Error::other(other.to_string()),
             })
-        })
+        })());
+    }
+    let opened = opened
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(io::Error::other("not opened"))))
         .collect();
-    let renewed = old
-        .iter()
-        .filter_map(|(ino, file)| {
-            crate::lab::setns(file.as_fd()).ok()?;
-            Some((*ino, settings()))
-        })
-        .collect();
+    renewed.extend(
+        old.iter()
+            .filter(|(ino, _)| Some(*ino) != own)
+            .filter_map(|(ino, file)| {
+                crate::lab::setns(file.as_fd()).ok()?;
+                Some((*ino, settings()))
+            }),
+    );
     (opened, renewed)
 }
 

@@ -1609,3 +1609,121 @@ fn exporter_serves_every_namespace_labelled() {
         assert!(l.contains("netns=\"net:["), "unlabelled series: {l}");
     }
 }
+
+/// deploy/kubernetes/portlab-watch-daemonset.yaml against Kubernetes' own OpenAPI schemas
+/// (PyPI kubernetes-validate, which carries them; --strict rejects unknown fields), then its
+/// privileges as parsed (PyYAML): hostPID, every capability dropped but SYS_ADMIN and
+/// SYS_PTRACE, no privilege escalation, a read-only root filesystem, resource limits, and
+/// `watch --all-netns --listen` on the port the scrape annotations and the Service name. A
+/// copy with a misspelt field must be rejected (the validator is not a bare YAML parser).
+#[test]
+fn daemonset_validates_against_the_kubernetes_schemas() {
+    let test = "daemonset_validates_against_the_kubernetes_schemas";
+    if !common::have(
+        test,
+        "kubernetes-validate (pip install kubernetes-validate; .ci/run installs it)",
+        Command::new("kubernetes-validate").arg("--version"),
+    ) {
+        return;
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/kubernetes/portlab-watch-daemonset.yaml");
+    let validate = |p: &Path| {
+        Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet"])
+            .arg(p)
+            .output()
+            .expect("kubernetes-validate")
+    };
+    let out = validate(&path);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        text.replace("readOnlyRootFilesystem:", "readOnlyRootFileSystem:"),
+    )
+    .unwrap();
+    assert!(
+        !validate(&bad).status.success(),
+        "a misspelt field passed the validator"
+    );
+
+    let script = "import json, sys, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))";
+    let parsed = Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let docs: Vec<Value> = serde_json::from_slice(&parsed.stdout).unwrap();
+    let ds = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("a DaemonSet");
+    let pod = &ds["spec"]["template"];
+    let spec = &pod["spec"];
+    assert_eq!(spec["hostPID"], true);
+    assert_ne!(spec["hostNetwork"], true);
+    let c = &spec["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["SYS_ADMIN", "SYS_PTRACE"])
+    );
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_ne!(sc["privileged"], true);
+    assert!(
+        c["resources"]["limits"]["memory"].is_string()
+            && c["resources"]["limits"]["cpu"].is_string()
+    );
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(&args[..2], ["watch", "--all-netns"]);
+    let listen = args
+        .iter()
+        .position(|a| *a == "--listen")
+        .map(|i| args[i + 1]);
+    assert_eq!(listen, Some("0.0.0.0:9977"));
+    assert_eq!(pod["metadata"]["annotations"]["prometheus.io/port"], "9977");
+    let svc = docs
+        .iter()
+        .find(|d| d["kind"] == "Service")
+        .expect("a Service");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 9977);
+    // portlab itself runs with these arguments (on a free loopback port, one sample).
+    let mut check: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if *a == "0.0.0.0:9977" {
+                "127.0.0.1:0"
+            } else {
+                a
+            }
+        })
+        .collect();
+    check.extend(["--count", "1"]);
+    let out = Command::new(portlab()).args(&check).output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1))
+            && String::from_utf8_lossy(&out.stdout)
+                .starts_with("portlab watch: serving http://127.0.0.1:"),
+        "{check:?}: {out:?}"
+    );
+}
