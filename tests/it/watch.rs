@@ -1451,9 +1451,12 @@ fn all_netns_lists_every_namespace_with_its_labels_and_counts() {
         "--interval",
         "200ms",
     ]);
-    assert_exit(&out, 0);
     let all = json(&out);
     let list = all.as_array().expect("array");
+    // The exit code is the worst state of every namespace, other programs' on this host
+    // included (another test's client may be running out): 1 exactly when one is not ok.
+    let worst = list.iter().any(|n| n["state"] != "ok");
+    assert_exit(&out, i32::from(worst));
     assert!(
         list.len() >= 4,
         "3 namespaces of the test and the host's: {all:#}"
