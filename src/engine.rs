@@ -399,7 +399,8 @@ async fn drive(
         let summary = crate::client::run::drive(setup, signalled(1)).await?;
         return Ok(save(dir, with_baseline(summary, opts), None));
     }
-    let kernel = kernel_timeline(&targets, applied)?;
+    let kernel = kernel_timeline(&targets, applied)?
+        .map(|k| k.with_conntrack(conntrack_sampler(plan, applied)));
     let writer = TimelineWriter::new(
         dir.create("timeline.csv")
             .with_context(|| format!("creating {}", dir.path().join("timeline.csv").display()))?,
@@ -629,11 +630,12 @@ impl Ended {
             aborted: self.end.aborted,
             server: self.server,
             exec: self.exec,
-            observed: self.kernel.map(|w| Observed {
+            observed: self.kernel.map(|mut w| Observed {
                 timewait: w.timewait().clone(),
                 kernel: w.kernel_deltas(),
                 preexisting: w.preexisting(),
                 by: Watcher::Run,
+                conntrack: w.conntrack(),
             }),
             lab: applied
                 .zip(plan.lab.as_ref())
@@ -713,6 +715,39 @@ fn kernel_timeline(
     Ok(Some(
         KernelTimeline::start(Box::new(Sampler::new(*target)), server).also_toward(others),
     ))
+}
+
+/// The table the lab tracks (`lab.conntrack`): the server's namespace's, opened there.
+/// None without it; a table that cannot be read is said once and the run goes on.
+fn conntrack_sampler(
+    plan: &Plan,
+    applied: Option<&lab::Applied>,
+) -> Option<Box<dyn crate::observe::conntrack::ConntrackSource>> {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::observe::conntrack_linux::CtSampler;
+        let (Some(a), true) = (applied, plan.lab.as_ref().is_some_and(|l| l.conntrack)) else {
+            return None;
+        };
+        let opened = match a.topology {
+            crate::plan::lab::Topology::Veth => a.in_server_ns(CtSampler::open).ok()?,
+            crate::plan::lab::Topology::Loopback => CtSampler::open(),
+        };
+        match opened {
+            Ok(s) => Some(Box::new(s)),
+            Err(e) => {
+                crate::say::warning!(
+                    "the conntrack table cannot be read ({e}): the run goes on without it"
+                );
+                None
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (plan, applied);
+        None
+    }
 }
 
 /// Resolves an external HOST:PORT and makes one probe connection, so an unreachable
@@ -821,6 +856,7 @@ impl Sink for RunSink {
     fn observe(&mut self, row: &mut TimelineRow) {
         if let Some(w) = self.kernel.as_mut() {
             row.kernel = w.interval();
+            w.sampled_at(row.t_s);
         }
     }
 

@@ -558,6 +558,7 @@ fn assemble(
             kernel: r.kernel,
             preexisting: 0,
             by: assemble::Watcher::ClientExec,
+            conntrack: None,
         }),
         lab: r.lab,
     };

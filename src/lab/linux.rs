@@ -64,7 +64,8 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
         let server = open_current_netns()?;
         let set_up = interface_up("lo")
             .map_err(|e| LabError::setup("bringing lo up in the server namespace", e))
-            .and_then(|()| write_all(&plan.server_sysctls));
+            .and_then(|()| write_all(&plan.server_sysctls))
+            .and_then(|()| track_connections(plan.conntrack));
         setns(client.as_fd())
             .map_err(|e| LabError::setup("setns back into the client namespace", e))?;
         set_up?;
@@ -75,6 +76,9 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
 
     interface_up("lo").map_err(|e| LabError::setup("bringing lo up (SIOCSIFFLAGS)", e))?;
     write_all(&plan.sysctls)?;
+    if plan.topology == Topology::Loopback {
+        track_connections(plan.conntrack)?;
+    }
 
     let ns = Namespaces { client, server };
     let (client_addr, server_addr, server_settings) = match &ns.server {
@@ -290,6 +294,68 @@ pub(super) fn interface_up(name: &str) -> io::Result<()> {
 }
 
 /// Writes every sysctl in order, reading each back.
+/// The netfilter table that makes conntrack keep an entry for every connection of the
+/// calling thread's namespace: conntrack tracks a namespace only once a rule there uses it,
+/// and any `ct` expression registers its hooks for the whole namespace. The chain only
+/// counts new connections; it accepts everything.
+const TRACKING_TABLE: &str = "table inet portlab {
+  chain track { type filter hook output priority -150; policy accept; ct state new counter; }
+}
+";
+
+/// With `on`, makes conntrack track the calling thread's namespace (see [`TRACKING_TABLE`])
+/// through Debian's `nft` tool, run as a child, which inherits this thread's namespace.
+/// Why the tool and not netlink here: an nftables ruleset is a batch of several netlink
+/// messages (table, chain, rule with its expressions) whose encoding `nft` owns and keeps
+/// current; portlab writes one fixed table once per lab. Refused, before any traffic, where
+/// the nf_conntrack module is not loaded: `nft` would make the kernel load it, a change to
+/// the host.
+fn track_connections(on: bool) -> Result<(), LabError> {
+    if !on {
+        return Ok(());
+    }
+    if !std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
+        return Err(LabError::Conflict(
+            "lab.conntrack: the nf_conntrack module is not loaded on this host, and loading it \
+             would change the host (portlab never does): run `modprobe nf_conntrack` yourself, \
+             or drop lab.conntrack (--lab-conntrack)"
+                .into(),
+        ));
+    }
+    let child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(LabError::Conflict(
+                "lab.conntrack needs the nft tool to add its tracking rule: install nftables \
+                 (Debian: apt-get install nftables), or drop lab.conntrack (--lab-conntrack)"
+                    .into(),
+            ))
+        }
+        Err(e) => return Err(LabError::setup("starting nft", e)),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(TRACKING_TABLE.as_bytes())
+            .map_err(|e| LabError::setup("writing the tracking table to nft", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| LabError::setup("waiting for nft", e))?;
+    if !out.status.success() {
+        return Err(LabError::setup(
+            "adding the conntrack table with nft",
+            io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn write_all(sysctls: &[Sysctl]) -> Result<(), LabError> {
     for s in sysctls {
         write_sysctl(s)?;

@@ -114,6 +114,15 @@ pub fn check_host(
             message: e.to_string(),
         })?;
     }
+    if plan.lab.as_ref().is_some_and(|l| l.conntrack) && !on_path("nft") {
+        return Err(crate::plan::PlanError::Invalid {
+            key: "lab.conntrack",
+            flag: "--lab-conntrack",
+            message: "needs the nft tool to add its tracking rule, and it is not on PATH: \
+                      install nftables (Debian: apt-get install nftables), or drop lab.conntrack"
+                .into(),
+        });
+    }
     Ok(())
 }
 
@@ -180,4 +189,10 @@ impl ManyClients {
     ) -> std::io::Result<std::process::Child> {
         many_os::spawn_in(&self.ns, k, cmd)
     }
+}
+
+/// Whether an executable named `name` is in a directory of PATH.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::profile::TimeWaitSide;
 
 /// Linux's nf_conntrack_tcp_timeout_time_wait default, seconds.
-pub const TIME_WAIT_TIMEOUT_S: f64 = 120.0;
+pub const TIME_WAIT_TIMEOUT_S: f64 = crate::plan::sysctl::CONNTRACK_TIME_WAIT_DEFAULT_S as f64;
 /// Linux's nf_conntrack_tcp_timeout_close default, seconds (after an RST).
 pub const CLOSE_TIMEOUT_S: f64 = 10.0;
 

@@ -98,3 +98,99 @@ impl CtLister {
         }
     }
 }
+
+/// The conntrack table of one namespace over a run: its statistics file, kept open (bound
+/// to the namespace it was opened in, as the netlink socket is), reread every interval.
+pub struct CtSampler {
+    stat: std::fs::File,
+    lister: CtLister,
+    time_wait_s: Option<u64>,
+    close_s: Option<u64>,
+    max: Option<u64>,
+    baseline: Option<CtStats>,
+    last: Option<CtStats>,
+    count_max: u64,
+    /// When `count` last ran: the run's last timeline sample, at the end of its drain.
+    counted_at: Option<std::time::Instant>,
+}
+
+impl CtSampler {
+    /// Opens the calling thread's namespace's table (call it inside the namespace).
+    pub fn open() -> io::Result<CtSampler> {
+        let stat = std::fs::File::open("/proc/thread-self/net/stat/nf_conntrack")?;
+        let mut s = CtSampler {
+            stat,
+            lister: CtLister::open()?,
+            time_wait_s: netfilter_sysctl("nf_conntrack_tcp_timeout_time_wait"),
+            close_s: netfilter_sysctl("nf_conntrack_tcp_timeout_close"),
+            max: netfilter_sysctl("nf_conntrack_max"),
+            baseline: None,
+            last: None,
+            count_max: 0,
+            counted_at: None,
+        };
+        s.baseline = s.read();
+        Ok(s)
+    }
+
+    fn read(&mut self) -> Option<CtStats> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = String::new();
+        self.stat.seek(SeekFrom::Start(0)).ok()?;
+        self.stat.read_to_string(&mut text).ok()?;
+        parse_stat(&text)
+    }
+}
+
+impl super::conntrack::ConntrackSource for CtSampler {
+    /// nf_conntrack_count now (expired entries included until the collector runs).
+    fn count(&mut self) -> Option<u64> {
+        let now = self.read()?;
+        self.count_max = self.count_max.max(now.entries);
+        let n = now.entries;
+        self.last = Some(now);
+        self.counted_at = Some(std::time::Instant::now());
+        Some(n)
+    }
+
+    /// What the run saw: the counts, the statistics' changes, and the live entries of a
+    /// dump made now.
+    fn summary(&mut self) -> super::conntrack::ConntrackSummary {
+        let last_sample = self.counted_at;
+        let counted_end = self.count();
+        let dumped = std::time::Instant::now();
+        let live = self.lister.tally().ok();
+        let dump_s = dumped.elapsed().as_secs_f64();
+        let changes = match (&self.baseline, &self.last) {
+            (Some(b), Some(l)) => l
+                .counters
+                .iter()
+                .filter(|(k, _)| super::conntrack::REPORTED_STATS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.saturating_sub(b.get(k))))
+                .collect(),
+            _ => Default::default(),
+        };
+        super::conntrack::ConntrackSummary {
+            count_max: self.count_max,
+            count_end: counted_end,
+            live_end: live.as_ref().map(|t| t.live),
+            live_by_state: live
+                .map(|t| {
+                    t.by_state
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            stats: changes,
+            time_wait_s: self.time_wait_s,
+            close_s: self.close_s,
+            max: self.max,
+            live_after_last_sample_s: last_sample.map(|t| dumped.duration_since(t).as_secs_f64()),
+            live_dump_s: Some(dump_s),
+            last_sample_s: None,
+            model_live: None,
+            hold_s: None,
+        }
+    }
+}

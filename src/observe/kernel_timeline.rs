@@ -1,6 +1,7 @@
 //! A run's view of the kernel: a baseline sample before the first start, one sample per
 //! interval (timeline columns), and the totals for summary.json (`timewait`, `kernel`).
 
+use super::conntrack::{ConntrackSource, ConntrackSummary};
 use super::{Counter, KernelSample, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,6 +30,10 @@ pub struct KernelTimeline {
     /// Further destinations of the run (the embedded server's other ports): their client
     /// TIME_WAIT counts toward the client's side too.
     also: Vec<std::net::SocketAddr>,
+    /// The conntrack table the lab tracks (the timeline's `conntrack_count` column).
+    conntrack: Option<Box<dyn ConntrackSource>>,
+    /// The run's time of the last [`KernelTimeline::interval`], seconds.
+    last_t_s: Option<f64>,
 }
 
 /// Names of the timeline columns `interval` fills, in order.
@@ -69,6 +74,8 @@ impl KernelTimeline {
             baseline,
             timewait: TimewaitSummary::default(),
             also: Vec::new(),
+            conntrack: None,
+            last_t_s: None,
         }
     }
 
@@ -77,6 +84,28 @@ impl KernelTimeline {
     pub fn also_toward(mut self, destinations: &[std::net::SocketAddr]) -> KernelTimeline {
         self.also = destinations.to_vec();
         self
+    }
+
+    /// Samples this conntrack table too: a `conntrack_count` column after the others, and
+    /// [`KernelTimeline::conntrack`] at the end.
+    pub fn with_conntrack(mut self, ct: Option<Box<dyn ConntrackSource>>) -> KernelTimeline {
+        self.conntrack = ct;
+        self
+    }
+
+    /// The conntrack table's figures over the run, with its live entries now (None when no
+    /// table was tracked).
+    pub fn conntrack(&mut self) -> Option<ConntrackSummary> {
+        let last_t_s = self.last_t_s;
+        self.conntrack.as_mut().map(|c| ConntrackSummary {
+            last_sample_s: last_t_s,
+            ..c.summary()
+        })
+    }
+
+    /// Says when (the run's seconds) the last [`KernelTimeline::interval`] sampled.
+    pub fn sampled_at(&mut self, t_s: f64) {
+        self.last_t_s = Some(t_s);
     }
 
     /// Samples now: TIME_WAIT by side and each counter's change since the last interval,
@@ -112,6 +141,9 @@ impl KernelTimeline {
         ];
         let delta = now.delta(&self.previous);
         row.extend(Counter::ALL.iter().map(|c| (c.name(), f(delta.get(*c)))));
+        if let Some(ct) = self.conntrack.as_mut() {
+            row.push(("conntrack_count", f(ct.count())));
+        }
         self.previous = now.clone();
         self.last = now;
         row

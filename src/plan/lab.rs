@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::sysctl::{
-    Knob, PORT_RANGE, REGISTRY, RESERVED_PORTS, TIMESTAMPS, TW_REUSE, TW_REUSE_DELAY,
+    Knob, CONNTRACK_TIME_WAIT, PORT_RANGE, REGISTRY, RESERVED_PORTS, TIMESTAMPS, TW_REUSE,
+    TW_REUSE_DELAY,
 };
 use super::Span;
 use std::collections::BTreeMap;
@@ -98,6 +99,28 @@ super::scenario::section! {
         /// [key: lab.topology].
         #[arg(long = "lab-topology", value_name = "loopback|veth")]
         pub topology: Option<String>,
+        /// Track the lab's connections with conntrack (true/false): a netfilter table in the
+        /// server's namespace (the lab's, with loopback) makes the kernel keep an entry per
+        /// connection, as a host firewall with state rules or a NAT does; the run records the
+        /// table's count and statistics and checks them against R x (lifetime + the
+        /// conntrack timeout). Needs the nft tool (Debian: nftables) and the nf_conntrack
+        /// module already loaded on the host [key: lab.conntrack].
+        #[arg(
+            long = "lab-conntrack",
+            value_name = "BOOL",
+            num_args = 0..=1,
+            default_missing_value = "true",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub conntrack: Option<bool>,
+        /// net.netfilter.nf_conntrack_tcp_timeout_time_wait in seconds: how long conntrack
+        /// keeps a connection's entry after a FIN close, whichever side closed (kernel default
+        /// 120). With lab.conntrack and time_scale, unset means 120 / time_scale
+        /// [key: lab.conntrack_time_wait].
+        #[arg(long = "lab-conntrack-time-wait", value_name = "SECONDS")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub conntrack_time_wait: Option<u32>,
         /// K client namespaces (1-64) in front of one server namespace, each with its own
         /// address (198.18.0.10 + k), the lab's client sysctls and shard k of the load (rate
         /// R / K); the server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth
@@ -156,6 +179,15 @@ super::scenario::section! {
         /// [key: lab.server.fin_timeout].
         #[arg(id = "server.fin_timeout", long = "lab-server-fin-timeout", value_name = "SECONDS")]
         pub fin_timeout: Option<u32>,
+        /// net.netfilter.nf_conntrack_tcp_timeout_time_wait in the server namespace, seconds
+        /// [key: lab.server.conntrack_time_wait].
+        #[arg(
+            id = "server.conntrack_time_wait",
+            long = "lab-server-conntrack-time-wait",
+            value_name = "SECONDS"
+        )]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub conntrack_time_wait: Option<u32>,
         /// net.ipv4.tcp_timestamps in the server namespace (true/false)
         /// [key: lab.server.timestamps].
         #[arg(
@@ -378,6 +410,9 @@ pub struct LabPlan {
     /// Which tcp_tw_reuse the lab used and why, when the scenario did not say (the lab's
     /// default, 0: see [`DEFAULT_TW_REUSE_NOTE`]).
     pub tw_reuse_note: Option<&'static str>,
+    /// Track the connections in the server's namespace (a netfilter table with a conntrack
+    /// rule; the lab's namespace with loopback).
+    pub conntrack: bool,
 }
 
 /// Why a lab whose scenario leaves tw_reuse unset writes tcp_tw_reuse = 0.
@@ -669,11 +704,26 @@ impl LabConfig {
                 DEFAULT_TW_REUSE_NOTE
             });
         let lab_hold = common.get(&TW_REUSE_DELAY).map(Duration::from_millis);
+        // Conntrack's hold is scaled with the lab's time: its 120 s default, divided.
+        let conntrack = self.conntrack == Some(true);
+        let scaled_hold = (conntrack && self.time_scale.is_some()).then(|| {
+            (super::sysctl::CONNTRACK_TIME_WAIT_DEFAULT_S as f64 / scale)
+                .round()
+                .max(1.0) as u64
+        });
+        let mut server = (!self.server.is_empty() || (conntrack && topology == Topology::Veth))
+            .then(|| Side::server(&self.server));
+        if let Some(hold) = scaled_hold {
+            let tracked = server.as_mut().unwrap_or(&mut common);
+            if tracked.get(&CONNTRACK_TIME_WAIT).is_none() {
+                tracked.set(&CONNTRACK_TIME_WAIT, hold);
+            }
+        }
         common.sysctls(topology, &mut sysctls, &mut warnings)?;
 
         let mut server_sysctls = Vec::new();
-        if !self.server.is_empty() {
-            Side::server(&self.server).sysctls(topology, &mut server_sysctls, &mut warnings)?;
+        if let Some(side) = server {
+            side.sysctls(topology, &mut server_sysctls, &mut warnings)?;
         }
 
         Ok(LabPlan {
@@ -689,6 +739,7 @@ impl LabConfig {
             clients,
             warnings,
             tw_reuse_note,
+            conntrack,
         })
     }
 
@@ -705,6 +756,7 @@ impl LabConfig {
             ("time_scale", self.time_scale.is_some()),
             ("topology", topology != Topology::Loopback),
             ("server", !self.server.is_empty()),
+            ("conntrack", self.conntrack == Some(true)),
         ];
         keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
         if !keys.is_empty() {
@@ -725,6 +777,7 @@ impl LabConfig {
             clients: 1,
             warnings: Vec::new(),
             tw_reuse_note: None,
+            conntrack: false,
         })
     }
 

@@ -644,7 +644,10 @@ mod tests {
             abort_on_overflow = true
             topology = "veth"
             clients = 2
+            conntrack = true
+            conntrack_time_wait = 6
             [lab.server]
+            conntrack_time_wait = 3
             tw_reuse = 1
             tw_reuse_delay_ms = 700
             max_tw_buckets = 2000

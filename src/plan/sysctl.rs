@@ -330,6 +330,29 @@ pub const ABORT_ON_OVERFLOW: Knob = Knob {
     missing: DROP,
 };
 
+/// The kernel's default nf_conntrack_tcp_timeout_time_wait, seconds.
+pub const CONNTRACK_TIME_WAIT_DEFAULT_S: u64 = 120;
+
+/// net.netfilter.nf_conntrack_tcp_timeout_time_wait (per namespace; only where the
+/// nf_conntrack module is loaded).
+pub const CONNTRACK_TIME_WAIT: Knob = Knob {
+    name: "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
+    lab: lab_field!(conntrack_time_wait),
+    server: Some(lab_field!(server.conntrack_time_wait)),
+    accepts: Accepts::Int {
+        lo: 1,
+        hi: KERNEL_INT / 1000,
+        expected: "1-2147483 seconds (the kernel keeps it in jiffies in an int)",
+    },
+    read_back: ReadBack::Words,
+    since: "2.6.15 (nf_conntrack)",
+    note: "s: conntrack's hold of a connection's entry after a FIN close, either side",
+    model: "the conntrack entry's hold after the close",
+    compared: false,
+    missing: "the nf_conntrack module is not loaded on this host (portlab loads no module: \
+              `modprobe nf_conntrack` is a change to the host); drop conntrack_time_wait",
+};
+
 /// The largest value the kernel keeps in a C int.
 const KERNEL_INT: u64 = i32::MAX as u64;
 
@@ -344,6 +367,7 @@ pub const REGISTRY: &[Knob] = &[
     FIN_TIMEOUT,
     SOMAXCONN,
     ABORT_ON_OVERFLOW,
+    CONNTRACK_TIME_WAIT,
 ];
 
 /// Every knob's name, in [`REGISTRY`] order.

@@ -95,6 +95,10 @@ pub struct Summary {
     /// (absent when none was seen, or when the kernel figures cannot tell).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timewait_ended_early: Option<EndedEarly>,
+    /// The conntrack table the lab tracked (`lab.conntrack`): counts, statistics, live
+    /// entries at the end and the model's figure for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<crate::observe::conntrack::ConntrackSummary>,
     /// (InSegs + OutSegs) / completed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments_per_request: Option<f64>,
@@ -355,6 +359,7 @@ impl Summary {
             timewait: None,
             kernel: None,
             timewait_ended_early: None,
+            conntrack: None,
             segments_per_request: None,
             observation: None,
             lab: None,

@@ -113,6 +113,9 @@ fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(e) = &s.timewait_ended_early {
         writeln!(out, "  {}", e.line())?;
     }
+    if let Some(c) = &s.conntrack {
+        writeln!(out, "  {}", c.line())?;
+    }
     Ok(())
 }
 

@@ -711,6 +711,27 @@ fn client_timewait(p: &Prediction, s: &Summary, t: f64) -> Option<Check> {
 /// Successes per second after the ports ran out against the model's P / hold, over whole
 /// holds from the first hold boundary after the first error (None when the run had fewer
 /// than two such holds, or counted over another period).
+/// The tracked conntrack table's live entries at the end against the model's: every
+/// connection still within its hold (lifetime + the conntrack timeout of its last state)
+/// holds one entry. 2% unless `[expect]` says otherwise.
+fn conntrack_live(s: &Summary, tol: f64) -> Option<Check> {
+    let c = s.conntrack.as_ref()?;
+    let ([lo, hi], measured) = (c.model_live?, c.live_end?);
+    let hold = c.hold_s.unwrap_or(0.0);
+    let mut check = if lo == hi {
+        numeric("conntrack_live", lo, measured as f64, tol, None)
+    } else {
+        in_range("conntrack_live", lo, hi, measured as f64, tol)
+    };
+    check.note = Some(format!(
+        "entries alive at the end: the connections made within {hold:.0} s (the conntrack \
+             hold) of it; nf_conntrack_count peaked at {} (expired entries count until the \
+             kernel's collector removes them)",
+        c.count_max
+    ));
+    Some(check)
+}
+
 fn post_exhaustion_rate(
     p: &Prediction,
     s: &Summary,
@@ -826,6 +847,13 @@ pub fn judge(
     if let Some(c) = server_timewait(p, s, tol("timewait_max")) {
         checks.push(c);
     }
+    // Counted exactly by the kernel: 2% unless [expect.tolerance] names this check.
+    let ct_tol = expect
+        .tolerance
+        .get("conntrack_live")
+        .copied()
+        .unwrap_or(2.0);
+    checks.extend(conntrack_live(s, ct_tol));
     if expect_exhaustion {
         checks.extend(post_exhaustion_rate(
             p,

@@ -13,6 +13,7 @@ mod ci_gate;
 mod client_exec;
 mod close_modes;
 mod completions;
+mod conntrack;
 mod consent;
 mod dry_run;
 mod exit_codes;
