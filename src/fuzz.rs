@@ -64,7 +64,8 @@ fn resolved(s: &Scenario) -> Result<Plan, String> {
 /// summary.json bytes -> every report format, alone and compared with itself; returns the
 /// number of bytes rendered.
 pub fn summary(bytes: &[u8]) -> Result<usize, String> {
-    let s: report::Summary = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let s: crate::results::summary::Summary =
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let formats = [Format::Text, Format::Json, Format::Csv, Format::Markdown];
     for f in formats {
@@ -73,9 +74,9 @@ pub fn summary(bytes: &[u8]) -> Result<usize, String> {
             .map_err(|e| e.to_string())?;
     }
     let runs = [("a".to_string(), s.clone()), ("b".to_string(), s)];
-    let c = report::compare::compare(&runs);
+    let c = crate::results::compare::compare(&runs);
     for f in formats {
-        report::compare::render(&c, f, &mut out).map_err(|e| e.to_string())?;
+        report::comparison::render(&c, f, &mut out).map_err(|e| e.to_string())?;
     }
     Ok(out.len())
 }
@@ -103,7 +104,7 @@ pub fn results(dir: &Path, out: &Path) -> Result<usize, String> {
             refusals.push(report::chain(&e));
         }
     }
-    match report::load_summary(dir) {
+    match crate::results::dir::load_summary(dir) {
         Ok(s) => {
             for f in [
                 Format::Text,
@@ -115,19 +116,21 @@ pub fn results(dir: &Path, out: &Path) -> Result<usize, String> {
                 report::render_run(f, &s, dir, &mut rendered).map_err(|e| e.to_string())?;
             }
             let runs = [("a".to_string(), s.clone()), ("b".to_string(), s)];
-            let c = report::compare::compare(&runs);
+            let c = crate::results::compare::compare(&runs);
             for f in [Format::Text, Format::Json, Format::Csv, Format::Markdown] {
-                report::compare::render(&c, f, &mut rendered).map_err(|e| e.to_string())?;
+                report::comparison::render(&c, f, &mut rendered).map_err(|e| e.to_string())?;
             }
         }
         Err(e) => refusals.push(report::chain(&e)),
     }
-    match report::merge::merge(&[dir.to_path_buf()]) {
+    match crate::results::merge::merge(&[dir.to_path_buf()]) {
         Ok(m) => {
-            let d = report::output::ResultsDir::prepare("fuzz", Some(out), true)
+            let d = crate::results::dir::ResultsDir::prepare("fuzz", Some(out), true)
                 .map_err(|e| report::chain(&e))?;
             match m.write(&d) {
-                Ok(s) => report::merge::write_summary(&s, &d).map_err(|e| report::chain(&e))?,
+                Ok(s) => {
+                    crate::results::merge::write_summary(&s, &d).map_err(|e| report::chain(&e))?
+                }
                 Err(e) => refusals.push(report::chain(&e)),
             }
         }

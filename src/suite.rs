@@ -14,8 +14,9 @@
 
 use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};
-use crate::report::output::{write_atomic, ResultsDir};
-use crate::report::{Format, Render, Summary};
+use crate::report::{Format, Render};
+use crate::results::dir::{write_atomic, ResultsDir};
+use crate::results::summary::Summary;
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -108,11 +109,11 @@ pub struct Row {
     /// Names of the checks that failed, or the error that stopped the run.
     pub problems: Vec<String>,
     /// The run's prediction, as in its summary.json.
-    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
+    #[serde(serialize_with = "crate::results::summary::sorted_keys")]
     pub prediction: Option<crate::model::Prediction>,
     /// The run's verdict, as in its summary.json.
-    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
-    pub checks: Option<crate::report::verdict::Verdict>,
+    #[serde(serialize_with = "crate::results::summary::sorted_keys")]
+    pub checks: Option<crate::results::verdict::Verdict>,
 }
 
 /// The whole suite, as written to suite.json.
@@ -533,13 +534,13 @@ fn write_files(report: &Report, dir: &Path) -> Result<()> {
 /// scenario ran nothing and is left out.
 pub fn write_junit(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     use crate::report::junit::SuiteRun;
-    let loaded: Vec<(&Row, Result<crate::report::Summary, String>)> = r
+    let loaded: Vec<(&Row, Result<crate::results::summary::Summary, String>)> = r
         .scenarios
         .iter()
         .filter(|row| row.verdict != Outcome::Skipped)
         .map(|row| {
-            let s =
-                crate::report::load_summary(Path::new(&row.results)).map_err(|e| format!("{e:#}"));
+            let s = crate::results::dir::load_summary(Path::new(&row.results))
+                .map_err(|e| format!("{e:#}"));
             (row, s)
         })
         .collect();

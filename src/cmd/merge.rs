@@ -1,10 +1,10 @@
 //! `portlab merge DIR... --out DIR`: the shards of one run (`--shard I/N`, one per machine)
-//! made into one results directory (the merge itself is `report::merge`): its arguments,
+//! made into one results directory (the merge itself is `results::merge`): its arguments,
 //! and the merged summary and each shard's line on stdout.
 
-use crate::report::merge::{merge, write_summary};
-use crate::report::output::ResultsDir;
 use crate::report::{Format, Render};
+use crate::results::dir::ResultsDir;
+use crate::results::merge::{merge, write_summary};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 
 use super::exit;
 use crate::report::{self, Format, Render};
+use crate::results;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -15,7 +16,7 @@ pub fn run(args: &ReportArgs, out: &mut dyn crate::say::Output) -> anyhow::Resul
     let mut runs = Vec::with_capacity(args.runs.len());
     let mut unreadable = 0;
     for path in &args.runs {
-        let summary = match report::load_summary(path) {
+        let summary = match results::dir::load_summary(path) {
             Ok(s) => s,
             Err(e) if args.runs.len() > 1 => {
                 eprintln!("error: {}; left out", report::chain(&e));
@@ -54,9 +55,9 @@ pub fn run(args: &ReportArgs, out: &mut dyn crate::say::Output) -> anyhow::Resul
         }
         [(_, one, dir)] => report::render_run(args.format, one, dir, out),
         _ => {
-            let labelled: Vec<(String, report::Summary)> =
+            let labelled: Vec<(String, results::summary::Summary)> =
                 runs.into_iter().map(|(l, s, _)| (l, s)).collect();
-            let written = report::compare::compare(&labelled).render(args.format, out);
+            let written = results::compare::compare(&labelled).render(args.format, out);
             runs = labelled
                 .into_iter()
                 .map(|(l, s)| (l, s, std::path::PathBuf::new()))
@@ -70,7 +71,8 @@ pub fn run(args: &ReportArgs, out: &mut dyn crate::say::Output) -> anyhow::Resul
     }
     // One run: its verdict decides, as it did when it ran; a comparison only shows. JUnit of
     // several runs is a verdict of each, so any failed one fails.
-    let verdict_failed = |s: &report::Summary| s.verdict.as_ref().is_some_and(|v| !v.pass);
+    let verdict_failed =
+        |s: &results::summary::Summary| s.verdict.as_ref().is_some_and(|v| !v.pass);
     if let [(_, one, _)] = runs.as_slice() {
         if one
             .verdict

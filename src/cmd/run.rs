@@ -76,20 +76,22 @@ fn many_clients(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<bool> {
 }
 
 /// `--baseline` and its margin, checked and read before any traffic.
-fn baseline(args: &RunArgs) -> anyhow::Result<Option<(Box<crate::report::Summary>, f64)>> {
+fn baseline(
+    args: &RunArgs,
+) -> anyhow::Result<Option<(Box<crate::results::summary::Summary>, f64)>> {
     let Some(path) = &args.baseline else {
         return Ok(None);
     };
     let margin = args
         .baseline_margin
-        .unwrap_or(crate::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
+        .unwrap_or(crate::results::verdict::DEFAULT_BASELINE_MARGIN_PCT);
     let max = plan::bounds::MAX_PCT;
     if !(margin.is_finite() && (0.0..=max).contains(&margin)) {
         anyhow::bail!(
             "--baseline-margin {margin} is not a percentage: accepted 0 to {max}, e.g. 10"
         );
     }
-    let summary = crate::report::load_summary(path).map_err(|e| e.context("--baseline"))?;
+    let summary = crate::results::dir::load_summary(path).map_err(|e| e.context("--baseline"))?;
     Ok(Some((Box::new(summary), margin)))
 }
 

@@ -5,8 +5,8 @@
 //! The charts are drawn by plotters' SVG backend (no bitmap, no fonts, no JavaScript): the
 //! SVG is inlined so the page needs no network and opens from a file.
 
-use super::verdict::compact;
 use super::Summary;
+use crate::results::verdict::compact;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -146,7 +146,7 @@ impl super::Reporter for Html {
 
 /// Writes report.html into a run's results directory (its timeline.csv read back), atomically
 /// and without following a symlink, as every results file.
-pub fn write_report(dir: &super::output::ResultsDir, summary: &Summary) -> io::Result<()> {
+pub fn write_report(dir: &crate::results::dir::ResultsDir, summary: &Summary) -> io::Result<()> {
     let timeline = Timeline::of_dir(dir.path(), summary);
     let mut page = Vec::new();
     render(summary, &timeline, &mut page)?;
@@ -155,7 +155,7 @@ pub fn write_report(dir: &super::output::ResultsDir, summary: &Summary) -> io::R
 
 /// Writes report.html, or warns on stderr: the page is a convenience, and a run whose
 /// report.html cannot be written still succeeds with everything else on disk.
-pub fn write_report_or_warn(dir: &super::output::ResultsDir, summary: &Summary) {
+pub fn write_report_or_warn(dir: &crate::results::dir::ResultsDir, summary: &Summary) {
     if let Err(e) = write_report(dir, summary) {
         crate::say::warning!(
             "{} cannot be written ({e}); the run's other results are complete",
@@ -180,7 +180,7 @@ pub fn report_dirs(paths: &[std::path::PathBuf], out: &mut dyn Write) -> anyhow:
     }
     let mut loaded = Vec::with_capacity(dirs.len());
     for path in &dirs {
-        let summary = super::load_summary(path)?;
+        let summary = crate::results::dir::load_summary(path)?;
         let dir = if path.is_dir() {
             path.clone()
         } else {

@@ -9,8 +9,8 @@
 //! parts are attribute values and text, which `escape` covers; an XML writer crate would add
 //! a dependency (and build time on a 2-core machine) for no more than that.
 
-use super::verdict::Check;
 use super::{Reporter, Summary};
+use crate::results::verdict::Check;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -218,7 +218,7 @@ fn figures(s: &Summary) -> Vec<(String, String)> {
         v.push((format!("errors.{k}"), e.count.to_string()));
     }
     if let Some(p) = &s.prediction {
-        let figure = |x: Option<f64>| super::verdict::compact(&serde_json::json!(x));
+        let figure = |x: Option<f64>| crate::results::verdict::compact(&serde_json::json!(x));
         v.push(("model.exhausts".into(), p.exhausts.to_string()));
         v.push(("model.first_error_s".into(), figure(p.first_error_s)));
         v.push(("model.sustainable_rate".into(), figure(p.sustainable_rate)));

@@ -1,26 +1,17 @@
-//! Reports: the summary (what summary.json holds) and its renderings, one file per format
-//! behind one trait. `portlab report` re-renders a saved summary the same way.
+//! Reports: the renderings of results (`crate::results`), one file per format behind one
+//! trait. `portlab report` re-renders a saved summary the same way.
 
-pub mod assemble;
-pub mod client_exec;
-pub mod compare;
+pub mod comparison;
 mod csv_format;
 pub mod document;
 pub mod html;
 mod json;
 pub mod junit;
-pub mod lab_clients;
 mod markdown;
-pub mod merge;
-pub mod output;
 pub mod prediction;
-pub(crate) mod summary;
-mod text;
-pub mod verdict;
+pub mod text;
 
-pub use summary::{
-    EarlyEndCounter, EndedEarly, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
-};
+use crate::results::summary::Summary;
 
 #[cfg(test)]
 mod chain_tests {
@@ -98,9 +89,9 @@ impl Render for Summary {
     }
 }
 
-impl Render for compare::Comparison {
+impl Render for crate::results::compare::Comparison {
     fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
-        compare::render(self, format, out)
+        comparison::render(self, format, out)
     }
 }
 
@@ -129,30 +120,6 @@ pub fn render_run(
         Format::Junit => junit::render(summary, Some(dir), out),
         format => reporter(format).render(summary, out),
     }
-}
-
-/// Reads a saved run: a results directory (its summary.json) or a summary.json itself.
-pub fn load_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
-    use anyhow::Context;
-    let file = if path.is_dir() {
-        path.join("summary.json")
-    } else {
-        path.to_path_buf()
-    };
-    let text =
-        crate::input::read_to_string(&file, crate::input::SUMMARY_LIMIT).with_context(|| {
-            format!(
-                "cannot read {}; name a results directory (results/<run>/) or its summary.json",
-                file.display()
-            )
-        })?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a portlab summary.json (written by portlab {}?)",
-            file.display(),
-            env!("CARGO_PKG_VERSION")
-        )
-    })
 }
 
 /// An error and its causes on one line, most general first, each said once: a cause whose

@@ -1,5 +1,8 @@
 //! The human summary printed at the end of a run.
 
+mod client_exec;
+mod lab_clients;
+
 use super::{secs, Reporter, Summary};
 use std::io::{self, Write};
 
@@ -139,13 +142,9 @@ fn errors(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(c) = &s.client_exec {
         let predicted = s.prediction.as_ref().and_then(|p| p.first_error_s);
         writeln!(out)?;
-        let mut lines = super::client_exec::text_lines(c, predicted);
+        let mut lines = client_exec::text_lines(c, predicted);
         // After what it did: why TIME_WAIT is where it is.
-        if let Some(asked) = s
-            .server
-            .as_ref()
-            .and_then(super::client_exec::asked_to_close)
-        {
+        if let Some(asked) = s.server.as_ref().and_then(client_exec::asked_to_close) {
             lines.insert(2.min(lines.len()), asked);
         }
         for line in lines {
@@ -258,7 +257,7 @@ fn servers(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     if let Some(c) = s.lab.as_ref().and_then(|l| l.clients.as_ref()) {
-        super::lab_clients::render_text(c, out)?;
+        lab_clients::render_text(c, out)?;
     }
     Ok(())
 }
