@@ -101,11 +101,14 @@ fn outcome(args: &RunArgs, result: &engine::RunResult, out: &mut dyn Write) -> a
     // The run is over: a stdout that fails now (a full disk, /dev/full, a closed terminal)
     // loses no measurement (the files are written) and is no set-up error: exit 3, naming it.
     let mut incomplete = false;
-    let printed = crate::report::render_run(args.format, &result.summary, &result.dir, out)
-        .and_then(|()| match args.format {
-            Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),
-            _ => Ok(()),
-        })
+    let renderer = crate::report::renderer(args.format);
+    let run = crate::report::Run {
+        label: String::new(),
+        summary: &result.summary,
+        dir: Some(&result.dir),
+    };
+    let printed = renderer
+        .made(&run, &result.dir, out)
         .and_then(|()| out.flush());
     if let Err(e) = &printed {
         eprintln!(
@@ -117,7 +120,7 @@ fn outcome(args: &RunArgs, result: &engine::RunResult, out: &mut dyn Write) -> a
     if let Some(why) = &result.unsaved {
         // Nothing measured is lost: the summary goes to stdout instead.
         let on_stdout = printed.is_ok()
-            && (args.format == Format::Json
+            && (renderer.prints_summary_json()
                 || writeln!(
                     out,
                     "\nsummary.json (not saved):\n{}",

@@ -20,7 +20,7 @@ pub struct Row {
 }
 
 /// The table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Comparison {
     /// Each run's label (its directory name).
     pub runs: Vec<String>,

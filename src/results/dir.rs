@@ -230,6 +230,27 @@ pub fn load_summary(path: &Path) -> Result<Summary> {
     })
 }
 
+/// The saved runs `path` names: a results directory or a summary.json stands for itself; a
+/// suite's results directory (no summary.json, its runs in subdirectories) for its runs, by
+/// name.
+pub fn runs_named(path: &Path) -> Vec<PathBuf> {
+    if !path.is_dir() || path.join("summary.json").exists() {
+        return vec![path.to_path_buf()];
+    }
+    let mut runs: Vec<_> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("summary.json").is_file())
+        .collect();
+    if runs.is_empty() {
+        return vec![path.to_path_buf()];
+    }
+    runs.sort();
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,5 +9,6 @@ pub mod compare;
 pub mod dir;
 pub mod lab_clients;
 pub mod merge;
+pub mod suite;
 pub mod summary;
 pub mod verdict;
