@@ -75,7 +75,8 @@
 //! - [`inspect`]: what `portlab inspect` shows: this host's port settings and socket counts,
 //!   and the model for a rate (read only).
 //! - [`report`]: the renderings of results, one file per `--format` (text, JSON, CSV,
-//!   Markdown, JUnit, HTML); `report::document` gives any command's document every format;
+//!   Markdown, JUnit, HTML), each a `report::Renderer`, chosen by `report::renderer` (the
+//!   one `match` on the format); `report::document` gives any command's document every format;
 //!   `report::prediction` renders the model's prediction as text (predict, inspect, dry run).
 //! - [`results`]: what a run measured and concluded, as data: summary.json (`results::summary`,
 //!   typed: prediction, lab, verdict), the verdict (`results::verdict`), shards' runs added into
@@ -83,8 +84,9 @@
 //!   side (`results::compare`), the pure step from what was measured to the summary
 //!   (`results::assemble`: `figures` builds the measured part for a built-in run and a
 //!   `--client-exec` run alike, `server_summary` and `lab_summary` the server's and the lab's),
-//!   and the results directory read and written safely (`results::dir`: new files only, atomic
-//!   summary.json).
+//!   a suite's table (`results::suite`, what suite.json holds), and the results directory
+//!   read and written safely (`results::dir`: new files only, atomic summary.json; a suite's
+//!   directory standing for its runs).
 //! - [`say`]: what portlab says: `say::Output`, where a command writes its document
 //!   (stdout, or a buffer in tests); warnings, notices and notes on stderr, all silenced by
 //!   `--quiet`.
