@@ -13,10 +13,10 @@ use crate::model;
 use crate::observe::kernel_timeline::KernelTimeline;
 use crate::observe::Sampler;
 use crate::plan::{Plan, Target};
-use crate::report::assemble::{assemble, Facts, Observed, Watcher};
-use crate::report::assemble::{lab_summary, server_summary};
-use crate::report::output::ResultsDir;
-use crate::report::{ServerSummary, Summary};
+use crate::results::assemble::{assemble, Facts, Observed, Watcher};
+use crate::results::assemble::{lab_summary, server_summary};
+use crate::results::dir::ResultsDir;
+use crate::results::summary::{ServerSummary, Summary};
 use crate::runner::{self, threads, threads::Threads};
 use crate::server;
 use crate::server::exec::ExecTarget;
@@ -426,9 +426,9 @@ async fn drive(
 /// A client-exec run's summary with `--baseline`'s checks added to its verdict.
 fn with_baseline(mut summary: Summary, opts: &RunOptions) -> Summary {
     if let Some((base, margin)) = &opts.baseline {
-        let extra = crate::report::verdict::against_baseline(&summary, base, *margin);
+        let extra = crate::results::verdict::against_baseline(&summary, base, *margin);
         if let Some(v) = summary.verdict.as_mut() {
-            crate::report::verdict::add_checks(v, extra);
+            crate::results::verdict::add_checks(v, extra);
         }
     }
     summary

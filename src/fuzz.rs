@@ -64,18 +64,21 @@ fn resolved(s: &Scenario) -> Result<Plan, String> {
 /// summary.json bytes -> every report format, alone and compared with itself; returns the
 /// number of bytes rendered.
 pub fn summary(bytes: &[u8]) -> Result<usize, String> {
-    let s: report::Summary = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let s: crate::results::summary::Summary =
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let formats = [Format::Text, Format::Json, Format::Csv, Format::Markdown];
+    let runs = [("a".to_string(), s.clone()), ("b".to_string(), s.clone())];
+    let c = crate::results::compare::compare(&runs);
+    let shown = runs.each_ref().map(|(label, s)| report::Run {
+        label: label.clone(),
+        summary: s,
+        dir: None,
+    });
     for f in formats {
-        report::reporter(f)
-            .render(&s, &mut out)
-            .map_err(|e| e.to_string())?;
-    }
-    let runs = [("a".to_string(), s.clone()), ("b".to_string(), s)];
-    let c = report::compare::compare(&runs);
-    for f in formats {
-        report::compare::render(&c, f, &mut out).map_err(|e| e.to_string())?;
+        let r = report::renderer(f);
+        r.run(&shown[0], &mut out).map_err(|e| e.to_string())?;
+        r.runs(&shown, &c, &mut out).map_err(|e| e.to_string())?;
     }
     Ok(out.len())
 }
@@ -97,37 +100,44 @@ pub const RESULTS_FILES: [&str; 4] = [
 pub fn results(dir: &Path, out: &Path) -> Result<usize, String> {
     let mut rendered = Vec::new();
     let mut refusals = Vec::new();
-    let two = [dir.to_path_buf(), dir.to_path_buf()];
-    for paths in [&two[..1], &two[..]] {
-        if let Err(e) = report::html::report_dirs(paths, &mut rendered) {
-            refusals.push(report::chain(&e));
-        }
-    }
-    match report::load_summary(dir) {
+    match crate::results::dir::load_summary(dir) {
         Ok(s) => {
+            let runs = [("a".to_string(), s.clone()), ("b".to_string(), s.clone())];
+            let c = crate::results::compare::compare(&runs);
+            let shown = runs.each_ref().map(|(label, s)| report::Run {
+                label: label.clone(),
+                summary: s,
+                dir: Some(dir),
+            });
             for f in [
                 Format::Text,
                 Format::Json,
                 Format::Csv,
                 Format::Markdown,
                 Format::Junit,
+                Format::Html,
             ] {
-                report::render_run(f, &s, dir, &mut rendered).map_err(|e| e.to_string())?;
-            }
-            let runs = [("a".to_string(), s.clone()), ("b".to_string(), s)];
-            let c = report::compare::compare(&runs);
-            for f in [Format::Text, Format::Json, Format::Csv, Format::Markdown] {
-                report::compare::render(&c, f, &mut rendered).map_err(|e| e.to_string())?;
+                let r = report::renderer(f);
+                for written in [
+                    r.run(&shown[0], &mut rendered),
+                    r.runs(&shown, &c, &mut rendered),
+                ] {
+                    if let Err(e) = written {
+                        refusals.push(e.to_string());
+                    }
+                }
             }
         }
         Err(e) => refusals.push(report::chain(&e)),
     }
-    match report::merge::merge(&[dir.to_path_buf()]) {
+    match crate::results::merge::merge(&[dir.to_path_buf()]) {
         Ok(m) => {
-            let d = report::output::ResultsDir::prepare("fuzz", Some(out), true)
+            let d = crate::results::dir::ResultsDir::prepare("fuzz", Some(out), true)
                 .map_err(|e| report::chain(&e))?;
             match m.write(&d) {
-                Ok(s) => report::merge::write_summary(&s, &d).map_err(|e| report::chain(&e))?,
+                Ok(s) => {
+                    crate::results::merge::write_summary(&s, &d).map_err(|e| report::chain(&e))?
+                }
                 Err(e) => refusals.push(report::chain(&e)),
             }
         }

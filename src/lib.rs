@@ -7,13 +7,14 @@
 //! # Layout
 //!
 //! Data flows one way: `plan` -> `lab` -> `server` -> `runner` -> `collect` (<- `observe`)
-//! -> `report`; `model` is a pure function of the plan and host settings, and only the
-//! report sees both the prediction and the measurement.
+//! -> `results` -> `report`; `model` is a pure function of the plan and host settings, and
+//! only the results see both the prediction and the measurement.
 //!
 //! The modules stand in layers, each importing only from those below it (tests/layers.rs
 //! declares them and checks every import, unit tests included): `sys`, `say`, `shard` <
 //! `input` < `plan` < `model`, `catalog` < `collect`, `observe` < `runner` < `lab`, `server`
-//! < `report` < `client` < `engine` < `inspect`, `suite`, `watch` < `cmd` < `fuzz`, main.rs.
+//! < `results` < `report` < `client` < `engine` < `inspect`, `suite`, `watch` < `cmd` <
+//! `fuzz`, main.rs.
 //!
 //! - [`catalog`]: the built-in scenario catalog (scenarios/*.toml and the client programs
 //!   they run, compiled in): `portlab run NAME`, `portlab scenarios`, `suite` without a
@@ -73,15 +74,19 @@
 //!   Windows netsh and registry, macOS sysctl) into the model's input.
 //! - [`inspect`]: what `portlab inspect` shows: this host's port settings and socket counts,
 //!   and the model for a rate (read only).
-//! - [`report`]: summary.json (typed: prediction, lab, verdict) and the text, JSON, CSV and
-//!   Markdown renderings (`report::client_exec`: summary.json's `client_exec` and its text
-//!   lines; `report::merge`: shards' runs added into one, for `portlab merge` and the
-//!   many-client lab); `report::document` gives any command's document every format;
-//!   `report::output` writes results files safely (new files only, atomic summary.json);
-//!   `report::prediction` renders the model's prediction as text (predict, inspect, dry run);
-//!   `report::assemble` is the pure step from what was measured to the summary, prediction
-//!   and verdict (its `figures` builds the measured part for a built-in run and a
-//!   `--client-exec` run alike, `server_summary` and `lab_summary` the server's and the lab's).
+//! - [`report`]: the renderings of results, one file per `--format` (text, JSON, CSV,
+//!   Markdown, JUnit, HTML), each a `report::Renderer`, chosen by `report::renderer` (the
+//!   one `match` on the format); `report::document` gives any command's document every format;
+//!   `report::prediction` renders the model's prediction as text (predict, inspect, dry run).
+//! - [`results`]: what a run measured and concluded, as data: summary.json (`results::summary`,
+//!   typed: prediction, lab, verdict), the verdict (`results::verdict`), shards' runs added into
+//!   one (`results::merge`, for `portlab merge` and the many-client lab), saved runs side by
+//!   side (`results::compare`), the pure step from what was measured to the summary
+//!   (`results::assemble`: `figures` builds the measured part for a built-in run and a
+//!   `--client-exec` run alike, `server_summary` and `lab_summary` the server's and the lab's),
+//!   a suite's table (`results::suite`, what suite.json holds), and the results directory
+//!   read and written safely (`results::dir`: new files only, atomic summary.json; a suite's
+//!   directory standing for its runs).
 //! - [`say`]: what portlab says: `say::Output`, where a command writes its document
 //!   (stdout, or a buffer in tests); warnings, notices and notes on stderr, all silenced by
 //!   `--quiet`.
@@ -110,6 +115,7 @@ pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod say;
 pub mod server;

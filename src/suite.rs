@@ -14,10 +14,11 @@
 
 use crate::model::TimeWaitSide;
 use crate::plan::{self, Plan};
-use crate::report::output::{write_atomic, ResultsDir};
-use crate::report::{Format, Render, Summary};
+use crate::report::{renderer, Format};
+use crate::results::dir::{write_atomic, ResultsDir};
+use crate::results::suite::{Outcome, Report, Row};
+use crate::results::summary::Summary;
 use anyhow::{anyhow, Context, Result};
-use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,113 +56,6 @@ pub struct SuiteArgs {
     /// `run --dry-run` does; nothing is sent and nothing written. Exit 0 all valid, 2 not.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-/// How one scenario ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Outcome {
-    /// Every check held.
-    Pass,
-    /// A check failed (the run's exit code 1).
-    Fail,
-    /// The run could not be set up or its summary could not be read (exit code 2 or other).
-    Error,
-    /// Stopped by Ctrl-C.
-    Interrupted,
-    /// Not run: the file runs a command (target.exec, client.exec) and the suite was not
-    /// given --allow-exec; its problem line says how to run it.
-    Skipped,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pass => "PASS",
-            Outcome::Fail => "FAIL",
-            Outcome::Error => "ERROR",
-            Outcome::Interrupted => "INTERRUPTED",
-            Outcome::Skipped => "SKIPPED",
-        }
-    }
-}
-
-/// One line of the table, with the figures behind it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    /// Scenario name.
-    pub scenario: String,
-    /// The scenario file.
-    pub file: String,
-    /// The run's results directory.
-    pub results: String,
-    /// PASS, FAIL, ERROR, INTERRUPTED or SKIPPED.
-    pub verdict: Outcome,
-    /// The run's exit code (None if it died by a signal).
-    pub exit_code: Option<i32>,
-    /// Wall time of the run, seconds.
-    pub wall_s: f64,
-    /// What the model predicted, in a few words.
-    pub predicted: String,
-    /// What was measured, in a few words.
-    pub measured: String,
-    /// Names of the checks that failed, or the error that stopped the run.
-    pub problems: Vec<String>,
-    /// The run's prediction, as in its summary.json.
-    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
-    pub prediction: Option<crate::model::Prediction>,
-    /// The run's verdict, as in its summary.json.
-    #[serde(serialize_with = "crate::report::summary::sorted_keys")]
-    pub checks: Option<crate::report::verdict::Verdict>,
-}
-
-/// The whole suite, as written to suite.json.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// The directory the scenarios came from.
-    pub scenarios_dir: String,
-    /// Where everything was written.
-    pub results: String,
-    /// When the suite began, UTC (RFC 3339).
-    pub started_at: String,
-    /// Wall time so far, seconds.
-    pub wall_s: f64,
-    /// True when every scenario passed (the skipped ones aside).
-    pub pass: bool,
-    /// One entry per scenario run so far.
-    pub scenarios: Vec<Row>,
-}
-
-impl Report {
-    /// How many scenarios passed.
-    pub fn passed(&self) -> usize {
-        self.scenarios
-            .iter()
-            .filter(|x| x.verdict == Outcome::Pass)
-            .count()
-    }
-
-    /// How many scenarios were skipped (they run a command, and no --allow-exec).
-    pub fn skipped(&self) -> usize {
-        self.scenarios
-            .iter()
-            .filter(|x| x.verdict == Outcome::Skipped)
-            .count()
-    }
-
-    /// "3 of 3 passed" or "22 of 22 passed, 3 skipped (they run commands: --allow-exec)".
-    fn tally(&self) -> String {
-        let skipped = self.skipped();
-        let mut t = format!(
-            "{} of {} passed",
-            self.passed(),
-            self.scenarios.len() - skipped
-        );
-        if skipped > 0 {
-            t += &format!(", {skipped} skipped (they run commands: add --allow-exec to run them)");
-        }
-        t
-    }
 }
 
 /// What `run` produced.
@@ -321,8 +215,8 @@ pub fn run_all(args: &SuiteArgs, out: &mut dyn Write) -> Result<SuiteResult> {
             break;
         }
     }
-    report
-        .render(args.format, out)
+    renderer(args.format)
+        .suite(&report, out)
         .context("writing the table to stdout")?;
     let verdicts: Vec<Outcome> = report.scenarios.iter().map(|r| r.verdict).collect();
     let exit_code = if verdicts.contains(&Outcome::Interrupted) || verdicts.len() < n {
@@ -519,178 +413,17 @@ fn write_files(report: &Report, dir: &Path) -> Result<()> {
     write_atomic(&dir.join("suite.json"), (json + "\n").as_bytes())
         .with_context(|| format!("writing {}", dir.join("suite.json").display()))?;
     let mut md = Vec::new();
-    write_markdown(report, &mut md).context("rendering suite.md")?;
+    renderer(Format::Markdown)
+        .suite(report, &mut md)
+        .context("rendering suite.md")?;
     write_atomic(&dir.join("suite.md"), &md)
         .with_context(|| format!("writing {}", dir.join("suite.md").display()))?;
     let mut xml = Vec::new();
-    write_junit(report, &mut xml).context("rendering suite.junit.xml")?;
+    renderer(Format::Junit)
+        .suite(report, &mut xml)
+        .context("rendering suite.junit.xml")?;
     write_atomic(&dir.join("suite.junit.xml"), &xml)
         .with_context(|| format!("writing {}", dir.join("suite.junit.xml").display()))
-}
-
-/// The suite as JUnit XML: one test suite per scenario (its checks as test cases), read back
-/// from each run's summary.json; a scenario without one is a test case in error. A skipped
-/// scenario ran nothing and is left out.
-pub fn write_junit(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    use crate::report::junit::SuiteRun;
-    let loaded: Vec<(&Row, Result<crate::report::Summary, String>)> = r
-        .scenarios
-        .iter()
-        .filter(|row| row.verdict != Outcome::Skipped)
-        .map(|row| {
-            let s =
-                crate::report::load_summary(Path::new(&row.results)).map_err(|e| format!("{e:#}"));
-            (row, s)
-        })
-        .collect();
-    let runs: Vec<SuiteRun> = loaded
-        .iter()
-        .map(|(row, s)| match s {
-            Ok(s) => SuiteRun::Ran(s, Some(Path::new(&row.results))),
-            Err(e) => SuiteRun::Failed {
-                name: &row.scenario,
-                results_dir: Path::new(&row.results),
-                why: if row.problems.is_empty() {
-                    e.clone()
-                } else {
-                    row.problems.join("; ")
-                },
-            },
-        })
-        .collect();
-    crate::report::junit::render_suite(&runs, out)
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
-}
-
-/// The table as Markdown.
-impl crate::report::Render for Report {
-    fn render(&self, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
-        write_report(self, format, out)
-    }
-}
-
-/// The suite on stdout in `format`: the table (text), suite.json (json), suite.md
-/// (markdown), or one row per scenario (csv).
-pub fn write_report(r: &Report, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
-    match format {
-        Format::Text => write_text(r, out),
-        Format::Markdown => write_markdown(r, out),
-        Format::Junit => write_junit(r, out),
-        // Every run's page overlaid: the runs' own results directories hold their timelines.
-        Format::Html => {
-            let dirs: Vec<PathBuf> = r
-                .scenarios
-                .iter()
-                .map(|row| PathBuf::from(&row.results))
-                .filter(|d| d.join("summary.json").is_file())
-                .collect();
-            crate::report::html::report_dirs(&dirs, out)
-                .map(|_| ())
-                .map_err(|e| std::io::Error::other(format!("{e:#}")))
-        }
-        Format::Json => {
-            let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
-            writeln!(out, "{json}")
-        }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record([
-                "scenario",
-                "verdict",
-                "exit_code",
-                "wall_s",
-                "predicted",
-                "measured",
-                "problems",
-            ])?;
-            for row in &r.scenarios {
-                w.write_record([
-                    row.scenario.as_str(),
-                    row.verdict.as_str(),
-                    &row.exit_code.map_or(String::new(), |c| c.to_string()),
-                    &format!("{:.1}", row.wall_s),
-                    &row.predicted,
-                    &row.measured,
-                    &row.problems.join("; "),
-                ])?;
-            }
-            w.flush()
-        }
-    }
-}
-
-pub fn write_markdown(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "### portlab suite: `{}`\n", r.scenarios_dir)?;
-    writeln!(out, "| scenario | model | measured | verdict |")?;
-    writeln!(out, "|---|---|---|---|")?;
-    for row in &r.scenarios {
-        let verdict = if row.problems.is_empty() {
-            row.verdict.as_str().to_string()
-        } else {
-            format!("{} ({})", row.verdict.as_str(), row.problems.join("; "))
-        };
-        writeln!(
-            out,
-            "| `{}` | {} | {} | {} |",
-            row.scenario,
-            cell(&row.predicted),
-            cell(&row.measured),
-            cell(&verdict)
-        )?;
-    }
-    writeln!(
-        out,
-        "\n{} in {:.1} s; results in `{}`",
-        r.tally(),
-        r.wall_s,
-        r.results
-    )
-}
-
-/// The table as plain text for a terminal.
-pub fn write_text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    let w = r
-        .scenarios
-        .iter()
-        .map(|x| x.scenario.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    let wp = r
-        .scenarios
-        .iter()
-        .map(|x| x.predicted.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    writeln!(
-        out,
-        "{:<w$}  {:<7}  {:<wp$}  measured",
-        "scenario", "verdict", "model"
-    )?;
-    for row in &r.scenarios {
-        writeln!(
-            out,
-            "{:<w$}  {:<7}  {:<wp$}  {}",
-            row.scenario,
-            row.verdict.as_str(),
-            row.predicted,
-            row.measured
-        )?;
-        for p in &row.problems {
-            writeln!(out, "{:<w$}    ! {p}", "")?;
-        }
-    }
-    writeln!(
-        out,
-        "\n{} in {:.1} s; table in {}/suite.md and suite.json",
-        r.tally(),
-        r.wall_s,
-        r.results
-    )
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! - [`process`]: the child process: environment, output reader, stop.
 //! - [`run`]: one run, from the command's start to the verdict.
 //! - [`result`]: the verdict's checks on the measured rate (summary.json's `client_exec`
-//!   and its text lines are `report::client_exec`).
+//!   and its text lines are `results::client_exec`).
 //!
 //! The resolved `client.exec` keys ([`ClientExec`]) are defined in `plan::client_exec`.
 

@@ -1,9 +1,9 @@
 //! The verdict's checks on a client run's measured rate. summary.json's `client_exec`
-//! ([`ClientExecSummary`]) and its text lines are defined in `report::client_exec`.
+//! ([`ClientExecSummary`]) and its text lines are defined in `results::client_exec`.
 
 use crate::model::{Prediction, TimeWaitSide};
-use crate::report::client_exec::ClientExecSummary;
-use crate::report::verdict::{in_range, numeric, yes_no, Check};
+use crate::results::client_exec::ClientExecSummary;
+use crate::results::verdict::{in_range, numeric, yes_no, Check};
 
 /// The model's checks on a client run: exhaustion yes/no, the first failure and the
 /// ports-full time against the model on the measured rate, and who holds TIME_WAIT (when

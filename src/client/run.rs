@@ -15,8 +15,9 @@ use crate::model;
 use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::observe::{Counter, KernelSample, Sampler};
 use crate::plan::{Plan, Rate, Scenario, ServerClose, Target};
-use crate::report::client_exec::ClientExecSummary;
-use crate::report::{assemble, verdict, Summary};
+use crate::results::client_exec::ClientExecSummary;
+use crate::results::summary::Summary;
+use crate::results::{assemble, verdict};
 use crate::server::exec::ExecSummary;
 use crate::server::exec::ExecTarget;
 use crate::server::{Server, ServerStats};
@@ -38,7 +39,7 @@ pub struct Setup<'a> {
     /// The plan as a scenario (plan.toml, summary.plan).
     pub scenario: Scenario,
     /// The results directory.
-    pub dir: &'a crate::report::output::ResultsDir,
+    pub dir: &'a crate::results::dir::ResultsDir,
     /// The lab, when there is one.
     pub applied: Option<&'a lab::Applied>,
     /// The embedded server (one per destination), started.
@@ -263,7 +264,7 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn create(dir: &crate::report::output::ResultsDir) -> Result<Outputs> {
+    fn create(dir: &crate::results::dir::ResultsDir) -> Result<Outputs> {
         let log_path = dir.path().join("client-exec.log");
         let log = std::io::BufWriter::new(
             dir.create("client-exec.log")
@@ -417,9 +418,9 @@ struct ClientRecord {
     ended_by: &'static str,
     log: String,
     samples: String,
-    server: Option<crate::report::ServerSummary>,
+    server: Option<crate::results::summary::ServerSummary>,
     exec: Option<ExecSummary>,
-    lab: Option<crate::report::LabSummary>,
+    lab: Option<crate::results::summary::LabSummary>,
     /// Each embedded server's accept times (seconds since the command started), in the
     /// order of `destinations`; empty without an embedded server.
     accepts: Vec<Vec<f64>>,
@@ -798,7 +799,7 @@ fn counted<'a>(failures: &'a [Failure], first: Option<&Failure>) -> Vec<&'a Fail
 /// split as the measured side is (`sample::close_side`: 80% either way decides).
 fn expected_side(
     target: &Target,
-    server: Option<&crate::report::ServerSummary>,
+    server: Option<&crate::results::summary::ServerSummary>,
 ) -> Option<&'static str> {
     match target {
         Target::Embedded(e) => Some(match e.close {
@@ -1123,7 +1124,7 @@ mod tests {
         }
         // after-client: the requests that asked for the close decide (ab, HTTP/1.0: all of
         // them; a keep-alive client: none; between: mixed, as the measured side says).
-        let served = |accepted, closed_on_request| crate::report::ServerSummary {
+        let served = |accepted, closed_on_request| crate::results::summary::ServerSummary {
             accepted,
             closed_on_request,
             ..Default::default()

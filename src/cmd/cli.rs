@@ -83,10 +83,12 @@ pub enum Command {
     /// figures with their change from the first.
     ///
     /// Example: `portlab report results/before-* results/after-* --format markdown`.
-    /// With `--format html` it prints a self-contained page with charts (what each run writes
-    /// as report.html): one run, several runs overlaid, or a suite directory's runs.
+    /// A suite's directory stands for its runs. With `--format html` it prints a
+    /// self-contained page with charts (what each run writes as report.html): one run, or
+    /// several runs overlaid.
     ///
-    /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input.
+    /// Exit codes: 0 shown, 1 a single run whose verdict failed, 2 unreadable input (a
+    /// directory that cannot be read among several is named and left out).
     Report(ReportArgs),
     /// Merge the results of the shards of one run (`run --shard I/N`, one per machine) into
     /// one results directory: histograms added exactly from each histograms.hlog, counts and

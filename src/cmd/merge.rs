@@ -1,10 +1,10 @@
 //! `portlab merge DIR... --out DIR`: the shards of one run (`--shard I/N`, one per machine)
-//! made into one results directory (the merge itself is `report::merge`): its arguments,
+//! made into one results directory (the merge itself is `results::merge`): its arguments,
 //! and the merged summary and each shard's line on stdout.
 
-use crate::report::merge::{merge, write_summary};
-use crate::report::output::ResultsDir;
-use crate::report::{Format, Render};
+use crate::report::Format;
+use crate::results::dir::ResultsDir;
+use crate::results::merge::{merge, write_summary};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -40,38 +40,13 @@ pub fn run(args: &MergeArgs, out: &mut dyn crate::say::Output) -> Result<u8> {
         }
     };
     write_summary(&summary, &dir)?;
-    summary.render(args.format, out)?;
-    if args.format == Format::Text {
-        if let Some(m) = &summary.merge {
-            writeln!(out, "\nshards:")?;
-            for sh in &m.shards {
-                let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}s"));
-                writeln!(
-                    out,
-                    "  {} ({}): {} attempts, starts +{:.3}s, skew {}, first exhaustion {} (model {}), verdict {}",
-                    sh.shard.as_deref().unwrap_or("-"),
-                    sh.dir,
-                    sh.attempts,
-                    sh.offset_s,
-                    opt(sh.skew_s),
-                    opt(sh.first_exhaustion_s),
-                    opt(sh.predicted_first_error_s),
-                    sh.pass.map_or("-", |p| if p { "pass" } else { "FAIL" }),
-                )?;
-            }
-            writeln!(
-                out,
-                "earliest exhaustion: {}; start spread {:.3}s; overall {}",
-                m.earliest_exhaustion_s.map_or("none".into(), |t| format!(
-                    "{t:.3}s ({})",
-                    m.earliest_exhaustion_dir.as_deref().unwrap_or("-")
-                )),
-                m.start_spread_s,
-                if m.pass { "pass" } else { "FAIL" }
-            )?;
-            writeln!(out, "\nresults: {}/", dir.path().display())?;
-        }
-    }
+    // The summary alone, as `merge` has always printed it: no timeline drawn, no attachment.
+    let run = crate::report::Run {
+        label: String::new(),
+        summary: &summary,
+        dir: None,
+    };
+    crate::report::renderer(args.format).merged(&run, dir.path(), out)?;
     Ok(if summary.verdict.as_ref().is_some_and(|v| !v.pass) {
         super::exit::VERDICT
     } else {

@@ -22,7 +22,7 @@ pub mod suite;
 pub mod watch;
 
 /// The exit code a saved verdict gives: 0 passed, 1 a check failed, 4 inconclusive.
-pub fn verdict_code(s: &crate::report::Summary) -> u8 {
+pub fn verdict_code(s: &crate::results::summary::Summary) -> u8 {
     match &s.verdict {
         Some(v) if v.inconclusive.is_some() => exit::INCONCLUSIVE,
         Some(v) if !v.pass => exit::VERDICT,
@@ -32,7 +32,7 @@ pub fn verdict_code(s: &crate::report::Summary) -> u8 {
 
 /// Exit 1 says why on stderr, whatever stdout holds (JSON, JUnit) and even with --quiet:
 /// every failed check that counts, as the sentence the text report gives.
-pub fn name_failed_checks(s: &crate::report::Summary) {
+pub fn name_failed_checks(s: &crate::results::summary::Summary) {
     let Some(v) = &s.verdict else { return };
     if let Some(why) = &v.inconclusive {
         eprintln!(

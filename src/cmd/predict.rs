@@ -1,8 +1,6 @@
 //! `portlab predict`: every model input as a flag, and the command that prints the
 //! prediction and the inverse advice.
 
-use crate::report::document::Document;
-use crate::report::Render;
 use anyhow::Context as _;
 use serde::Serialize;
 
@@ -303,12 +301,8 @@ pub fn run(args: &PredictArgs, out: &mut dyn crate::say::Output) -> anyhow::Resu
         }
         t
     };
-    Document {
-        doc: &report,
-        text: &text,
-    }
-    .render(args.format, out)
-    .context("writing the prediction")?;
+    crate::report::document::render(&report, args.format, &text, out)
+        .context("writing the prediction")?;
     Ok(0)
 }
 

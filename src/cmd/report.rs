@@ -1,23 +1,27 @@
 //! `portlab report DIR...`: saved runs re-rendered, one or several (a comparison).
 
 use super::exit;
-use crate::report::{self, Format, Render};
+use crate::report::{self, Format, Run};
+use crate::results;
+use crate::results::summary::Summary;
 use clap::Args;
 use std::path::PathBuf;
 
 /// `portlab report DIR...`: a directory that cannot be read is named and left out; the
-/// others are rendered, and the exit code is then 2.
+/// others are rendered, and the exit code is then 2. A suite's results directory stands for
+/// its runs.
 pub fn run(args: &ReportArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
-    if args.format == report::Format::Html {
-        // The page draws each run's timeline too, so it reads the directories itself.
-        return report::html::report_dirs(&args.runs, out);
-    }
-    let mut runs = Vec::with_capacity(args.runs.len());
+    let paths: Vec<PathBuf> = args
+        .runs
+        .iter()
+        .flat_map(|p| results::dir::runs_named(p))
+        .collect();
+    let mut runs = Vec::with_capacity(paths.len());
     let mut unreadable = 0;
-    for path in &args.runs {
-        let summary = match report::load_summary(path) {
+    for path in &paths {
+        let summary = match results::dir::load_summary(path) {
             Ok(s) => s,
-            Err(e) if args.runs.len() > 1 => {
+            Err(e) if paths.len() > 1 => {
                 eprintln!("error: {}; left out", report::chain(&e));
                 unreadable += 1;
                 continue;
@@ -36,41 +40,39 @@ pub fn run(args: &ReportArgs, out: &mut dyn crate::say::Output) -> anyhow::Resul
         let dir = match path.parent() {
             _ if path.is_dir() => path.clone(),
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
+            _ => PathBuf::from("."),
         };
         runs.push((label, summary, dir));
     }
     if runs.is_empty() {
-        anyhow::bail!("none of the {} directories could be read", args.runs.len());
+        anyhow::bail!("none of the {} directories could be read", paths.len());
     }
-    match runs.as_slice() {
-        // JUnit holds verdicts, one test suite per run, whatever their number.
-        _ if args.format == report::Format::Junit => {
-            let suites: Vec<report::junit::SuiteRun> = runs
+    let renderer = report::renderer(args.format);
+    let shown: Vec<Run> = runs
+        .iter()
+        .map(|(label, summary, dir)| Run {
+            label: label.clone(),
+            summary,
+            dir: Some(dir),
+        })
+        .collect();
+    match shown.as_slice() {
+        [one] => renderer.run(one, out),
+        many => {
+            let labelled: Vec<(String, Summary)> = runs
                 .iter()
-                .map(|(_, s, dir)| report::junit::SuiteRun::Ran(s, Some(dir)))
+                .map(|(l, s, _)| (l.clone(), s.clone()))
                 .collect();
-            report::junit::render_suite(&suites, out)
-        }
-        [(_, one, dir)] => report::render_run(args.format, one, dir, out),
-        _ => {
-            let labelled: Vec<(String, report::Summary)> =
-                runs.into_iter().map(|(l, s, _)| (l, s)).collect();
-            let written = report::compare::compare(&labelled).render(args.format, out);
-            runs = labelled
-                .into_iter()
-                .map(|(l, s)| (l, s, std::path::PathBuf::new()))
-                .collect();
-            written
+            renderer.runs(many, &results::compare::compare(&labelled), out)
         }
     }
     .map_err(|e| anyhow::Error::new(e).context("writing the report"))?;
     if unreadable > 0 {
         return Ok(exit::SETUP);
     }
-    // One run: its verdict decides, as it did when it ran; a comparison only shows. JUnit of
-    // several runs is a verdict of each, so any failed one fails.
-    let verdict_failed = |s: &report::Summary| s.verdict.as_ref().is_some_and(|v| !v.pass);
+    // One run: its verdict decides, as it did when it ran; a comparison only shows. A
+    // rendering that judges each run (junit) fails when any failed.
+    let verdict_failed = |s: &Summary| s.verdict.as_ref().is_some_and(|v| !v.pass);
     if let [(_, one, _)] = runs.as_slice() {
         if one
             .verdict
@@ -83,9 +85,7 @@ pub fn run(args: &ReportArgs, out: &mut dyn crate::say::Output) -> anyhow::Resul
     }
     let failed = match runs.as_slice() {
         [(_, one, _)] => verdict_failed(one),
-        many if args.format == report::Format::Junit => {
-            many.iter().any(|(_, s, _)| verdict_failed(s))
-        }
+        many if renderer.judges_each_run() => many.iter().any(|(_, s, _)| verdict_failed(s)),
         _ => false,
     };
     if failed {

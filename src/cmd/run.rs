@@ -76,20 +76,22 @@ fn many_clients(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<bool> {
 }
 
 /// `--baseline` and its margin, checked and read before any traffic.
-fn baseline(args: &RunArgs) -> anyhow::Result<Option<(Box<crate::report::Summary>, f64)>> {
+fn baseline(
+    args: &RunArgs,
+) -> anyhow::Result<Option<(Box<crate::results::summary::Summary>, f64)>> {
     let Some(path) = &args.baseline else {
         return Ok(None);
     };
     let margin = args
         .baseline_margin
-        .unwrap_or(crate::report::verdict::DEFAULT_BASELINE_MARGIN_PCT);
+        .unwrap_or(crate::results::verdict::DEFAULT_BASELINE_MARGIN_PCT);
     let max = plan::bounds::MAX_PCT;
     if !(margin.is_finite() && (0.0..=max).contains(&margin)) {
         anyhow::bail!(
             "--baseline-margin {margin} is not a percentage: accepted 0 to {max}, e.g. 10"
         );
     }
-    let summary = crate::report::load_summary(path).map_err(|e| e.context("--baseline"))?;
+    let summary = crate::results::dir::load_summary(path).map_err(|e| e.context("--baseline"))?;
     Ok(Some((Box::new(summary), margin)))
 }
 
@@ -99,11 +101,14 @@ fn outcome(args: &RunArgs, result: &engine::RunResult, out: &mut dyn Write) -> a
     // The run is over: a stdout that fails now (a full disk, /dev/full, a closed terminal)
     // loses no measurement (the files are written) and is no set-up error: exit 3, naming it.
     let mut incomplete = false;
-    let printed = crate::report::render_run(args.format, &result.summary, &result.dir, out)
-        .and_then(|()| match args.format {
-            Format::Text => writeln!(out, "\nresults: {}/", result.dir.display()),
-            _ => Ok(()),
-        })
+    let renderer = crate::report::renderer(args.format);
+    let run = crate::report::Run {
+        label: String::new(),
+        summary: &result.summary,
+        dir: Some(&result.dir),
+    };
+    let printed = renderer
+        .made(&run, &result.dir, out)
         .and_then(|()| out.flush());
     if let Err(e) = &printed {
         eprintln!(
@@ -115,7 +120,7 @@ fn outcome(args: &RunArgs, result: &engine::RunResult, out: &mut dyn Write) -> a
     if let Some(why) = &result.unsaved {
         // Nothing measured is lost: the summary goes to stdout instead.
         let on_stdout = printed.is_ok()
-            && (args.format == Format::Json
+            && (renderer.prints_summary_json()
                 || writeln!(
                     out,
                     "\nsummary.json (not saved):\n{}",

@@ -24,9 +24,9 @@ use crate::model::clients::{server_timewait, ClientLoad};
 use crate::observe::slab::{SlabSummary, SlabWatch, TW_SLAB};
 use crate::observe::Sampler;
 use crate::plan::{EmbeddedServer, Plan, Rate, Target};
-use crate::report::lab_clients::{ClientLine, ClientsSummary};
-use crate::report::output::ResultsDir;
-use crate::report::{LabSummary, Summary, WrittenSysctl};
+use crate::results::dir::ResultsDir;
+use crate::results::lab_clients::{ClientLine, ClientsSummary};
+use crate::results::summary::{LabSummary, Summary, WrittenSysctl};
 use crate::runner::threads::{self, Threads};
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::SocketAddr;
@@ -114,7 +114,7 @@ struct Served {
     server_addr: SocketAddr,
     children: Vec<Running>,
     sampled: Sampled,
-    server: Option<crate::report::ServerSummary>,
+    server: Option<crate::results::summary::ServerSummary>,
     failed: Option<String>,
 }
 
@@ -147,7 +147,7 @@ fn serve_and_wait(
     let deadline = Instant::now() + lead + load_bound(plan) + GRACE;
     let (failed, served) = runtime.block_on(async {
         let failed = wait_for_clients(&mut children, rx, deadline).await;
-        let served = crate::report::assemble::server_summary(
+        let served = crate::results::assemble::server_summary(
             &crate::server::stop_servers(vec![server], plan.load.drain_timeout).await,
             &[server_addr],
         );
@@ -420,7 +420,7 @@ fn merge(
             dir.path().display()
         );
     }
-    let mut summary = crate::report::merge::merge(&runs)?.write(dir)?;
+    let mut summary = crate::results::merge::merge(&runs)?.write(dir)?;
     let buckets = lab_plan
         .server_sysctls
         .iter()
@@ -451,7 +451,7 @@ fn merge(
         lost,
     };
     s.lab = Some(lab_summary(many, lab_plan, clients));
-    crate::report::merge::write_summary(&summary, dir)?;
+    crate::results::merge::write_summary(&summary, dir)?;
     crate::report::html::write_report_or_warn(dir, &summary);
     Ok(summary)
 }
@@ -477,7 +477,7 @@ fn client_line(
         .iter()
         .all(|f| c.dir.join(f).is_file());
     let Some(s) = is_run
-        .then(|| crate::report::load_summary(&c.dir).ok())
+        .then(|| crate::results::dir::load_summary(&c.dir).ok())
         .flatten()
     else {
         return (line, None);
@@ -512,7 +512,7 @@ fn client_line(
 fn check_server_timewait(plan: &Plan, s: &mut Summary, model: f64, measured: u64) {
     let Some(v) = s.verdict.as_mut() else { return };
     let tol = plan.expect.tolerance_for("timewait_max");
-    let mut c = crate::report::verdict::numeric(
+    let mut c = crate::results::verdict::numeric(
         "server timewait_max",
         model.round(),
         measured as f64,
@@ -520,7 +520,7 @@ fn check_server_timewait(plan: &Plan, s: &mut Summary, model: f64, measured: u64
         None,
     );
     c.note = Some("the server namespace's TIME_WAIT against the sum over clients of min(R_k x T, the distinct 4-tuples each reached)".into());
-    crate::report::verdict::add_checks(v, vec![c]);
+    crate::results::verdict::add_checks(v, vec![c]);
     if let Some(m) = s.merge.as_mut() {
         m.pass = v.pass;
     }

@@ -393,12 +393,7 @@ pub fn write(
 ) -> std::io::Result<()> {
     let report = Report { host, model };
     let text = || render(host, model);
-    use crate::report::Render;
-    crate::report::document::Document {
-        doc: &report,
-        text: &text,
-    }
-    .render(format, out)
+    crate::report::document::render(&report, format, &text, out)
 }
 
 fn limit(v: Option<u64>) -> String {

@@ -3,7 +3,7 @@
 //! lab validation and set-up (the key, what it accepts, how it is written, the message when a
 //! kernel lacks it; plan/lab.rs), the settings read back (lab/), inspect's rows and notes
 //! (inspect/build.rs), the model's host input (model/host.rs) and the settings a comparison
-//! always shows (report/compare.rs). A row is typed: it names the `[lab]` (and
+//! always shows (results/compare.rs). A row is typed: it names the `[lab]` (and
 //! `[lab.server]`) field that sets it with [`lab_field!`], so the key, its value and the
 //! knob cannot drift apart; the lab writes a [`super::lab::Sysctl`] that carries its row,
 //! whose path, read-back and missing-kernel hint the lab's Linux side takes from here.

@@ -1,6 +1,9 @@
 //! CSV: one metric per row (metric,value,unit), easy to diff or load into a sheet.
 
-use super::{Reporter, Summary};
+use super::document::Document;
+use super::{Renderer, Run, Summary};
+use crate::results::compare::Comparison;
+use crate::results::suite::Report as SuiteReport;
 use std::io::{self, Write};
 
 /// `--format csv`.
@@ -89,13 +92,75 @@ fn rows(s: &Summary) -> Vec<(String, String, &'static str)> {
     rows
 }
 
-impl Reporter for Csv {
-    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+impl Renderer for Csv {
+    fn run(&self, run: &Run, out: &mut dyn Write) -> io::Result<()> {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(["metric", "value", "unit"])?;
-        for (metric, value, unit) in rows(s) {
+        for (metric, value, unit) in rows(run.summary) {
             w.write_record([metric.as_str(), value.as_str(), unit])?;
         }
         w.flush()
     }
+
+    fn runs(&self, _: &[Run], table: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+        comparison(table, out)
+    }
+
+    /// `key,value` rows of its flattened fields.
+    fn document(&self, doc: &Document, out: &mut dyn Write) -> io::Result<()> {
+        let rows = doc.rows()?;
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(["key", "value"])?;
+        for (k, v) in rows {
+            w.write_record([k, v])?;
+        }
+        w.flush()
+    }
+
+    /// One row per scenario.
+    fn suite(&self, r: &SuiteReport, out: &mut dyn Write) -> io::Result<()> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record([
+            "scenario",
+            "verdict",
+            "exit_code",
+            "wall_s",
+            "predicted",
+            "measured",
+            "problems",
+        ])?;
+        for row in &r.scenarios {
+            w.write_record([
+                row.scenario.as_str(),
+                row.verdict.as_str(),
+                &row.exit_code.map_or(String::new(), |c| c.to_string()),
+                &format!("{:.1}", row.wall_s),
+                &row.predicted,
+                &row.measured,
+                &row.problems.join("; "),
+            ])?;
+        }
+        w.flush()
+    }
+}
+
+/// One record per figure: metric, unit, each run's value, each later run's change.
+fn comparison(c: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let mut header = vec!["metric".to_string(), "unit".to_string()];
+    header.extend(c.runs.iter().cloned());
+    header.extend(c.runs.iter().skip(1).map(|r| format!("{r} change %")));
+    w.write_record(&header)?;
+    for r in &c.rows {
+        let mut rec = vec![r.metric.clone(), r.unit.to_string()];
+        rec.extend(r.values.iter().map(|v| v.clone().unwrap_or_default()));
+        rec.extend(
+            r.change_pct
+                .iter()
+                .skip(1)
+                .map(|v| v.map_or(String::new(), |v| format!("{v:.3}"))),
+        );
+        w.write_record(&rec)?;
+    }
+    w.flush()
 }

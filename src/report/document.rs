@@ -8,63 +8,51 @@ use serde::Serialize;
 use serde_json::Value;
 use std::io::{self, Write};
 
-/// A serialisable document with its text view, as a [`super::Render`].
-pub struct Document<'a, T: Serialize> {
-    /// What json, csv and markdown show.
-    pub doc: &'a T,
+/// A command's document as every format needs it: JSON as declared, its flattened value,
+/// and its text view.
+pub struct Document<'a> {
+    /// The document as JSON, fields in their declared order.
+    pub json: String,
+    /// The document as a value, for its `key,value` rows (an error when it has no such form).
+    pub value: Result<Value, String>,
     /// The text view.
     pub text: &'a dyn Fn() -> String,
-}
-
-impl<T: Serialize> super::Render for Document<'_, T> {
-    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
-        render(self.doc, format, self.text, out)
-    }
 }
 
 /// Writes `doc` in `format`; `text` renders the text view.
 pub fn render<T: Serialize>(
     doc: &T,
     format: Format,
-    text: impl FnOnce() -> String,
+    text: &dyn Fn() -> String,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    if format == Format::Text {
-        return out.write_all(text().as_bytes());
-    }
-    if format == Format::Json {
-        // The document itself, not its Value: its fields keep their declared order.
-        let json = serde_json::to_string_pretty(doc).map_err(io::Error::other)?;
-        return writeln!(out, "{json}");
-    }
-    let value = serde_json::to_value(doc).map_err(io::Error::other)?;
-    match format {
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(["key", "value"])?;
-            for (k, v) in flatten(&value) {
-                w.write_record([k, v])?;
-            }
-            w.flush()
+    let document = Document {
+        json: serde_json::to_string_pretty(doc).map_err(io::Error::other)?,
+        value: serde_json::to_value(doc).map_err(|e| e.to_string()),
+        text,
+    };
+    super::renderer(format).document(&document, out)
+}
+
+impl Document<'_> {
+    /// Every scalar with its dotted path (csv and markdown rows).
+    pub fn rows(&self) -> io::Result<Vec<(String, String)>> {
+        match &self.value {
+            Ok(v) => Ok(flatten(v)),
+            Err(e) => Err(io::Error::other(e.clone())),
         }
-        Format::Markdown => {
-            writeln!(out, "| key | value |\n|---|---|")?;
-            for (k, v) in flatten(&value) {
-                writeln!(out, "| {} | {} |", cell(&k), cell(&v))?;
-            }
-            Ok(())
-        }
-        Format::Text | Format::Json => Ok(()), // handled above
-        // A page needs a run's timeline, JUnit a verdict; a command's document is a table.
-        Format::Html | Format::Junit => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "--format html and junit show runs (run, report, suite); this command prints text, json, csv or markdown",
-        )),
     }
 }
 
+/// The error of html and junit for a document.
+pub(super) fn not_a_run() -> io::Error {
+    super::no_form(
+        "--format html and junit show runs (run, report, suite); this command prints text, json, csv or markdown",
+    )
+}
+
 /// A markdown cell: pipes escaped, line breaks as spaces.
-fn cell(s: &str) -> String {
+pub(super) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
@@ -108,7 +96,7 @@ mod tests {
     fn rendered(format: Format) -> String {
         let doc = json!({"a": {"b": 1.5, "c": null}, "list": ["x|y", true]});
         let mut out = Vec::new();
-        render(&doc, format, || "TEXT\n".into(), &mut out).unwrap();
+        render(&doc, format, &|| "TEXT\n".into(), &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 

@@ -5,8 +5,11 @@
 //! The charts are drawn by plotters' SVG backend (no bitmap, no fonts, no JavaScript): the
 //! SVG is inlined so the page needs no network and opens from a file.
 
-use super::verdict::compact;
-use super::Summary;
+use super::document::{not_a_run, Document};
+use super::{Renderer, Run, Summary};
+use crate::results::compare::Comparison;
+use crate::results::suite::Report as SuiteReport;
+use crate::results::verdict::compact;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -125,7 +128,7 @@ impl Timeline {
 }
 
 /// One run on a page: a label, its summary and its timeline.
-pub struct Run<'a> {
+pub struct Charted<'a> {
     /// How the page names it (the results directory's name).
     pub label: &'a str,
     /// Its summary.json.
@@ -134,19 +137,74 @@ pub struct Run<'a> {
     pub timeline: &'a Timeline,
 }
 
-/// The page from a summary alone (no timeline at hand: the charts say so); a results
-/// directory's page is [`render`] with [`Timeline::of_dir`].
+/// `--format html`: a run's page draws its timeline from its results directory (a summary
+/// alone has none: the charts say so); several runs, or a suite's, are overlaid on one page.
 pub struct Html;
 
-impl super::Reporter for Html {
-    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()> {
-        render(s, &Timeline::default(), out)
+impl Renderer for Html {
+    fn run(&self, run: &Run, out: &mut dyn Write) -> io::Result<()> {
+        render(run.summary, &timeline(run), out)
     }
+
+    /// The runs' timelines overlaid, which the comparison table does not hold.
+    fn runs(&self, runs: &[Run], _: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+        let timelines: Vec<Timeline> = runs.iter().map(timeline).collect();
+        let charted: Vec<Charted> = runs
+            .iter()
+            .zip(&timelines)
+            .map(|(r, timeline)| Charted {
+                label: &r.label,
+                summary: r.summary,
+                timeline,
+            })
+            .collect();
+        render_many(&charted, out)
+    }
+
+    fn document(&self, _: &Document, _: &mut dyn Write) -> io::Result<()> {
+        Err(not_a_run())
+    }
+
+    /// Every run of the suite that left a summary, on one page.
+    fn suite(&self, suite: &SuiteReport, out: &mut dyn Write) -> io::Result<()> {
+        let mut loaded = Vec::new();
+        for row in &suite.scenarios {
+            let dir = Path::new(&row.results);
+            if !dir.join("summary.json").is_file() {
+                continue;
+            }
+            let summary = crate::results::dir::load_summary(dir)
+                .map_err(|e| io::Error::other(format!("{e:#}")))?;
+            let label = dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            loaded.push((label, summary, dir));
+        }
+        let runs: Vec<Run> = loaded
+            .iter()
+            .map(|(label, summary, dir)| Run {
+                label: label.clone(),
+                summary,
+                dir: Some(dir),
+            })
+            .collect();
+        match runs.as_slice() {
+            [one] => self.run(one, out),
+            many => self.runs(many, &Comparison::default(), out),
+        }
+    }
+}
+
+/// A run's timeline.csv, or none when it has no results directory.
+fn timeline(run: &Run) -> Timeline {
+    run.dir
+        .map_or_else(Timeline::default, |d| Timeline::of_dir(d, run.summary))
 }
 
 /// Writes report.html into a run's results directory (its timeline.csv read back), atomically
 /// and without following a symlink, as every results file.
-pub fn write_report(dir: &super::output::ResultsDir, summary: &Summary) -> io::Result<()> {
+pub fn write_report(dir: &crate::results::dir::ResultsDir, summary: &Summary) -> io::Result<()> {
     let timeline = Timeline::of_dir(dir.path(), summary);
     let mut page = Vec::new();
     render(summary, &timeline, &mut page)?;
@@ -155,7 +213,7 @@ pub fn write_report(dir: &super::output::ResultsDir, summary: &Summary) -> io::R
 
 /// Writes report.html, or warns on stderr: the page is a convenience, and a run whose
 /// report.html cannot be written still succeeds with everything else on disk.
-pub fn write_report_or_warn(dir: &super::output::ResultsDir, summary: &Summary) {
+pub fn write_report_or_warn(dir: &crate::results::dir::ResultsDir, summary: &Summary) {
     if let Err(e) = write_report(dir, summary) {
         crate::say::warning!(
             "{} cannot be written ({e}); the run's other results are complete",
@@ -164,74 +222,9 @@ pub fn write_report_or_warn(dir: &super::output::ResultsDir, summary: &Summary) 
     }
 }
 
-/// `portlab report PATH... --format html`: one run's page, or the runs overlaid. A suite
-/// directory (no summary.json, its runs in subdirectories) stands for its runs. Returns the
-/// exit code: 1 when a single run's verdict failed, as when it ran.
-pub fn report_dirs(paths: &[std::path::PathBuf], out: &mut dyn Write) -> anyhow::Result<u8> {
-    use anyhow::Context;
-    let mut dirs = Vec::new();
-    for path in paths {
-        let suite_runs = suite_runs(path);
-        if suite_runs.is_empty() {
-            dirs.push(path.clone());
-        } else {
-            dirs.extend(suite_runs);
-        }
-    }
-    let mut loaded = Vec::with_capacity(dirs.len());
-    for path in &dirs {
-        let summary = super::load_summary(path)?;
-        let dir = if path.is_dir() {
-            path.clone()
-        } else {
-            path.parent().map(Path::to_path_buf).unwrap_or_default()
-        };
-        let label = dir.file_name().map_or_else(
-            || dir.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let timeline = Timeline::of_dir(&dir, &summary);
-        loaded.push((label, summary, timeline));
-    }
-    let written = match loaded.as_slice() {
-        [(_, s, t)] => render(s, t, out),
-        _ => {
-            let runs: Vec<Run> = loaded
-                .iter()
-                .map(|(label, summary, timeline)| Run {
-                    label,
-                    summary,
-                    timeline,
-                })
-                .collect();
-            render_many(&runs, out)
-        }
-    };
-    written.context("writing the report")?;
-    let failed =
-        matches!(loaded.as_slice(), [(_, s, _)] if s.verdict.as_ref().is_some_and(|v| !v.pass));
-    Ok(u8::from(failed))
-}
-
-/// The run directories of a suite's results directory, by name; empty for anything else.
-fn suite_runs(path: &Path) -> Vec<std::path::PathBuf> {
-    if !path.is_dir() || path.join("summary.json").exists() {
-        return Vec::new();
-    }
-    let mut runs: Vec<_> = std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("summary.json").is_file())
-        .collect();
-    runs.sort();
-    runs
-}
-
 /// The page of one run.
 pub fn render(summary: &Summary, timeline: &Timeline, out: &mut dyn Write) -> io::Result<()> {
-    let run = Run {
+    let run = Charted {
         label: &summary.scenario,
         summary,
         timeline,
@@ -273,7 +266,7 @@ pub fn render(summary: &Summary, timeline: &Timeline, out: &mut dyn Write) -> io
 }
 
 /// The page of several runs overlaid (a comparison, or a suite's runs).
-pub fn render_many(runs: &[Run], out: &mut dyn Write) -> io::Result<()> {
+pub fn render_many(runs: &[Charted], out: &mut dyn Write) -> io::Result<()> {
     let title = format!("portlab: {} runs compared", runs.len());
     head(out, &title)?;
     writeln!(out, "<h1>{}</h1>", esc(&title))?;
@@ -352,7 +345,7 @@ fn pred(s: &Summary) -> Option<&crate::model::Prediction> {
 }
 
 /// "lab seconds" for a time-scaled lab (its charts are in the lab's own time).
-fn axis_label(runs: &[Run]) -> String {
+fn axis_label(runs: &[Charted]) -> String {
     let scales: Vec<f64> = runs
         .iter()
         .filter_map(|r| r.summary.modelled.as_ref().map(|m| m.time_scale))
@@ -808,7 +801,7 @@ fn draw(
     Ok(svg)
 }
 
-fn connections_chart(run: &Run, x_desc: &str) -> io::Result<String> {
+fn connections_chart(run: &Charted, x_desc: &str) -> io::Result<String> {
     let tl = run.timeline;
     let mut lines = vec![
         Line {
@@ -867,7 +860,7 @@ fn connections_chart(run: &Run, x_desc: &str) -> io::Result<String> {
     )
 }
 
-fn overlay_connections_chart(runs: &[Run], x_desc: &str) -> io::Result<String> {
+fn overlay_connections_chart(runs: &[Charted], x_desc: &str) -> io::Result<String> {
     let mut lines = Vec::new();
     for (i, r) in runs.iter().enumerate() {
         lines.push(Line {
@@ -930,7 +923,7 @@ fn model_line(s: &Summary, t_end: f64) -> Option<Vec<(f64, f64)>> {
     Some(pts)
 }
 
-fn timewait_chart(runs: &[Run], x_desc: &str) -> io::Result<String> {
+fn timewait_chart(runs: &[Charted], x_desc: &str) -> io::Result<String> {
     let mut lines = Vec::new();
     let mut markers = Vec::new();
     let one = runs.len() == 1;
@@ -1006,7 +999,7 @@ fn timewait_chart(runs: &[Run], x_desc: &str) -> io::Result<String> {
 }
 
 /// The last time any of the runs covers (their timelines' ends, or their durations).
-fn run_end(runs: &[Run]) -> f64 {
+fn run_end(runs: &[Charted]) -> f64 {
     runs.iter()
         .map(|r| {
             r.timeline
@@ -1021,7 +1014,7 @@ fn pred_side(s: &Summary) -> Option<&str> {
     pred(s).map(|p| p.timewait_side.name())
 }
 
-fn latency_chart(runs: &[Run], x_desc: &str) -> io::Result<String> {
+fn latency_chart(runs: &[Charted], x_desc: &str) -> io::Result<String> {
     let ms = |pts: Vec<(f64, f64)>| pts.into_iter().map(|(t, v)| (t, v / 1000.0)).collect();
     let mut lines = Vec::new();
     if let [r] = runs {

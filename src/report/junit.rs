@@ -9,23 +9,42 @@
 //! parts are attribute values and text, which `escape` covers; an XML writer crate would add
 //! a dependency (and build time on a 2-core machine) for no more than that.
 
-use super::verdict::Check;
-use super::{Reporter, Summary};
+use super::document::{not_a_run, Document};
+use super::{Renderer, Run, Summary};
+use crate::results::compare::Comparison;
+use crate::results::suite::{Outcome, Report as SuiteReport, Row};
+use crate::results::verdict::Check;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// `--format junit` without a results directory (`portlab report` passes the one it read).
+/// `--format junit`: a run's results directory, when it has one, is the attachment path.
 pub struct Junit;
 
-impl Reporter for Junit {
-    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()> {
-        render(s, None, out)
+impl Renderer for Junit {
+    fn run(&self, run: &Run, out: &mut dyn Write) -> io::Result<()> {
+        render_suite(&[SuiteRun::Ran(run.summary, run.dir)], out)
     }
-}
 
-/// One run as a JUnit document; `results_dir` becomes the attachment path.
-pub fn render(s: &Summary, results_dir: Option<&Path>, out: &mut dyn Write) -> io::Result<()> {
-    render_suite(&[SuiteRun::Ran(s, results_dir)], out)
+    /// JUnit holds verdicts, not a comparison: one test suite per run.
+    fn runs(&self, runs: &[Run], _: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+        let suites: Vec<SuiteRun> = runs
+            .iter()
+            .map(|r| SuiteRun::Ran(r.summary, r.dir))
+            .collect();
+        render_suite(&suites, out)
+    }
+
+    fn judges_each_run(&self) -> bool {
+        true
+    }
+
+    fn document(&self, _: &Document, _: &mut dyn Write) -> io::Result<()> {
+        Err(not_a_run())
+    }
+
+    fn suite(&self, suite: &SuiteReport, out: &mut dyn Write) -> io::Result<()> {
+        self::suite_runs(suite, out)
+    }
 }
 
 /// One scenario of a suite: its summary, or the error that kept it from producing one.
@@ -218,7 +237,7 @@ fn figures(s: &Summary) -> Vec<(String, String)> {
         v.push((format!("errors.{k}"), e.count.to_string()));
     }
     if let Some(p) = &s.prediction {
-        let figure = |x: Option<f64>| super::verdict::compact(&serde_json::json!(x));
+        let figure = |x: Option<f64>| crate::results::verdict::compact(&serde_json::json!(x));
         v.push(("model.exhausts".into(), p.exhausts.to_string()));
         v.push(("model.first_error_s".into(), figure(p.first_error_s)));
         v.push(("model.sustainable_rate".into(), figure(p.sustainable_rate)));
@@ -257,6 +276,38 @@ fn escape(s: &str) -> String {
     out
 }
 
+// The suite as JUnit XML: one test suite per scenario (its checks as test cases), read back
+/// from each run's summary.json; a scenario without one is a test case in error. A skipped
+/// scenario ran nothing and is left out.
+fn suite_runs(r: &SuiteReport, out: &mut dyn Write) -> io::Result<()> {
+    let loaded: Vec<(&Row, Result<Summary, String>)> = r
+        .scenarios
+        .iter()
+        .filter(|row| row.verdict != Outcome::Skipped)
+        .map(|row| {
+            let s = crate::results::dir::load_summary(Path::new(&row.results))
+                .map_err(|e| format!("{e:#}"));
+            (row, s)
+        })
+        .collect();
+    let runs: Vec<SuiteRun> = loaded
+        .iter()
+        .map(|(row, s)| match s {
+            Ok(s) => SuiteRun::Ran(s, Some(Path::new(&row.results))),
+            Err(e) => SuiteRun::Failed {
+                name: &row.scenario,
+                results_dir: Path::new(&row.results),
+                why: if row.problems.is_empty() {
+                    e.clone()
+                } else {
+                    row.problems.join("; ")
+                },
+            },
+        })
+        .collect();
+    render_suite(&runs, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,7 +330,12 @@ mod tests {
         v.checks[0].pass = false;
         let sentence = v.checks[0].explain();
         let mut out = Vec::new();
-        render(&s, Some(Path::new("results/x")), &mut out).unwrap();
+        let run = Run {
+            label: "x".into(),
+            summary: &s,
+            dir: Some(Path::new("results/x")),
+        };
+        Junit.run(&run, &mut out).unwrap();
         let xml = String::from_utf8(out).unwrap();
         assert!(
             xml.contains(&format!("message=\"{}\"", escape(&sentence))),

@@ -1,26 +1,19 @@
-//! Reports: the summary (what summary.json holds) and its renderings, one file per format
-//! behind one trait. `portlab report` re-renders a saved summary the same way.
+//! Reports: the renderings of results (`crate::results`), one file per format (text, json,
+//! csv_format, markdown, junit, html), each a [`Renderer`] that knows how a run, several runs,
+//! a command's document and a suite look in it. [`renderer`] is the one place a `--format`
+//! is chosen; every command prints through it, and `portlab report` re-renders a saved run
+//! the same way the run printed it.
 
-pub mod assemble;
-pub mod client_exec;
-pub mod compare;
 mod csv_format;
 pub mod document;
 pub mod html;
 mod json;
 pub mod junit;
-pub mod lab_clients;
 mod markdown;
-pub mod merge;
-pub mod output;
 pub mod prediction;
-pub(crate) mod summary;
-mod text;
-pub mod verdict;
+pub mod text;
 
-pub use summary::{
-    EarlyEndCounter, EndedEarly, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
-};
+use crate::results::summary::Summary;
 
 #[cfg(test)]
 mod chain_tests {
@@ -58,7 +51,10 @@ mod chain_tests {
     }
 }
 
+use crate::results::compare::Comparison;
+use crate::results::suite::Report as SuiteReport;
 use std::io::{self, Write};
+use std::path::Path;
 
 /// An output format for `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,35 +73,9 @@ pub enum Format {
     Junit,
 }
 
-/// Renders a summary in one format.
-pub trait Reporter {
-    /// Writes the rendering of `s` to `out`.
-    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()>;
-}
-
-/// Anything portlab prints as results, in every `--format`: one run ([`Summary`]), several
-/// ([`compare::Comparison`]), a suite ([`crate::suite::Report`]), or a command's document
-/// ([`document::Document`]: predict, inspect). A new format (HTML) is one more arm in each
-/// implementation; a new kind of result is one more implementation.
-pub trait Render {
-    /// Writes `self` in `format` to `out`.
-    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()>;
-}
-
-impl Render for Summary {
-    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
-        reporter(format).render(self, out)
-    }
-}
-
-impl Render for compare::Comparison {
-    fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
-        compare::render(self, format, out)
-    }
-}
-
-/// The reporter for a format.
-pub fn reporter(format: Format) -> Box<dyn Reporter> {
+/// The renderer of a format: the one place a format is chosen. A new format is a file
+/// implementing [`Renderer`], one variant of [`Format`] and one arm here.
+pub fn renderer(format: Format) -> Box<dyn Renderer> {
     match format {
         Format::Text => Box::new(text::Text),
         Format::Json => Box::new(json::Json),
@@ -116,43 +86,61 @@ pub fn reporter(format: Format) -> Box<dyn Reporter> {
     }
 }
 
-/// Prints a run whose results are in `dir`: html draws the charts from its timeline, junit
-/// names `dir` as the attachment; the other formats need the summary alone.
-pub fn render_run(
-    format: Format,
-    summary: &Summary,
-    dir: &std::path::Path,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    match format {
-        Format::Html => html::render(summary, &html::Timeline::of_dir(dir, summary), out),
-        Format::Junit => junit::render(summary, Some(dir), out),
-        format => reporter(format).render(summary, out),
-    }
+/// One run to render: its summary and, when it has one, its results directory.
+pub struct Run<'a> {
+    /// How a comparison names it (its results directory's name).
+    pub label: String,
+    /// Its summary.json.
+    pub summary: &'a Summary,
+    /// Its results directory: html draws the charts from its timeline.csv, junit names it as
+    /// the attachment. None for a summary alone.
+    pub dir: Option<&'a Path>,
 }
 
-/// Reads a saved run: a results directory (its summary.json) or a summary.json itself.
-pub fn load_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
-    use anyhow::Context;
-    let file = if path.is_dir() {
-        path.join("summary.json")
-    } else {
-        path.to_path_buf()
-    };
-    let text =
-        crate::input::read_to_string(&file, crate::input::SUMMARY_LIMIT).with_context(|| {
-            format!(
-                "cannot read {}; name a results directory (results/<run>/) or its summary.json",
-                file.display()
-            )
-        })?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a portlab summary.json (written by portlab {}?)",
-            file.display(),
-            env!("CARGO_PKG_VERSION")
-        )
-    })
+/// A format: what each kind of result portlab prints looks like in it. Every command prints
+/// its results through one (chosen by [`renderer`]).
+pub trait Renderer {
+    /// One run (`portlab report DIR`, and `run` through [`Renderer::made`]).
+    fn run(&self, run: &Run, out: &mut dyn Write) -> io::Result<()>;
+
+    /// The run this command has just made (`portlab run`), its results in `results`:
+    /// [`Renderer::run`]; text then says where they are.
+    fn made(&self, run: &Run, results: &Path, out: &mut dyn Write) -> io::Result<()> {
+        let _ = results;
+        self.run(run, out)
+    }
+
+    /// The run `portlab merge` has just made of its shards, its results in `results`:
+    /// [`Renderer::made`]; text lists the shards too.
+    fn merged(&self, run: &Run, results: &Path, out: &mut dyn Write) -> io::Result<()> {
+        self.made(run, results, out)
+    }
+
+    /// Several saved runs (`portlab report A B ...`), with their comparison table.
+    fn runs(&self, runs: &[Run], table: &Comparison, out: &mut dyn Write) -> io::Result<()>;
+
+    /// True when [`Renderer::runs`] is a verdict of each run (junit), not a comparison that
+    /// only shows: the exit code then fails when any run's verdict failed.
+    fn judges_each_run(&self) -> bool {
+        false
+    }
+
+    /// True when [`Renderer::run`] prints summary.json itself (json): a run whose
+    /// summary.json could not be saved has it on stdout already.
+    fn prints_summary_json(&self) -> bool {
+        false
+    }
+
+    /// A command's document (predict, inspect).
+    fn document(&self, doc: &document::Document, out: &mut dyn Write) -> io::Result<()>;
+
+    /// A suite's table (`portlab suite`).
+    fn suite(&self, suite: &SuiteReport, out: &mut dyn Write) -> io::Result<()>;
+}
+
+/// The error of a format that has no form for a kind of result.
+fn no_form(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
 }
 
 /// An error and its causes on one line, most general first, each said once: a cause whose
@@ -170,6 +158,11 @@ pub fn chain(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// A run's change from the first run, as a comparison shows it.
+fn change(c: Option<f64>) -> String {
+    c.map_or(String::new(), |c| format!("{c:+.1}%"))
 }
 
 /// Seconds with millisecond precision and a unit.

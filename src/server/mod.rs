@@ -439,7 +439,7 @@ fn find_head_end(data: &[u8]) -> Option<usize> {
 
 /// Stops the embedded servers (each closes its side within `grace`; a second stop signal
 /// ends that wait) and gives back what each counted, for
-/// [`crate::report::assemble::server_summary`].
+/// [`crate::results::assemble::server_summary`].
 pub async fn stop_servers(
     servers: Vec<Server>,
     grace: Duration,

@@ -315,3 +315,47 @@ fn report_html_of_saved_runs_has_every_chart_and_the_model_line() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("summary.json"));
 }
+
+#[test]
+fn report_html_reads_directories_as_report_does() {
+    // html goes through `report`'s own directory handling: a directory that cannot be read
+    // among several is named and left out while the others are drawn, the exit code is the
+    // one `report` gives in text, and a failed verdict's checks are named on stderr alike.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs");
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("summary.json"), "{ not json").unwrap();
+    let report = |format: &str, dirs: &[&Path]| {
+        Command::new(portlab())
+            .args(["report", "--format", format])
+            .args(dirs)
+            .output()
+            .unwrap()
+    };
+    let before = fixtures.join("before");
+    let both: [&Path; 2] = [&before, broken.path()];
+    let (html, text) = (report("html", &both), report("text", &both));
+    let page = String::from_utf8(html.stdout).unwrap();
+    let err = String::from_utf8_lossy(&html.stderr);
+    assert!(
+        page.contains("<h1>portlab: "),
+        "no page for the good run: {err}"
+    );
+    assert!(!page.contains("runs compared"), "the broken run was drawn");
+    for id in CHARTS {
+        assert!(figure(&page, id).contains("<polyline"), "{id} not drawn");
+    }
+    assert!(
+        err.contains(&broken.path().display().to_string()) && err.contains("left out"),
+        "the skipped directory is not named: {err}"
+    );
+    assert_eq!(html.status.code(), Some(2), "{err}");
+    assert_eq!(html.status.code(), text.status.code());
+    assert_eq!(err, String::from_utf8_lossy(&text.stderr));
+    // One run: its verdict's exit code and its failed checks named, as in text.
+    let (html, text) = (report("html", &[&before]), report("text", &[&before]));
+    let err = String::from_utf8_lossy(&html.stderr);
+    assert_eq!(html.status.code(), Some(1), "{err}");
+    assert_eq!(html.status.code(), text.status.code());
+    assert!(!err.is_empty(), "no failed check named");
+    assert_eq!(err, String::from_utf8_lossy(&text.stderr));
+}

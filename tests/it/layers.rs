@@ -30,7 +30,11 @@ const LAYERS: &[(&str, &[&str])] = &[
         "the lab's namespaces and the embedded server",
         &["lab", "server"],
     ),
-    ("summary, verdict, merge and rendering", &["report"]),
+    (
+        "the results: summary, verdict, merge, comparison, the results directory",
+        &["results"],
+    ),
+    ("the renderings of results, one per format", &["report"]),
     ("the user's own client (--client-exec)", &["client"]),
     ("one run end to end", &["engine"]),
     (

@@ -104,7 +104,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 #[test]
 fn merge_refuses_a_timeline_row_at_2_pow_64_seconds_naming_the_file_and_line() {
-    // Was: a panic (index out of bounds in report/merge.rs).
+    // Was: a panic (index out of bounds in results/merge.rs (then report/merge.rs)).
     let tmp = tempfile::tempdir().unwrap();
     let d = shard_copy(tmp.path());
     let out = tmp.path().join("merged");

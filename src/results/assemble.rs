@@ -7,9 +7,10 @@ use crate::collect::Measured;
 use crate::model;
 use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::plan::{Plan, Scenario};
-use crate::report::{
-    verdict, EndedEarly, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
+use crate::results::summary::{
+    EndedEarly, LabSummary, Modelled, ServerSummary, Summary, WrittenSysctl,
 };
+use crate::results::verdict;
 use crate::server::exec::ExecSummary;
 use crate::server::ServerStats;
 use std::collections::BTreeMap;

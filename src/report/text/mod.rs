@@ -1,19 +1,85 @@
 //! The human summary printed at the end of a run.
 
-use super::{secs, Reporter, Summary};
+mod client_exec;
+mod lab_clients;
+
+use super::document::Document;
+use super::{change, secs, Renderer, Run, Summary};
+use crate::results::compare::{Comparison, Row};
+use crate::results::suite::Report as SuiteReport;
 use std::io::{self, Write};
+use std::path::Path;
 
 /// `--format text` (the default).
 pub struct Text;
 
-impl Reporter for Text {
-    fn render(&self, s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+impl Renderer for Text {
+    fn run(&self, run: &Run, out: &mut dyn Write) -> io::Result<()> {
+        let s = run.summary;
         headline(s, out)?;
         errors(s, out)?;
         latency(s, out)?;
         verdict(s, out)?;
         servers(s, out)
     }
+
+    fn made(&self, run: &Run, results: &Path, out: &mut dyn Write) -> io::Result<()> {
+        self.run(run, out)?;
+        writeln!(out, "\nresults: {}/", results.display())
+    }
+
+    fn merged(&self, run: &Run, results: &Path, out: &mut dyn Write) -> io::Result<()> {
+        self.run(run, out)?;
+        match &run.summary.merge {
+            Some(m) => {
+                shards(m, out)?;
+                writeln!(out, "\nresults: {}/", results.display())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn runs(&self, _: &[Run], table: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+        comparison(table, out)
+    }
+
+    fn document(&self, doc: &Document, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all((doc.text)().as_bytes())
+    }
+
+    fn suite(&self, suite: &SuiteReport, out: &mut dyn Write) -> io::Result<()> {
+        self::suite(suite, out)
+    }
+}
+
+/// Each shard of a merged run on a line, and what they add up to (`portlab merge`).
+fn shards(m: &crate::results::summary::MergeSummary, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "\nshards:")?;
+    for sh in &m.shards {
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}s"));
+        writeln!(
+            out,
+            "  {} ({}): {} attempts, starts +{:.3}s, skew {}, first exhaustion {} (model {}), verdict {}",
+            sh.shard.as_deref().unwrap_or("-"),
+            sh.dir,
+            sh.attempts,
+            sh.offset_s,
+            opt(sh.skew_s),
+            opt(sh.first_exhaustion_s),
+            opt(sh.predicted_first_error_s),
+            sh.pass.map_or("-", |p| if p { "pass" } else { "FAIL" }),
+        )?;
+    }
+    writeln!(
+        out,
+        "earliest exhaustion: {}; start spread {:.3}s; overall {}",
+        m.earliest_exhaustion_s.map_or("none".into(), |t| format!(
+            "{t:.3}s ({})",
+            m.earliest_exhaustion_dir.as_deref().unwrap_or("-")
+        )),
+        m.start_spread_s,
+        if m.pass { "pass" } else { "FAIL" }
+    )
 }
 
 /// What ran, the counts, whether the ports ran out (or why else it failed), TIME_WAIT.
@@ -142,13 +208,9 @@ fn errors(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(c) = &s.client_exec {
         let predicted = s.prediction.as_ref().and_then(|p| p.first_error_s);
         writeln!(out)?;
-        let mut lines = super::client_exec::text_lines(c, predicted);
+        let mut lines = client_exec::text_lines(c, predicted);
         // After what it did: why TIME_WAIT is where it is.
-        if let Some(asked) = s
-            .server
-            .as_ref()
-            .and_then(super::client_exec::asked_to_close)
-        {
+        if let Some(asked) = s.server.as_ref().and_then(client_exec::asked_to_close) {
             lines.insert(2.min(lines.len()), asked);
         }
         for line in lines {
@@ -261,11 +323,109 @@ fn servers(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     if let Some(c) = s.lab.as_ref().and_then(|l| l.clients.as_ref()) {
-        super::lab_clients::render_text(c, out)?;
+        lab_clients::render_text(c, out)?;
     }
     Ok(())
 }
 
 fn pct(x: Option<f64>) -> String {
     x.map_or("-".to_string(), |x| format!("{x:.1}%"))
+}
+
+/// Aligned columns; the plan line, too long for a column, gets a line per run.
+fn comparison(c: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+    let label = |r: &Row| {
+        if r.unit.is_empty() {
+            r.metric.clone()
+        } else {
+            format!("{} ({})", r.metric, r.unit)
+        }
+    };
+    let first = c.rows.iter().map(|r| label(r).len()).max().unwrap_or(6);
+    // Long free text (the plan line) would stretch every column: it gets a line each.
+    let wide = |r: &Row| r.metric == "plan";
+    let width: Vec<usize> = (0..c.runs.len())
+        .map(|i| {
+            c.rows
+                .iter()
+                .filter(|r| !wide(r))
+                .filter_map(|r| r.values[i].as_ref().map(String::len))
+                .chain([c.runs[i].len()])
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    write!(out, "{:<first$}", "")?;
+    for (i, run) in c.runs.iter().enumerate() {
+        write!(out, "  {run:>w$}", w = width[i])?;
+        if i > 0 {
+            write!(out, " {:>8}", "change")?;
+        }
+    }
+    writeln!(out)?;
+    for r in &c.rows {
+        if wide(r) {
+            for (run, v) in c.runs.iter().zip(&r.values) {
+                writeln!(
+                    out,
+                    "{:<first$}  {run}: {}",
+                    label(r),
+                    v.as_deref().unwrap_or("-")
+                )?;
+            }
+            continue;
+        }
+        write!(out, "{:<first$}", label(r))?;
+        for (i, v) in r.values.iter().enumerate() {
+            write!(out, "  {:>w$}", v.as_deref().unwrap_or("-"), w = width[i])?;
+            if i > 0 {
+                write!(out, " {:>8}", change(r.change_pct[i]))?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The table as plain text for a terminal.
+fn suite(r: &SuiteReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let w = r
+        .scenarios
+        .iter()
+        .map(|x| x.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let wp = r
+        .scenarios
+        .iter()
+        .map(|x| x.predicted.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    writeln!(
+        out,
+        "{:<w$}  {:<7}  {:<wp$}  measured",
+        "scenario", "verdict", "model"
+    )?;
+    for row in &r.scenarios {
+        writeln!(
+            out,
+            "{:<w$}  {:<7}  {:<wp$}  {}",
+            row.scenario,
+            row.verdict.as_str(),
+            row.predicted,
+            row.measured
+        )?;
+        for p in &row.problems {
+            writeln!(out, "{:<w$}    ! {p}", "")?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{} in {:.1} s; table in {}/suite.md and suite.json",
+        r.tally(),
+        r.wall_s,
+        r.results
+    )
 }

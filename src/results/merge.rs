@@ -7,59 +7,17 @@
 //! ordinary results directory: `portlab report` renders it. The subcommand's glue
 //! (arguments, printing) is `cmd::merge`.
 
-use super::output::ResultsDir;
-use super::summary::{EarlyEndCounter, EndedEarly, Summary};
+use super::dir::ResultsDir;
+use super::summary::{EarlyEndCounter, EndedEarly, MergeSummary, MergedShard, Summary};
 use super::verdict::{Check, Verdict};
 use crate::collect::hlog::{self, HlogWriter, Set};
 use crate::collect::timeline::TimelineRow;
 use crate::collect::{histogram, timeline, ErrorStat, Exhaustion, Latency};
 use crate::plan::bounds;
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// `merge` in a merged summary.json: each shard as it ran, and what they add up to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MergeSummary {
-    /// Each input, in the order given.
-    pub shards: Vec<MergedShard>,
-    /// The earliest first exhaustion, seconds since the merged `started_at`; null when no
-    /// shard ran out of ports.
-    pub earliest_exhaustion_s: Option<f64>,
-    /// Which input that was (its directory).
-    pub earliest_exhaustion_dir: Option<String>,
-    /// The spread of the shards' actual starts (latest `started_at` minus earliest), seconds:
-    /// how far apart their clocks and schedules began.
-    pub start_spread_s: f64,
-    /// Every shard's verdict passed (a shard without a verdict does not count against it).
-    pub pass: bool,
-}
-
-/// One merged input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MergedShard {
-    /// Its results directory.
-    pub dir: String,
-    /// `shard.index`/`shard.count`, when it was run with --shard.
-    pub shard: Option<String>,
-    /// Its `started_at`.
-    pub started_at: String,
-    /// Its start after the earliest one, seconds.
-    pub offset_s: f64,
-    /// Its actual start against the `--start-at` it was given, seconds (its clock's skew
-    /// plus its lateness); null without --start-at.
-    pub skew_s: Option<f64>,
-    /// Its attempts.
-    pub attempts: u64,
-    /// Its first exhaustion, seconds since its own start.
-    pub first_exhaustion_s: Option<f64>,
-    /// What its model predicted for the first error (its own ports at its own rate R / N).
-    pub predicted_first_error_s: Option<f64>,
-    /// Its verdict (null when it had none).
-    pub pass: Option<bool>,
-}
 
 struct Input {
     dir: String,
@@ -94,7 +52,7 @@ fn read_input(path: &Path) -> Result<Input> {
             bail!(not_a_run(&format!("no {name}")));
         }
     }
-    let summary = crate::report::load_summary(path)?;
+    let summary = super::dir::load_summary(path)?;
     for (name, v) in [
         ("duration_s", summary.duration_s),
         ("load_duration_s", summary.load_duration_s),

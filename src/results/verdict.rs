@@ -1,7 +1,7 @@
 //! The verdict: the model's prediction against what was measured, check by check. This is
 //! the one place where prediction and measurement meet.
 
-use super::Summary;
+use super::summary::Summary;
 use crate::collect::Completions;
 use crate::model::{Prediction, TimeWaitSide};
 use crate::plan::Expectations;
@@ -401,7 +401,7 @@ pub fn against_baseline(s: &Summary, base: &Summary, margin: f64) -> Vec<Check> 
     // Your own client (--client-exec): one that reused its connections must still do so.
     if let (Some(new), Some(old)) = (&s.client_exec, &base.client_exec) {
         if old.pooled {
-            let per = |c: &crate::report::client_exec::ClientExecSummary| match c.requests {
+            let per = |c: &super::client_exec::ClientExecSummary| match c.requests {
                 Some(r) => format!("{} connections for {r} requests", c.connections),
                 None => format!("{} connections", c.connections),
             };
@@ -1153,7 +1153,7 @@ mod tests {
 
     #[test]
     fn time_wait_ended_early_by_an_rst_allows_exactly_that_many_more() {
-        use crate::report::{EarlyEndCounter, EndedEarly};
+        use crate::results::summary::{EarlyEndCounter, EndedEarly};
         // The fixture's 300 ports at 100/s: attempt 301 is due at 3.0 s. With 3 TIME_WAIT
         // sockets ended early, attempt 304 may be the first without a port, due at 3.03 s,
         // and the samples may miss up to 3 of the 300 TIME_WAIT sockets.
@@ -1201,7 +1201,7 @@ mod tests {
 
     #[test]
     fn post_exhaustion_rate_allows_one_success_per_time_wait_ended_early() {
-        use crate::report::{EarlyEndCounter, EndedEarly};
+        use crate::results::summary::{EarlyEndCounter, EndedEarly};
         let p = model();
         let hold = p.hold_s;
         let mut s = fixture();

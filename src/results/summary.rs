@@ -130,13 +130,13 @@ pub struct Summary {
     pub target_exec: Option<ExecSummary>,
     /// The user's own client (`--client-exec`): what it did and what the samples showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_exec: Option<crate::report::client_exec::ClientExecSummary>,
+    pub client_exec: Option<super::client_exec::ClientExecSummary>,
     /// `--shard I/N`: which shard this run was, and when it began against `--start-at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::ShardSummary>,
     /// `portlab merge`: each shard as it ran, the earliest exhaustion, the start spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge: Option<super::merge::MergeSummary>,
+    pub merge: Option<MergeSummary>,
     /// Results files a write failed on during the run (a disk full for a moment), each with
     /// the time from which it lacks rows and the error: the run's results are incomplete
     /// (exit 3), and `portlab merge` refuses a timeline that does not add up. Absent when
@@ -411,6 +411,47 @@ impl Summary {
             p.client.pool.unwrap_or(0)
         )
     }
+}
+
+/// `merge` in a merged summary.json: each shard as it ran, and what they add up to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeSummary {
+    /// Each input, in the order given.
+    pub shards: Vec<MergedShard>,
+    /// The earliest first exhaustion, seconds since the merged `started_at`; null when no
+    /// shard ran out of ports.
+    pub earliest_exhaustion_s: Option<f64>,
+    /// Which input that was (its directory).
+    pub earliest_exhaustion_dir: Option<String>,
+    /// The spread of the shards' actual starts (latest `started_at` minus earliest), seconds:
+    /// how far apart their clocks and schedules began.
+    pub start_spread_s: f64,
+    /// Every shard's verdict passed (a shard without a verdict does not count against it).
+    pub pass: bool,
+}
+
+/// One merged input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// Its results directory.
+    pub dir: String,
+    /// `shard.index`/`shard.count`, when it was run with --shard.
+    pub shard: Option<String>,
+    /// Its `started_at`.
+    pub started_at: String,
+    /// Its start after the earliest one, seconds.
+    pub offset_s: f64,
+    /// Its actual start against the `--start-at` it was given, seconds (its clock's skew
+    /// plus its lateness); null without --start-at.
+    pub skew_s: Option<f64>,
+    /// Its attempts.
+    pub attempts: u64,
+    /// Its first exhaustion, seconds since its own start.
+    pub first_exhaustion_s: Option<f64>,
+    /// What its model predicted for the first error (its own ports at its own rate R / N).
+    pub predicted_first_error_s: Option<f64>,
+    /// Its verdict (null when it had none).
+    pub pass: Option<bool>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! suite.json are replaced atomically (a reader never sees a torn or empty one), and a run
 //! that could not be set up takes back what it created.
 
+use super::summary::Summary;
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -204,6 +205,50 @@ fn unguessable() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+/// Reads a saved run: a results directory (its summary.json) or a summary.json itself.
+pub fn load_summary(path: &Path) -> Result<Summary> {
+    let file = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        crate::input::read_to_string(&file, crate::input::SUMMARY_LIMIT).with_context(|| {
+            format!(
+                "cannot read {}; name a results directory (results/<run>/) or its summary.json",
+                file.display()
+            )
+        })?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a portlab summary.json (written by portlab {}?)",
+            file.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    })
+}
+
+/// The saved runs `path` names: a results directory or a summary.json stands for itself; a
+/// suite's results directory (no summary.json, its runs in subdirectories) for its runs, by
+/// name.
+pub fn runs_named(path: &Path) -> Vec<PathBuf> {
+    if !path.is_dir() || path.join("summary.json").exists() {
+        return vec![path.to_path_buf()];
+    }
+    let mut runs: Vec<_> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("summary.json").is_file())
+        .collect();
+    if runs.is_empty() {
+        return vec![path.to_path_buf()];
+    }
+    runs.sort();
+    runs
 }
 
 #[cfg(test)]
