@@ -10,7 +10,8 @@ changes: every sysctl written is a private namespace's own):
       (legacy TCPDIAG_GETSOCK, both families in one walk, LISTEN|SYN_SENT|ESTABLISHED|
       TIME_WAIT), the same with an inet_diag bytecode filter that accepts every socket, one
       that keeps the ports 1024-65535, one that rejects every socket, a state mask no socket
-      has (the walk alone), LISTEN alone, and a 64 KiB receive buffer; rounds interleaved.
+      has (the walk alone), LISTEN alone, a 64 KiB receive buffer, and on a socket opened
+      without CAP_NET_ADMIN (as portlab's is); rounds interleaved.
   python3 benches/sock_diag_cost.py namespaces NS PER [CHILD_EHASH=0]
       NS namespaces of PER TIME_WAIT sockets each, then a pass (one listing per namespace)
       timed three times. CHILD_EHASH > 0: the namespaces are made from a private parent whose
@@ -65,10 +66,25 @@ def request(states, bytecode=b""):
 
 
 class Lister:
-    """A NETLINK_SOCK_DIAG socket, bound to the namespace current when it was made."""
+    """A NETLINK_SOCK_DIAG socket, bound to the namespace current when it was made.
+    without_net_admin: opened with CAP_NET_ADMIN out of the thread's effective set, as
+    portlab's lister is (the kernel then leaves out the INET_DIAG_MARK attribute)."""
 
-    def __init__(self):
+    def __init__(self, without_net_admin=False):
+        caps = None
+        if without_net_admin:
+            header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+            data = (ctypes.c_uint32 * 6)()
+            if libc.syscall(125, header, data) == 0:  # capget
+                caps = (header, data, data[0])
+                data[0] &= ~(1 << 12)  # CAP_NET_ADMIN
+                libc.syscall(126, header, data)  # capset
         self.s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+        if caps:
+            header, data, effective = caps
+            data[0] = effective
+            if libc.syscall(126, header, data) != 0:
+                sys.exit("capset: could not restore the effective capabilities")
         self.seq = 0
 
     def dump(self, payload, bufsize=32768):
@@ -142,6 +158,7 @@ def requests(n, rounds):
     keep = make_time_wait(n)
     print(f"{n} TIME_WAIT sockets made in {time.time() - began:.1f} s", flush=True)
     lister = Lister()
+    plain = Lister(without_net_admin=True)
     cases = [
         ("watch's listing, no filter", lambda: lister.dump(request(WATCH_STATES))),
         ("bytecode: accept every socket", lambda: lister.dump(request(WATCH_STATES, ACCEPT_ALL))),
@@ -150,6 +167,7 @@ def requests(n, rounds):
         ("states: SYN_RECV only (walk)", lambda: lister.dump(request(1 << SYN_RECV))),
         ("states: LISTEN only", lambda: lister.dump(request(1 << LISTEN))),
         ("no filter, 64 KiB recv buffer", lambda: lister.dump(request(WATCH_STATES), 65536)),
+        ("no filter, without CAP_NET_ADMIN", lambda: plain.dump(request(WATCH_STATES))),
     ]
     totals = {name: [0.0, 0.0, 0.0, None] for name, _ in cases}
     for _ in range(rounds):
