@@ -144,15 +144,23 @@ fn sampler(c: &mut Criterion) {
             // `portlab watch`'s sample (its budget: under 20 ms with 100,000 sockets): the same
             // dump with SYN_SENT too, grouped per (local address, destination) with each
             // TIME_WAIT timer read, plus the namespace's sysctls and Tcp counters.
-            match portlab::watch::KernelSource::new(None) {
-                Ok(mut source) => {
+            match (
+                portlab::watch::KernelSource::new(None),
+                portlab::watch::KernelSource::new(None),
+            ) {
+                (Ok(mut source), Ok(mut before)) => {
                     use portlab::watch::Source;
-                    g.bench_function(format!("watch_{made}_timewait"), |b| {
-                        b.iter(|| black_box(source.snapshot().map(|s| s.groups.len())))
-                    });
-                    // The CPU a sample costs this thread, user and system (the kernel's
-                    // dump), beside the run's sampler over the same sockets: a busy machine
-                    // inflates these far less than wall time.
+                    // The sample as it was before: every sample rereads the namespace's
+                    // sysctls, and the dump carries CAP_NET_ADMIN's mark on every socket.
+                    // Same sockets, same run.
+                    if let Err(e) = before.sample_as_before() {
+                        println!("watch sample bench: SKIPPED ({e})");
+                        return;
+                    }
+                    // Side by side, one sample of each in turn (the TIME_WAIT sockets expire
+                    // 60 s after they were made and the machine's load moves, so both must
+                    // see the same moment): wall time and this thread's CPU, user and system
+                    // (the kernel's dump), per sample.
                     let cpu = || {
                         // SAFETY: getrusage fills the zeroed struct it is given.
                         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -160,34 +168,93 @@ fn sampler(c: &mut Criterion) {
                         let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
                         (secs(ru.ru_utime), secs(ru.ru_stime))
                     };
-                    let rounds = 100;
-                    let per_sample = |f: &mut dyn FnMut()| {
-                        let (u0, s0) = cpu();
-                        for _ in 0..rounds {
-                            f();
+                    let tw_before = sampler.sample().tw_total;
+                    let pairs: u32 = 60;
+                    let mut walls = [Vec::new(), Vec::new(), Vec::new()];
+                    let mut cpus = [[0.0f64; 2]; 3];
+                    for i in 0..pairs {
+                        for k in 0..3 {
+                            // Rotate the order so neither goes first every time.
+                            let which = (k + i as usize) % 3;
+                            let (u0, s0) = cpu();
+                            let t0 = Instant::now();
+                            match which {
+                                0 => {
+                                    black_box(source.snapshot().map(|s| s.groups.len()).ok());
+                                }
+                                1 => {
+                                    black_box(before.snapshot().map(|s| s.groups.len()).ok());
+                                }
+                                _ => {
+                                    black_box(sampler.sample());
+                                }
+                            }
+                            walls[which].push(t0.elapsed().as_secs_f64() * 1000.0);
+                            let (u1, s1) = cpu();
+                            cpus[which][0] += (u1 - u0) * 1000.0 / f64::from(pairs);
+                            cpus[which][1] += (s1 - s0) * 1000.0 / f64::from(pairs);
                         }
-                        let (u1, s1) = cpu();
-                        let ms = |d: f64| d * 1000.0 / f64::from(rounds);
-                        (ms(u1 - u0), ms(s1 - s0))
-                    };
-                    let (wu, ws) = per_sample(&mut || {
-                        black_box(source.snapshot().map(|s| s.groups.len()).ok());
-                    });
-                    let (su, ss) = per_sample(&mut || {
-                        black_box(sampler.sample());
-                    });
+                    }
+                    for (name, (w, c)) in ["watch", "watch before", "run's sampler"]
+                        .iter()
+                        .zip(walls.iter_mut().zip(cpus))
+                    {
+                        w.sort_by(f64::total_cmp);
+                        // 95% confidence interval of the median from order statistics.
+                        let n = w.len() as f64;
+                        let half = 1.96 * n.sqrt() / 2.0;
+                        let lo = w[((n / 2.0 - half).floor().max(0.0)) as usize];
+                        let hi = w[((n / 2.0 + half).ceil() as usize).min(w.len() - 1)];
+                        println!(
+                            "{name:14} {made} sockets, {pairs} samples alternated: median {:.2} ms [{lo:.2}, {hi:.2}]; CPU per sample {:.2} ms (user {:.2}, system {:.2})",
+                            w[w.len() / 2],
+                            c[0] + c[1],
+                            c[0],
+                            c[1]
+                        );
+                    }
                     println!(
-                        "CPU per sample with {made} sockets ({rounds} samples each): watch {:.2} ms (user {wu:.2}, system {ws:.2}); run's sampler {:.2} ms (user {su:.2}, system {ss:.2})",
-                        wu + ws,
-                        su + ss
+                        "TCP sockets on the whole host (slabinfo, every namespace: the dump walks them all): {}; TIME_WAIT in this namespace before / after the alternated samples: {tw_before:?} / {:?}",
+                        host_sockets(),
+                        sampler.sample().tw_total
                     );
+                    // Short, so that both run well within the sockets' 60 s.
+                    g.warm_up_time(Duration::from_secs(1));
+                    g.measurement_time(Duration::from_secs(3));
+                    g.bench_function(format!("watch_{made}_timewait"), |b| {
+                        b.iter(|| black_box(source.snapshot().map(|s| s.groups.len())))
+                    });
+                    g.bench_function(format!("watch_{made}_timewait_before"), |b| {
+                        b.iter(|| black_box(before.snapshot().map(|s| s.groups.len())))
+                    });
                 }
-                Err(e) => println!("watch sample bench: SKIPPED ({e})"),
+                (Err(e), _) | (_, Err(e)) => println!("watch sample bench: SKIPPED ({e})"),
             }
             g.finish();
         }
         Err(e) => println!("sampler bench: SKIPPED ({e:#})"),
     }
+}
+
+/// Active TCP, TCPv6 and TIME_WAIT socket objects on the whole host, from /proc/slabinfo
+/// (root only; "unknown" otherwise). Without a per-namespace hash
+/// (net.ipv4.tcp_child_ehash_entries) every sock_diag dump walks all of them, whatever
+/// namespace it lists, so other work on the machine weighs on the figures.
+#[cfg(target_os = "linux")]
+fn host_sockets() -> String {
+    let Ok(text) = std::fs::read_to_string("/proc/slabinfo") else {
+        return "unknown".into();
+    };
+    let mut parts = Vec::new();
+    for name in ["TCP", "TCPv6", "tw_sock_TCP"] {
+        if let Some(n) = text.lines().find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next().unwrap_or("?").to_string())
+        }) {
+            parts.push(format!("{name} {n}"));
+        }
+    }
+    parts.join(", ")
 }
 
 #[cfg(not(target_os = "linux"))]

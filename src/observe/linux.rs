@@ -224,8 +224,20 @@ pub(crate) struct SocketLister {
 }
 
 impl SocketLister {
-    /// Opens the netlink socket (in the calling thread's network namespace).
+    /// Opens the netlink socket (in the calling thread's network namespace), without
+    /// CAP_NET_ADMIN's view: each TIME_WAIT socket then comes as 88 bytes instead of 96
+    /// (no INET_DIAG_MARK attribute, which portlab never reads), which cut the kernel's
+    /// time per dump (benches/README.md, "A cheaper sample").
     pub(crate) fn open() -> io::Result<SocketLister> {
+        Ok(SocketLister {
+            nl: NlSocket::open_without_net_admin(libc::NETLINK_SOCK_DIAG)?,
+            mode: DiagMode::Combined,
+        })
+    }
+
+    /// Opens the netlink socket with whatever capabilities the thread has (the lister as
+    /// it was before [`SocketLister::open`] left CAP_NET_ADMIN out; the bench compares them).
+    pub(crate) fn open_privileged() -> io::Result<SocketLister> {
         Ok(SocketLister {
             nl: NlSocket::open(libc::NETLINK_SOCK_DIAG)?,
             mode: DiagMode::Combined,
@@ -237,7 +249,11 @@ impl SocketLister {
     /// kernel walks the listening hash before the established hash, so listeners come first.
     /// When the one combined dump is refused, the sink is told to start over and the dump is
     /// made again per family (and stays so); an error means neither worked.
-    pub(crate) fn list(&mut self, states: u32, sink: &mut dyn DiagSink) -> io::Result<()> {
+    pub(crate) fn list<S: DiagSink + ?Sized>(
+        &mut self,
+        states: u32,
+        sink: &mut S,
+    ) -> io::Result<()> {
         let first = dump(&mut self.nl, self.mode, states, sink);
         if first.is_err() && self.mode == DiagMode::Combined {
             // A kernel without the legacy request: one dump per family from now on.
@@ -283,7 +299,12 @@ impl CounterFiles {
 }
 
 /// Lists the sockets in `states`, handing each message's payload to `sink`.
-fn dump(nl: &mut NlSocket, mode: DiagMode, states: u32, sink: &mut dyn DiagSink) -> io::Result<()> {
+fn dump<S: DiagSink + ?Sized>(
+    nl: &mut NlSocket,
+    mode: DiagMode,
+    states: u32,
+    sink: &mut S,
+) -> io::Result<()> {
     match mode {
         DiagMode::Combined => {
             let seq = nl.next_seq();
@@ -309,7 +330,12 @@ fn dump(nl: &mut NlSocket, mode: DiagMode, states: u32, sink: &mut dyn DiagSink)
 
 /// Receives a dump to its NLMSG_DONE, handing each socket message to `sink`. Walks the
 /// datagram by hand (header fields read in place) since this loop runs once per socket.
-fn drain(nl: &mut NlSocket, seq: u32, reply: u16, sink: &mut dyn DiagSink) -> io::Result<()> {
+fn drain<S: DiagSink + ?Sized>(
+    nl: &mut NlSocket,
+    seq: u32,
+    reply: u16,
+    sink: &mut S,
+) -> io::Result<()> {
     loop {
         let mut data = nl.recv()?;
         while data.len() >= NLMSG_HDRLEN {
@@ -384,6 +410,90 @@ mod tests {
         assert_eq!(r[0], libc::AF_INET6 as u8);
         assert_eq!(r[1], 6);
         assert_eq!(u32::from_ne_bytes([r[4], r[5], r[6], r[7]]), 64);
+    }
+
+    /// One listed socket: (state, local address, local port, remote address, remote port).
+    type Listed = (u8, Vec<u8>, [u8; 2], Vec<u8>, [u8; 2]);
+
+    /// What a dump gave for the sockets of one port: the sockets and each message's
+    /// (state, length).
+    #[derive(Default)]
+    struct OnPort(u16, Vec<Listed>, Vec<(u8, usize)>);
+
+    impl DiagSink for OnPort {
+        fn restart(&mut self) {
+            self.1.clear();
+            self.2.clear();
+        }
+        fn socket(&mut self, msg: &[u8]) {
+            if let Some(s) = parse_diag_msg(msg) {
+                let port = self.0.to_be_bytes();
+                if s.lport == port || s.rport == port {
+                    let entry = (
+                        s.state,
+                        s.laddr.to_vec(),
+                        s.lport,
+                        s.raddr.to_vec(),
+                        s.rport,
+                    );
+                    self.1.push(entry);
+                    self.2.push((s.state, msg.len()));
+                }
+            }
+        }
+    }
+
+    /// The lister that leaves CAP_NET_ADMIN out lists the same sockets, each with the same
+    /// fields, as one opened with the thread's capabilities; when the thread has
+    /// CAP_NET_ADMIN, only the privileged one's TIME_WAIT messages carry the mark (longer
+    /// than the 72-byte inet_diag_msg). Loopback sockets of this test on a port of its own:
+    /// a listener, an established pair and a client TIME_WAIT.
+    #[test]
+    fn without_net_admin_the_same_sockets_are_listed() {
+        use std::io::Read;
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        let port = listener.local_addr().expect("its address").port();
+        let _idle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _idle_server = listener.accept().expect("accept");
+        let closing = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        drop(closing); // the client closes first: TIME_WAIT is its, once the server closes
+        let mut buf = [0u8; 8];
+        while server.read(&mut buf).expect("read to EOF") > 0 {}
+        drop(server);
+        let mut plain = SocketLister::open().expect("sock_diag");
+        let mut privileged = SocketLister::open_privileged().expect("sock_diag");
+        let states = (1u32 << TCP_LISTEN) | (1u32 << TCP_ESTABLISHED) | (1u32 << TCP_TIME_WAIT);
+        let list = |l: &mut SocketLister| {
+            let mut got = OnPort(port, Vec::new(), Vec::new());
+            l.list(states, &mut got).expect("a dump");
+            got.1.sort();
+            got
+        };
+        let (a, b) = (list(&mut plain), list(&mut privileged));
+        assert_eq!(a.1, b.1, "the same sockets, field for field");
+        assert_eq!(
+            a.1.len(),
+            4,
+            "listener, established pair, TIME_WAIT: {:?}",
+            a.1
+        );
+        assert!(a.1.iter().any(|s| s.0 == TCP_TIME_WAIT), "{:?}", a.1);
+        let tw_len = |o: &OnPort| o.2.iter().find(|s| s.0 == TCP_TIME_WAIT).map(|s| s.1);
+        assert_eq!(tw_len(&a), Some(72), "no attribute without CAP_NET_ADMIN");
+        let mut data = [0u32; 6];
+        let mut header = [0x2008_0522u32, 0];
+        // SAFETY: capget(2) writes the arrays given, of the sizes it expects.
+        let ok =
+            unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) } == 0;
+        if ok && data[0] & (1 << 12) != 0 {
+            assert!(
+                tw_len(&b) > Some(72),
+                "the mark with CAP_NET_ADMIN: {:?}",
+                b.2
+            );
+        }
     }
 
     /// Reads the test process's own namespace: whatever is there, the sample must have

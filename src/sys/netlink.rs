@@ -42,6 +42,9 @@ pub(crate) struct NlSocket {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// Whether requests name the kernel's address (sendto) or go unaddressed (send,
+    /// which an unconnected netlink socket also delivers to the kernel).
+    addressed: bool,
 }
 
 /// One message as read from a datagram.
@@ -71,7 +74,50 @@ impl NlSocket {
             fd,
             seq: 0,
             buf: vec![0; RECV_BUF],
+            addressed: true,
         })
+    }
+
+    /// Opens a socket the kernel does not count as CAP_NET_ADMIN's, even when the calling
+    /// thread has it: CAP_NET_ADMIN is dropped from the thread's effective set for the
+    /// socket() call and put back right after (it stays permitted; capset(2) acts on the
+    /// calling thread only). The kernel takes the capability of a dump's requester from the
+    /// credentials the socket was opened with (netlink_net_capable -> file_ns_capable), so
+    /// a sock_diag dump on this socket leaves out what only CAP_NET_ADMIN may read: for
+    /// every TCP socket, an INET_DIAG_MARK attribute (8 bytes) that portlab never reads.
+    /// Listed sockets and the `struct inet_diag_msg` of each are the same. Without the
+    /// capability, or where capget(2) fails, this is [`NlSocket::open`].
+    pub(crate) fn open_without_net_admin(protocol: libc::c_int) -> io::Result<NlSocket> {
+        const CAP_NET_ADMIN: u32 = 12;
+        // struct __user_cap_header_struct { u32 version; int pid } (pid 0: this thread) and
+        // two struct __user_cap_data_struct { u32 effective, permitted, inheritable }.
+        let mut header = [0x2008_0522u32, 0]; // _LINUX_CAPABILITY_VERSION_3
+        let mut data = [0u32; 6];
+        // SAFETY: header and data are live arrays of the sizes capget(2) reads and writes.
+        let got =
+            unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) };
+        if got != 0 || data[0] & (1 << CAP_NET_ADMIN) == 0 {
+            return NlSocket::open(protocol);
+        }
+        let effective = data[0];
+        data[0] = effective & !(1 << CAP_NET_ADMIN);
+        // SAFETY: as above; capset(2) only reads them.
+        if unsafe { libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) } != 0 {
+            return NlSocket::open(protocol);
+        }
+        // Requests on it are sent without an address: one sent to an explicit address
+        // (NETLINK_SKB_DST) is judged by the sender's capabilities alone, not the socket's.
+        let socket = NlSocket::open(protocol).map(|s| NlSocket {
+            addressed: false,
+            ..s
+        });
+        data[0] = effective;
+        // SAFETY: as above. Raising a capability that is still permitted cannot fail for
+        // lack of privilege; should it fail anyway, say so rather than go on without it.
+        if unsafe { libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        socket
     }
 
     /// The next sequence number, for a request about to be built.
@@ -86,15 +132,24 @@ impl NlSocket {
         // SAFETY: sockaddr_nl is plain old data, valid when zeroed.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: msg and addr are valid for the lengths given for the duration of the call.
+        let (to, to_len) = if self.addressed {
+            (
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        } else {
+            (std::ptr::null(), 0)
+        };
+        // SAFETY: msg and addr are valid for the lengths given for the duration of the call
+        // (a null address with length 0 is sendto's "no address").
         let n = unsafe {
             libc::sendto(
                 self.fd.as_raw_fd(),
                 msg.as_ptr().cast(),
                 msg.len(),
                 0,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                to,
+                to_len,
             )
         };
         if n < 0 {

@@ -30,6 +30,12 @@ pub(super) fn settings() -> ModelInput {
     input
 }
 
+/// How often the namespace's sysctls are reread, seconds of the sample clock: nine /proc/sys
+/// files (ip_local_port_range, tcp_tw_reuse, ...), about 0.25 ms of CPU, which change when
+/// an operator writes them, not every sample. At the default interval (1 s) every sample
+/// rereads them; at 10 ms, one in a hundred.
+pub const SETTINGS_EVERY_S: f64 = 1.0;
+
 /// Samples the network namespace of the thread that made it (sock_diag, /proc/net/snmp,
 /// /proc/sys), reusing its buffers and tables from one sample to the next.
 pub struct KernelSource {
@@ -40,8 +46,12 @@ pub struct KernelSource {
     clock: Instant,
     /// The settings as read where the source was opened, for a source sampled from
     /// another namespace's thread (`--all-netns`: /proc/sys answers for the reader's
-    /// namespace); None: read them at each sample.
+    /// namespace); None: reread them where sampled, every [`SETTINGS_EVERY_S`].
     fixed: Option<ModelInput>,
+    /// The settings last read and when (sample clock, seconds).
+    settings: ModelInput,
+    settings_read_s: f64,
+    settings_every_s: f64,
 }
 
 struct Sink<'a>(&'a mut Aggregator, ModelInput);
@@ -65,12 +75,16 @@ impl KernelSource {
             what: "opening a NETLINK_SOCK_DIAG socket".into(),
             source: e,
         })?;
+        let input = settings();
         Ok(KernelSource {
             lister,
             counters: CounterFiles::open(),
             buf: Vec::with_capacity(16 * 1024),
-            agg: Aggregator::new(settings(), filter),
+            agg: Aggregator::new(input.clone(), filter),
             clock: Instant::now(),
+            settings: input,
+            settings_read_s: 0.0,
+            settings_every_s: SETTINGS_EVERY_S,
             fixed: None,
         })
     }
@@ -79,13 +93,42 @@ impl KernelSource {
     /// are read now and kept (renewed with [`KernelSource::set_settings`]).
     pub fn new_portable(filter: Option<std::net::SocketAddr>) -> Result<KernelSource, WatchError> {
         let mut s = KernelSource::new(filter)?;
-        s.fixed = Some(settings());
+        s.fixed = Some(s.settings.clone());
         Ok(s)
     }
 
     /// The settings to use from now on (read in the source's namespace).
     pub fn set_settings(&mut self, input: ModelInput) {
         self.fixed = Some(input);
+    }
+
+    /// Rereads the sysctls at most every `secs` of the sample clock (0: every sample, as
+    /// before [`SETTINGS_EVERY_S`]).
+    #[doc(hidden)]
+    pub fn set_settings_every(&mut self, secs: f64) {
+        self.settings_every_s = secs;
+    }
+
+    /// Samples as before the sample was made cheaper: sysctls reread every sample and the
+    /// sock_diag socket opened with CAP_NET_ADMIN's view (a mark attribute on every
+    /// socket). For the bench, which times both side by side on the same sockets.
+    #[doc(hidden)]
+    pub fn sample_as_before(&mut self) -> Result<(), WatchError> {
+        self.settings_every_s = 0.0;
+        self.lister = SocketLister::open_privileged().map_err(|e| WatchError::Io {
+            what: "opening a NETLINK_SOCK_DIAG socket".into(),
+            source: e,
+        })?;
+        Ok(())
+    }
+
+    /// The namespace's settings, reread when the last read is `settings_every_s` old.
+    fn settings_at(&mut self, mono_s: f64) -> ModelInput {
+        if mono_s - self.settings_read_s >= self.settings_every_s {
+            self.settings = settings();
+            self.settings_read_s = mono_s;
+        }
+        self.settings.clone()
     }
 }
 
@@ -98,11 +141,14 @@ impl Source for KernelSource {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, WatchError> {
-        let input = self.fixed.clone().unwrap_or_else(settings);
         let unix_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let mono_s = self.clock.elapsed().as_secs_f64();
+        let input = match &self.fixed {
+            Some(fixed) => fixed.clone(),
+            None => self.settings_at(mono_s),
+        };
         self.agg.reset(input.clone());
         let states = (1u32 << TCP_LISTEN)
             | (1u32 << TCP_SYN_SENT)
@@ -227,4 +273,40 @@ pub(super) fn run(args: &WatchArgs, out: &mut dyn Output) -> anyhow::Result<u8> 
             .join()
             .map_err(|_| anyhow::anyhow!("the watch thread panicked"))?
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::Source;
+
+    /// The sysctls are reread once `settings_every_s` has passed, not every sample: a value
+    /// planted in the cache stays while it is fresh and is replaced by the namespace's own
+    /// once it is stale. Pure logic on the sample clock given, no waiting.
+    #[test]
+    fn settings_are_cached_between_rereads() {
+        let mut source = KernelSource::new(None).expect("a NETLINK_SOCK_DIAG socket");
+        let real = source.settings.reserved;
+        source.settings.reserved = real + 12_345;
+        source.settings_read_s = 10.0;
+        assert_eq!(
+            source.settings_at(10.5).reserved,
+            real + 12_345,
+            "fresh: cached"
+        );
+        assert_eq!(source.settings_at(11.0).reserved, real, "1 s old: reread");
+        source.settings.reserved = real + 1;
+        source.set_settings_every(0.0);
+        assert_eq!(
+            source.settings_at(11.0).reserved,
+            real,
+            "every 0 s: every sample"
+        );
+        // A whole sample carries the settings it used.
+        source.set_settings_every(SETTINGS_EVERY_S);
+        source.settings.reserved = real + 7;
+        source.settings_read_s = source.clock.elapsed().as_secs_f64() + 100.0;
+        let snap = source.snapshot().expect("a sample of this namespace");
+        assert_eq!(snap.input.reserved, real + 7);
+    }
 }
