@@ -43,49 +43,7 @@ fn client_run(dir: &Path, client: &str, extra: &[&str]) -> Value {
 /// connection).
 fn assert_ran_out_as_predicted(v: &Value, kind: &str, line_has: &str) {
     let c = &v["client_exec"];
-    let ports = c["ports"].as_f64().unwrap();
-    let measured = c["measured_rate"].as_f64().expect("a measured rate");
-    let rate = c["model_rate"].as_f64().expect("a model rate");
-    let share = c["port_share"].as_f64().unwrap_or(1.0);
-    assert!(
-        rate <= measured && (rate - measured * share).abs() < 1e-6 * measured || share >= 0.95,
-        "the model's rate is the measured one times the port share: {c:#}"
-    );
-    let predicted = ports / rate;
-    let first = c["first_failure_s"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no failure: {c:#}"));
-    let full = c["ports_full_s"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("never full: {c:#}"));
-    // With a share below 1 (pgbench -C), the share drifts with load: between every
-    // connection holding a port (P / R_measured) and the half-window share's time.
-    let earliest = if share < 0.95 {
-        ports / measured
-    } else {
-        predicted
-    };
-    // ... and, the share drifting both ways, as late as the lowest share seen implies.
-    let lowest = c["port_share_min"].as_f64().unwrap_or(share);
-    let predicted = if share < 0.95 && lowest > 0.0 && lowest < share {
-        predicted * share / lowest
-    } else {
-        predicted
-    };
-    for (what, t) in [("first failure", first), ("ports full", full)] {
-        let err = if t < earliest {
-            (earliest - t) / earliest
-        } else if t > predicted {
-            (t - predicted) / predicted
-        } else {
-            0.0
-        };
-        assert!(
-            err <= 0.05,
-            "{what} at {t:.3} s, P / R = {ports} / {rate:.2} = {predicted:.3} s: {:.1}% off\n{c:#}",
-            err * 100.0
-        );
-    }
+    let first = assert_out_within_the_models_range(c);
     assert_eq!(c["failure_kind"], kind, "{c:#}");
     assert!(
         c["failure_line"].as_str().unwrap().contains(line_has),
