@@ -28,20 +28,6 @@ fn netfilter_sysctl(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// nf_conntrack_count and nf_conntrack_max of this thread's namespace (the max is the
-/// host's: it cannot be set inside a namespace). None where conntrack is not loaded.
-pub fn count_and_max() -> Option<(u64, u64)> {
-    Some((
-        netfilter_sysctl("nf_conntrack_count")?,
-        netfilter_sysctl("nf_conntrack_max")?,
-    ))
-}
-
-/// The conntrack statistics of this thread's namespace.
-pub fn stats() -> Option<CtStats> {
-    parse_stat(&std::fs::read_to_string("/proc/thread-self/net/stat/nf_conntrack").ok()?)
-}
-
 /// A NETLINK_NETFILTER socket bound to the namespace of the thread that opened it, to list
 /// its conntrack entries.
 pub struct CtLister {
