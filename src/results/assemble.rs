@@ -153,11 +153,16 @@ pub fn figures(plan: &Plan, facts: &Facts) -> Summary {
             let reset = plan.client.close == crate::plan::CloseMode::Reset
                 || matches!(&plan.target, crate::plan::Target::Embedded(t)
                     if t.close == crate::plan::ServerClose::Reset);
-            if let (false, Some((live, hold))) = (
+            if let (false, Some(([lo, hi], hold))) = (
                 reset,
                 c.expected_live(summary.connected, facts.duration_s, 0.0, false),
             ) {
-                c.model_live = Some(live);
+                // One entry per 4-tuple: a SYN that reuses one takes over its entry (in
+                // TIME_WAIT or CLOSE), so where the embedded server saw fewer distinct
+                // client 4-tuples than connections, as many fewer entries may be left.
+                let tuples = summary.server.as_ref().and_then(|v| v.distinct_peers);
+                let lo = tuples.map_or(lo, |t| lo.min(t as f64));
+                c.model_live = Some([lo, hi]);
                 c.hold_s = Some(hold);
             }
             c
@@ -268,6 +273,8 @@ pub fn server_summary(
         sum.accept_errors += st.accept_errors.load(Ordering::Relaxed);
         sum.connection_errors += st.conn_errors.load(Ordering::Relaxed);
         sum.closed_on_request += st.closed_on_request.load(Ordering::Relaxed);
+        // Each server's peers are 4-tuples toward its own address: distinct across servers.
+        *sum.distinct_peers.get_or_insert(0) += st.distinct_peers();
     }
     // Consecutive ports, listed in any order (the client's target first): lowest to highest.
     if let (Some(sum), Some(lo), Some(hi)) = (
@@ -323,6 +330,14 @@ mod tests {
             st.conn_errors.store(conn_errors, Ordering::Relaxed);
             st.closed_on_request
                 .store(closed_on_request, Ordering::Relaxed);
+            // Every connection from one client address, its ports cycling through four.
+            for i in 0..accepted {
+                let port = 40000 + 2 * (i % 4) as u16;
+                st.peers
+                    .lock()
+                    .unwrap()
+                    .note(SocketAddr::from(([10, 0, 0, 1], port)));
+            }
             std::sync::Arc::new(st)
         };
         let a: SocketAddr = "127.0.0.1:9000".parse().unwrap();
@@ -336,6 +351,7 @@ mod tests {
                 accept_errors: 1,
                 connection_errors: 2,
                 closed_on_request: 4,
+                distinct_peers: Some(4),
             }
         );
         let two = server_summary(
@@ -349,9 +365,10 @@ mod tests {
                 two.accepted,
                 two.accept_errors,
                 two.connection_errors,
-                two.closed_on_request
+                two.closed_on_request,
+                two.distinct_peers
             ),
-            (12, 1, 5, 11)
+            (12, 1, 5, 11, Some(8))
         );
     }
 

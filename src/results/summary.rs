@@ -25,6 +25,12 @@ pub struct ServerSummary {
     /// 0 in summaries written before it.
     #[serde(default)]
     pub closed_on_request: u64,
+    /// The distinct client (address, port) pairs among the connections accepted: the
+    /// 4-tuples a server that closes first holds TIME_WAIT (and conntrack an entry) for.
+    /// Fewer than `accepted` when the client's connect() reused a port (a 388-port range,
+    /// or two threads connecting at once). Absent in summaries written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_peers: Option<u64>,
 }
 
 /// One run. Times are seconds (`_s`), latencies microseconds (`_us`).

@@ -652,11 +652,28 @@ fn server_timewait(p: &Prediction, s: &Summary, tol: f64) -> Option<Check> {
         Some(n) => crate::model::tuples_reached(n, made),
         None => made,
     }
-    .min(p.steady_timewait?);
-    let mut c = numeric("timewait_max", expected.round(), measured, tol, None);
-    c.note = Some(
-        "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity".into(),
-    );
+    .min(p.steady_timewait?)
+    .round();
+    // The 4-tuples the server saw: when two threads connect at once, Linux's connect() may
+    // step back onto a port freed a moment earlier (its offset is advanced without a lock),
+    // so fewer than the model's; the SYN took over that 4-tuple's TIME_WAIT. The low end
+    // is what the server saw (a lab run at 500/s beside six busy loops: 930 of 1,000).
+    let seen = s
+        .server
+        .as_ref()
+        .and_then(|v| v.distinct_peers)
+        .map(|d| d as f64);
+    let mut c = match seen {
+        Some(d) if d < expected => in_range("timewait_max", d, expected, measured, tol),
+        _ => numeric("timewait_max", expected, measured, tol, None),
+    };
+    c.note = Some(match seen {
+        Some(d) if d < expected => format!(
+            "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity, and reused a port {} time(s) more than that (threads connecting at once): the server saw {d:.0} distinct 4-tuples",
+            expected - d
+        ),
+        _ => "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity".into(),
+    });
     Some(c)
 }
 
@@ -1120,6 +1137,39 @@ mod tests {
         let mut unseen = fixture();
         unseen.timewait = None;
         assert!(client_timewait(&p, &unseen, 5.0).is_none());
+    }
+
+    #[test]
+    fn server_timewait_allows_down_to_the_4_tuples_the_server_saw() {
+        // Passive close, 1,000 connections in a run far shorter than T: the model expects
+        // 1,000 server TIME_WAIT sockets. Where the server saw only 930 distinct client
+        // 4-tuples (a SYN took over 70 TIME_WAITs), 930 passes and 929 does not; where it
+        // saw 1,000, 930 fails.
+        let mut p = model();
+        p.timewait_side = TimeWaitSide::Server;
+        p.client_tuples = None;
+        p.steady_timewait = Some(6000.0);
+        let judged = |distinct: Option<u64>, server_max: u64| {
+            let mut s = fixture();
+            s.completed = 1000;
+            s.server = Some(crate::results::summary::ServerSummary {
+                accepted: 1000,
+                distinct_peers: distinct,
+                ..crate::results::summary::ServerSummary::default()
+            });
+            s.timewait.as_mut().unwrap().server_max = Some(server_max);
+            server_timewait(&p, &s, 0.0).expect("a check")
+        };
+        let c = judged(Some(930), 930);
+        assert!(c.pass, "{c:?}");
+        assert_eq!(c.expected, json!([930.0, 1000.0]));
+        assert!(c.note.as_deref().unwrap().contains("930 distinct"), "{c:?}");
+        assert!(!judged(Some(930), 929).pass);
+        assert!(!judged(Some(930), 1001).pass);
+        let c = judged(Some(1000), 930);
+        assert!(!c.pass && c.expected == json!(1000.0), "{c:?}");
+        assert!(!judged(None, 930).pass, "an older summary: the model alone");
+        assert!(judged(None, 1000).pass);
     }
 
     #[test]

@@ -88,22 +88,35 @@ fn every_connection_keeps_one_entry_whichever_side_closes_first() {
         };
         let ct = &s["conntrack"];
         let connected = n(&s, "connected");
-        assert_eq!(ct["live_end"], connected, "{test}: {ct:#}");
-        assert_eq!(
-            ct["count_max"], connected,
-            "{test}: nothing expired: {ct:#}"
+        // One entry per 4-tuple: a SYN that reuses one (two threads connecting at once can
+        // step Linux's connect() back onto a port just freed: 930 of 1,000 beside six busy
+        // loops) takes over its entry, as it takes over the server's TIME_WAIT.
+        let tuples = s["server"]["distinct_peers"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{test}: no distinct_peers: {:#}", s["server"]));
+        assert!(
+            tuples <= connected && tuples * 100 >= connected * 90,
+            "{test}: {tuples}"
         );
-        assert_eq!(s["last_row_conntrack"], connected as f64, "{test}");
+        assert_eq!(ct["live_end"], tuples, "{test}: {ct:#}");
+        assert_eq!(ct["count_max"], tuples, "{test}: nothing expired: {ct:#}");
+        assert_eq!(s["last_row_conntrack"], tuples as f64, "{test}");
         assert_eq!(ct["time_wait_s"], 120, "{test}: the kernel's default");
+        // Every TIME_WAIT socket, whichever side holds it, has its entry in TIME_WAIT.
         let tw = ct["live_by_state"]["TIME_WAIT"].as_u64().unwrap_or(0);
-        // A connection whose last ACK the samples caught in flight may still be closing.
-        assert!(tw * 100 >= connected * 98, "{test}: {ct:#}");
+        let sockets = n(&s["timewait"], "client_end") + n(&s["timewait"], "server_end");
+        assert_eq!(tw, sockets, "{test}: {ct:#} {:#}", s["timewait"]);
         for stat in ["insert_failed", "drop", "early_drop"] {
             assert_eq!(ct["stats"][stat], 0, "{test}: {stat}: {ct:#}");
         }
         let c = conntrack_check(&s);
         assert_eq!(c["pass"], true, "{test}: {c:#}");
-        assert_eq!(c["expected"], connected as f64, "{test}: {c:#}");
+        let want = if tuples < connected {
+            serde_json::json!([tuples as f64, connected as f64])
+        } else {
+            serde_json::json!(connected as f64)
+        };
+        assert_eq!(c["expected"], want, "{test}: {c:#}");
     }
 }
 
