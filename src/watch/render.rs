@@ -22,16 +22,23 @@ pub fn render(
     max_destinations: usize,
 ) -> String {
     match format {
-        WatchFormat::Json if once => {
-            serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
-        }
-        WatchFormat::Json => serde_json::to_string(report).unwrap_or_default() + "\n",
+        WatchFormat::Json => json(report, once),
         WatchFormat::Prom => prometheus(report, max_destinations, None),
         WatchFormat::Text if once => table(report),
         // Home the cursor and clear the screen, then draw the table again.
         WatchFormat::Text if terminal => format!("\x1b[H\x1b[2J{}", table(report)),
         WatchFormat::Text => line(report),
     }
+}
+
+/// One sample as JSON: pretty for a single sample (`once`), a line each in a stream.
+fn json(value: &impl serde::Serialize, once: bool) -> String {
+    let text = if once {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    text.unwrap_or_default() + "\n"
 }
 
 /// The text for one sample of every namespace (`--all-netns`), `reports` in the order
@@ -46,10 +53,7 @@ pub fn render_all(
     max_destinations: usize,
 ) -> String {
     match format {
-        WatchFormat::Json if once => {
-            serde_json::to_string_pretty(reports).unwrap_or_default() + "\n"
-        }
-        WatchFormat::Json => serde_json::to_string(reports).unwrap_or_default() + "\n",
+        WatchFormat::Json => json(&reports, once),
         WatchFormat::Prom => prometheus_all(reports, max_destinations),
         WatchFormat::Text if once || terminal => {
             let mut s = if terminal && !once {
