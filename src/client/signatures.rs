@@ -9,7 +9,8 @@
 //! Two things make a line more or less than one failure, and [`LineReader`] handles both:
 //!
 //! - a summary that says how many failures it stands for (hey's `[300] Get ...`, wrk's
-//!   `Socket errors: connect 300, ...`, ApacheBench's `Test aborted after 10 failures`) is
+//!   `Socket errors: connect 300, ...`, ApacheBench's `Test aborted after 10 failures`, a
+//!   program's own tally `300 x [Errno 99] ...`) is
 //!   that many; such a line is [`Recognised::late`] when it is printed at the end of the run,
 //!   not when the failures happened;
 //! - one exception printed over several lines (Java's `Caused by:`, Python's chained
@@ -78,8 +79,20 @@ const TABLE: &[(&str, &str, &str, bool)] = &[
     ),
     // Python: OSError / ConnectionError / URLError / requests' NewConnectionError quote it;
     // aiohttp's ClientConnectorError says "Cannot connect to host H:P ssl:default [...]".
-    ("python", r"\[Errno 99\]", "EADDRNOTAVAIL", true),
-    ("python", r"\[Errno 98\]", "EADDRINUSE", true),
+    // An exception's repr (asyncio code that prints `{e!r}`): `OSError(99, 'Cannot assign
+    // requested address')`.
+    (
+        "python",
+        r"\[Errno 99\]|\b\w*(Error|error)\(99, '",
+        "EADDRNOTAVAIL",
+        true,
+    ),
+    (
+        "python",
+        r"\[Errno 98\]|\b\w*(Error|error)\(98, '",
+        "EADDRINUSE",
+        true,
+    ),
     (
         "python",
         r"\[(WinError|Errno) 10048\]",
@@ -278,6 +291,12 @@ const TABLE: &[(&str, &str, &str, bool)] = &[
 /// tab, the Go error). The error is recognised by the table; the count is hey's.
 const HEY_SUMMARY: &str = r"^  \[(\d+)\]\t(.+)$";
 
+/// A tally a program prints of its own errors, typically at its end: the count first, then
+/// `x`, `×` or `times`, then the error (`  300 x [Errno 99] Cannot assign requested
+/// address`, `12 times: connect EADDRNOTAVAIL ...`). The error is recognised by the table;
+/// the count is the program's.
+const TALLY: &str = r"^\s*(\d+)\s*(?:x|×|times)\s*:?\s+(.+)$";
+
 /// wrk's summary: `  Socket errors: connect 300, read 0, write 0, timeout 0`. wrk does not
 /// say why a connect failed (refused and no port look alike), so it is not definite.
 const WRK_SUMMARY: &str = r"^\s*Socket errors: connect (\d+), read \d+, write \d+, timeout \d+";
@@ -287,6 +306,7 @@ const WRK_SUMMARY: &str = r"^\s*Socket errors: connect (\d+), read \d+, write \d
 pub struct Signatures {
     table: Vec<(&'static str, Regex, &'static str, bool)>,
     hey: Regex,
+    tally: Regex,
     wrk: Regex,
     user: Option<Regex>,
 }
@@ -309,6 +329,7 @@ impl Signatures {
         Signatures {
             table,
             hey: builtin(HEY_SUMMARY),
+            tally: builtin(TALLY),
             wrk: builtin(WRK_SUMMARY),
             user,
         }
@@ -321,6 +342,15 @@ impl Signatures {
             if let (Ok(count @ 1..), Some(inner)) = (c[1].parse::<u64>(), self.table_match(&c[2])) {
                 return Some(Recognised {
                     signature: "hey",
+                    count,
+                    late: true,
+                    ..inner
+                });
+            }
+        }
+        if let Some(c) = self.tally.captures(line) {
+            if let (Ok(count @ 1..), Some(inner)) = (c[1].parse::<u64>(), self.table_match(&c[2])) {
+                return Some(Recognised {
                     count,
                     late: true,
                     ..inner
@@ -613,6 +643,12 @@ mod tests {
         ("connect: Cannot assign requested address", Some(("strerror", "EADDRNOTAVAIL", 1, false))),
         ("*   Trying 127.0.0.1:39999...\n* Immediate connect fail for 127.0.0.1: Cannot assign requested address", Some(("strerror", "EADDRNOTAVAIL", 1, false))),
         ("curl: (7) Failed to connect to 127.0.0.1 port 39999 after 0 ms: Couldn't connect to server", Some(("curl", "EADDRNOTAVAIL", 1, false))),
+        ("error: OSError(99, 'Cannot assign requested address')", Some(("python", "EADDRNOTAVAIL", 1, false))),
+        ("ConnectionError(98, 'Address already in use')", Some(("python", "EADDRINUSE", 1, false))),
+        ("  300 x [Errno 99] Cannot assign requested address", Some(("python", "EADDRNOTAVAIL", 300, true))),
+        ("12 times: connect EADDRNOTAVAIL 127.0.0.1:8080 - Local (0.0.0.0:0)", Some(("node", "EADDRNOTAVAIL", 12, true))),
+        ("7 × Cannot assign requested address", Some(("strerror", "EADDRNOTAVAIL", 7, true))),
+        ("3 xenial hosts: Cannot assign requested address", Some(("strerror", "EADDRNOTAVAIL", 1, false))),
         ("request 120 ok", None),
         ("HTTP/1.1 200 OK", None),
         ("pgbench: transaction type: <builtin: TPC-B (sort of)>", None),
