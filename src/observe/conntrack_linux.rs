@@ -46,13 +46,19 @@ impl CtLister {
     /// the expired entries it meets, so `nf_conntrack_count` read right after it counts
     /// only live ones.
     pub fn tally(&mut self) -> io::Result<CtTally> {
+        let mut tally = CtTally::default();
+        self.each(|e| tally.add(e))?;
+        Ok(tally)
+    }
+
+    /// Dumps the table (both families), giving each live entry to `f`.
+    pub fn each(&mut self, mut f: impl FnMut(&super::conntrack::CtEntry)) -> io::Result<()> {
         let seq = self.nl.next_seq();
         // struct nfgenmsg: family AF_UNSPEC (every family), version NFNETLINK_V0, res_id 0.
         let msg = MsgBuilder::new(CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq)
             .raw(&[0, 0, 0, 0])
             .finish();
         self.nl.send(&msg)?;
-        let mut tally = CtTally::default();
         loop {
             let mut data = self.nl.recv()?;
             while data.len() >= NLMSG_HDRLEN {
@@ -70,10 +76,10 @@ impl CtLister {
                 match ty {
                     CT_NEW => {
                         if let Some(e) = parse_entry(payload) {
-                            tally.add(&e);
+                            f(&e);
                         }
                     }
-                    NLMSG_DONE => return Ok(tally),
+                    NLMSG_DONE => return Ok(()),
                     NLMSG_ERROR => {
                         ack_result(payload)?;
                         return Err(io::Error::other("ctnetlink: unexpected acknowledgement"));
@@ -85,14 +91,44 @@ impl CtLister {
     }
 }
 
-/// The conntrack table of one namespace over a run: its statistics file, kept open (bound
-/// to the namespace it was opened in, as the netlink socket is), reread every interval.
-pub struct CtSampler {
+/// One namespace's conntrack statistics file, kept open: bound to the namespace it was
+/// opened in (as a netlink socket is), so that it can be reread from any thread.
+pub struct CtTable {
     stat: std::fs::File,
+    /// nf_conntrack_tcp_timeout_time_wait where it was opened, seconds.
+    pub time_wait_s: Option<u64>,
+    /// nf_conntrack_tcp_timeout_close, seconds.
+    pub close_s: Option<u64>,
+    /// nf_conntrack_max (host-wide).
+    pub max: Option<u64>,
+}
+
+impl CtTable {
+    /// Opens the calling thread's namespace's table; fails where nf_conntrack is not loaded.
+    pub fn open() -> io::Result<CtTable> {
+        Ok(CtTable {
+            stat: std::fs::File::open("/proc/thread-self/net/stat/nf_conntrack")?,
+            time_wait_s: netfilter_sysctl("nf_conntrack_tcp_timeout_time_wait"),
+            close_s: netfilter_sysctl("nf_conntrack_tcp_timeout_close"),
+            max: netfilter_sysctl("nf_conntrack_max"),
+        })
+    }
+
+    /// The count and statistics now.
+    pub fn read(&mut self) -> Option<CtStats> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = String::new();
+        self.stat.seek(SeekFrom::Start(0)).ok()?;
+        self.stat.read_to_string(&mut text).ok()?;
+        parse_stat(&text)
+    }
+}
+
+/// The conntrack table of one namespace over a run: its statistics file reread every
+/// interval, and a dump of the live entries at the end.
+pub struct CtSampler {
+    table: CtTable,
     lister: CtLister,
-    time_wait_s: Option<u64>,
-    close_s: Option<u64>,
-    max: Option<u64>,
     baseline: Option<CtStats>,
     last: Option<CtStats>,
     count_max: u64,
@@ -103,13 +139,9 @@ pub struct CtSampler {
 impl CtSampler {
     /// Opens the calling thread's namespace's table (call it inside the namespace).
     pub fn open() -> io::Result<CtSampler> {
-        let stat = std::fs::File::open("/proc/thread-self/net/stat/nf_conntrack")?;
         let mut s = CtSampler {
-            stat,
+            table: CtTable::open()?,
             lister: CtLister::open()?,
-            time_wait_s: netfilter_sysctl("nf_conntrack_tcp_timeout_time_wait"),
-            close_s: netfilter_sysctl("nf_conntrack_tcp_timeout_close"),
-            max: netfilter_sysctl("nf_conntrack_max"),
             baseline: None,
             last: None,
             count_max: 0,
@@ -120,11 +152,7 @@ impl CtSampler {
     }
 
     fn read(&mut self) -> Option<CtStats> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut text = String::new();
-        self.stat.seek(SeekFrom::Start(0)).ok()?;
-        self.stat.read_to_string(&mut text).ok()?;
-        parse_stat(&text)
+        self.table.read()
     }
 }
 
@@ -169,9 +197,9 @@ impl super::conntrack::ConntrackSource for CtSampler {
                 })
                 .unwrap_or_default(),
             stats: changes,
-            time_wait_s: self.time_wait_s,
-            close_s: self.close_s,
-            max: self.max,
+            time_wait_s: self.table.time_wait_s,
+            close_s: self.table.close_s,
+            max: self.table.max,
             live_after_last_sample_s: last_sample.map(|t| dumped.duration_since(t).as_secs_f64()),
             live_dump_s: Some(dump_s),
             last_sample_s: None,

@@ -52,6 +52,12 @@ pub struct KernelSource {
     settings: ModelInput,
     settings_read_s: f64,
     settings_every_s: f64,
+    /// The namespace's conntrack table and a ctnetlink socket to dump it, None where
+    /// nf_conntrack is not loaded.
+    conntrack: Option<(
+        crate::observe::conntrack_linux::CtTable,
+        Option<crate::observe::conntrack_linux::CtLister>,
+    )>,
 }
 
 struct Sink<'a>(&'a mut Aggregator, ModelInput);
@@ -86,6 +92,9 @@ impl KernelSource {
             settings_read_s: 0.0,
             settings_every_s: SETTINGS_EVERY_S,
             fixed: None,
+            conntrack: crate::observe::conntrack_linux::CtTable::open()
+                .ok()
+                .map(|t| (t, crate::observe::conntrack_linux::CtLister::open().ok())),
         })
     }
 
@@ -162,13 +171,53 @@ impl Source for KernelSource {
             })?;
         let mut counters = TcpCounters::default();
         self.counters.read(&mut counters, &mut self.buf);
-        Ok(self.agg.finish(
+        let mut snapshot = self.agg.finish(
             unix_s,
             mono_s,
             counters.get(Counter::ActiveOpens),
             "netlink sock_diag",
-        ))
+        );
+        snapshot.conntrack = self
+            .conntrack
+            .as_mut()
+            .and_then(|(table, lister)| conntrack_reading(table, lister.as_mut()));
+        Ok(snapshot)
     }
+}
+
+/// The table's count and statistics, and, when it holds entries, the ages of its TIME_WAIT
+/// entries from a dump (the dump walks every entry: skipped while the table is empty).
+fn conntrack_reading(
+    table: &mut crate::observe::conntrack_linux::CtTable,
+    lister: Option<&mut crate::observe::conntrack_linux::CtLister>,
+) -> Option<super::conntrack::ConntrackReading> {
+    let stats = table.read()?;
+    let hold_s = table.time_wait_s? as f64;
+    let time_wait = crate::observe::conntrack::CT_TCP_STATES
+        .iter()
+        .position(|s| *s == "TIME_WAIT");
+    let closed = lister.filter(|_| stats.entries > 0).and_then(|l| {
+        let mut ages = super::Ages::new(hold_s);
+        l.each(|e| {
+            if let (Some(state), Some(left)) = (e.tcp_state, e.timeout_s) {
+                if Some(usize::from(state)) == time_wait {
+                    ages.add(super::conntrack::age_s(hold_s, left));
+                }
+            }
+        })
+        .ok()?;
+        Some(ages)
+    });
+    Some(super::conntrack::ConntrackReading {
+        count: stats.entries,
+        max: table.max?,
+        time_wait_s: hold_s,
+        refused: ["drop", "early_drop", "insert_failed"]
+            .iter()
+            .map(|k| stats.get(k))
+            .sum(),
+        closed,
+    })
 }
 
 /// Opens the namespace file of --pid or --netns, saying what is missing when it fails.

@@ -36,6 +36,7 @@ use crate::plan::values::Span;
 use crate::plan::PortRange;
 use crate::say::Output;
 
+pub mod conntrack;
 pub mod exporter;
 pub mod netns;
 pub mod render;
@@ -84,7 +85,8 @@ pub struct WatchArgs {
     /// CAP_SYS_PTRACE (to read other users' /proc/PID/ns/net). The --max-destinations cap
     /// is per namespace: a node with N namespaces gives at most
     /// N x (10 x --max-destinations + 24) + 4 series (524 per namespace at the default 50;
-    /// one without client sockets 16).
+    /// one without client sockets 16), and up to 7 more per namespace where nf_conntrack is
+    /// loaded (its table).
     #[arg(long)]
     pub all_netns: bool,
     /// Only this destination (IP:PORT, e.g. 10.0.0.5:5432 or [::1]:8080).
@@ -343,6 +345,9 @@ pub struct Snapshot {
     pub range: RangeCounts,
     /// Tcp ActiveOpens (raw counter), None when unreadable.
     pub active_opens: Option<u64>,
+    /// The namespace's conntrack table, None where nf_conntrack is not loaded (or off
+    /// Linux).
+    pub conntrack: Option<conntrack::ConntrackReading>,
     /// How the sockets were listed.
     pub source: &'static str,
 }
@@ -681,6 +686,7 @@ impl Aggregator {
             ports_in_use: self.input.port_range.map_or(0, |r| self.in_use.count_in(r)),
             range: self.range,
             active_opens,
+            conntrack: None,
             source,
         }
     }
@@ -828,7 +834,11 @@ pub struct WatchReport {
     pub time_wait_server: u64,
     /// The whole range, and whether the destinations share it.
     pub whole_range: WholeRange,
-    /// The worst state: of the destinations, and of the whole range when it is shared.
+    /// The namespace's conntrack table (absent where nf_conntrack is not loaded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<conntrack::ConntrackReport>,
+    /// The worst state: of the destinations, of the whole range when it is shared, and of
+    /// the conntrack table.
     pub state: State,
     /// How the sockets were listed.
     pub source: String,
@@ -852,6 +862,8 @@ pub const BIND_MIN_ODD_PORTS: u64 = 8;
 pub struct History {
     /// (monotonic seconds, Tcp ActiveOpens) of the previous reading.
     pub opens: Option<(f64, u64)>,
+    /// (monotonic seconds, the conntrack reading) of the previous sample.
+    pub conntrack: Option<(f64, conntrack::ConntrackReading)>,
     /// Monotonic time of the last sample that showed bind before connect().
     pub bound_seen_s: Option<f64>,
 }
@@ -860,6 +872,7 @@ impl History {
     /// Remembers this sample for the next.
     pub fn record(&mut self, s: &Snapshot) {
         self.opens = s.active_opens.map(|a| (s.mono_s, a));
+        self.conntrack = s.conntrack.map(|c| (s.mono_s, c));
         if binding(s, false).shared {
             self.bound_seen_s = Some(s.mono_s);
         }
@@ -1157,10 +1170,15 @@ pub fn evaluate(
         let d = s.active_opens?.checked_sub(a0)?;
         (dt > 0.0).then(|| d as f64 / dt)
     });
+    let conntrack = s.conntrack.map(|now| {
+        let before = history.conntrack.as_ref().map(|(t, c)| (c, s.mono_s - t));
+        conntrack::report(&now, before, warn_within_s)
+    });
     let state = destinations
         .iter()
         .map(|d| d.state)
         .chain(range.as_ref().map(|v| v.state))
+        .chain(conntrack.as_ref().map(|c| c.state))
         .max()
         .unwrap_or(State::Ok);
     let whole_range = WholeRange {
@@ -1194,6 +1212,7 @@ pub fn evaluate(
         time_wait_client: s.time_wait_sides[0],
         time_wait_server: s.time_wait_sides[1],
         whole_range,
+        conntrack,
         source: s.source.to_string(),
     }
 }

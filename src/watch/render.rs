@@ -230,6 +230,9 @@ fn destinations(r: &WatchReport) -> String {
     } else if let Some(d) = r.destinations.first() {
         let _ = writeln!(s, "{} from {}: {}", d.destination, d.local, d.model);
     }
+    if let Some(c) = &r.conntrack {
+        let _ = writeln!(s, "{}", c.line());
+    }
     s
 }
 
@@ -298,6 +301,16 @@ pub fn line(r: &WatchReport) -> String {
             );
         }
         None => s += "  ok",
+    }
+    if let Some(c) = r.conntrack.as_ref().filter(|c| c.tracking) {
+        let _ = write!(
+            s,
+            "  conntrack {}/{} entries, ETA {}, {}",
+            c.entries,
+            c.max,
+            eta(c.eta_s),
+            c.state.name()
+        );
     }
     s + "\n"
 }
@@ -473,7 +486,7 @@ pub fn prometheus_labelled(r: &WatchReport, max_destinations: usize, extra: &str
         (gauge("portlab_range_port_hold_seconds", "How long a closed connection keeps its port from bind(): 60 s (tcp_tw_reuse only helps connect())."), Some(w.hold_s)),
         (gauge("portlab_range_exhaustion_eta_seconds", "When the shared range is full: (P - ports in use) / rate when rate x 60 s > P, 0 when full now; +Inf when never or when the range is not shared."), Some(w.eta_s.unwrap_or(f64::INFINITY))),
         (gauge("portlab_range_port_state", "The shared range: 0 ok, 1 warning, 2 exhausted (bind() fails for every destination); 0 when the range is not shared."), Some(state_value(w.state.unwrap_or(State::Ok)))),
-        (gauge("portlab_watch_state", "The worst state of this sample, of the destinations and of the shared range (what the exit code says): 0 ok, 1 warning, 2 exhausted."), Some(state_value(r.state))),
+        (gauge("portlab_watch_state", "The worst state of this sample, of the destinations, the shared range and the conntrack table (what the exit code says): 0 ok, 1 warning, 2 exhausted."), Some(state_value(r.state))),
         (gauge("portlab_active_opens_per_second", "Tcp ActiveOpens per second over the interval before the sample (every destination, also connections the server closed): the cross-check of the TIME_WAIT rates."), r.active_opens_rate),
         (counter("portlab_tcp_active_opens_total", "Tcp ActiveOpens of the namespace (/proc/net/snmp): connections this namespace opened."), r.active_opens.map(|a| a as f64)),
         (gauge("portlab_watch_sample_timestamp_seconds", "When portlab watch took this sample (Unix time)."), Some(r.time)),
@@ -495,7 +508,28 @@ pub fn prometheus_labelled(r: &WatchReport, max_destinations: usize, extra: &str
             let _ = writeln!(s, "{}{bare} {}", family.name, value(v));
         }
     }
+    if let Some(c) = &r.conntrack {
+        for (family, v) in conntrack_families(c) {
+            if let Some(v) = v {
+                family.header(&mut s);
+                let _ = writeln!(s, "{}{bare} {}", family.name, value(v));
+            }
+        }
+    }
     s
+}
+
+/// The conntrack table's families, where the namespace has one (nf_conntrack loaded).
+fn conntrack_families(c: &super::conntrack::ConntrackReport) -> [(Family, Option<f64>); 7] {
+    [
+        (gauge("portlab_conntrack_entries", "nf_conntrack_count of the namespace: its connections' entries, expired ones included until the kernel's collector removes them (what the kernel compares with the maximum)."), Some(c.entries as f64)),
+        (gauge("portlab_conntrack_max_entries", "nf_conntrack_max (host-wide): at this count the kernel drops a new connection's first packet (\"table full, dropping packet\")."), Some(c.max as f64)),
+        (gauge("portlab_conntrack_new_entries_per_second", "New conntrack entries per second since the previous sample: the namespace's TCP opens, or the count's growth where faster (forwarded connections). Absent when no rule tracks this namespace's connections."), c.new_rate),
+        (gauge("portlab_conntrack_hold_seconds", "How long a closed connection keeps its entry: nf_conntrack_tcp_timeout_time_wait (120 s by default, twice TCP's TIME_WAIT)."), Some(c.hold_s)),
+        (gauge("portlab_conntrack_steady_state_entries", "New entries per second x the hold: where the count heads at this rate; above portlab_conntrack_max_entries the table fills."), c.steady_entries),
+        (gauge("portlab_conntrack_full_eta_seconds", "(max - entries) / new entries per second when the count heads past the max or reaches it within one hold, 0 when full now; +Inf otherwise."), Some(c.eta_s.unwrap_or(f64::INFINITY))),
+        (gauge("portlab_conntrack_state", "The conntrack table: 0 ok, 1 warning (fills at this rate, or within --warn-within), 2 exhausted (full, or new connections refused since the last sample: drop, early_drop, insert_failed)."), Some(state_value(c.state))),
+    ]
 }
 
 /// The exporter's own families: samples taken, failed, how long the last one took, and

@@ -902,7 +902,7 @@ fn all_netns_exposition_labels_every_series_and_counts_them() {
     let report = |agg: &Aggregator| {
         let history = History {
             opens: Some((0.0, 50)),
-            bound_seen_s: None,
+            ..History::default()
         };
         evaluate(
             &agg.finish(1.0, 1.0, Some(100), "test"),

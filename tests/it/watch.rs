@@ -37,7 +37,12 @@ impl Client {
     }
 
     fn start(sysctls: &[(&str, &str)], args: &[&str]) -> Client {
-        let mut script = String::from("set -e; ip link set lo up; ");
+        Client::start_after("", sysctls, args)
+    }
+
+    /// As [`Client::start`], running the shell command `setup` in the namespace first.
+    fn start_after(setup: &str, sysctls: &[(&str, &str)], args: &[&str]) -> Client {
+        let mut script = format!("set -e; ip link set lo up; {setup}");
         for (name, value) in sysctls {
             script.push_str(&format!("echo '{value}' > /proc/sys/{name}; "));
         }
@@ -1735,4 +1740,77 @@ fn daemonset_validates_against_the_kubernetes_schemas() {
                 .starts_with("portlab watch: serving http://127.0.0.1:"),
         "{check:?}: {out:?}"
     );
+}
+
+/// A namespace whose connections conntrack tracks (an nftables rule there uses it): watch
+/// reports its table, the rate of connections closing through it read from the TIME_WAIT
+/// entries' timeouts (one entry per loopback connection, though both ends are in the
+/// namespace), and where the count heads at that rate.
+#[test]
+fn conntrack_table_of_a_tracked_namespace_with_its_rate_and_steady_count() {
+    let test = "watch_conntrack";
+    if !can_watch(test)
+        || !common::have(test, "nft", Command::new("nft").arg("--version"))
+        || !common::can_run(
+            test,
+            Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists(),
+            "the nf_conntrack module is not loaded (modprobe nf_conntrack)",
+        )
+    {
+        return;
+    }
+    let _turn = common::heavy();
+    let mut c = Client::start_after(
+        "nft 'add table inet t; add chain inet t c { type filter hook output priority 0; }; \
+         add rule inet t c ct state new counter'; ",
+        &[("net/ipv4/ip_local_port_range", "40000 49999")],
+        &["100", "20", "6"],
+    );
+    let first = c.wait_for("READY");
+    let mark = c.wait_for("MARK");
+    let out = watch(&["--pid", &c.pid(), "--once", "--format", "json"]);
+    let took = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - first;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let ct = &v["conntrack"];
+    assert_eq!(ct["tracking"], true, "{ct:#}");
+    // One entry per connection made so far, each held 120 s: between the connections made
+    // by the mark and by the end of the sample (100/s).
+    let entries = ct["entries"].as_f64().unwrap();
+    assert!(
+        entries >= 100.0 * (mark - first) - 5.0 && entries <= 100.0 * took + 5.0,
+        "{entries} entries after {:.2}-{took:.2} s: {ct:#}",
+        mark - first
+    );
+    let rate = ct["new_rate"].as_f64().unwrap();
+    assert!((rate - 100.0).abs() <= 10.0, "{ct:#}");
+    assert_eq!(ct["hold_s"], 120.0, "{ct:#}");
+    let steady = ct["steady_entries"].as_f64().unwrap();
+    assert!((steady - rate * 120.0).abs() < 1e-6, "{ct:#}");
+    // 12,000 at steady state against the host's max.
+    let max = ct["max"].as_f64().unwrap();
+    let want = if steady > max { "warning" } else { "ok" };
+    assert_eq!(ct["state"], want, "{ct:#}");
+    let text = watch(&["--pid", &c.pid(), "--once"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("closed/s x 120 s hold"), "{text}");
+    let prom = watch(&["--pid", &c.pid(), "--once", "--format", "prom"]);
+    let prom = String::from_utf8_lossy(&prom.stdout);
+    for family in [
+        "portlab_conntrack_entries",
+        "portlab_conntrack_max_entries",
+        "portlab_conntrack_new_entries_per_second",
+        "portlab_conntrack_steady_state_entries",
+        "portlab_conntrack_full_eta_seconds",
+        "portlab_conntrack_state",
+    ] {
+        assert!(
+            prom.contains(&format!("# TYPE {family} gauge")),
+            "{family}: {prom}"
+        );
+    }
 }
