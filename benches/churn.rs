@@ -55,6 +55,9 @@ mod linux {
     const PORT_COUNT: f64 = 28_232.0;
     /// The bench's accept loop listens outside the ephemeral range.
     const SERVER: &str = "127.0.0.1:1080";
+    /// So does portlab's embedded server: in active mode the range is full of TIME_WAIT, so
+    /// a listener on port 0 would find no port (EADDRINUSE).
+    const EMBEDDED: &str = "127.0.0.1:1081";
     /// Bound on any one loop: no run makes more connections than this.
     const MAX_CONNECTIONS: u64 = 50_000_000;
 
@@ -210,6 +213,8 @@ mod linux {
         ];
         let mut external_args = embedded_args.to_vec();
         external_args.extend(["--target", SERVER]);
+        let mut embedded_args = embedded_args.to_vec();
+        embedded_args.extend(["--listen", EMBEDDED]);
 
         // Warm-up: in active mode this fills the port range with TIME_WAIT, so every measured
         // run sees the steady state.
