@@ -85,8 +85,8 @@ pub struct WatchArgs {
     /// CAP_SYS_PTRACE (to read other users' /proc/PID/ns/net). The --max-destinations cap
     /// is per namespace: a node with N namespaces gives at most
     /// N x (10 x --max-destinations + 24) + 4 series (524 per namespace at the default 50;
-    /// one without client sockets 16), and up to 7 more per namespace where nf_conntrack is
-    /// loaded (its table).
+    /// one without client sockets 16), and 5 more per namespace where nf_conntrack is loaded
+    /// (its table; 7 while it tracks connections).
     #[arg(long)]
     pub all_netns: bool,
     /// Only this destination (IP:PORT, e.g. 10.0.0.5:5432 or [::1]:8080).
