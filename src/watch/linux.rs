@@ -58,7 +58,16 @@ pub struct KernelSource {
         crate::observe::conntrack_linux::CtTable,
         Option<crate::observe::conntrack_linux::CtLister>,
     )>,
+    /// The last dump's TIME_WAIT ages and when it was made (sample clock, seconds).
+    conntrack_ages: Option<(f64, super::Ages)>,
 }
+
+/// How often the conntrack table is dumped for its TIME_WAIT ages, seconds of the sample
+/// clock: a dump costs the kernel about 2 us per entry (100 samples of a namespace holding
+/// 28,309 entries: 67.6 ms of system time each against 11.4 ms without the dump), and the
+/// rate it gives is measured over 5 s or more anyway. Between dumps the last one's rate
+/// stands.
+pub const CONNTRACK_DUMP_EVERY_S: f64 = 5.0;
 
 struct Sink<'a>(&'a mut Aggregator, ModelInput);
 
@@ -95,6 +104,7 @@ impl KernelSource {
             conntrack: crate::observe::conntrack_linux::CtTable::open()
                 .ok()
                 .map(|t| (t, crate::observe::conntrack_linux::CtLister::open().ok())),
+            conntrack_ages: None,
         })
     }
 
@@ -177,10 +187,19 @@ impl Source for KernelSource {
             counters.get(Counter::ActiveOpens),
             "netlink sock_diag",
         );
-        snapshot.conntrack = self
-            .conntrack
-            .as_mut()
-            .and_then(|(table, lister)| conntrack_reading(table, lister.as_mut()));
+        let recent = self
+            .conntrack_ages
+            .filter(|(at, _)| mono_s - at < CONNTRACK_DUMP_EVERY_S);
+        snapshot.conntrack = self.conntrack.as_mut().and_then(|(table, lister)| {
+            let lister = lister.as_mut().filter(|_| recent.is_none());
+            let mut reading = conntrack_reading(table, lister)?;
+            match (reading.closed, recent) {
+                (Some(ages), _) => self.conntrack_ages = Some((mono_s, ages)),
+                (None, Some((_, ages))) if reading.count > 0 => reading.closed = Some(ages),
+                _ => {}
+            }
+            Some(reading)
+        });
         Ok(snapshot)
     }
 }
