@@ -555,6 +555,7 @@ fn assemble(
                 server_max: Some(a.tw_server_max),
                 client_end: last.tw_client,
                 server_end: last.tw_server,
+                ..TimewaitSummary::default()
             },
             kernel: r.kernel,
             preexisting: 0,

@@ -17,6 +17,15 @@ pub struct TimewaitSummary {
     pub client_end: Option<u64>,
     /// The server's side in the last sample (after the drain).
     pub server_end: Option<u64>,
+    /// The client's side before the run's first connection: another program's, or an
+    /// earlier run's toward a port the embedded server now listens on again. Absent in
+    /// summaries written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_start: Option<u64>,
+    /// The server's side before the run's first connection (an earlier listener's on the
+    /// same port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_start: Option<u64>,
 }
 
 /// Watches the client's namespace (and the server's, in the veth topology).
@@ -63,16 +72,21 @@ impl KernelTimeline {
         mut server: Option<Box<dyn Sample>>,
     ) -> KernelTimeline {
         let baseline = client.sample();
-        if let Some(s) = server.as_mut() {
-            s.sample();
-        }
+        let server_start = match server.as_mut() {
+            Some(s) => s.sample().tw_server,
+            None => baseline.tw_server,
+        };
         KernelTimeline {
             client,
             server,
             previous: baseline.clone(),
             last: baseline.clone(),
+            timewait: TimewaitSummary {
+                client_start: baseline.tw_client,
+                server_start,
+                ..TimewaitSummary::default()
+            },
             baseline,
-            timewait: TimewaitSummary::default(),
             also: Vec::new(),
             conntrack: None,
             last_t_s: None,

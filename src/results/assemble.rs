@@ -484,6 +484,7 @@ mod tests {
                 server_max: Some(0),
                 client_end: Some(100),
                 server_end: Some(0),
+                ..TimewaitSummary::default()
             },
             ..Observed::default()
         };
