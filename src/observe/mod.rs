@@ -28,6 +28,7 @@ pub mod conntrack;
 #[cfg(target_os = "linux")]
 pub mod conntrack_linux;
 pub mod kernel_timeline;
+pub mod port_set;
 pub mod slab;
 pub(crate) mod tally;
 

@@ -50,7 +50,7 @@ pub(crate) struct Tally {
     /// as when a client binds port 0 before connect() (one range for all destinations).
     client_held: u64,
     client_ports: u64,
-    port_bits: Box<[u64; 1024]>,
+    port_bits: super::port_set::PortSet,
 }
 
 /// v4-mapped IPv6 (::ffff:a.b.c.d, a dual-stack socket's view of IPv4) as plain IPv4.
@@ -115,7 +115,7 @@ impl Tally {
             last: None,
             client_held: 0,
             client_ports: 0,
-            port_bits: Box::new([0; 1024]),
+            port_bits: super::port_set::PortSet::new(),
         }
     }
 
@@ -133,11 +133,8 @@ impl Tally {
 
     /// Notes a client-side socket's local port.
     fn held(&mut self, lport: [u8; 2]) {
-        let port = usize::from(u16::from_be_bytes(lport));
-        let (word, bit) = (port / 64, 1u64 << (port % 64));
         self.client_held += 1;
-        if self.port_bits[word] & bit == 0 {
-            self.port_bits[word] |= bit;
+        if self.port_bits.insert(u16::from_be_bytes(lport)) {
             self.client_ports += 1;
         }
     }

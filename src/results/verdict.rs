@@ -676,12 +676,13 @@ fn server_timewait(p: &Prediction, s: &Summary, tol: f64) -> Option<Check> {
     } else {
         numeric("timewait_max", expected, measured, tol, None)
     };
+    let why = "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity";
     c.note = Some(match seen {
         Some(d) if d < expected => format!(
-            "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity, and reused a port {} time(s) more than that (threads connecting at once): the server saw {d:.0} distinct 4-tuples",
+            "{why}, and reused a port {} time(s) more than that (threads connecting at once): the server saw {d:.0} distinct 4-tuples",
             expected - d
         ),
-        _ => "server side: the distinct client 4-tuples among the connections completed, at most the steady state; Linux's connect() steps through the ports of one parity".into(),
+        _ => why.into(),
     });
     Some(c)
 }

@@ -54,32 +54,28 @@ pub struct ServerStats {
     pub peers: std::sync::Mutex<PeerTuples>,
 }
 
-/// The distinct client (address, port) pairs a listener accepted, one bit per port and
-/// address. Counted here because the server has each peer from accept() at no cost, where
-/// the client would need a getsockname() per connection; and because Linux's connect()
-/// can step back onto a port freed a moment earlier when two threads connect at once
-/// (its per-destination offset is read and advanced without a lock), so the 4-tuples a
-/// run used are fewer than its connections and no model can say by how many. A hand-
-/// written bit set: 8 KiB per client address, no crate for a 65,536-bit set is worth its
-/// weight.
+/// The distinct client (address, port) pairs a listener accepted, a port set per client
+/// address (8 KiB each). Counted here because the server has each peer from accept() at
+/// no cost, where the client would need a getsockname() per connection; and because
+/// Linux's connect() can step back onto a port freed a moment earlier when two threads
+/// connect at once (its per-destination offset is read and advanced without a lock), so
+/// the 4-tuples a run used are fewer than its connections and no model can say by how
+/// many.
 #[derive(Debug, Default)]
 pub struct PeerTuples {
-    by_address: std::collections::HashMap<std::net::IpAddr, Box<[u64; 1024]>>,
+    by_address: std::collections::HashMap<std::net::IpAddr, crate::observe::port_set::PortSet>,
     distinct: u64,
 }
 
 impl PeerTuples {
-    /// Notes an accepted peer; true when its (address, port) was new.
-    pub fn note(&mut self, peer: SocketAddr) -> bool {
-        let bits = self
+    /// Notes an accepted peer.
+    pub fn note(&mut self, peer: SocketAddr) {
+        let new = self
             .by_address
             .entry(peer.ip())
-            .or_insert_with(|| Box::new([0; 1024]));
-        let (word, bit) = (usize::from(peer.port() / 64), peer.port() % 64);
-        let new = bits[word] & (1 << bit) == 0;
-        bits[word] |= 1 << bit;
+            .or_default()
+            .insert(peer.port());
         self.distinct += u64::from(new);
-        new
     }
 
     /// The distinct pairs noted.

@@ -29,11 +29,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::model::{num, predict, BindModel, ModelInput, TwReuse};
+use crate::observe::port_set::PortSet;
 use crate::observe::tally::{
     endpoint, ip_bytes, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT,
 };
 use crate::plan::values::Span;
-use crate::plan::PortRange;
 use crate::say::Output;
 
 pub mod conntrack;
@@ -361,39 +361,6 @@ pub trait Source {
     /// listing any socket: the reading before a single sample. None when unreadable.
     fn active_opens(&mut self) -> Option<(f64, u64)> {
         None
-    }
-}
-
-/// A 65,536-bit set of ports (8 KiB, reused across samples).
-struct PortSet(Box<[u64; 1024]>);
-
-impl PortSet {
-    fn new() -> PortSet {
-        PortSet(Box::new([0; 1024]))
-    }
-    fn clear(&mut self) {
-        self.0.fill(0);
-    }
-    fn insert(&mut self, port: u16) {
-        self.0[usize::from(port >> 6)] |= 1 << (port & 63);
-    }
-    fn contains(&self, port: u16) -> bool {
-        self.0[usize::from(port >> 6)] & (1 << (port & 63)) != 0
-    }
-    fn count_in(&self, range: PortRange) -> u32 {
-        let (lo, hi) = (usize::from(range.lo), usize::from(range.hi));
-        let mut n = 0;
-        for w in lo >> 6..=hi >> 6 {
-            let mut word = self.0[w];
-            if w == lo >> 6 {
-                word &= !0u64 << (lo & 63);
-            }
-            if w == hi >> 6 {
-                word &= !0u64 >> (63 - (hi & 63));
-            }
-            n += word.count_ones();
-        }
-        n
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::{PortSpec, Profile};
+use crate::plan::PortRange;
 
 fn a(s: &str) -> SocketAddr {
     s.parse().expect("test address")
