@@ -238,7 +238,17 @@ fn a_closed_loop_that_exhausts_is_judged_on_its_measured_rate() {
     let attempt = s["exhaustion"]["attempt"]
         .as_u64()
         .expect("exhaustion.attempt");
-    assert!((1001..=1000 + 64).contains(&attempt), "{attempt}");
+    // The attempt that first found no port comes after 1,000 connect()s took one, but
+    // attempts are numbered as they are handed out and the workers connect on two threads,
+    // so up to the attempts in flight (the concurrency) numbered after it may have taken
+    // ports first: a CI run beside a release build saw attempt 983.
+    let in_flight = s["plan"]["load"]["concurrency"]
+        .as_u64()
+        .expect("concurrency");
+    assert!(
+        (1001 - in_flight..=1000 + in_flight.max(64)).contains(&attempt),
+        "{attempt} (concurrency {in_flight})"
+    );
     for name in ["exhaustion", "first_error_s", "delivery"] {
         let c = check(&s, name).unwrap_or_else(|| panic!("no {name} in {:#}", s["verdict"]));
         assert_eq!(c["pass"], true, "{c}");
