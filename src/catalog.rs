@@ -19,10 +19,12 @@ macro_rules! embedded {
 const FILES: &[(&str, &str)] = embedded!("scenarios/":
     "bind-before-connect.toml",
     "bind-no-port.toml",
+    "cloud-nat-64-ports.toml",
     "db-no-pooling.toml",
     "db-pooling.toml",
     "frontend-backend.toml",
     "java-bindexception.toml",
+    "k8s-node-masquerade.toml",
     "linux-defaults.toml",
     "linux-fin-timeout-myth.toml",
     "linux-tw-reuse-2-two-hosts.toml",

@@ -717,8 +717,8 @@ fn kernel_timeline(
     ))
 }
 
-/// The table the lab tracks (`lab.conntrack`): the server's namespace's, opened there.
-/// None without it; a table that cannot be read is said once and the run goes on.
+/// The table the lab tracks: the NAT's (`lab.nat_ports`), or the server's namespace's
+/// (`lab.conntrack`), opened there. None without either; a table that cannot be read is said once and the run goes on.
 fn conntrack_sampler(
     plan: &Plan,
     applied: Option<&lab::Applied>,
@@ -726,12 +726,16 @@ fn conntrack_sampler(
     #[cfg(target_os = "linux")]
     {
         use crate::observe::conntrack_linux::CtSampler;
-        let (Some(a), true) = (applied, plan.lab.as_ref().is_some_and(|l| l.conntrack)) else {
+        let (Some(a), Some(lab)) = (applied, plan.lab.as_ref()) else {
             return None;
         };
-        let opened = match a.topology {
-            crate::plan::lab::Topology::Veth => a.in_server_ns(CtSampler::open).ok()?,
-            crate::plan::lab::Topology::Loopback => CtSampler::open(),
+        let opened = match (lab.nat.is_some(), lab.conntrack, a.topology) {
+            (true, _, _) => a.in_nat_ns(CtSampler::open).ok().flatten()?,
+            (false, false, _) => return None,
+            (false, true, crate::plan::lab::Topology::Veth) => {
+                a.in_server_ns(CtSampler::open).ok()?
+            }
+            (false, true, crate::plan::lab::Topology::Loopback) => CtSampler::open(),
         };
         match opened {
             Ok(s) => Some(Box::new(s)),

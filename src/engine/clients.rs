@@ -105,7 +105,12 @@ fn set_up_and_run(
 }
 
 /// What the server-side sampler saw: TIME_WAIT max and at the end, and the slab.
-type Sampled = (Option<u64>, Option<u64>, SlabSummary);
+type Sampled = (
+    Option<u64>,
+    Option<u64>,
+    SlabSummary,
+    Option<crate::observe::conntrack::ConntrackSummary>,
+);
 
 /// What serving the clients left: where the server was, how each client ended, what the
 /// server namespace showed, what the embedded server counted, and why the results are
@@ -133,7 +138,7 @@ fn serve_and_wait(
     let server = crate::server::Server::start(plan, cfg, listener, threads.handles())
         .context("starting the embedded server")?;
     let server_addr = server.addr;
-    let (stop_sampling, sampler) = sample_server(server_addr)?;
+    let (stop_sampling, sampler) = sample_server(server_addr, nat_table(many))?;
 
     // Every client begins at the same instant, far enough ahead for K processes to start.
     let lead = Duration::from_millis(2000 + 100 * u64::from(many_count(many)));
@@ -313,8 +318,26 @@ fn describe(status: ExitStatus) -> String {
 /// Samples the server namespace (this thread's, inherited by the sampler thread) every
 /// [`SAMPLE_EVERY`] until told to stop, then once more: TIME_WAIT on the server's port at
 /// its most and at the end, and the tw_sock_TCP slab.
+/// The NAT's conntrack table (`lab.nat_ports`), opened in its namespace; None without a NAT,
+/// or (said once) when it cannot be read.
+fn nat_table(many: &ManyClients) -> Option<Box<dyn crate::observe::conntrack::ConntrackSource>> {
+    let failed = |e: &dyn std::fmt::Display| {
+        crate::say::warning!(
+            "the NAT's conntrack table cannot be read ({e}): the run goes on without it"
+        );
+        None
+    };
+    match many.in_nat_ns(crate::observe::conntrack_linux::CtSampler::open) {
+        Ok(Some(Ok(s))) => Some(Box::new(s)),
+        Ok(None) => None,
+        Ok(Some(Err(e))) => failed(&e),
+        Err(e) => failed(&e),
+    }
+}
+
 fn sample_server(
     target: SocketAddr,
+    mut conntrack: Option<Box<dyn crate::observe::conntrack::ConntrackSource>>,
 ) -> Result<(mpsc::Sender<()>, std::thread::JoinHandle<Sampled>)> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -327,6 +350,9 @@ fn sample_server(
                 let tw = sampler.sample().tw_server;
                 max = max.max(tw);
                 slab.sample();
+                if let Some(c) = conntrack.as_mut() {
+                    c.count();
+                }
                 if !matches!(
                     stopped.recv_timeout(SAMPLE_EVERY),
                     Err(mpsc::RecvTimeoutError::Timeout)
@@ -335,7 +361,8 @@ fn sample_server(
                 }
             }
             let end = sampler.sample().tw_server;
-            (max.max(end), end, slab.summary())
+            let table = conntrack.as_mut().map(|c| c.summary());
+            (max.max(end), end, slab.summary(), table)
         })
         .context("starting the server sampler thread")?;
     Ok((stop, thread))
@@ -381,7 +408,7 @@ fn merge(
     Served {
         server_addr,
         children,
-        sampled: (tw_max, tw_end, slab),
+        sampled: (tw_max, tw_end, slab, table),
         server,
         ..
     }: Served,
@@ -438,6 +465,9 @@ fn merge(
     ));
     if let (false, Some(measured)) = (loads.is_empty(), tw_max) {
         check_server_timewait(plan, s, model, measured);
+    }
+    if let Some(table) = table {
+        check_nat(plan, s, table);
     }
     let clients = ClientsSummary {
         count: lab_plan.clients,
@@ -523,6 +553,28 @@ fn check_server_timewait(plan: &Plan, s: &mut Summary, model: f64, measured: u64
     crate::results::verdict::add_checks(v, vec![c]);
     if let Some(m) = s.merge.as_mut() {
         m.pass = v.pass;
+    }
+}
+
+/// The NAT's table and the model's outlook for it in the merged summary (`lab.nat_ports`),
+/// and the verdict's NAT checks.
+fn check_nat(plan: &Plan, s: &mut Summary, table: crate::observe::conntrack::ConntrackSummary) {
+    s.conntrack = Some(table);
+    s.nat = crate::results::assemble::nat(plan, s, &[]);
+    // Counted exactly by the kernel: 2% unless [expect.tolerance] says otherwise, as for
+    // the single-client lab.
+    let tol = plan
+        .expect
+        .tolerance
+        .get("conntrack_live")
+        .copied()
+        .unwrap_or(2.0);
+    let checks = crate::results::verdict::nat(s, tol);
+    if let Some(v) = s.verdict.as_mut() {
+        crate::results::verdict::add_checks(v, checks);
+        if let Some(m) = s.merge.as_mut() {
+            m.pass = v.pass;
+        }
     }
 }
 

@@ -13,8 +13,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command};
 
 use super::linux::{
-    add_peer_addr_and_up, create_veth_pair, interface_up, open_current_netns, read_settings, setns,
-    unshare, unshare_net, write_all, VETH_SERVER_ADDR,
+    add_default_route, add_peer_addr_and_up, create_veth_pair, in_ns, interface_up, make_nat,
+    open_current_netns, read_settings, setns, unshare, unshare_net, write_all, NAT_SERVER_ADDR,
+    VETH_SERVER_ADDR,
 };
 use super::{LabError, LabPlan};
 use crate::plan::clients::client_addr;
@@ -27,6 +28,8 @@ const CLIENT_IF: &str = "pl-client";
 pub(crate) struct Many {
     server: OwnedFd,
     clients: Vec<OwnedFd>,
+    /// The NAT between the clients and the server (`lab.nat_ports`).
+    nat: Option<OwnedFd>,
 }
 
 /// What [`enter`] made: the namespaces, and what each holds.
@@ -44,9 +47,20 @@ pub(crate) fn enter_many(plan: &LabPlan) -> Result<Entered, LabError> {
     let server = open_current_netns()?;
     interface_up("lo").map_err(|e| LabError::setup("bringing lo up in the server namespace", e))?;
     write_all(&plan.server_sysctls)?;
+    // With a NAT, the clients' veth pairs end in the NAT's namespace, and the NAT reaches
+    // the server over its own pair (198.18.1.1 -> 198.18.1.2).
+    let nat = match plan.nat {
+        Some(pool) => {
+            let nat = make_nat(plan, pool, server.as_fd(), server.as_fd())?;
+            add_peer_addr_and_up("pl-server", NAT_SERVER_ADDR, NAT_SERVER_ADDR, 30)?;
+            Some(nat)
+        }
+        None => None,
+    };
     let mut ns = Many {
         server,
         clients: Vec::new(),
+        nat,
     };
     let mut clients = Vec::new();
     for k in 0..plan.clients {
@@ -63,12 +77,22 @@ pub(crate) fn enter_many(plan: &LabPlan) -> Result<Entered, LabError> {
         });
         back(&ns.server);
         let (fd, settings) = made?;
-        // The pair is made here (server side) with its peer moved into client namespace k.
-        create_veth_pair(&format!("pl-s{k}"), CLIENT_IF, fd.as_fd())?;
-        add_peer_addr_and_up(&format!("pl-s{k}"), VETH_SERVER_ADDR, addr, 32)?;
+        // The pair is made on the server's side (the NAT's, with one) with its peer moved
+        // into client namespace k.
+        let near = |f: &dyn Fn() -> Result<(), LabError>| match &ns.nat {
+            Some(nat) => in_ns(nat.as_fd(), ns.server.as_fd(), "NAT", f)?,
+            None => f(),
+        };
+        near(&|| {
+            create_veth_pair(&format!("pl-s{k}"), CLIENT_IF, fd.as_fd())?;
+            add_peer_addr_and_up(&format!("pl-s{k}"), VETH_SERVER_ADDR, addr, 32)
+        })?;
         setns(fd.as_fd())
             .map_err(|e| LabError::setup(format!("setns into client namespace {k}"), e))?;
-        let up = add_peer_addr_and_up(CLIENT_IF, addr, VETH_SERVER_ADDR, 32);
+        let mut up = add_peer_addr_and_up(CLIENT_IF, addr, VETH_SERVER_ADDR, 32);
+        if up.is_ok() && ns.nat.is_some() {
+            up = add_default_route(CLIENT_IF, VETH_SERVER_ADDR);
+        }
         back(&ns.server);
         up?;
         ns.clients.push(fd);
@@ -88,6 +112,14 @@ fn back(server: &OwnedFd) {
     if let Err(e) = setns(server.as_fd()) {
         eprintln!("portlab: cannot return to the server network namespace: {e}");
         std::process::abort();
+    }
+}
+
+/// Runs `f` in the NAT's namespace and returns to the server's; None without a NAT.
+pub(crate) fn in_nat_ns_many<T>(ns: &Many, f: impl FnOnce() -> T) -> Result<Option<T>, LabError> {
+    match &ns.nat {
+        Some(nat) => in_ns(nat.as_fd(), ns.server.as_fd(), "NAT", f).map(Some),
+        None => Ok(None),
     }
 }
 

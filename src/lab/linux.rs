@@ -20,6 +20,13 @@ pub const VETH_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const VETH_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// Both addresses sit in one /30.
 const VETH_PREFIX: u8 = 30;
+/// With a NAT (`lab.nat_ports`): the NAT's address toward the server, the one every
+/// connection is masqueraded to (its "public" address).
+pub use super::NAT_PUBLIC_ADDR;
+/// With a NAT: the server, on the NAT's far side.
+pub const NAT_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+/// With a NAT: its interface toward the server (the masquerade's output interface).
+pub(super) const NAT_OUT_IF: &str = "pl-nat-out";
 /// Interface names inside the lab namespaces (they exist only there).
 const VETH_CLIENT_IF: &str = "pl-client";
 const VETH_SERVER_IF: &str = "pl-server";
@@ -30,6 +37,8 @@ const VETH_SERVER_IF: &str = "pl-server";
 pub(crate) struct Namespaces {
     client: OwnedFd,
     server: Option<OwnedFd>,
+    /// The NAT's namespace, between the two (`lab.nat_ports`).
+    nat: Option<OwnedFd>,
 }
 
 impl Namespaces {
@@ -80,7 +89,46 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
         track_connections(plan.conntrack)?;
     }
 
-    let ns = Namespaces { client, server };
+    if let (Some(pool), Some(server)) = (plan.nat, &server) {
+        let nat = make_nat(plan, pool, server.as_fd(), client.as_fd())?;
+        // client 198.18.0.1/30 -> NAT 198.18.0.2/30 | NAT 198.18.1.1/30 -> server 198.18.1.2/30
+        create_veth_pair(VETH_CLIENT_IF, NAT_IN_IF, nat.as_fd())?;
+        add_addr_and_up(VETH_CLIENT_IF, VETH_CLIENT_ADDR)?;
+        add_default_route(VETH_CLIENT_IF, VETH_SERVER_ADDR)?;
+        setns(nat.as_fd()).map_err(|e| LabError::setup("setns into the NAT namespace", e))?;
+        let nat_side = add_addr_and_up(NAT_IN_IF, VETH_SERVER_ADDR);
+        setns(client.as_fd())
+            .map_err(|e| LabError::setup("setns back into the client namespace", e))?;
+        nat_side?;
+        let ns = Namespaces {
+            client,
+            server: Some(server.try_clone().map_err(|e| LabError::setup("dup", e))?),
+            nat: Some(nat),
+        };
+        let server_settings = in_server_ns(&ns, || -> Result<_, LabError> {
+            add_addr_and_up(VETH_SERVER_IF, NAT_SERVER_ADDR)?;
+            read_settings()
+        })??;
+        let mut written = plan.sysctls.clone();
+        written.extend(plan.server_sysctls.iter().cloned());
+        return Ok(Applied {
+            mode,
+            topology: plan.topology,
+            settings: read_settings()?,
+            server_settings: Some(server_settings),
+            client_addr: Some(IpAddr::V4(VETH_CLIENT_ADDR)),
+            server_addr: IpAddr::V4(NAT_SERVER_ADDR),
+            written,
+            warnings: plan.warnings.clone(),
+            ns: Some(ns),
+        });
+    }
+
+    let ns = Namespaces {
+        client,
+        server,
+        nat: None,
+    };
     let (client_addr, server_addr, server_settings) = match &ns.server {
         None => (None, loopback, None),
         Some(server) => {
@@ -111,6 +159,55 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
         warnings: plan.warnings.clone(),
         ns: Some(ns),
     })
+}
+
+/// The NAT side's interface toward the client (single-client lab).
+const NAT_IN_IF: &str = "pl-nat-in";
+
+/// Makes the NAT namespace (`lab.nat_ports`) and returns to `back_to`: `lo` up, forwarding
+/// on, conntrack's TIME_WAIT timeout as the lab sets it, the masquerade table, and its
+/// veth pair toward the server namespace (198.18.1.1/30 on this side; the server's side is
+/// moved into `server` and addressed there by the caller).
+pub(super) fn make_nat(
+    plan: &LabPlan,
+    pool: crate::plan::lab::PortRange,
+    server: BorrowedFd<'_>,
+    back_to: BorrowedFd<'_>,
+) -> Result<OwnedFd, LabError> {
+    conntrack_loaded("lab.nat_ports")?;
+    unshare(libc::CLONE_NEWNET)
+        .map_err(|e| LabError::setup("unshare(CLONE_NEWNET) for the NAT namespace", e))?;
+    let made = open_current_netns().and_then(|nat| {
+        interface_up("lo")
+            .map_err(|e| LabError::setup("bringing lo up in the NAT namespace", e))?;
+        write_proc("/proc/sys/net/ipv4/ip_forward", "1")?;
+        // The NAT's entries are held as the lab says conntrack holds them.
+        let held: Vec<Sysctl> = plan
+            .sysctls
+            .iter()
+            .filter(|s| s.knob.name == crate::plan::sysctl::CONNTRACK_TIME_WAIT.name)
+            .cloned()
+            .collect();
+        write_all(&held)?;
+        nft(&nat_table(pool), "adding the NAT's masquerade table")?;
+        create_veth_pair(NAT_OUT_IF, VETH_SERVER_IF, server)?;
+        add_addr_and_up(NAT_OUT_IF, NAT_PUBLIC_ADDR)?;
+        Ok(nat)
+    });
+    setns(back_to).map_err(|e| LabError::setup("setns back from the NAT namespace", e))?;
+    made
+}
+
+/// The NAT's nftables table: every TCP connection leaving toward the server is masqueraded
+/// to the NAT's address with a source port from `pool`, as a Kubernetes node's
+/// KUBE-POSTROUTING masquerade or a cloud NAT's SNAT does. The kernel picks the port
+/// (nf_nat_l4proto_unique_tuple) and, when every port of the pool is taken toward that
+/// destination, refuses the connection's conntrack entry and drops its SYN.
+pub(super) fn nat_table(pool: crate::plan::lab::PortRange) -> String {
+    format!(
+        "table ip portlab_nat {{\n  chain post {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{NAT_OUT_IF}\" meta l4proto tcp masquerade to :{}-{}\n  }}\n}}\n",
+        pool.lo, pool.hi
+    )
 }
 
 /// Whether this process could enter a lab, tried as [`unshare_net`] does but in a child
@@ -189,7 +286,7 @@ pub(super) fn unshare_net() -> Result<&'static str, LabError> {
     Ok("user-namespace")
 }
 
-fn write_proc(path: &str, value: &str) -> Result<(), LabError> {
+pub(super) fn write_proc(path: &str, value: &str) -> Result<(), LabError> {
     fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -239,22 +336,41 @@ pub(super) fn open_current_netns() -> Result<OwnedFd, LabError> {
 /// Runs `f` in the server namespace and returns to the client namespace afterwards, also
 /// when `f` panics.
 pub(crate) fn in_server_ns<T>(ns: &Namespaces, f: impl FnOnce() -> T) -> Result<T, LabError> {
-    let Some(server) = &ns.server else {
-        return Ok(f());
-    };
+    match &ns.server {
+        Some(server) => in_ns(server.as_fd(), ns.client.as_fd(), "server", f),
+        None => Ok(f()),
+    }
+}
+
+/// Runs `f` in the NAT's namespace and returns to the client namespace; None without one.
+pub(crate) fn in_nat_ns<T>(ns: &Namespaces, f: impl FnOnce() -> T) -> Result<Option<T>, LabError> {
+    match &ns.nat {
+        Some(nat) => in_ns(nat.as_fd(), ns.client.as_fd(), "NAT", f).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Runs `f` with the calling thread in namespace `inside` (named `what` in errors), then moves
+/// it back to `home`, also when `f` panics.
+pub(super) fn in_ns<T>(
+    inside: BorrowedFd<'_>,
+    home: BorrowedFd<'_>,
+    what: &str,
+    f: impl FnOnce() -> T,
+) -> Result<T, LabError> {
     /// Moves the thread back on drop. If that fails the thread would silently keep running
     /// in the wrong namespace, so the process aborts instead.
     struct Back<'a>(BorrowedFd<'a>);
     impl Drop for Back<'_> {
         fn drop(&mut self) {
             if let Err(e) = setns(self.0) {
-                eprintln!("portlab: cannot return to the client network namespace: {e}");
+                eprintln!("portlab: cannot return to the lab's home network namespace: {e}");
                 std::process::abort();
             }
         }
     }
-    setns(server.as_fd()).map_err(|e| LabError::setup("setns into the server namespace", e))?;
-    let _back = Back(ns.client.as_fd());
+    setns(inside).map_err(|e| LabError::setup(format!("setns into the {what} namespace"), e))?;
+    let _back = Back(home);
     Ok(f())
 }
 
@@ -314,14 +430,29 @@ fn track_connections(on: bool) -> Result<(), LabError> {
     if !on {
         return Ok(());
     }
-    if !std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
-        return Err(LabError::Conflict(
-            "lab.conntrack: the nf_conntrack module is not loaded on this host, and loading it \
-             would change the host (portlab never does): run `modprobe nf_conntrack` yourself, \
-             or drop lab.conntrack (--lab-conntrack)"
-                .into(),
-        ));
+    conntrack_loaded("lab.conntrack")?;
+    nft(TRACKING_TABLE, "adding the conntrack table with nft")
+}
+
+/// Refuses `key` (which needs conntrack) where the nf_conntrack module is not loaded: `nft`
+/// would make the kernel load it, a change to the host.
+fn conntrack_loaded(key: &str) -> Result<(), LabError> {
+    if std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
+        return Ok(());
     }
+    Err(LabError::Conflict(format!(
+        "{key}: the nf_conntrack module is not loaded on this host, and loading it would \
+         change the host (portlab never does): run `modprobe nf_conntrack` yourself, or drop \
+         {key}"
+    )))
+}
+
+/// Runs Debian's `nft -f -` in the calling thread's namespace (a child inherits it) with
+/// `ruleset` on its standard input.
+/// Why the tool and not netlink here: an nftables ruleset is a batch of several netlink
+/// messages (table, chain, rule with its expressions) whose encoding `nft` owns and keeps
+/// current; portlab writes one fixed table once per lab.
+fn nft(ruleset: &str, what: &str) -> Result<(), LabError> {
     let child = std::process::Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
@@ -332,8 +463,8 @@ fn track_connections(on: bool) -> Result<(), LabError> {
         Ok(c) => c,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(LabError::Conflict(
-                "lab.conntrack needs the nft tool to add its tracking rule: install nftables \
-                 (Debian: apt-get install nftables), or drop lab.conntrack (--lab-conntrack)"
+                "the lab's conntrack and NAT tables need the nft tool: install nftables \
+                 (Debian: apt-get install nftables), or drop lab.conntrack and lab.nat_ports"
                     .into(),
             ))
         }
@@ -341,15 +472,15 @@ fn track_connections(on: bool) -> Result<(), LabError> {
     };
     if let Some(mut stdin) = child.stdin.take() {
         stdin
-            .write_all(TRACKING_TABLE.as_bytes())
-            .map_err(|e| LabError::setup("writing the tracking table to nft", e))?;
+            .write_all(ruleset.as_bytes())
+            .map_err(|e| LabError::setup(format!("{what}: writing to nft"), e))?;
     }
     let out = child
         .wait_with_output()
         .map_err(|e| LabError::setup("waiting for nft", e))?;
     if !out.status.success() {
         return Err(LabError::setup(
-            "adding the conntrack table with nft",
+            what.to_string(),
             io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
         ));
     }
@@ -437,6 +568,9 @@ const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
+const RTM_NEWROUTE: u16 = 24;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
 const IFA_LOCAL: u16 = 2;
 
 /// `struct ifinfomsg`: u8 family, u8 pad, u16 type, i32 index, u32 flags, u32 change.
@@ -455,6 +589,56 @@ fn ifaddrmsg(prefix: u8, index: u32) -> [u8; 8] {
     // flags 0, scope 0 = RT_SCOPE_UNIVERSE
     b[4..8].copy_from_slice(&index.to_ne_bytes());
     b
+}
+
+/// `struct rtmsg` for a unicast route in the main table: u8 family, dst_len, src_len, tos,
+/// table, protocol, scope, type; u32 flags.
+fn rtmsg(dst_len: u8) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[0] = libc::AF_INET as u8;
+    b[1] = dst_len;
+    b[4] = libc::RT_TABLE_MAIN;
+    b[5] = libc::RTPROT_BOOT;
+    b[6] = libc::RT_SCOPE_UNIVERSE;
+    b[7] = libc::RTN_UNICAST;
+    b
+}
+
+/// The index of interface `ifname`, an rtnetlink socket and the request's sequence number:
+/// what every address and route request starts with (`what` names it in errors).
+fn route_socket(ifname: &str, what: &str) -> Result<(u32, NlSocket, u32), LabError> {
+    let name =
+        CString::new(ifname).map_err(|e| LabError::setup(what.to_string(), io::Error::other(e)))?;
+    // SAFETY: name is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(LabError::setup(
+            what.to_string(),
+            io::Error::last_os_error(),
+        ));
+    }
+    let mut nl =
+        NlSocket::open(libc::NETLINK_ROUTE).map_err(|e| LabError::setup(what.to_string(), e))?;
+    let seq = nl.next_seq();
+    Ok((index, nl, seq))
+}
+
+/// Adds a default route via `gateway` on `ifname` in the calling thread's namespace: the
+/// client's way to the server behind the NAT.
+pub(super) fn add_default_route(ifname: &str, gateway: Ipv4Addr) -> Result<(), LabError> {
+    let what = format!("adding a default route via {gateway} on {ifname} (rtnetlink RTM_NEWROUTE)");
+    let (index, mut nl, seq) = route_socket(ifname, &what)?;
+    let msg = MsgBuilder::new(
+        RTM_NEWROUTE,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+    )
+    .raw(&rtmsg(0))
+    .attr(RTA_GATEWAY, &gateway.octets())
+    .attr(RTA_OIF, &index.to_ne_bytes())
+    .finish();
+    nl.request_ack(&msg, seq)
+        .map_err(|e| LabError::setup(what, e))
 }
 
 fn cstr(s: &str) -> Vec<u8> {
@@ -523,16 +707,7 @@ pub(super) fn add_peer_addr_and_up(
     } else {
         format!("adding {local} peer {peer}/{prefix} to {ifname} (rtnetlink RTM_NEWADDR)")
     };
-    let name =
-        CString::new(ifname).map_err(|e| LabError::setup(what.clone(), io::Error::other(e)))?;
-    // SAFETY: name is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(LabError::setup(what, io::Error::last_os_error()));
-    }
-    let mut nl =
-        NlSocket::open(libc::NETLINK_ROUTE).map_err(|e| LabError::setup(what.clone(), e))?;
-    let seq = nl.next_seq();
+    let (index, mut nl, seq) = route_socket(ifname, &what)?;
     let msg = MsgBuilder::new(
         RTM_NEWADDR,
         NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,

@@ -39,6 +39,10 @@ use clients as many_os;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::setns;
 
+/// With a NAT (`lab.nat_ports`): the address every connection is masqueraded to, on the
+/// NAT's side toward the server (198.18.1.2).
+pub const NAT_PUBLIC_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 18, 1, 1);
+
 #[cfg(not(target_os = "linux"))]
 mod other;
 #[cfg(not(target_os = "linux"))]
@@ -114,14 +118,31 @@ pub fn check_host(
             message: e.to_string(),
         })?;
     }
-    if plan.lab.as_ref().is_some_and(|l| l.conntrack) && !on_path("nft") {
-        return Err(crate::plan::PlanError::Invalid {
-            key: "lab.conntrack",
-            flag: "--lab-conntrack",
-            message: "needs the nft tool to add its tracking rule, and it is not on PATH: \
-                      install nftables (Debian: apt-get install nftables), or drop lab.conntrack"
-                .into(),
-        });
+    let lab = plan.lab.as_ref();
+    for (wanted, key, flag, what) in [
+        (
+            lab.is_some_and(|l| l.conntrack),
+            "lab.conntrack",
+            "--lab-conntrack",
+            "its tracking rule",
+        ),
+        (
+            lab.is_some_and(|l| l.nat.is_some()),
+            "lab.nat_ports",
+            "--lab-nat-ports",
+            "the NAT's masquerade",
+        ),
+    ] {
+        if wanted && !on_path("nft") {
+            return Err(crate::plan::PlanError::Invalid {
+                key,
+                flag,
+                message: format!(
+                    "needs the nft tool to add {what}, and it is not on PATH: install nftables \
+                     (Debian: apt-get install nftables), or drop {key}"
+                ),
+            });
+        }
     }
     Ok(())
 }
@@ -142,6 +163,15 @@ impl Applied {
         match &self.ns {
             Some(ns) => os::in_server_ns(ns, f),
             None => Ok(f()),
+        }
+    }
+
+    /// Runs `f` with the calling thread inside the NAT's namespace (`lab.nat_ports`), then
+    /// returns to the client namespace; None without a NAT.
+    pub fn in_nat_ns<T>(&self, f: impl FnOnce() -> T) -> Result<Option<T>, LabError> {
+        match &self.ns {
+            Some(ns) => os::in_nat_ns(ns, f),
+            None => Ok(None),
         }
     }
 
@@ -177,8 +207,17 @@ impl ManyClients {
             mode: e.mode,
             server_settings: e.server_settings,
             clients: e.clients,
-            server_addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 2)),
+            server_addr: std::net::IpAddr::V4(match plan.nat {
+                Some(_) => std::net::Ipv4Addr::new(198, 18, 1, 2),
+                None => std::net::Ipv4Addr::new(198, 18, 0, 2),
+            }),
         })
+    }
+
+    /// Runs `f` with the calling thread in the NAT's namespace (`lab.nat_ports`), then
+    /// returns to the server's; None without a NAT.
+    pub fn in_nat_ns<T>(&self, f: impl FnOnce() -> T) -> Result<Option<T>, LabError> {
+        many_os::in_nat_ns_many(&self.ns, f)
     }
 
     /// Starts `cmd` inside client namespace `k` (from 0).

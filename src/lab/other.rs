@@ -30,6 +30,10 @@ pub(crate) fn in_server_ns<T>(ns: &Namespaces, _f: impl FnOnce() -> T) -> Result
     match *ns {}
 }
 
+pub(crate) fn in_nat_ns<T>(ns: &Namespaces, _f: impl FnOnce() -> T) -> Result<Option<T>, LabError> {
+    match *ns {}
+}
+
 /// Uninhabited: no many-client lab can exist on this OS.
 #[derive(Debug)]
 pub(crate) enum Many {}
@@ -46,6 +50,10 @@ pub(crate) fn enter_many(_plan: &LabPlan) -> Result<Entered, LabError> {
     Err(LabError::Unsupported {
         os: std::env::consts::OS,
     })
+}
+
+pub(crate) fn in_nat_ns_many<T>(ns: &Many, _f: impl FnOnce() -> T) -> Result<Option<T>, LabError> {
+    match *ns {}
 }
 
 pub(crate) fn spawn_in(

@@ -19,6 +19,7 @@ pub mod conntrack;
 pub mod from_plan;
 pub mod host;
 pub mod inverse;
+pub mod nat;
 pub mod predict;
 pub mod profile;
 

@@ -128,6 +128,17 @@ super::scenario::section! {
         #[arg(long = "lab-clients", value_name = "K")]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub clients: Option<u32>,
+        /// A NAT in front of the server, "LO-HI" inclusive: its pool of source ports. A third
+        /// namespace stands between the client(s) and the server and masquerades every
+        /// connection to its own address (198.18.1.1) with a port from this pool, as a
+        /// Kubernetes node does for its pods or a cloud NAT for its VMs; the server moves to
+        /// 198.18.1.2. When the pool runs out, the NAT drops the SYN and the client sees a
+        /// connect TIMEOUT, not EADDRNOTAVAIL; the run records the NAT's conntrack table and
+        /// its refusals. Implies --lab-topology veth; works with --lab-clients
+        /// (docs/nat.md) [key: lab.nat_ports].
+        #[arg(long = "lab-nat-ports", value_name = "LO-HI")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub nat_ports: Option<String>,
         /// `[lab.server]`: with topology = "veth", the server namespace's own settings.
         #[command(flatten, next_help_heading = "Lab server (Linux, --lab-topology veth)")]
         #[serde(
@@ -329,7 +340,8 @@ pub enum Topology {
     /// One namespace; traffic over `lo` (127.0.0.1).
     #[default]
     Loopback,
-    /// Two namespaces joined by a veth pair: client 198.18.0.1, server 198.18.0.2.
+    /// Two namespaces joined by a veth pair: client 198.18.0.1, server 198.18.0.2 (with a
+    /// NAT between them, the server is 198.18.1.2).
     Veth,
 }
 
@@ -413,6 +425,9 @@ pub struct LabPlan {
     /// Track the connections in the server's namespace (a netfilter table with a conntrack
     /// rule; the lab's namespace with loopback).
     pub conntrack: bool,
+    /// The NAT's pool of source ports (`nat_ports`): a NAT namespace between client(s) and
+    /// server masquerades to these.
+    pub nat: Option<PortRange>,
 }
 
 /// Why a lab whose scenario leaves tw_reuse unset writes tcp_tw_reuse = 0.
@@ -658,7 +673,9 @@ impl LabConfig {
     pub fn validate(&self) -> Result<LabPlan, LabError> {
         let topology = match self.topology.as_deref().map(str::trim) {
             // K > 1 clients need their own namespaces: veth unless said otherwise.
-            None if self.clients.is_some_and(|k| k > 1) => Topology::Veth,
+            None if self.clients.is_some_and(|k| k > 1) || self.nat_ports.is_some() => {
+                Topology::Veth
+            }
             None | Some("loopback") => Topology::Loopback,
             Some("veth") => Topology::Veth,
             Some(other) => {
@@ -677,6 +694,7 @@ impl LabConfig {
             return self.host_only(topology);
         }
         let clients = super::clients::validate(self.clients, topology)?;
+        let nat = self.nat(topology)?;
 
         if !self.server.is_empty() && topology != Topology::Veth {
             return Err(LabError::Conflict(
@@ -740,7 +758,45 @@ impl LabConfig {
             warnings,
             tw_reuse_note,
             conntrack,
+            nat,
         })
+    }
+
+    /// `nat_ports`, checked: a range of 1-65535 the masquerade may hand out, only over veth,
+    /// and not with `conntrack` (the NAT's own table is the one a NAT run records).
+    fn nat(&self, topology: Topology) -> Result<Option<PortRange>, LabError> {
+        let Some(s) = &self.nat_ports else {
+            return Ok(None);
+        };
+        let range = s
+            .trim()
+            .split_once('-')
+            .and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)))
+            .and_then(|(lo, hi)| PortRange::new(lo, hi).ok())
+            .ok_or_else(|| LabError::Invalid {
+                key: "nat_ports",
+                value: format!("{s:?}"),
+                expected: "the NAT's pool of source ports, \"LO-HI\" inclusive within 1-65535, \
+                           e.g. \"40000-40099\" (100 ports)"
+                    .into(),
+            })?;
+        if topology != Topology::Veth {
+            return Err(LabError::Conflict(
+                "lab.nat_ports puts a NAT namespace between the client and the server, which \
+                 topology = \"loopback\" (one namespace) cannot have: drop lab.topology \
+                 (--lab-topology) or set it to \"veth\""
+                    .into(),
+            ));
+        }
+        if self.conntrack == Some(true) {
+            return Err(LabError::Conflict(
+                "lab.conntrack tracks the server's namespace; with lab.nat_ports the run records \
+                 the NAT's conntrack table, which tracks every connection already: drop \
+                 lab.conntrack (--lab-conntrack)"
+                    .into(),
+            ));
+        }
+        Ok(Some(range))
     }
 
     /// The plan with isolation off: nothing may be set (the lab never changes the host).
@@ -757,6 +813,7 @@ impl LabConfig {
             ("topology", topology != Topology::Loopback),
             ("server", !self.server.is_empty()),
             ("conntrack", self.conntrack == Some(true)),
+            ("nat_ports", self.nat_ports.is_some()),
         ];
         keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
         if !keys.is_empty() {
@@ -778,6 +835,7 @@ impl LabConfig {
             warnings: Vec::new(),
             tw_reuse_note: None,
             conntrack: false,
+            nat: None,
         })
     }
 

@@ -658,6 +658,7 @@ mod tests {
             "#
             .to_string(),
             "[lab]\nisolate = true\ntime_wait = \"240s\"\ntime_scale = 10\n".to_string(),
+            "[lab]\nisolate = true\nnat_ports = \"40000-40099\"\nclients = 3\n".to_string(),
         ];
         let mut covered = std::collections::BTreeSet::new();
         for text in &cases {

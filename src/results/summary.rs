@@ -33,6 +33,51 @@ pub struct ServerSummary {
     pub distinct_peers: Option<u64>,
 }
 
+/// summary.json's `nat`: a NAT between the clients and the server (`lab.nat_ports`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NatSummary {
+    /// The pool, "LO-HI".
+    pub pool: String,
+    /// The address every connection was masqueraded to.
+    pub public_address: String,
+    /// What the model says (see [`crate::model::nat`]).
+    pub model: crate::model::nat::NatOutlook,
+    /// New connections the NAT could not map (its conntrack insert_failed over the run):
+    /// each a SYN it dropped.
+    pub refused: u64,
+    /// Packets the NAT's conntrack dropped (its `drop` statistic).
+    pub dropped: u64,
+    /// The NAT's ports the server saw (distinct peers of the embedded server).
+    pub ports_used: Option<u64>,
+    /// The end of the first interval in which a connect took 1 s or more (a SYN
+    /// retransmitted), seconds since the start; None when none did, or when the run has no
+    /// timeline of its own (a merged many-client run).
+    pub first_stall_s: Option<f64>,
+    /// The slowest connect, seconds: 1 s or more means a SYN was retransmitted.
+    pub slowest_connect_s: f64,
+    /// The most connections in flight at an interval's end (0 without a timeline): with
+    /// the server closing first, each holds a 4-tuple out of the server's TIME_WAIT (its
+    /// SYN took that TIME_WAIT over, or a refused SYN's reset ended it).
+    #[serde(default)]
+    pub in_flight_max: u64,
+}
+
+impl NatSummary {
+    /// One line for the text report.
+    pub fn line(&self) -> String {
+        let used = self.ports_used.map_or("-".to_string(), |u| u.to_string());
+        let stall = self
+            .first_stall_s
+            .map_or("no connect stalled 1 s".to_string(), |t| {
+                format!("the first connect stalled 1 s or more by {t:.1} s")
+            });
+        format!(
+            "NAT: {} ports ({}) at {}, {used} used; it refused {} connections (conntrack insert_failed) and dropped {} packets; {stall}",
+            self.model.ports, self.pool, self.public_address, self.refused, self.dropped
+        )
+    }
+}
+
 /// One run. Times are seconds (`_s`), latencies microseconds (`_us`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -105,6 +150,10 @@ pub struct Summary {
     /// entries at the end and the model's figure for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<crate::observe::conntrack::ConntrackSummary>,
+    /// The lab's NAT (`lab.nat_ports`): its pool, the model's outlook and what the NAT's
+    /// own conntrack statistics and the clients' connects showed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatSummary>,
     /// (InSegs + OutSegs) / completed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments_per_request: Option<f64>,
@@ -366,6 +415,7 @@ impl Summary {
             kernel: None,
             timewait_ended_early: None,
             conntrack: None,
+            nat: None,
             segments_per_request: None,
             observation: None,
             lab: None,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::process::Command;
 
 /// The host's nftables tables, as `nft list tables` prints them.
-fn host_tables() -> String {
+pub(crate) fn host_tables() -> String {
     let out = Command::new("nft")
         .args(["list", "tables"])
         .output()

@@ -28,6 +28,7 @@ mod lifecycle;
 mod local_port_range;
 mod many_clients;
 mod messages;
+mod nat;
 mod nginx;
 mod outputs;
 mod payloads;

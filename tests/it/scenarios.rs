@@ -539,6 +539,44 @@ fn pgbench_pooling() {
     assert_eq!(c["exit_status"], "exit 0");
 }
 
+/// Behind a NAT: the mapped connections, the refused ones, and no exhaustion of the
+/// clients' own ports.
+fn nat_ran_out(s: &Value, ports: u64, at_once: u64) {
+    let nat = &s["nat"];
+    assert_eq!(nat["model"]["ports"], ports, "{nat:#}");
+    assert_eq!(nat["model"]["at_once"], at_once, "{nat:#}");
+    assert_eq!(nat["ports_used"], ports, "{nat:#}");
+    assert!(f(&nat["refused"]) >= (at_once - ports) as f64, "{nat:#}");
+    assert!(
+        s["errors"].get("EADDRNOTAVAIL").is_none(),
+        "{:#}",
+        s["errors"]
+    );
+    assert!(
+        s["exhaustion"]["first_s"].is_null(),
+        "{:#}",
+        s["exhaustion"]
+    );
+}
+
+#[test]
+fn cloud_nat_64_ports() {
+    let Some(s) = scenario("cloud-nat-64-ports") else {
+        return;
+    };
+    nat_ran_out(&s, 64, 100);
+    assert!(f(&s["nat"]["slowest_connect_s"]) >= 1.0, "{:#}", s["nat"]);
+}
+
+#[test]
+fn k8s_node_masquerade() {
+    let Some(s) = scenario("k8s-node-masquerade") else {
+        return;
+    };
+    nat_ran_out(&s, 50, 60);
+    assert_eq!(s["lab"]["clients"]["count"], 3);
+}
+
 /// Every file of scenarios/ has its test above (named after it) and a header comment.
 #[test]
 fn every_scenario_has_a_test_and_a_header() {

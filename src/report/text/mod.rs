@@ -182,6 +182,10 @@ fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if let Some(c) = &s.conntrack {
         writeln!(out, "  {}", c.line())?;
     }
+    if let Some(n) = &s.nat {
+        writeln!(out, "  {}", n.line())?;
+        writeln!(out, "  {}", n.model.sentence())?;
+    }
     Ok(())
 }
 
