@@ -732,10 +732,12 @@ fn conntrack_sampler(
         let opened = match (lab.nat.is_some(), lab.conntrack, a.topology) {
             (true, _, _) => a.in_nat_ns(CtSampler::open).ok().flatten()?,
             (false, false, _) => return None,
-            (false, true, crate::plan::lab::Topology::Veth) => {
-                a.in_server_ns(CtSampler::open).ok()?
+            (false, true, crate::plan::lab::Topology::Veth) => a
+                .in_server_ns(|| CtSampler::open()?.emulating(lab.conntrack_max))
+                .ok()?,
+            (false, true, crate::plan::lab::Topology::Loopback) => {
+                CtSampler::open().and_then(|s| s.emulating(lab.conntrack_max))
             }
-            (false, true, crate::plan::lab::Topology::Loopback) => CtSampler::open(),
         };
         match opened {
             Ok(s) => Some(Box::new(s)),

@@ -74,7 +74,7 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
         let set_up = interface_up("lo")
             .map_err(|e| LabError::setup("bringing lo up in the server namespace", e))
             .and_then(|()| write_all(&plan.server_sysctls))
-            .and_then(|()| track_connections(plan.conntrack));
+            .and_then(|()| track_connections(plan, "prerouting"));
         setns(client.as_fd())
             .map_err(|e| LabError::setup("setns back into the client namespace", e))?;
         set_up?;
@@ -86,7 +86,7 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
     interface_up("lo").map_err(|e| LabError::setup("bringing lo up (SIOCSIFFLAGS)", e))?;
     write_all(&plan.sysctls)?;
     if plan.topology == Topology::Loopback {
-        track_connections(plan.conntrack)?;
+        track_connections(plan, "output")?;
     }
 
     if let (Some(pool), Some(server)) = (plan.nat, &server) {
@@ -419,19 +419,76 @@ const TRACKING_TABLE: &str = "table inet portlab {
 }
 ";
 
-/// With `on`, makes conntrack track the calling thread's namespace (see [`TRACKING_TABLE`])
-/// through Debian's `nft` tool, run as a child, which inherits this thread's namespace.
-/// Why the tool and not netlink here: an nftables ruleset is a batch of several netlink
-/// messages (table, chain, rule with its expressions) whose encoding `nft` owns and keeps
-/// current; portlab writes one fixed table once per lab. Refused, before any traffic, where
-/// the nf_conntrack module is not loaded: `nft` would make the kernel load it, a change to
-/// the host.
-fn track_connections(on: bool) -> Result<(), LabError> {
-    if !on {
+/// With `plan.conntrack`, makes conntrack track the calling thread's namespace (see
+/// [`TRACKING_TABLE`]) through Debian's `nft` tool, run as a child, which inherits this
+/// thread's namespace; with `plan.conntrack_max`, adds the full-table emulation
+/// ([`emulated_table`]) at `hook`, where the client's SYN first meets this namespace's
+/// conntrack (output on loopback, prerouting in the server's namespace). Refused, before
+/// any traffic, where the nf_conntrack module is not loaded: `nft` would make the kernel
+/// load it, a change to the host.
+fn track_connections(plan: &LabPlan, hook: &str) -> Result<(), LabError> {
+    if !plan.conntrack {
         return Ok(());
     }
     conntrack_loaded("lab.conntrack")?;
-    nft(TRACKING_TABLE, "adding the conntrack table with nft")
+    nft(TRACKING_TABLE, "adding the conntrack table with nft")?;
+    let Some(max) = plan.conntrack_max else {
+        return Ok(());
+    };
+    let timeout = |name: &str| {
+        fs::read_to_string(format!("/proc/sys/net/netfilter/{name}"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                LabError::setup(
+                    format!("reading {name} for the emulated table"),
+                    io::Error::other("unreadable"),
+                )
+            })
+    };
+    let table = emulated_table(
+        max,
+        hook,
+        timeout("nf_conntrack_tcp_timeout_time_wait")?,
+        timeout("nf_conntrack_tcp_timeout_close")?,
+    );
+    nft(
+        &table,
+        "adding the emulated conntrack table (lab.conntrack_max) with nft",
+    )
+}
+
+/// The nftables table that emulates a conntrack table of `max` entries: a set of at most
+/// `max` connections (by their original 4-tuple), each element kept until `time_wait_s`
+/// after the connection's last packet (`close_s` after a reset), as conntrack keeps the
+/// entry of a connection closed with a FIN (RST); a new connection that finds the set full
+/// is dropped, as the kernel drops the packet of a connection it has no room for. Why a set:
+/// nf_conntrack_max is host-wide (a namespace cannot lower it), and `ct count` counts open
+/// connections only (nf_conncount drops those in TIME_WAIT or CLOSE), so it cannot stand in
+/// for a table that fills with closed connections' entries. Named counters count the
+/// admitted and the dropped.
+pub(super) fn emulated_table(max: u64, hook: &str, time_wait_s: u64, close_s: u64) -> String {
+    let key = "ct original ip saddr . ct original proto-src . ct original ip daddr . ct original proto-dst";
+    format!(
+        "table inet portlab_ctmax {{
+  counter admitted {{ }}
+  counter dropped {{ }}
+  set entries {{
+    type ipv4_addr . inet_service . ipv4_addr . inet_service
+    size {max}
+    flags dynamic,timeout
+    timeout {time_wait_s}s
+  }}
+  chain admit {{
+    type filter hook {hook} priority -150; policy accept;
+    meta nfproto ipv4 meta l4proto tcp ct state new add @entries {{ {key} }} counter name \"admitted\" accept
+    meta nfproto ipv4 meta l4proto tcp ct state new counter name \"dropped\" drop
+    meta nfproto ipv4 meta l4proto tcp tcp flags & rst == rst update @entries {{ {key} timeout {close_s}s }} accept
+    meta nfproto ipv4 meta l4proto tcp update @entries {{ {key} }}
+  }}
+}}
+"
+    )
 }
 
 /// Refuses `key` (which needs conntrack) where the nf_conntrack module is not loaded: `nft`

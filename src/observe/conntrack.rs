@@ -282,6 +282,56 @@ pub struct ConntrackSummary {
     /// The hold the model used, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_s: Option<f64>,
+    /// The lab's emulated full table (`lab.conntrack_max`), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emulated: Option<EmulatedTable>,
+}
+
+/// summary.json's `conntrack.emulated`: a conntrack table of `max` entries, emulated by an
+/// nftables set in the tracked namespace because nf_conntrack_max is host-wide.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EmulatedTable {
+    /// Its size.
+    pub max: u64,
+    /// New connections it took (its `admitted` counter).
+    pub admitted: Option<u64>,
+    /// Packets of new connections it dropped for want of room (its `dropped` counter): each
+    /// SYN, and again each retransmission.
+    pub dropped: Option<u64>,
+    /// The model's time of the first drop, seconds: max / R when R x the hold exceeds max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_from_s: Option<f64>,
+    /// The model's admitted connections: min(attempts, max), in a run that ends within one
+    /// hold of its start (no entry has expired to make room); None for a longer run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_admitted: Option<u64>,
+}
+
+impl EmulatedTable {
+    /// One line for the text report.
+    pub fn line(&self) -> String {
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let full = self.full_from_s.map_or(String::new(), |t| {
+            format!("; the model fills it at {t:.2} s (max / R)")
+        });
+        format!(
+            "conntrack table full (EMULATED: an nftables set of {} entries stands in for nf_conntrack_max, which a namespace cannot lower): admitted {} connections, dropped {} SYNs{full}",
+            self.max,
+            opt(self.admitted),
+            opt(self.dropped)
+        )
+    }
+}
+
+/// The packets of counter `name` in `nft list` output ("counter NAME {" then
+/// "packets N bytes M").
+pub fn nft_counter(text: &str, name: &str) -> Option<u64> {
+    let mut lines = text.lines().map(str::trim);
+    lines.find(|l| *l == format!("counter {name} {{"))?;
+    let line = lines.next()?;
+    let mut words = line.split_whitespace();
+    (words.next()? == "packets").then_some(())?;
+    words.next()?.parse().ok()
 }
 
 impl ConntrackSummary {
@@ -377,6 +427,16 @@ mod tests {
             None,
             "timeout unknown"
         );
+    }
+
+    #[test]
+    fn nft_counters_are_read_by_name() {
+        // `nft list table inet portlab_ctmax` on this machine (nftables 1.1).
+        let text = "table inet portlab_ctmax {\n\tcounter admitted {\n\t\tpackets 150 bytes 9000\n\t}\n\n\tcounter dropped {\n\t\tpackets 499 bytes 29940\n\t}\n}\n";
+        assert_eq!(nft_counter(text, "admitted"), Some(150));
+        assert_eq!(nft_counter(text, "dropped"), Some(499));
+        assert_eq!(nft_counter(text, "other"), None);
+        assert_eq!(nft_counter("counter x {\n}\n", "x"), None);
     }
 
     #[test]

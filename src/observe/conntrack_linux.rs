@@ -134,6 +134,10 @@ pub struct CtSampler {
     count_max: u64,
     /// When `count` last ran: the run's last timeline sample, at the end of its drain.
     counted_at: Option<std::time::Instant>,
+    /// The namespace it was opened in and the emulated table's size, when the lab emulates
+    /// a full table there (`lab.conntrack_max`): its counters are read with `nft` in that
+    /// namespace at the end.
+    emulated: Option<(std::os::fd::OwnedFd, u64)>,
 }
 
 impl CtSampler {
@@ -146,6 +150,7 @@ impl CtSampler {
             last: None,
             count_max: 0,
             counted_at: None,
+            emulated: None,
         };
         s.baseline = s.read();
         Ok(s)
@@ -154,6 +159,45 @@ impl CtSampler {
     fn read(&mut self) -> Option<CtStats> {
         self.table.read()
     }
+
+    /// Notes that the calling thread's namespace (call it there, as [`CtSampler::open`])
+    /// holds the lab's emulated table of `max` entries.
+    pub fn emulating(mut self, max: Option<u64>) -> io::Result<CtSampler> {
+        if let Some(max) = max {
+            let ns = std::fs::File::open("/proc/thread-self/ns/net")?;
+            self.emulated = Some((ns.into(), max));
+        }
+        Ok(self)
+    }
+}
+
+/// The emulated table's counters (admitted, dropped), read with `nft list table inet
+/// portlab_ctmax` run in namespace `ns`: the child enters it before exec.
+fn emulated_counters(ns: &std::os::fd::OwnedFd) -> Option<(u64, u64)> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::process::CommandExt as _;
+    let fd = ns.as_raw_fd();
+    let mut cmd = std::process::Command::new("nft");
+    cmd.args(["list", "table", "inet", "portlab_ctmax"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: between fork and exec the child only calls setns(2), which is
+    // async-signal-safe, on a descriptor it inherited.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some((
+        super::conntrack::nft_counter(&text, "admitted")?,
+        super::conntrack::nft_counter(&text, "dropped")?,
+    ))
 }
 
 impl super::conntrack::ConntrackSource for CtSampler {
@@ -205,6 +249,16 @@ impl super::conntrack::ConntrackSource for CtSampler {
             last_sample_s: None,
             model_live: None,
             hold_s: None,
+            emulated: self.emulated.as_ref().map(|(ns, max)| {
+                let counted = emulated_counters(ns);
+                super::conntrack::EmulatedTable {
+                    max: *max,
+                    admitted: counted.map(|c| c.0),
+                    dropped: counted.map(|c| c.1),
+                    full_from_s: None,
+                    model_admitted: None,
+                }
+            }),
         }
     }
 }

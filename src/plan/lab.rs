@@ -121,6 +121,16 @@ super::scenario::section! {
         #[arg(long = "lab-conntrack-time-wait", value_name = "SECONDS")]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub conntrack_time_wait: Option<u32>,
+        /// Emulates a full conntrack table of N entries in the tracked namespace (with
+        /// lab.conntrack): nf_conntrack_max is host-wide and cannot be lowered in a namespace,
+        /// so an nftables set of N elements stands in for the table, each connection holding
+        /// one until conntrack's timeout after its last packet (the TIME_WAIT timeout, or the
+        /// CLOSE timeout after a reset); a new connection that finds it full has its SYN
+        /// dropped, as the kernel drops it with "nf_conntrack: table full, dropping packet".
+        /// Reported as an emulation (docs/nat.md) [key: lab.conntrack_max].
+        #[arg(long = "lab-conntrack-max", value_name = "N")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub conntrack_max: Option<u64>,
         /// K client namespaces (1-64) in front of one server namespace, each with its own
         /// address (198.18.0.10 + k), the lab's client sysctls and shard k of the load (rate
         /// R / K); the server's TIME_WAIT is their sum. K > 1 implies --lab-topology veth
@@ -428,6 +438,8 @@ pub struct LabPlan {
     /// The NAT's pool of source ports (`nat_ports`): a NAT namespace between client(s) and
     /// server masquerades to these.
     pub nat: Option<PortRange>,
+    /// The emulated table size (`conntrack_max`), with `conntrack`.
+    pub conntrack_max: Option<u64>,
 }
 
 /// Why a lab whose scenario leaves tw_reuse unset writes tcp_tw_reuse = 0.
@@ -695,6 +707,7 @@ impl LabConfig {
         }
         let clients = super::clients::validate(self.clients, topology)?;
         let nat = self.nat(topology)?;
+        let conntrack_max = self.conntrack_max()?;
 
         if !self.server.is_empty() && topology != Topology::Veth {
             return Err(LabError::Conflict(
@@ -759,7 +772,27 @@ impl LabConfig {
             tw_reuse_note,
             conntrack,
             nat,
+            conntrack_max,
         })
+    }
+
+    /// `conntrack_max`, checked: at least 1, and only with `conntrack` (the table it
+    /// emulates is the tracked one).
+    fn conntrack_max(&self) -> Result<Option<u64>, LabError> {
+        match (self.conntrack_max, self.conntrack == Some(true)) {
+            (None, _) => Ok(None),
+            (Some(0), _) => Err(LabError::Invalid {
+                key: "conntrack_max",
+                value: "0".into(),
+                expected: "the emulated table's size, at least 1, e.g. 500".into(),
+            }),
+            (Some(n), true) => Ok(Some(n)),
+            (Some(_), false) => Err(LabError::Conflict(
+                "lab.conntrack_max emulates a full conntrack table in the tracked namespace: \
+                 set lab.conntrack = true (--lab-conntrack) too"
+                    .into(),
+            )),
+        }
     }
 
     /// `nat_ports`, checked: a range of 1-65535 the masquerade may hand out, only over veth,
@@ -814,6 +847,7 @@ impl LabConfig {
             ("server", !self.server.is_empty()),
             ("conntrack", self.conntrack == Some(true)),
             ("nat_ports", self.nat_ports.is_some()),
+            ("conntrack_max", self.conntrack_max.is_some()),
         ];
         keys.extend(set.iter().filter(|(_, s)| *s).map(|(k, _)| *k));
         if !keys.is_empty() {
@@ -836,6 +870,7 @@ impl LabConfig {
             tw_reuse_note: None,
             conntrack: false,
             nat: None,
+            conntrack_max: None,
         })
     }
 

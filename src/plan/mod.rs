@@ -646,6 +646,7 @@ mod tests {
             clients = 2
             conntrack = true
             conntrack_time_wait = 6
+            conntrack_max = 500
             [lab.server]
             conntrack_time_wait = 3
             tw_reuse = 1

@@ -88,6 +88,35 @@ pub struct Facts {
     pub lab: Option<LabSummary>,
 }
 
+/// The hold of an entry in the tracked table: conntrack's TIME_WAIT timeout after a FIN
+/// close, its CLOSE timeout after a reset, seconds.
+fn c_hold(time_wait_s: Option<u64>, close_s: Option<u64>, reset: bool) -> Option<f64> {
+    if reset { close_s } else { time_wait_s }.map(|s| s as f64)
+}
+
+/// The model for the emulated full table (`lab.conntrack_max`): each connection holds an
+/// entry for about the hold (its lifetime is milliseconds), so at R per second the table of
+/// `max` fills at max / R when R x hold exceeds max; a run that ends within one hold of its
+/// start admits min(attempts, max), none having expired to make room.
+fn emulated_model(
+    plan: &Plan,
+    summary: &Summary,
+    duration_s: f64,
+    e: &mut crate::observe::conntrack::EmulatedTable,
+    hold: Option<f64>,
+) {
+    let Some(hold) = hold else { return };
+    let rate = plan
+        .load
+        .rate
+        .per_second()
+        .map(|r| r * plan.lab.as_ref().map_or(1.0, |l| l.rate_multiplier()));
+    e.full_from_s = rate
+        .filter(|r| r * hold > e.max as f64)
+        .map(|r| e.max as f64 / r);
+    e.model_admitted = (duration_s <= hold).then(|| summary.attempts.min(e.max));
+}
+
 /// The NAT's part (`lab.nat_ports`): the model's outlook for the plan and what the NAT's
 /// conntrack table (the one the run tracked) and the connects showed.
 pub fn nat(
@@ -211,6 +240,10 @@ pub fn figures(plan: &Plan, facts: &Facts) -> Summary {
                 let lo = tuples.map_or(lo, |t| lo.min(t as f64));
                 c.model_live = Some([lo, hi]);
                 c.hold_s = Some(hold);
+            }
+            if let Some(e) = c.emulated.as_mut() {
+                let hold = c_hold(c.time_wait_s, c.close_s, reset);
+                emulated_model(plan, &summary, facts.duration_s, e, hold);
             }
             c
         });

@@ -609,7 +609,12 @@ fn bottleneck(s: &Summary, planned: f64) -> String {
         );
     }
     if connect.count > 0 && connect.p99 >= 1000 {
-        let why = if s.exhaustion.first_s.is_some() || s.timewait.is_some() {
+        let why = if s.nat.is_some() {
+            "SYNs dropped and retransmitted (1 s, then 2 s more): the NAT had no port to map \
+             them to, or the server's TIME_WAIT on a reused 4-tuple refused them"
+        } else if s.conntrack.as_ref().is_some_and(|c| c.emulated.is_some()) {
+            "SYNs the full (emulated) conntrack table dropped, retransmitted after 1 s"
+        } else if s.exhaustion.first_s.is_some() || s.timewait.is_some() {
             "the port search over a nearly full range, or a server's full SYN queue"
         } else {
             "a server slow to complete handshakes (its SYN or accept queue)"
@@ -778,6 +783,40 @@ fn conntrack_live(s: &Summary, tol: f64) -> Option<Check> {
     Some(check)
 }
 
+/// The lab's emulated full conntrack table (`lab.conntrack_max`) against its model: the
+/// connections it admitted (min(attempts, max) within one hold), and whether it dropped
+/// any (when more connections came within the hold than it has room for).
+fn conntrack_emulated(s: &Summary, tol: f64) -> Vec<Check> {
+    let Some(e) = s.conntrack.as_ref().and_then(|c| c.emulated.as_ref()) else {
+        return Vec::new();
+    };
+    let mut checks = Vec::new();
+    if let (Some(model), Some(admitted)) = (e.model_admitted, e.admitted) {
+        checks.push(numeric(
+            "conntrack_admitted",
+            model as f64,
+            admitted as f64,
+            tol,
+            Some(format!(
+                "new connections the emulated table of {} entries took: min(attempts, its size), \
+                 none having expired within the run",
+                e.max
+            )),
+        ));
+    }
+    if let (Some(model), Some(dropped)) = (e.model_admitted, e.dropped) {
+        checks.push(yes_no(
+            "conntrack_full",
+            s.attempts > model,
+            dropped > 0,
+            Some(format!(
+                "the emulated table dropped {dropped} SYNs of connections it had no room for"
+            )),
+        ));
+    }
+    checks
+}
+
 /// The lab's NAT against its model: the ports the server saw from it (min(connections,
 /// pool): the pool is its capacity toward one destination), and whether it refused new
 /// connections (only when more wanted a mapping at once than the pool has ports).
@@ -939,6 +978,7 @@ pub fn judge(
         .copied()
         .unwrap_or(2.0);
     checks.extend(conntrack_live(s, ct_tol));
+    checks.extend(conntrack_emulated(s, ct_tol));
     checks.extend(nat(s, ct_tol));
     if expect_exhaustion {
         checks.extend(post_exhaustion_rate(

@@ -198,3 +198,98 @@ fn conntrack_needs_the_lab_and_the_nft_tool_before_any_traffic() {
     assert!(err.contains("nftables"), "{err}");
     assert!(!dir.path().join("run").join("summary.json").exists());
 }
+
+#[test]
+fn an_emulated_full_table_drops_new_connections_from_max_over_r() {
+    // nf_conntrack_max is host-wide and stays as it is; an nftables set of M entries stands
+    // in for the table. At R per second it fills at M / R; every later SYN is dropped (the
+    // client retransmits it after 1 s, then fails it at its connect timeout), and a run
+    // shorter than the 120 s hold admits exactly M.
+    let host_max = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max").ok();
+    for (max, rate, close, topology) in [
+        ("120", "300", "active", "loopback"),
+        ("90", "150", "passive", "veth"),
+    ] {
+        let test = format!("conntrack_full_{max}_{rate}_{close}_{topology}");
+        let Some(s) = tracked(
+            &test,
+            &[
+                "--lab-conntrack-max",
+                max,
+                "--rate",
+                rate,
+                "--duration",
+                "1500ms",
+                "--connect-timeout",
+                "1200ms",
+                "--close",
+                close,
+                "--lab-topology",
+                topology,
+            ],
+        ) else {
+            return;
+        };
+        let (max, rate): (u64, f64) = (max.parse().unwrap(), rate.parse().unwrap());
+        let e = &s["conntrack"]["emulated"];
+        let attempts = n(&s, "attempts");
+        assert_eq!(e["max"], max, "{test}: {e:#}");
+        assert_eq!(e["admitted"], max, "{test}: {e:#}");
+        assert_eq!(e["model_admitted"], max, "{test}: {e:#}");
+        assert_eq!(n(&s, "connected"), max, "{test}");
+        assert_eq!(s["server"]["accepted"], max, "{test}: {:#}", s["server"]);
+        // Each refused connection: its SYN, and its retransmission 1 s later, before the
+        // 1.2 s timeout.
+        let refused = attempts - max;
+        assert_eq!(
+            s["errors"]["TIMEOUT"]["count"], refused,
+            "{test}: {:#}",
+            s["errors"]
+        );
+        assert!(
+            n(e, "dropped") >= 2 * refused,
+            "{test}: {e:#}, {refused} refused"
+        );
+        // The first refused connection was due at M / R: it failed 1.2 s later (its timer
+        // fires a few ms late on a busy machine, as the run's schedule lag says).
+        let full = e["full_from_s"].as_f64().unwrap();
+        assert!((full - max as f64 / rate).abs() < 1e-9, "{test}: {e:#}");
+        let started = s["errors"]["TIMEOUT"]["first_s"].as_f64().unwrap() - 1.2;
+        let lag = s["schedule_lag_us"]["max"].as_f64().unwrap() / 1e6;
+        assert!(
+            started >= full - 1.0 / rate && started <= full + 0.05 + lag,
+            "{test}: first refused attempt started at {started:.3} s, the model fills at {full:.3} s"
+        );
+        let checks = s["verdict"]["checks"].as_array().unwrap();
+        for name in ["conntrack_admitted", "conntrack_full"] {
+            assert!(
+                checks
+                    .iter()
+                    .any(|c| c["name"] == name && c["pass"] == true),
+                "{test}: {name}: {:#}",
+                s["verdict"]
+            );
+        }
+        // The real table is the host's and was not touched.
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max").ok(),
+            host_max,
+            "{test}"
+        );
+    }
+}
+
+#[test]
+fn an_emulated_table_is_refused_before_any_traffic_when_it_cannot_be() {
+    refused_before_traffic(&[
+        (
+            &["--lab", "--lab-conntrack", "--lab-conntrack-max", "0"][..],
+            "conntrack_max",
+        ),
+        (
+            &["--lab", "--lab-conntrack-max", "100"][..],
+            "lab.conntrack",
+        ),
+        (&["--lab-conntrack-max", "100"][..], "conntrack_max"),
+    ]);
+}

@@ -181,6 +181,9 @@ fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     }
     if let Some(c) = &s.conntrack {
         writeln!(out, "  {}", c.line())?;
+        if let Some(e) = &c.emulated {
+            writeln!(out, "  {}", e.line())?;
+        }
     }
     if let Some(n) = &s.nat {
         writeln!(out, "  {}", n.line())?;

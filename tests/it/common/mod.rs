@@ -656,3 +656,19 @@ pub fn assert_out_within_the_models_range(c: &Value) -> f64 {
     }
     first
 }
+
+/// Each `portlab run ARGS --duration 1s --dry-run` exits 2 before any traffic, naming what
+/// to change (its message contains the case's text).
+pub fn refused_before_traffic(cases: &[(&[&str], &str)]) {
+    for (args, says) in cases {
+        let out = Command::new(portlab())
+            .arg("run")
+            .args(*args)
+            .args(["--duration", "1s", "--dry-run"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
