@@ -817,6 +817,10 @@ fn conntrack_emulated(s: &Summary, tol: f64) -> Vec<Check> {
     checks
 }
 
+/// Behind a NAT with one connection per request: the share of attempts whose SYN may clash
+/// with another's mapping and be refused (see [`nat`]).
+const NAT_CLASH_SHARE: f64 = 0.01;
+
 /// The lab's NAT against its model: the ports the server saw from it (min(connections,
 /// pool): the pool is its capacity toward one destination), and whether it refused new
 /// connections (only when more wanted a mapping at once than the pool has ports).
@@ -839,20 +843,38 @@ pub fn nat(s: &Summary, tol: f64) -> Vec<Check> {
         ));
         checks.push(c);
     }
-    let wanted = n
-        .model
-        .at_once
-        .map_or("one per request".to_string(), |c| c.to_string());
-    checks.push(yes_no(
-        "nat_refused",
-        n.model.refused_at_once > 0,
-        n.refused > 0,
-        Some(format!(
-            "connections wanting a mapping at once: {wanted}, pool {}; the NAT refused {} \
-             (conntrack insert_failed)",
-            n.model.ports, n.refused
-        )),
-    ));
+    checks.push(match n.model.at_once {
+        Some(at_once) => yes_no(
+            "nat_refused",
+            n.model.refused_at_once > 0,
+            n.refused > 0,
+            Some(format!(
+                "{at_once} connections wanting a mapping at once, pool {}; the NAT refused {} \
+                 (conntrack insert_failed)",
+                n.model.ports, n.refused
+            )),
+        ),
+        // One connection per request needs few mappings at once: the pool never runs out.
+        // What remains are clashes: two SYNs handled at once on two CPUs that picked the
+        // same port once the pool is reused (three clients at 30/s each through 50 ports:
+        // 1 of 270), each retried after 1 s. At most 1% of the connections.
+        None => {
+            let mut c = bound(
+                "nat_refused",
+                (s.attempts as f64 * NAT_CLASH_SHARE).floor(),
+                n.refused as f64,
+                Bound::Max,
+                None,
+            );
+            c.note = Some(format!(
+                "one connection per request never fills the pool of {}; the NAT refused {} \
+                 (conntrack insert_failed: clashes of SYNs handled at once), at most 1% of \
+                 the attempts",
+                n.model.ports, n.refused
+            ));
+            c
+        }
+    });
     checks
 }
 
