@@ -448,7 +448,7 @@ mod linux {
         let (m, collector_cpu) = collector
             .join()
             .map_err(|_| anyhow::anyhow!("collector panicked"))?;
-        let outcomes = (m.completed + m.failed) as f64;
+        let outcomes = (m.counts.completed + m.counts.failed) as f64;
         let per = (in_send.as_secs_f64() + collector_cpu) / outcomes;
         println!();
         println!(

@@ -107,7 +107,7 @@ fn collector(c: &mut Criterion) {
                 }
                 total += began.elapsed();
                 drop(tx);
-                black_box(col.join().map(|m| m.completed).unwrap_or(0));
+                black_box(col.join().map(|m| m.counts.completed).unwrap_or(0));
             }
             total
         })

@@ -7,7 +7,7 @@
 
 use crate::collect::timeline::TimelineRow;
 use crate::collect::timeline::TimelineWriter;
-use crate::collect::{Collector, Shared, Sink};
+use crate::collect::{Collector, Counts, Measured, Shared, Sink};
 use crate::lab;
 use crate::model;
 use crate::observe::kernel_timeline::KernelTimeline;
@@ -622,12 +622,19 @@ impl Ended {
             scenario,
             started_at: self.started_at,
             target,
-            measured: self.measured,
+            // The collector cannot tell an abandoned connection from one still going: the
+            // runner counted those it gave up on at the drain timeout.
+            measured: Measured {
+                counts: Counts {
+                    aborted: self.end.aborted,
+                    ..self.measured.counts
+                },
+                ..self.measured
+            },
             duration_s: self.duration_s,
             load_duration_s: self.end.load_elapsed.as_secs_f64(),
             achieved_rate: None,
             interrupted: self.end.interrupted,
-            aborted: self.end.aborted,
             server: self.server,
             exec: self.exec,
             observed: self.kernel.map(|mut w| Observed {

@@ -9,7 +9,7 @@ use super::sample::{self, Point};
 use super::signatures::{LineReader, Recognised, Signatures};
 use super::timing;
 use super::ClientExec;
-use crate::collect::{ErrorStat, Exhaustion, Measured};
+use crate::collect::{Counts, ErrorStat, Exhaustion, Measured};
 use crate::lab;
 use crate::model;
 use crate::observe::kernel_timeline::TimewaitSummary;
@@ -538,7 +538,7 @@ fn assemble(
         started_at: r.started_at,
         target: r.target,
         achieved_rate: Some(if load_duration_s > 0.0 {
-            (measured.attempts as f64) / load_duration_s
+            (measured.counts.attempts as f64) / load_duration_s
         } else {
             0.0
         }),
@@ -546,7 +546,6 @@ fn assemble(
         duration_s: r.end_s,
         load_duration_s,
         interrupted: r.ended_by == "interrupted",
-        aborted: 0,
         server: r.server,
         exec: r.exec,
         observed: Some(assemble::Observed {
@@ -914,10 +913,13 @@ fn measured(
     };
     let failed = counted.iter().map(|f| f.what.count).sum();
     Measured {
-        attempts: a.connections + failed,
-        connected: a.connections,
-        completed: a.requests.unwrap_or(a.connections),
-        failed,
+        counts: Counts {
+            attempts: a.connections + failed,
+            connected: a.connections,
+            completed: a.requests.unwrap_or(a.connections),
+            failed,
+            ..Counts::default()
+        },
         errors,
         exhaustion,
         ..Measured::empty()
@@ -1080,7 +1082,12 @@ mod tests {
             timing::Source::FailureLine,
         );
         assert_eq!(
-            (m.attempts, m.connected, m.completed, m.failed),
+            (
+                m.counts.attempts,
+                m.counts.connected,
+                m.counts.completed,
+                m.counts.failed
+            ),
             (302, 300, 280, 2)
         );
         let e = &m.errors["EADDRNOTAVAIL"];

@@ -5,10 +5,12 @@
 //! interval it closes a [`TimelineRow`], hands it to the sink (timeline.csv, progress), and
 //! at the end it returns the [`Measured`] totals.
 
+mod counts;
 mod errors;
 pub mod hlog;
 pub mod timeline;
 
+pub use counts::Counts;
 pub use errors::{is_descriptor_limit, ErrCode, Failure, Phase};
 use timeline::TimelineRow;
 
@@ -156,18 +158,8 @@ impl Completions {
 /// Everything the collector measured, for the summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
-    /// Starts begun.
-    pub attempts: u64,
-    /// Connections established.
-    pub connected: u64,
-    /// Attempts that ended without error.
-    pub completed: u64,
-    /// Attempts that ended with an error.
-    pub failed: u64,
-    /// Due starts never made (max in flight reached).
-    pub dropped: u64,
-    /// Pooled connections replaced after breaking.
-    pub reconnects: u64,
+    /// Attempts and how they went; `aborted` is 0 from the collector (see [`Counts`]).
+    pub counts: Counts,
     /// Errors by OS name.
     pub errors: BTreeMap<String, ErrorStat>,
     /// The first exhaustion error.
@@ -195,12 +187,7 @@ impl Measured {
     /// or the base a client command's figures are filled into).
     pub fn empty() -> Measured {
         Measured {
-            attempts: 0,
-            connected: 0,
-            completed: 0,
-            failed: 0,
-            dropped: 0,
-            reconnects: 0,
+            counts: Counts::default(),
             errors: Default::default(),
             exhaustion: Exhaustion::default(),
             http_status: Default::default(),
@@ -261,10 +248,9 @@ pub struct Collector {
     /// (when, when due, error, phase, attempt) of the first exhaustion error.
     exhaustion: Option<(u64, u64, ErrCode, Phase, u64)>,
     statuses: BTreeMap<u16, u64>,
-    connected: u64,
-    completed: u64,
-    failed: u64,
-    reconnects: u64,
+    /// Connections, successes, failures and reconnects so far. Attempts and drops are
+    /// counted in [`Shared`] by the pacer and the workers, aborted ones by the runner.
+    counts: Counts,
     current: TimelineRow,
     /// The current interval's errors by kind (rendered into its row when it closes).
     kinds: timeline::KindCounts,
@@ -288,10 +274,7 @@ impl Collector {
             errors: Vec::new(),
             exhaustion: None,
             statuses: BTreeMap::new(),
-            connected: 0,
-            completed: 0,
-            failed: 0,
-            reconnects: 0,
+            counts: Counts::default(),
             current: TimelineRow::default(),
             kinds: timeline::KindCounts::default(),
             last_started: 0,
@@ -320,11 +303,11 @@ impl Collector {
             self.now.connect_actual.saturating_record(c);
         }
         if o.opened && o.connect_us.is_some() {
-            self.connected += 1;
+            self.counts.connected += 1;
             self.current.connected += 1;
         }
         if o.reconnect {
-            self.reconnects += 1;
+            self.counts.reconnects += 1;
         }
         if let Some(x) = o.exchange_us {
             self.now.exchange.saturating_record(u64::from(x));
@@ -334,7 +317,7 @@ impl Collector {
         }
         match o.failure {
             None => {
-                self.completed += 1;
+                self.counts.completed += 1;
                 self.current.completed += 1;
                 // (k x period, (k + 1) x period]: a success exactly on an edge belongs to
                 // the period it closes. A zero period counts nothing.
@@ -350,7 +333,7 @@ impl Collector {
                     .saturating_record(o.ended_us.saturating_sub(o.scheduled_us));
             }
             Some(f) => {
-                self.failed += 1;
+                self.counts.failed += 1;
                 self.current.errors += 1;
                 self.count_error(f, o);
             }
@@ -460,12 +443,11 @@ impl Collector {
             None => Exhaustion::default(),
         };
         Measured {
-            attempts: shared.started.load(Ordering::Relaxed),
-            connected: self.connected,
-            completed: self.completed,
-            failed: self.failed,
-            dropped: shared.dropped.load(Ordering::Relaxed),
-            reconnects: self.reconnects,
+            counts: Counts {
+                attempts: shared.started.load(Ordering::Relaxed),
+                dropped: shared.dropped.load(Ordering::Relaxed),
+                ..self.counts
+            },
             errors,
             exhaustion,
             http_status: self
@@ -589,7 +571,10 @@ mod tests {
         assert_eq!((e.count, e.phase.as_str()), (2, "connect"));
         assert_eq!((e.first_s, e.last_s), (2.0002, 2.5002));
         assert_eq!(m.errors["ECONNREFUSED"].count, 1);
-        assert_eq!((m.failed, m.completed, m.connected), (3, 1, 1));
+        assert_eq!(
+            (m.counts.failed, m.counts.completed, m.counts.connected),
+            (3, 1, 1)
+        );
     }
 
     #[test]

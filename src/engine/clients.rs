@@ -386,7 +386,6 @@ fn interrupted_before_start(
         0.0,
         0.0,
         true,
-        0,
         None,
     );
     s.observation = Some(format!(

@@ -65,7 +65,8 @@ pub struct Facts {
     pub started_at: String,
     /// Where the connections went (the first destination).
     pub target: SocketAddr,
-    /// The collector's totals and timeline.
+    /// The collector's totals and timeline, with the connections abandoned at the drain
+    /// timeout (`counts.aborted`).
     pub measured: Measured,
     /// From the first start to the end of the drain, seconds.
     pub duration_s: f64,
@@ -76,8 +77,6 @@ pub struct Facts {
     pub achieved_rate: Option<f64>,
     /// Stopped by a signal.
     pub interrupted: bool,
-    /// Abandoned at the drain timeout.
-    pub aborted: u64,
     /// What the embedded server counted.
     pub server: Option<ServerSummary>,
     /// The server command and how it ended.
@@ -192,7 +191,6 @@ pub fn figures(plan: &Plan, facts: &Facts) -> Summary {
         facts.duration_s,
         facts.load_duration_s,
         facts.interrupted,
-        facts.aborted,
         facts.server.clone(),
     );
     if let Some(rate) = facts.achieved_rate {
@@ -503,7 +501,6 @@ mod tests {
             load_duration_s: 1.0,
             achieved_rate: None,
             interrupted: false,
-            aborted: 0,
             server: None,
             exec: None,
             observed,

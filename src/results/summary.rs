@@ -1,6 +1,6 @@
 //! summary.json: the whole run in one document, with stable key names.
 
-use crate::collect::{ErrorStat, Exhaustion, Latency, Measured};
+use crate::collect::{Counts, ErrorStat, Exhaustion, Latency, Measured};
 use crate::model::Prediction;
 use crate::observe::kernel_timeline::TimewaitSummary;
 use crate::plan::Scenario;
@@ -98,6 +98,8 @@ pub struct Summary {
     pub interrupted: bool,
     /// Where connections went (resolved address).
     pub target: String,
+    // attempts to reconnects are one `Counts` (`counts`, `set_counts`), kept as fields of
+    // their own, each a top-level key, for the reason `Counts`'s doc comment gives.
     /// Starts begun.
     pub attempts: u64,
     /// Connections established.
@@ -377,10 +379,9 @@ impl Summary {
         duration_s: f64,
         load_duration_s: f64,
         interrupted: bool,
-        aborted: u64,
         server: Option<ServerSummary>,
     ) -> Summary {
-        Summary {
+        let mut s = Summary {
             scenario: plan.name.clone().unwrap_or_default(),
             description: plan.description.clone(),
             portlab_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -389,15 +390,16 @@ impl Summary {
             load_duration_s,
             interrupted,
             target,
-            attempts: m.attempts,
-            connected: m.connected,
-            completed: m.completed,
-            failed: m.failed,
-            dropped: m.dropped,
-            aborted,
-            reconnects: m.reconnects,
+            // Set from `m.counts` below, by the one mapping `set_counts` holds.
+            attempts: 0,
+            connected: 0,
+            completed: 0,
+            failed: 0,
+            dropped: 0,
+            aborted: 0,
+            reconnects: 0,
             achieved_rate: if load_duration_s > 0.0 {
-                m.attempts as f64 / load_duration_s
+                m.counts.attempts as f64 / load_duration_s
             } else {
                 0.0
             },
@@ -427,7 +429,39 @@ impl Summary {
             shard: None,
             merge: None,
             incomplete_files: Vec::new(),
+        };
+        s.set_counts(m.counts);
+        s
+    }
+
+    /// The run's counters.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            attempts: self.attempts,
+            connected: self.connected,
+            completed: self.completed,
+            failed: self.failed,
+            dropped: self.dropped,
+            aborted: self.aborted,
+            reconnects: self.reconnects,
         }
+    }
+
+    /// Sets the run's counters.
+    pub fn set_counts(&mut self, c: Counts) {
+        // Destructured without `..`: a counter added to [`Counts`] must get its field here.
+        let Counts {
+            attempts,
+            connected,
+            completed,
+            failed,
+            dropped,
+            aborted,
+            reconnects,
+        } = c;
+        (self.attempts, self.connected, self.completed, self.failed) =
+            (attempts, connected, completed, failed);
+        (self.dropped, self.aborted, self.reconnects) = (dropped, aborted, reconnects);
     }
 
     /// The latency rows every format shows, with their labels.
@@ -519,6 +553,55 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect()
+    }
+
+    #[test]
+    fn counts_are_top_level_keys_each_its_own_in_order() {
+        let counts = Counts {
+            attempts: 1,
+            connected: 2,
+            completed: 3,
+            failed: 4,
+            dropped: 5,
+            aborted: 6,
+            reconnects: 7,
+        };
+        let m = Measured {
+            counts,
+            ..Measured::empty()
+        };
+        let s = Summary::new(
+            Scenario::default(),
+            String::new(),
+            String::new(),
+            &m,
+            1.0,
+            1.0,
+            false,
+            None,
+        );
+        assert_eq!(s.counts(), counts);
+        let json = serde_json::to_string(&s).unwrap();
+        let keys = [
+            "attempts",
+            "connected",
+            "completed",
+            "failed",
+            "dropped",
+            "aborted",
+            "reconnects",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .zip(1..)
+            .map(|(k, n)| {
+                let kv = format!("\"{k}\":{n},");
+                json.find(&kv).unwrap_or_else(|| panic!("{kv} in {json}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {json}");
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.counts(), counts);
     }
 
     #[test]
