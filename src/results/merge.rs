@@ -12,7 +12,7 @@ use super::summary::{EarlyEndCounter, EndedEarly, MergeSummary, MergedShard, Sum
 use super::verdict::{Check, Verdict};
 use crate::collect::hlog::{self, HlogWriter, Set};
 use crate::collect::timeline::TimelineRow;
-use crate::collect::{histogram, timeline, ErrorStat, Exhaustion, Latency};
+use crate::collect::{histogram, timeline, Counts, ErrorStat, Exhaustion, Latency};
 use crate::plan::bounds;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -463,8 +463,10 @@ fn kinds_text(kinds: &[(String, u64)]) -> String {
 
 /// The merged run as the inputs are added one by one.
 struct Acc {
-    /// The first input's summary, its counts summed over the inputs.
+    /// The first input's summary, the base of the merged one.
     s: Summary,
+    /// The inputs' counts, summed.
+    counts: Counts,
     /// The earliest start: the merged run's t = 0.
     base: SystemTime,
     interval_s: f64,
@@ -486,11 +488,10 @@ struct Acc {
 impl Acc {
     fn new(first: &Summary, base: SystemTime, interval_s: f64) -> Acc {
         let mut s = first.clone();
-        (s.attempts, s.connected, s.completed, s.failed) = (0, 0, 0, 0);
-        (s.dropped, s.aborted, s.reconnects) = (0, 0, 0);
         s.interrupted = false;
         Acc {
             s,
+            counts: Counts::default(),
             base,
             interval_s,
             errors: BTreeMap::new(),
@@ -519,15 +520,8 @@ impl Acc {
     fn add(&mut self, inp: &Input) {
         let x = &inp.summary;
         let off = secs_between(inp.started, self.base);
-        let s = &mut self.s;
-        s.attempts = s.attempts.saturating_add(x.attempts);
-        s.connected = s.connected.saturating_add(x.connected);
-        s.completed = s.completed.saturating_add(x.completed);
-        s.failed = s.failed.saturating_add(x.failed);
-        s.dropped = s.dropped.saturating_add(x.dropped);
-        s.aborted = s.aborted.saturating_add(x.aborted);
-        s.reconnects = s.reconnects.saturating_add(x.reconnects);
-        s.interrupted |= x.interrupted;
+        self.counts += x.counts();
+        self.s.interrupted |= x.interrupted;
         self.end_s = self.end_s.max(off + x.duration_s);
         self.load_end_s = self.load_end_s.max(off + x.load_duration_s);
         if !self.targets.contains(&x.target) {
@@ -607,6 +601,7 @@ impl Acc {
     /// The merged directory's contents from `inputs` inputs.
     fn finish(self, inputs: usize) -> Summary {
         let mut s = self.s;
+        s.set_counts(self.counts);
         let latency = |h: &hdrhistogram::Histogram<u64>| Latency::of(h);
         s.started_at = humantime::format_rfc3339_millis(self.base).to_string();
         s.duration_s = self.end_s;
