@@ -811,6 +811,8 @@ struct ProgressDisplay {
     /// Print one line per interval instead of drawing (stderr is not a terminal).
     plain: bool,
     total_s: Option<f64>,
+    /// The timeline rows' attempts and errors so far: the two totals the progress line
+    /// shows, summed from the rows (whose columns are not a `Counts` either).
     attempts: u64,
     errors: u64,
 }

@@ -7,6 +7,11 @@ use std::io;
 use std::path::Path;
 
 /// What happened in one interval.
+///
+/// Its counts are not a [`Counts`](super::Counts): they are timeline.csv's columns, one
+/// interval's, under names of their own (`errors` where a run says `failed`), with the
+/// gauge `in_flight` among them and no column for aborted or reconnects. A `Counts` inside
+/// would need `#[serde(flatten)]`, with which csv must guess each field's type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TimelineRow {
     /// End of the interval, seconds since the start.

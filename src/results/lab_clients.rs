@@ -34,6 +34,10 @@ pub struct ClientsSummary {
 }
 
 /// One client namespace.
+///
+/// Its three counters are copied from the client's summary.json for the client's line; they
+/// are not a [`Counts`](crate::collect::Counts), which would add the other four to
+/// `lab.clients.clients` or need `#[serde(flatten)]` (see `Counts`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientLine {
     /// k, from 0 (its shard k/K).

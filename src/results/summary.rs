@@ -534,7 +534,8 @@ pub struct MergedShard {
     /// Its actual start against the `--start-at` it was given, seconds (its clock's skew
     /// plus its lateness); null without --start-at.
     pub skew_s: Option<f64>,
-    /// Its attempts.
+    /// Its attempts: the one count each shard's line shows (all of them, summed, are the
+    /// merged summary's own), so not a whole [`Counts`].
     pub attempts: u64,
     /// Its first exhaustion, seconds since its own start.
     pub first_exhaustion_s: Option<f64>,
