@@ -43,6 +43,37 @@ pub struct TimelineRow {
     pub kernel: Vec<(&'static str, Option<f64>)>,
 }
 
+impl TimelineRow {
+    /// Adds `row`'s counts and in-flight connections into this row, saturating (a saved
+    /// timeline.csv may hold any u64): one interval of several runs, as `portlab merge`
+    /// adds them.
+    pub(crate) fn add_counts(&mut self, row: &TimelineRow) {
+        // Destructured without `..`, so that a new column is either added here or named as
+        // not added: the time and the percentiles are the merged interval's own, the merge
+        // adds the kinds kind by kind, and kernel observations are each host's.
+        let TimelineRow {
+            t_s: _,
+            attempts,
+            connected,
+            completed,
+            dropped,
+            errors,
+            errors_by_kind: _,
+            in_flight,
+            connect_p50_us: _,
+            connect_p99_us: _,
+            connect_max_us: _,
+            kernel: _,
+        } = row;
+        self.attempts = self.attempts.saturating_add(*attempts);
+        self.connected = self.connected.saturating_add(*connected);
+        self.completed = self.completed.saturating_add(*completed);
+        self.dropped = self.dropped.saturating_add(*dropped);
+        self.errors = self.errors.saturating_add(*errors);
+        self.in_flight = self.in_flight.saturating_add(*in_flight);
+    }
+}
+
 /// Errors by kind within one interval, in order of first appearance. Counted as numbers
 /// on the hot path; turned into the `errors_by_kind` text once, when the interval closes.
 #[derive(Debug, Clone, Default)]

@@ -341,12 +341,7 @@ impl Stream {
             }
             let (_, row) = self.next_row.take().expect("peeked");
             let (_, r, kinds) = b;
-            r.attempts = r.attempts.saturating_add(row.attempts);
-            r.connected = r.connected.saturating_add(row.connected);
-            r.completed = r.completed.saturating_add(row.completed);
-            r.dropped = r.dropped.saturating_add(row.dropped);
-            r.errors = r.errors.saturating_add(row.errors);
-            r.in_flight = r.in_flight.saturating_add(row.in_flight);
+            r.add_counts(&row);
             add_kinds(kinds, &row.errors_by_kind);
         }
         Ok(())
