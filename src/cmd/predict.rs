@@ -136,9 +136,27 @@ pub struct PredictArgs {
     pub conntrack_time_wait: Option<f64>,
 
     /// How long each connection stays open (connect to close), e.g. 50ms or 30s; it holds
-    /// a conntrack entry that long before the timeout. Default 0.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s, allow_hyphen_values = true, requires = "conntrack_max")]
+    /// a conntrack entry (and a NAT's port) that long before the timeout. Default 0; with
+    /// --conntrack-max or --nat-ports.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s, allow_hyphen_values = true)]
     pub lifetime: Option<f64>,
+
+    /// A NAT in front of the server with this many ports per destination (a Kubernetes
+    /// node's masquerade, a cloud NAT's ports per VM, e.g. 64): adds the connections it can
+    /// map at once, those it refuses (their SYNs dropped: connect stalls and timeouts, not
+    /// EADDRNOTAVAIL), and when a NAT that holds ports runs out (docs/nat.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65535))]
+    pub nat_ports: Option<u64>,
+
+    /// Clients behind the NAT, each with this load (--rate, --pool); with --nat-ports.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), requires = "nat_ports")]
+    pub nat_clients: u64,
+
+    /// How long the NAT holds a port after the close (a cloud NAT's TCP TIME_WAIT timeout,
+    /// e.g. 120s); unset, it hands a closed connection's port out again at once, as a Linux
+    /// NAT does; with --nat-ports.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s, allow_hyphen_values = true, requires = "nat_ports")]
+    pub nat_hold: Option<f64>,
 
     /// Output format: text, json (one object: input, prediction, inverse, advice), or csv
     /// and markdown (its fields as key,value rows).
@@ -237,6 +255,71 @@ struct Report<'a> {
     advice: &'a [Advice],
     #[serde(skip_serializing_if = "Option::is_none")]
     conntrack: Option<&'a crate::model::conntrack::ConntrackPrediction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nat: Option<&'a crate::model::nat::NatPrediction>,
+}
+
+/// Which runs out first, the NAT or the client's own ports, in words.
+fn nat_first_limit(n: &crate::model::nat::NatPrediction, ports_s: Option<f64>) -> String {
+    let when = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.1} s"));
+    match (n.outlook.refused_at_once > 0, n.runs_out_at_s, ports_s) {
+        (true, _, _) => {
+            "the NAT, at once: more connections want a port at once than it has".to_string()
+        }
+        (false, Some(nat), Some(own)) if own <= nat => format!(
+            "the client's own ports ({}), before the NAT ({})",
+            when(Some(own)),
+            when(Some(nat))
+        ),
+        (false, Some(nat), own) => format!(
+            "the NAT ({}), before the client's own ports ({})",
+            when(Some(nat)),
+            when(own)
+        ),
+        (false, None, own) => format!(
+            "not the NAT (it never runs out); the client's own ports: {}",
+            when(own)
+        ),
+    }
+}
+
+/// The NAT's prediction from the flags, when --nat-ports is given.
+fn nat_prediction(
+    args: &PredictArgs,
+    input: &ModelInput,
+) -> Result<Option<crate::model::nat::NatPrediction>, ModelError> {
+    let Some(ports) = args.nat_ports else {
+        if args.lifetime.is_some() && args.conntrack_max.is_none() {
+            return Err(ModelError::Value {
+                flag: "--lifetime",
+                given: format!("{}", args.lifetime.unwrap_or(0.0)),
+                reason: "it says how long a connection holds a conntrack entry or a NAT's \
+                         port: give --conntrack-max or --nat-ports too"
+                    .into(),
+            });
+        }
+        return Ok(None);
+    };
+    if let Some(h) = args.nat_hold {
+        if !(h >= 0.0 && h.is_finite()) {
+            return Err(ModelError::Value {
+                flag: "--nat-hold",
+                given: h.to_string(),
+                reason: "a duration of 0 or more, e.g. 120s".into(),
+            });
+        }
+    }
+    Ok(Some(crate::model::nat::predict(
+        &crate::model::nat::NatPlan {
+            ports,
+            clients: args.nat_clients,
+            rate: input.rate,
+            pool: input.pool,
+            lifetime_s: args.lifetime.unwrap_or(0.0),
+            server_closes: input.timewait_side == crate::model::TimeWaitSide::Server,
+            hold_s: args.nat_hold,
+        },
+    )))
 }
 
 /// The conntrack table's input from the flags, when --conntrack-max is given.
@@ -276,6 +359,7 @@ fn conntrack_input(
 pub fn run(args: &PredictArgs, out: &mut dyn crate::say::Output) -> anyhow::Result<u8> {
     let input = input_from_args(args)?;
     let ct_input = conntrack_input(args)?;
+    let nat = nat_prediction(args, &input)?;
     let (prediction, inv, advice) = crate::model::analyse(&input);
     let conntrack = ct_input.map(|ct| {
         crate::model::conntrack::predict(
@@ -292,12 +376,20 @@ pub fn run(args: &PredictArgs, out: &mut dyn crate::say::Output) -> anyhow::Resu
         inverse: inv.as_ref(),
         advice: &advice,
         conntrack: conntrack.as_ref(),
+        nat: nat.as_ref(),
     };
     let text = || {
         let mut t =
             crate::report::prediction::render_text(&input, &prediction, inv.as_ref(), &advice);
         if let Some(ct) = &conntrack {
             t.push_str(&crate::report::prediction::conntrack_text(ct, true));
+        }
+        if let Some(n) = &nat {
+            t.push_str(&format!("\nNAT\n  {}\n", n.explanation));
+            t.push_str(&format!(
+                "  first limit: {}\n",
+                nat_first_limit(n, prediction.first_error_s)
+            ));
         }
         t
     };

@@ -174,6 +174,58 @@ fn predict_text_without_exhaustion_has_no_advice() {
 }
 
 #[test]
+fn predict_a_nat_says_what_it_refuses_and_which_limit_comes_first() {
+    // A cloud NAT with 64 ports per VM, holding each 120 s after the close, at 2/s: it runs
+    // out at 32 s, the VM's own 28,232 ports never.
+    let text = run(&["--rate", "2", "--nat-ports", "64", "--nat-hold", "120s"]);
+    assert!(
+        text.contains("runs out at 64 / 2.0 per second = 32.0 s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("first limit: the NAT (32.0 s), before the client's own ports (never)"),
+        "{text}"
+    );
+    // Three pods with pools of 20 behind 50 ports: 10 refused at once.
+    let json = run(&[
+        "--rate",
+        "5",
+        "--pool",
+        "20",
+        "--nat-ports",
+        "50",
+        "--nat-clients",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["nat"]["at_once"], 60);
+    assert_eq!(v["nat"]["refused_at_once"], 10);
+    // Linux's NAT under churn: reuse from pool / R, collisions only when the server closes.
+    let json = run(&[
+        "--rate",
+        "50",
+        "--close",
+        "passive",
+        "--nat-ports",
+        "100",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["nat"]["reuse_from_s"], 2.0);
+    assert_eq!(v["nat"]["server_timewait_collisions"], true);
+    // The NAT's flags need --nat-ports; --lifetime needs a table or a NAT to hold.
+    assert!(args(&["--nat-clients", "3"]).is_err());
+    assert!(args(&["--nat-hold", "120s"]).is_err());
+    let a = args(&["--lifetime", "1s"]).expect("parses");
+    let input = input_from_args(&a).expect("input");
+    let e = nat_prediction(&a, &input).expect_err("refused");
+    assert!(e.to_string().contains("--nat-ports"), "{e}");
+}
+
+#[test]
 fn predict_json_has_input_prediction_and_advice() {
     let json = run(&[
         "--profile",

@@ -25,6 +25,9 @@ pub struct NatInput {
     pub at_once: Option<u64>,
     /// Connections made (established), for the ports the pool hands out.
     pub connections: u64,
+    /// One connection per request (no persistent pool): closed connections' ports are
+    /// handed out again.
+    pub churn: bool,
     /// Starts per second, all clients together.
     pub rate: f64,
     /// The server closes first, so it keeps TIME_WAIT on the NAT's 4-tuples.
@@ -59,8 +62,8 @@ pub struct NatOutlook {
 pub fn outlook(i: &NatInput) -> NatOutlook {
     let refused_at_once = i.at_once.map_or(0, |c| c.saturating_sub(i.ports));
     // Only churn hands ports out again; a persistent pool holds its mappings.
-    let reuse_from_s = (i.at_once.is_none() && i.connections > i.ports && i.rate > 0.0)
-        .then(|| i.ports as f64 / i.rate);
+    let reuse_from_s =
+        (i.churn && i.connections > i.ports && i.rate > 0.0).then(|| i.ports as f64 / i.rate);
     NatOutlook {
         ports: i.ports,
         at_once: i.at_once,
@@ -69,6 +72,96 @@ pub fn outlook(i: &NatInput) -> NatOutlook {
         reuse_from_s,
         server_timewait_collisions: i.server_closes
             && reuse_from_s.is_some_and(|t| t < i.server_time_wait_s),
+    }
+}
+
+/// `portlab predict`'s NAT: K clients, each with the same load, behind one NAT.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NatPlan {
+    /// The pool's ports (per public address, toward one destination).
+    pub ports: u64,
+    /// Clients behind the NAT, each with the load given.
+    pub clients: u64,
+    /// Each client's new connections per second (None: capacity only).
+    pub rate: Option<f64>,
+    /// Each client's persistent connections (0: one per request).
+    pub pool: u32,
+    /// How long each connection stays open, seconds.
+    pub lifetime_s: f64,
+    /// The server closes first.
+    pub server_closes: bool,
+    /// A NAT that holds each port this long after the close (a cloud NAT's TCP TIME_WAIT
+    /// timeout), seconds; None: it reuses closed connections' ports at once, as Linux does.
+    pub hold_s: Option<f64>,
+}
+
+/// What `predict` says of a NAT.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NatPrediction {
+    /// The model's outlook (as a lab run's `nat.model`).
+    #[serde(flatten)]
+    pub outlook: NatOutlook,
+    /// Clients behind the NAT.
+    pub clients: u64,
+    /// New connections per second through the NAT, all clients together.
+    pub rate: Option<f64>,
+    /// The fixed hold after the close, seconds (None: reused at once).
+    pub hold_s: Option<f64>,
+    /// When a NAT with a fixed hold runs out: ports / (R x K), seconds.
+    pub runs_out_at_s: Option<f64>,
+    /// In words.
+    pub explanation: String,
+}
+
+/// The NAT's figures for `predict`: connections at once (the pools, or R x lifetime for
+/// one per request), what is refused, when a fixed-hold NAT runs out.
+pub fn predict(p: &NatPlan) -> NatPrediction {
+    let clients = p.clients.max(1);
+    let rate = p.rate.map(|r| r * clients as f64);
+    let at_once = match (p.pool, rate) {
+        (0, Some(r)) if p.lifetime_s > 0.0 => Some((r * p.lifetime_s).ceil() as u64),
+        (0, _) => None,
+        (n, _) => Some(u64::from(n) * clients),
+    };
+    let outlook = outlook(&NatInput {
+        ports: p.ports,
+        at_once,
+        // Over a long run every port is used once the rate is given.
+        connections: if rate.is_some() { u64::MAX } else { 0 },
+        // A NAT that holds its ports hands none out again within the hold.
+        churn: p.pool == 0 && p.hold_s.is_none(),
+        rate: rate.unwrap_or(0.0),
+        server_closes: p.server_closes,
+        server_time_wait_s: 60.0,
+    });
+    let runs_out_at_s = match (p.pool, p.hold_s, rate) {
+        (0, Some(h), Some(r)) => fixed_hold_exhaustion_s(p.ports, r, p.lifetime_s + h),
+        _ => None,
+    };
+    let mut explanation = outlook.sentence();
+    if let (Some(h), Some(r)) = (p.hold_s, rate) {
+        explanation.push_str(&match runs_out_at_s {
+            Some(t) => format!(
+                " A NAT that holds each port {h:.0} s after the close runs out at {} / {r:.1} per \
+                 second = {t:.1} s: from then on it admits {:.2} new connections per second.",
+                p.ports,
+                p.ports as f64 / (p.lifetime_s + h)
+            ),
+            None => format!(
+                " A NAT that holds each port {h:.0} s after the close keeps {:.0} of its {} ports \
+                 busy at {r:.1} per second, and never runs out.",
+                r * (p.lifetime_s + h),
+                p.ports
+            ),
+        });
+    }
+    NatPrediction {
+        outlook,
+        clients,
+        rate,
+        hold_s: p.hold_s,
+        runs_out_at_s,
+        explanation,
     }
 }
 
@@ -94,6 +187,7 @@ impl NatOutlook {
                  not EADDRNOTAVAIL, until a mapping frees",
                 self.refused_at_once
             )),
+            Some(1) => out.push_str("1 connection at a time fits"),
             Some(c) => out.push_str(&format!("{c} connections at once fit")),
             None => {
                 out.push_str("one connection per request needs few at once, so none is refused")
@@ -124,6 +218,7 @@ mod tests {
             ports: 100,
             at_once: None,
             connections: 300,
+            churn: true,
             rate: 50.0,
             server_closes: false,
             server_time_wait_s: 60.0,
@@ -135,6 +230,7 @@ mod tests {
         let o = outlook(&NatInput {
             at_once: Some(150),
             connections: 150,
+            churn: false,
             ..input()
         });
         assert_eq!((o.refused_at_once, o.ports_used), (50, 100));
@@ -142,6 +238,7 @@ mod tests {
         let fits = outlook(&NatInput {
             at_once: Some(80),
             connections: 80,
+            churn: false,
             ..input()
         });
         assert_eq!(
@@ -169,6 +266,42 @@ mod tests {
         });
         assert_eq!(slow.reuse_from_s, Some(100.0));
         assert!(!slow.server_timewait_collisions);
+    }
+
+    #[test]
+    fn predict_counts_every_clients_pool_and_a_fixed_holds_run_out() {
+        let base = NatPlan {
+            ports: 64,
+            clients: 1,
+            rate: Some(2.0),
+            pool: 0,
+            lifetime_s: 0.05,
+            server_closes: false,
+            hold_s: None,
+        };
+        // One per request at 2/s for 50 ms: a single connection at once, and Linux's NAT
+        // reuses: nothing runs out.
+        let p = predict(&base);
+        assert_eq!((p.outlook.at_once, p.outlook.refused_at_once), (Some(1), 0));
+        assert_eq!(p.runs_out_at_s, None);
+        // A cloud NAT holding each port 120 s: 64 / 2 = 32 s.
+        let held = predict(&NatPlan {
+            hold_s: Some(120.0),
+            ..base
+        });
+        assert_eq!(held.runs_out_at_s, Some(32.0));
+        assert!(held.explanation.contains("32.0 s"), "{}", held.explanation);
+        // Four pods with pools of 20 behind it: 80 want a port at once, 16 get none.
+        let pods = predict(&NatPlan {
+            clients: 4,
+            pool: 20,
+            ..base
+        });
+        assert_eq!(
+            (pods.outlook.at_once, pods.outlook.refused_at_once),
+            (Some(80), 16)
+        );
+        assert_eq!(pods.rate, Some(8.0));
     }
 
     #[test]

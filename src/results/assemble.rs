@@ -133,6 +133,7 @@ pub fn nat(
         at_once: (plan.client.pool > 0)
             .then(|| u64::from(plan.client.pool) * u64::from(lab.clients)),
         connections: summary.connected,
+        churn: plan.client.pool == 0,
         rate: plan
             .load
             .rate
