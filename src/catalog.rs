@@ -20,6 +20,7 @@ const FILES: &[(&str, &str)] = embedded!("scenarios/":
     "bind-before-connect.toml",
     "bind-no-port.toml",
     "cloud-nat-64-ports.toml",
+    "conntrack-table-full.toml",
     "db-no-pooling.toml",
     "db-pooling.toml",
     "frontend-backend.toml",

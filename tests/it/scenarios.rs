@@ -560,6 +560,25 @@ fn nat_ran_out(s: &Value, ports: u64, at_once: u64) {
 }
 
 #[test]
+fn conntrack_table_full() {
+    let Some(s) = scenario("conntrack-table-full") else {
+        return;
+    };
+    let e = &s["conntrack"]["emulated"];
+    assert_eq!(e["max"], 500, "{e:#}");
+    assert_eq!(e["admitted"], 500, "{e:#}");
+    assert_eq!(f(&e["full_from_s"]), 2.0, "{e:#}");
+    assert_eq!(n(&s, "connected"), 500);
+    assert_eq!(s["errors"]["TIMEOUT"]["count"], 500, "{:#}", s["errors"]);
+    assert!(
+        s["exhaustion"]["first_s"].is_null(),
+        "{:#}",
+        s["exhaustion"]
+    );
+    assert_eq!(s["timewait"]["client_max"], 0, "{:#}", s["timewait"]);
+}
+
+#[test]
 fn cloud_nat_64_ports() {
     let Some(s) = scenario("cloud-nat-64-ports") else {
         return;
