@@ -71,6 +71,8 @@ fn labels(inode: u64, host: bool, pid: u32) -> NsLabels {
 struct All {
     entries: BTreeMap<u64, Entry>,
     filter: Option<std::net::SocketAddr>,
+    /// A NAT's pool toward one destination (`--nat-ports`).
+    nat_ports: Option<u32>,
     settings_read: Instant,
     /// Processes whose ns link could not be read, in the last scan.
     denied: u64,
@@ -119,10 +121,11 @@ impl All {
             Vec::new()
         };
         let filter = self.filter;
+        let nat_ports = self.nat_ports;
         let (opened, renewed) = std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name("portlab-netns".into())
-                .spawn_scoped(scope, || enter_each(&new, &old, filter))
+                .spawn_scoped(scope, || enter_each(&new, &old, filter, nat_ports))
                 .ok()
                 .and_then(|t| t.join().ok())
                 .unwrap_or_default()
@@ -207,6 +210,7 @@ fn enter_each(
     new: &[(u64, u32, File)],
     old: &[(u64, &File)],
     filter: Option<std::net::SocketAddr>,
+    nat_ports: Option<u32>,
 ) -> (Vec<io::Result<KernelSource>>, Vec<(u64, ModelInput)>) {
     // This thread starts in portlab's own namespace: that one needs no setns (nor
     // CAP_SYS_ADMIN), so it is opened first.
@@ -228,10 +232,12 @@ fn enter_each(
             if Some(*ino) != own {
                 crate::lab::setns(file.as_fd())?;
             }
-            KernelSource::new_portable(filter).map_err(|e| match e {
-                WatchError::Io { source, .. } => source,
-                other => io::Error::other(other.to_string()),
-            })
+            KernelSource::new_portable(filter)
+                .map(|k| k.with_nat_pool(nat_ports))
+                .map_err(|e| match e {
+                    WatchError::Io { source, .. } => source,
+                    other => io::Error::other(other.to_string()),
+                })
         })());
     }
     let opened = opened
@@ -255,6 +261,7 @@ pub(super) fn run(args: &WatchArgs, out: &mut dyn Output) -> anyhow::Result<u8> 
     let mut all = All {
         entries: BTreeMap::new(),
         filter: args.dst,
+        nat_ports: args.nat_ports,
         settings_read: Instant::now(),
         denied: 0,
         refused: 0,

@@ -22,8 +22,23 @@ use serde::Serialize;
 
 use super::State;
 
+/// A source NAT's mappings toward one destination from one public address (a dump's
+/// entries the NAT rewrote).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NatMappings {
+    /// The address the NAT rewrote the source to.
+    pub public: std::net::IpAddr,
+    /// Where the connections went (original destination).
+    pub destination: std::net::SocketAddr,
+    /// Mappings of connections not yet closed: each holds one of the NAT's ports toward
+    /// this destination (a closed one's, in TIME_WAIT or CLOSE, is handed out again).
+    pub open: u64,
+    /// Every mapping, closed ones included.
+    pub all: u64,
+}
+
 /// One reading of the namespace's table.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConntrackReading {
     /// nf_conntrack_count.
     pub count: u64,
@@ -37,6 +52,11 @@ pub struct ConntrackReading {
     /// The TIME_WAIT entries' ages (`time_wait_s` minus each one's remaining timeout), from a
     /// dump of the table; None when it could not be dumped.
     pub closed: Option<super::Ages>,
+    /// A source NAT's mappings by (public address, destination), from the same dump: empty
+    /// where the namespace masquerades nothing.
+    pub nat: Vec<NatMappings>,
+    /// The NAT's pool toward one destination (`--nat-ports`, else [`DEFAULT_NAT_POOL`]).
+    pub nat_pool: u64,
 }
 
 /// The age of a TIME_WAIT entry whose remaining timeout the dump gave as `timeout_s`, in a
@@ -71,10 +91,36 @@ pub struct ConntrackReport {
     pub eta_s: Option<f64>,
     /// New connections refused since the previous sample (drop, early_drop, insert_failed).
     pub refused: u64,
-    /// exhausted: the count is at max or connections were refused; warning: the count
-    /// heads past max, or reaches it within --warn-within; ok otherwise.
+    /// A source NAT's mappings by (public address, destination) against its pool
+    /// (`--nat-ports`): empty where the namespace masquerades nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nat: Vec<NatReport>,
+    /// exhausted: the count is at max or connections were refused, or a NAT's open mappings
+    /// toward one destination fill its pool; warning: the count heads past max, or reaches
+    /// it within --warn-within, or a NAT's pool is 90% held; ok otherwise.
     pub state: State,
 }
+
+/// A NAT's mappings toward one destination against its pool (JSON `conntrack.nat`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NatReport {
+    /// The mappings, as the dump counted them.
+    #[serde(flatten)]
+    pub mappings: NatMappings,
+    /// The pool's ports toward one destination (`--nat-ports`; unset, 64,512: the
+    /// 1024-65535 a masquerade without a port range picks from).
+    pub pool: u64,
+    /// exhausted: every port held by an open connection (new ones are refused); warning:
+    /// 90% held; ok otherwise.
+    pub state: State,
+}
+
+/// The ports a masquerade or SNAT rule without a port range picks from for a source port
+/// above 1023 (1024-65535, net/netfilter/nf_nat_proto.c).
+pub const DEFAULT_NAT_POOL: u64 = 64_512;
+
+/// A NAT's share of its pool at which `watch` warns.
+const NAT_WARN_SHARE: f64 = 0.9;
 
 /// The report for `now`, against the reading `before` taken `dt_s` seconds earlier (None in
 /// the first sample); `warn_within_s` as for the ports.
@@ -83,6 +129,7 @@ pub fn report(
     before: Option<(&ConntrackReading, f64)>,
     warn_within_s: f64,
 ) -> ConntrackReport {
+    let nat_pool = now.nat_pool;
     let tracking = now.count > 0 || before.is_some_and(|(b, _)| b.count > 0);
     let measured = match now.closed {
         Some(ages) => Some(ages.measure()),
@@ -101,6 +148,22 @@ pub fn report(
         .filter(|&r| r > 0.0)
         .map(|r| free / r)
         .filter(|&eta| steady.is_some_and(|s| s > now.max as f64) || eta <= hold_s);
+    let nat: Vec<NatReport> = now
+        .nat
+        .iter()
+        .map(|m| NatReport {
+            mappings: m.clone(),
+            pool: nat_pool,
+            state: if m.open >= nat_pool {
+                State::Exhausted
+            } else if m.open as f64 >= NAT_WARN_SHARE * nat_pool as f64 {
+                State::Warning
+            } else {
+                State::Ok
+            },
+        })
+        .collect();
+    let nat_state = nat.iter().map(|n| n.state).max().unwrap_or(State::Ok);
     let state = if now.count >= now.max || refused > 0 {
         State::Exhausted
     } else if steady.is_some_and(|s| s > now.max as f64)
@@ -124,7 +187,8 @@ pub fn report(
             eta_s
         },
         refused,
-        state,
+        nat,
+        state: state.max(nat_state),
     }
 }
 
@@ -158,7 +222,20 @@ impl ConntrackReport {
         if self.refused > 0 {
             s += &format!(", {} new connections refused", self.refused);
         }
-        s + &format!(": {}", self.state.name())
+        s += &format!(": {}", self.state.name());
+        for n in &self.nat {
+            let m = &n.mappings;
+            s += &format!(
+                "\nNAT {} -> {}: {} open mappings of {} ports ({} with closed ones): {}",
+                m.public,
+                m.destination,
+                m.open,
+                n.pool,
+                m.all,
+                n.state.name()
+            );
+        }
+        s
     }
 }
 
@@ -180,7 +257,40 @@ mod tests {
             time_wait_s: 120.0,
             refused,
             closed: Some(ages),
+            nat: Vec::new(),
+            nat_pool: DEFAULT_NAT_POOL,
         }
+    }
+
+    #[test]
+    fn a_nats_open_mappings_toward_one_destination_are_judged_against_its_pool() {
+        let nat = |open, all| NatMappings {
+            public: "198.18.1.1".parse().unwrap(),
+            destination: "198.18.1.2:5432".parse().unwrap(),
+            open,
+            all,
+        };
+        let mut r = reading(500, 1, 20, 0);
+        // Closed connections' mappings are handed out again: 100 of them do not fill 100.
+        r.nat = vec![nat(10, 100)];
+        r.nat_pool = 100;
+        let ok = report(&r, None, 60.0);
+        assert_eq!((ok.state, ok.nat[0].state), (State::Ok, State::Ok));
+        r.nat = vec![nat(95, 150)];
+        assert_eq!(report(&r, None, 60.0).state, State::Warning);
+        r.nat = vec![nat(100, 100)];
+        let full = report(&r, None, 60.0);
+        assert_eq!(full.state, State::Exhausted);
+        assert!(
+            full.line().contains(
+                "NAT 198.18.1.1 -> 198.18.1.2:5432: 100 open mappings of 100 ports (100 with closed ones): exhausted"
+            ),
+            "{}",
+            full.line()
+        );
+        // Unset, the pool is the masquerade's default range.
+        r.nat_pool = DEFAULT_NAT_POOL;
+        assert_eq!(report(&r, None, 60.0).nat[0].state, State::Ok);
     }
 
     #[test]

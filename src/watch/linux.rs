@@ -58,8 +58,11 @@ pub struct KernelSource {
         crate::observe::conntrack_linux::CtTable,
         Option<crate::observe::conntrack_linux::CtLister>,
     )>,
-    /// The last dump's TIME_WAIT ages and when it was made (sample clock, seconds).
-    conntrack_ages: Option<(f64, super::Ages)>,
+    /// The last dump's TIME_WAIT ages, NAT mappings and when it was made (sample clock,
+    /// seconds).
+    conntrack_ages: Option<(f64, super::Ages, Vec<super::conntrack::NatMappings>)>,
+    /// A NAT's pool toward one destination (`--nat-ports`).
+    nat_pool: u64,
 }
 
 /// How often the conntrack table is dumped for its TIME_WAIT ages, seconds of the sample
@@ -105,7 +108,16 @@ impl KernelSource {
                 .ok()
                 .map(|t| (t, crate::observe::conntrack_linux::CtLister::open().ok())),
             conntrack_ages: None,
+            nat_pool: super::conntrack::DEFAULT_NAT_POOL,
         })
+    }
+
+    /// The NAT's pool its mappings are judged against (`--nat-ports`).
+    pub fn with_nat_pool(mut self, ports: Option<u32>) -> KernelSource {
+        if let Some(p) = ports {
+            self.nat_pool = u64::from(p);
+        }
+        self
     }
 
     /// As [`KernelSource::new`], to be sampled from any thread: the namespace's settings
@@ -189,13 +201,18 @@ impl Source for KernelSource {
         );
         let recent = self
             .conntrack_ages
-            .filter(|(at, _)| mono_s - at < CONNTRACK_DUMP_EVERY_S);
+            .clone()
+            .filter(|(at, _, _)| mono_s - at < CONNTRACK_DUMP_EVERY_S);
+        let nat_pool = self.nat_pool;
         snapshot.conntrack = self.conntrack.as_mut().and_then(|(table, lister)| {
             let lister = lister.as_mut().filter(|_| recent.is_none());
-            let mut reading = conntrack_reading(table, lister)?;
-            match (reading.closed, recent) {
-                (Some(ages), _) => self.conntrack_ages = Some((mono_s, ages)),
-                (None, Some((_, ages))) if reading.count > 0 => reading.closed = Some(ages),
+            let mut reading = conntrack_reading(table, lister, nat_pool)?;
+            match (&reading.closed, recent) {
+                (Some(ages), _) => self.conntrack_ages = Some((mono_s, *ages, reading.nat.clone())),
+                (None, Some((_, ages, nat))) if reading.count > 0 => {
+                    reading.closed = Some(ages);
+                    reading.nat = nat;
+                }
                 _ => {}
             }
             Some(reading)
@@ -209,18 +226,29 @@ impl Source for KernelSource {
 fn conntrack_reading(
     table: &mut crate::observe::conntrack_linux::CtTable,
     lister: Option<&mut crate::observe::conntrack_linux::CtLister>,
+    nat_pool: u64,
 ) -> Option<super::conntrack::ConntrackReading> {
     let stats = table.read()?;
     let hold_s = table.time_wait_s? as f64;
-    let time_wait = crate::observe::conntrack::CT_TCP_STATES
-        .iter()
-        .position(|s| *s == "TIME_WAIT");
+    let state_at = |name: &str| {
+        crate::observe::conntrack::CT_TCP_STATES
+            .iter()
+            .position(|s| *s == name)
+    };
+    let (time_wait, close) = (state_at("TIME_WAIT"), state_at("CLOSE"));
+    let mut nat = std::collections::BTreeMap::<_, (u64, u64)>::new();
     let closed = lister.filter(|_| stats.entries > 0).and_then(|l| {
         let mut ages = super::Ages::new(hold_s);
         l.each(|e| {
-            if let (Some(state), Some(left)) = (e.tcp_state, e.timeout_s) {
-                if Some(usize::from(state)) == time_wait {
-                    ages.add(super::conntrack::age_s(hold_s, left));
+            let state = e.tcp_state.map(usize::from);
+            if let (true, Some(left)) = (state.is_some() && state == time_wait, e.timeout_s) {
+                ages.add(super::conntrack::age_s(hold_s, left));
+            }
+            if e.source_nat() {
+                let m = nat.entry((e.reply_dst.ip(), e.orig_dst)).or_default();
+                m.1 += 1;
+                if state != time_wait && state != close {
+                    m.0 += 1;
                 }
             }
         })
@@ -236,6 +264,18 @@ fn conntrack_reading(
             .map(|k| stats.get(k))
             .sum(),
         closed,
+        nat: nat
+            .into_iter()
+            .map(
+                |((public, destination), (open, all))| super::conntrack::NatMappings {
+                    public,
+                    destination,
+                    open,
+                    all,
+                },
+            )
+            .collect(),
+        nat_pool,
     })
 }
 
@@ -331,7 +371,7 @@ pub(super) fn run(args: &WatchArgs, out: &mut dyn Output) -> anyhow::Result<u8> 
                     }
                     None => "this process's network namespace".to_string(),
                 };
-                let mut source = KernelSource::new(args.dst)?;
+                let mut source = KernelSource::new(args.dst)?.with_nat_pool(args.nat_ports);
                 if let Some(latest) = &exporter {
                     return super::exporter::export_loop(&mut source, args, &label, latest);
                 }

@@ -108,6 +108,12 @@ pub struct WatchArgs {
     /// none were freed: with the 60 s hold, 10s warns from R x 70 s > P.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub warn_within: Span,
+    /// A NAT's ports toward one destination, when this namespace masquerades (a Kubernetes
+    /// node, a NAT gateway) and its rule sets a port range (`masquerade to :LO-HI`): its
+    /// open mappings per (public address, destination) are judged against it. Unset: 64512,
+    /// the 1024-65535 a rule without a range picks from.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub nat_ports: Option<u32>,
     /// Output: text (a live table on a terminal, one line per sample elsewhere; a full
     /// table with --once), json (one object; one per line without --once), prom (the
     /// Prometheus text exposition, for node_exporter's textfile collector).
@@ -825,7 +831,7 @@ pub const BIND_MIN_ODD_PORTS: u64 = 8;
 
 /// What one sample leaves for the next: the ActiveOpens reading, and when the sockets last
 /// showed a client binding before connect().
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     /// (monotonic seconds, Tcp ActiveOpens) of the previous reading.
     pub opens: Option<(f64, u64)>,
@@ -839,7 +845,7 @@ impl History {
     /// Remembers this sample for the next.
     pub fn record(&mut self, s: &Snapshot) {
         self.opens = s.active_opens.map(|a| (s.mono_s, a));
-        self.conntrack = s.conntrack.map(|c| (s.mono_s, c));
+        self.conntrack = s.conntrack.clone().map(|c| (s.mono_s, c));
         if binding(s, false).shared {
             self.bound_seen_s = Some(s.mono_s);
         }
@@ -1137,9 +1143,9 @@ pub fn evaluate(
         let d = s.active_opens?.checked_sub(a0)?;
         (dt > 0.0).then(|| d as f64 / dt)
     });
-    let conntrack = s.conntrack.map(|now| {
+    let conntrack = s.conntrack.as_ref().map(|now| {
         let before = history.conntrack.as_ref().map(|(t, c)| (c, s.mono_s - t));
-        conntrack::report(&now, before, warn_within_s)
+        conntrack::report(now, before, warn_within_s)
     });
     let state = destinations
         .iter()

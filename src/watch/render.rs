@@ -126,6 +126,10 @@ pub fn table(r: &WatchReport) -> String {
         num(r.tw_reuse_delay_s)
     );
     s += &destinations(r);
+    // Also where no client socket is listed: a NAT or a server holds its table all the same.
+    if let Some(c) = &r.conntrack {
+        let _ = writeln!(s, "{}", c.line());
+    }
     if r.other_destinations > 0 {
         let _ = writeln!(
             s,
@@ -229,9 +233,6 @@ fn destinations(r: &WatchReport) -> String {
         let _ = writeln!(s, "every destination: {model}");
     } else if let Some(d) = r.destinations.first() {
         let _ = writeln!(s, "{} from {}: {}", d.destination, d.local, d.model);
-    }
-    if let Some(c) = &r.conntrack {
-        let _ = writeln!(s, "{}", c.line());
     }
     s
 }
@@ -515,8 +516,36 @@ pub fn prometheus_labelled(r: &WatchReport, max_destinations: usize, extra: &str
                 let _ = writeln!(s, "{}{bare} {}", family.name, value(v));
             }
         }
+        nat_families(c, &pre, &mut s);
     }
     s
+}
+
+/// A NAT's mappings per (public address, destination), where the namespace masquerades.
+fn nat_families(c: &super::conntrack::ConntrackReport, pre: &str, s: &mut String) {
+    if c.nat.is_empty() {
+        return;
+    }
+    type Get = fn(&super::conntrack::NatReport) -> f64;
+    let families: [(Family, Get); 4] = [
+        (gauge("portlab_nat_open_mappings", "A source NAT's mappings of connections not yet closed, toward one destination from one public address: each holds one of its ports (a closed connection's is handed out again)."), |n| n.mappings.open as f64),
+        (gauge("portlab_nat_mappings", "A source NAT's mappings toward one destination from one public address, closed connections' (conntrack TIME_WAIT, CLOSE) included."), |n| n.mappings.all as f64),
+        (gauge("portlab_nat_pool_ports", "The NAT's ports toward one destination (--nat-ports; 64512 unset: the 1024-65535 a masquerade without a range picks from): at this many open mappings new connections are refused."), |n| n.pool as f64),
+        (gauge("portlab_nat_state", "A NAT's pool toward one destination: 0 ok, 1 warning (90% held by open connections), 2 exhausted (all held: new SYNs are dropped)."), |n| state_value(n.state)),
+    ];
+    for (family, get) in families {
+        family.header(s);
+        for n in &c.nat {
+            let _ = writeln!(
+                s,
+                "{}{{{pre}public=\"{}\",destination=\"{}\"}} {}",
+                family.name,
+                label(&n.mappings.public.to_string()),
+                label(&n.mappings.destination.to_string()),
+                value(get(n))
+            );
+        }
+    }
 }
 
 /// The conntrack table's families, where the namespace has one (nf_conntrack loaded).

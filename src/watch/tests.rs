@@ -323,6 +323,7 @@ fn args(format: WatchFormat, count: Option<u64>) -> WatchArgs {
         once: false,
         count,
         warn_within: "10s".parse().unwrap(),
+        nat_ports: None,
         format,
         listen: None,
         max_destinations: 50,

@@ -1821,3 +1821,138 @@ fn conntrack_table_of_a_tracked_namespace_with_its_rate_and_steady_count() {
         );
     }
 }
+
+/// Three named namespaces made (and removed on drop) by a test: client -> NAT (nftables
+/// masquerade to a pool of ports) -> server, as docs/nat.md draws them; a Python server
+/// that holds what it accepts, and a Python client holding `held` connections open.
+struct NatNamespaces {
+    names: [String; 3],
+    procs: Vec<Child>,
+}
+
+impl NatNamespaces {
+    fn start(pool: &str, held: u32) -> NatNamespaces {
+        let id = std::process::id();
+        let names = ["c", "n", "s"].map(|r| format!("plw{r}{id}"));
+        let [c, n, s] = &names;
+        let mut me = NatNamespaces {
+            names: names.clone(),
+            procs: Vec::new(),
+        };
+        let script = format!(
+            "set -e
+for ns in {c} {n} {s}; do ip netns add $ns; ip -n $ns link set lo up; done
+ip -n {c} link add pl-client type veth peer name pl-nat-in netns {n}
+ip -n {n} link add pl-nat-out type veth peer name pl-server netns {s}
+ip -n {c} addr add 198.18.0.1/30 dev pl-client; ip -n {c} link set pl-client up
+ip -n {n} addr add 198.18.0.2/30 dev pl-nat-in; ip -n {n} link set pl-nat-in up
+ip -n {n} addr add 198.18.1.1/30 dev pl-nat-out; ip -n {n} link set pl-nat-out up
+ip -n {s} addr add 198.18.1.2/30 dev pl-server; ip -n {s} link set pl-server up
+ip -n {c} route add default via 198.18.0.2
+ip netns exec {n} sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+printf 'table ip t {{\\n chain post {{\\n  type nat hook postrouting priority srcnat; policy accept;\\n  oifname \"pl-nat-out\" meta l4proto tcp masquerade to :{pool}\\n }}\\n}}\\n' | ip netns exec {n} nft -f -
+"
+        );
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "setting up the NAT namespaces: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let server = "import socket\ns = socket.socket()\ns.bind(('198.18.1.2', 9100))\ns.listen(512)\nprint('LISTENING', flush=True)\nheld = []\nwhile True:\n    held.append(s.accept()[0])\n";
+        let client = format!("import socket, time\nheld = [socket.create_connection(('198.18.1.2', 9100)) for _ in range({held})]\nprint('HOLDING', flush=True)\ntime.sleep(120)\n");
+        for (ns, code, word) in [(s, server, "LISTENING"), (c, &client[..], "HOLDING")] {
+            let mut child = Command::new("ip")
+                .args(["netns", "exec", ns, "python3", "-c", code])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3");
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            me.procs.push(child);
+            let line = lines.next().and_then(Result::ok).unwrap_or_default();
+            assert_eq!(line, word, "the {ns} side did not start");
+        }
+        me
+    }
+
+    fn nat_path(&self) -> String {
+        format!("/run/netns/{}", self.names[1])
+    }
+}
+
+impl Drop for NatNamespaces {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        for ns in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// `watch` in a NAT's namespace: its open mappings toward the server against the pool
+/// (--nat-ports), in text, JSON and Prometheus; a pool they fill is exhausted.
+#[test]
+fn a_nats_mappings_per_destination_against_its_pool() {
+    let test = "watch_nat_mappings";
+    if !can_watch(test)
+        || !common::have(test, "nft", Command::new("nft").arg("--version"))
+        || !common::have(test, "ip", Command::new("ip").arg("-V"))
+    {
+        return;
+    }
+    let _turn = common::heavy();
+    let nat = NatNamespaces::start("41000-41039", 30);
+    let path = nat.nat_path();
+    // `watch --netns NAT --nat-ports POOL --once --format FORMAT`.
+    let once = |pool: &str, format: &str| {
+        watch(&[
+            "--netns",
+            &path,
+            "--nat-ports",
+            pool,
+            "--once",
+            "--format",
+            format,
+        ])
+    };
+    let v = json(&once("40", "json"));
+    let m = &v["conntrack"]["nat"];
+    assert_eq!(m.as_array().map(Vec::len), Some(1), "{:#}", v["conntrack"]);
+    let m = &m[0];
+    assert_eq!(m["public"], "198.18.1.1", "{m:#}");
+    assert_eq!(m["destination"], "198.18.1.2:9100", "{m:#}");
+    assert_eq!(
+        (m["open"].as_u64(), m["all"].as_u64()),
+        (Some(30), Some(30)),
+        "{m:#}"
+    );
+    assert_eq!(
+        (m["pool"].as_u64(), &m["state"]),
+        (Some(40), &Value::from("ok"))
+    );
+    // The same 30 against a pool of 30: every port held, new connections refused.
+    let v = json(&once("30", "json"));
+    assert_eq!(
+        v["conntrack"]["nat"][0]["state"], "exhausted",
+        "{:#}",
+        v["conntrack"]
+    );
+    assert_eq!(v["conntrack"]["state"], "exhausted");
+    let text = once("32", "text");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("NAT 198.18.1.1 -> 198.18.1.2:9100: 30 open mappings of 32 ports (30 with closed ones): warning"),
+        "{text}"
+    );
+    let prom = once("40", "prom");
+    let prom = String::from_utf8_lossy(&prom.stdout);
+    for line in [
+        "portlab_nat_open_mappings{public=\"198.18.1.1\",destination=\"198.18.1.2:9100\"} 30",
+        "portlab_nat_pool_ports{public=\"198.18.1.1\",destination=\"198.18.1.2:9100\"} 40",
+    ] {
+        assert!(prom.lines().any(|l| l == line), "{line} missing in\n{prom}");
+    }
+}
