@@ -282,6 +282,10 @@ pub struct ConntrackSummary {
     /// The hold the model used, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_s: Option<f64>,
+    /// A source NAT's live mappings at the end by "public address -> destination" (the
+    /// NAT's table, `lab.nat_ports`): empty where the namespace masquerades nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nat_mappings: BTreeMap<String, u64>,
     /// The lab's emulated full table (`lab.conntrack_max`), when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emulated: Option<EmulatedTable>,

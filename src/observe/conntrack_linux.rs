@@ -232,6 +232,15 @@ impl super::conntrack::ConntrackSource for CtSampler {
             count_max: self.count_max,
             count_end: counted_end,
             live_end: live.as_ref().map(|t| t.live),
+            nat_mappings: live
+                .as_ref()
+                .map(|t| {
+                    t.nat_by_destination
+                        .iter()
+                        .map(|((public, dst), n)| (format!("{public} -> {dst}"), *n))
+                        .collect()
+                })
+                .unwrap_or_default(),
             live_by_state: live
                 .map(|t| {
                     t.by_state

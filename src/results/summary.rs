@@ -42,8 +42,8 @@ pub struct NatSummary {
     pub public_address: String,
     /// What the model says (see [`crate::model::nat`]).
     pub model: crate::model::nat::NatOutlook,
-    /// New connections the NAT could not map (its conntrack insert_failed over the run):
-    /// each a SYN it dropped.
+    /// SYNs the NAT could not map (its conntrack insert_failed over the run): each SYN of a
+    /// connection it had no port for, and again each retransmission; it dropped them.
     pub refused: u64,
     /// Packets the NAT's conntrack dropped (its `drop` statistic).
     pub dropped: u64,
@@ -66,15 +66,33 @@ impl NatSummary {
     /// One line for the text report.
     pub fn line(&self) -> String {
         let used = self.ports_used.map_or("-".to_string(), |u| u.to_string());
-        let stall = self
-            .first_stall_s
-            .map_or("no connect stalled 1 s".to_string(), |t| {
-                format!("the first connect stalled 1 s or more by {t:.1} s")
-            });
+        let stall = match (self.slowest_connect_s >= 1.0, self.first_stall_s) {
+            (false, _) => format!(
+                "no connect stalled (the slowest took {:.3} s)",
+                self.slowest_connect_s
+            ),
+            (true, Some(t)) => format!(
+                "connects stalled for SYN retransmissions, up to {:.2} s, the first by {t:.1} s",
+                self.slowest_connect_s
+            ),
+            (true, None) => format!(
+                "connects stalled for SYN retransmissions, up to {:.2} s",
+                self.slowest_connect_s
+            ),
+        };
         format!(
-            "NAT: {} ports ({}) at {}, {used} used; it refused {} connections (conntrack insert_failed) and dropped {} packets; {stall}",
+            "NAT: {} ports ({}) at {}, {used} used; it refused {} SYNs (conntrack insert_failed) and dropped {} packets; {stall}",
             self.model.ports, self.pool, self.public_address, self.refused, self.dropped
         )
+    }
+
+    /// The NAT's mappings at the end, one line each ("public -> destination: n"), from its
+    /// conntrack table's dump.
+    pub fn mappings_line(mappings: &BTreeMap<String, u64>) -> Option<String> {
+        (!mappings.is_empty()).then(|| {
+            let each: Vec<String> = mappings.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            format!("NAT mappings at the end: {}", each.join(", "))
+        })
     }
 }
 

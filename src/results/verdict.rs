@@ -850,7 +850,7 @@ pub fn nat(s: &Summary, tol: f64) -> Vec<Check> {
             n.refused > 0,
             Some(format!(
                 "{at_once} connections wanting a mapping at once, pool {}; the NAT refused {} \
-                 (conntrack insert_failed)",
+                 SYNs (conntrack insert_failed)",
                 n.model.ports, n.refused
             )),
         ),
@@ -868,8 +868,8 @@ pub fn nat(s: &Summary, tol: f64) -> Vec<Check> {
             );
             c.note = Some(format!(
                 "one connection per request never fills the pool of {}; the NAT refused {} \
-                 (conntrack insert_failed: clashes of SYNs handled at once), at most 1% of \
-                 the attempts",
+                 SYNs (conntrack insert_failed: clashes of SYNs handled at once), at most 1% \
+                 of the attempts",
                 n.model.ports, n.refused
             ));
             c

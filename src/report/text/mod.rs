@@ -153,6 +153,26 @@ fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         }
         _ => writeln!(out, "  no port exhaustion")?,
     }
+    // What the client saw as stalls and timeouts, where a middle box refused the SYNs.
+    if let Some(n) = s.nat.as_ref().filter(|n| n.refused > 0) {
+        writeln!(
+            out,
+            "  the NAT ran out of ports: it refused {} SYNs (its conntrack insert_failed), its {} ports toward the server all held, and dropped them, so the clients saw stalled connects (the slowest {:.2} s) and TIMEOUTs, not EADDRNOTAVAIL",
+            n.refused, n.model.ports, n.slowest_connect_s
+        )?;
+    }
+    if let Some((e, dropped)) = s
+        .conntrack
+        .as_ref()
+        .and_then(|c| c.emulated.as_ref())
+        .and_then(|e| Some((e, e.dropped.filter(|&d| d > 0)?)))
+    {
+        writeln!(
+            out,
+            "  the conntrack table was full (emulated, {} entries): it dropped {dropped} SYNs, so connects stalled and timed out while the ports were fine",
+            e.max
+        )?;
+    }
     if let Some(m) = &s.modelled {
         writeln!(
             out,
@@ -187,6 +207,13 @@ fn headline(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     }
     if let Some(n) = &s.nat {
         writeln!(out, "  {}", n.line())?;
+        if let Some(m) = s
+            .conntrack
+            .as_ref()
+            .and_then(|c| crate::results::summary::NatSummary::mappings_line(&c.nat_mappings))
+        {
+            writeln!(out, "  {m}")?;
+        }
         writeln!(out, "  {}", n.model.sentence())?;
     }
     Ok(())
