@@ -175,6 +175,7 @@ pub(super) fn make_nat(
     back_to: BorrowedFd<'_>,
 ) -> Result<OwnedFd, LabError> {
     conntrack_loaded("lab.nat_ports")?;
+    nat_loaded()?;
     unshare(libc::CLONE_NEWNET)
         .map_err(|e| LabError::setup("unshare(CLONE_NEWNET) for the NAT namespace", e))?;
     let made = open_current_netns().and_then(|nat| {
@@ -502,6 +503,28 @@ fn conntrack_loaded(key: &str) -> Result<(), LabError> {
          change the host (portlab never does): run `modprobe nf_conntrack` yourself, or drop \
          {key}"
     )))
+}
+
+/// Refuses `lab.nat_ports` where NAT is a kernel module not loaded yet: the masquerade rule
+/// would make the kernel load nf_nat, a change to the host. Built in (no module file), or
+/// loaded (/sys/module/nf_nat), it goes on.
+fn nat_loaded() -> Result<(), LabError> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let dir = format!("/lib/modules/{}/kernel/net/netfilter", release.trim());
+    let modular = fs::read_dir(&dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("nf_nat.ko"))
+    });
+    if !modular || std::path::Path::new("/sys/module/nf_nat").exists() {
+        return Ok(());
+    }
+    Err(LabError::Conflict(
+        "lab.nat_ports: the nf_nat module is not loaded on this host, and the masquerade rule \
+         would load it, a change to the host (portlab never makes one): run `modprobe nf_nat \
+         nft_masq` yourself, or drop lab.nat_ports"
+            .into(),
+    ))
 }
 
 /// Runs Debian's `nft -f -` in the calling thread's namespace (a child inherits it) with
