@@ -132,7 +132,12 @@ pub fn nat(
         ports: u64::from(pool.len()),
         at_once: (plan.client.pool > 0)
             .then(|| u64::from(plan.client.pool) * u64::from(lab.clients)),
-        connections: summary.connected,
+        // What the server accepted: every connection that got a mapping, the many-client
+        // lab's reachability probes included (each took one of the NAT's ports too).
+        connections: summary
+            .server
+            .as_ref()
+            .map_or(summary.connected, |s| s.accepted),
         churn: plan.client.pool == 0,
         rate: plan
             .load
