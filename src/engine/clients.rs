@@ -315,9 +315,6 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// Samples the server namespace (this thread's, inherited by the sampler thread) every
-/// [`SAMPLE_EVERY`] until told to stop, then once more: TIME_WAIT on the server's port at
-/// its most and at the end, and the tw_sock_TCP slab.
 /// The NAT's conntrack table (`lab.nat_ports`), opened in its namespace; None without a NAT,
 /// or (said once) when it cannot be read.
 fn nat_table(many: &ManyClients) -> Option<Box<dyn crate::observe::conntrack::ConntrackSource>> {
@@ -335,6 +332,10 @@ fn nat_table(many: &ManyClients) -> Option<Box<dyn crate::observe::conntrack::Co
     }
 }
 
+/// Samples the server namespace (this thread's, inherited by the sampler thread) every
+/// [`SAMPLE_EVERY`] until told to stop, then once more: TIME_WAIT on the server's port at
+/// its most and at the end, the tw_sock_TCP slab, and `conntrack` (the NAT's table) when
+/// there is one.
 fn sample_server(
     target: SocketAddr,
     mut conntrack: Option<Box<dyn crate::observe::conntrack::ConntrackSource>>,
@@ -593,15 +594,10 @@ fn check_nat(
     if let Some(n) = s.nat.as_mut() {
         n.in_flight_max = in_flight;
     }
-    // Counted exactly by the kernel: 2% unless [expect.tolerance] says otherwise, as for
-    // the single-client lab.
-    let tol = plan
-        .expect
-        .tolerance
-        .get("conntrack_live")
-        .copied()
-        .unwrap_or(2.0);
-    let checks = crate::results::verdict::nat(s, tol);
+    let checks = crate::results::verdict::nat(
+        s,
+        crate::results::verdict::kernel_count_tolerance(&plan.expect),
+    );
     if let Some(v) = s.verdict.as_mut() {
         crate::results::verdict::add_checks(v, checks);
         if let Some(m) = s.merge.as_mut() {

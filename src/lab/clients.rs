@@ -79,14 +79,14 @@ pub(crate) fn enter_many(plan: &LabPlan) -> Result<Entered, LabError> {
         let (fd, settings) = made?;
         // The pair is made on the server's side (the NAT's, with one) with its peer moved
         // into client namespace k.
-        let near = |f: &dyn Fn() -> Result<(), LabError>| match &ns.nat {
-            Some(nat) => in_ns(nat.as_fd(), ns.server.as_fd(), "NAT", f)?,
-            None => f(),
-        };
-        near(&|| {
+        let pair = || {
             create_veth_pair(&format!("pl-s{k}"), CLIENT_IF, fd.as_fd())?;
             add_peer_addr_and_up(&format!("pl-s{k}"), VETH_SERVER_ADDR, addr, 32)
-        })?;
+        };
+        match in_nat_ns_many(&ns, pair)? {
+            Some(made) => made?,
+            None => pair()?,
+        }
         setns(fd.as_fd())
             .map_err(|e| LabError::setup(format!("setns into client namespace {k}"), e))?;
         let mut up = add_peer_addr_and_up(CLIENT_IF, addr, VETH_SERVER_ADDR, 32);

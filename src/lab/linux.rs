@@ -89,58 +89,41 @@ pub(crate) fn enter(plan: &LabPlan) -> Result<Applied, LabError> {
         track_connections(plan, "output")?;
     }
 
-    if let (Some(pool), Some(server)) = (plan.nat, &server) {
-        let nat = make_nat(plan, pool, server.as_fd(), client.as_fd())?;
-        // client 198.18.0.1/30 -> NAT 198.18.0.2/30 | NAT 198.18.1.1/30 -> server 198.18.1.2/30
-        create_veth_pair(VETH_CLIENT_IF, NAT_IN_IF, nat.as_fd())?;
-        add_addr_and_up(VETH_CLIENT_IF, VETH_CLIENT_ADDR)?;
-        add_default_route(VETH_CLIENT_IF, VETH_SERVER_ADDR)?;
-        setns(nat.as_fd()).map_err(|e| LabError::setup("setns into the NAT namespace", e))?;
-        let nat_side = add_addr_and_up(NAT_IN_IF, VETH_SERVER_ADDR);
-        setns(client.as_fd())
-            .map_err(|e| LabError::setup("setns back into the client namespace", e))?;
-        nat_side?;
-        let ns = Namespaces {
-            client,
-            server: Some(server.try_clone().map_err(|e| LabError::setup("dup", e))?),
-            nat: Some(nat),
-        };
-        let server_settings = in_server_ns(&ns, || -> Result<_, LabError> {
-            add_addr_and_up(VETH_SERVER_IF, NAT_SERVER_ADDR)?;
-            read_settings()
-        })??;
-        let mut written = plan.sysctls.clone();
-        written.extend(plan.server_sysctls.iter().cloned());
-        return Ok(Applied {
-            mode,
-            topology: plan.topology,
-            settings: read_settings()?,
-            server_settings: Some(server_settings),
-            client_addr: Some(IpAddr::V4(VETH_CLIENT_ADDR)),
-            server_addr: IpAddr::V4(NAT_SERVER_ADDR),
-            written,
-            warnings: plan.warnings.clone(),
-            ns: Some(ns),
-        });
-    }
-
+    let nat = match (plan.nat, &server) {
+        (Some(pool), Some(server)) => Some(make_nat(plan, pool, server.as_fd(), client.as_fd())?),
+        _ => None,
+    };
     let ns = Namespaces {
         client,
         server,
-        nat: None,
+        nat,
     };
     let (client_addr, server_addr, server_settings) = match &ns.server {
         None => (None, loopback, None),
         Some(server) => {
-            create_veth(server.as_fd())?;
-            add_addr_and_up(VETH_CLIENT_IF, VETH_CLIENT_ADDR)?;
+            let server_ip = match &ns.nat {
+                // client 198.18.0.1/30 -> NAT 198.18.0.2/30 | NAT 198.18.1.1/30 -> server
+                // 198.18.1.2/30: the client's pair ends in the NAT, which routes on.
+                Some(nat) => {
+                    create_veth_pair(VETH_CLIENT_IF, NAT_IN_IF, nat.as_fd())?;
+                    add_addr_and_up(VETH_CLIENT_IF, VETH_CLIENT_ADDR)?;
+                    add_default_route(VETH_CLIENT_IF, VETH_SERVER_ADDR)?;
+                    in_nat_ns(&ns, || add_addr_and_up(NAT_IN_IF, VETH_SERVER_ADDR))?.transpose()?;
+                    NAT_SERVER_ADDR
+                }
+                None => {
+                    create_veth(server.as_fd())?;
+                    add_addr_and_up(VETH_CLIENT_IF, VETH_CLIENT_ADDR)?;
+                    VETH_SERVER_ADDR
+                }
+            };
             let server_settings = in_server_ns(&ns, || -> Result<_, LabError> {
-                add_addr_and_up(VETH_SERVER_IF, VETH_SERVER_ADDR)?;
+                add_addr_and_up(VETH_SERVER_IF, server_ip)?;
                 read_settings()
             })??;
             (
                 Some(IpAddr::V4(VETH_CLIENT_ADDR)),
-                IpAddr::V4(VETH_SERVER_ADDR),
+                IpAddr::V4(server_ip),
                 Some(server_settings),
             )
         }

@@ -97,6 +97,23 @@ impl CtEntry {
     pub fn source_nat(&self) -> bool {
         self.reply_dst != self.orig_src
     }
+
+    /// Whether its TCP connection has closed (conntrack TIME_WAIT or CLOSE): a NAT hands
+    /// such an entry's mapping to the next connection that needs it.
+    pub fn closed(&self) -> bool {
+        self.tcp_state
+            .and_then(|s| CT_TCP_STATES.get(usize::from(s)))
+            .is_some_and(|name| matches!(*name, "TIME_WAIT" | "CLOSE"))
+    }
+}
+
+/// A source NAT's mappings toward one destination from one public address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NatCount {
+    /// Of connections not yet closed: each holds one of the NAT's ports.
+    pub open: u64,
+    /// Every mapping, closed connections' included.
+    pub all: u64,
 }
 
 // Attribute numbers of include/uapi/linux/netfilter/nfnetlink_conntrack.h.
@@ -207,7 +224,7 @@ pub struct CtTally {
     pub by_destination: BTreeMap<SocketAddr, u64>,
     /// Entries a source NAT rewrote, by (the address the NAT chose, destination): the
     /// mappings that share one NAT address's ports toward one destination.
-    pub nat_by_destination: BTreeMap<(IpAddr, SocketAddr), u64>,
+    pub nat_by_destination: BTreeMap<(IpAddr, SocketAddr), NatCount>,
 }
 
 impl CtTally {
@@ -218,11 +235,19 @@ impl CtTally {
             *self.by_state.entry(name).or_default() += 1;
         }
         *self.by_destination.entry(e.orig_dst).or_default() += 1;
+        self.add_nat(e);
+    }
+
+    /// Counts one entry's NAT mapping only, when a source NAT rewrote it (what `watch`
+    /// needs of each entry of its dumps besides the TIME_WAIT ages).
+    pub fn add_nat(&mut self, e: &CtEntry) {
         if e.source_nat() {
-            *self
+            let m = self
                 .nat_by_destination
                 .entry((e.reply_dst.ip(), e.orig_dst))
-                .or_default() += 1;
+                .or_default();
+            m.all += 1;
+            m.open += u64::from(!e.closed());
         }
     }
 }
@@ -548,7 +573,8 @@ mod tests {
         assert_eq!(t.by_state["TIME_WAIT"], 1);
         assert_eq!(t.by_state["ESTABLISHED"], 1);
         let nat = ("10.1.0.1".parse().unwrap(), "10.1.0.2:80".parse().unwrap());
-        assert_eq!(t.nat_by_destination[&nat], 2);
+        // The TIME_WAIT one's mapping is free for the next connection; the other holds one.
+        assert_eq!(t.nat_by_destination[&nat], NatCount { open: 1, all: 2 });
         // Cut anywhere, a message gives None or an entry, never a panic.
         let whole = nat_entry(7);
         for n in 0..whole.len() {

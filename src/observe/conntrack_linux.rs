@@ -237,7 +237,7 @@ impl super::conntrack::ConntrackSource for CtSampler {
                 .map(|t| {
                     t.nat_by_destination
                         .iter()
-                        .map(|((public, dst), n)| (format!("{public} -> {dst}"), *n))
+                        .map(|((public, dst), n)| (format!("{public} -> {dst}"), n.all))
                         .collect()
                 })
                 .unwrap_or_default(),

@@ -105,11 +105,7 @@ fn emulated_model(
     hold: Option<f64>,
 ) {
     let Some(hold) = hold else { return };
-    let rate = plan
-        .load
-        .rate
-        .per_second()
-        .map(|r| r * plan.lab.as_ref().map_or(1.0, |l| l.rate_multiplier()));
+    let rate = plan.lab_rate().per_second();
     e.full_from_s = rate
         .filter(|r| r * hold > e.max as f64)
         .map(|r| e.max as f64 / r);
@@ -139,11 +135,7 @@ pub fn nat(
             .as_ref()
             .map_or(summary.connected, |s| s.accepted),
         churn: plan.client.pool == 0,
-        rate: plan
-            .load
-            .rate
-            .per_second()
-            .map_or(0.0, |r| r * lab.rate_multiplier()),
+        rate: plan.lab_rate().per_second().unwrap_or(0.0),
         server_closes,
         server_time_wait_s: super::summary::EndedEarly::TIME_WAIT_S,
     });

@@ -817,6 +817,16 @@ fn conntrack_emulated(s: &Summary, tol: f64) -> Vec<Check> {
     checks
 }
 
+/// The tolerance of the checks of what the kernel counts exactly (the conntrack table, the
+/// NAT's ports): 2% unless `[expect.tolerance]` names `conntrack_live`.
+pub fn kernel_count_tolerance(expect: &Expectations) -> f64 {
+    expect
+        .tolerance
+        .get("conntrack_live")
+        .copied()
+        .unwrap_or(2.0)
+}
+
 /// Behind a NAT with one connection per request: the share of attempts whose SYN may clash
 /// with another's mapping and be refused (see [`nat`]).
 const NAT_CLASH_SHARE: f64 = 0.01;
@@ -993,12 +1003,7 @@ pub fn judge(
     if let Some(c) = server_timewait(p, s, tol("timewait_max")) {
         checks.push(c);
     }
-    // Counted exactly by the kernel: 2% unless [expect.tolerance] names this check.
-    let ct_tol = expect
-        .tolerance
-        .get("conntrack_live")
-        .copied()
-        .unwrap_or(2.0);
+    let ct_tol = kernel_count_tolerance(expect);
     checks.extend(conntrack_live(s, ct_tol));
     checks.extend(conntrack_emulated(s, ct_tol));
     checks.extend(nat(s, ct_tol));

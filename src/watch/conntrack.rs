@@ -30,11 +30,10 @@ pub struct NatMappings {
     pub public: std::net::IpAddr,
     /// Where the connections went (original destination).
     pub destination: std::net::SocketAddr,
-    /// Mappings of connections not yet closed: each holds one of the NAT's ports toward
-    /// this destination (a closed one's, in TIME_WAIT or CLOSE, is handed out again).
-    pub open: u64,
-    /// Every mapping, closed ones included.
-    pub all: u64,
+    /// Open (each holds one of the NAT's ports toward this destination: a closed one's, in
+    /// TIME_WAIT or CLOSE, is handed out again) and all.
+    #[serde(flatten)]
+    pub count: crate::observe::conntrack::NatCount,
 }
 
 /// One reading of the namespace's table.
@@ -154,9 +153,9 @@ pub fn report(
         .map(|m| NatReport {
             mappings: m.clone(),
             pool: nat_pool,
-            state: if m.open >= nat_pool {
+            state: if m.count.open >= nat_pool {
                 State::Exhausted
-            } else if m.open as f64 >= NAT_WARN_SHARE * nat_pool as f64 {
+            } else if m.count.open as f64 >= NAT_WARN_SHARE * nat_pool as f64 {
                 State::Warning
             } else {
                 State::Ok
@@ -229,9 +228,9 @@ impl ConntrackReport {
                 "\nNAT {} -> {}: {} open mappings of {} ports ({} with closed ones): {}",
                 m.public,
                 m.destination,
-                m.open,
+                m.count.open,
                 n.pool,
-                m.all,
+                m.count.all,
                 n.state.name()
             );
         }
@@ -267,8 +266,7 @@ mod tests {
         let nat = |open, all| NatMappings {
             public: "198.18.1.1".parse().unwrap(),
             destination: "198.18.1.2:5432".parse().unwrap(),
-            open,
-            all,
+            count: crate::observe::conntrack::NatCount { open, all },
         };
         let mut r = reading(500, 1, 20, 0);
         // Closed connections' mappings are handed out again: 100 of them do not fill 100.

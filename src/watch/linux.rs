@@ -230,27 +230,19 @@ fn conntrack_reading(
 ) -> Option<super::conntrack::ConntrackReading> {
     let stats = table.read()?;
     let hold_s = table.time_wait_s? as f64;
-    let state_at = |name: &str| {
-        crate::observe::conntrack::CT_TCP_STATES
-            .iter()
-            .position(|s| *s == name)
-    };
-    let (time_wait, close) = (state_at("TIME_WAIT"), state_at("CLOSE"));
-    let mut nat = std::collections::BTreeMap::<_, (u64, u64)>::new();
+    let time_wait = crate::observe::conntrack::CT_TCP_STATES
+        .iter()
+        .position(|s| *s == "TIME_WAIT");
+    let mut tally = crate::observe::conntrack::CtTally::default();
     let closed = lister.filter(|_| stats.entries > 0).and_then(|l| {
         let mut ages = super::Ages::new(hold_s);
         l.each(|e| {
-            let state = e.tcp_state.map(usize::from);
-            if let (true, Some(left)) = (state.is_some() && state == time_wait, e.timeout_s) {
-                ages.add(super::conntrack::age_s(hold_s, left));
-            }
-            if e.source_nat() {
-                let m = nat.entry((e.reply_dst.ip(), e.orig_dst)).or_default();
-                m.1 += 1;
-                if state != time_wait && state != close {
-                    m.0 += 1;
+            if let (Some(state), Some(left)) = (e.tcp_state, e.timeout_s) {
+                if Some(usize::from(state)) == time_wait {
+                    ages.add(super::conntrack::age_s(hold_s, left));
                 }
             }
+            tally.add_nat(e);
         })
         .ok()?;
         Some(ages)
@@ -264,14 +256,14 @@ fn conntrack_reading(
             .map(|k| stats.get(k))
             .sum(),
         closed,
-        nat: nat
+        nat: tally
+            .nat_by_destination
             .into_iter()
             .map(
-                |((public, destination), (open, all))| super::conntrack::NatMappings {
+                |((public, destination), count)| super::conntrack::NatMappings {
                     public,
                     destination,
-                    open,
-                    all,
+                    count,
                 },
             )
             .collect(),

@@ -528,8 +528,8 @@ fn nat_families(c: &super::conntrack::ConntrackReport, pre: &str, s: &mut String
     }
     type Get = fn(&super::conntrack::NatReport) -> f64;
     let families: [(Family, Get); 4] = [
-        (gauge("portlab_nat_open_mappings", "A source NAT's mappings of connections not yet closed, toward one destination from one public address: each holds one of its ports (a closed connection's is handed out again)."), |n| n.mappings.open as f64),
-        (gauge("portlab_nat_mappings", "A source NAT's mappings toward one destination from one public address, closed connections' (conntrack TIME_WAIT, CLOSE) included."), |n| n.mappings.all as f64),
+        (gauge("portlab_nat_open_mappings", "A source NAT's mappings of connections not yet closed, toward one destination from one public address: each holds one of its ports (a closed connection's is handed out again)."), |n| n.mappings.count.open as f64),
+        (gauge("portlab_nat_mappings", "A source NAT's mappings toward one destination from one public address, closed connections' (conntrack TIME_WAIT, CLOSE) included."), |n| n.mappings.count.all as f64),
         (gauge("portlab_nat_pool_ports", "The NAT's ports toward one destination (--nat-ports; 64512 unset: the 1024-65535 a masquerade without a range picks from): at this many open mappings new connections are refused."), |n| n.pool as f64),
         (gauge("portlab_nat_state", "A NAT's pool toward one destination: 0 ok, 1 warning (90% held by open connections), 2 exhausted (all held: new SYNs are dropped)."), |n| state_value(n.state)),
     ];

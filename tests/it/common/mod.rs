@@ -672,3 +672,18 @@ pub fn refused_before_traffic(cases: &[(&[&str], &str)]) {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// The run never ran out of its own ports: no exhaustion, and no EADDRNOTAVAIL among its
+/// errors (whatever failed behind a NAT or a full table, it was not that).
+pub fn assert_no_port_exhaustion(s: &Value) {
+    assert!(
+        s["errors"].get("EADDRNOTAVAIL").is_none(),
+        "{:#}",
+        s["errors"]
+    );
+    assert!(
+        s["exhaustion"]["first_s"].is_null(),
+        "{:#}",
+        s["exhaustion"]
+    );
+}
